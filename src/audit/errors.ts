@@ -1,0 +1,7 @@
+/** An audit record could not be made durable. The request that needed it must not proceed (K4, K5). */
+export class AuditWriteFailed extends Error {
+  override readonly name = 'AuditWriteFailed';
+  constructor(readonly path: string, options?: ErrorOptions) {
+    super(`audit log ${path} could not be written`, options);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The closed set of audit events (DESIGN.md §5, issue #2 §8). Their fields are the allowlist: nothing else
+ * can reach the audit file, and none of these fields may carry a secret, a placeholder, a header value, a
+ * body or a query string. `ts` and `v` are added by the writer.
+ */
+export const AUDIT_SCHEMA_VERSION = 1;
+
+export interface Destination {
+  readonly host: string;
+  readonly port: number;
+  /** At most the first two path segments, never the query; a segment holding a placeholder becomes `*`. */
+  readonly path_prefix: string;
+}
+
+interface RequestScoped {
+  readonly request_id: string;
+  readonly method: string;
+  readonly destination: Destination;
+  readonly client: string | null;
+}
+
+export type InjectReason =
+  | 'binding_matched'
+  | 'destination_not_in_binding'
+  | 'binding_scope_violation'
+  | 'site_violation'
+  | 'plaintext_not_allowed';
+
+export type AuditEvent =
+  | (RequestScoped & {
+      readonly type: 'inject_decision';
+      readonly decision: 'allowed' | 'denied';
+      readonly reason: InjectReason;
+      readonly secret_name: string;
+    })
+  | (RequestScoped & {
+      readonly type: 'deny';
+      readonly decision: 'denied';
+      /** A RefusalCode (proxy/refusal.ts). */
+      readonly reason: string;
+      readonly status: number;
+    })
+  | (RequestScoped & {
+      readonly type: 'upstream_response';
+      readonly status: number;
+      readonly bytes: number;
+      readonly ms: number;
+      /** false when the transfer broke (reset, abort) after the response head. */
+      readonly complete: boolean;
+    })
+  | {
+      readonly type: 'tls_passthrough';
+      readonly request_id: string;
+      readonly destination: Destination;
+      readonly client: string | null;
+    }
+  | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
+  | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string };
+
+export type AuditEventType = AuditEvent['type'];
+
+/** What the writer puts on disk: the event plus its timestamp and schema version. */
+export type AuditRecord = AuditEvent & { readonly ts: string; readonly v: number };

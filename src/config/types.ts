@@ -1,0 +1,99 @@
+/**
+ * The validated, compiled configuration. zod (config/schema.ts) maps the YAML's snake_case onto these
+ * camelCase shapes once, at the edge; everything inside keyswap reads only these types.
+ * Paths are absolute (resolved against the config file's directory).
+ */
+import type { TemplateSegment } from './template-ast.js';
+
+export interface HostPort { readonly host: string; readonly port: number }
+
+/** Where a value is found: the YAML file, 1-based line, and the dotted field path (`secrets.A.bindings[0].host`). */
+export interface SourceRef { readonly file: string; readonly line: number; readonly field: string }
+
+/** How a secret's value becomes the text placed at its site. */
+export type Renderer =
+  /** `format: "Bearer {NAME}"`: literal replace of `{NAME}` (or `{secret}`) with the secret's value. */
+  | { readonly kind: 'format'; readonly format: string }
+  /** `compose: [A, B]` + `template: "{{ ... }}"`: the closed expression language, parsed at load. */
+  | { readonly kind: 'template'; readonly source: string; readonly segments: readonly TemplateSegment[]; readonly compose: readonly string[] };
+
+/** The one place in a request where a secret may be injected (its "site"). */
+export type InjectSpec =
+  /** The named header (lower-cased here) must carry the placeholder; its whole value becomes the rendering. */
+  | { readonly type: 'header'; readonly header: string; readonly render: Renderer }
+  /**
+   * `Authorization: Basic base64(user:pass)`: the placeholder is found in the decoded credentials and replaced
+   * there by the rendering; with `username` set the credentials become `username:<rendering>`.
+   */
+  | { readonly type: 'basic'; readonly username: string | null; readonly render: Renderer }
+  /** The query parameter `param` must carry the placeholder; its value becomes the URL-encoded rendering. */
+  | { readonly type: 'query'; readonly param: string; readonly render: Renderer };
+
+export interface Binding {
+  /** Lower-case DNS name, or `*.suffix` (one label) when allow_wildcard_hosts is set. */
+  readonly host: string;
+  /** With a `*.` host: the only single labels the wildcard may stand for (agent-vault-proxy `subdomains:`). */
+  readonly subdomains: readonly string[] | null;
+  /** Upper-case methods; null = any method. */
+  readonly methods: readonly string[] | null;
+  /** Path globs (`*` one segment, `**` any depth), matched on the path without its query; null = any path. */
+  readonly paths: readonly string[] | null;
+  /** Destination port; null = the scheme's default (443, or 80 for plaintext). */
+  readonly port: number | null;
+  readonly allowPlaintext: boolean;
+  readonly source: SourceRef;
+}
+
+export interface SecretSpec {
+  /** The config key (`OPENAI_API_KEY`): also the backend name fetched, unless compose names others. */
+  readonly name: string;
+  readonly placeholder: string;
+  readonly inject: InjectSpec;
+  readonly bindings: readonly Binding[];
+  readonly source: SourceRef;
+}
+
+export type BackendSpec =
+  | { readonly type: 'env'; readonly prefix: string }
+  | { readonly type: 'static'; readonly path: string }
+  | { readonly type: 'file'; readonly path: string; readonly keyFile: string | null; readonly passphraseFile: string | null }
+  | { readonly type: 'credentials'; readonly directory: string | null }
+  | {
+      readonly type: 'bws';
+      readonly organizationId: string;
+      readonly accessTokenFile: string | null;
+      readonly stateFile: string | null;
+      readonly apiUrl: string;
+      readonly identityUrl: string;
+      readonly timeoutMs: number;
+    };
+
+export interface Config {
+  /** Absolute path of the file this came from. */
+  readonly file: string;
+  readonly version: 1;
+  readonly listen: HostPort;
+  readonly stateDir: string;
+  readonly unmatchedDestinationPolicy: 'forward_unmodified' | 'deny';
+  readonly tlsTermination: 'bound' | 'all';
+  readonly allowWildcardHosts: boolean;
+  readonly cache: {
+    readonly ttlSeconds: number;
+    readonly jitterSeconds: number;
+    readonly maxEntries: number;
+    readonly maxStaleSeconds: number;
+  };
+  readonly audit: { readonly path: string; readonly failOnUnwritable: boolean };
+  readonly backend: BackendSpec;
+  readonly upstream: {
+    readonly extraCaFile: string | null;
+    /** `"api.example.com:443" → 127.0.0.1:9443`: changes only the address dialled, never the name verified. */
+    readonly resolve: ReadonlyMap<string, HostPort>;
+    readonly connectTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+  };
+  /** In file order. */
+  readonly secrets: readonly SecretSpec[];
+  /** Non-fatal findings at load (e.g. a compatibility key keyswap ignores), each naming file:line:field. */
+  readonly warnings: readonly string[];
+}

@@ -1,0 +1,19 @@
+import type { Secret } from './secret.js';
+
+export interface FetchContext {
+  /** Aborted when the caller no longer needs the value (timeout, shutdown). */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Where real secrets live. Contract: constructors do no I/O (`open*()` factories do);
+ * `fetch` resolves a Secret or rejects with exactly SecretNotFound or BackendUnavailable;
+ * no value ever appears in an error, a log line, toString or inspect.
+ */
+export interface SecretsBackend {
+  readonly type: string;
+  fetch(name: string, ctx: FetchContext): Promise<Secret>;
+  /** Names the backend holds, where it can tell without revealing values. */
+  list?(ctx: FetchContext): Promise<readonly string[]>;
+  close?(): Promise<void>;
+}
