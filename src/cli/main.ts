@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+import { AuditWriteFailed } from '../audit/index.js';
+import { ConfigError, ConfigErrors } from '../config/index.js';
+import { BackendConfigError } from '../secrets/index.js';
+import { TlsStateError } from '../tls/index.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { serve, SERVE_USAGE } from './serve.js';
+import { VERSION } from './version.js';
+
+const USAGE = `keyswap ${VERSION}: agents hold placeholders; keyswap swaps in real secrets only for bound, audited, verified requests.
+
+usage: keyswap <command> [options]
+
+commands:
+  serve        run the proxy (--config FILE, default ./keyswap.yaml)
+  help         show this text
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.`;
+
+type Command = (args: string[], io: CliIo) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  serve,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
+  const [name, ...args] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    io.stdout.write(`${USAGE}\n`);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '--version' || name === 'version') {
+    io.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    io.stderr.write(`keyswap: unknown command '${name}'\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout.write(`${name === 'serve' ? SERVE_USAGE : USAGE}\n`);
+    return EXIT.ok;
+  }
+  try {
+    return await command(args, io);
+  } catch (err) {
+    const [message, code] = describe(err);
+    io.stderr.write(`${message}\n`);
+    return code;
+  }
+}
+
+/** Maps every error a user can cause to one clear message and an exit code; only bugs print a stack. */
+function describe(err: unknown): [string, number] {
+  if (err instanceof ConfigErrors) return [`keyswap: invalid configuration:\n${err.errors.map((e) => `  ${e.message}`).join('\n')}`, EXIT.usage];
+  if (err instanceof ConfigError) return [`keyswap: invalid configuration:\n  ${err.message}`, EXIT.usage];
+  if (err instanceof CliError) return [`keyswap: ${err.message}`, err.exitCode];
+  if (err instanceof BackendConfigError) return [`keyswap: ${err.message}`, EXIT.usage];
+  if (err instanceof TlsStateError) return [`keyswap: ${err.message}`, EXIT.runtime];
+  if (err instanceof AuditWriteFailed) return [`keyswap: ${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}`, EXIT.runtime];
+  if (err instanceof TypeError && typeof (err as { code?: unknown }).code === 'string' && String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+    return [`keyswap: ${err.message}\nRun 'keyswap help' for usage.`, EXIT.usage];
+  }
+  return [`keyswap: internal error (this is a bug; please report it):\n${err instanceof Error ? err.stack : String(err)}`, EXIT.runtime];
+}
+
+process.exitCode = await main(process.argv.slice(2));

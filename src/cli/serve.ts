@@ -1,0 +1,144 @@
+import { readFile, writeFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { parseArgs } from 'node:util';
+import { AuditWriter } from '../audit/index.js';
+import { loadConfig, type Config } from '../config/index.js';
+import { createLogger, type Logger } from '../log.js';
+import { compilePolicy } from '../policy/index.js';
+import { startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
+import { openBackend, SecretCache } from '../secrets/index.js';
+import { createLeafKey, LeafCache, openCa } from '../tls/index.js';
+import { agentEnvironment, exportLines } from './agent-env.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { isLoopback } from './loopback.js';
+import { VERSION } from './version.js';
+
+export const SERVE_USAGE = `usage: keyswap serve [--config FILE] [--allow-non-loopback] [--log-level LEVEL]
+
+Starts the proxy. FILE defaults to ./keyswap.yaml.`;
+
+/**
+ * `keyswap serve`: builds everything from the config, in order, and owns every resource it opens; nothing is
+ * global. Resolves with the exit code once the proxy has stopped (SIGINT/SIGTERM).
+ */
+export async function serve(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', default: 'keyswap.yaml' },
+      'allow-non-loopback': { type: 'boolean', default: false },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const config = await loadConfig(path.resolve(io.cwd, values.config));
+  if (!isLoopback(config.listen.host) && !values['allow-non-loopback']) {
+    throw new CliError(
+      `${config.file}: listen: ${config.listen.host} is not a loopback address; any host that can reach it could use your secrets. ` +
+        'Use 127.0.0.1, or pass --allow-non-loopback if another layer (a container network, a firewall) restricts who connects.',
+      EXIT.usage,
+    );
+  }
+  const log = createLogger(values['log-level']);
+  for (const w of config.warnings) log.warn(w);
+  const running = await start(config, io, log);
+  await waitForStopSignal(log);
+  await running.stop('signal');
+  return EXIT.ok;
+}
+
+interface Started { stop(reason: string): Promise<void> }
+
+async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
+  const ca = await openCa(config.stateDir, { create: true });
+  const bundlePath = await writeCaBundle(config.stateDir, ca.certPem);
+  const extraCaPem = config.upstream.extraCaFile === null ? null : await readExtraCa(config);
+  const leaves = new LeafCache(ca, createLeafKey(), { max: 1000 });
+  // Every bound host gets its leaf now, so no agent request ever waits for a mint (DESIGN.md §2).
+  await leaves.prewarm(boundHosts(config));
+
+  const backend = await openBackend(config.backend, { ...io.env });
+  const secrets = new SecretCache(backend, {
+    ttlMs: config.cache.ttlSeconds * 1000,
+    jitterMs: config.cache.jitterSeconds * 1000,
+    maxEntries: config.cache.maxEntries,
+    maxStaleMs: config.cache.maxStaleSeconds * 1000,
+  });
+  const audit = await AuditWriter.open(config.audit.path);
+  const upstream = new UpstreamClient(config.upstream, extraCaPem);
+  const snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream };
+
+  let proxy: RunningProxy;
+  try {
+    proxy = await startProxy({ host: config.listen.host, port: config.listen.port, snapshot: () => snapshot, leaves, log });
+  } catch (err) {
+    await audit.close();
+    throw new CliError(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`, EXIT.runtime);
+  }
+  const listen = `${proxy.address.host}:${proxy.address.port}`;
+  // proxy_start must be durable: a proxy that cannot audit must not serve (K4, K6).
+  await audit.append({ type: 'proxy_start', pid: process.pid, version: VERSION, listen, config: config.file });
+
+  const proxyUrl = `http://${proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host}:${proxy.address.port}`;
+  io.stdout.write(
+    `keyswap ${VERSION} listening on ${proxyUrl}\n` +
+      `CA certificate: ${ca.certPath}\n` +
+      `# Agents behind keyswap need this environment (or run them with \`keyswap run -- CMD\`):\n` +
+      `${exportLines(agentEnvironment({ proxyUrl, caPath: ca.certPath, bundlePath, secrets: config.secrets }))}\n`,
+  );
+
+  return {
+    async stop(reason: string): Promise<void> {
+      log.info({ reason }, 'stopping: draining in-flight requests');
+      await proxy.close();
+      upstream.close();
+      await audit.append({ type: 'proxy_stop', pid: process.pid, reason }).catch(() => {});
+      await audit.close();
+      await backend.close?.();
+      log.info('stopped');
+    },
+  };
+}
+
+function boundHosts(config: Config): string[] {
+  const hosts = new Set<string>();
+  for (const s of config.secrets) for (const b of s.bindings) if (!b.host.startsWith('*.')) hosts.add(b.host);
+  return [...hosts];
+}
+
+async function readExtraCa(config: Config): Promise<string> {
+  const file = config.upstream.extraCaFile as string;
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`${config.file}: upstream.extra_ca_file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.usage);
+  }
+}
+
+/** System roots plus keyswap's CA, for clients whose CA variable replaces their whole trust store. */
+async function writeCaBundle(stateDir: string, caPem: string): Promise<string> {
+  const file = path.join(stateDir, 'ca-bundle.pem');
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, `${rootCertificates.join('\n')}\n${caPem}`, { mode: 0o644 });
+  await rename(tmp, file);
+  return file;
+}
+
+function waitForStopSignal(log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'signal received');
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      // A second signal while draining means "now": the audit log is already synced per request.
+      process.once('SIGINT', () => process.exit(EXIT.runtime));
+      process.once('SIGTERM', () => process.exit(EXIT.runtime));
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

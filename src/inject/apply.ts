@@ -1,0 +1,80 @@
+import type { SecretSpec } from '../config/index.js';
+
+/** A rendered value ready to be written at its secret's site. */
+export interface Placement { readonly secret: SecretSpec; readonly text: string }
+
+/** The parts of a request that injection may rewrite. Header names are lower-case; duplicates are kept. */
+export interface RequestParts {
+  headers: [string, string][];
+  path: string;
+  query: string;
+}
+
+// Header values may hold visible ASCII, obs-text, space and tab; anything else (CR, LF, NUL) would let a
+// secret's value split the request.
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+export class InvalidRendering extends Error {
+  override readonly name = 'InvalidRendering';
+  constructor(readonly secretName: string) {
+    super(`secret ${secretName} renders to a value that cannot be placed in a request`);
+  }
+}
+
+/**
+ * Writes each placement at its secret's site, in place. The site must hold the secret's placeholder (decide()
+ * checked that); other headers and parameters are left byte-for-byte as the agent sent them.
+ */
+export function applyPlacements(parts: RequestParts, placements: readonly Placement[]): void {
+  for (const { secret, text } of placements) {
+    const inject = secret.inject;
+    switch (inject.type) {
+      case 'header': {
+        if (!HEADER_VALUE.test(text)) throw new InvalidRendering(secret.name);
+        for (const pair of parts.headers) {
+          if (pair[0] === inject.header && pair[1].includes(secret.placeholder)) pair[1] = text;
+        }
+        break;
+      }
+      case 'basic': {
+        for (const pair of parts.headers) {
+          if (pair[0] !== 'authorization' || pair[1].slice(0, 6).toLowerCase() !== 'basic ') continue;
+          const decoded = Buffer.from(pair[1].slice(6).trim(), 'base64').toString('latin1');
+          if (!decoded.includes(secret.placeholder)) continue;
+          const creds = inject.username === null ? decoded.split(secret.placeholder).join(text) : `${inject.username}:${text}`;
+          pair[1] = `Basic ${Buffer.from(creds, 'latin1').toString('base64')}`;
+        }
+        break;
+      }
+      case 'query': {
+        parts.query = replaceQueryParam(parts.query, inject.param, secret.placeholder, text);
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * Replaces the value of each `param` occurrence that carries the placeholder. Never appends a parameter, so the
+ * upstream can never see both the placeholder and the secret as two values of one name.
+ */
+function replaceQueryParam(query: string, param: string, placeholder: string, text: string): string {
+  return query
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      if (eq < 0) return part;
+      const name = decodeLoose(part.slice(0, eq));
+      if (name !== param || !decodeLoose(part.slice(eq + 1)).includes(placeholder)) return part;
+      return `${part.slice(0, eq)}=${encodeURIComponent(text)}`;
+    })
+    .join('&');
+}
+
+function decodeLoose(text: string): string {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    return text;
+  }
+}

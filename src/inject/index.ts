@@ -1,0 +1,3 @@
+export { namesToFetch, renderSecret } from './render.js';
+export { applyPlacements, InvalidRendering, type Placement, type RequestParts } from './apply.js';
+export { evaluateTemplate } from './template-eval.js';

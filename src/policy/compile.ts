@@ -1,0 +1,106 @@
+import type { Binding, Config, SecretSpec } from '../config/index.js';
+import { compilePathGlob, type PathGlob } from './path-glob.js';
+import type { SiteKey } from './verdict.js';
+
+/** Every placeholder contains this marker (a load-time rule), so text without it is skipped at once. */
+export const PLACEHOLDER_MARKER = 'PLACEHOLDER';
+
+export interface CompiledBinding {
+  readonly secret: SecretSpec;
+  readonly index: number;
+  readonly binding: Binding;
+  readonly methods: ReadonlySet<string> | null;
+  readonly paths: readonly PathGlob[] | null;
+}
+
+interface WildcardEntry {
+  /** `.example.com` for `*.example.com`. */
+  readonly suffix: string;
+  readonly subdomains: ReadonlySet<string> | null;
+  readonly entry: CompiledBinding;
+}
+
+/** The config's bindings indexed for per-request lookups; built once per config load, never per request. */
+export interface CompiledPolicy {
+  readonly secrets: readonly SecretSpec[];
+  readonly byPlaceholder: ReadonlyMap<string, SecretSpec>;
+  readonly exact: ReadonlyMap<string, readonly CompiledBinding[]>;
+  readonly wildcards: readonly WildcardEntry[];
+  readonly unmatchedDestinationPolicy: Config['unmatchedDestinationPolicy'];
+  readonly tlsTermination: Config['tlsTermination'];
+}
+
+export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestinationPolicy' | 'tlsTermination'>): CompiledPolicy {
+  const exact = new Map<string, CompiledBinding[]>();
+  const wildcards: WildcardEntry[] = [];
+  const byPlaceholder = new Map<string, SecretSpec>();
+  for (const secret of config.secrets) {
+    byPlaceholder.set(secret.placeholder, secret);
+    secret.bindings.forEach((binding, index) => {
+      const entry: CompiledBinding = {
+        secret,
+        index,
+        binding,
+        methods: binding.methods ? new Set(binding.methods) : null,
+        paths: binding.paths ? binding.paths.map(compilePathGlob) : null,
+      };
+      if (binding.host.startsWith('*.')) {
+        wildcards.push({
+          suffix: binding.host.slice(1),
+          subdomains: binding.subdomains ? new Set(binding.subdomains) : null,
+          entry,
+        });
+      } else {
+        const list = exact.get(binding.host) ?? [];
+        list.push(entry);
+        exact.set(binding.host, list);
+      }
+    });
+  }
+  return {
+    secrets: config.secrets,
+    byPlaceholder,
+    exact,
+    wildcards,
+    unmatchedDestinationPolicy: config.unmatchedDestinationPolicy,
+    tlsTermination: config.tlsTermination,
+  };
+}
+
+/** The one place a secret may be injected, as a key comparable with where placeholders were sighted. */
+export function siteKeyOf(secret: SecretSpec): SiteKey {
+  switch (secret.inject.type) {
+    case 'header': return `header:${secret.inject.header}`;
+    case 'basic': return 'basic';
+    case 'query': return `query:${secret.inject.param}`;
+    default: return assertNever(secret.inject);
+  }
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unhandled inject type ${JSON.stringify(x)}`);
+}
+
+/** Bindings naming this host and port for this scheme (port null in a binding means the scheme's default). */
+export function bindingsFor(policy: CompiledPolicy, host: string, port: number, scheme: 'https' | 'http'): CompiledBinding[] {
+  const out: CompiledBinding[] = [];
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  const take = (e: CompiledBinding): void => {
+    if ((e.binding.port ?? defaultPort) === port) out.push(e);
+  };
+  for (const e of policy.exact.get(host) ?? []) take(e);
+  for (const w of policy.wildcards) {
+    if (!host.endsWith(w.suffix)) continue;
+    const label = host.slice(0, -w.suffix.length);
+    // One label only: `*.example.com` covers `a.example.com`, never `a.b.example.com`.
+    if (label === '' || label.includes('.')) continue;
+    if (w.subdomains && !w.subdomains.has(label)) continue;
+    take(w.entry);
+  }
+  return out;
+}
+
+/** Whether any binding names this destination: the CONNECT router's question under `tls_termination: bound`. */
+export function isBoundDestination(policy: CompiledPolicy, host: string, port: number, scheme: 'https' | 'http'): boolean {
+  return bindingsFor(policy, host, port, scheme).length > 0;
+}

@@ -1,0 +1,48 @@
+/** Host and authority parsing shared by CONNECT targets, absolute URLs and Host headers. Pure. */
+
+export interface Authority { readonly host: string; readonly port: number | null }
+
+const DNS_NAME = /^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/;
+const IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV6_CHARS = /^[0-9a-f:.]+$/;
+
+export function isIpLiteral(host: string): boolean {
+  return IPV4.test(host) || host.includes(':');
+}
+
+/**
+ * Parses `host[:port]` strictly: a DNS name, IPv4 or `[IPv6]`, and a decimal port 1..65535. Lower-cases the host
+ * and drops one trailing dot, so `API.example.com.` and `api.example.com` are one destination. Returns null for
+ * anything else: a lenient parser is how `Host: x:99999` once killed a proxy.
+ */
+export function parseAuthority(text: string): Authority | null {
+  let host: string;
+  let portText: string | null = null;
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    if (end < 0) return null;
+    host = text.slice(1, end).toLowerCase();
+    const rest = text.slice(end + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) return null;
+      portText = rest.slice(1);
+    }
+    if (!IPV6_CHARS.test(host) || !host.includes(':')) return null;
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon >= 0) {
+      portText = text.slice(colon + 1);
+      host = text.slice(0, colon);
+    } else {
+      host = text;
+    }
+    host = host.toLowerCase();
+    if (host.endsWith('.')) host = host.slice(0, -1);
+    if (!DNS_NAME.test(host) && !IPV4.test(host)) return null;
+  }
+  if (portText === null) return { host, port: null };
+  if (!/^[0-9]{1,5}$/.test(portText)) return null;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return null;
+  return { host, port };
+}

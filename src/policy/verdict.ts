@@ -1,0 +1,46 @@
+import type { SecretSpec } from '../config/index.js';
+
+/** What proxy/ knows about one request, as plain values: decide() never sees a socket. */
+export interface RequestFacts {
+  readonly scheme: 'https' | 'http';
+  /** The destination: the CONNECT target (https) or the absolute-form URL's authority (http). Lower-case. */
+  readonly connectHost: string;
+  readonly connectPort: number;
+  /** The TLS SNI the agent sent, or null (none, or plain http). */
+  readonly sni: string | null;
+  /** The raw Host header, or undefined when absent. */
+  readonly hostHeader: string | undefined;
+  readonly method: string;
+  /** The request path without its query. */
+  readonly path: string;
+  /** The raw query without its `?`; '' when absent. */
+  readonly query: string;
+  /** Header pairs as sent (names lower-cased), duplicates kept. */
+  readonly headers: readonly (readonly [name: string, value: string])[];
+}
+
+/** Where a placeholder was seen. A secret's site is one of these. */
+export type SiteKey = `header:${string}` | 'basic' | `query:${string}` | 'path';
+
+export type DeclineReason = 'destination_not_in_binding' | 'binding_scope_violation' | 'site_violation' | 'plaintext_not_allowed';
+
+export interface Injection {
+  readonly secret: SecretSpec;
+  readonly bindingIndex: number;
+}
+
+export interface Declined {
+  readonly secret: SecretSpec;
+  readonly reason: DeclineReason;
+}
+
+export type DenyReason = 'bad_request' | 'sni_host_mismatch' | 'ambiguous_placeholder';
+
+export type Verdict =
+  /** The whole request is refused; its status and body come from proxy/'s one table. */
+  | { readonly kind: 'deny'; readonly reason: DenyReason }
+  /**
+   * The request goes upstream. Each injection swaps one secret in at its site; every declined placeholder travels
+   * verbatim (K4). Both lists empty: the request carried no placeholder.
+   */
+  | { readonly kind: 'forward'; readonly injections: readonly Injection[]; readonly declined: readonly Declined[] };

@@ -1,0 +1,5 @@
+export { startProxy, type ProxyDeps, type RunningProxy } from './listener.js';
+export { UpstreamClient } from './upstream.js';
+export { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';
+export type { Snapshot, SecretSource, AuditSink } from './snapshot.js';
+export type { LeafSource } from './mitm.js';

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type { Logger } from '../log.js';
+import { isBoundDestination, parseAuthority } from '../policy/index.js';
+import { destinationOf } from './audit-facts.js';
+import { routeConnect } from './connect-router.js';
+import { terminateTls, type ConnState, type LeafSource } from './mitm.js';
+import { errorSummary, handleRequest, refuse, type ConnFacts, type PipelineDeps } from './pipeline.js';
+import { Refusal, rawRefusal } from './refusal.js';
+import type { Snapshot } from './snapshot.js';
+import { openTunnel } from './tunnel.js';
+
+export interface ProxyDeps {
+  readonly host: string;
+  readonly port: number;
+  readonly snapshot: () => Snapshot;
+  readonly leaves: LeafSource;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+export interface RunningProxy {
+  readonly address: { readonly host: string; readonly port: number };
+  /** Stops accepting, lets in-flight requests finish (up to drainMs), then closes every connection. */
+  close(drainMs?: number): Promise<void>;
+}
+
+// Node's own limits, stated here because they are part of keyswap's contract: 16 KiB of headers (431 past it),
+// 30 s to receive them, no whole-request deadline (uploads and streams can be long), 5 s idle keep-alive.
+const SERVER_OPTIONS: http.ServerOptions = {
+  maxHeaderSize: 16 * 1024,
+  headersTimeout: 30_000,
+  requestTimeout: 0,
+  keepAliveTimeout: 5_000,
+  requireHostHeader: true,
+};
+
+/** Starts the listener; resolves once it is accepting connections on the bound address. */
+export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
+  const now = deps.now ?? (() => performance.now());
+  const pipelineDeps: PipelineDeps = { snapshot: deps.snapshot, log: deps.log, now };
+  const states = new WeakMap<object, ConnState>();
+  const tunnels = new Set<Duplex>();
+  let inFlight = 0;
+  let drained: (() => void) | null = null;
+
+  const track = (res: http.ServerResponse): void => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+  };
+
+  // The inner server only ever sees decrypted sockets handed over by terminateTls().
+  const inner = http.createServer(SERVER_OPTIONS, (req, res) => {
+    track(res);
+    const socket = req.socket;
+    const state = states.get(socket);
+    if (state === undefined || !(socket instanceof TLSSocket)) {
+      res.destroy();
+      return;
+    }
+    const sni = typeof socket.servername === 'string' ? socket.servername : null;
+    const conn: ConnFacts = { scheme: 'https', connectHost: state.connectHost, connectPort: state.connectPort, sni };
+    void handleRequest(req, res, conn, req.url ?? '', pipelineDeps);
+  });
+
+  // The outer server: CONNECT for HTTPS, absolute-form requests for plain HTTP.
+  const outer = http.createServer(SERVER_OPTIONS, (req, res) => {
+    track(res);
+    const conn = plainTarget(req.url ?? '');
+    if (conn === null) {
+      const snap = deps.snapshot();
+      refuse(res, new Refusal('not_a_proxy_request'), { id: randomUUID(), method: req.method ?? '', destination: destinationOf('-', 0, '/'), snap }, deps.log);
+      return;
+    }
+    const snap = deps.snapshot();
+    if (snap.policy.unmatchedDestinationPolicy === 'deny' && !isBoundDestination(snap.policy, conn.connectHost, conn.connectPort, 'http')) {
+      refuse(res, new Refusal('unbound_destination'), { id: randomUUID(), method: req.method ?? '', destination: destinationOf(conn.connectHost, conn.connectPort, conn.path), snap }, deps.log);
+      return;
+    }
+    void handleRequest(req, res, conn, conn.path, pipelineDeps);
+  });
+
+  outer.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const snap = deps.snapshot();
+    const route = routeConnect(req.url, snap);
+    socket.on('error', () => socket.destroy());
+    switch (route.kind) {
+      case 'bad_target':
+        socket.end(rawRefusal('bad_request'));
+        return;
+      case 'deny': {
+        const event = { type: 'deny', request_id: randomUUID(), method: 'CONNECT', destination: destinationOf(route.host, route.port, '/'), client: null, decision: 'denied', reason: 'unbound_destination', status: 403 } as const;
+        snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e) }, 'audit append failed'));
+        socket.end(rawRefusal('unbound_destination'));
+        return;
+      }
+      case 'tunnel': {
+        const event = { type: 'tls_passthrough', request_id: randomUUID(), destination: destinationOf(route.host, route.port, '/'), client: null } as const;
+        snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e) }, 'audit append failed'));
+        tunnels.add(socket);
+        openTunnel(socket, head, snap.upstream.dialAddress(route.host, route.port), snap.config.upstream.connectTimeoutMs, () => tunnels.delete(socket));
+        return;
+      }
+      case 'mitm':
+        terminateTls(socket, head, { connectHost: route.host, connectPort: route.port }, deps.leaves, inner, states).catch((err: unknown) => {
+          deps.log.error({ err: errorSummary(err), host: route.host }, 'TLS termination failed');
+          if (socket.writable) socket.end(rawRefusal('internal'));
+        });
+        return;
+    }
+  });
+
+  // Malformed requests (bad framing, CL+TE, oversized headers) get a short answer and a closed socket; the
+  // process carries on (K9). No request exists yet, so there is nothing to audit.
+  const onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
+    deps.log.info({ code: err.code }, 'malformed request from agent');
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      const body = 'keyswap: request headers too large\n';
+      socket.end(`HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
+    socket.end(rawRefusal('bad_request'));
+  };
+  outer.on('clientError', onClientError);
+  inner.on('clientError', onClientError);
+  for (const server of [outer, inner]) {
+    server.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => socket.end(rawRefusal('upgrade_unsupported')));
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    outer.once('error', reject);
+    outer.listen(deps.port, deps.host, () => {
+      outer.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = outer.address() as AddressInfo;
+  deps.log.info({ host: bound.address, port: bound.port }, 'listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    address: { host: bound.address, port: bound.port },
+    close(drainMs = 10_000): Promise<void> {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => outer.close(() => resolve()));
+        outer.closeIdleConnections();
+        inner.closeIdleConnections();
+        if (inFlight > 0) {
+          await Promise.race([
+            new Promise<void>((resolve) => { drained = resolve; }),
+            new Promise<void>((resolve) => setTimeout(resolve, drainMs).unref()),
+          ]);
+        }
+        outer.closeAllConnections();
+        inner.closeAllConnections();
+        for (const t of tunnels) t.destroy();
+        await stopped;
+      })();
+      return closing;
+    },
+  };
+}
+
+interface PlainTarget extends ConnFacts { readonly path: string }
+
+/** An absolute-form `http://host[:port]/path?query` request line, or null. */
+function plainTarget(url: string): PlainTarget | null {
+  if (!url.startsWith('http://')) return null;
+  const rest = url.slice('http://'.length);
+  const slash = rest.search(/[/?]/);
+  const authorityText = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? '/' : rest[slash] === '?' ? `/${rest.slice(slash)}` : rest.slice(slash);
+  if (authorityText.includes('@')) return null;
+  const authority = parseAuthority(authorityText);
+  if (authority === null) return null;
+  return { scheme: 'http', connectHost: authority.host, connectPort: authority.port ?? 80, sni: null, path };
+}

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import type { AuditEvent, Destination } from '../audit/index.js';
+import { applyPlacements, InvalidRendering, namesToFetch, renderSecret, type Placement, type RequestParts } from '../inject/index.js';
+import { decide, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
+import type { Logger } from '../log.js';
+import { destinationOf } from './audit-facts.js';
+import { endToEndPairs, flatten } from './headers.js';
+import { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';
+import type { Snapshot } from './snapshot.js';
+
+/** What the connection tells about a request's destination (the CONNECT target, or the absolute URL). */
+export interface ConnFacts {
+  readonly scheme: 'https' | 'http';
+  readonly connectHost: string;
+  readonly connectPort: number;
+  readonly sni: string | null;
+}
+
+export interface PipelineDeps {
+  readonly snapshot: () => Snapshot;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+export interface RequestContext {
+  readonly id: string;
+  readonly method: string;
+  readonly destination: Destination;
+  readonly snap: Snapshot;
+}
+
+/**
+ * The request path of DESIGN.md §1 for one request on a decrypted (or plain-http) connection: facts → decide →
+ * secrets → durable audit → build → upstream. Any failure before the upstream request exists ends in a refusal
+ * and nothing is sent (K4); once the response head is out, a failure breaks the transfer instead.
+ */
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, conn: ConnFacts, target: string, deps: PipelineDeps): Promise<void> {
+  const startedMs = deps.now();
+  const snap = deps.snapshot();
+  const queryAt = target.indexOf('?');
+  const path = queryAt < 0 ? target : target.slice(0, queryAt);
+  const query = queryAt < 0 ? '' : target.slice(queryAt + 1);
+  const method = req.method ?? 'GET';
+  const ctx: RequestContext = { id: randomUUID(), method, destination: destinationOf(conn.connectHost, conn.connectPort, path), snap };
+  try {
+    const headers = endToEndPairs(req.rawHeaders);
+    const facts: RequestFacts = {
+      scheme: conn.scheme,
+      connectHost: conn.connectHost,
+      connectPort: conn.connectPort,
+      sni: conn.sni,
+      hostHeader: req.headers.host,
+      method,
+      path,
+      query,
+      headers,
+    };
+    if (!path.startsWith('/')) throw new Refusal('bad_request');
+    const verdict = decide(facts, snap.policy);
+    if (verdict.kind === 'deny') throw new Refusal(verdict.reason);
+
+    const placements = await fetchAndRender(verdict.injections, snap, deps.now());
+    const parts: RequestParts = { headers, path, query };
+    applyPlacements(parts, placements);
+    // K5: every decision of this request is durable before the upstream request object even exists.
+    await recordDecisions(ctx, verdict.injections, verdict.declined);
+    if (res.destroyed || req.socket.destroyed) return; // the agent left while we waited: send nothing
+    forward(req, res, conn, queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`, parts, ctx, startedMs, deps);
+  } catch (err) {
+    refuse(res, err, ctx, deps.log);
+  }
+}
+
+async function fetchAndRender(injections: readonly Injection[], snap: Snapshot, nowMs: number): Promise<Placement[]> {
+  if (injections.length === 0) return [];
+  try {
+    return await Promise.all(
+      injections.map(async (inj) => {
+        const names = namesToFetch(inj.secret);
+        const secrets = await Promise.all(names.map((n) => snap.secrets.get(n)));
+        const values = new Map(names.map((n, i) => [n, secrets[i]?.reveal() ?? ''] as const));
+        return { secret: inj.secret, text: renderSecret(inj.secret, values, nowMs) };
+      }),
+    );
+  } catch (err) {
+    throw new Refusal('secret_unavailable', { cause: err });
+  }
+}
+
+async function recordDecisions(ctx: RequestContext, injections: readonly Injection[], declined: readonly Declined[]): Promise<void> {
+  if (injections.length === 0 && declined.length === 0) return;
+  const base = { type: 'inject_decision', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null } as const;
+  const events: AuditEvent[] = [
+    ...injections.map((i) => ({ ...base, decision: 'allowed', reason: 'binding_matched', secret_name: i.secret.name }) as const),
+    ...declined.map((d) => ({ ...base, decision: 'denied', reason: d.reason, secret_name: d.secret.name }) as const),
+  ];
+  try {
+    await Promise.all(events.map((e) => ctx.snap.audit.append(e)));
+  } catch (err) {
+    throw new Refusal('audit_unavailable', { cause: err });
+  }
+}
+
+function forward(
+  req: IncomingMessage, res: ServerResponse, conn: ConnFacts, upstreamPath: string, parts: RequestParts,
+  ctx: RequestContext, startedMs: number, deps: PipelineDeps,
+): void {
+  const upReq: ClientRequest = ctx.snap.upstream.request(
+    { scheme: conn.scheme, host: conn.connectHost, port: conn.connectPort },
+    { method: ctx.method, path: upstreamPath, headers: flatten(parts.headers) },
+  );
+  // The agent leaving at any point cancels the upstream request: nothing keeps running on its behalf.
+  res.once('close', () => {
+    if (!res.writableFinished) upReq.destroy();
+  });
+  let failed = false;
+  const fail = (err: Error): void => {
+    if (failed) return;
+    failed = true;
+    upReq.destroy();
+    if (!req.complete || res.destroyed) {
+      deps.log.info({ request_id: ctx.id }, 'agent went away before the response');
+      return;
+    }
+    refuse(res, upstreamRefusal(err), ctx, deps.log);
+  };
+  pipeline(req, upReq, (err) => {
+    if (err) fail(err);
+  });
+  // An upstream failure can also come after the body was sent (a hang-up before any response).
+  upReq.on('error', fail);
+  upReq.once('response', (upRes) => {
+    try {
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, flatten(endToEndPairs(upRes.rawHeaders)));
+    } catch (err) {
+      upRes.destroy();
+      refuse(res, new Refusal('upstream_failed', { cause: err }), ctx, deps.log);
+      return;
+    }
+    let bytes = 0;
+    upRes.on('data', (chunk: Buffer) => { bytes += chunk.length; });
+    pipeline(upRes, res, (err) => {
+      // A reset mid-body must reach the agent as a broken transfer, never as a clean end (DESIGN.md §2).
+      if (err) res.socket?.destroy();
+      const event: AuditEvent = {
+        type: 'upstream_response', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null,
+        status: upRes.statusCode ?? 0, bytes, ms: Math.round(deps.now() - startedMs), complete: !err,
+      };
+      ctx.snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
+    });
+  });
+}
+
+function upstreamRefusal(err: Error & { code?: string }): Refusal {
+  const code = err.code ?? '';
+  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') return new Refusal('upstream_timeout', { cause: err });
+  if (/CERT|SIGNATURE|ISSUER|ALTNAME|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return new Refusal('upstream_untrusted', { cause: err });
+  return new Refusal('upstream_failed', { cause: err });
+}
+
+/** The one place a request is refused: audit it, log the cause (never a value), answer from the table. */
+export function refuse(res: ServerResponse, err: unknown, ctx: RequestContext, log: Logger): void {
+  const code: RefusalCode = err instanceof Refusal ? err.code : err instanceof InvalidRendering ? 'secret_unavailable' : 'internal';
+  const [status, body] = OUTCOMES[code];
+  const cause = err instanceof Refusal ? err.cause : err;
+  log.warn({ request_id: ctx.id, code, cause: errorSummary(cause) }, 'request refused');
+  const event: AuditEvent = {
+    type: 'deny', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null,
+    decision: 'denied', reason: code, status,
+  };
+  ctx.snap.audit.append(event).catch((e: unknown) => log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
+  if (res.headersSent) {
+    res.socket?.destroy();
+    return;
+  }
+  if (res.destroyed) return;
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.end(body);
+}
+
+/**
+ * What a log line may say about an error: its class, code and message. Messages of keyswap's own errors carry
+ * names, never values; InvalidRendering names only the secret.
+ */
+export function errorSummary(err: unknown): { type: string; code?: string; message: string } | undefined {
+  if (err === undefined) return undefined;
+  if (err instanceof InvalidRendering) return { type: err.name, message: err.message };
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { type: err.name, ...(typeof code === 'string' ? { code } : {}), message: err.message };
+  }
+  return { type: typeof err, message: 'non-error thrown' };
+}

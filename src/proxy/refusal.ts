@@ -1,0 +1,52 @@
+/** Every way keyswap refuses a request. One table maps each to what the agent sees; nothing else answers errors. */
+export type RefusalCode =
+  | 'bad_request'
+  | 'sni_host_mismatch'
+  | 'unbound_destination'
+  | 'ambiguous_placeholder'
+  | 'secret_unavailable'
+  | 'audit_unavailable'
+  | 'upstream_failed'
+  | 'upstream_untrusted'
+  | 'upstream_timeout'
+  | 'not_a_proxy_request'
+  | 'upgrade_unsupported'
+  | 'internal';
+
+export class Refusal extends Error {
+  override readonly name = 'Refusal';
+  constructor(readonly code: RefusalCode, options?: ErrorOptions) {
+    super(code, options);
+  }
+}
+
+/**
+ * The agent-facing status and body of each refusal. Bodies are fixed literals: none carries a cause, a header
+ * value, a placeholder or a secret (K1). A test pins each one.
+ */
+export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: string]> = {
+  bad_request: [400, 'keyswap: bad request\n'],
+  sni_host_mismatch: [421, 'keyswap: request host does not match the CONNECT target\n'],
+  unbound_destination: [403, 'keyswap: destination not allowed\n'],
+  ambiguous_placeholder: [400, 'keyswap: two placeholders compete for one credential site\n'],
+  secret_unavailable: [503, 'keyswap: secret unavailable\n'],
+  audit_unavailable: [503, 'keyswap: audit log unavailable\n'],
+  upstream_failed: [502, 'keyswap: upstream connection failed\n'],
+  upstream_untrusted: [502, 'keyswap: upstream certificate not trusted\n'],
+  upstream_timeout: [504, 'keyswap: upstream timed out\n'],
+  not_a_proxy_request: [400, 'keyswap: this is a proxy; send absolute-form or CONNECT requests\n'],
+  upgrade_unsupported: [501, 'keyswap: protocol upgrades are not supported\n'],
+  internal: [500, 'keyswap: internal error\n'],
+};
+
+/** The raw HTTP/1.1 bytes of a refusal, for sockets that have no ServerResponse (CONNECT, parse errors). */
+export function rawRefusal(code: RefusalCode): string {
+  const [status, body] = OUTCOMES[code];
+  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 403: 'Forbidden', 421: 'Misdirected Request', 431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};

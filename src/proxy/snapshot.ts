@@ -1,0 +1,23 @@
+import type { AuditEvent } from '../audit/index.js';
+import type { Config } from '../config/index.js';
+import type { CompiledPolicy } from '../policy/index.js';
+import type { Secret } from '../secrets/index.js';
+import type { UpstreamClient } from './upstream.js';
+
+/** Where secrets come from, as the pipeline sees it (secrets/SecretCache). */
+export interface SecretSource { get(name: string): Promise<Secret> }
+
+/** Where audit events go, as the pipeline sees it (audit/AuditWriter). */
+export interface AuditSink { append(event: AuditEvent): Promise<void> }
+
+/**
+ * One consistent view of the configuration: a request reads the current snapshot once, at entry, and uses it to
+ * the end, so a reload between two requests never mixes two configs inside one.
+ */
+export interface Snapshot {
+  readonly config: Config;
+  readonly policy: CompiledPolicy;
+  readonly secrets: SecretSource;
+  readonly audit: AuditSink;
+  readonly upstream: UpstreamClient;
+}

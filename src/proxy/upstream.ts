@@ -1,0 +1,97 @@
+import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
+import type { Config, HostPort } from '../config/index.js';
+import { isIpLiteral } from '../policy/index.js';
+
+export interface UpstreamTarget {
+  readonly scheme: 'https' | 'http';
+  /** The name the agent asked for: what TLS verifies, whatever address is dialled. */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface UpstreamRequest {
+  readonly method: string;
+  /** Path and query, as sent upstream. */
+  readonly path: string;
+  readonly headers: readonly string[];
+}
+
+/**
+ * The one way out of keyswap: keep-alive pools per destination, strict TLS always. One client per config
+ * snapshot; close() drops its pooled sockets.
+ */
+export class UpstreamClient {
+  readonly #https: https.Agent;
+  readonly #http: http.Agent;
+  readonly #secureContext: tls.SecureContext;
+  readonly #resolve: ReadonlyMap<string, HostPort>;
+  readonly #connectTimeoutMs: number;
+
+  constructor(upstream: Config['upstream'], extraCaPem: string | null) {
+    this.#resolve = upstream.resolve;
+    this.#connectTimeoutMs = upstream.connectTimeoutMs;
+    // One context built once: passing `ca` per request would also put the whole CA bundle into the agent's
+    // pool key on every request.
+    this.#secureContext = tls.createSecureContext({
+      ca: extraCaPem === null ? [...tls.rootCertificates] : [...tls.rootCertificates, extraCaPem],
+      minVersion: 'TLSv1.2',
+    });
+    const agentOptions = { keepAlive: true, maxFreeSockets: 64, timeout: upstream.idleTimeoutMs, scheduling: 'lifo' as const };
+    this.#https = new https.Agent(agentOptions);
+    this.#http = new http.Agent(agentOptions);
+  }
+
+  /** The address dialled for a destination: `upstream.resolve` changes only this, never the name verified (K2). */
+  dialAddress(host: string, port: number): HostPort {
+    return this.#resolve.get(`${host}:${port}`) ?? { host, port };
+  }
+
+  /**
+   * Starts the request. The caller pipes the body in and handles 'response' and 'error'. A connection that is
+   * not established within the connect timeout fails with code ETIMEDOUT.
+   */
+  request(target: UpstreamTarget, req: UpstreamRequest): http.ClientRequest {
+    const dial = this.dialAddress(target.host, target.port);
+    const base = { host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[] };
+    const out =
+      target.scheme === 'https'
+        ? https.request({
+            ...base,
+            agent: this.#https,
+            ...this.#tlsContext(),
+            rejectUnauthorized: true,
+            minVersion: 'TLSv1.2',
+            // servername is the CONNECT host, never the Host header or the dialled address: verifying a name the
+            // client or the resolver chose is how a secret reaches the wrong upstream (K2, K3).
+            servername: isIpLiteral(target.host) ? undefined : target.host,
+            checkServerIdentity: (_name: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(target.host, cert),
+          })
+        : http.request({ ...base, agent: this.#http });
+    armConnectTimeout(out, this.#connectTimeoutMs);
+    // The agent's socket timeout only emits 'timeout'; an upstream that stops talking must end the request.
+    out.once('timeout', () => out.destroy(Object.assign(new Error('upstream idle timeout'), { code: 'ETIMEDOUT' })));
+    return out;
+  }
+
+  // https.RequestOptions does not declare secureContext, but the agent hands every option to tls.connect().
+  #tlsContext(): Pick<tls.ConnectionOptions, 'secureContext'> {
+    return { secureContext: this.#secureContext };
+  }
+
+  close(): void {
+    this.#https.destroy();
+    this.#http.destroy();
+  }
+}
+
+function armConnectTimeout(req: http.ClientRequest, ms: number): void {
+  req.once('socket', (socket) => {
+    // A pooled socket is already connected; only a fresh dial can hang.
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error('upstream connect timeout'), { code: 'ETIMEDOUT' })), ms);
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
