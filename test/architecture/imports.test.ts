@@ -1,0 +1,51 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+// DESIGN.md §3: cli → proxy → {policy, inject, secrets, audit, tls} → config. Peers never import each other.
+const ALLOWED: Record<string, readonly string[]> = {
+  cli: ['proxy', 'policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts'],
+  proxy: ['policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts'],
+  policy: ['config'],
+  inject: ['config'],
+  secrets: ['config', 'log.ts'],
+  audit: ['config', 'log.ts'],
+  tls: ['config', 'log.ts'],
+  config: [],
+};
+const IO_MODULES = /from 'node:(fs|fs\/promises|net|tls|http|https|child_process|dgram|dns)'/;
+
+const src = path.resolve(__dirname, '../../src');
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = path.join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+describe('module layout', () => {
+  it('imports only flow along DESIGN.md §3, and peers never import each other', () => {
+    const violations: string[] = [];
+    for (const file of files(src)) {
+      const from = path.relative(src, file).split(path.sep)[0] as string;
+      const allowed = ALLOWED[from];
+      if (allowed === undefined) continue;
+      for (const m of readFileSync(file, 'utf8').matchAll(/from '(\.\.\/[^']+)'/g)) {
+        const target = path.relative(src, path.resolve(path.dirname(file), m[1] as string)).split(path.sep)[0] as string;
+        const name = target.replace(/\.js$/, '.ts');
+        if (target !== from && !allowed.includes(name)) violations.push(`${path.relative(src, file)} imports ${m[1]}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('policy/ does no I/O', () => {
+    const offenders = files(path.join(src, 'policy')).filter((f) => IO_MODULES.test(readFileSync(f, 'utf8')) || /process\.|Date\.now|console\./.test(readFileSync(f, 'utf8')));
+    expect(offenders).toEqual([]);
+  });
+
+  it('only cli/ reads process.env', () => {
+    const offenders = files(src).filter((f) => !f.includes(`${path.sep}cli${path.sep}`) && /process\.env/.test(readFileSync(f, 'utf8')));
+    expect(offenders.map((f) => path.relative(src, f))).toEqual([]);
+  });
+});
