@@ -1,0 +1,4 @@
+export { AuditWriter } from './writer.js';
+export { readAuditFile, type AuditFile } from './read.js';
+export { AuditWriteFailed } from './errors.js';
+export { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditEventType, type AuditRecord, type Destination, type InjectReason } from './events.js';

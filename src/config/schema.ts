@@ -1,0 +1,88 @@
+import { z } from 'zod';
+
+/**
+ * The YAML as written (snake_case), validated structurally. Semantic rules that need more than one field
+ * (placeholder uniqueness, wildcard policy, template names) live in compile-config.ts.
+ */
+const nonNegInt = z.number().int().nonnegative();
+const positiveInt = z.number().int().positive();
+const path = z.string().min(1);
+
+const binding = z.strictObject({
+  host: z.string().min(1),
+  methods: z.array(z.string().min(1)).optional(),
+  paths: z.array(z.string().min(1)).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  allow_plaintext: z.boolean().optional(),
+  subdomains: z.array(z.string().min(1)).optional(),
+});
+
+const inject = z.strictObject({
+  type: z.string().optional(),
+  header: z.string().min(1).optional(),
+  format: z.string().optional(),
+  template: z.string().optional(),
+  param: z.string().min(1).optional(),
+  username: z.string().optional(),
+  content_type: z.string().optional(),
+});
+
+const secret = z.strictObject({
+  placeholder: z.string(),
+  inject,
+  compose: z.array(z.string().min(1)).optional(),
+  bindings: z.array(binding),
+});
+
+const backendConfig = z.record(z.string(), z.unknown());
+
+export const rawConfigSchema = z.strictObject({
+  version: z.literal(1),
+  listen: z.string().optional(),
+  state_dir: path.optional(),
+  unmatched_destination_policy: z.enum(['forward_unmodified', 'deny']).optional(),
+  tls_termination: z.enum(['bound', 'all']).optional(),
+  allow_wildcard_hosts: z.boolean().optional(),
+  cache: z
+    .strictObject({
+      ttl_seconds: positiveInt.optional(),
+      jitter_seconds: nonNegInt.optional(),
+      max_entries: positiveInt.optional(),
+      max_stale_seconds: nonNegInt.optional(),
+    })
+    .optional(),
+  audit: z.strictObject({ path: path.optional(), fail_on_unwritable: z.boolean().optional() }).optional(),
+  backend: z.strictObject({ type: z.enum(['env', 'static', 'file', 'credentials', 'bws']), config: backendConfig.optional() }).optional(),
+  upstream: z
+    .strictObject({
+      extra_ca_file: path.nullable().optional(),
+      resolve: z.record(z.string(), z.string()).optional(),
+      connect_timeout_seconds: positiveInt.optional(),
+      idle_timeout_seconds: positiveInt.optional(),
+    })
+    .optional(),
+  secrets: z.record(z.string(), secret),
+});
+
+export type RawConfig = z.infer<typeof rawConfigSchema>;
+export type RawSecret = z.infer<typeof secret>;
+export type RawBinding = z.infer<typeof binding>;
+export type RawInject = z.infer<typeof inject>;
+
+export const backendSchemas = {
+  env: z.strictObject({ type: z.literal('env').optional(), prefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional() }),
+  static: z.strictObject({ type: z.literal('static').optional(), path }),
+  file: z.strictObject({ type: z.literal('file').optional(), path: path.optional(), key_file: path.optional(), passphrase_file: path.optional() }),
+  credentials: z.strictObject({ type: z.literal('credentials').optional(), directory: path.optional() }),
+  bws: z.strictObject({
+    type: z.literal('bws').optional(),
+    organization_id: z.uuid(),
+    access_token_file: path.optional(),
+    access_token_path: path.optional(),
+    state_file: path.optional(),
+    state_path: path.optional(),
+    api_url: z.url().optional(),
+    identity_url: z.url().optional(),
+    timeout_seconds: positiveInt.optional(),
+  }),
+} as const;

@@ -1,0 +1,151 @@
+import { LRUCache } from 'lru-cache';
+import type { SecretsBackend } from './backend.js';
+import { BackendUnavailable, SecretNotFound } from './errors.js';
+import type { Secret } from './secret.js';
+
+export interface SecretCacheOptions {
+  readonly ttlMs: number;
+  readonly jitterMs: number;
+  readonly maxEntries: number;
+  /** 0: never serve past the TTL. Above 0: serve a stale value while refreshes fail, up to this long past expiry. */
+  readonly maxStaleMs: number;
+  readonly negativeTtlMs?: number;
+  readonly fetchTimeoutMs?: number;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+interface Entry {
+  readonly value: Secret | null;
+  readonly error: Error | null;
+  /** Fresh until then. */
+  readonly expiresAtMs: number;
+  /** For values: the last moment a stale value may be served. */
+  readonly staleUntilMs: number;
+}
+
+const BACKOFF_START_MS = 1_000;
+const BACKOFF_MAX_MS = 30_000;
+
+/**
+ * The TTL cache in front of a backend (DESIGN.md §6, K8): TTL ± jitter so entries do not expire together;
+ * single-flight so concurrent misses cost one backend call; failures remembered only briefly and retried with
+ * exponential backoff so an outage never becomes a retry storm; a generation counter so a fetch that spans a
+ * flush (a reload) is never cached. Callers see exactly SecretNotFound or BackendUnavailable.
+ */
+export class SecretCache {
+  readonly #backend: SecretsBackend;
+  readonly #o: Required<SecretCacheOptions>;
+  readonly #entries: LRUCache<string, Entry>;
+  readonly #inflight = new Map<string, Promise<Secret>>();
+  #generation = 0;
+  #backoffMs = 0;
+  #backoffUntilMs = 0;
+  #lastError: Error | null = null;
+  readonly stats = { hits: 0, misses: 0, backendCalls: 0, staleServed: 0, failures: 0 };
+
+  constructor(backend: SecretsBackend, opts: SecretCacheOptions) {
+    this.#backend = backend;
+    this.#o = {
+      negativeTtlMs: 1_000,
+      fetchTimeoutMs: 10_000,
+      now: Date.now,
+      random: Math.random,
+      ...opts,
+      jitterMs: Math.min(opts.jitterMs, opts.ttlMs / 2),
+    };
+    this.#entries = new LRUCache({ max: opts.maxEntries });
+  }
+
+  async get(name: string): Promise<Secret> {
+    const now = this.#o.now();
+    const entry = this.#entries.get(name);
+    if (entry && now < entry.expiresAtMs) {
+      if (entry.value) {
+        this.stats.hits++;
+        return entry.value;
+      }
+      throw entry.error ?? new BackendUnavailable(this.#backend.type, 'unknown failure');
+    }
+    this.stats.misses++;
+    try {
+      return await this.#refresh(name, now);
+    } catch (err) {
+      // K8 with max-stale: a value past its TTL may bridge a failing backend, never past its stale limit.
+      if (entry?.value && err instanceof BackendUnavailable && now < entry.staleUntilMs) {
+        this.stats.staleServed++;
+        return entry.value;
+      }
+      throw err;
+    }
+  }
+
+  /** Forget every value; fetches already under way finish for their callers but are not cached. */
+  flush(): void {
+    this.#generation++;
+    this.#entries.clear();
+  }
+
+  close(): void {
+    this.flush();
+  }
+
+  #refresh(name: string, now: number): Promise<Secret> {
+    const running = this.#inflight.get(name);
+    if (running) return running;
+    if (now < this.#backoffUntilMs && this.#lastError) return Promise.reject(this.#lastError);
+    const generation = this.#generation;
+    const call = this.#callBackend(name)
+      .then((value) => {
+        this.#backoffMs = 0;
+        this.#backoffUntilMs = 0;
+        this.#lastError = null;
+        if (generation === this.#generation) {
+          const t = this.#o.now();
+          const jitter = (this.#o.random() * 2 - 1) * this.#o.jitterMs;
+          const expiresAtMs = t + this.#o.ttlMs + jitter;
+          this.#entries.set(name, { value, error: null, expiresAtMs, staleUntilMs: expiresAtMs + this.#o.maxStaleMs });
+        }
+        return value;
+      })
+      .catch((err: Error) => {
+        this.stats.failures++;
+        const t = this.#o.now();
+        if (err instanceof BackendUnavailable) {
+          this.#backoffMs = this.#backoffMs === 0 ? BACKOFF_START_MS : Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS);
+          // Full jitter within the window's upper half: clients of one outage do not retry in lockstep.
+          this.#backoffUntilMs = t + this.#backoffMs * (0.5 + this.#o.random() / 2);
+          this.#lastError = err;
+        }
+        const previous = this.#entries.get(name);
+        if (generation === this.#generation && !(previous?.value && err instanceof BackendUnavailable)) {
+          this.#entries.set(name, { value: null, error: err, expiresAtMs: t + this.#o.negativeTtlMs, staleUntilMs: 0 });
+        }
+        throw err;
+      })
+      .finally(() => this.#inflight.delete(name));
+    this.#inflight.set(name, call);
+    return call;
+  }
+
+  async #callBackend(name: string): Promise<Secret> {
+    this.stats.backendCalls++;
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new BackendUnavailable(this.#backend.type, `no answer within ${this.#o.fetchTimeoutMs} ms`));
+      }, this.#o.fetchTimeoutMs);
+    });
+    try {
+      // The race bounds a backend that ignores the abort signal (the Bitwarden SDK has no timeouts at all).
+      return await Promise.race([this.#backend.fetch(name, { signal: controller.signal }), timeout]);
+    } catch (err) {
+      if (err instanceof SecretNotFound || err instanceof BackendUnavailable) throw err;
+      throw new BackendUnavailable(this.#backend.type, 'unexpected backend error', { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

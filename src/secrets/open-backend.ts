@@ -1,0 +1,19 @@
+import type { BackendSpec } from '../config/index.js';
+import type { SecretsBackend } from './backend.js';
+import { BackendConfigError } from './backend-config-error.js';
+import { EnvBackend } from './env-backend.js';
+import { StaticBackend } from './static-backend.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Builds the configured backend. `env` is the copy of the process environment that cli/ took at start. */
+export async function openBackend(spec: BackendSpec, env: Env): Promise<SecretsBackend> {
+  switch (spec.type) {
+    case 'env':
+      return new EnvBackend(env, spec.prefix);
+    case 'static':
+      return StaticBackend.open(spec.path);
+    default:
+      throw new BackendConfigError(`backend type ${spec.type} is not available in this build`);
+  }
+}

@@ -1,0 +1,56 @@
+import tls from 'node:tls';
+import { LRUCache } from 'lru-cache';
+import type { KeyPair } from './certificates.js';
+import type { LocalCa } from './local-ca.js';
+
+interface Entry { readonly context: Promise<tls.SecureContext>; readonly renewAfterMs: number }
+
+/**
+ * TLS contexts for the hosts keyswap terminates, cached as promises so concurrent first handshakes for a host
+ * share one mint. A leaf is replaced once two thirds of its life has passed; a failed mint is not cached.
+ */
+export class LeafCache {
+  readonly #ca: LocalCa;
+  readonly #key: KeyPair;
+  readonly #now: () => number;
+  readonly #cache: LRUCache<string, Entry>;
+  #mints = 0;
+
+  constructor(ca: LocalCa, key: KeyPair, opts: { max: number; now?: () => number }) {
+    this.#ca = ca;
+    this.#key = key;
+    this.#now = opts.now ?? Date.now;
+    this.#cache = new LRUCache({ max: opts.max });
+  }
+
+  /** How many leaves were minted: tests use it to prove single-flight and prewarming. */
+  get mintCount(): number { return this.#mints; }
+
+  get(host: string): Promise<tls.SecureContext> {
+    const hit = this.#cache.get(host);
+    if (hit && this.#now() < hit.renewAfterMs) return hit.context;
+    const now = this.#now();
+    const context = Promise.resolve().then(() => this.#mint(host, now));
+    // Renew at 2/3 of a 90-day life: 60 days after minting.
+    this.#cache.set(host, { context, renewAfterMs: now + 60 * 24 * 3600_000 });
+    context.catch(() => {
+      if (this.#cache.get(host)?.context === context) this.#cache.delete(host);
+    });
+    return context;
+  }
+
+  /** Mints every listed host now, at start, so no agent request waits for a mint. */
+  async prewarm(hosts: readonly string[]): Promise<void> {
+    await Promise.all(hosts.map((h) => this.get(h)));
+  }
+
+  #mint(host: string, nowMs: number): tls.SecureContext {
+    this.#mints++;
+    const leaf = this.#ca.mintLeaf(host, this.#key, new Date(nowMs));
+    return tls.createSecureContext({
+      key: this.#key.privateKeyPem,
+      cert: `${leaf.certPem}${this.#ca.certPem}`,
+      minVersion: 'TLSv1.2',
+    });
+  }
+}

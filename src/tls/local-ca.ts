@@ -1,0 +1,98 @@
+import { constants } from 'node:fs';
+import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { createCaCertificate, fingerprintSha256, generateKeyPair, keyPairFromPem, mintLeafCertificate, type KeyPair, type Leaf } from './certificates.js';
+import { TlsStateError } from './errors.js';
+
+/** keyswap's own CA, loaded from (or created in) the state directory. Its private key never leaves this object. */
+export class LocalCa {
+  readonly certPem: string;
+  readonly certPath: string;
+  readonly fingerprintSha256: string;
+  readonly #key: KeyPair;
+
+  constructor(certPem: string, certPath: string, key: KeyPair) {
+    this.certPem = certPem;
+    this.certPath = certPath;
+    this.fingerprintSha256 = fingerprintSha256(certPem);
+    this.#key = key;
+  }
+
+  mintLeaf(host: string, leafKey: KeyPair, now: Date = new Date()): Leaf {
+    return mintLeafCertificate(host, leafKey, this.certPem, this.#key, now);
+  }
+}
+
+/**
+ * Opens `<stateDir>/ca.pem` + `ca-key.pem`, creating them on first use: the directory 0700, the key 0600 written
+ * atomically, so the CA key is never readable by anyone but keyswap's user (K7). Refuses unsafe existing state
+ * with the command that fixes it.
+ */
+export async function openCa(stateDir: string, opts: { create: boolean } = { create: true }): Promise<LocalCa> {
+  const certPath = path.join(stateDir, 'ca.pem');
+  const keyPath = path.join(stateDir, 'ca-key.pem');
+  await ensureStateDir(stateDir, opts.create);
+  const [certPem, keyPem] = await Promise.all([readIfExists(certPath), readIfExists(keyPath)]);
+  if (certPem !== null && keyPem !== null) {
+    await refuseLoosePermissions(keyPath);
+    try {
+      return new LocalCa(certPem, certPath, keyPairFromPem(keyPem));
+    } catch (err) {
+      throw new TlsStateError(`${certPath} / ${keyPath}: cannot be parsed as a certificate and RSA key (${(err as Error).message}); move them away to create a new CA`);
+    }
+  }
+  if (certPem !== null || keyPem !== null) {
+    throw new TlsStateError(`${stateDir}: found only one of ca.pem and ca-key.pem; restore the other or remove both to create a new CA`);
+  }
+  if (!opts.create) throw new TlsStateError(`${stateDir}: no CA yet; run keyswap serve or keyswap init to create one`);
+  const key = generateKeyPair();
+  const pem = createCaCertificate(key, new Date());
+  await writeAtomic(keyPath, key.privateKeyPem, 0o600);
+  await writeAtomic(certPath, pem, 0o644);
+  return new LocalCa(pem, certPath, key);
+}
+
+async function ensureStateDir(dir: string, create: boolean): Promise<void> {
+  try {
+    const s = await stat(dir);
+    if (!s.isDirectory()) throw new TlsStateError(`${dir}: state_dir is not a directory`);
+    if ((s.mode & 0o077) !== 0) throw new TlsStateError(`${dir}: state_dir is accessible by group or others; run: chmod 700 ${dir}`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (!create) throw new TlsStateError(`${dir}: state_dir does not exist`);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700); // the umask may have narrowed it further, never widened; make it exact
+  }
+}
+
+async function refuseLoosePermissions(keyPath: string): Promise<void> {
+  const s = await stat(keyPath);
+  if ((s.mode & 0o077) !== 0) throw new TlsStateError(`${keyPath}: the CA private key is readable by group or others; run: chmod 600 ${keyPath}`);
+}
+
+async function readIfExists(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new TlsStateError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** temp file (O_EXCL, final mode from the start) → fsync → rename: a crash leaves the old file or the new one. */
+async function writeAtomic(file: string, content: string, mode: number): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  try {
+    await fh.writeFile(content);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+}
