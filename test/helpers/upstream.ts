@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+
+export interface SeenRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: http.IncomingHttpHeaders;
+  /** The audit file as it was the moment this request's head arrived: proof of K5 ordering. */
+  readonly auditAtArrival: string;
+  bodyBytes: number;
+  bodySha256: string;
+  aborted: boolean;
+}
+
+export interface Upstream {
+  readonly port: number;
+  readonly requests: SeenRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real HTTPS (or HTTP) server on 127.0.0.1 standing in for an API. Routes:
+ * /v1/echo → JSON {method, url, headers}; /v1/big?mb=N → N MiB; /v1/reset → head + part of a body, then a reset;
+ * /v1/slow → holds the response until the client leaves; /v1/upload → {bytes, sha256} of the body;
+ * /v1/echo-header → echoes the Authorization header back in a response header and body.
+ */
+export async function startUpstream(opts: { tls: { certPem: string; keyPem: string } | null; auditPath?: string }): Promise<Upstream> {
+  const requests: SeenRequest[] = [];
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    let auditAtArrival = '';
+    if (opts.auditPath) {
+      try {
+        auditAtArrival = readFileSync(opts.auditPath, 'utf8');
+      } catch {
+        auditAtArrival = '';
+      }
+    }
+    const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, auditAtArrival, bodyBytes: 0, bodySha256: '', aborted: false };
+    requests.push(seen);
+    const hash = createHash('sha256');
+    req.on('data', (c: Buffer) => {
+      seen.bodyBytes += c.length;
+      hash.update(c);
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) seen.aborted = true;
+    });
+    req.on('end', () => {
+      seen.bodySha256 = hash.digest('hex');
+      const url = new URL(req.url ?? '/', 'http://x');
+      switch (url.pathname) {
+        case '/v1/big': {
+          const mb = Number(url.searchParams.get('mb') ?? '1');
+          const chunk = Buffer.alloc(1024 * 1024, 0x61);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(mb * chunk.length) });
+          let sent = 0;
+          const pump = (): void => {
+            while (sent < mb) {
+              sent++;
+              if (!res.write(chunk)) {
+                res.once('drain', pump);
+                return;
+              }
+            }
+            res.end();
+          };
+          pump();
+          return;
+        }
+        case '/v1/reset':
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100000' });
+          res.write('x'.repeat(1000));
+          setTimeout(() => res.socket?.destroy(), 50);
+          return;
+        case '/v1/slow':
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('started\n');
+          return; // never ends: the client's departure closes it
+        case '/v1/upload':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ bytes: seen.bodyBytes, sha256: seen.bodySha256 }));
+          return;
+        case '/v1/echo-header':
+          res.writeHead(200, { 'content-type': 'application/json', 'x-echo': String(req.headers.authorization ?? '') });
+          res.end(JSON.stringify({ authorization: req.headers.authorization ?? null }));
+          return;
+        default:
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));
+      }
+    });
+  };
+  const server = opts.tls ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler) : http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    requests,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
