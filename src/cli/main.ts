@@ -64,6 +64,10 @@ function describe(err: unknown): [string, number] {
   if (err instanceof TypeError && typeof (err as { code?: unknown }).code === 'string' && String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
     return [`keyswap: ${err.message}\nRun 'keyswap help' for usage.`, EXIT.usage];
   }
+  const sys = err as NodeJS.ErrnoException;
+  if (err instanceof Error && typeof sys.code === 'string' && typeof sys.syscall === 'string') {
+    return [`keyswap: ${sys.syscall} ${sys.path ?? ''} failed: ${sys.code}${sys.code === 'EFBIG' || sys.code === 'ENOSPC' ? ' (disk or file-size limit reached)' : ''}`, EXIT.runtime];
+  }
   return [`keyswap: internal error (this is a bug; please report it):\n${err instanceof Error ? err.stack : String(err)}`, EXIT.runtime];
 }
 

@@ -104,7 +104,7 @@ export function pythonRequestsVia(h: Harness, url: string, o: { method?: string;
 }
 
 /** Opens a CONNECT tunnel by hand and returns the TLS socket keyswap terminates, for raw malformed requests. */
-export async function rawTlsVia(h: Harness, host: string, port = 443): Promise<tls.TLSSocket> {
+export async function rawTlsVia(h: Harness, host: string, port = 443, tlsOptions: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
   const sock = net.connect(h.proxyPort, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject);
@@ -123,7 +123,7 @@ export async function rawTlsVia(h: Harness, host: string, port = 443): Promise<t
     };
     sock.on('data', onData);
   });
-  const t = tls.connect({ socket: sock, servername: host, ca: h.caPem });
+  const t = tls.connect({ socket: sock, servername: host, ca: h.caPem, ...tlsOptions });
   await new Promise<void>((resolve, reject) => {
     t.once('secureConnect', () => resolve());
     t.once('error', reject);

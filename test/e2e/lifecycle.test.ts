@@ -1,0 +1,70 @@
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { describe, expect, it } from 'vitest';
+import { rawTlsVia } from '../helpers/clients.js';
+import { KEYSWAP, startHarness } from '../helpers/harness.js';
+
+function serveWith(config: string): { status: number | null; stdout: string; stderr: string; file: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-cfg-'));
+  const file = path.join(dir, 'keyswap.yaml');
+  writeFileSync(file, config);
+  const r = spawnSync(process.execPath, [KEYSWAP, 'serve', '--config', file], { encoding: 'utf8', timeout: 15_000, env: { PATH: process.env.PATH ?? '' } });
+  rmSync(dir, { recursive: true, force: true });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, file };
+}
+
+describe('keyswap serve lifecycle', () => {
+  it('refuses an invalid config with exit 2, naming file:line: field, without listening', () => {
+    const r = serveWith('version: 1\nlisten: 127.0.0.1:0\nsecrets:\n  K:\n    placeholder: "short"\n    inject: { header: Authorization, format: "Bearer {K}" }\n    bindings: [ { host: API.example.test } ]\n');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${r.file}:5: secrets.K.placeholder: must be at least 24 characters`);
+    expect(r.stderr).toContain(`${r.file}:7: secrets.K.bindings[0].host: must be lower-case: api.example.test`);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace for a user mistake
+    expect(r.stdout).not.toContain('listening');
+  });
+
+  it('refuses a non-loopback listen address with exit 2 unless --allow-non-loopback', () => {
+    const r = serveWith('version: 1\nlisten: 0.0.0.0:0\nbackend: { type: env }\nsecrets: {}\n');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('not a loopback address');
+  });
+
+  it('SIGTERM drains, records proxy_stop and exits 0', async () => {
+    const h = await startHarness();
+    try {
+      expect(await h.stop()).toBe(0);
+      const types = h.auditRecords().map((r) => r.type);
+      expect(types[0]).toBe('proxy_start');
+      expect(types[types.length - 1]).toBe('proxy_stop');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('the CA key is 0600 in a 0700 state dir, the CA is CA:true pathlen 0, leaf serials are positive (K7)', async () => {
+    const h = await startHarness();
+    try {
+      const state = path.join(h.dir, 'state');
+      expect(statSync(state).mode & 0o777).toBe(0o700);
+      expect(statSync(path.join(state, 'ca-key.pem')).mode & 0o777).toBe(0o600);
+      const ca = new X509Certificate(h.caPem);
+      expect(ca.ca).toBe(true);
+      expect(ca.serialNumber.length).toBeGreaterThanOrEqual(31);
+      expect(Number.parseInt(ca.serialNumber.slice(0, 2), 16)).toBeLessThan(0x80);
+      const socket = await rawTlsVia(h, 'api.example.test');
+      const leaf = (socket as tls.TLSSocket).getPeerX509Certificate();
+      socket.destroy();
+      expect(leaf?.checkIssued(ca)).toBe(true);
+      expect(leaf?.checkHost('api.example.test')).toBe('api.example.test');
+      expect(Number.parseInt(leaf?.serialNumber.slice(0, 2) ?? 'ff', 16)).toBeLessThan(0x80);
+      const days = (Date.parse(leaf?.validTo ?? '') - Date.now()) / 86_400_000;
+      expect(days).toBeLessThanOrEqual(90);
+    } finally {
+      await h.close();
+    }
+  });
+});
