@@ -5,6 +5,9 @@ import { BackendConfigError } from '../secrets/index.js';
 import { TlsStateError } from '../tls/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { placeholderCommand } from './placeholder.js';
+import { quickstart } from './quickstart.js';
+import { secretCommand, SECRET_USAGE } from './secret-command.js';
 import { serve, SERVE_USAGE } from './serve.js';
 import { VERSION } from './version.js';
 
@@ -14,6 +17,9 @@ usage: keyswap <command> [options]
 
 commands:
   serve        run the proxy (--config FILE, default ./keyswap.yaml)
+  quickstart   first run: write keyswap.yaml if missing, then serve (what \`npm start\` runs)
+  secret       set | list | rm | rekey values in the embedded encrypted store
+  placeholder  print a fresh placeholder (--prefix sk-)
   help         show this text
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.`;
@@ -22,7 +28,12 @@ type Command = (args: string[], io: CliIo) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   serve,
+  quickstart,
+  secret: secretCommand,
+  placeholder: placeholderCommand,
 };
+
+const USAGES: Record<string, string> = { serve: SERVE_USAGE, secret: SECRET_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
@@ -41,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (args.includes('--help') || args.includes('-h')) {
-    io.stdout.write(`${name === 'serve' ? SERVE_USAGE : USAGE}\n`);
+    io.stdout.write(`${USAGES[name] ?? USAGE}\n`);
     return EXIT.ok;
   }
   try {

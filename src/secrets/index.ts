@@ -6,3 +6,5 @@ export { SecretCache, type SecretCacheOptions } from './cache.js';
 export { openBackend, type Env } from './open-backend.js';
 export { EnvBackend } from './env-backend.js';
 export { StaticBackend } from './static-backend.js';
+export { FileBackend, resolveKeySource } from './file-backend.js';
+export { readStore, writeStore, rekeyStore, withStoreLock, StoreError, type KeySource, type StoredEntry } from './file-store.js';

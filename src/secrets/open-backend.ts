@@ -2,6 +2,7 @@ import type { BackendSpec } from '../config/index.js';
 import type { SecretsBackend } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
 import { EnvBackend } from './env-backend.js';
+import { FileBackend } from './file-backend.js';
 import { StaticBackend } from './static-backend.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -13,6 +14,8 @@ export async function openBackend(spec: BackendSpec, env: Env): Promise<SecretsB
       return new EnvBackend(env, spec.prefix);
     case 'static':
       return StaticBackend.open(spec.path);
+    case 'file':
+      return FileBackend.open(spec, env);
     default:
       throw new BackendConfigError(`backend type ${spec.type} is not available in this build`);
   }
