@@ -15,7 +15,7 @@ export function parseYaml(text: string, file: string): YamlSource {
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, merge: false });
   const first = doc.errors[0];
   if (first) {
-    const line = first.linePos?.[0]?.line ?? 1;
+    const line = lineCounter.linePos(first.pos[0]).line;
     throw new ConfigError(file, line, '(yaml)', `${first.message.split('\n')[0] ?? 'not valid YAML'}`);
   }
   const data: unknown = doc.toJS({ maxAliasCount: 100 });
