@@ -44,8 +44,11 @@ export async function serve(args: string[], io: CliIo): Promise<number> {
   }
   const log = createLogger(values['log-level']);
   for (const w of config.warnings) log.warn(w);
+  // Order matters: the handlers exist before anyone can learn the address, so a SIGTERM sent the moment the
+  // banner appears drains cleanly instead of killing the process with the default action.
+  const stopSignal = waitForStopSignal(log);
   const running = await start(config, io, log);
-  await waitForStopSignal(log);
+  await stopSignal;
   await running.stop('signal');
   return EXIT.ok;
 }
