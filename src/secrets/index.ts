@@ -8,3 +8,4 @@ export { EnvBackend } from './env-backend.js';
 export { StaticBackend } from './static-backend.js';
 export { FileBackend, resolveKeySource } from './file-backend.js';
 export { readStore, writeStore, rekeyStore, withStoreLock, StoreError, type KeySource, type StoredEntry } from './file-store.js';
+export { CredentialsBackend } from './credentials-backend.js';

@@ -1,6 +1,7 @@
 import type { BackendSpec } from '../config/index.js';
 import type { SecretsBackend } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
+import { CredentialsBackend } from './credentials-backend.js';
 import { EnvBackend } from './env-backend.js';
 import { FileBackend } from './file-backend.js';
 import { StaticBackend } from './static-backend.js';
@@ -16,6 +17,8 @@ export async function openBackend(spec: BackendSpec, env: Env): Promise<SecretsB
       return StaticBackend.open(spec.path);
     case 'file':
       return FileBackend.open(spec, env);
+    case 'credentials':
+      return CredentialsBackend.open(spec.directory, env);
     default:
       throw new BackendConfigError(`backend type ${spec.type} is not available in this build`);
   }
