@@ -82,4 +82,7 @@ function describe(err: unknown): [string, number] {
   return [`keyswap: internal error (this is a bug; please report it):\n${err instanceof Error ? err.stack : String(err)}`, EXIT.runtime];
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: every command has closed what it owns by now, but a backend SDK call that never answered
+// (the Bitwarden SDK has no timeouts) would otherwise keep the process alive after a clean shutdown. On Linux
+// stdout and stderr writes to pipes, files and terminals are synchronous, so nothing printed is lost.
+process.exit(await main(process.argv.slice(2)));

@@ -15,6 +15,8 @@ import type { CliIo } from './io.js';
 import { isLoopback } from './loopback.js';
 import { VERSION } from './version.js';
 
+const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'];
+
 export const SERVE_USAGE = `usage: keyswap serve [--config FILE] [--allow-non-loopback] [--log-level LEVEL]
 
 Starts the proxy. FILE defaults to ./keyswap.yaml.`;
@@ -42,6 +44,9 @@ export async function serve(args: string[], io: CliIo): Promise<number> {
       EXIT.usage,
     );
   }
+  // keyswap's own outbound calls never go through a proxy: Node's https ignores these variables, but the
+  // Bitwarden SDK reads them, and pointed at keyswap itself they would loop its backend calls through itself.
+  for (const name of PROXY_VARIABLES) delete process.env[name];
   const log = createLogger(values['log-level']);
   for (const w of config.warnings) log.warn(w);
   // Order matters: the handlers exist before anyone can learn the address, so a SIGTERM sent the moment the
@@ -63,7 +68,7 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
   // Every bound host gets its leaf now, so no agent request ever waits for a mint (DESIGN.md §2).
   await leaves.prewarm(boundHosts(config));
 
-  const backend = await openBackend(config.backend, { ...io.env });
+  const backend = await openBackend(config.backend, { ...io.env }, (m) => log.warn(m));
   const secrets = new SecretCache(backend, {
     ttlMs: config.cache.ttlSeconds * 1000,
     jitterMs: config.cache.jitterSeconds * 1000,

@@ -9,3 +9,4 @@ export { StaticBackend } from './static-backend.js';
 export { FileBackend, resolveKeySource } from './file-backend.js';
 export { readStore, writeStore, rekeyStore, withStoreLock, StoreError, type KeySource, type StoredEntry } from './file-store.js';
 export { CredentialsBackend } from './credentials-backend.js';
+export { BwsBackend } from './bws-backend.js';

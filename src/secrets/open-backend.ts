@@ -1,6 +1,6 @@
 import type { BackendSpec } from '../config/index.js';
 import type { SecretsBackend } from './backend.js';
-import { BackendConfigError } from './backend-config-error.js';
+import { BwsBackend } from './bws-backend.js';
 import { CredentialsBackend } from './credentials-backend.js';
 import { EnvBackend } from './env-backend.js';
 import { FileBackend } from './file-backend.js';
@@ -9,7 +9,7 @@ import { StaticBackend } from './static-backend.js';
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** Builds the configured backend. `env` is the copy of the process environment that cli/ took at start. */
-export async function openBackend(spec: BackendSpec, env: Env): Promise<SecretsBackend> {
+export async function openBackend(spec: BackendSpec, env: Env, warn: (message: string) => void = () => {}): Promise<SecretsBackend> {
   switch (spec.type) {
     case 'env':
       return new EnvBackend(env, spec.prefix);
@@ -19,7 +19,7 @@ export async function openBackend(spec: BackendSpec, env: Env): Promise<SecretsB
       return FileBackend.open(spec, env);
     case 'credentials':
       return CredentialsBackend.open(spec.directory, env);
-    default:
-      throw new BackendConfigError(`backend type ${spec.type} is not available in this build`);
+    case 'bws':
+      return BwsBackend.open(spec, env, warn);
   }
 }

@@ -26,6 +26,8 @@ export interface HarnessOptions {
   readonly secrets?: string;
   /** Extra top-level YAML lines. */
   readonly top?: string;
+  /** The `backend:` block (default: the env backend, with TEST_API_KEY as the canary). */
+  readonly backend?: string;
   /** Backend values beyond TEST_API_KEY (which is always the canary). */
   readonly secretValues?: Readonly<Record<string, string>>;
   /** Wrap keyswap in `ulimit -f BLOCKS` (512-byte blocks) with the audit file pre-filled to `auditPrefillBytes`. */
@@ -76,7 +78,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 listen: 127.0.0.1:0
 state_dir: ${dir}/state
 audit: { path: ${auditPath} }
-backend: { type: env, config: { prefix: KEYSWAP_SECRET_ } }
+${opts.backend ?? 'backend: { type: env, config: { prefix: KEYSWAP_SECRET_ } }'}
 upstream:
   extra_ca_file: ${testCaPath}
   connect_timeout_seconds: 5

@@ -1,0 +1,148 @@
+import { chmod, readFile, stat } from 'node:fs/promises';
+import type { BackendSpec } from '../config/index.js';
+import type { FetchContext, SecretsBackend } from './backend.js';
+import { BackendConfigError } from './backend-config-error.js';
+import { BackendUnavailable, SecretNotFound } from './errors.js';
+import { Secret } from './secret.js';
+
+type BwsSpec = Extract<BackendSpec, { type: 'bws' }>;
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** The part of @bitwarden/sdk-napi keyswap uses; the package is optional and loaded only for this backend. */
+interface SdkClient {
+  auth(): { loginAccessToken(token: string, stateFile?: string): Promise<void> };
+  secrets(): {
+    list(organizationId: string): Promise<{ data: { id: string; key: string }[] }>;
+    getByIds(ids: string[]): Promise<{ data: { id: string; key: string; value: string }[] }>;
+  };
+}
+type SdkModule = { BitwardenClient: new (settings: Record<string, string>, logLevel: number) => SdkClient };
+
+// The SDK's LogLevel is a const enum missing at run time; 4 is Error. Debug and Trace print the token.
+const SDK_LOG_LEVEL_ERROR = 4;
+
+/**
+ * Bitwarden Secrets Manager through the official SDK. The SDK has no timeouts, so every call is raced against
+ * one; it has no lookup by name, so a name → id map comes from `list` and is refreshed (one refresh at a time) on
+ * a miss; names are not unique in BWS, so an ambiguous name is refused with the ids that share it. Errors carry
+ * the HTTP status only, never the SDK's text, the token or a value.
+ */
+export class BwsBackend implements SecretsBackend {
+  readonly type = 'bws';
+  readonly #client: SdkClient;
+  readonly #spec: BwsSpec;
+  readonly #token: string;
+  #login: Promise<void> | null = null;
+  #ids = new Map<string, string[]>();
+  #refresh: Promise<void> | null = null;
+
+  private constructor(client: SdkClient, spec: BwsSpec, token: string) {
+    this.#client = client;
+    this.#spec = spec;
+    this.#token = token;
+  }
+
+  /**
+   * Loads the SDK and the token; does not log in (that happens on first use, so a BWS outage at start makes
+   * requests fail closed instead of keeping keyswap down). The caller must have cleared HTTP(S)_PROXY from the
+   * process environment: the SDK reads them, and keyswap must not route its own backend calls through itself.
+   */
+  static async open(spec: BwsSpec, env: Env, warn: (message: string) => void): Promise<BwsBackend> {
+    let sdk: SdkModule;
+    try {
+      sdk = (await import('@bitwarden/sdk-napi')) as unknown as SdkModule;
+    } catch {
+      throw new BackendConfigError('bws backend: the optional package @bitwarden/sdk-napi is not installed (npm install @bitwarden/sdk-napi)');
+    }
+    const token = await readToken(spec, env, warn);
+    const client = new sdk.BitwardenClient({ apiUrl: spec.apiUrl, identityUrl: spec.identityUrl, userAgent: 'keyswap', deviceType: 'SDK' }, SDK_LOG_LEVEL_ERROR);
+    return new BwsBackend(client, spec, token);
+  }
+
+  async fetch(name: string, _ctx: FetchContext): Promise<Secret> {
+    await this.#ensureLogin();
+    let ids = this.#ids.get(name);
+    if (ids === undefined) {
+      await this.#refreshIds();
+      ids = this.#ids.get(name);
+    }
+    if (ids === undefined) throw new SecretNotFound(name);
+    if (ids.length > 1) throw new BackendUnavailable('bws', `secret name ${name} is ambiguous in the organization (ids ${ids.join(', ')}); rename all but one`);
+    const id = ids[0] as string;
+    const res = await this.#call('getByIds', () => this.#client.secrets().getByIds([id]));
+    const found = res.data.find((s) => s.id === id);
+    if (found === undefined) {
+      this.#ids.delete(name); // deleted since the last list: the next miss re-lists
+      throw new SecretNotFound(name);
+    }
+    return new Secret(found.value);
+  }
+
+  async list(): Promise<readonly string[]> {
+    await this.#ensureLogin();
+    await this.#refreshIds();
+    return [...this.#ids.keys()];
+  }
+
+  #ensureLogin(): Promise<void> {
+    this.#login ??= this.#call('login', async () => {
+      await this.#client.auth().loginAccessToken(this.#token, this.#spec.stateFile ?? undefined);
+      // The SDK writes its state file with the process umask; it caches a login token.
+      if (this.#spec.stateFile) await chmod(this.#spec.stateFile, 0o600).catch(() => {});
+    }).catch((err: unknown) => {
+      this.#login = null;
+      throw err;
+    });
+    return this.#login;
+  }
+
+  #refreshIds(): Promise<void> {
+    this.#refresh ??= this.#call('list', () => this.#client.secrets().list(this.#spec.organizationId))
+      .then((res) => {
+        const ids = new Map<string, string[]>();
+        for (const s of res.data) ids.set(s.key, [...(ids.get(s.key) ?? []), s.id]);
+        this.#ids = ids;
+      })
+      .finally(() => {
+        this.#refresh = null;
+      });
+    return this.#refresh;
+  }
+
+  /** Every SDK call: bounded by the timeout, and its failure reduced to the two errors callers know. */
+  async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new BackendUnavailable('bws', `${what} got no answer within ${this.#spec.timeoutMs} ms`)), this.#spec.timeoutMs);
+    });
+    try {
+      return await Promise.race([fn(), timeout]);
+    } catch (err) {
+      if (err instanceof BackendUnavailable || err instanceof SecretNotFound) throw err;
+      const status = /\[(\d{3})[^\]]*\]/.exec(err instanceof Error ? err.message : '')?.[1];
+      if (status === '404') throw new SecretNotFound(`(bws ${what})`);
+      throw new BackendUnavailable('bws', `${what} failed${status ? ` with HTTP ${status}` : ''}`, { cause: new Error('bws sdk error (message withheld)') });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+async function readToken(spec: BwsSpec, env: Env, warn: (message: string) => void): Promise<string> {
+  if (env.BWS_ACCESS_TOKEN) {
+    if (spec.accessTokenFile) warn('bws backend: BWS_ACCESS_TOKEN is set and wins over access_token_file; an environment variable is visible to every process of this user, prefer the file');
+    return env.BWS_ACCESS_TOKEN;
+  }
+  if (!spec.accessTokenFile) throw new BackendConfigError('bws backend: set backend.config.access_token_file (a 0600 file holding the access token) or BWS_ACCESS_TOKEN');
+  const file = spec.accessTokenFile;
+  let mode: number;
+  try {
+    mode = (await stat(file)).mode;
+  } catch (err) {
+    throw new BackendConfigError(`bws backend: cannot read the access token file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if ((mode & 0o077) !== 0) throw new BackendConfigError(`bws backend: ${file} is readable by group or others; run: chmod 600 ${file}`);
+  const token = (await readFile(file, 'utf8')).trim();
+  if (!/^0\.[0-9a-f-]{36}\.[^:]+:[A-Za-z0-9+/=]+$/.test(token)) throw new BackendConfigError(`bws backend: ${file} does not hold a machine-account access token (0.<id>.<secret>:<key>)`);
+  return token;
+}
