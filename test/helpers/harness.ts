@@ -26,6 +26,8 @@ export interface HarnessOptions {
   readonly secrets?: string;
   /** Extra top-level YAML lines. */
   readonly top?: string;
+  /** Extra environment for the keyswap process. */
+  readonly env?: Readonly<Record<string, string>>;
   /** The `backend:` block (default: the env backend, with TEST_API_KEY as the canary). */
   readonly backend?: string;
   /** Backend values beyond TEST_API_KEY (which is always the canary). */
@@ -98,6 +100,7 @@ secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
 
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KEYSWAP_SECRET_TEST_API_KEY: canary };
   for (const [k, v] of Object.entries(opts.secretValues ?? {})) env[`KEYSWAP_SECRET_${k}`] = v;
+  Object.assign(env, opts.env ?? {});
   const args = [KEYSWAP, 'serve', '--config', configPath];
   const child =
     opts.fileSizeLimitBlocks === undefined
