@@ -1,0 +1,32 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curlVia } from '../helpers/clients.js';
+import { KEYSWAP, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+
+let h: Harness;
+const setSecret = (value: string): number | null =>
+  spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', 'TEST_API_KEY', '--config', path.join(h.dir, 'keyswap.yaml')], { input: value, env: { PATH: process.env.PATH ?? '' } }).status;
+
+beforeAll(async () => {
+  h = await startHarness({ backend: 'backend: { type: file }', top: 'cache: { ttl_seconds: 1, jitter_seconds: 0 }' });
+});
+afterAll(async () => {
+  await h.close();
+});
+
+describe('file backend through keyswap serve', () => {
+  it('a value stored while keyswap runs is injected, and a rotation is used within the TTL (K8)', async () => {
+    const before = await curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] });
+    expect(before.status).toBe(503); // nothing stored yet: fail closed
+    expect(setSecret('file-value-1')).toBe(0);
+    await waitFor(() => false, 1_100); // the negative cache entry expires
+    await curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] });
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toBe('Bearer file-value-1');
+    expect(setSecret('file-value-2')).toBe(0);
+    await waitFor(() => false, 1_100); // past the 1 s TTL
+    await curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] });
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toBe('Bearer file-value-2');
+    expect(h.stdout() + h.stderr() + h.auditText()).not.toMatch(/file-value/);
+  });
+});
