@@ -30,3 +30,19 @@ describe('file backend through keyswap serve', () => {
     expect(h.stdout() + h.stderr() + h.auditText()).not.toMatch(/file-value/);
   });
 });
+
+describe('credentials backend through keyswap serve', () => {
+  it('injects the value systemd put in $CREDENTIALS_DIRECTORY', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-creds-'));
+    writeFileSync(path.join(dir, 'TEST_API_KEY'), 'cred-value\n', { mode: 0o400 });
+    const c = await startHarness({ backend: 'backend: { type: credentials }', env: { CREDENTIALS_DIRECTORY: dir } });
+    try {
+      await curlVia(c, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] });
+      expect(c.upstream.requests.at(-1)?.headers.authorization).toBe('Bearer cred-value');
+    } finally {
+      await c.close();
+    }
+  });
+});
