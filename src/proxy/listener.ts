@@ -66,7 +66,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     }
     const sni = typeof socket.servername === 'string' ? socket.servername : null;
     const conn: ConnFacts = { scheme: 'https', connectHost: state.connectHost, connectPort: state.connectPort, sni };
-    void handleRequest(req, res, conn, req.url ?? '', pipelineDeps);
+    handleRequest(req, res, conn, req.url ?? '', pipelineDeps).catch((err: unknown) => lastResort(err, res, deps.log));
   });
 
   // The outer server: CONNECT for HTTPS, absolute-form requests for plain HTTP.
@@ -83,7 +83,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       refuse(res, new Refusal('unbound_destination'), { id: randomUUID(), method: req.method ?? '', destination: destinationOf(conn.connectHost, conn.connectPort, conn.path), snap }, deps.log);
       return;
     }
-    void handleRequest(req, res, conn, conn.path, pipelineDeps);
+    handleRequest(req, res, conn, conn.path, pipelineDeps).catch((err: unknown) => lastResort(err, res, deps.log));
   });
 
   outer.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -184,4 +184,10 @@ function plainTarget(url: string): PlainTarget | null {
   const authority = parseAuthority(authorityText);
   if (authority === null) return null;
   return { scheme: 'http', connectHost: authority.host, connectPort: authority.port ?? 80, sni: null, path };
+}
+
+/** handleRequest answers every failure itself; reaching here is a bug, and the agent's connection is cut. */
+function lastResort(err: unknown, res: http.ServerResponse, log: Logger): void {
+  log.error({ err: errorSummary(err) }, 'unhandled failure in the request pipeline');
+  res.destroy();
 }

@@ -5,6 +5,8 @@ import tls from 'node:tls';
 /** The CONNECT target of a decrypted connection: the only destination its requests may have (K3). */
 export interface ConnState { readonly connectHost: string; readonly connectPort: number }
 
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
 export interface LeafSource { get(host: string): Promise<tls.SecureContext> }
 
 /**
@@ -32,6 +34,9 @@ export async function terminateTls(
     ALPNProtocols: ['http/1.1'],
   });
   states.set(socket, target);
+  // An agent that opens a tunnel and never completes the handshake must not hold a socket forever.
+  socket.setTimeout(HANDSHAKE_TIMEOUT_MS, () => socket.destroy());
+  socket.once('secure', () => socket.setTimeout(0));
   // A failed handshake (the agent does not trust the CA, or is not speaking TLS) only ends this connection.
   socket.once('error', () => socket.destroy());
   inner.emit('connection', socket);
