@@ -48,6 +48,12 @@ export type AuditEvent =
       /** false when the transfer broke (reset, abort) after the response head. */
       readonly complete: boolean;
     })
+  | (RequestScoped & {
+      readonly type: 'response_scrubbed';
+      readonly secret_name: string;
+      readonly count: number;
+      readonly action: 'redacted' | 'blocked';
+    })
   | {
       readonly type: 'tls_passthrough';
       readonly request_id: string;

@@ -159,7 +159,7 @@ function compileSecret(name: string, raw: RawSecret, ctx: SecretContext): Secret
   if (raw.bindings.length === 0) err([...base, 'bindings'], 'is empty; a secret with no binding can never be used — list at least one {host: …}');
   const bindings = raw.bindings.map((b, i) => compileBinding(b, [...base, 'bindings', i], sub)).filter((b): b is Binding => b !== null);
   if (failed || inject === null) return null;
-  return { name, placeholder: ph, inject, bindings, source: sourceOf(src, base) };
+  return { name, placeholder: ph, inject, bindings, responseScrub: raw.response_scrub ?? 'redact', source: sourceOf(src, base) };
 }
 
 function compileInject(name: string, raw: RawInject, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {
@@ -370,7 +370,7 @@ function knownKeys(p: FieldPath): string[] | null {
   if (p.length === 1 && (p[0] === 'cache' || p[0] === 'audit' || p[0] === 'upstream' || p[0] === 'backend')) {
     return shape((top[p[0]] as unknown as { unwrap(): unknown }).unwrap());
   }
-  if (p[0] === 'secrets' && p.length === 2) return ['placeholder', 'inject', 'compose', 'bindings'];
+  if (p[0] === 'secrets' && p.length === 2) return ['placeholder', 'inject', 'compose', 'bindings', 'response_scrub'];
   if (p[0] === 'secrets' && p[2] === 'inject') return ['type', 'header', 'format', 'template', 'param', 'username'];
   if (p[0] === 'secrets' && p[2] === 'bindings' && p.length === 4) return ['host', 'methods', 'paths', 'port', 'allow_plaintext', 'subdomains'];
   if (p[0] === 'backend' && p[1] === 'config') return null;

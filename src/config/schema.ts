@@ -32,6 +32,7 @@ const secret = z.strictObject({
   inject,
   compose: z.array(z.string().min(1)).optional(),
   bindings: z.array(binding),
+  response_scrub: z.enum(['redact', 'block', 'off']).optional(),
 });
 
 const backendConfig = z.record(z.string(), z.unknown());

@@ -50,6 +50,8 @@ export interface SecretSpec {
   readonly placeholder: string;
   readonly inject: InjectSpec;
   readonly bindings: readonly Binding[];
+  /** What keyswap does when a response echoes this secret: redact (default), block (502), off. */
+  readonly responseScrub: 'redact' | 'block' | 'off';
   readonly source: SourceRef;
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
+import { pipeline, type Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { AuditEvent, Destination } from '../audit/index.js';
 import { applyPlacements, InvalidRendering, namesToFetch, renderSecret, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
@@ -8,6 +9,7 @@ import type { Logger } from '../log.js';
 import { destinationOf } from './audit-facts.js';
 import { endToEndPairs, flatten } from './headers.js';
 import { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';
+import { EchoBlocked, Scrubber, type ScrubTarget } from './scrubber.js';
 import type { Snapshot } from './snapshot.js';
 
 /** What the connection tells about a request's destination (the CONNECT target, or the absolute URL). */
@@ -61,29 +63,37 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
     const verdict = decide(facts, snap.policy);
     if (verdict.kind === 'deny') throw new Refusal(verdict.reason);
 
-    const placements = await fetchAndRender(verdict.injections, snap, deps.now());
+    const { placements, scrub } = await fetchAndRender(verdict.injections, snap, deps.now());
     const parts: RequestParts = { headers, path, query };
     applyPlacements(parts, placements);
     // K5: every decision of this request is durable before the upstream request object even exists.
     await recordDecisions(ctx, verdict.injections, verdict.declined);
     if (res.destroyed || req.socket.destroyed) return; // the agent left while we waited: send nothing
-    forward(req, res, conn, queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`, parts, ctx, startedMs, deps);
+    forward(req, res, conn, queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`, parts, new Scrubber(scrub), ctx, startedMs, deps);
   } catch (err) {
     refuse(res, err, ctx, deps.log);
   }
 }
 
-async function fetchAndRender(injections: readonly Injection[], snap: Snapshot, nowMs: number): Promise<Placement[]> {
-  if (injections.length === 0) return [];
+interface Rendered { readonly placements: Placement[]; readonly scrub: ScrubTarget[] }
+
+async function fetchAndRender(injections: readonly Injection[], snap: Snapshot, nowMs: number): Promise<Rendered> {
+  if (injections.length === 0) return { placements: [], scrub: [] };
   try {
-    return await Promise.all(
+    const rendered = await Promise.all(
       injections.map(async (inj) => {
         const names = namesToFetch(inj.secret);
         const secrets = await Promise.all(names.map((n) => snap.secrets.get(n)));
         const values = new Map(names.map((n, i) => [n, secrets[i]?.reveal() ?? ''] as const));
-        return { secret: inj.secret, text: renderSecret(inj.secret, values, nowMs) };
+        const text = renderSecret(inj.secret, values, nowMs);
+        const scrub: ScrubTarget | null =
+          inj.secret.responseScrub === 'off'
+            ? null
+            : { secretName: inj.secret.name, placeholder: inj.secret.placeholder, values: [...values.values()], rendered: text, mode: inj.secret.responseScrub };
+        return { placement: { secret: inj.secret, text }, scrub };
       }),
     );
+    return { placements: rendered.map((r) => r.placement), scrub: rendered.flatMap((r) => (r.scrub ? [r.scrub] : [])) };
   } catch (err) {
     throw new Refusal('secret_unavailable', { cause: err });
   }
@@ -105,7 +115,7 @@ async function recordDecisions(ctx: RequestContext, injections: readonly Injecti
 
 function forward(
   req: IncomingMessage, res: ServerResponse, conn: ConnFacts, upstreamPath: string, parts: RequestParts,
-  ctx: RequestContext, startedMs: number, deps: PipelineDeps,
+  scrubber: Scrubber, ctx: RequestContext, startedMs: number, deps: PipelineDeps,
 ): void {
   const upReq: ClientRequest = ctx.snap.upstream.request(
     { scheme: conn.scheme, host: conn.connectHost, port: conn.connectPort },
@@ -132,25 +142,62 @@ function forward(
   // An upstream failure can also come after the body was sent (a hang-up before any response).
   upReq.on('error', fail);
   upReq.once('response', (upRes) => {
+    let head: ResponseHead;
     try {
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, flatten(endToEndPairs(upRes.rawHeaders)));
+      head = responseHead(upRes, scrubber);
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, head.headers);
     } catch (err) {
       upRes.destroy();
-      refuse(res, new Refusal('upstream_failed', { cause: err }), ctx, deps.log);
+      const refusal = err instanceof EchoBlocked ? new Refusal('upstream_echoed_secret', { cause: err }) : new Refusal('upstream_failed', { cause: err });
+      if (err instanceof EchoBlocked) recordScrubs(ctx, new Map([[err.secretName, 1]]), 'blocked', deps.log);
+      refuse(res, refusal, ctx, deps.log);
       return;
     }
     let bytes = 0;
     upRes.on('data', (chunk: Buffer) => { bytes += chunk.length; });
-    pipeline(upRes, res, (err) => {
+    const done = (err: Error | null | undefined): void => {
       // A reset mid-body must reach the agent as a broken transfer, never as a clean end (DESIGN.md §2).
       if (err) res.socket?.destroy();
+      if (err instanceof EchoBlocked) recordScrubs(ctx, new Map([[err.secretName, 1]]), 'blocked', deps.log);
+      if (scrubber.counts.size > 0) recordScrubs(ctx, scrubber.counts, 'redacted', deps.log);
       const event: AuditEvent = {
         type: 'upstream_response', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null,
         status: upRes.statusCode ?? 0, bytes, ms: Math.round(deps.now() - startedMs), complete: !err,
       };
       ctx.snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
-    });
+    };
+    if (head.decoder === null && scrubber.isEmpty) pipeline(upRes, res, done);
+    else if (head.decoder === null) pipeline(upRes, scrubber.stream(), res, done);
+    else pipeline(upRes, head.decoder, scrubber.stream(), res, done);
   });
+}
+
+interface ResponseHead { readonly headers: string[]; readonly decoder: Transform | null }
+
+/**
+ * The response head the agent sees. When a secret was injected, header values are scrubbed, and a compressed
+ * body is decoded so the scrubber can read it: it is re-sent uncompressed, and without a length, since scrubbing
+ * may change it.
+ */
+function responseHead(upRes: IncomingMessage, scrubber: Scrubber): ResponseHead {
+  const pairs = endToEndPairs(upRes.rawHeaders);
+  if (scrubber.isEmpty) return { headers: flatten(pairs), decoder: null };
+  const encoding = (upRes.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
+  const decoder = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : encoding === 'br' ? createBrotliDecompress() : null;
+  const out: [string, string][] = [];
+  for (const [name, value] of pairs) {
+    if (name === 'content-length') continue;
+    if (decoder !== null && name === 'content-encoding') continue;
+    out.push([name, scrubber.scrubText(value)]);
+  }
+  return { headers: flatten(out), decoder };
+}
+
+function recordScrubs(ctx: RequestContext, counts: ReadonlyMap<string, number>, action: 'redacted' | 'blocked', log: Logger): void {
+  for (const [secretName, count] of counts) {
+    const event: AuditEvent = { type: 'response_scrubbed', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null, secret_name: secretName, count, action };
+    ctx.snap.audit.append(event).catch((e: unknown) => log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
+  }
 }
 
 function upstreamRefusal(err: Error & { code?: string }): Refusal {

@@ -9,6 +9,7 @@ export type RefusalCode =
   | 'upstream_failed'
   | 'upstream_untrusted'
   | 'upstream_timeout'
+  | 'upstream_echoed_secret'
   | 'not_a_proxy_request'
   | 'upgrade_unsupported'
   | 'internal';
@@ -34,6 +35,7 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   upstream_failed: [502, 'keyswap: upstream connection failed\n'],
   upstream_untrusted: [502, 'keyswap: upstream certificate not trusted\n'],
   upstream_timeout: [504, 'keyswap: upstream timed out\n'],
+  upstream_echoed_secret: [502, 'keyswap: upstream response echoed a credential; blocked\n'],
   not_a_proxy_request: [400, 'keyswap: this is a proxy; send absolute-form or CONNECT requests\n'],
   upgrade_unsupported: [501, 'keyswap: protocol upgrades are not supported\n'],
   internal: [500, 'keyswap: internal error\n'],

@@ -15,22 +15,25 @@ const decisions = (): Record<string, unknown>[] => h.auditRecords().filter((r) =
 const lastSeen = (): { headers: Record<string, unknown>; auditAtArrival: string; url: string } => h.upstream.requests[h.upstream.requests.length - 1] as never;
 
 describe('the secret reaches a bound upstream, for every kind of client', () => {
-  it('curl: the upstream sees the real secret', async () => {
-    const res = await curlVia(h, 'https://api.example.test/v1/upload', { headers: [AUTH] });
+  it('curl: the upstream sees the real secret, and its echo reaches curl as the placeholder', async () => {
+    const res = await curlVia(h, 'https://api.example.test/v1/echo', { headers: [AUTH] });
     expect(res.status).toBe(200);
     expect(lastSeen().headers.authorization).toBe(`Bearer ${h.canary}`);
+    expect(findCanary(h, [res.body, JSON.stringify(res.headers)])).toEqual([]);
   });
 
   it('undici ProxyAgent: the upstream sees the real secret', async () => {
     const res = await undiciVia(h, 'https://api.example.test/v1/echo', { method: 'POST', headers: { authorization: `Bearer ${PLACEHOLDER}` }, body: '{}' });
     expect(res.status).toBe(200);
     expect(lastSeen().headers.authorization).toBe(`Bearer ${h.canary}`);
+    expect(findCanary(h, [res.body])).toEqual([]);
   });
 
   it('python requests: the upstream sees the real secret', async () => {
     const res = await pythonRequestsVia(h, 'https://api.example.test/v1/echo', { headers: { Authorization: `Bearer ${PLACEHOLDER}` } });
     expect(res.status).toBe(200);
     expect(lastSeen().headers.authorization).toBe(`Bearer ${h.canary}`);
+    expect(findCanary(h, [res.body])).toEqual([]);
   });
 
   it('the inject_decision line is already in the audit file when the upstream receives the request (K5)', async () => {

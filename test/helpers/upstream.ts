@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,8 @@ export interface SeenRequest {
   bodyBytes: number;
   bodySha256: string;
   aborted: boolean;
+  /** The upstream finished writing its response. */
+  responseDone: boolean;
 }
 
 export interface Upstream {
@@ -38,7 +41,7 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
         auditAtArrival = '';
       }
     }
-    const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, auditAtArrival, bodyBytes: 0, bodySha256: '', aborted: false };
+    const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, auditAtArrival, bodyBytes: 0, bodySha256: '', aborted: false, responseDone: false };
     requests.push(seen);
     const hash = createHash('sha256');
     req.on('data', (c: Buffer) => {
@@ -47,6 +50,9 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
     });
     res.on('close', () => {
       if (!res.writableFinished) seen.aborted = true;
+    });
+    res.on('finish', () => {
+      seen.responseDone = true;
     });
     req.on('end', () => {
       seen.bodySha256 = hash.digest('hex');
@@ -83,8 +89,43 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ bytes: seen.bodyBytes, sha256: seen.bodySha256 }));
           return;
+        case '/v1/echo-forms': {
+          // Every encoding an API might echo a credential back in.
+          const token = String(req.headers['x-api-key'] ?? req.headers.authorization ?? '').replace(/^Bearer /, '');
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end(
+            [token, Buffer.from(token).toString('base64'), Buffer.from(token).toString('base64url'), encodeURIComponent(token), JSON.stringify({ token })].join('\n'),
+          );
+          return;
+        }
+        case '/v1/echo-gzip': {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+          res.end(gzipSync(JSON.stringify({ headers: req.headers })));
+          return;
+        }
+        case '/v1/echo-split': {
+          // The echo arrives three bytes at a time, so every match spans chunk boundaries.
+          const body = Buffer.from(JSON.stringify({ headers: req.headers }));
+          res.writeHead(200, { 'content-type': 'application/json' });
+          let at = 0;
+          const next = (): void => {
+            if (at >= body.length) return void res.end();
+            res.write(body.subarray(at, at + 3));
+            at += 3;
+            setImmediate(next);
+          };
+          next();
+          return;
+        }
+        case '/v1/sse': {
+          // Server-sent events: the first event must reach the agent before the second is even written.
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write('data: first\n\n');
+          setTimeout(() => res.end('data: second\n\n'), 300);
+          return;
+        }
         case '/v1/echo-header':
-          res.writeHead(200, { 'content-type': 'application/json', 'x-echo': String(req.headers.authorization ?? '') });
+          res.writeHead(200, { 'content-type': 'application/json', 'x-echo': String(req.headers['x-api-key'] ?? req.headers.authorization ?? '') });
           res.end(JSON.stringify({ authorization: req.headers.authorization ?? null }));
           return;
         default:

@@ -8,7 +8,7 @@ export function binding(host: string, extra: Partial<Binding> = {}): Binding {
 }
 
 export function secret(name: string, placeholder: string, inject: InjectSpec, bindings: Binding[]): SecretSpec {
-  return { name, placeholder, inject, bindings, source };
+  return { name, placeholder, inject, bindings, responseScrub: 'redact', source };
 }
 
 export const bearer = (header = 'authorization', name = 'A'): InjectSpec => ({ type: 'header', header, render: { kind: 'format', format: `Bearer {${name}}` } });
