@@ -65,5 +65,5 @@ export type AuditEvent =
 
 export type AuditEventType = AuditEvent['type'];
 
-/** What the writer puts on disk: the event plus its timestamp and schema version. */
-export type AuditRecord = AuditEvent & { readonly ts: string; readonly v: number };
+/** What the writer puts on disk: the event plus its timestamp, schema version and hash-chain links. */
+export type AuditRecord = AuditEvent & { readonly ts: string; readonly v: number; readonly seq: number; readonly prev: string };

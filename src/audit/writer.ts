@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { GENESIS, headAfter, lineHash, type ChainHead } from './chain.js';
 import { AuditWriteFailed } from './errors.js';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
 
@@ -12,8 +13,9 @@ interface Pending { readonly line: string; readonly resolve: () => void; readonl
  * be half-written, so every later append fails at once and requests fail closed until restart (K4).
  */
 export class AuditWriter {
-  readonly #fh: FileHandle;
+  #fh: FileHandle;
   readonly #path: string;
+  #head: ChainHead;
   #queue: Pending[] = [];
   #syncing: Promise<void> | null = null;
   #failure: Error | null = null;
@@ -21,27 +23,44 @@ export class AuditWriter {
   #batches = 0;
   #events = 0;
 
-  private constructor(fh: FileHandle, path: string) {
+  private constructor(fh: FileHandle, path: string, head: ChainHead) {
     this.#fh = fh;
     this.#path = path;
+    this.#head = head;
   }
 
-  /** Opens (creating 0600) the log for appending. Refuses a file others can write: they could forge history. */
-  static async open(path: string): Promise<AuditWriter> {
-    let fh: FileHandle;
+  /**
+   * Opens (creating 0600) the log for appending and continues the hash chain from its last complete line. A torn
+   * last line (a write cut short by kill -9) is closed with a newline, so it stays visible as torn and the next
+   * record starts clean. `continueFrom` links a fresh file to the previous one (rotation).
+   * Refuses a file others can write: they could forge history.
+   */
+  static async open(path: string, continueFrom?: ChainHead): Promise<AuditWriter> {
+    const fh = await openForAppend(path);
     try {
-      fh = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
+      const { head, torn } = await readTail(fh);
+      if (torn) await writeAll(fh, Buffer.from('\n'));
+      return new AuditWriter(fh, path, head ?? continueFrom ?? { seq: 0, hash: GENESIS });
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const hint = code === 'ENOENT' ? ': its directory does not exist' : code === 'EACCES' ? ': permission denied' : '';
-      throw new AuditWriteFailed(`${path}${hint}`, { cause: err });
-    }
-    const mode = (await stat(path)).mode;
-    if ((mode & 0o022) !== 0) {
       await fh.close();
-      throw new AuditWriteFailed(`${path} is writable by group or others (run: chmod 600 ${path})`);
+      throw new AuditWriteFailed(path, { cause: err });
     }
-    return new AuditWriter(fh, path);
+  }
+
+  /** The chain head: the seq and hash of the last record appended. */
+  get head(): ChainHead { return this.#head; }
+
+  /**
+   * Rotation: after the operator (or logrotate) has moved the file away, start a new one at the same path whose
+   * first record links to the last hash of the old one. Queued events are written to the old file first.
+   */
+  async reopen(): Promise<void> {
+    while (this.#syncing) await this.#syncing;
+    const next = await openForAppend(this.#path);
+    const { head } = await readTail(next);
+    await this.#fh.close();
+    this.#fh = next;
+    if (head !== null) this.#head = head; // the path was not moved: carry on in the same file
   }
 
   get isHealthy(): boolean { return this.#failure === null && !this.#closed; }
@@ -50,7 +69,10 @@ export class AuditWriter {
   append(event: AuditEvent): Promise<void> {
     if (this.#closed) return Promise.reject(new AuditWriteFailed(`${this.#path} (closed)`));
     if (this.#failure) return Promise.reject(new AuditWriteFailed(this.#path, { cause: this.#failure }));
-    const line = `${JSON.stringify({ ts: new Date().toISOString(), v: AUDIT_SCHEMA_VERSION, ...event })}\n`;
+    // Order matters: seq and prev are assigned here, synchronously, in the same order the queue writes lines.
+    const text = JSON.stringify({ ts: new Date().toISOString(), v: AUDIT_SCHEMA_VERSION, seq: this.#head.seq + 1, prev: this.#head.hash, ...event });
+    this.#head = { seq: this.#head.seq + 1, hash: lineHash(text) };
+    const line = `${text}\n`;
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ line, resolve, reject });
       this.#syncing ??= this.#drain();
@@ -84,6 +106,40 @@ export class AuditWriter {
     while (this.#syncing) await this.#syncing;
     await this.#fh.close();
   }
+}
+
+async function openForAppend(path: string): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === 'ENOENT' ? ': its directory does not exist' : code === 'EACCES' ? ': permission denied' : '';
+    throw new AuditWriteFailed(`${path}${hint}`, { cause: err });
+  }
+  const mode = (await fh.stat()).mode;
+  if ((mode & 0o022) !== 0) {
+    await fh.close();
+    throw new AuditWriteFailed(`${path} is writable by group or others (run: chmod 600 ${path})`);
+  }
+  return fh;
+}
+
+/** The head of the chain at the end of the file (null when empty) and whether the last line is torn. */
+async function readTail(fh: FileHandle): Promise<{ head: ChainHead | null; torn: boolean }> {
+  const size = (await fh.stat()).size;
+  if (size === 0) return { head: null, torn: false };
+  // Records are short; 256 KiB always holds the last complete line and any torn fragment after it.
+  const length = Math.min(size, 256 * 1024);
+  const buf = Buffer.alloc(length);
+  await fh.read(buf, 0, length, size - length);
+  const text = buf.toString('utf8');
+  const torn = !text.endsWith('\n');
+  const body = torn ? text.slice(0, text.lastIndexOf('\n') + 1) : text;
+  const lines = body.split('\n');
+  lines.pop();
+  const last = lines.pop();
+  return { head: last === undefined ? null : headAfter(last), torn };
 }
 
 async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {

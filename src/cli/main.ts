@@ -5,6 +5,7 @@ import { BackendConfigError } from '../secrets/index.js';
 import { TlsStateError } from '../tls/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { auditCommand, AUDIT_USAGE } from './audit-command.js';
 import { placeholderCommand } from './placeholder.js';
 import { quickstart } from './quickstart.js';
 import { secretCommand, SECRET_USAGE } from './secret-command.js';
@@ -20,6 +21,7 @@ commands:
   quickstart   first run: write keyswap.yaml if missing, then serve (what \`npm start\` runs)
   secret       set | list | rm | rekey values in the embedded encrypted store
   placeholder  print a fresh placeholder (--prefix sk-)
+  audit        verify FILE… (hash chain) | tail FILE [N]
   help         show this text
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.`;
@@ -31,9 +33,10 @@ const COMMANDS: Record<string, Command> = {
   quickstart,
   secret: secretCommand,
   placeholder: placeholderCommand,
+  audit: auditCommand,
 };
 
-const USAGES: Record<string, string> = { serve: SERVE_USAGE, secret: SECRET_USAGE };
+const USAGES: Record<string, string> = { serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };

@@ -98,8 +98,19 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
       `${exportLines(agentEnvironment({ proxyUrl, caPath: ca.certPath, bundlePath, secrets: config.secrets }))}\n`,
   );
 
+  // Rotation: logrotate (or an operator) moves the file away and sends SIGUSR1; the new file's first record
+  // links to the last hash of the old one.
+  const onRotate = (): void => {
+    audit.reopen().then(
+      () => log.info({ path: config.audit.path }, 'audit log reopened'),
+      (err: unknown) => log.error({ err: (err as Error).message }, 'audit log reopen failed; still writing to the previous file'),
+    );
+  };
+  process.on('SIGUSR1', onRotate);
+
   return {
     async stop(reason: string): Promise<void> {
+      process.off('SIGUSR1', onRotate);
       log.info({ reason }, 'stopping: draining in-flight requests');
       await proxy.close();
       upstream.close();

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { rawTlsVia } from '../helpers/clients.js';
-import { KEYSWAP, startHarness } from '../helpers/harness.js';
+import { curlVia, rawTlsVia } from '../helpers/clients.js';
+import { KEYSWAP, PLACEHOLDER, startHarness } from '../helpers/harness.js';
 
 function serveWith(config: string): { status: number | null; stdout: string; stderr: string; file: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-cfg-'));
@@ -40,6 +40,22 @@ describe('keyswap serve lifecycle', () => {
       const types = h.auditRecords().map((r) => r.type);
       expect(types[0]).toBe('proxy_start');
       expect(types[types.length - 1]).toBe('proxy_stop');
+      const verify = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', h.auditPath], { encoding: 'utf8' });
+      expect(verify.status).toBe(0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('kill -9 under traffic leaves a log that still verifies, and the next start continues its chain', async () => {
+    const h = await startHarness();
+    try {
+      await Promise.all(Array.from({ length: 20 }, () => curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] })));
+      h.child.kill('SIGKILL');
+      await h.stop();
+      const verify = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', h.auditPath], { encoding: 'utf8' });
+      expect(verify.status).toBe(0);
+      expect(h.auditRecords().filter((r) => r.type === 'inject_decision')).toHaveLength(20);
     } finally {
       await h.close();
     }

@@ -1,0 +1,84 @@
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AuditWriter, describeFinding, verifyAuditFiles, type AuditEvent } from '../../src/audit/index.js';
+import { KEYSWAP } from '../helpers/harness.js';
+
+const event = (i: number): AuditEvent => ({ type: 'tls_passthrough', request_id: `r${i}`, destination: { host: 'a.test', port: 443, path_prefix: '/' }, client: null });
+async function logWith(n: number, file = path.join(mkdtempSync(path.join(tmpdir(), 'keyswap-chain-')), 'audit.jsonl')): Promise<string> {
+  const w = await AuditWriter.open(file);
+  await Promise.all(Array.from({ length: n }, (_, i) => w.append(event(i))));
+  await w.close();
+  return file;
+}
+const lines = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
+
+describe('the hash-chained audit log (K6)', () => {
+  it('an untouched log verifies, and a restart continues the chain (seq and prev) from the file tail', async () => {
+    const file = await logWith(20);
+    await logWith(5, file);
+    const v = await verifyAuditFiles([file]);
+    expect(v).toMatchObject({ intact: true, records: 25, findings: [] });
+    expect(JSON.parse(lines(file)[24] ?? '{}').seq).toBe(25);
+  });
+
+  it('an edited line is named as edited', async () => {
+    const file = await logWith(10);
+    const l = lines(file);
+    l[3] = (l[3] ?? '').replace('"r3"', '"rX"');
+    writeFileSync(file, `${l.join('\n')}\n`);
+    const v = await verifyAuditFiles([file]);
+    expect(v.intact).toBe(false);
+    expect(v.findings[0]).toEqual({ kind: 'edited', file, line: 4 });
+  });
+
+  it('a removed line is named as removed, with how many are missing', async () => {
+    const file = await logWith(10);
+    const l = lines(file);
+    l.splice(5, 2);
+    writeFileSync(file, `${l.join('\n')}\n`);
+    const v = await verifyAuditFiles([file]);
+    expect(v.findings[0]).toEqual({ kind: 'removed', file, line: 6, missing: 2 });
+  });
+
+  it('a torn last line (kill -9 mid-write) is reported as torn, not as tampering; the next start closes it and continues', async () => {
+    const file = await logWith(5);
+    appendFileSync(file, '{"ts":"2026-01-01T00:00:00.000Z","v":1,"seq":6,"pr');
+    expect(await verifyAuditFiles([file])).toMatchObject({ intact: true, findings: [{ kind: 'torn', line: 6 }] });
+    await logWith(3, file);
+    const v = await verifyAuditFiles([file]);
+    expect(v).toMatchObject({ intact: true, records: 8, findings: [{ kind: 'torn', line: 6 }] });
+  });
+
+  it('rotation starts a file linked to the last hash of the previous one; truncating the old file is detected', async () => {
+    const file = await logWith(0);
+    const w = await AuditWriter.open(file);
+    for (let i = 0; i < 5; i++) await w.append(event(i));
+    const rotated = `${file}.1`;
+    renameSync(file, rotated);
+    await w.reopen();
+    for (let i = 5; i < 8; i++) await w.append(event(i));
+    await w.close();
+    expect(await verifyAuditFiles([rotated, file])).toMatchObject({ intact: true, records: 8 });
+    const old = lines(rotated);
+    writeFileSync(rotated, `${old.slice(0, 3).join('\n')}\n`);
+    const v = await verifyAuditFiles([rotated, file]);
+    expect(v.intact).toBe(false);
+    expect(describeFinding(v.findings[0] as never)).toBe(`${rotated}: truncated after line 3 (the next file links to records this one no longer has)`);
+  });
+
+  it('keyswap audit verify exits 0 on an intact log and 1 naming the first bad line otherwise', async () => {
+    const file = await logWith(6);
+    const ok = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', file], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain('intact: 6 records');
+    const l = lines(file);
+    l[1] = (l[1] ?? '').replace('tls_passthrough', 'tls_passthrouGH');
+    writeFileSync(file, `${l.join('\n')}\n`);
+    const bad = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', file], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stdout.split('\n')[0]).toBe(`${file}:2: edited (the next record's hash link does not match this line)`);
+  });
+});
