@@ -21,6 +21,7 @@ interface RequestScoped {
 
 export type InjectReason =
   | 'binding_matched'
+  | 'client_not_allowed'
   | 'destination_not_in_binding'
   | 'binding_scope_violation'
   | 'site_violation'
@@ -47,6 +48,11 @@ export type AuditEvent =
       readonly ms: number;
       /** false when the transfer broke (reset, abort) after the response head. */
       readonly complete: boolean;
+    })
+  | (RequestScoped & {
+      readonly type: 'honeytoken_triggered';
+      readonly secret_name: string;
+      readonly decision: 'allowed' | 'denied';
     })
   | (RequestScoped & {
       readonly type: 'response_scrubbed';

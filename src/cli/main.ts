@@ -6,6 +6,7 @@ import { TlsStateError } from '../tls/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { auditCommand, AUDIT_USAGE } from './audit-command.js';
+import { clientCommand, CLIENT_USAGE } from './client-command.js';
 import { placeholderCommand } from './placeholder.js';
 import { quickstart } from './quickstart.js';
 import { secretCommand, SECRET_USAGE } from './secret-command.js';
@@ -22,6 +23,7 @@ commands:
   secret       set | list | rm | rekey values in the embedded encrypted store
   placeholder  print a fresh placeholder (--prefix sk-)
   audit        verify FILE… (hash chain) | tail FILE [N]
+  client       add NAME --secrets A,B [--expires 90d] | list | revoke NAME (agent identities)
   help         show this text
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.`;
@@ -34,9 +36,10 @@ const COMMANDS: Record<string, Command> = {
   secret: secretCommand,
   placeholder: placeholderCommand,
   audit: auditCommand,
+  client: clientCommand,
 };
 
-const USAGES: Record<string, string> = { serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE };
+const USAGES: Record<string, string> = { serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };

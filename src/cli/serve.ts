@@ -6,7 +6,7 @@ import { AuditWriter } from '../audit/index.js';
 import { loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { compilePolicy } from '../policy/index.js';
-import { startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
+import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
 import { createLeafKey, LeafCache, openCa } from '../tls/index.js';
 import { agentEnvironment, exportLines } from './agent-env.js';
@@ -77,7 +77,7 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
   });
   const audit = await AuditWriter.open(config.audit.path);
   const upstream = new UpstreamClient(config.upstream, extraCaPem);
-  const snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream };
+  const snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter: new RateLimiter() };
 
   let proxy: RunningProxy;
   try {

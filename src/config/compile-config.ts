@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { ConfigError, ConfigErrors } from './errors.js';
 import { backendSchemas, rawConfigSchema, type RawBinding, type RawConfig, type RawInject, type RawSecret } from './schema.js';
 import { parseTemplate, templateNames } from './template-parse.js';
-import type { BackendSpec, Binding, Config, HostPort, InjectSpec, Renderer, SecretSpec, SourceRef } from './types.js';
+import type { BackendSpec, Binding, ClientSpec, Config, HostPort, InjectSpec, Renderer, SecretSpec, SourceRef } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:14322';
@@ -17,7 +17,7 @@ const PUBLIC_SUFFIXES = new Set([
   'herokuapp.com', 'vercel.app', 'netlify.app', 'pages.dev', 'workers.dev', 'appspot.com', 'cloudfront.net',
   'amazonaws.com', 'azurewebsites.net', 'blob.core.windows.net', 'web.app', 'firebaseapp.com', 'fly.dev', 'onrender.com',
 ]);
-const UNSUPPORTED_INJECT = new Set(['body', 'path', 'multi', 'oauth2_refresh', 'sigv4', 'hmac', 'jwt_bearer', 'oauth2_client_credentials', 'github_app']);
+const UNSUPPORTED_INJECT = new Set(['body', 'multi', 'oauth2_refresh', 'sigv4', 'hmac', 'jwt_bearer', 'oauth2_client_credentials', 'github_app']);
 
 /** Validates a parsed YAML document and builds the Config; collects every problem, then throws them together. */
 export function compileConfig(src: YamlSource): Config {
@@ -61,6 +61,7 @@ export function compileConfig(src: YamlSource): Config {
     if (spec) secrets.push(spec);
   }
   checkPlaceholders(secrets, err);
+  const clients = compileClients(raw, secrets, err);
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   return {
@@ -86,8 +87,29 @@ export function compileConfig(src: YamlSource): Config {
       idleTimeoutMs: (raw.upstream?.idle_timeout_seconds ?? 60) * 1000,
     },
     secrets,
+    clients,
     warnings,
   };
+}
+
+function compileClients(raw: RawConfig, secrets: readonly SecretSpec[], err: Report): Map<string, ClientSpec> | null {
+  if (raw.clients === undefined) return null;
+  const known = new Set(secrets.map((s) => s.name));
+  const out = new Map<string, ClientSpec>();
+  for (const [name, c] of Object.entries(raw.clients)) {
+    const p: FieldPath = ['clients', name];
+    if (!SECRET_NAME.test(name)) err(p, `client name '${name}' must start with a letter and use only letters, digits, '_' and '-'`, true);
+    c.secrets.forEach((s, i) => {
+      if (!known.has(s)) err([...p, 'secrets', i], `'${s}' is not a secret in this file (known: ${[...known].join(', ') || 'none'})`);
+    });
+    let expiresAtMs: number | null = null;
+    if (c.expires !== undefined) {
+      expiresAtMs = c.expires instanceof Date ? c.expires.getTime() : Date.parse(c.expires);
+      if (Number.isNaN(expiresAtMs)) err([...p, 'expires'], `'${String(c.expires)}' is not a date; use ISO 8601, e.g. 2027-01-31T00:00:00Z`);
+    }
+    out.set(name, { name, tokenSha256: c.token_sha256, secrets: new Set(c.secrets), expiresAtMs });
+  }
+  return out;
 }
 
 type Report = (p: FieldPath, problem: string, key?: boolean) => void;
@@ -159,23 +181,24 @@ function compileSecret(name: string, raw: RawSecret, ctx: SecretContext): Secret
   if (raw.bindings.length === 0) err([...base, 'bindings'], 'is empty; a secret with no binding can never be used — list at least one {host: …}');
   const bindings = raw.bindings.map((b, i) => compileBinding(b, [...base, 'bindings', i], sub)).filter((b): b is Binding => b !== null);
   if (failed || inject === null) return null;
-  return { name, placeholder: ph, inject, bindings, responseScrub: raw.response_scrub ?? 'redact', source: sourceOf(src, base) };
+  return { name, placeholder: ph, inject, bindings, honeytoken: raw.honeytoken ?? false, responseScrub: raw.response_scrub ?? 'redact', source: sourceOf(src, base) };
 }
 
 function compileInject(name: string, raw: RawInject, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {
   const type = raw.type ?? 'header';
   if (UNSUPPORTED_INJECT.has(type)) {
-    err([...p, 'type'], `inject type '${type}' is not supported by this version of keyswap (supported: header, basic, query)`);
+    err([...p, 'type'], `inject type '${type}' is not supported by this version of keyswap (supported: header, basic, query, path)`);
     return null;
   }
-  if (type !== 'header' && type !== 'basic' && type !== 'query') {
-    err([...p, 'type'], `unknown inject type '${type}'; valid: header, basic, query`);
+  if (type !== 'header' && type !== 'basic' && type !== 'query' && type !== 'path') {
+    err([...p, 'type'], `unknown inject type '${type}'; valid: header, basic, query, path`);
     return null;
   }
   const allowed: Record<string, readonly string[]> = {
     header: ['type', 'header', 'format', 'template'],
     basic: ['type', 'username', 'format', 'template'],
     query: ['type', 'param', 'format', 'template'],
+    path: ['type', 'format', 'template'],
   };
   for (const key of Object.keys(raw)) {
     if (!(allowed[type] ?? []).includes(key)) err([...p, key], `not valid for inject type ${type}; valid keys: ${(allowed[type] ?? []).join(', ')}`, true);
@@ -206,6 +229,8 @@ function compileInject(name: string, raw: RawInject, compose: readonly string[] 
         return null;
       }
       return { type, param: raw.param, render };
+    case 'path':
+      return { type, render };
   }
 }
 
@@ -292,6 +317,12 @@ function compileBinding(raw: RawBinding, p: FieldPath, ctx: SecretContext): Bind
       else if (g.split('/').some((s) => s.includes('*') && s !== '*' && s !== '**')) bad([...p, 'paths', i], `'${g}': '*' and '**' must be whole segments (e.g. /v1/*/files or /v1/**)`);
     });
   }
+  let rate: Binding['rate'] = null;
+  if (raw.rate !== undefined) {
+    const m = /^([1-9][0-9]{0,6})\/(second|minute|hour)$/.exec(raw.rate);
+    if (!m) bad([...p, 'rate'], `'${raw.rate}' is not N/second, N/minute or N/hour (e.g. "60/minute")`);
+    else rate = { count: Number(m[1]), perMs: { second: 1_000, minute: 60_000, hour: 3_600_000 }[m[2] as 'second' | 'minute' | 'hour'] };
+  }
   if (!ok) return null;
   return {
     host,
@@ -300,6 +331,7 @@ function compileBinding(raw: RawBinding, p: FieldPath, ctx: SecretContext): Bind
     paths: raw.paths ?? null,
     port: raw.port ?? null,
     allowPlaintext: raw.allow_plaintext ?? false,
+    rate,
     source: sourceOf(ctx.src, p),
   };
 }
@@ -370,9 +402,9 @@ function knownKeys(p: FieldPath): string[] | null {
   if (p.length === 1 && (p[0] === 'cache' || p[0] === 'audit' || p[0] === 'upstream' || p[0] === 'backend')) {
     return shape((top[p[0]] as unknown as { unwrap(): unknown }).unwrap());
   }
-  if (p[0] === 'secrets' && p.length === 2) return ['placeholder', 'inject', 'compose', 'bindings', 'response_scrub'];
+  if (p[0] === 'secrets' && p.length === 2) return ['placeholder', 'inject', 'compose', 'bindings', 'response_scrub', 'honeytoken'];
   if (p[0] === 'secrets' && p[2] === 'inject') return ['type', 'header', 'format', 'template', 'param', 'username'];
-  if (p[0] === 'secrets' && p[2] === 'bindings' && p.length === 4) return ['host', 'methods', 'paths', 'port', 'allow_plaintext', 'subdomains'];
+  if (p[0] === 'secrets' && p[2] === 'bindings' && p.length === 4) return ['host', 'methods', 'paths', 'port', 'allow_plaintext', 'subdomains', 'rate'];
   if (p[0] === 'backend' && p[1] === 'config') return null;
   return null;
 }

@@ -15,6 +15,7 @@ const binding = z.strictObject({
   port: z.number().int().min(1).max(65535).optional(),
   allow_plaintext: z.boolean().optional(),
   subdomains: z.array(z.string().min(1)).optional(),
+  rate: z.string().optional(),
 });
 
 const inject = z.strictObject({
@@ -33,6 +34,7 @@ const secret = z.strictObject({
   compose: z.array(z.string().min(1)).optional(),
   bindings: z.array(binding),
   response_scrub: z.enum(['redact', 'block', 'off']).optional(),
+  honeytoken: z.boolean().optional(),
 });
 
 const backendConfig = z.record(z.string(), z.unknown());
@@ -63,6 +65,16 @@ export const rawConfigSchema = z.strictObject({
     })
     .optional(),
   secrets: z.record(z.string(), secret),
+  clients: z
+    .record(
+      z.string(),
+      z.strictObject({
+        token_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (keyswap client add writes it)'),
+        secrets: z.array(z.string().min(1)).min(1),
+        expires: z.union([z.string(), z.date()]).optional(),
+      }),
+    )
+    .optional(),
 });
 
 export type RawConfig = z.infer<typeof rawConfigSchema>;

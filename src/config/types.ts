@@ -27,7 +27,9 @@ export type InjectSpec =
    */
   | { readonly type: 'basic'; readonly username: string | null; readonly render: Renderer }
   /** The query parameter `param` must carry the placeholder; its value becomes the URL-encoded rendering. */
-  | { readonly type: 'query'; readonly param: string; readonly render: Renderer };
+  | { readonly type: 'query'; readonly param: string; readonly render: Renderer }
+  /** A path segment carries the placeholder (`/bot<token>/sendMessage`); it is replaced by the encoded rendering. */
+  | { readonly type: 'path'; readonly render: Renderer };
 
 export interface Binding {
   /** Lower-case DNS name, or `*.suffix` (one label) when allow_wildcard_hosts is set. */
@@ -41,6 +43,8 @@ export interface Binding {
   /** Destination port; null = the scheme's default (443, or 80 for plaintext). */
   readonly port: number | null;
   readonly allowPlaintext: boolean;
+  /** `rate: "60/minute"`: a token bucket per client and secret; null = unlimited. */
+  readonly rate: { readonly count: number; readonly perMs: number } | null;
   readonly source: SourceRef;
 }
 
@@ -50,6 +54,8 @@ export interface SecretSpec {
   readonly placeholder: string;
   readonly inject: InjectSpec;
   readonly bindings: readonly Binding[];
+  /** A trap: any use of its placeholder, allowed or not, is audited as honeytoken_triggered. */
+  readonly honeytoken: boolean;
   /** What keyswap does when a response echoes this secret: redact (default), block (502), off. */
   readonly responseScrub: 'redact' | 'block' | 'off';
   readonly source: SourceRef;
@@ -69,6 +75,15 @@ export type BackendSpec =
       readonly identityUrl: string;
       readonly timeoutMs: number;
     };
+
+/** An agent identity: it authenticates with `Proxy-Authorization: Basic NAME:TOKEN`, and unlocks only its secrets. */
+export interface ClientSpec {
+  readonly name: string;
+  /** SHA-256 of the token, hex: the token itself is shown once and never stored. */
+  readonly tokenSha256: string;
+  readonly secrets: ReadonlySet<string>;
+  readonly expiresAtMs: number | null;
+}
 
 export interface Config {
   /** Absolute path of the file this came from. */
@@ -96,6 +111,8 @@ export interface Config {
   };
   /** In file order. */
   readonly secrets: readonly SecretSpec[];
+  /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */
+  readonly clients: ReadonlyMap<string, ClientSpec> | null;
   /** Non-fatal findings at load (e.g. a compatibility key keyswap ignores), each naming file:line:field. */
   readonly warnings: readonly string[];
 }

@@ -50,6 +50,11 @@ export function applyPlacements(parts: RequestParts, placements: readonly Placem
         parts.query = replaceQueryParam(parts.query, inject.param, secret.placeholder, text);
         break;
       }
+      case 'path': {
+        // Encoded so a value with '/', '?' or '#' stays inside its segment and cannot re-route the request.
+        parts.path = parts.path.split(secret.placeholder).join(encodeURIComponent(text));
+        break;
+      }
     }
   }
 }

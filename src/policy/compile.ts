@@ -73,6 +73,7 @@ export function siteKeyOf(secret: SecretSpec): SiteKey {
     case 'header': return `header:${secret.inject.header}`;
     case 'basic': return 'basic';
     case 'query': return `query:${secret.inject.param}`;
+    case 'path': return 'path';
     default: return assertNever(secret.inject);
   }
 }

@@ -43,6 +43,7 @@ function judge(
   candidates: readonly CompiledBinding[],
   facts: RequestFacts,
 ): Injection | DeclineReason {
+  if (facts.client !== null && !facts.client.secrets.has(secret.name)) return 'client_not_allowed';
   const own = candidates.filter((c) => c.secret === secret);
   if (own.length === 0) return 'destination_not_in_binding';
   const inScope = own.filter((c) => isInScope(c, facts));

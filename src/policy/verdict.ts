@@ -17,12 +17,14 @@ export interface RequestFacts {
   readonly query: string;
   /** Header pairs as sent (names lower-cased), duplicates kept. */
   readonly headers: readonly (readonly [name: string, value: string])[];
+  /** The authenticated agent, when `clients:` is configured: it may unlock only these secrets. */
+  readonly client: { readonly name: string; readonly secrets: ReadonlySet<string> } | null;
 }
 
 /** Where a placeholder was seen. A secret's site is one of these. */
 export type SiteKey = `header:${string}` | 'basic' | `query:${string}` | 'path';
 
-export type DeclineReason = 'destination_not_in_binding' | 'binding_scope_violation' | 'site_violation' | 'plaintext_not_allowed';
+export type DeclineReason = 'client_not_allowed' | 'destination_not_in_binding' | 'binding_scope_violation' | 'site_violation' | 'plaintext_not_allowed';
 
 export interface Injection {
   readonly secret: SecretSpec;

@@ -3,3 +3,4 @@ export { UpstreamClient } from './upstream.js';
 export { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';
 export type { Snapshot, SecretSource, AuditSink } from './snapshot.js';
 export type { LeafSource } from './mitm.js';
+export { RateLimiter } from './rate-limiter.js';

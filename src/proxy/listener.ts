@@ -6,6 +6,8 @@ import { TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
 import { isBoundDestination, parseAuthority } from '../policy/index.js';
 import { destinationOf } from './audit-facts.js';
+import type { AuditEvent } from '../audit/index.js';
+import { authenticate } from './client-auth.js';
 import { routeConnect } from './connect-router.js';
 import { terminateTls, type ConnState, type LeafSource } from './mitm.js';
 import { errorSummary, handleRequest, refuse, type ConnFacts, type PipelineDeps } from './pipeline.js';
@@ -65,50 +67,66 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       return;
     }
     const sni = typeof socket.servername === 'string' ? socket.servername : null;
-    const conn: ConnFacts = { scheme: 'https', connectHost: state.connectHost, connectPort: state.connectPort, sni };
+    const conn: ConnFacts = { scheme: 'https', connectHost: state.connectHost, connectPort: state.connectPort, sni, client: state.client };
     handleRequest(req, res, conn, req.url ?? '', pipelineDeps).catch((err: unknown) => lastResort(err, res, deps.log));
   });
 
   // The outer server: CONNECT for HTTPS, absolute-form requests for plain HTTP.
   const outer = http.createServer(SERVER_OPTIONS, (req, res) => {
     track(res);
-    const conn = plainTarget(req.url ?? '');
-    if (conn === null) {
-      const snap = deps.snapshot();
-      refuse(res, new Refusal('not_a_proxy_request'), { id: randomUUID(), method: req.method ?? '', destination: destinationOf('-', 0, '/'), snap }, deps.log);
-      return;
-    }
     const snap = deps.snapshot();
-    if (snap.policy.unmatchedDestinationPolicy === 'deny' && !isBoundDestination(snap.policy, conn.connectHost, conn.connectPort, 'http')) {
-      refuse(res, new Refusal('unbound_destination'), { id: randomUUID(), method: req.method ?? '', destination: destinationOf(conn.connectHost, conn.connectPort, conn.path), snap }, deps.log);
+    const target = plainTarget(req.url ?? '');
+    const context = (host: string, port: number, path: string, client: string | null) => ({ id: randomUUID(), client, method: req.method ?? '', destination: destinationOf(host, port, path), snap });
+    if (target === null) {
+      refuse(res, new Refusal('not_a_proxy_request'), context('-', 0, '/', null), deps.log);
       return;
     }
-    handleRequest(req, res, conn, conn.path, pipelineDeps).catch((err: unknown) => lastResort(err, res, deps.log));
+    const auth = authenticate(req.headers['proxy-authorization'], snap.config.clients, Date.now());
+    if (!auth.ok) {
+      res.setHeader('proxy-authenticate', 'Basic realm="keyswap"');
+      refuse(res, new Refusal('proxy_auth_required'), context(target.connectHost, target.connectPort, target.path, null), deps.log);
+      return;
+    }
+    const conn: ConnFacts = { ...target, client: auth.client };
+    if (snap.policy.unmatchedDestinationPolicy === 'deny' && !isBoundDestination(snap.policy, conn.connectHost, conn.connectPort, 'http')) {
+      refuse(res, new Refusal('unbound_destination'), context(conn.connectHost, conn.connectPort, target.path, auth.client?.name ?? null), deps.log);
+      return;
+    }
+    handleRequest(req, res, conn, target.path, pipelineDeps).catch((err: unknown) => lastResort(err, res, deps.log));
   });
 
   outer.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const snap = deps.snapshot();
     const route = routeConnect(req.url, snap);
     socket.on('error', () => socket.destroy());
+    const audit = (event: AuditEvent): void => {
+      snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e) }, 'audit append failed'));
+    };
+    if (route.kind === 'bad_target') {
+      socket.end(rawRefusal('bad_request'));
+      return;
+    }
+    const destination = destinationOf(route.host, route.port, '/');
+    // Every use of the proxy is authenticated when `clients:` is configured, tunnels included.
+    const auth = authenticate(req.headers['proxy-authorization'], snap.config.clients, Date.now());
+    if (!auth.ok) {
+      audit({ type: 'deny', request_id: randomUUID(), method: 'CONNECT', destination, client: null, decision: 'denied', reason: 'proxy_auth_required', status: 407 });
+      socket.end(rawRefusal('proxy_auth_required'));
+      return;
+    }
+    const client = auth.client?.name ?? null;
     switch (route.kind) {
-      case 'bad_target':
-        socket.end(rawRefusal('bad_request'));
-        return;
-      case 'deny': {
-        const event = { type: 'deny', request_id: randomUUID(), method: 'CONNECT', destination: destinationOf(route.host, route.port, '/'), client: null, decision: 'denied', reason: 'unbound_destination', status: 403 } as const;
-        snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e) }, 'audit append failed'));
+      case 'deny':
+        audit({ type: 'deny', request_id: randomUUID(), method: 'CONNECT', destination, client, decision: 'denied', reason: 'unbound_destination', status: 403 });
         socket.end(rawRefusal('unbound_destination'));
         return;
-      }
-      case 'tunnel': {
-        const event = { type: 'tls_passthrough', request_id: randomUUID(), destination: destinationOf(route.host, route.port, '/'), client: null } as const;
-        snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e) }, 'audit append failed'));
+      case 'tunnel':
+        audit({ type: 'tls_passthrough', request_id: randomUUID(), destination, client });
         tunnels.add(socket);
         openTunnel(socket, head, snap.upstream.dialAddress(route.host, route.port), snap.config.upstream.connectTimeoutMs, () => tunnels.delete(socket));
         return;
-      }
       case 'mitm':
-        terminateTls(socket, head, { connectHost: route.host, connectPort: route.port }, deps.leaves, inner, states).catch((err: unknown) => {
+        terminateTls(socket, head, { connectHost: route.host, connectPort: route.port, client: auth.client }, deps.leaves, inner, states).catch((err: unknown) => {
           deps.log.error({ err: errorSummary(err), host: route.host }, 'TLS termination failed');
           if (socket.writable) socket.end(rawRefusal('internal'));
         });
@@ -171,7 +189,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   };
 }
 
-interface PlainTarget extends ConnFacts { readonly path: string }
+interface PlainTarget extends Omit<ConnFacts, 'client'> { readonly path: string }
 
 /** An absolute-form `http://host[:port]/path?query` request line, or null. */
 function plainTarget(url: string): PlainTarget | null {

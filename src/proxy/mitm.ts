@@ -1,9 +1,15 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import type { ClientSpec } from '../config/index.js';
 
 /** The CONNECT target of a decrypted connection: the only destination its requests may have (K3). */
-export interface ConnState { readonly connectHost: string; readonly connectPort: number }
+export interface ConnState {
+  readonly connectHost: string;
+  readonly connectPort: number;
+  /** The agent that authenticated the CONNECT; every request on this connection acts as it. */
+  readonly client: ClientSpec | null;
+}
 
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 

@@ -5,6 +5,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { AuditEvent, Destination } from '../audit/index.js';
 import { applyPlacements, InvalidRendering, namesToFetch, renderSecret, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
+import type { ClientSpec } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { destinationOf } from './audit-facts.js';
 import { endToEndPairs, flatten } from './headers.js';
@@ -18,6 +19,8 @@ export interface ConnFacts {
   readonly connectHost: string;
   readonly connectPort: number;
   readonly sni: string | null;
+  /** The agent that authenticated this connection (or request), when `clients:` is configured. */
+  readonly client: ClientSpec | null;
 }
 
 export interface PipelineDeps {
@@ -28,6 +31,7 @@ export interface PipelineDeps {
 
 export interface RequestContext {
   readonly id: string;
+  readonly client: string | null;
   readonly method: string;
   readonly destination: Destination;
   readonly snap: Snapshot;
@@ -45,7 +49,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
   const path = queryAt < 0 ? target : target.slice(0, queryAt);
   const query = queryAt < 0 ? '' : target.slice(queryAt + 1);
   const method = req.method ?? 'GET';
-  const ctx: RequestContext = { id: randomUUID(), method, destination: destinationOf(conn.connectHost, conn.connectPort, path), snap };
+  const ctx: RequestContext = { id: randomUUID(), client: conn.client?.name ?? null, method, destination: destinationOf(conn.connectHost, conn.connectPort, path), snap };
   try {
     const headers = endToEndPairs(req.rawHeaders);
     const facts: RequestFacts = {
@@ -58,11 +62,13 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
       path,
       query,
       headers,
+      client: conn.client,
     };
     if (!path.startsWith('/')) throw new Refusal('bad_request');
     const verdict = decide(facts, snap.policy);
     if (verdict.kind === 'deny') throw new Refusal(verdict.reason);
 
+    enforceRates(verdict.injections, snap, ctx, Date.now());
     const { placements, scrub } = await fetchAndRender(verdict.injections, snap, deps.now());
     const parts: RequestParts = { headers, path, query };
     applyPlacements(parts, placements);
@@ -99,12 +105,25 @@ async function fetchAndRender(injections: readonly Injection[], snap: Snapshot, 
   }
 }
 
+/** Binding `rate:` limits, per client, secret and binding: over the limit, the request is refused with 429. */
+function enforceRates(injections: readonly Injection[], snap: Snapshot, ctx: RequestContext, nowMs: number): void {
+  for (const inj of injections) {
+    const rate = inj.secret.bindings[inj.bindingIndex]?.rate;
+    if (!rate) continue;
+    const taken = snap.limiter.take(`${ctx.client ?? ''}|${inj.secret.name}|${inj.bindingIndex}`, rate, nowMs);
+    if (!taken.ok) throw new Refusal('rate_limited', { retryAfterSeconds: Math.max(1, Math.ceil(taken.retryAfterMs / 1000)) });
+  }
+}
+
 async function recordDecisions(ctx: RequestContext, injections: readonly Injection[], declined: readonly Declined[]): Promise<void> {
   if (injections.length === 0 && declined.length === 0) return;
-  const base = { type: 'inject_decision', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null } as const;
+  const base = { type: 'inject_decision', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: ctx.client } as const;
   const events: AuditEvent[] = [
     ...injections.map((i) => ({ ...base, decision: 'allowed', reason: 'binding_matched', secret_name: i.secret.name }) as const),
     ...declined.map((d) => ({ ...base, decision: 'denied', reason: d.reason, secret_name: d.secret.name }) as const),
+    // A honeytoken's placeholder was used at all: the agent is reading what it should not (fsynced like the rest).
+    ...injections.filter((i) => i.secret.honeytoken).map((i) => ({ ...base, type: 'honeytoken_triggered', decision: 'allowed', secret_name: i.secret.name }) as const),
+    ...declined.filter((d) => d.secret.honeytoken).map((d) => ({ ...base, type: 'honeytoken_triggered', decision: 'denied', secret_name: d.secret.name }) as const),
   ];
   try {
     await Promise.all(events.map((e) => ctx.snap.audit.append(e)));
@@ -161,7 +180,7 @@ function forward(
       if (err instanceof EchoBlocked) recordScrubs(ctx, new Map([[err.secretName, 1]]), 'blocked', deps.log);
       if (scrubber.counts.size > 0) recordScrubs(ctx, scrubber.counts, 'redacted', deps.log);
       const event: AuditEvent = {
-        type: 'upstream_response', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null,
+        type: 'upstream_response', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: ctx.client,
         status: upRes.statusCode ?? 0, bytes, ms: Math.round(deps.now() - startedMs), complete: !err,
       };
       ctx.snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
@@ -195,7 +214,7 @@ function responseHead(upRes: IncomingMessage, scrubber: Scrubber): ResponseHead 
 
 function recordScrubs(ctx: RequestContext, counts: ReadonlyMap<string, number>, action: 'redacted' | 'blocked', log: Logger): void {
   for (const [secretName, count] of counts) {
-    const event: AuditEvent = { type: 'response_scrubbed', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null, secret_name: secretName, count, action };
+    const event: AuditEvent = { type: 'response_scrubbed', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: ctx.client, secret_name: secretName, count, action };
     ctx.snap.audit.append(event).catch((e: unknown) => log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
   }
 }
@@ -214,7 +233,7 @@ export function refuse(res: ServerResponse, err: unknown, ctx: RequestContext, l
   const cause = err instanceof Refusal ? err.cause : err;
   log.warn({ request_id: ctx.id, code, cause: errorSummary(cause) }, 'request refused');
   const event: AuditEvent = {
-    type: 'deny', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: null,
+    type: 'deny', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: ctx.client,
     decision: 'denied', reason: code, status,
   };
   ctx.snap.audit.append(event).catch((e: unknown) => log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
@@ -223,7 +242,8 @@ export function refuse(res: ServerResponse, err: unknown, ctx: RequestContext, l
     return;
   }
   if (res.destroyed) return;
-  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  const retry = err instanceof Refusal && err.retryAfterSeconds !== null ? { 'retry-after': String(err.retryAfterSeconds) } : {};
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), connection: 'close', ...retry });
   res.end(body);
 }
 

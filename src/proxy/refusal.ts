@@ -10,15 +10,20 @@ export type RefusalCode =
   | 'upstream_untrusted'
   | 'upstream_timeout'
   | 'upstream_echoed_secret'
+  | 'rate_limited'
+  | 'proxy_auth_required'
   | 'not_a_proxy_request'
   | 'upgrade_unsupported'
   | 'internal';
 
 export class Refusal extends Error {
   override readonly name = 'Refusal';
-  constructor(readonly code: RefusalCode, options?: ErrorOptions) {
+  constructor(readonly code: RefusalCode, options?: ErrorOptions & { retryAfterSeconds?: number }) {
     super(code, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? null;
   }
+  /** For rate_limited: sent as Retry-After. */
+  readonly retryAfterSeconds: number | null;
 }
 
 /**
@@ -35,6 +40,8 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   upstream_failed: [502, 'keyswap: upstream connection failed\n'],
   upstream_untrusted: [502, 'keyswap: upstream certificate not trusted\n'],
   upstream_timeout: [504, 'keyswap: upstream timed out\n'],
+  rate_limited: [429, 'keyswap: rate limit for this credential reached; retry later\n'],
+  proxy_auth_required: [407, 'keyswap: proxy authentication required (http://NAME:TOKEN@host:port)\n'],
   upstream_echoed_secret: [502, 'keyswap: upstream response echoed a credential; blocked\n'],
   not_a_proxy_request: [400, 'keyswap: this is a proxy; send absolute-form or CONNECT requests\n'],
   upgrade_unsupported: [501, 'keyswap: protocol upgrades are not supported\n'],
@@ -44,11 +51,12 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
 /** The raw HTTP/1.1 bytes of a refusal, for sockets that have no ServerResponse (CONNECT, parse errors). */
 export function rawRefusal(code: RefusalCode): string {
   const [status, body] = OUTCOMES[code];
-  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+  const extra = code === 'proxy_auth_required' ? 'proxy-authenticate: Basic realm="keyswap"\r\n' : '';
+  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`;
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 403: 'Forbidden', 421: 'Misdirected Request', 431: 'Request Header Fields Too Large',
+  400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 429: 'Too Many Requests', 421: 'Misdirected Request', 431: 'Request Header Fields Too Large',
   500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };

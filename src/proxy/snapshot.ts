@@ -2,6 +2,7 @@ import type { AuditEvent } from '../audit/index.js';
 import type { Config } from '../config/index.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import type { Secret } from '../secrets/index.js';
+import type { RateLimiter } from './rate-limiter.js';
 import type { UpstreamClient } from './upstream.js';
 
 /** Where secrets come from, as the pipeline sees it (secrets/SecretCache). */
@@ -20,4 +21,5 @@ export interface Snapshot {
   readonly secrets: SecretSource;
   readonly audit: AuditSink;
   readonly upstream: UpstreamClient;
+  readonly limiter: RateLimiter;
 }

@@ -13,11 +13,13 @@ export interface CurlOptions {
   readonly cacert?: string;
   readonly extra?: readonly string[];
   readonly maxTimeSeconds?: number;
+  /** Proxy URL override, e.g. with NAME:TOKEN@ for client identities. */
+  readonly proxy?: string;
 }
 
 /** curl through keyswap; status 0 when curl itself failed (see exitCode). */
 export function curlVia(h: Harness, url: string, o: CurlOptions = {}): Promise<ClientResult> {
-  const args = ['-sS', '--proxy', h.proxyUrl, '--cacert', o.cacert ?? h.caPath, '--max-time', String(o.maxTimeSeconds ?? 15), '-D', '-', '-o', '-'];
+  const args = ['-sS', '--proxy', o.proxy ?? h.proxyUrl, '--cacert', o.cacert ?? h.caPath, '--max-time', String(o.maxTimeSeconds ?? 15), '-D', '-', '-o', '-'];
   if (o.method) args.push('-X', o.method);
   for (const hdr of o.headers ?? []) args.push('-H', hdr);
   if (o.data !== undefined) args.push('--data-binary', o.data);

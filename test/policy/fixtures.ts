@@ -4,11 +4,11 @@ import { compilePolicy, type CompiledPolicy, type RequestFacts } from '../../src
 const source = { file: 'keyswap.yaml', line: 1, field: 'secrets' };
 
 export function binding(host: string, extra: Partial<Binding> = {}): Binding {
-  return { host, subdomains: null, methods: null, paths: null, port: null, allowPlaintext: false, source, ...extra };
+  return { host, subdomains: null, methods: null, paths: null, port: null, allowPlaintext: false, rate: null, source, ...extra };
 }
 
 export function secret(name: string, placeholder: string, inject: InjectSpec, bindings: Binding[]): SecretSpec {
-  return { name, placeholder, inject, bindings, responseScrub: 'redact', source };
+  return { name, placeholder, inject, bindings, honeytoken: false, responseScrub: 'redact', source };
 }
 
 export const bearer = (header = 'authorization', name = 'A'): InjectSpec => ({ type: 'header', header, render: { kind: 'format', format: `Bearer {${name}}` } });
@@ -46,6 +46,7 @@ export function facts(over: Partial<RequestFacts> = {}): RequestFacts {
     path: '/v1/chat/completions',
     query: '',
     headers: [],
+    client: null,
     ...over,
   };
 }

@@ -1,0 +1,22 @@
+import { LRUCache } from 'lru-cache';
+
+interface Bucket { tokens: number; updatedMs: number }
+
+/** Token buckets for binding `rate:` limits, keyed by client, secret and binding; bounded in memory. */
+export class RateLimiter {
+  readonly #buckets = new LRUCache<string, Bucket>({ max: 10_000 });
+
+  /** Takes one token; when none is left, says how long until one is. */
+  take(key: string, rate: { readonly count: number; readonly perMs: number }, nowMs: number): { ok: true } | { ok: false; retryAfterMs: number } {
+    const perTokenMs = rate.perMs / rate.count;
+    const b = this.#buckets.get(key) ?? { tokens: rate.count, updatedMs: nowMs };
+    b.tokens = Math.min(rate.count, b.tokens + (nowMs - b.updatedMs) / perTokenMs);
+    b.updatedMs = nowMs;
+    this.#buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return { ok: true };
+    }
+    return { ok: false, retryAfterMs: Math.ceil((1 - b.tokens) * perTokenMs) };
+  }
+}
