@@ -17,7 +17,7 @@ const PUBLIC_SUFFIXES = new Set([
   'herokuapp.com', 'vercel.app', 'netlify.app', 'pages.dev', 'workers.dev', 'appspot.com', 'cloudfront.net',
   'amazonaws.com', 'azurewebsites.net', 'blob.core.windows.net', 'web.app', 'firebaseapp.com', 'fly.dev', 'onrender.com',
 ]);
-const UNSUPPORTED_INJECT = new Set(['body', 'multi', 'oauth2_refresh', 'sigv4', 'hmac', 'jwt_bearer', 'oauth2_client_credentials', 'github_app']);
+const UNSUPPORTED_INJECT = new Set(['multi', 'oauth2_refresh', 'sigv4', 'hmac', 'jwt_bearer', 'oauth2_client_credentials', 'github_app']);
 
 /** Validates a parsed YAML document and builds the Config; collects every problem, then throws them together. */
 export function compileConfig(src: YamlSource): Config {
@@ -187,11 +187,11 @@ function compileSecret(name: string, raw: RawSecret, ctx: SecretContext): Secret
 function compileInject(name: string, raw: RawInject, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {
   const type = raw.type ?? 'header';
   if (UNSUPPORTED_INJECT.has(type)) {
-    err([...p, 'type'], `inject type '${type}' is not supported by this version of keyswap (supported: header, basic, query, path)`);
+    err([...p, 'type'], `inject type '${type}' is not supported by this version of keyswap (supported: header, basic, query, path, body)`);
     return null;
   }
-  if (type !== 'header' && type !== 'basic' && type !== 'query' && type !== 'path') {
-    err([...p, 'type'], `unknown inject type '${type}'; valid: header, basic, query, path`);
+  if (type !== 'header' && type !== 'basic' && type !== 'query' && type !== 'path' && type !== 'body') {
+    err([...p, 'type'], `unknown inject type '${type}'; valid: header, basic, query, path, body`);
     return null;
   }
   const allowed: Record<string, readonly string[]> = {
@@ -199,6 +199,7 @@ function compileInject(name: string, raw: RawInject, compose: readonly string[] 
     basic: ['type', 'username', 'format', 'template'],
     query: ['type', 'param', 'format', 'template'],
     path: ['type', 'format', 'template'],
+    body: ['type', 'content_type', 'format', 'template'],
   };
   for (const key of Object.keys(raw)) {
     if (!(allowed[type] ?? []).includes(key)) err([...p, key], `not valid for inject type ${type}; valid keys: ${(allowed[type] ?? []).join(', ')}`, true);
@@ -231,6 +232,8 @@ function compileInject(name: string, raw: RawInject, compose: readonly string[] 
       return { type, param: raw.param, render };
     case 'path':
       return { type, render };
+    case 'body':
+      return { type, contentType: raw.content_type ? raw.content_type.split(';')[0]?.trim().toLowerCase() ?? null : null, render };
   }
 }
 
@@ -403,7 +406,7 @@ function knownKeys(p: FieldPath): string[] | null {
     return shape((top[p[0]] as unknown as { unwrap(): unknown }).unwrap());
   }
   if (p[0] === 'secrets' && p.length === 2) return ['placeholder', 'inject', 'compose', 'bindings', 'response_scrub', 'honeytoken'];
-  if (p[0] === 'secrets' && p[2] === 'inject') return ['type', 'header', 'format', 'template', 'param', 'username'];
+  if (p[0] === 'secrets' && p[2] === 'inject') return ['type', 'header', 'format', 'template', 'param', 'username', 'content_type'];
   if (p[0] === 'secrets' && p[2] === 'bindings' && p.length === 4) return ['host', 'methods', 'paths', 'port', 'allow_plaintext', 'subdomains', 'rate'];
   if (p[0] === 'backend' && p[1] === 'config') return null;
   return null;

@@ -29,7 +29,12 @@ export type InjectSpec =
   /** The query parameter `param` must carry the placeholder; its value becomes the URL-encoded rendering. */
   | { readonly type: 'query'; readonly param: string; readonly render: Renderer }
   /** A path segment carries the placeholder (`/bot<token>/sendMessage`); it is replaced by the encoded rendering. */
-  | { readonly type: 'path'; readonly render: Renderer };
+  | { readonly type: 'path'; readonly render: Renderer }
+  /**
+   * The request body carries the placeholder; it is replaced as the body streams. `contentType` (a media type,
+   * lower-case) limits this to bodies of that type; others pass byte-exact.
+   */
+  | { readonly type: 'body'; readonly contentType: string | null; readonly render: Renderer };
 
 export interface Binding {
   /** Lower-case DNS name, or `*.suffix` (one label) when allow_wildcard_hosts is set. */

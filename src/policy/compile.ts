@@ -74,6 +74,7 @@ export function siteKeyOf(secret: SecretSpec): SiteKey {
     case 'basic': return 'basic';
     case 'query': return `query:${secret.inject.param}`;
     case 'path': return 'path';
+    case 'body': return 'body';
     default: return assertNever(secret.inject);
   }
 }

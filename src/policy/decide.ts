@@ -14,8 +14,10 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
   const destination = checkDestination(facts);
   if (destination !== null) return { kind: 'deny', reason: destination };
 
+  const candidates = bindingsFor(policy, facts.connectHost, facts.connectPort, facts.scheme);
+  const bodyInjectors = bodyInjectorsFor(candidates, facts);
   const sightings = scanPlaceholders(facts, policy);
-  if (sightings.length === 0) return { kind: 'forward', injections: [], declined: [] };
+  if (sightings.length === 0) return { kind: 'forward', injections: [], declined: [], bodyInjectors };
 
   const bySecret = new Map<SecretSpec, Set<SiteKey>>();
   for (const s of sightings) {
@@ -24,7 +26,6 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
     bySecret.set(s.secret, sites);
   }
 
-  const candidates = bindingsFor(policy, facts.connectHost, facts.connectPort, facts.scheme);
   const injections: Injection[] = [];
   const declined: Declined[] = [];
   for (const [secret, sites] of bySecret) {
@@ -34,7 +35,25 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
   }
 
   if (hasCompetingPlaceholders(injections, sightings)) return { kind: 'deny', reason: 'ambiguous_placeholder' };
-  return { kind: 'forward', injections, declined };
+  return { kind: 'forward', injections, declined, bodyInjectors };
+}
+
+/**
+ * Body injectors whose binding covers this request (client, host, method, path, plaintext) and whose content
+ * type matches. Which of them actually occur is only known as the body streams; the pipeline audits each one
+ * before its first substituted byte leaves.
+ */
+function bodyInjectorsFor(candidates: readonly CompiledBinding[], facts: RequestFacts): Injection[] {
+  const out: Injection[] = [];
+  for (const c of candidates) {
+    const inject = c.secret.inject;
+    if (inject.type !== 'body' || out.some((i) => i.secret === c.secret)) continue;
+    if (facts.client !== null && !facts.client.secrets.has(c.secret.name)) continue;
+    if (!isInScope(c, facts) || (facts.scheme === 'http' && !c.binding.allowPlaintext)) continue;
+    if (inject.contentType !== null && inject.contentType !== facts.contentType) continue;
+    out.push({ secret: c.secret, bindingIndex: c.index });
+  }
+  return out;
 }
 
 function judge(

@@ -17,12 +17,14 @@ export interface RequestFacts {
   readonly query: string;
   /** Header pairs as sent (names lower-cased), duplicates kept. */
   readonly headers: readonly (readonly [name: string, value: string])[];
+  /** The request's media type (lower-case, no parameters), or null: body injectors may be limited to one. */
+  readonly contentType: string | null;
   /** The authenticated agent, when `clients:` is configured: it may unlock only these secrets. */
   readonly client: { readonly name: string; readonly secrets: ReadonlySet<string> } | null;
 }
 
 /** Where a placeholder was seen. A secret's site is one of these. */
-export type SiteKey = `header:${string}` | 'basic' | `query:${string}` | 'path';
+export type SiteKey = `header:${string}` | 'basic' | `query:${string}` | 'path' | 'body';
 
 export type DeclineReason = 'client_not_allowed' | 'destination_not_in_binding' | 'binding_scope_violation' | 'site_violation' | 'plaintext_not_allowed';
 
@@ -45,4 +47,10 @@ export type Verdict =
    * The request goes upstream. Each injection swaps one secret in at its site; every declined placeholder travels
    * verbatim (K4). Both lists empty: the request carried no placeholder.
    */
-  | { readonly kind: 'forward'; readonly injections: readonly Injection[]; readonly declined: readonly Declined[] };
+  | {
+      readonly kind: 'forward';
+      readonly injections: readonly Injection[];
+      readonly declined: readonly Declined[];
+      /** Body injectors this request is in scope for: their placeholders are replaced as the body streams. */
+      readonly bodyInjectors: readonly Injection[];
+    };

@@ -3,7 +3,7 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { AuditEvent, Destination } from '../audit/index.js';
-import { applyPlacements, InvalidRendering, namesToFetch, renderSecret, type Placement, type RequestParts } from '../inject/index.js';
+import { applyPlacements, createBodyInjector, InvalidRendering, namesToFetch, renderSecret, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import type { ClientSpec } from '../config/index.js';
 import type { Logger } from '../log.js';
@@ -63,6 +63,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
       query,
       headers,
       client: conn.client,
+      contentType: mediaType(req.headers['content-type']),
     };
     if (!path.startsWith('/')) throw new Refusal('bad_request');
     const verdict = decide(facts, snap.policy);
@@ -75,7 +76,11 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
     // K5: every decision of this request is durable before the upstream request object even exists.
     await recordDecisions(ctx, verdict.injections, verdict.declined);
     if (res.destroyed || req.socket.destroyed) return; // the agent left while we waited: send nothing
-    forward(req, res, conn, queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`, parts, new Scrubber(scrub), ctx, startedMs, deps);
+    const scrubber = new Scrubber(scrub);
+    const body = verdict.bodyInjectors.length > 0 && hasBody(req) ? bodyInjector(verdict.bodyInjectors, snap, ctx, scrubber, deps) : null;
+    // A substituted body changes length: it goes out chunked.
+    if (body !== null) parts.headers = parts.headers.filter(([name]) => name !== 'content-length');
+    forward(req, res, conn, queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`, parts, body, scrubber, ctx, startedMs, deps);
   } catch (err) {
     refuse(res, err, ctx, deps.log);
   }
@@ -103,6 +108,34 @@ async function fetchAndRender(injections: readonly Injection[], snap: Snapshot, 
   } catch (err) {
     throw new Refusal('secret_unavailable', { cause: err });
   }
+}
+
+/**
+ * The body stream for body injectors: each secret is fetched, rendered, added to the response scrubber and its
+ * decision made durable at its first occurrence, before any substituted byte leaves (K5). A failure there aborts
+ * the upstream request mid-body, so the upstream never sees the secret, and the agent gets the refusal.
+ */
+function bodyInjector(injectors: readonly Injection[], snap: Snapshot, ctx: RequestContext, scrubber: Scrubber, deps: PipelineDeps): Transform {
+  const byName = new Map(injectors.map((i) => [i.secret.name, i]));
+  return createBodyInjector(
+    injectors.map((i) => ({ secretName: i.secret.name, placeholder: i.secret.placeholder })),
+    async (name) => {
+      const inj = byName.get(name);
+      if (inj === undefined) throw new Refusal('internal');
+      const { placements, scrub } = await fetchAndRender([inj], snap, deps.now());
+      for (const t of scrub) scrubber.add(t);
+      await recordDecisions(ctx, [inj], []);
+      return placements[0]?.text ?? '';
+    },
+  );
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? '0') > 0;
+}
+
+function mediaType(header: string | undefined): string | null {
+  return header === undefined ? null : (header.split(';')[0] ?? '').trim().toLowerCase() || null;
 }
 
 /** Binding `rate:` limits, per client, secret and binding: over the limit, the request is refused with 429. */
@@ -134,7 +167,7 @@ async function recordDecisions(ctx: RequestContext, injections: readonly Injecti
 
 function forward(
   req: IncomingMessage, res: ServerResponse, conn: ConnFacts, upstreamPath: string, parts: RequestParts,
-  scrubber: Scrubber, ctx: RequestContext, startedMs: number, deps: PipelineDeps,
+  body: Transform | null, scrubber: Scrubber, ctx: RequestContext, startedMs: number, deps: PipelineDeps,
 ): void {
   const upReq: ClientRequest = ctx.snap.upstream.request(
     { scheme: conn.scheme, host: conn.connectHost, port: conn.connectPort },
@@ -149,15 +182,17 @@ function forward(
     if (failed) return;
     failed = true;
     upReq.destroy();
-    if (!req.complete || res.destroyed) {
+    if (!(err instanceof Refusal) && (!req.complete || res.destroyed)) {
       deps.log.info({ request_id: ctx.id }, 'agent went away before the response');
       return;
     }
-    refuse(res, upstreamRefusal(err), ctx, deps.log);
+    refuse(res, err instanceof Refusal ? err : upstreamRefusal(err), ctx, deps.log);
   };
-  pipeline(req, upReq, (err) => {
+  const sent = (err: Error | null | undefined): void => {
     if (err) fail(err);
-  });
+  };
+  if (body === null) pipeline(req, upReq, sent);
+  else pipeline(req, body, upReq, sent);
   // An upstream failure can also come after the body was sent (a hang-up before any response).
   upReq.on('error', fail);
   upReq.once('response', (upRes) => {

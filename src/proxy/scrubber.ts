@@ -40,26 +40,27 @@ function echoForms(value: string): string[] {
  * passed on at once.
  */
 export class Scrubber {
-  readonly #needles: Needle[];
-  readonly #maxLen: number;
+  #needles: Needle[] = [];
+  #maxLen = 0;
+  readonly #seen = new Set<string>();
   readonly counts = new Map<string, number>();
 
   constructor(targets: readonly ScrubTarget[]) {
-    const seen = new Set<string>();
-    const needles: Needle[] = [];
-    for (const t of targets) {
-      const rendered = t.rendered.startsWith('Basic ') ? [t.rendered.slice(6)] : [];
-      for (const form of [...t.values.flatMap(echoForms), ...rendered]) {
-        const find = latin1(form);
-        if (find.length < 8 || seen.has(find)) continue;
-        seen.add(find);
-        needles.push({ secretName: t.secretName, find, replace: latin1(t.placeholder), block: t.mode === 'block' });
-      }
+    for (const t of targets) this.add(t);
+  }
+
+  /** Adds a secret injected later in the request (a body injector resolves as the body streams). */
+  add(t: ScrubTarget): void {
+    const rendered = t.rendered.startsWith('Basic ') ? [t.rendered.slice(6)] : [];
+    for (const form of [...t.values.flatMap(echoForms), ...rendered]) {
+      const find = latin1(form);
+      if (find.length < 8 || this.#seen.has(find)) continue;
+      this.#seen.add(find);
+      this.#needles.push({ secretName: t.secretName, find, replace: latin1(t.placeholder), block: t.mode === 'block' });
     }
     // Longest first, so a base64 form is replaced whole before a shorter form inside it could split it.
-    needles.sort((a, b) => b.find.length - a.find.length);
-    this.#needles = needles;
-    this.#maxLen = needles.reduce((m, n) => Math.max(m, n.find.length), 0);
+    this.#needles.sort((a, b) => b.find.length - a.find.length);
+    this.#maxLen = this.#needles.reduce((m, n) => Math.max(m, n.find.length), 0);
   }
 
   get isEmpty(): boolean { return this.#needles.length === 0; }

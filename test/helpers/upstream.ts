@@ -16,6 +16,9 @@ export interface SeenRequest {
   aborted: boolean;
   /** The upstream finished writing its response. */
   responseDone: boolean;
+  /** The audit file the moment the first body byte arrived (K5 for body injection). */
+  auditAtFirstBodyByte: string | null;
+  body: Buffer;
 }
 
 export interface Upstream {
@@ -41,12 +44,15 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
         auditAtArrival = '';
       }
     }
-    const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, auditAtArrival, bodyBytes: 0, bodySha256: '', aborted: false, responseDone: false };
+    const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, auditAtArrival, bodyBytes: 0, bodySha256: '', aborted: false, responseDone: false, auditAtFirstBodyByte: null, body: Buffer.alloc(0) };
     requests.push(seen);
     const hash = createHash('sha256');
+    const kept: Buffer[] = [];
     req.on('data', (c: Buffer) => {
+      if (seen.auditAtFirstBodyByte === null && opts.auditPath) seen.auditAtFirstBodyByte = readFileSync(opts.auditPath, 'utf8');
       seen.bodyBytes += c.length;
       hash.update(c);
+      if (seen.bodyBytes <= 1024 * 1024) kept.push(c); // keep small bodies for byte-exact checks
     });
     res.on('close', () => {
       if (!res.writableFinished) seen.aborted = true;
@@ -56,6 +62,7 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
     });
     req.on('end', () => {
       seen.bodySha256 = hash.digest('hex');
+      seen.body = Buffer.concat(kept);
       const url = new URL(req.url ?? '/', 'http://x');
       switch (url.pathname) {
         case '/v1/big': {

@@ -47,6 +47,7 @@ export function facts(over: Partial<RequestFacts> = {}): RequestFacts {
     query: '',
     headers: [],
     client: null,
+    contentType: null,
     ...over,
   };
 }
