@@ -18,7 +18,13 @@ export function parseYaml(text: string, file: string): YamlSource {
     const line = lineCounter.linePos(first.pos[0]).line;
     throw new ConfigError(file, line, '(yaml)', `${first.message.split('\n')[0] ?? 'not valid YAML'}`);
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // Aliases are resolved here, not at parse time: an unresolved or exploding alias is a user mistake too.
+    throw new ConfigError(file, 1, '(yaml)', `${(err as Error).message.split('\n')[0] ?? 'invalid YAML'}`);
+  }
   const lineOf = (path: FieldPath, key = false): number => {
     let node: unknown = doc.contents;
     let line = 1;
