@@ -131,3 +131,23 @@ describe('backpressure', () => {
     expect((peak - baseline) / 1024).toBeLessThan(64); // MB above baseline while 200 MB waited upstream
   });
 });
+
+describe('no second resolution', () => {
+  it('a secret whose value looks like another placeholder is sent as it is, never resolved a second time', async () => {
+    const B_PH = 'sk-PLACEHOLDER-BBBB-0123456789abcdef';
+    h = await startHarness({
+      secretValues: { A_KEY: B_PH, B_KEY: 'b-real-value' },
+      secrets: `
+  A_KEY:
+    placeholder: "sk-PLACEHOLDER-AAAA-0123456789abcdef"
+    inject: { header: Authorization, format: "Bearer {A_KEY}" }
+    bindings: [ { host: api.example.test } ]
+  B_KEY:
+    placeholder: "${B_PH}"
+    inject: { header: Authorization, format: "Bearer {B_KEY}" }
+    bindings: [ { host: api.example.test } ]`,
+    });
+    await curlVia(h, 'https://api.example.test/v1/upload', { headers: ['Authorization: Bearer sk-PLACEHOLDER-AAAA-0123456789abcdef'] });
+    expect(h.upstream.requests[0]?.headers.authorization).toBe(`Bearer ${B_PH}`);
+  });
+});
