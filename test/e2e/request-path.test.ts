@@ -52,9 +52,9 @@ describe('the secret reaches a bound upstream, for every kind of client', () => 
 
 describe('fail closed: placeholders aimed outside their binding travel verbatim (K4)', () => {
   it.each([
-    ['an off-scope method', 'DELETE', 'https://api.example.test/v1/echo', 'binding_scope_violation'],
-    ['an off-scope path', 'GET', 'https://api.example.test/admin/echo', 'binding_scope_violation'],
-  ])('%s gets the placeholder, audited as %s', async (_name, method, url, reason) => {
+    ['an off-scope method', 'binding_scope_violation', 'DELETE', 'https://api.example.test/v1/echo'],
+    ['an off-scope path', 'binding_scope_violation', 'GET', 'https://api.example.test/admin/echo'],
+  ])('%s gets the placeholder, audited as %s', async (_name, reason, method, url) => {
     const before = decisions().length;
     const res = await curlVia(h, url, { method, headers: [AUTH] });
     expect(res.status).toBe(200);
