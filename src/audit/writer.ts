@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import { GENESIS, headAfter, lineHash, type ChainHead } from './chain.js';
 import { AuditWriteFailed } from './errors.js';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
@@ -16,6 +16,8 @@ export class AuditWriter {
   #fh: FileHandle;
   readonly #path: string;
   #head: ChainHead;
+  readonly #maxBytes: number | null;
+  #size: number;
   #queue: Pending[] = [];
   #syncing: Promise<void> | null = null;
   #failure: Error | null = null;
@@ -23,10 +25,12 @@ export class AuditWriter {
   #batches = 0;
   #events = 0;
 
-  private constructor(fh: FileHandle, path: string, head: ChainHead) {
+  private constructor(fh: FileHandle, path: string, head: ChainHead, size: number, maxBytes: number | null) {
     this.#fh = fh;
     this.#path = path;
     this.#head = head;
+    this.#size = size;
+    this.#maxBytes = maxBytes;
   }
 
   /**
@@ -35,12 +39,13 @@ export class AuditWriter {
    * record starts clean. `continueFrom` links a fresh file to the previous one (rotation).
    * Refuses a file others can write: they could forge history.
    */
-  static async open(path: string, continueFrom?: ChainHead): Promise<AuditWriter> {
+  static async open(path: string, opts: { maxBytes?: number | null; continueFrom?: ChainHead } = {}): Promise<AuditWriter> {
     const fh = await openForAppend(path);
     try {
       const { head, torn } = await readTail(fh);
       if (torn) await writeAll(fh, Buffer.from('\n'));
-      return new AuditWriter(fh, path, head ?? continueFrom ?? { seq: 0, hash: GENESIS });
+      const size = (await fh.stat()).size;
+      return new AuditWriter(fh, path, head ?? opts.continueFrom ?? { seq: 0, hash: GENESIS }, size, opts.maxBytes ?? null);
     } catch (err) {
       await fh.close();
       throw new AuditWriteFailed(path, { cause: err });
@@ -56,11 +61,23 @@ export class AuditWriter {
    */
   async reopen(): Promise<void> {
     while (this.#syncing) await this.#syncing;
+    await this.#swapFile();
+  }
+
+  async #swapFile(): Promise<void> {
     const next = await openForAppend(this.#path);
     const { head } = await readTail(next);
     await this.#fh.close();
     this.#fh = next;
+    this.#size = (await next.stat()).size;
     if (head !== null) this.#head = head; // the path was not moved: carry on in the same file
+  }
+
+  /** Size rotation: the full file moves to `<path>.<timestamp>` and a linked one starts at the path. */
+  async #rotateIfFull(): Promise<void> {
+    if (this.#maxBytes === null || this.#size < this.#maxBytes) return;
+    await rename(this.#path, `${this.#path}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    await this.#swapFile();
   }
 
   get isHealthy(): boolean { return this.#failure === null && !this.#closed; }
@@ -86,11 +103,14 @@ export class AuditWriter {
       this.#queue = [];
       try {
         if (this.#failure) throw this.#failure;
-        await writeAll(this.#fh, Buffer.from(batch.map((p) => p.line).join('')));
+        const bytes = Buffer.from(batch.map((p) => p.line).join(''));
+        await writeAll(this.#fh, bytes);
         await this.#fh.datasync();
+        this.#size += bytes.length;
         this.#batches++;
         this.#events += batch.length;
         for (const p of batch) p.resolve();
+        await this.#rotateIfFull();
       } catch (err) {
         this.#failure ??= err as Error;
         for (const p of batch) p.reject(new AuditWriteFailed(this.#path, { cause: this.#failure }));

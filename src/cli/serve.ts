@@ -75,7 +75,7 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
     maxEntries: config.cache.maxEntries,
     maxStaleMs: config.cache.maxStaleSeconds * 1000,
   });
-  const audit = await AuditWriter.open(config.audit.path);
+  const audit = await AuditWriter.open(config.audit.path, { maxBytes: config.audit.maxBytes });
   const upstream = new UpstreamClient(config.upstream, extraCaPem);
   const snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter: new RateLimiter() };
 

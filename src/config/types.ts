@@ -105,7 +105,8 @@ export interface Config {
     readonly maxEntries: number;
     readonly maxStaleSeconds: number;
   };
-  readonly audit: { readonly path: string; readonly failOnUnwritable: boolean };
+  /** maxBytes: rotate to `<path>.<timestamp>` past this size (null: rotate only on SIGUSR1). */
+  readonly audit: { readonly path: string; readonly failOnUnwritable: boolean; readonly maxBytes: number | null };
   readonly backend: BackendSpec;
   readonly upstream: {
     readonly extraCaFile: string | null;

@@ -82,3 +82,17 @@ describe('the hash-chained audit log (K6)', () => {
     expect(bad.stdout.split('\n')[0]).toBe(`${file}:2: edited (the next record's hash link does not match this line)`);
   });
 });
+
+describe('size rotation', () => {
+  it('past max_bytes the log moves to <path>.<timestamp> and the new file links to it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-rot-'));
+    const file = path.join(dir, 'audit.jsonl');
+    const w = await AuditWriter.open(file, { maxBytes: 4096 });
+    for (let i = 0; i < 40; i++) await w.append(event(i));
+    await w.close();
+    const { readdirSync } = await import('node:fs');
+    const rotated = readdirSync(dir).filter((f) => f.startsWith('audit.jsonl.')).sort().map((f) => path.join(dir, f));
+    expect(rotated.length).toBeGreaterThan(0);
+    expect(await verifyAuditFiles([...rotated, file])).toMatchObject({ intact: true, records: 40 });
+  });
+});
