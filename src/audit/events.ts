@@ -67,7 +67,9 @@ export type AuditEvent =
       readonly client: string | null;
     }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
-  | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string };
+  | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }
+  /** SIGHUP: ok with the new file in force, or the errors (file:line: field, never a value) and the old config kept. */
+  | { readonly type: 'config_reload'; readonly ok: boolean; readonly config: string; readonly errors: readonly string[] };
 
 export type AuditEventType = AuditEvent['type'];
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { AuditWriter } from '../audit/index.js';
-import { loadConfig, type Config } from '../config/index.js';
+import { ConfigErrors, loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { compilePolicy } from '../policy/index.js';
 import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
@@ -77,7 +77,9 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
   });
   const audit = await AuditWriter.open(config.audit.path, { maxBytes: config.audit.maxBytes });
   const upstream = new UpstreamClient(config.upstream, extraCaPem);
-  const snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter: new RateLimiter() };
+  const limiter = new RateLimiter();
+  // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
+  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter };
 
   let proxy: RunningProxy;
   try {
@@ -90,14 +92,6 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
   // proxy_start must be durable: a proxy that cannot audit must not serve (K4, K6).
   await audit.append({ type: 'proxy_start', pid: process.pid, version: VERSION, listen, config: config.file });
 
-  const proxyUrl = `http://${proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host}:${proxy.address.port}`;
-  io.stdout.write(
-    `keyswap ${VERSION} listening on ${proxyUrl}\n` +
-      `CA certificate: ${ca.certPath}\n` +
-      `# Agents behind keyswap need this environment (or run them with \`keyswap run -- CMD\`):\n` +
-      `${exportLines(agentEnvironment({ proxyUrl, caPath: ca.certPath, bundlePath, secrets: config.secrets }))}\n`,
-  );
-
   // Rotation: logrotate (or an operator) moves the file away and sends SIGUSR1; the new file's first record
   // links to the last hash of the old one.
   const onRotate = (): void => {
@@ -108,9 +102,38 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
   };
   process.on('SIGUSR1', onRotate);
 
+  // Reload: re-read and validate, then swap. Anything that needs new resources (listen address, state, backend,
+  // audit file) is refused with "restart to apply"; an invalid file changes nothing. Warm cache entries stay.
+  let reloading = Promise.resolve();
+  const onReload = (): void => {
+    reloading = reloading.then(async () => {
+      const errors = await reloadedSnapshot(snapshot, leaves).then(
+        (next) => {
+          snapshot = next;
+          return [];
+        },
+        (err: unknown) => reloadErrors(err),
+      );
+      log[errors.length === 0 ? 'info' : 'error']({ errors }, errors.length === 0 ? 'configuration reloaded' : 'reload refused; the running configuration stays');
+      await audit.append({ type: 'config_reload', ok: errors.length === 0, config: config.file, errors }).catch(() => {});
+    });
+  };
+  process.on('SIGHUP', onReload);
+
+  // Last: the banner tells the world keyswap is ready, so every handler must exist before it.
+  const proxyUrl = `http://${proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host}:${proxy.address.port}`;
+  io.stdout.write(
+    `keyswap ${VERSION} listening on ${proxyUrl}\n` +
+      `CA certificate: ${ca.certPath}\n` +
+      `# Agents behind keyswap need this environment (or run them with \`keyswap run -- CMD\`):\n` +
+      `${exportLines(agentEnvironment({ proxyUrl, caPath: ca.certPath, bundlePath, secrets: config.secrets }))}\n`,
+  );
+
   return {
     async stop(reason: string): Promise<void> {
       process.off('SIGUSR1', onRotate);
+      process.off('SIGHUP', onReload);
+      await reloading;
       log.info({ reason }, 'stopping: draining in-flight requests');
       await proxy.close();
       upstream.close();
@@ -120,6 +143,29 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
       log.info('stopped');
     },
   };
+}
+
+async function reloadedSnapshot(current: Snapshot, leaves: LeafCache): Promise<Snapshot> {
+  const next = await loadConfig(current.config.file);
+  const was = current.config;
+  const needsRestart = [
+    ['listen', `${was.listen.host}:${was.listen.port}` !== `${next.listen.host}:${next.listen.port}`],
+    ['state_dir', was.stateDir !== next.stateDir],
+    ['backend', JSON.stringify(was.backend) !== JSON.stringify(next.backend)],
+    ['audit', JSON.stringify(was.audit) !== JSON.stringify(next.audit)],
+    ['cache', JSON.stringify(was.cache) !== JSON.stringify(next.cache)],
+  ].filter(([, changed]) => changed).map(([key]) => key);
+  if (needsRestart.length > 0) throw new CliError(`${needsRestart.join(', ')} changed; restart keyswap to apply`, EXIT.usage);
+  await leaves.prewarm(boundHosts(next));
+  const extraCaPem = next.upstream.extraCaFile === null ? null : await readExtraCa(next);
+  // The old upstream client is left to its in-flight requests; its idle sockets time out on their own.
+  return { ...current, config: next, policy: compilePolicy(next), upstream: new UpstreamClient(next.upstream, extraCaPem) };
+}
+
+function reloadErrors(err: unknown): string[] {
+  if (err instanceof ConfigErrors) return err.errors.map((e) => e.message);
+  if (err instanceof CliError) return [err.message];
+  return [err instanceof Error ? err.message : String(err)];
 }
 
 function boundHosts(config: Config): string[] {
