@@ -78,7 +78,8 @@ secrets:
   it('loads bindings.example.yaml, which shows every supported feature', async () => {
     const c = await loadConfig(path.resolve(__dirname, '../../bindings.example.yaml'));
     expect(c.secrets.length).toBeGreaterThanOrEqual(5);
-    expect(new Set(c.secrets.map((s) => s.inject.type))).toEqual(new Set(['header', 'basic', 'query']));
+    expect(new Set(c.secrets.map((s) => s.inject.type))).toEqual(new Set(['header', 'basic', 'query', 'path', 'body']));
+    expect(c.clients?.get('coding-agent')?.secrets.size).toBe(4);
   });
 });
 
