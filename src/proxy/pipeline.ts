@@ -70,7 +70,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
     if (verdict.kind === 'deny') throw new Refusal(verdict.reason);
 
     enforceRates(verdict.injections, snap, ctx, Date.now());
-    const { placements, scrub } = await fetchAndRender(verdict.injections, snap, deps.now());
+    // Wall-clock time for rendering (totp reads it); deps.now is a monotonic clock for durations only.
+    const { placements, scrub } = await fetchAndRender(verdict.injections, snap, Date.now());
     const parts: RequestParts = { headers, path, query };
     applyPlacements(parts, placements);
     // K5: every decision of this request is durable before the upstream request object even exists.
@@ -122,7 +123,7 @@ function bodyInjector(injectors: readonly Injection[], snap: Snapshot, ctx: Requ
     async (name) => {
       const inj = byName.get(name);
       if (inj === undefined) throw new Refusal('internal');
-      const { placements, scrub } = await fetchAndRender([inj], snap, deps.now());
+      const { placements, scrub } = await fetchAndRender([inj], snap, Date.now());
       for (const t of scrub) scrubber.add(t);
       await recordDecisions(ctx, [inj], []);
       return placements[0]?.text ?? '';

@@ -151,3 +151,23 @@ describe('no second resolution', () => {
     expect(h.upstream.requests[0]?.headers.authorization).toBe(`Bearer ${B_PH}`);
   });
 });
+
+describe('composite secrets through a live keyswap', () => {
+  it('a totp template renders the code for the wall-clock time, not a monotonic clock', async () => {
+    const { totp } = await import('../../src/inject/template-eval.js');
+    const seed = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
+    h = await startHarness({
+      secretValues: { TOTP_SEED: seed },
+      secrets: `
+  OTP:
+    placeholder: "otp-PLACEHOLDER-0123456789abcdefghi"
+    inject: { header: x-otp, template: "{{ totp(TOTP_SEED) }}" }
+    compose: [TOTP_SEED]
+    bindings: [ { host: api.example.test } ]`,
+    });
+    const before = Date.now();
+    await curlVia(h, 'https://api.example.test/v1/upload', { headers: ['x-otp: otp-PLACEHOLDER-0123456789abcdefghi'] });
+    const after = Date.now();
+    expect([totp(seed, before), totp(seed, after)]).toContain(h.upstream.requests[0]?.headers['x-otp']);
+  });
+});
