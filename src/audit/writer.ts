@@ -4,6 +4,8 @@ import { GENESIS, headAfter, lineHash, type ChainHead } from './chain.js';
 import { AuditWriteFailed } from './errors.js';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
 
+const LAZY_FLUSH_MS = 100;
+
 interface Pending { readonly line: string; readonly resolve: () => void; readonly reject: (e: Error) => void }
 
 /**
@@ -22,6 +24,7 @@ export class AuditWriter {
   #syncing: Promise<void> | null = null;
   #failure: Error | null = null;
   #closed = false;
+  #lazyTimer: NodeJS.Timeout | null = null;
   #batches = 0;
   #events = 0;
 
@@ -83,7 +86,20 @@ export class AuditWriter {
   get isHealthy(): boolean { return this.#failure === null && !this.#closed; }
   get stats(): { batches: number; events: number } { return { batches: this.#batches, events: this.#events }; }
 
+  /**
+   * Appends an event that nothing waits on (a response summary, a passthrough): it is written with the next
+   * durable append's batch, or within LAZY_FLUSH_MS, so a request costs one fsync, not two. Measured: at
+   * concurrency 1 the second fsync per injected request cost about 0.8 ms of added latency (bench/run.mjs).
+   */
+  appendLazy(event: AuditEvent): Promise<void> {
+    return this.#enqueue(event, false);
+  }
+
   append(event: AuditEvent): Promise<void> {
+    return this.#enqueue(event, true);
+  }
+
+  #enqueue(event: AuditEvent, durableNow: boolean): Promise<void> {
     if (this.#closed) return Promise.reject(new AuditWriteFailed(`${this.#path} (closed)`));
     if (this.#failure) return Promise.reject(new AuditWriteFailed(this.#path, { cause: this.#failure }));
     // Order matters: seq and prev are assigned here, synchronously, in the same order the queue writes lines.
@@ -92,7 +108,20 @@ export class AuditWriter {
     const line = `${text}\n`;
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ line, resolve, reject });
-      this.#syncing ??= this.#drain();
+      if (durableNow) this.#kick();
+      else this.#lazyTimer ??= setTimeout(() => {
+        this.#lazyTimer = null;
+        this.#kick();
+      }, LAZY_FLUSH_MS).unref();
+    });
+  }
+
+  /** Starts the drain loop unless it runs already; whatever arrives while it finishes starts the next one. */
+  #kick(): void {
+    if (this.#syncing !== null || this.#queue.length === 0) return;
+    this.#syncing = this.#drain().finally(() => {
+      this.#syncing = null;
+      this.#kick();
     });
   }
 
@@ -116,13 +145,15 @@ export class AuditWriter {
         for (const p of batch) p.reject(new AuditWriteFailed(this.#path, { cause: this.#failure }));
       }
     }
-    this.#syncing = null;
   }
 
   /** Idempotent: stops accepting, waits for queued events to be synced, closes the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#lazyTimer) clearTimeout(this.#lazyTimer);
+    this.#lazyTimer = null;
+    this.#kick();
     while (this.#syncing) await this.#syncing;
     await this.#fh.close();
   }

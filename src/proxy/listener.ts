@@ -121,7 +121,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         socket.end(rawRefusal('unbound_destination'));
         return;
       case 'tunnel':
-        audit({ type: 'tls_passthrough', request_id: randomUUID(), destination, client });
+        snap.audit.appendLazy({ type: 'tls_passthrough', request_id: randomUUID(), destination, client }).catch((e: unknown) => deps.log.error({ err: errorSummary(e) }, 'audit append failed'));
         tunnels.add(socket);
         openTunnel(socket, head, snap.upstream.dialAddress(route.host, route.port), snap.config.upstream.connectTimeoutMs, () => tunnels.delete(socket));
         return;

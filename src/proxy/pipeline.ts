@@ -219,7 +219,7 @@ function forward(
         type: 'upstream_response', request_id: ctx.id, method: ctx.method, destination: ctx.destination, client: ctx.client,
         status: upRes.statusCode ?? 0, bytes, ms: Math.round(deps.now() - startedMs), complete: !err,
       };
-      ctx.snap.audit.append(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
+      ctx.snap.audit.appendLazy(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
     };
     if (head.decoder === null && scrubber.isEmpty) pipeline(upRes, res, done);
     else if (head.decoder === null) pipeline(upRes, scrubber.stream(), res, done);

@@ -9,7 +9,12 @@ import type { UpstreamClient } from './upstream.js';
 export interface SecretSource { get(name: string): Promise<Secret> }
 
 /** Where audit events go, as the pipeline sees it (audit/AuditWriter). */
-export interface AuditSink { append(event: AuditEvent): Promise<void> }
+export interface AuditSink {
+  /** Durable: resolves after the fsync that covers it. */
+  append(event: AuditEvent): Promise<void>;
+  /** Written with the next durable batch (or shortly): for records no request waits on. */
+  appendLazy(event: AuditEvent): Promise<void>;
+}
 
 /**
  * One consistent view of the configuration: a request reads the current snapshot once, at entry, and uses it to

@@ -66,3 +66,21 @@ describe('AuditWriter', () => {
     expect(r.tornTail).toBe(true);
   });
 });
+
+describe('lazy appends', () => {
+  it('a lazy event is written with the next durable batch, or on its own shortly after, and by close()', async () => {
+    const file = path.join(dir(), 'audit.jsonl');
+    const w = await AuditWriter.open(file);
+    const lazy = w.appendLazy(event(1));
+    await w.append(event(2));
+    expect(readFileSync(file, 'utf8')).toContain('"r1"');
+    await lazy;
+    const alone = w.appendLazy(event(3));
+    await alone; // flushed by its timer, with no durable append to carry it
+    expect(readFileSync(file, 'utf8')).toContain('"r3"');
+    const last = w.appendLazy(event(4));
+    await w.close();
+    await last;
+    expect(readFileSync(file, 'utf8')).toContain('"r4"');
+  });
+});

@@ -69,6 +69,8 @@ describe('fail closed: placeholders aimed outside their binding travel verbatim 
     const withUpstreamCa = await curlVia(h, 'https://unbound.example.test/v1/echo', { headers: [AUTH], cacert: h.testCaPath });
     expect(withUpstreamCa.status).toBe(200);
     expect(lastSeen().headers.authorization).toBe(`Bearer ${PLACEHOLDER}`);
+    // tls_passthrough is written lazily (with the next durable batch, or within 100 ms).
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'tls_passthrough'))).toBe(true);
     expect(h.auditRecords()).toContainEqual(expect.objectContaining({ type: 'tls_passthrough', destination: expect.objectContaining({ host: 'unbound.example.test', port: 443 }) }));
   });
 
