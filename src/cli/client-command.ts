@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isMap, parseDocument } from 'yaml';
+import { writeFileAtomic } from '../atomic-file.js';
 import { loadConfig, parseConfig } from '../config/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -76,13 +76,5 @@ function expiryFrom(text: string): string {
 
 async function writeValidated(file: string, text: string): Promise<void> {
   parseConfig(text, file); // never write a config keyswap would refuse
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+  await writeFileAtomic(file, text, 0o600);
 }

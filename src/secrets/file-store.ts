@@ -15,8 +15,8 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { constants } from 'node:fs';
 import { copyFile, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../atomic-file.js';
 
 export class StoreError extends Error {
   override readonly name = 'StoreError';
@@ -77,7 +77,7 @@ async function readKeyFile(file: string, create: boolean): Promise<Buffer> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     if (!create) throw new StoreError(`key file ${file} does not exist; the store cannot be opened without it`);
     const key = randomBytes(32);
-    await writeAtomic(file, `${key.toString('base64')}\n`);
+    await writeFileAtomic(file, `${key.toString('base64')}\n`, 0o600);
     return key;
   }
 }
@@ -147,7 +147,7 @@ export async function writeStore(file: string, source: KeySource, entries: Reado
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await writeAtomic(file, `${JSON.stringify(doc, null, 1)}\n`);
+  await writeFileAtomic(file, `${JSON.stringify(doc, null, 1)}\n`, 0o600);
 }
 
 /** Runs `fn` holding the store's lock file; a lock left by a dead process is taken over. */
@@ -187,24 +187,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function writeAtomic(file: string, content: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  const dir = await open(path.dirname(file), constants.O_RDONLY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
-
 /** Replaces the KEK material itself: a new key file (or salt) and a new DEK; the old key can no longer decrypt. */
 export async function rekeyStore(file: string, source: KeySource, onProgress: (done: number, total: number) => void): Promise<number> {
   return withStoreLock(file, async () => {
@@ -212,7 +194,7 @@ export async function rekeyStore(file: string, source: KeySource, onProgress: (d
     if (source.kind === 'keyfile') {
       const fresh = randomBytes(32);
       const next = `${source.path}.next`;
-      await writeAtomic(next, `${fresh.toString('base64')}\n`);
+      await writeFileAtomic(next, `${fresh.toString('base64')}\n`, 0o600);
       // Order matters: the store is written under the new key before the key file is swapped in; a crash in
       // between leaves the new key at `.next`, named by the error the next open gives.
       await writeStore(file, { kind: 'keyfile', path: next }, entries);

@@ -1,6 +1,6 @@
-import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import { createCaCertificate, fingerprintSha256, generateKeyPair, keyPairFromPem, mintLeafCertificate, type KeyPair, type Leaf } from './certificates.js';
 import { TlsStateError } from './errors.js';
 
@@ -47,8 +47,8 @@ export async function openCa(stateDir: string, opts: { create: boolean } = { cre
   if (!opts.create) throw new TlsStateError(`${stateDir}: no CA yet; run keyswap serve or keyswap init to create one`);
   const key = generateKeyPair();
   const pem = createCaCertificate(key, new Date());
-  await writeAtomic(keyPath, key.privateKeyPem, 0o600);
-  await writeAtomic(certPath, pem, 0o644);
+  await writeFileAtomic(keyPath, key.privateKeyPem, 0o600);
+  await writeFileAtomic(certPath, pem, 0o644);
   return new LocalCa(pem, certPath, key);
 }
 
@@ -76,23 +76,5 @@ async function readIfExists(file: string): Promise<string | null> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new TlsStateError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
-/** temp file (O_EXCL, final mode from the start) → fsync → rename: a crash leaves the old file or the new one. */
-async function writeAtomic(file: string, content: string, mode: number): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
-  try {
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
   }
 }

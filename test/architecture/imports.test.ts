@@ -4,13 +4,13 @@ import { describe, expect, it } from 'vitest';
 
 // DESIGN.md §3: cli → proxy → {policy, inject, secrets, audit, tls} → config. Peers never import each other.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['proxy', 'policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts'],
+  cli: ['proxy', 'policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts', 'atomic-file.ts'],
   proxy: ['policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts'],
   policy: ['config'],
   inject: ['config'],
-  secrets: ['config', 'log.ts'],
+  secrets: ['config', 'log.ts', 'atomic-file.ts'],
   audit: ['config', 'log.ts'],
-  tls: ['config', 'log.ts'],
+  tls: ['config', 'log.ts', 'atomic-file.ts'],
   config: [],
 };
 const IO_MODULES = /from 'node:(fs|fs\/promises|net|tls|http|https|child_process|dgram|dns)'/;

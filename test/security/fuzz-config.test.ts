@@ -2,21 +2,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigErrors, parseConfig, type Config } from '../../src/config/index.js';
+import { prng } from '../helpers/prng.js';
 
 const CASES = Number(process.env.FUZZ_CONFIG_CASES ?? 2_000);
 const FILE = '/fuzz/keyswap.yaml';
 const BASE = readFileSync(path.resolve(__dirname, '../../bindings.example.yaml'), 'utf8');
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Mutations that must always be rejected: each one would widen where a secret may go, or hide a mistake. */
 const WIDENING: readonly [string, (text: string) => string][] = [

@@ -2,22 +2,11 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findCanary, PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
+import { prng } from '../helpers/prng.js';
 
 // Bounded: FUZZ_CASES (default 10,000 in CI; `npm run fuzz` runs 100,000), at most 32 connections at once.
 const CASES = Number(process.env.FUZZ_CASES ?? 10_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
-
-/** A small deterministic PRNG (mulberry32) so a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const METHODS = ['GET', 'POST', 'CONNECT', 'PUT', 'G\0T', '', 'DELETE', 'OPTIONS', 'get', 'PRI', 'HEAD', 'X'.repeat(300)];
 const TARGETS = [
