@@ -81,6 +81,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       refuse(res, new Refusal('not_a_proxy_request'), context('-', 0, '/', null), deps.log);
       return;
     }
+    if (target.connectHost === HEALTH_HOST) {
+      answerHealth(req, res, snap, target.path);
+      return;
+    }
     const auth = authenticate(req.headers['proxy-authorization'], snap.config.clients, Date.now());
     if (!auth.ok) {
       res.setHeader('proxy-authenticate', 'Basic realm="keyswap"');
@@ -208,4 +212,22 @@ function plainTarget(url: string): PlainTarget | null {
 function lastResort(err: unknown, res: http.ServerResponse, log: Logger): void {
   log.error({ err: errorSummary(err) }, 'unhandled failure in the request pipeline');
   res.destroy();
+}
+
+/** `.invalid` never resolves (RFC 2606), so this name can only ever mean keyswap itself. */
+const HEALTH_HOST = 'keyswap.invalid';
+
+/**
+ * `GET http://keyswap.invalid/healthz` through the proxy: 200 while keyswap can serve injected requests, 503 once
+ * the audit log has failed (every injected request is then refused). No secret, name or path in the answer.
+ */
+function answerHealth(req: http.IncomingMessage, res: http.ServerResponse, snap: Snapshot, path: string): void {
+  if (path !== '/healthz' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+    res.writeHead(404, { 'content-type': 'text/plain', connection: 'close' });
+    res.end('keyswap: the only local endpoint is GET http://keyswap.invalid/healthz\n');
+    return;
+  }
+  const healthy = snap.audit.isHealthy;
+  res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify({ status: healthy ? 'ok' : 'audit_unavailable' }));
 }

@@ -14,6 +14,8 @@ export interface AuditSink {
   append(event: AuditEvent): Promise<void>;
   /** Written with the next durable batch (or shortly): for records no request waits on. */
   appendLazy(event: AuditEvent): Promise<void>;
+  /** False once a write failed: every injected request is refused until restart. */
+  readonly isHealthy: boolean;
 }
 
 /**

@@ -171,3 +171,16 @@ describe('composite secrets through a live keyswap', () => {
     expect([totp(seed, before), totp(seed, after)]).toContain(h.upstream.requests[0]?.headers['x-otp']);
   });
 });
+
+describe('health', () => {
+  it('GET http://keyswap.invalid/healthz answers 200 while healthy and 503 once the audit log has failed', async () => {
+    h = await startHarness({ fileSizeLimitBlocks: 2048, auditPrefillBytes: 2048 * 512 - 300 });
+    const ok = await curlVia(h, 'http://keyswap.invalid/healthz');
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body)).toEqual({ status: 'ok' });
+    await curlVia(h, 'https://api.example.test/v1/echo', { headers: [AUTH] }); // this audit write fails
+    const failed = await curlVia(h, 'http://keyswap.invalid/healthz');
+    expect(failed.status).toBe(503);
+    expect(JSON.parse(failed.body)).toEqual({ status: 'audit_unavailable' });
+  });
+});
