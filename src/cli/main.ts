@@ -9,6 +9,7 @@ import { auditCommand, AUDIT_USAGE } from './audit-command.js';
 import { clientCommand, CLIENT_USAGE } from './client-command.js';
 import { placeholderCommand } from './placeholder.js';
 import { quickstart } from './quickstart.js';
+import { reloadCommand } from './reload-command.js';
 import { secretCommand, SECRET_USAGE } from './secret-command.js';
 import { serve, SERVE_USAGE } from './serve.js';
 import { VERSION } from './version.js';
@@ -23,6 +24,7 @@ commands:
   secret       set | list | rm | rekey values in the embedded encrypted store
   placeholder  print a fresh placeholder (--prefix sk-)
   audit        verify FILE… (hash chain) | tail FILE [N]
+  reload       ask the running keyswap to re-read its config (SIGHUP), after validating it
   client       add NAME --secrets A,B [--expires 90d] | list | revoke NAME (agent identities)
   help         show this text
 
@@ -37,6 +39,7 @@ const COMMANDS: Record<string, Command> = {
   placeholder: placeholderCommand,
   audit: auditCommand,
   client: clientCommand,
+  reload: reloadCommand,
 };
 
 const USAGES: Record<string, string> = { serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };

@@ -1,7 +1,8 @@
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
+import { writeFileAtomic } from '../atomic-file.js';
 import { AuditWriter } from '../audit/index.js';
 import { ConfigErrors, loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../log.js';
@@ -13,6 +14,7 @@ import { agentEnvironment, exportLines } from './agent-env.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { isLoopback } from './loopback.js';
+import { pidFile } from './reload-command.js';
 import { VERSION } from './version.js';
 
 const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'];
@@ -120,6 +122,8 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
   };
   process.on('SIGHUP', onReload);
 
+  await writeFileAtomic(pidFile(config.stateDir), `${process.pid}\n`, 0o600);
+
   // Last: the banner tells the world keyswap is ready, so every handler must exist before it.
   const proxyUrl = `http://${proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host}:${proxy.address.port}`;
   io.stdout.write(
@@ -133,6 +137,7 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
     async stop(reason: string): Promise<void> {
       process.off('SIGUSR1', onRotate);
       process.off('SIGHUP', onReload);
+      await unlink(pidFile(config.stateDir)).catch(() => {});
       await reloading;
       log.info({ reason }, 'stopping: draining in-flight requests');
       await proxy.close();

@@ -45,6 +45,16 @@ describe('reload (SIGHUP)', () => {
     expect(h.child.exitCode).toBeNull();
   });
 
+  it('keyswap reload validates the file, then signals the running keyswap', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { KEYSWAP } = await import('../helpers/harness.js');
+    const before = h.auditRecords().filter((r) => r.type === 'config_reload').length;
+    const r = spawnSync(process.execPath, [KEYSWAP, 'reload', '--config', configPath], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`reload requested (pid ${h.child.pid})`);
+    expect(await waitFor(() => h.auditRecords().filter((x) => x.type === 'config_reload').length > before)).toBe(true);
+  });
+
   it('a change that needs new resources (the listen address) is refused with "restart to apply"', async () => {
     const good = readFileSync(configPath, 'utf8');
     writeFileSync(configPath, good.replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:1'));
