@@ -421,11 +421,13 @@ function valueAt(data: unknown, p: FieldPath): unknown {
   return v;
 }
 
+// Only the kind of value, never the value: a config error can reach the audit log (config_reload), and the
+// value could be a placeholder.
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  return `${typeof v} ${JSON.stringify(v)}`;
+  return `a ${typeof v}`;
 }
 
 function article(expected: string): string {
