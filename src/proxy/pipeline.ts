@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline, type Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { AuditEvent, Destination } from '../audit/index.js';
 import { applyPlacements, createBodyInjector, InvalidRendering, namesToFetch, renderSecret, type Placement, type RequestParts } from '../inject/index.js';
@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { destinationOf } from './audit-facts.js';
 import { endToEndPairs, flatten } from './headers.js';
 import { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';
+import { relay } from './relay.js';
 import { EchoBlocked, Scrubber, type ScrubTarget } from './scrubber.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -192,8 +193,7 @@ function forward(
   const sent = (err: Error | null | undefined): void => {
     if (err) fail(err);
   };
-  if (body === null) pipeline(req, upReq, sent);
-  else pipeline(req, body, upReq, sent);
+  relay(body === null ? [req, upReq] : [req, body, upReq], sent);
   // An upstream failure can also come after the body was sent (a hang-up before any response).
   upReq.on('error', fail);
   upReq.once('response', (upRes) => {
@@ -221,9 +221,9 @@ function forward(
       };
       ctx.snap.audit.appendLazy(event).catch((e: unknown) => deps.log.error({ err: errorSummary(e), request_id: ctx.id }, 'audit append failed'));
     };
-    if (head.decoder === null && scrubber.isEmpty) pipeline(upRes, res, done);
-    else if (head.decoder === null) pipeline(upRes, scrubber.stream(), res, done);
-    else pipeline(upRes, head.decoder, scrubber.stream(), res, done);
+    if (head.decoder === null && scrubber.isEmpty) relay([upRes, res], done);
+    else if (head.decoder === null) relay([upRes, scrubber.stream(), res], done);
+    else relay([upRes, head.decoder, scrubber.stream(), res], done);
   });
 }
 
