@@ -14,7 +14,7 @@ export function makeTlsMaterial() {
   leaf.publicKey = leafKeys.publicKey; leaf.serialNumber = '02';
   leaf.validity.notBefore = ca.validity.notBefore; leaf.validity.notAfter = ca.validity.notAfter;
   leaf.setSubject([{ name: 'commonName', value: 'localhost' }]); leaf.setIssuer(ca.subject.attributes);
-  leaf.setExtensions([{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }]);
+  leaf.setExtensions([{ name: 'subjectAltName', altNames: [{ type: 2, value: 'api.example.test' }, { type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }]);
   leaf.sign(keys.privateKey, forge.md.sha256.create());
   return { caPem: forge.pki.certificateToPem(ca), certPem: forge.pki.certificateToPem(leaf), keyPem: forge.pki.privateKeyToPem(leafKeys.privateKey) };
 }

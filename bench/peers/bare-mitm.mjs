@@ -14,7 +14,7 @@ const from = `Bearer ${process.env.PLACEHOLDER}`;
 const to = `Bearer ${process.env.SECRET}`;
 const targets = new WeakMap();
 
-const inner = http.createServer((req, res) => {
+const inner = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
   const target = targets.get(req.socket);
   const headers = { ...req.headers };
   if (headers.authorization === from) headers.authorization = to;

@@ -1,4 +1,4 @@
-export { AuditWriter } from './writer.js';
+export { AuditWriter, type AuditObserver } from './writer.js';
 export { readAuditFile, type AuditFile } from './read.js';
 export { verifyAuditFiles, describeFinding, type Finding, type Verification } from './verify.js';
 export { GENESIS, lineHash, type ChainHead } from './chain.js';

@@ -1,10 +1,18 @@
 import { constants } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { GENESIS, headAfter, lineHash, type ChainHead } from './chain.js';
 import { AuditWriteFailed } from './errors.js';
+import { lockAuditLog } from './owner-lock.js';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
 
 const LAZY_FLUSH_MS = 100;
+
+/** Who wants to know what the writer does (metrics): every event appended, and how long each durable write took. */
+export interface AuditObserver {
+  event(event: AuditEvent): void;
+  write(ms: number): void;
+}
 
 interface Pending { readonly line: string; readonly resolve: () => void; readonly reject: (e: Error) => void }
 
@@ -27,8 +35,12 @@ export class AuditWriter {
   #lazyTimer: NodeJS.Timeout | null = null;
   #batches = 0;
   #events = 0;
+  readonly #observer: AuditObserver | null;
+  readonly #unlock: () => Promise<void>;
 
-  private constructor(fh: FileHandle, path: string, head: ChainHead, size: number, maxBytes: number | null) {
+  private constructor(fh: FileHandle, path: string, head: ChainHead, size: number, maxBytes: number | null, observer: AuditObserver | null, unlock: () => Promise<void>) {
+    this.#observer = observer;
+    this.#unlock = unlock;
     this.#fh = fh;
     this.#path = path;
     this.#head = head;
@@ -42,16 +54,19 @@ export class AuditWriter {
    * record starts clean. `continueFrom` links a fresh file to the previous one (rotation).
    * Refuses a file others can write: they could forge history.
    */
-  static async open(path: string, opts: { maxBytes?: number | null; continueFrom?: ChainHead } = {}): Promise<AuditWriter> {
+  static async open(path: string, opts: { maxBytes?: number | null; continueFrom?: ChainHead; observer?: AuditObserver } = {}): Promise<AuditWriter> {
     const fh = await openForAppend(path);
+    let unlock: (() => Promise<void>) | null = null;
     try {
+      unlock = await lockAuditLog(path);
       const { head, torn } = await readTail(fh);
       if (torn) await writeAll(fh, Buffer.from('\n'));
       const size = (await fh.stat()).size;
-      return new AuditWriter(fh, path, head ?? opts.continueFrom ?? { seq: 0, hash: GENESIS }, size, opts.maxBytes ?? null);
+      return new AuditWriter(fh, path, head ?? opts.continueFrom ?? { seq: 0, hash: GENESIS }, size, opts.maxBytes ?? null, opts.observer ?? null, unlock);
     } catch (err) {
       await fh.close();
-      throw new AuditWriteFailed(path, { cause: err });
+      await unlock?.();
+      throw err instanceof AuditWriteFailed ? err : new AuditWriteFailed(path, { cause: err });
     }
   }
 
@@ -106,6 +121,7 @@ export class AuditWriter {
     const text = JSON.stringify({ ts: new Date().toISOString(), v: AUDIT_SCHEMA_VERSION, seq: this.#head.seq + 1, prev: this.#head.hash, ...event });
     this.#head = { seq: this.#head.seq + 1, hash: lineHash(text) };
     const line = `${text}\n`;
+    this.#observer?.event(event);
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ line, resolve, reject });
       if (durableNow) this.#kick();
@@ -133,7 +149,9 @@ export class AuditWriter {
       try {
         if (this.#failure) throw this.#failure;
         const bytes = Buffer.from(batch.map((p) => p.line).join(''));
+        const started = performance.now();
         await writeAll(this.#fh, bytes); // O_DSYNC: the write returns once the data is on disk
+        this.#observer?.write(performance.now() - started);
         this.#size += bytes.length;
         this.#batches++;
         this.#events += batch.length;
@@ -155,6 +173,7 @@ export class AuditWriter {
     this.#kick();
     while (this.#syncing) await this.#syncing;
     await this.#fh.close();
+    await this.#unlock();
   }
 }
 

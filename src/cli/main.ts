@@ -10,6 +10,7 @@ import { clientCommand, CLIENT_USAGE } from './client-command.js';
 import { placeholderCommand } from './placeholder.js';
 import { quickstart } from './quickstart.js';
 import { reloadCommand } from './reload-command.js';
+import { envCommand, runCommand, RUN_USAGE } from './run-command.js';
 import { secretCommand, SECRET_USAGE } from './secret-command.js';
 import { serve, SERVE_USAGE } from './serve.js';
 import { VERSION } from './version.js';
@@ -19,7 +20,9 @@ const USAGE = `keyswap ${VERSION}: agents hold placeholders; keyswap swaps in re
 usage: keyswap <command> [options]
 
 commands:
-  serve        run the proxy (--config FILE, default ./keyswap.yaml)
+  serve        run the proxy (--config FILE, default ./keyswap.yaml; --metrics 127.0.0.1:9464)
+  run          run -- CMD …: start CMD behind keyswap (proxy, CA, Node preload, placeholders)
+  env          print that environment as export lines: eval "$(keyswap env)"
   quickstart   first run: write keyswap.yaml if missing, then serve (what \`npm start\` runs)
   secret       set | list | rm | rekey values in the embedded encrypted store
   placeholder  print a fresh placeholder (--prefix sk-)
@@ -40,9 +43,11 @@ const COMMANDS: Record<string, Command> = {
   audit: auditCommand,
   client: clientCommand,
   reload: reloadCommand,
+  run: runCommand,
+  env: envCommand,
 };
 
-const USAGES: Record<string, string> = { serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };
+const USAGES: Record<string, string> = { run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
@@ -60,7 +65,9 @@ async function main(argv: string[]): Promise<number> {
     io.stderr.write(`keyswap: unknown command '${name}'\n\n${USAGE}\n`);
     return EXIT.usage;
   }
-  if (args.includes('--help') || args.includes('-h')) {
+  // After `--`, the arguments are the child's (keyswap run -- cmd --help).
+  const own = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
+  if (own.includes('--help') || own.includes('-h')) {
     io.stdout.write(`${USAGES[name] ?? USAGE}\n`);
     return EXIT.ok;
   }

@@ -4,7 +4,8 @@ import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../atomic-file.js';
 import { AuditWriter } from '../audit/index.js';
-import { ConfigErrors, loadConfig, type Config } from '../config/index.js';
+import { ConfigErrors, loadConfig, type Config, type HostPort } from '../config/index.js';
+import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { compilePolicy } from '../policy/index.js';
 import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
@@ -19,9 +20,10 @@ import { VERSION } from './version.js';
 
 const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'];
 
-export const SERVE_USAGE = `usage: keyswap serve [--config FILE] [--allow-non-loopback] [--log-level LEVEL]
+export const SERVE_USAGE = `usage: keyswap serve [--config FILE] [--metrics HOST:PORT] [--allow-non-loopback] [--log-level LEVEL]
 
-Starts the proxy. FILE defaults to ./keyswap.yaml.`;
+Starts the proxy. FILE defaults to ./keyswap.yaml.
+--metrics 127.0.0.1:9464 serves Prometheus metrics at http://127.0.0.1:9464/metrics (loopback only, off by default).`;
 
 /**
  * `keyswap serve`: builds everything from the config, in order, and owns every resource it opens; nothing is
@@ -34,10 +36,12 @@ export async function serve(args: string[], io: CliIo): Promise<number> {
       config: { type: 'string', default: 'keyswap.yaml' },
       'allow-non-loopback': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
+      metrics: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
   });
+  const metricsAt = values.metrics === undefined ? null : metricsAddress(values.metrics, values['allow-non-loopback']);
   const config = await loadConfig(path.resolve(io.cwd, values.config));
   if (!isLoopback(config.listen.host) && !values['allow-non-loopback']) {
     throw new CliError(
@@ -54,15 +58,43 @@ export async function serve(args: string[], io: CliIo): Promise<number> {
   // Order matters: the handlers exist before anyone can learn the address, so a SIGTERM sent the moment the
   // banner appears drains cleanly instead of killing the process with the default action.
   const stopSignal = waitForStopSignal(log);
-  const running = await start(config, io, log);
+  const running = await start(config, io, log, { metricsAt, announce: (text) => io.stdout.write(text), writePid: true });
   await stopSignal;
   await running.stop('signal');
   return EXIT.ok;
 }
 
-interface Started { stop(reason: string): Promise<void> }
+export interface Started {
+  readonly proxyUrl: string;
+  /** keyswap's CA alone, and the system roots plus it (for clients whose CA variable replaces their trust store). */
+  readonly caPath: string;
+  readonly bundlePath: string;
+  stop(reason: string): Promise<void>;
+}
 
-async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
+export interface StartOptions {
+  readonly metricsAt: HostPort | null;
+  /** Where the banner goes: stdout for `serve`; stderr for `run`, whose stdout belongs to the child. */
+  readonly announce: (text: string) => void;
+  /** `serve` records its pid for `keyswap reload`; a proxy inside `keyswap run` lives only as long as its child. */
+  readonly writePid: boolean;
+  /** Listen here instead of the config's address (`run` takes any free loopback port). */
+  readonly listen?: HostPort;
+}
+
+/** `--metrics HOST:PORT`: a loopback address unless the operator allowed otherwise, as for the proxy itself. */
+function metricsAddress(text: string, allowNonLoopback: boolean): HostPort {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) throw new CliError(`--metrics ${text}: expected HOST:PORT, e.g. --metrics 127.0.0.1:9464`, EXIT.usage);
+  const host = (m[1] as string).replace(/^\[|\]$/g, '');
+  if (!isLoopback(host) && !allowNonLoopback) throw new CliError(`--metrics ${text}: ${host} is not a loopback address; metrics name your secrets and clients. Use 127.0.0.1, or pass --allow-non-loopback.`, EXIT.usage);
+  return { host, port };
+}
+
+export async function start(config: Config, io: CliIo, log: Logger, opts: StartOptions): Promise<Started> {
+  const { metricsAt } = opts;
+  const listenAt = opts.listen ?? config.listen;
   const ca = await openCa(config.stateDir, { create: true });
   const bundlePath = await writeCaBundle(config.stateDir, ca.certPem);
   const extraCaPem = config.upstream.extraCaFile === null ? null : await readExtraCa(config);
@@ -70,27 +102,50 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
   // Every bound host gets its leaf now, so no agent request ever waits for a mint (DESIGN.md §2).
   await leaves.prewarm(boundHosts(config));
 
+  // Sources are read when scraped, so they may name things built below.
+  let proxy: RunningProxy | undefined;
+  let audit: AuditWriter | undefined;
+  let secrets: SecretCache | undefined;
+  const metrics = metricsAt === null ? null : new KeyswapMetrics({
+    openConnections: () => proxy?.openConnections ?? 0,
+    cache: () => secrets?.stats ?? { hits: 0, misses: 0, staleServed: 0 },
+    auditHealthy: () => audit?.isHealthy ?? false,
+  }, VERSION);
+
   const backend = await openBackend(config.backend, { ...io.env }, (m) => log.warn(m));
-  const secrets = new SecretCache(backend, {
+  secrets = new SecretCache(backend, {
+    ...(metrics ? { onBackendCall: (ms: number, ok: boolean) => metrics.onBackendCall(ms, ok) } : {}),
     ttlMs: config.cache.ttlSeconds * 1000,
     jitterMs: config.cache.jitterSeconds * 1000,
     maxEntries: config.cache.maxEntries,
     maxStaleMs: config.cache.maxStaleSeconds * 1000,
   });
-  const audit = await AuditWriter.open(config.audit.path, { maxBytes: config.audit.maxBytes });
+  audit = await AuditWriter.open(config.audit.path, {
+    maxBytes: config.audit.maxBytes,
+    ...(metrics ? { observer: { event: (e) => metrics.onAuditEvent(e), write: (ms) => metrics.onAuditWrite(ms) } } : {}),
+  });
   const upstream = new UpstreamClient(config.upstream, extraCaPem);
   const limiter = new RateLimiter();
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
   let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter };
 
-  let proxy: RunningProxy;
   try {
-    proxy = await startProxy({ host: config.listen.host, port: config.listen.port, snapshot: () => snapshot, leaves, log });
+    proxy = await startProxy({ host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log });
   } catch (err) {
     await audit.close();
-    throw new CliError(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`, EXIT.runtime);
+    throw new CliError(`cannot listen on ${listenAt.host}:${listenAt.port}: ${(err as Error).message}`, EXIT.runtime);
   }
   const listen = `${proxy.address.host}:${proxy.address.port}`;
+  let metricsServer: MetricsServer | null = null;
+  if (metrics !== null && metricsAt !== null) {
+    try {
+      metricsServer = await startMetricsServer(metricsAt.host, metricsAt.port, metrics.registry);
+    } catch (err) {
+      await proxy.close();
+      await audit.close();
+      throw new CliError(`cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${(err as Error).message}`, EXIT.runtime);
+    }
+  }
   // proxy_start must be durable: a proxy that cannot audit must not serve (K4, K6).
   await audit.append({ type: 'proxy_start', pid: process.pid, version: VERSION, listen, config: config.file });
 
@@ -122,25 +177,30 @@ async function start(config: Config, io: CliIo, log: Logger): Promise<Started> {
   };
   process.on('SIGHUP', onReload);
 
-  await writeFileAtomic(pidFile(config.stateDir), `${process.pid}\n`, 0o600);
+  if (opts.writePid) await writeFileAtomic(pidFile(config.stateDir), `${process.pid}\n`, 0o600);
 
   // Last: the banner tells the world keyswap is ready, so every handler must exist before it.
   const proxyUrl = `http://${proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host}:${proxy.address.port}`;
-  io.stdout.write(
+  opts.announce(
     `keyswap ${VERSION} listening on ${proxyUrl}\n` +
       `CA certificate: ${ca.certPath}\n` +
+      (metricsServer ? `metrics: ${metricsServer.url}\n` : '') +
       `# Agents behind keyswap need this environment (or run them with \`keyswap run -- CMD\`):\n` +
       `${exportLines(agentEnvironment({ proxyUrl, caPath: ca.certPath, bundlePath, secrets: config.secrets }))}\n`,
   );
 
   return {
+    proxyUrl,
+    caPath: ca.certPath,
+    bundlePath,
     async stop(reason: string): Promise<void> {
       process.off('SIGUSR1', onRotate);
       process.off('SIGHUP', onReload);
-      await unlink(pidFile(config.stateDir)).catch(() => {});
+      if (opts.writePid) await unlink(pidFile(config.stateDir)).catch(() => {});
       await reloading;
       log.info({ reason }, 'stopping: draining in-flight requests');
       await proxy.close();
+      await metricsServer?.close();
       upstream.close();
       await audit.append({ type: 'proxy_stop', pid: process.pid, reason }).catch(() => {});
       await audit.close();

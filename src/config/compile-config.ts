@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { ConfigError, ConfigErrors } from './errors.js';
 import { backendSchemas, rawConfigSchema, type RawBinding, type RawConfig, type RawInject, type RawSecret } from './schema.js';
 import { parseTemplate, templateNames } from './template-parse.js';
-import type { BackendSpec, Binding, ClientSpec, Config, HostPort, InjectSpec, Renderer, SecretSpec, SourceRef } from './types.js';
+import type { BackendSpec, Binding, ClientSpec, Config, HostPort, InjectSpec, Renderer, Route, SecretSpec, SourceRef } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:14322';
@@ -62,6 +62,7 @@ export function compileConfig(src: YamlSource): Config {
   }
   checkPlaceholders(secrets, err);
   const clients = compileClients(raw, secrets, err);
+  const routes = compileRoutes(raw, err);
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   return {
@@ -87,9 +88,37 @@ export function compileConfig(src: YamlSource): Config {
       idleTimeoutMs: (raw.upstream?.idle_timeout_seconds ?? 60) * 1000,
     },
     secrets,
+    routes,
     clients,
     warnings,
   };
+}
+
+const ROUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** `routes: { openai: https://api.openai.com }`: an https origin (no path, no credentials) per lower-case name. */
+function compileRoutes(raw: RawConfig, err: Report): Map<string, Route> {
+  const routes = new Map<string, Route>();
+  for (const [name, text] of Object.entries(raw.routes ?? {})) {
+    const p: FieldPath = ['routes', name];
+    if (!ROUTE_NAME.test(name)) {
+      err(p, `route name '${name}' must be lower-case letters, digits, '-' or '_' (it becomes /p/${name}/ in URLs)`, true);
+      continue;
+    }
+    let url: URL | null = null;
+    try {
+      url = new URL(text);
+    } catch {
+      url = null;
+    }
+    if (url === null || url.protocol !== 'https:' || url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+      err(p, 'must be an https origin such as https://api.openai.com (no path, query or credentials; plain http is never routed)');
+      continue;
+    }
+    const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    routes.set(name, { name, host, port: url.port === '' ? 443 : Number(url.port) });
+  }
+  return routes;
 }
 
 function compileClients(raw: RawConfig, secrets: readonly SecretSpec[], err: Report): Map<string, ClientSpec> | null {

@@ -65,6 +65,7 @@ export const rawConfigSchema = z.strictObject({
     })
     .optional(),
   secrets: z.record(z.string(), secret),
+  routes: z.record(z.string(), z.string()).optional(),
   clients: z
     .record(
       z.string(),

@@ -7,6 +7,9 @@ import type { TemplateSegment } from './template-ast.js';
 
 export interface HostPort { readonly host: string; readonly port: number }
 
+/** A base-URL route's upstream: always https, verified like any other upstream. */
+export interface Route { readonly name: string; readonly host: string; readonly port: number }
+
 /** Where a value is found: the YAML file, 1-based line, and the dotted field path (`secrets.A.bindings[0].host`). */
 export interface SourceRef { readonly file: string; readonly line: number; readonly field: string }
 
@@ -117,6 +120,11 @@ export interface Config {
   };
   /** In file order. */
   readonly secrets: readonly SecretSpec[];
+  /**
+   * Base-URL mode: `http://<listen>/p/<name>/…` goes to the route's https origin through the same pipeline, for
+   * SDKs that take a base URL and need no CA (`routes: { openai: https://api.openai.com }`).
+   */
+  readonly routes: ReadonlyMap<string, Route>;
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */
   readonly clients: ReadonlyMap<string, ClientSpec> | null;
   /** Non-fatal findings at load (e.g. a compatibility key keyswap ignores), each naming file:line:field. */

@@ -26,17 +26,22 @@ export interface ProxyDeps {
 
 export interface RunningProxy {
   readonly address: { readonly host: string; readonly port: number };
+  /** Agent connections open now: plain, tunnelled and decrypted alike (each is one outer socket). */
+  readonly openConnections: number;
   /** Stops accepting, lets in-flight requests finish (up to drainMs), then closes every connection. */
   close(drainMs?: number): Promise<void>;
 }
 
-// Node's own limits, stated here because they are part of keyswap's contract: 16 KiB of headers (431 past it),
-// 30 s to receive them, no whole-request deadline (uploads and streams can be long), 5 s idle keep-alive.
+// The limits, stated here because they are part of keyswap's contract: 16 KiB of headers (431 past it), 30 s to
+// receive them, no whole-request deadline (uploads and streams can be long), 65 s idle keep-alive. Node's 5 s
+// default would make an agent that thinks for ten seconds between calls pay a new CONNECT and TLS handshake on
+// each (30-40 ms here); 65 s outlasts the idle pools of Python's urllib3, Go and curl, and an idle connection
+// costs tens of KB (bench/: idle connections).
 const SERVER_OPTIONS: http.ServerOptions = {
   maxHeaderSize: 16 * 1024,
   headersTimeout: 30_000,
   requestTimeout: 0,
-  keepAliveTimeout: 5_000,
+  keepAliveTimeout: 65_000,
   requireHostHeader: true,
 };
 
@@ -75,8 +80,12 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const outer = http.createServer(SERVER_OPTIONS, (req, res) => {
     track(res);
     const snap = deps.snapshot();
-    const target = plainTarget(req.url ?? '');
     const context = (host: string, port: number, path: string, client: string | null) => ({ id: randomUUID(), client, method: req.method ?? '', destination: destinationOf(host, port, path), snap });
+    if (req.url?.startsWith(ROUTE_PREFIX)) {
+      routeRequest(req, res, snap, pipelineDeps, context);
+      return;
+    }
+    const target = plainTarget(req.url ?? '');
     if (target === null) {
       refuse(res, new Refusal('not_a_proxy_request'), context('-', 0, '/', null), deps.log);
       return;
@@ -153,6 +162,11 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     }
     socket.end(rawRefusal('bad_request'));
   };
+  let open = 0;
+  outer.on('connection', (socket: Duplex) => {
+    open++;
+    socket.once('close', () => { open--; });
+  });
   outer.on('clientError', onClientError);
   inner.on('clientError', onClientError);
   for (const server of [outer, inner]) {
@@ -172,6 +186,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   let closing: Promise<void> | null = null;
   return {
     address: { host: bound.address, port: bound.port },
+    get openConnections(): number { return open; },
     close(drainMs = 10_000): Promise<void> {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => outer.close(() => resolve()));
@@ -191,6 +206,47 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       return closing;
     },
   };
+}
+
+const ROUTE_PREFIX = '/p/';
+const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '::1']);
+
+type ContextOf = (host: string, port: number, path: string, client: string | null) => Parameters<typeof refuse>[2];
+
+/**
+ * Base-URL mode: `/p/<route>/rest` goes to the route's https origin as `/rest`, through the same pipeline as
+ * proxied requests. Only a loopback Host is accepted (a DNS-rebinding page names its own host), and nothing a
+ * browser marks as coming from a web page (Origin, Sec-Fetch-Site): an agent's SDK sends neither.
+ */
+function routeRequest(req: http.IncomingMessage, res: http.ServerResponse, snap: Snapshot, deps: PipelineDeps, context: ContextOf): void {
+  const url = req.url ?? '';
+  const end = url.indexOf('/', ROUTE_PREFIX.length);
+  const name = end < 0 ? url.slice(ROUTE_PREFIX.length).split('?')[0] ?? '' : url.slice(ROUTE_PREFIX.length, end);
+  const path = end < 0 ? `/${url.slice(ROUTE_PREFIX.length + name.length)}` : url.slice(end);
+  const route = snap.config.routes.get(name);
+  if (route === undefined) {
+    refuse(res, new Refusal('unknown_route'), context('-', 0, '/', null), deps.log);
+    return;
+  }
+  if (req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined) {
+    refuse(res, new Refusal('browser_request'), context(route.host, route.port, path, null), deps.log);
+    return;
+  }
+  const hostName = parseAuthority(req.headers.host ?? '')?.host;
+  if (hostName === undefined || !LOOPBACK_NAMES.has(hostName)) {
+    refuse(res, new Refusal('route_host_not_loopback'), context(route.host, route.port, path, null), deps.log);
+    return;
+  }
+  const auth = authenticate(req.headers['proxy-authorization'], snap.config.clients, Date.now());
+  if (!auth.ok) {
+    refuse(res, new Refusal('proxy_auth_required'), context(route.host, route.port, path, null), deps.log);
+    return;
+  }
+  const conn: ConnFacts = {
+    scheme: 'https', connectHost: route.host, connectPort: route.port, sni: route.host, client: auth.client,
+    routeAuthority: route.port === 443 ? route.host : `${route.host}:${route.port}`,
+  };
+  handleRequest(req, res, conn, path, deps).catch((err: unknown) => lastResort(err, res, deps.log));
 }
 
 interface PlainTarget extends Omit<ConnFacts, 'client'> { readonly path: string }

@@ -22,6 +22,11 @@ export interface ConnFacts {
   readonly sni: string | null;
   /** The agent that authenticated this connection (or request), when `clients:` is configured. */
   readonly client: ClientSpec | null;
+  /**
+   * Base-URL mode: the route's authority. It replaces the Host header the agent sent (which names keyswap), so
+   * the destination check and the upstream both see the route's host, never one the agent chose.
+   */
+  readonly routeAuthority?: string;
 }
 
 export interface PipelineDeps {
@@ -52,13 +57,15 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
   const method = req.method ?? 'GET';
   const ctx: RequestContext = { id: randomUUID(), client: conn.client?.name ?? null, method, destination: destinationOf(conn.connectHost, conn.connectPort, path), snap };
   try {
-    const headers = endToEndPairs(req.rawHeaders);
+    const sent = endToEndPairs(req.rawHeaders);
+    const authority = conn.routeAuthority;
+    const headers: [string, string][] = authority === undefined ? sent : [['host', authority], ...sent.filter(([name]) => name !== 'host')];
     const facts: RequestFacts = {
       scheme: conn.scheme,
       connectHost: conn.connectHost,
       connectPort: conn.connectPort,
       sni: conn.sni,
-      hostHeader: req.headers.host,
+      hostHeader: authority ?? req.headers.host,
       method,
       path,
       query,

@@ -13,6 +13,9 @@ export type RefusalCode =
   | 'rate_limited'
   | 'proxy_auth_required'
   | 'not_a_proxy_request'
+  | 'unknown_route'
+  | 'browser_request'
+  | 'route_host_not_loopback'
   | 'upgrade_unsupported'
   | 'internal';
 
@@ -43,7 +46,10 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   rate_limited: [429, 'keyswap: rate limit for this credential reached; retry later\n'],
   proxy_auth_required: [407, 'keyswap: proxy authentication required (http://NAME:TOKEN@host:port)\n'],
   upstream_echoed_secret: [502, 'keyswap: upstream response echoed a credential; blocked\n'],
-  not_a_proxy_request: [400, 'keyswap: this is a proxy; send absolute-form or CONNECT requests\n'],
+  not_a_proxy_request: [400, 'keyswap: this is a proxy; send absolute-form or CONNECT requests, or use a route: /p/<route>/\n'],
+  unknown_route: [404, 'keyswap: no such route (see routes: in keyswap.yaml)\n'],
+  browser_request: [403, 'keyswap: requests from web pages are refused\n'],
+  route_host_not_loopback: [421, 'keyswap: address keyswap as 127.0.0.1, localhost or [::1]\n'],
   upgrade_unsupported: [501, 'keyswap: protocol upgrades are not supported\n'],
   internal: [500, 'keyswap: internal error\n'],
 };
@@ -56,7 +62,7 @@ export function rawRefusal(code: RefusalCode): string {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 429: 'Too Many Requests', 421: 'Misdirected Request', 431: 'Request Header Fields Too Large',
+  400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 407: 'Proxy Authentication Required', 429: 'Too Many Requests', 421: 'Misdirected Request', 431: 'Request Header Fields Too Large',
   500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { SecretsBackend } from './backend.js';
 import { BackendUnavailable, SecretNotFound } from './errors.js';
@@ -11,6 +12,8 @@ export interface SecretCacheOptions {
   readonly maxStaleMs: number;
   readonly negativeTtlMs?: number;
   readonly fetchTimeoutMs?: number;
+  /** Told the duration of every backend call and whether it returned a value (metrics). */
+  readonly onBackendCall?: (ms: number, ok: boolean) => void;
   readonly now?: () => number;
   readonly random?: () => number;
 }
@@ -51,6 +54,7 @@ export class SecretCache {
       fetchTimeoutMs: 10_000,
       now: Date.now,
       random: Math.random,
+      onBackendCall: () => {},
       ...opts,
       jitterMs: Math.min(opts.jitterMs, opts.ttlMs / 2),
     };
@@ -130,6 +134,8 @@ export class SecretCache {
 
   async #callBackend(name: string): Promise<Secret> {
     this.stats.backendCalls++;
+    const started = performance.now();
+    let ok = false;
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -140,12 +146,15 @@ export class SecretCache {
     });
     try {
       // The race bounds a backend that ignores the abort signal (the Bitwarden SDK has no timeouts at all).
-      return await Promise.race([this.#backend.fetch(name, { signal: controller.signal }), timeout]);
+      const value = await Promise.race([this.#backend.fetch(name, { signal: controller.signal }), timeout]);
+      ok = true;
+      return value;
     } catch (err) {
       if (err instanceof SecretNotFound || err instanceof BackendUnavailable) throw err;
       throw new BackendUnavailable(this.#backend.type, 'unexpected backend error', { cause: err });
     } finally {
       clearTimeout(timer);
+      this.#o.onBackendCall(performance.now() - started, ok);
     }
   }
 }

@@ -3,14 +3,16 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // DESIGN.md §3: cli → proxy → {policy, inject, secrets, audit, tls} → config. Peers never import each other.
+// metrics/ (issue #6) sits beside proxy: it reads audit events, and only cli/ wires it in.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['proxy', 'policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts', 'atomic-file.ts'],
+  cli: ['proxy', 'metrics', 'policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts', 'atomic-file.ts'],
   proxy: ['policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts'],
   policy: ['config'],
   inject: ['config'],
   secrets: ['config', 'log.ts', 'atomic-file.ts'],
   audit: ['config', 'log.ts'],
   tls: ['config', 'log.ts', 'atomic-file.ts'],
+  metrics: ['audit'],
   config: [],
 };
 const IO_MODULES = /from 'node:(fs|fs\/promises|net|tls|http|https|child_process|dgram|dns)'/;

@@ -35,6 +35,8 @@ export interface HarnessOptions {
   /** Wrap keyswap in `ulimit -f BLOCKS` (512-byte blocks) with the audit file pre-filled to `auditPrefillBytes`. */
   readonly fileSizeLimitBlocks?: number;
   readonly auditPrefillBytes?: number;
+  /** Extra arguments for `keyswap serve`. */
+  readonly args?: readonly string[];
 }
 
 export interface Harness {
@@ -101,7 +103,7 @@ secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KEYSWAP_SECRET_TEST_API_KEY: canary };
   for (const [k, v] of Object.entries(opts.secretValues ?? {})) env[`KEYSWAP_SECRET_${k}`] = v;
   Object.assign(env, opts.env ?? {});
-  const args = [KEYSWAP, 'serve', '--config', configPath];
+  const args = [KEYSWAP, 'serve', '--config', configPath, ...(opts.args ?? [])];
   const child =
     opts.fileSizeLimitBlocks === undefined
       ? spawn(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -1,0 +1,148 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, type Config } from '../config/index.js';
+import { createLogger } from '../log.js';
+import { agentEnvironment, exportLines } from './agent-env.js';
+import { DotEnv } from './dotenv.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { looksLikeRealKey } from './presets.js';
+import { pidFile } from './reload-command.js';
+import { start, type Started } from './serve.js';
+
+export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] -- CMD [ARGS…]
+       keyswap env [--config FILE] [--env-file FILE]
+
+run: starts CMD behind keyswap: every proxy variable, the CA for curl, Node, Python, git and Go, a preload that
+     makes Node's fetch() use the proxy, and the placeholders (from the config and FILE). It uses the keyswap
+     already serving this config, or starts one for as long as CMD runs. Signals go to CMD; its exit code is
+     keyswap's.
+env: prints the same environment as export lines for the keyswap serving this config: eval "$(keyswap env)".`;
+
+interface Endpoint { readonly proxyUrl: string; readonly caPath: string; readonly bundlePath: string }
+
+function parse(args: string[]): { config: string; envFile: string | undefined; command: string[] } {
+  const dash = args.indexOf('--');
+  const own = dash < 0 ? args : args.slice(0, dash);
+  const { values, positionals } = parseArgs({
+    args: own,
+    options: { config: { type: 'string', default: 'keyswap.yaml' }, 'env-file': { type: 'string' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  return { config: values.config, envFile: values['env-file'], command: dash < 0 ? positionals : [...positionals, ...args.slice(dash + 1)] };
+}
+
+async function readEnvFile(io: CliIo, file: string | undefined): Promise<Record<string, string>> {
+  if (file === undefined) return {};
+  try {
+    return DotEnv.parse(await readFile(path.resolve(io.cwd, file), 'utf8')).toRecord();
+  } catch (err) {
+    throw new CliError(`--env-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, EXIT.usage);
+  }
+}
+
+/** The environment the agent gets: its own, the env file's, then keyswap's (which wins: placeholders, proxy, CA). */
+function childEnvironment(io: CliIo, config: Config, endpoint: Endpoint, fromFile: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(io.env)) if (v !== undefined) env[k] = v;
+  Object.assign(env, fromFile);
+  for (const [k, v] of agentEnvironment({ ...endpoint, secrets: config.secrets, nodeOptions: env.NODE_OPTIONS })) env[k] = v;
+  return env;
+}
+
+/** A real key left in the agent's environment is exactly what keyswap exists to prevent: say so, by name. */
+function warnAboutRealKeys(io: CliIo, env: Record<string, string>): void {
+  for (const [name, value] of Object.entries(env)) {
+    const provider = looksLikeRealKey(name, value);
+    if (provider !== null) {
+      io.stderr.write(`keyswap: warning: ${name} looks like a real ${provider} key and the command will see it; move it into keyswap with: keyswap init --from-env FILE\n`);
+    }
+  }
+}
+
+/** The keyswap serving this config, if one is: its pid file names a live `keyswap serve` that answers healthz. */
+async function runningEndpoint(config: Config): Promise<Endpoint | null> {
+  const pid = Number((await readFile(pidFile(config.stateDir), 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!cmdline.includes('serve') && !cmdline.includes('quickstart')) return null;
+  const { host, port } = config.listen;
+  const healthy = await new Promise<boolean>((resolve) => {
+    const req = http.request({ host, port, method: 'GET', path: 'http://keyswap.invalid/healthz', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+  if (!healthy) return null;
+  return { proxyUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, caPath: path.join(config.stateDir, 'ca.pem'), bundlePath: path.join(config.stateDir, 'ca-bundle.pem') };
+}
+
+export async function runCommand(args: string[], io: CliIo): Promise<number> {
+  const opts = parse(args);
+  const [cmd, ...cmdArgs] = opts.command;
+  if (cmd === undefined) throw new CliError(`nothing to run\n${RUN_USAGE}`, EXIT.usage);
+  const config = await loadConfig(path.resolve(io.cwd, opts.config));
+  const fromFile = await readEnvFile(io, opts.envFile);
+
+  let own: Started | null = null;
+  let endpoint = await runningEndpoint(config);
+  if (endpoint === null) {
+    // No keyswap serves this config: run one for as long as the command runs, on any free loopback port.
+    own = await start(config, io, createLogger('warn'), {
+      metricsAt: null,
+      writePid: false,
+      listen: { host: config.listen.host, port: 0 },
+      announce: () => {},
+    });
+    endpoint = own;
+    io.stderr.write(`keyswap: serving ${cmd} on ${own.proxyUrl} (audit: ${config.audit.path})\n`);
+  }
+  const env = childEnvironment(io, config, endpoint, fromFile);
+  warnAboutRealKeys(io, env);
+
+  const child = spawn(cmd, cmdArgs, { stdio: 'inherit', env, cwd: io.cwd });
+  const forward = (signal: NodeJS.Signals): void => { child.kill(signal); };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
+  for (const s of signals) process.on(s, forward);
+  const code = await new Promise<number>((resolve) => {
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      io.stderr.write(`keyswap: cannot run ${cmd}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`);
+      resolve(err.code === 'ENOENT' ? 127 : 126);
+    });
+    child.once('exit', (status, signal) => resolve(status ?? 128 + (signal ? osSignalNumber(signal) : 0)));
+  });
+  for (const s of signals) process.off(s, forward);
+  await own?.stop('command exited');
+  return code;
+}
+
+export async function envCommand(args: string[], io: CliIo): Promise<number> {
+  const opts = parse(args);
+  if (opts.command.length > 0) throw new CliError(`keyswap env takes no command (did you mean keyswap run?)\n${RUN_USAGE}`, EXIT.usage);
+  const config = await loadConfig(path.resolve(io.cwd, opts.config));
+  const fromFile = await readEnvFile(io, opts.envFile);
+  const { host, port } = config.listen;
+  const endpoint: Endpoint = {
+    proxyUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    caPath: path.join(config.stateDir, 'ca.pem'),
+    bundlePath: path.join(config.stateDir, 'ca-bundle.pem'),
+  };
+  const env = agentEnvironment({ ...endpoint, secrets: config.secrets, nodeOptions: io.env.NODE_OPTIONS });
+  const names = new Set(env.map(([k]) => k));
+  const extra = Object.entries(fromFile).filter(([k]) => !names.has(k));
+  io.stdout.write(`${exportLines([...env, ...extra])}\n`);
+  if ((await runningEndpoint(config)) === null) io.stderr.write(`keyswap: note: no keyswap is serving ${config.file} yet; start it with: keyswap serve --config ${config.file}\n`);
+  return EXIT.ok;
+}
+
+function osSignalNumber(signal: NodeJS.Signals): number {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR2: 12, SIGTERM: 15 };
+  return numbers[signal] ?? 0;
+}
