@@ -19,7 +19,7 @@ export async function reloadCommand(args: string[], io: CliIo): Promise<number> 
   const config = await loadConfig(path.resolve(io.cwd, values.config));
   let pid: number;
   try {
-    pid = Number((await readFile(pidFile(config.stateDir), 'utf8')).trim());
+    pid = Number((await readFile(pidFile(config.stateDir), 'utf8')).split('\n')[0]);
   } catch {
     throw new CliError(`no running keyswap found for ${config.file} (no ${pidFile(config.stateDir)}); start it with keyswap serve`, EXIT.runtime);
   }

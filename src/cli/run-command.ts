@@ -66,13 +66,14 @@ function warnAboutRealKeys(io: CliIo, env: Record<string, string>): void {
 
 /** The keyswap serving this config, if one is: its pid file names a live `keyswap serve` that answers healthz. */
 async function runningEndpoint(config: Config): Promise<Endpoint | null> {
-  const pid = Number((await readFile(pidFile(config.stateDir), 'utf8').catch(() => '')).trim());
-  if (!Number.isInteger(pid) || pid <= 0) return null;
+  const [pidText, url] = (await readFile(pidFile(config.stateDir), 'utf8').catch(() => '')).split('\n');
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0 || url === undefined || !/^http:\/\/[^/]+$/.test(url)) return null;
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   if (!cmdline.includes('serve') && !cmdline.includes('quickstart')) return null;
-  const { host, port } = config.listen;
+  const { hostname, port } = new URL(url);
   const healthy = await new Promise<boolean>((resolve) => {
-    const req = http.request({ host, port, method: 'GET', path: 'http://keyswap.invalid/healthz', timeout: 2000 }, (res) => {
+    const req = http.request({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port), method: 'GET', path: 'http://keyswap.invalid/healthz', timeout: 2000 }, (res) => {
       res.resume();
       resolve(res.statusCode === 200);
     });
@@ -81,7 +82,7 @@ async function runningEndpoint(config: Config): Promise<Endpoint | null> {
     req.end();
   });
   if (!healthy) return null;
-  return { proxyUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, caPath: path.join(config.stateDir, 'ca.pem'), bundlePath: path.join(config.stateDir, 'ca-bundle.pem') };
+  return { proxyUrl: url, caPath: path.join(config.stateDir, 'ca.pem'), bundlePath: path.join(config.stateDir, 'ca-bundle.pem') };
 }
 
 export async function runCommand(args: string[], io: CliIo): Promise<number> {
@@ -129,7 +130,8 @@ export async function envCommand(args: string[], io: CliIo): Promise<number> {
   const config = await loadConfig(path.resolve(io.cwd, opts.config));
   const fromFile = await readEnvFile(io, opts.envFile);
   const { host, port } = config.listen;
-  const endpoint: Endpoint = {
+  const running = await runningEndpoint(config);
+  const endpoint: Endpoint = running ?? {
     proxyUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     caPath: path.join(config.stateDir, 'ca.pem'),
     bundlePath: path.join(config.stateDir, 'ca-bundle.pem'),
@@ -138,7 +140,7 @@ export async function envCommand(args: string[], io: CliIo): Promise<number> {
   const names = new Set(env.map(([k]) => k));
   const extra = Object.entries(fromFile).filter(([k]) => !names.has(k));
   io.stdout.write(`${exportLines([...env, ...extra])}\n`);
-  if ((await runningEndpoint(config)) === null) io.stderr.write(`keyswap: note: no keyswap is serving ${config.file} yet; start it with: keyswap serve --config ${config.file}\n`);
+  if (running === null) io.stderr.write(`keyswap: note: no keyswap is serving ${config.file} yet; start it with: keyswap serve --config ${config.file}\n`);
   return EXIT.ok;
 }
 

@@ -177,10 +177,13 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   };
   process.on('SIGHUP', onReload);
 
-  if (opts.writePid) await writeFileAtomic(pidFile(config.stateDir), `${process.pid}\n`, 0o600);
 
   // Last: the banner tells the world keyswap is ready, so every handler must exist before it.
   const proxyUrl = `http://${proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host}:${proxy.address.port}`;
+  // The pid (for `keyswap reload`) and the address actually bound (for `keyswap run`, which may find port 0 in the
+  // config).
+  if (opts.writePid) await writeFileAtomic(pidFile(config.stateDir), `${process.pid}\n${proxyUrl}\n`, 0o600);
+
   opts.announce(
     `keyswap ${VERSION} listening on ${proxyUrl}\n` +
       `CA certificate: ${ca.certPath}\n` +

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createTestCa, UPSTREAM_HOSTS } from './test-ca.js';
+import { createTestCa, UPSTREAM_HOSTS, type TestCa } from './test-ca.js';
 import { startUpstream, type Upstream } from './upstream.js';
 
 export const REPO = path.resolve(__dirname, '../..');
@@ -35,6 +35,10 @@ export interface HarnessOptions {
   /** Wrap keyswap in `ulimit -f BLOCKS` (512-byte blocks) with the audit file pre-filled to `auditPrefillBytes`. */
   readonly fileSizeLimitBlocks?: number;
   readonly auditPrefillBytes?: number;
+  /** The CA keyswap trusts for upstreams (default: a fresh one); pass one to issue certificates for extra servers. */
+  readonly testCa?: TestCa;
+  /** Extra `upstream.resolve` entries ("host:port": "127.0.0.1:port"). */
+  readonly resolve?: Readonly<Record<string, string>>;
   /** Extra arguments for `keyswap serve`. */
   readonly args?: readonly string[];
 }
@@ -67,7 +71,7 @@ export interface Harness {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-test-'));
   const auditPath = path.join(dir, 'audit.jsonl');
-  const testCa = createTestCa();
+  const testCa = opts.testCa ?? createTestCa();
   const untrustedCa = createTestCa('untrusted CA');
   const testCaPath = path.join(dir, 'test-ca.pem');
   writeFileSync(testCaPath, testCa.certPem);
@@ -94,6 +98,7 @@ upstream:
     "api.example.test:80": "${plain}"
     "plain.example.test:80": "${plain}"
     "unbound.example.test:80": "${plain}"
+${Object.entries(opts.resolve ?? {}).map(([k, v]) => `    "${k}": "${v}"`).join('\n')}
 ${opts.top ?? ''}
 secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
   const configPath = path.join(dir, 'keyswap.yaml');

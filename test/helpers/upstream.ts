@@ -131,6 +131,26 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
           setTimeout(() => res.end('data: second\n\n'), 300);
           return;
         }
+        case '/v1/chat/completions': {
+          // Just enough of OpenAI's chat API for its SDK: a completion, or a streamed one as server-sent events.
+          const body = JSON.parse(seen.body.toString() || '{}') as { stream?: boolean };
+          const base = { id: 'chatcmpl-test', created: 0, model: 'test-model' };
+          if (!body.stream) {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'hello from upstream' } }] }));
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          const words = ['hello', ' from', ' a', ' stream'];
+          let i = 0;
+          const next = (): void => {
+            if (i === words.length) return void res.end('data: [DONE]\n\n');
+            res.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: words[i++] }, finish_reason: null }] })}\n\n`);
+            setTimeout(next, 20);
+          };
+          next();
+          return;
+        }
         case '/v1/echo-header':
           res.writeHead(200, { 'content-type': 'application/json', 'x-echo': String(req.headers['x-api-key'] ?? req.headers.authorization ?? '') });
           res.end(JSON.stringify({ authorization: req.headers.authorization ?? null }));

@@ -1,0 +1,183 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curlVia } from '../helpers/clients.js';
+import { startGitServer, type GitServer } from '../helpers/git-server.js';
+import { DEFAULT_SECRETS, findCanary, KEYSWAP, PLACEHOLDER, REPO, startHarness, type Harness } from '../helpers/harness.js';
+import { createTestCa } from '../helpers/test-ca.js';
+
+const GIT_PLACEHOLDER = 'ghp_PLACEHOLDER-GIT-0123456789abcdefghij';
+const GIT_TOKEN = `git-token-${Date.now()}-canary`;
+
+let h: Harness;
+let gitServer: GitServer;
+beforeAll(async () => {
+  const testCa = createTestCa();
+  gitServer = await startGitServer({ tls: testCa.issue(['git.example.test']), token: GIT_TOKEN, readme: 'cloned through keyswap' });
+  h = await startHarness({
+    testCa,
+    resolve: { 'git.example.test:443': `127.0.0.1:${gitServer.port}` },
+    top: 'routes: { api: "https://api.example.test" }',
+    secrets: `${DEFAULT_SECRETS}
+  GIT_TOKEN:
+    placeholder: "${GIT_PLACEHOLDER}"
+    inject: { type: basic }
+    bindings:
+      - { host: git.example.test, methods: [GET, POST], paths: ["/**/info/refs", "/**/git-upload-pack"] }
+`,
+    secretValues: { GIT_TOKEN },
+  });
+});
+afterAll(async () => {
+  await h.close();
+  await gitServer.close();
+});
+
+const configPath = (): string => path.join(h.dir, 'keyswap.yaml');
+const lastSeen = (): { headers: Record<string, unknown>; url: string } => h.upstream.requests[h.upstream.requests.length - 1] as never;
+
+/** `keyswap run --config <harness config> -- …`, from the repository (so Node finds the openai package). */
+function keyswapRun(command: string[], opts: { signalAfterMs?: number; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [KEYSWAP, 'run', '--config', configPath(), '--', ...command], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? '', HOME: h.dir, ...opts.env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    if (opts.signalAfterMs !== undefined) setTimeout(() => child.kill('SIGTERM'), opts.signalAfterMs);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('keyswap run: any command behind keyswap, in one step', () => {
+  it("Node 20's global fetch goes through keyswap (the preload): the upstream gets the secret, the child only the placeholder", async () => {
+    const script = "const r = await fetch('https://api.example.test/v1/echo', { headers: { authorization: 'Bearer ' + process.env.TEST_API_KEY } }); console.log(r.status, process.env.TEST_API_KEY, await r.text())";
+    const r = await keyswapRun([process.execPath, '--input-type=module', '-e', script]);
+    expect(r.stderr).not.toMatch(/will not use the proxy/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^200 ${PLACEHOLDER} `));
+    expect(lastSeen().headers.authorization).toBe(`Bearer ${h.canary}`);
+    expect(findCanary(h, [r.stdout, r.stderr])).toEqual([]);
+  });
+
+  it('the child gets every proxy spelling, NO_PROXY for loopback only, the CA for each runtime and the placeholders', async () => {
+    const r = await keyswapRun(['sh', '-c', 'env']);
+    const env = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY']) expect(env[name]).toBe(h.proxyUrl);
+    expect(env.NO_PROXY).toBe('localhost,127.0.0.1,::1');
+    expect(env.NODE_EXTRA_CA_CERTS).toBe(h.caPath);
+    for (const name of ['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO']) expect(readFileSync(env[name] as string, 'utf8')).toContain(h.caPem.trim());
+    expect(env.NODE_OPTIONS).toMatch(/--require=.*node-preload\.cjs/);
+    expect(env.TEST_API_KEY).toBe(PLACEHOLDER);
+    expect(findCanary(h, [r.stdout])).toEqual([]);
+  });
+
+  it("passes the child's exit code through, and a signal to the child", async () => {
+    expect((await keyswapRun(['sh', '-c', 'exit 7'])).code).toBe(7);
+    const r = await keyswapRun(['sh', '-c', 'trap "echo got TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done'], { signalAfterMs: 1500 });
+    expect(r.stdout).toContain('got TERM');
+    expect(r.code).toBe(3);
+  });
+
+  it('a command that does not exist exits 127 with its name', async () => {
+    const r = await keyswapRun(['no-such-command-keyswap-test']);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toMatch(/cannot run no-such-command-keyswap-test: command not found/);
+  });
+
+  it('warns, by name, about a real-looking key left in the environment', async () => {
+    const r = await keyswapRun(['true'], { env: { OPENAI_API_KEY: `sk-proj-${'a1B2'.repeat(10)}` } });
+    expect(r.stderr).toMatch(/OPENAI_API_KEY looks like a real OpenAI key/);
+    expect(r.stderr).not.toContain('a1B2a1B2');
+  });
+
+  it('keyswap env prints the same environment as export lines', () => {
+    const r = spawnSync(process.execPath, [KEYSWAP, 'env', '--config', configPath()], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`export HTTPS_PROXY='${h.proxyUrl}'`);
+    expect(r.stdout).toContain(`export TEST_API_KEY='${PLACEHOLDER}'`);
+    expect(r.stdout).not.toContain(h.canary);
+  });
+});
+
+describe('real clients through keyswap', () => {
+  it('the openai SDK (proxy mode, under keyswap run): a completion and a streamed completion', async () => {
+    const script = `import OpenAI from 'openai';
+const client = new OpenAI({ apiKey: process.env.TEST_API_KEY, baseURL: 'https://api.example.test/v1' });
+const done = await client.chat.completions.create({ model: 'test-model', messages: [{ role: 'user', content: 'hi' }] });
+const stream = await client.chat.completions.create({ model: 'test-model', messages: [{ role: 'user', content: 'hi' }], stream: true });
+let text = '';
+for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+console.log(JSON.stringify({ whole: done.choices[0].message.content, streamed: text }));`;
+    const r = await keyswapRun([process.execPath, '--input-type=module', '-e', script]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ whole: 'hello from upstream', streamed: 'hello from a stream' });
+    const calls = h.upstream.requests.filter((x) => x.url === '/v1/chat/completions').slice(-2);
+    expect(calls.map((c) => c.headers.authorization)).toEqual([`Bearer ${h.canary}`, `Bearer ${h.canary}`]);
+    expect(findCanary(h, [r.stdout, r.stderr])).toEqual([]);
+  });
+
+  it('the openai SDK (base-URL mode: http://127.0.0.1:…/p/api/v1, no CA at all)', async () => {
+    const client = new OpenAI({ apiKey: PLACEHOLDER, baseURL: `${h.proxyUrl}/p/api/v1` });
+    const done = await client.chat.completions.create({ model: 'test-model', messages: [{ role: 'user', content: 'hi' }] });
+    expect(done.choices[0]?.message.content).toBe('hello from upstream');
+    const stream = await client.chat.completions.create({ model: 'test-model', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('hello from a stream');
+    const last = lastSeen();
+    expect(last.url).toBe('/v1/chat/completions');
+    expect(last.headers.authorization).toBe(`Bearer ${h.canary}`);
+    expect(last.headers.host).toBe('api.example.test');
+  });
+
+  it('git clone over HTTPS with the token placeholder in Basic auth (under keyswap run)', async () => {
+    const dest = path.join(mkdtempSync(path.join(tmpdir(), 'keyswap-clone-')), 'repo');
+    const r = await keyswapRun(['git', '-c', 'credential.helper=', 'clone', '-q', `https://x-access-token:${GIT_PLACEHOLDER}@git.example.test/repo.git`, dest]);
+    expect(r.stderr).not.toMatch(/fatal/);
+    expect(r.code).toBe(0);
+    expect(readFileSync(path.join(dest, 'README'), 'utf8')).toBe('cloned through keyswap');
+    // The server saw the real token; what git stored in the clone's config is the placeholder.
+    expect(gitServer.credentials).toContain(`x-access-token:${GIT_TOKEN}`);
+    expect(readFileSync(path.join(dest, '.git', 'config'), 'utf8')).toContain(GIT_PLACEHOLDER);
+    expect(findCanary(h, [r.stdout, r.stderr, readFileSync(path.join(dest, '.git', 'config'), 'utf8')])).toEqual([]);
+    expect(h.auditText()).not.toContain(GIT_TOKEN);
+  });
+});
+
+describe('base-URL mode: /p/<route>/ on the same listener', () => {
+  const auth = `Authorization: Bearer ${PLACEHOLDER}`;
+  const curlRoute = (url: string, headers: string[]): ReturnType<typeof curlVia> => curlVia(h, url, { headers, proxy: '', extra: ['--noproxy', '*'] });
+
+  it('forwards to the route through the pipeline: the secret injected, the Host the route’s, the echo scrubbed, audited', async () => {
+    const r = await curlRoute(`${h.proxyUrl}/p/api/v1/echo?x=1`, [auth]);
+    expect(r.status).toBe(200);
+    expect(lastSeen().url).toBe('/v1/echo?x=1');
+    expect(lastSeen().headers.authorization).toBe(`Bearer ${h.canary}`);
+    expect(lastSeen().headers.host).toBe('api.example.test');
+    expect(r.body).toContain(PLACEHOLDER);
+    expect(findCanary(h, [r.body])).toEqual([]);
+    expect(h.auditRecords().some((x) => x.type === 'inject_decision' && x.decision === 'allowed' && (x.destination as { host: string }).host === 'api.example.test')).toBe(true);
+  });
+
+  it('the same binding scope applies: a method outside it keeps the placeholder', async () => {
+    const r = await curlVia(h, `${h.proxyUrl}/p/api/v1/echo`, { headers: [auth], method: 'DELETE', proxy: '', extra: ['--noproxy', '*'] });
+    expect(r.status).toBe(200);
+    expect(lastSeen().headers.authorization).toBe(`Bearer ${PLACEHOLDER}`);
+  });
+
+  it('refuses an unknown route (404), a browser request (Origin: 403) and a rebound Host (421), sending nothing', async () => {
+    const before = h.upstream.requests.length;
+    expect((await curlRoute(`${h.proxyUrl}/p/nope/v1/echo`, [auth])).status).toBe(404);
+    expect((await curlRoute(`${h.proxyUrl}/p/api/v1/echo`, [auth, 'Origin: https://evil.example'])).status).toBe(403);
+    expect((await curlRoute(`${h.proxyUrl}/p/api/v1/echo`, [auth, 'Sec-Fetch-Site: cross-site'])).status).toBe(403);
+    expect((await curlRoute(`${h.proxyUrl}/p/api/v1/echo`, [auth, `Host: evil.example:${h.proxyPort}`])).status).toBe(421);
+    expect(h.upstream.requests.length).toBe(before);
+  });
+});
