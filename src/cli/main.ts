@@ -9,6 +9,9 @@ import { auditCommand, AUDIT_USAGE } from './audit-command.js';
 import { clientCommand, CLIENT_USAGE } from './client-command.js';
 import { placeholderCommand } from './placeholder.js';
 import { quickstart } from './quickstart.js';
+import { checkCommand, CHECK_USAGE } from './check-command.js';
+import { explainCommand, EXPLAIN_USAGE } from './explain-command.js';
+import { initCommand, INIT_USAGE } from './init-command.js';
 import { reloadCommand } from './reload-command.js';
 import { envCommand, runCommand, RUN_USAGE } from './run-command.js';
 import { secretCommand, SECRET_USAGE } from './secret-command.js';
@@ -20,11 +23,14 @@ const USAGE = `keyswap ${VERSION}: agents hold placeholders; keyswap swaps in re
 usage: keyswap <command> [options]
 
 commands:
+  init         create keyswap.yaml, the CA and the store; --from-env .env moves a .env's keys in
   serve        run the proxy (--config FILE, default ./keyswap.yaml; --metrics 127.0.0.1:9464)
   run          run -- CMD …: start CMD behind keyswap (proxy, CA, Node preload, placeholders)
   env          print that environment as export lines: eval "$(keyswap env)"
   quickstart   first run: write keyswap.yaml if missing, then serve (what \`npm start\` runs)
   secret       set | list | rm | rekey values in the embedded encrypted store
+  check        lint the config beyond its schema (exit 0 clean, 1 findings, 2 invalid)
+  explain      explain METHOD URL [-H 'Name: value']…: the decision keyswap would take, offline
   placeholder  print a fresh placeholder (--prefix sk-)
   audit        verify FILE… (hash chain) | tail FILE [N]
   reload       ask the running keyswap to re-read its config (SIGHUP), after validating it
@@ -43,11 +49,14 @@ const COMMANDS: Record<string, Command> = {
   audit: auditCommand,
   client: clientCommand,
   reload: reloadCommand,
+  init: initCommand,
+  check: checkCommand,
+  explain: explainCommand,
   run: runCommand,
   env: envCommand,
 };
 
-const USAGES: Record<string, string> = { run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };
+const USAGES: Record<string, string> = { check: CHECK_USAGE, explain: EXPLAIN_USAGE, init: INIT_USAGE, run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };

@@ -1,0 +1,103 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, type Config, type SecretSpec } from '../config/index.js';
+import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+export const EXPLAIN_USAGE = `usage: keyswap explain METHOD URL [-H 'Name: value']… [--client NAME] [--config FILE]
+
+Prints the decision keyswap would take for this request (the connection, each placeholder's binding and site,
+or the reason it stays a placeholder), with no network and no secret fetched. URL may be a base-URL route:
+http://127.0.0.1:14322/p/<route>/…`;
+
+const WHY: Record<DeclineReason, string> = {
+  client_not_allowed: 'this client is not allowed this secret (clients: … secrets:)',
+  destination_not_in_binding: 'no binding of this secret names this host and port',
+  binding_scope_violation: "a binding names this host, but not this method or path (its methods:/paths:)",
+  site_violation: 'the placeholder is not where this secret is injected (its inject: site)',
+  plaintext_not_allowed: 'plain http, and no binding says allow_plaintext: true',
+};
+
+function site(s: SecretSpec): string {
+  const i = s.inject;
+  return i.type === 'header' ? `header ${i.header}` : i.type === 'query' ? `query parameter ${i.param}` : i.type === 'basic' ? 'Basic credentials' : i.type === 'path' ? 'a path segment' : 'the body';
+}
+
+export async function explainCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { config: { type: 'string', default: 'keyswap.yaml' }, header: { type: 'string', short: 'H', multiple: true }, client: { type: 'string' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  const [methodText, urlText, ...rest] = positionals;
+  if (methodText === undefined || urlText === undefined || rest.length > 0) throw new CliError(`expected METHOD URL\n${EXPLAIN_USAGE}`, EXIT.usage);
+  const config = await loadConfig(path.resolve(io.cwd, values.config));
+  let url: URL;
+  try {
+    url = new URL(urlText);
+  } catch {
+    throw new CliError(`'${urlText}' is not a URL; e.g. https://api.openai.com/v1/models`, EXIT.usage);
+  }
+  const headers = (values.header ?? []).map((h): [string, string] => {
+    const colon = h.indexOf(':');
+    if (colon <= 0) throw new CliError(`-H '${h}': expected 'Name: value'`, EXIT.usage);
+    return [h.slice(0, colon).trim().toLowerCase(), h.slice(colon + 1).trim()];
+  });
+  const client = values.client === undefined ? null : config.clients?.get(values.client) ?? null;
+  if (values.client !== undefined && client === null) throw new CliError(`--client ${values.client}: no such client in ${config.file}`, EXIT.usage);
+
+  const method = methodText.toUpperCase();
+  const out: string[] = [`${method} ${url.href}`];
+  let scheme: 'https' | 'http' = url.protocol === 'https:' ? 'https' : 'http';
+  let host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  let port = url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port);
+  let reqPath = url.pathname;
+  const route = scheme === 'http' && ['127.0.0.1', 'localhost', '::1'].includes(host) ? /^\/p\/([^/]+)(\/.*)?$/.exec(url.pathname) : null;
+  if (route) {
+    const r = config.routes.get(route[1] as string);
+    if (r === undefined) return print(io, [...out, `refused: no route '${route[1]}' (routes: in ${config.file}) → 404`]);
+    out.push(`base-URL route ${r.name} → https://${r.host}${r.port === 443 ? '' : `:${r.port}`}`);
+    scheme = 'https';
+    host = r.host;
+    port = r.port;
+    reqPath = route[2] ?? '/';
+  } else {
+    out.push(connection(config, scheme, host, port));
+    if (scheme === 'https' && !decrypted(config, host, port)) return print(io, out);
+  }
+  const authority = port === (scheme === 'https' ? 443 : 80) ? host : `${host}:${port}`;
+  const hostHeader = headers.find(([n]) => n === 'host')?.[1] ?? authority;
+  const facts: RequestFacts = {
+    scheme, connectHost: host, connectPort: port, sni: scheme === 'https' ? host : null, hostHeader, method,
+    path: reqPath, query: url.search.slice(1), headers: [['host', hostHeader], ...headers.filter(([n]) => n !== 'host')],
+    contentType: headers.find(([n]) => n === 'content-type')?.[1]?.split(';')[0]?.trim().toLowerCase() ?? null, client,
+  };
+  const verdict = decide(facts, compilePolicy(config));
+  if (verdict.kind === 'deny') return print(io, [...out, `refused: ${verdict.reason}; nothing is sent upstream`]);
+  for (const inj of verdict.injections) {
+    const b = inj.secret.bindings[inj.bindingIndex];
+    out.push(`${inj.secret.name}: injected at ${site(inj.secret)}; binding ${b ? `${path.basename(b.source.file)}:${b.source.line}` : '?'} (${b?.host}, methods ${b?.methods?.join(' ') ?? 'any'}, paths ${b?.paths?.join(' ') ?? 'any'}); audited before it is sent`);
+  }
+  for (const d of verdict.declined) out.push(`${d.secret.name}: placeholder kept (${d.reason}): ${WHY[d.reason]}; audited`);
+  for (const b of verdict.bodyInjectors) out.push(`${b.secret.name}: a body placeholder would be replaced as the body streams (${site(b.secret)})`);
+  if (verdict.injections.length === 0 && verdict.declined.length === 0) out.push('no placeholder in the request: forwarded as sent');
+  return print(io, out);
+}
+
+function decrypted(config: Config, host: string, port: number): boolean {
+  return config.tlsTermination === 'all' || isBoundDestination(compilePolicy(config), host, port, 'https');
+}
+
+function connection(config: Config, scheme: 'https' | 'http', host: string, port: number): string {
+  if (scheme === 'http') return `connection: plain http to ${host}:${port} (a secret goes only where a binding says allow_plaintext: true)`;
+  if (decrypted(config, host, port)) return `connection: CONNECT ${host}:${port}, decrypted (${config.tlsTermination === 'all' ? 'tls_termination: all' : 'a binding names this host'})`;
+  if (config.unmatchedDestinationPolicy === 'deny') return `connection: CONNECT ${host}:${port} refused (403): no binding names it and unmatched_destination_policy is deny`;
+  return `connection: CONNECT ${host}:${port}, an opaque tunnel: never decrypted, no secret can be injected`;
+}
+
+function print(io: CliIo, lines: readonly string[]): number {
+  io.stdout.write(`${lines.join('\n')}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,159 @@
+import { constants } from 'node:fs';
+import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { isMap, parseDocument, type Document } from 'yaml';
+import { writeFileAtomic } from '../atomic-file.js';
+import { loadConfig, type Config } from '../config/index.js';
+import { readStore, resolveKeySource, StoreError, withStoreLock, writeStore } from '../secrets/index.js';
+import { openCa } from '../tls/index.js';
+import { DotEnv } from './dotenv.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { mintPlaceholder } from './placeholder.js';
+import { presetFor, type Preset } from './presets.js';
+
+export const INIT_USAGE = `usage: keyswap init [--config FILE] [--from-env ENVFILE]
+
+Creates keyswap.yaml (if missing), keyswap's CA and the embedded encrypted store. With --from-env, every provider
+key in ENVFILE (found by variable name or by value shape) moves into the store; ENVFILE is rewritten in place with
+fresh placeholders (same order and comments, no backup holding the keys) and keyswap.yaml gets a binding for
+each from the built-in provider presets. Values are never printed.`;
+
+const BASE_CONFIG = `# keyswap.yaml, written by \`keyswap init\`. Every key is documented in docs/configuration.md.
+version: 1
+listen: 127.0.0.1:14322
+state_dir: ./certs            # keyswap's CA (ca.pem, ca-key.pem 0600), the encrypted store and its key
+tls_termination: bound        # only hosts named below are decrypted; everything else is an opaque tunnel
+audit: { path: ./audit.jsonl }
+backend: { type: file }       # the embedded AES-256-GCM store at ./certs/secrets.enc
+secrets: {}
+`;
+
+interface Moved { readonly name: string; readonly preset: Preset; readonly line: number; readonly value: string; readonly placeholder: string; readonly shapeMatched: boolean }
+
+export async function initCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, 'from-env': { type: 'string' } }, strict: true });
+  const configFile = path.resolve(io.cwd, values.config);
+  if (await createIfMissing(configFile, BASE_CONFIG)) io.stdout.write(`created ${values.config}\n`);
+  else io.stdout.write(`using the existing ${values.config}\n`);
+  const config = await loadConfig(configFile);
+
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  if (((await stat(config.stateDir)).mode & 0o077) !== 0) await chmod(config.stateDir, 0o700);
+  const ca = await openCa(config.stateDir, { create: true });
+  io.stdout.write(`CA: ${ca.certPath} (trusted only by the agents keyswap runs; never install it system-wide)\n`);
+
+  if (values['from-env'] === undefined) {
+    io.stdout.write(`\nnext: store a key with \`keyswap secret set NAME\` and bind it in ${values.config}, or move a .env's keys in one step: keyswap init --from-env .env\n`);
+    return EXIT.ok;
+  }
+  return fromEnv(path.resolve(io.cwd, values['from-env']), values['from-env'], config, io);
+}
+
+async function createIfMissing(file: string, content: string): Promise<boolean> {
+  try {
+    const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    await fh.writeFile(content);
+    await fh.close();
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+async function fromEnv(envPath: string, envName: string, config: Config, io: CliIo): Promise<number> {
+  const spec = config.backend;
+  if (spec.type !== 'file') {
+    throw new CliError(`${config.file}: backend.type is ${spec.type}; init --from-env moves keys into the embedded store (backend type file). Store them with your ${spec.type} backend's own tools.`, EXIT.usage);
+  }
+  let text: string;
+  let mode: number;
+  try {
+    text = await readFile(envPath, 'utf8');
+    mode = (await stat(envPath)).mode & 0o777;
+  } catch (err) {
+    throw new CliError(`--from-env ${envName}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.usage);
+  }
+  const env = DotEnv.parse(text);
+  const entries = env.entries;
+  const configured = new Set(config.secrets.map((s) => s.name));
+  const moved: Moved[] = [];
+  let refused = 0;
+  let untouched = 0;
+  entries.forEach((e, i) => {
+    if (entries.length > 500 && i % 500 === 0) io.stderr.write(`scanning ${envName}: ${i}/${entries.length} variables\n`);
+    const where = `${envName}:${e.line}: ${e.name}`;
+    if (e.value.includes('PLACEHOLDER-')) {
+      io.stdout.write(`${where}: already a placeholder; nothing to do\n`);
+      return;
+    }
+    const preset = presetFor(e.name, e.value);
+    if (preset === null || e.value === '') {
+      untouched++;
+      return;
+    }
+    if (configured.has(e.name) || moved.some((m) => m.name === e.name)) {
+      io.stdout.write(`${where}: not moved: ${config.file} already has a secret ${e.name} (an earlier init?). Remove it there first, or rename the variable.\n`);
+      refused++;
+      return;
+    }
+    moved.push({ name: e.name, preset, line: e.line, value: e.value, placeholder: mintPlaceholder(preset.placeholderPrefix), shapeMatched: preset.shape?.test(e.value) ?? false });
+  });
+  if (moved.length === 0) {
+    io.stdout.write(`no provider keys to move in ${envName} (${untouched} other variables left as they are)\n`);
+    return refused > 0 ? EXIT.runtime : EXIT.ok;
+  }
+
+  // Order matters for a crash at any point: the store first (a value is never only in a file keyswap cannot read),
+  // then the bindings, then the .env, each replaced atomically; until the last step the keys are still in the .env.
+  try {
+    const source = await resolveKeySource(spec, io.env);
+    await withStoreLock(spec.path, async () => {
+      const store = await readStore(spec.path, source);
+      for (const m of moved) store.set(m.name, { value: m.value, updatedAt: new Date().toISOString() });
+      await writeStore(spec.path, source, store);
+    });
+  } catch (err) {
+    if (err instanceof StoreError) throw new CliError(err.message, EXIT.runtime);
+    throw err;
+  }
+  const doc = parseDocument(await readFile(config.file, 'utf8'));
+  for (const m of moved) addSecret(doc, m);
+  await writeFileAtomic(config.file, doc.toString({ lineWidth: 0 }), ((await stat(config.file)).mode & 0o777) | 0o600);
+  await loadConfig(config.file); // what was written must load: a bug here must not leave a broken config silently
+  for (const m of moved) env.replace(m.line, m.placeholder);
+  await writeFileAtomic(envPath, env.toString(), mode);
+
+  for (const m of moved) {
+    const b = m.preset.bindings.map((x) => `${x.host} ${x.methods.join('/')}`).join(', ');
+    const note = m.shapeMatched ? '' : ` (matched by name; the value does not look like a ${m.preset.label} key)`;
+    io.stdout.write(`${envName}:${m.line}: ${m.name}: ${m.preset.label} key moved to the encrypted store; placeholder written; binding ${b}${note}\n`);
+  }
+  io.stdout.write(
+    `\nmoved ${moved.length} key${moved.length === 1 ? '' : 's'}; ${untouched} other variable${untouched === 1 ? '' : 's'} left as they are.\n` +
+      `next: keyswap run --env-file ${envName} -- <your agent>   (review the bindings in ${path.basename(config.file)}; \`keyswap check\` lints them)\n`,
+  );
+  return refused > 0 ? EXIT.runtime : EXIT.ok;
+}
+
+/** The secret, its preset binding and its route, added to the config document (comments and order kept). */
+function addSecret(doc: Document, m: Moved): void {
+  const p = m.preset;
+  const inject = doc.createNode({ header: p.header, format: p.format.replace('{NAME}', `{${m.name}}`) });
+  inject.flow = true;
+  const bindings = doc.createNode(p.bindings.map((b) => ({ host: b.host, methods: [...b.methods], paths: [...b.paths] })));
+  for (const item of bindings.items) if (isMap(item)) item.flow = true;
+  const secret = doc.createNode({ placeholder: m.placeholder });
+  secret.add(doc.createPair('inject', inject));
+  secret.add(doc.createPair('bindings', bindings));
+  if (!isMap(doc.get('secrets'))) doc.set('secrets', doc.createNode({}));
+  const secrets = doc.get('secrets');
+  if (isMap(secrets)) secrets.flow = false;
+  doc.setIn(['secrets', m.name], secret);
+  if (p.route !== null && !doc.hasIn(['routes', p.route.name])) {
+    if (!isMap(doc.get('routes'))) doc.set('routes', doc.createNode({}));
+    doc.setIn(['routes', p.route.name], p.route.origin);
+  }
+}
