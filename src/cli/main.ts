@@ -10,6 +10,8 @@ import { clientCommand, CLIENT_USAGE } from './client-command.js';
 import { placeholderCommand } from './placeholder.js';
 import { quickstart } from './quickstart.js';
 import { checkCommand, CHECK_USAGE } from './check-command.js';
+import { demoCommand } from './demo-command.js';
+import { doctorCommand, DOCTOR_USAGE } from './doctor-command.js';
 import { explainCommand, EXPLAIN_USAGE } from './explain-command.js';
 import { initCommand, INIT_USAGE } from './init-command.js';
 import { reloadCommand } from './reload-command.js';
@@ -31,6 +33,8 @@ commands:
   secret       set | list | rm | rekey values in the embedded encrypted store
   check        lint the config beyond its schema (exit 0 clean, 1 findings, 2 invalid)
   explain      explain METHOD URL [-H 'Name: value']…: the decision keyswap would take, offline
+  doctor       check CA, permissions, backend, audit log and this shell's variables, with fixes
+  demo         a self-contained tour on loopback: what the agent sent, what the API got, the audit line
   placeholder  print a fresh placeholder (--prefix sk-)
   audit        verify FILE… (hash chain) | tail FILE [N]
   reload       ask the running keyswap to re-read its config (SIGHUP), after validating it
@@ -51,12 +55,14 @@ const COMMANDS: Record<string, Command> = {
   reload: reloadCommand,
   init: initCommand,
   check: checkCommand,
+  doctor: doctorCommand,
+  demo: demoCommand,
   explain: explainCommand,
   run: runCommand,
   env: envCommand,
 };
 
-const USAGES: Record<string, string> = { check: CHECK_USAGE, explain: EXPLAIN_USAGE, init: INIT_USAGE, run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };
+const USAGES: Record<string, string> = { doctor: DOCTOR_USAGE, check: CHECK_USAGE, explain: EXPLAIN_USAGE, init: INIT_USAGE, run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };

@@ -1,0 +1,135 @@
+import { X509Certificate } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, open, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigErrors, loadConfig, type Config } from '../config/index.js';
+import { BackendUnavailable, openBackend, SecretNotFound } from '../secrets/index.js';
+import { EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { looksLikeRealKey } from './presets.js';
+import { pidFile } from './reload-command.js';
+
+export const DOCTOR_USAGE = `usage: keyswap doctor [--config FILE]
+
+Checks the config, the CA files and their permissions, that the CA is not trusted system-wide, the backend, the
+audit log, and this shell's proxy and CA variables. Each problem comes with the command that fixes it. Exit 0: all
+good; 1: problems found; 2: the config is invalid.`;
+
+interface Check { readonly ok: boolean; readonly what: string; readonly fix?: string }
+
+const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+
+export async function doctorCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' } }, strict: true });
+  let config: Config;
+  try {
+    config = await loadConfig(path.resolve(io.cwd, values.config));
+  } catch (err) {
+    if (!(err instanceof ConfigErrors)) throw err;
+    io.stdout.write(`!! ${values.config} is invalid:\n${err.errors.map((e) => `   ${e.message}`).join('\n')}\n   fix: edit it; \`keyswap check\` re-validates\n`);
+    return EXIT.usage;
+  }
+  const checks = [
+    { ok: true, what: `config ${config.file} loads (${config.secrets.length} secrets); \`keyswap check\` lints its bindings` },
+    ...(await caChecks(config)),
+    ...(await backendChecks(config, io)),
+    ...(await auditChecks(config)),
+    ...(await serviceChecks(config)),
+    ...shellChecks(config, io),
+  ];
+  for (const c of checks) io.stdout.write(`${c.ok ? 'ok' : '!!'} ${c.what}${c.fix ? `\n   fix: ${c.fix}` : ''}\n`);
+  const problems = checks.filter((c) => !c.ok).length;
+  io.stdout.write(problems === 0 ? '\nall good\n' : `\n${problems} problem${problems === 1 ? '' : 's'}\n`);
+  return problems === 0 ? EXIT.ok : EXIT.runtime;
+}
+
+async function caChecks(config: Config): Promise<Check[]> {
+  const dir = config.stateDir;
+  const cert = path.join(dir, 'ca.pem');
+  const key = path.join(dir, 'ca-key.pem');
+  const dirMode = await stat(dir).then((s) => s.mode & 0o777, () => null);
+  if (dirMode === null) return [{ ok: false, what: `state_dir ${dir} does not exist (no CA yet)`, fix: 'keyswap init' }];
+  const out: Check[] = [dirMode & 0o077 ? { ok: false, what: `state_dir ${dir} is ${dirMode.toString(8)}: others can list the CA key's directory`, fix: `chmod 700 ${dir}` } : { ok: true, what: `state_dir ${dir} is private (700)` }];
+  const keyMode = await stat(key).then((s) => s.mode & 0o777, () => null);
+  const pem = await readFile(cert, 'utf8').catch(() => null);
+  if (keyMode === null || pem === null) return [...out, { ok: false, what: `no CA in ${dir}`, fix: 'keyswap init' }];
+  out.push(keyMode & 0o077 ? { ok: false, what: `${key} is ${keyMode.toString(8)}: the CA key must be readable by keyswap alone`, fix: `chmod 600 ${key}` } : { ok: true, what: `CA key ${key} is 600` });
+  const x509 = new X509Certificate(pem);
+  const daysLeft = Math.floor((Date.parse(x509.validTo) - Date.now()) / 86_400_000);
+  out.push(daysLeft < 30 ? { ok: false, what: `the CA expires in ${daysLeft} days`, fix: `move ${cert} and ${key} away and run keyswap init (agents then trust the new ca.pem)` } : { ok: true, what: `CA valid for ${daysLeft} more days` });
+  const body = pem.replace(/-----[^-]+-----|\s/g, '');
+  for (const bundle of SYSTEM_BUNDLES) {
+    const text = await readFile(bundle, 'utf8').catch(() => '');
+    if (text.replace(/\s/g, '').includes(body)) {
+      out.push({ ok: false, what: `keyswap's CA is in the system trust store (${bundle}): every program on this host would accept certificates its key signs`, fix: 'remove it from /usr/local/share/ca-certificates/ and run: sudo update-ca-certificates --fresh (agents trust it per process, through keyswap run)' });
+      return out;
+    }
+  }
+  out.push({ ok: true, what: 'the CA is not in the system trust store (agents trust it per process)' });
+  return out;
+}
+
+async function backendChecks(config: Config, io: CliIo): Promise<Check[]> {
+  let backend;
+  try {
+    backend = await openBackend(config.backend, { ...io.env }, () => {});
+  } catch (err) {
+    return [{ ok: false, what: `backend ${config.backend.type} cannot be opened: ${(err as Error).message}`, fix: 'see docs/backends.md' }];
+  }
+  const names = [...new Set(config.secrets.flatMap((s) => (s.inject.render.kind === 'template' ? s.inject.render.compose : [s.name])))];
+  const missing: string[] = [];
+  const out: Check[] = [];
+  try {
+    for (const name of names) {
+      const signal = AbortSignal.timeout(5000);
+      try {
+        (await backend.fetch(name, { signal })).reveal(); // fetched to prove reachability; never printed
+      } catch (err) {
+        if (err instanceof SecretNotFound) missing.push(name);
+        else if (err instanceof BackendUnavailable) return [{ ok: false, what: `backend ${config.backend.type} unavailable: ${err.message}`, fix: 'see docs/backends.md for its settings' }];
+        else throw err;
+      }
+    }
+  } finally {
+    await backend.close?.();
+  }
+  const fix = config.backend.type === 'file' ? missing.map((n) => `keyswap secret set ${n}`).join('; ') : config.backend.type === 'env' ? `set ${missing.map((n) => `KEYSWAP_SECRET_${n}`).join(', ')} in keyswap's own environment (not the agent's)` : `store ${missing.join(', ')} in the ${config.backend.type} backend`;
+  out.push(missing.length > 0 ? { ok: false, what: `backend ${config.backend.type} has no value for ${missing.join(', ')}: requests using their placeholders get 503`, fix } : { ok: true, what: `backend ${config.backend.type} answers for all ${names.length} secrets` });
+  return out;
+}
+
+async function auditChecks(config: Config): Promise<Check[]> {
+  const file = config.audit.path;
+  const dir = path.dirname(file);
+  if (!(await access(dir, constants.W_OK).then(() => true, () => false))) return [{ ok: false, what: `audit directory ${dir} is missing or not writable: keyswap would refuse every injection`, fix: `mkdir -p ${dir} (writable by keyswap's user)` }];
+  const mode = await stat(file).then((s) => s.mode & 0o777, () => null);
+  if (mode === null) return [{ ok: true, what: `audit log ${file} will be created 600 on first start` }];
+  if (mode & 0o022) return [{ ok: false, what: `audit log ${file} is ${mode.toString(8)}: others could forge history`, fix: `chmod 600 ${file}` }];
+  const writable = await open(file, 'a').then(async (fh) => { await fh.close(); return true; }, () => false);
+  return [writable ? { ok: true, what: `audit log ${file} is writable and private` } : { ok: false, what: `audit log ${file} is not writable`, fix: `chown it to keyswap's user` }];
+}
+
+async function serviceChecks(config: Config): Promise<Check[]> {
+  const [pid, url] = (await readFile(pidFile(config.stateDir), 'utf8').catch(() => '')).split('\n');
+  const alive = pid !== undefined && /^\d+$/.test(pid) && (await readFile(`/proc/${pid}/cmdline`, 'utf8').then((c) => c.includes('keyswap') || c.includes('main.js'), () => false));
+  return [alive ? { ok: true, what: `keyswap is serving (pid ${pid}, ${url})` } : { ok: true, what: `no keyswap serving ${config.file} now (keyswap run starts one per command; keyswap serve for a long-lived one)` }];
+}
+
+function shellChecks(config: Config, io: CliIo): Check[] {
+  const env = io.env;
+  const out: Check[] = [];
+  const proxy = env.HTTPS_PROXY ?? env.https_proxy;
+  if (proxy === undefined) out.push({ ok: true, what: 'this shell has no HTTPS_PROXY: run agents with `keyswap run -- CMD` (or eval "$(keyswap env)")' });
+  else out.push({ ok: true, what: `this shell's HTTPS_PROXY is ${proxy}` });
+  const noProxy = `${env.NO_PROXY ?? ''},${env.no_proxy ?? ''}`.split(',').map((s) => s.trim()).filter(Boolean);
+  const bypass = noProxy.filter((n) => n === '*' || config.secrets.some((s) => s.bindings.some((b) => b.host === n.replace(/^\./, '') || b.host.endsWith(n.startsWith('.') ? n : `.${n}`))));
+  if (bypass.length > 0) out.push({ ok: false, what: `NO_PROXY holds ${bypass.join(', ')}: requests there bypass keyswap and carry only a placeholder`, fix: "export NO_PROXY='localhost,127.0.0.1,::1'" });
+  const ca = env.NODE_EXTRA_CA_CERTS;
+  if (proxy !== undefined && ca !== path.join(config.stateDir, 'ca.pem')) out.push({ ok: false, what: `NODE_EXTRA_CA_CERTS is ${ca ?? 'unset'}: Node agents will not trust keyswap's CA`, fix: `export NODE_EXTRA_CA_CERTS=${path.join(config.stateDir, 'ca.pem')}` });
+  for (const [name, value] of Object.entries(env)) {
+    const provider = value === undefined ? null : looksLikeRealKey(name, value);
+    if (provider !== null) out.push({ ok: false, what: `${name} in this shell looks like a real ${provider} key: any agent started here can read it`, fix: `move it into keyswap (keyswap init --from-env FILE, or keyswap secret set ${name}) and unset ${name}` });
+  }
+  return out;
+}
