@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -82,5 +83,27 @@ describe('lazy appends', () => {
     await w.close();
     await last;
     expect(readFileSync(file, 'utf8')).toContain('"r4"');
+  });
+});
+
+describe('one writer per log', () => {
+  it('a second writer on the same log is refused while the first lives, naming its pid; a dead holder’s lock is taken over', async () => {
+    const file = path.join(dir(), 'audit.jsonl');
+    // The first writer is another process that holds the log open until told to stop.
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', `
+      const { AuditWriter } = await import(${JSON.stringify(path.resolve(__dirname, '../../dist/audit/index.js'))});
+      const w = await AuditWriter.open(${JSON.stringify(file)});
+      process.stdout.write('open\\n');
+      process.stdin.once('data', async () => { await w.close(); process.exit(0); });`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    await expect(AuditWriter.open(file)).rejects.toThrow(new RegExp(`being written by process ${holder.pid} \\(another keyswap\\)`));
+    holder.stdin.write('stop\n');
+    await new Promise((resolve) => holder.once('exit', resolve));
+    // A lock left by a process that no longer exists (kill -9) does not block the next start.
+    writeFileSync(`${file}.lock`, '2147483646\n');
+    const w = await AuditWriter.open(file);
+    await w.append(event(1));
+    await w.close();
+    expect(existsSync(`${file}.lock`)).toBe(false);
   });
 });
