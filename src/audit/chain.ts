@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * The hash chain (K6): every record carries `seq` (1, 2, 3 … across restarts and rotations) and `prev`, the
@@ -10,7 +10,8 @@ export const GENESIS = '0'.repeat(64);
 export interface ChainHead { readonly seq: number; readonly hash: string }
 
 export function lineHash(line: string): string {
-  return createHash('sha256').update(line, 'utf8').digest('hex');
+  // The one-shot form: no Hash object per record (measurably cheaper on the hot path).
+  return hash('sha256', line, 'hex');
 }
 
 /** The head after a line: its seq when it has one (older or foreign lines count as seq 0). */

@@ -47,7 +47,7 @@ export async function clientCommand(args: string[], io: CliIo): Promise<number> 
     if (!config.clients?.has(name)) throw new CliError(`${name} is not a client in ${file} (see: keyswap client list)`, EXIT.runtime);
     doc.deleteIn(['clients', name]);
     await writeValidated(file, doc.toString());
-    io.stdout.write(`revoked ${name}; restart keyswap to apply\n`);
+    io.stdout.write(`revoked ${name}; apply it to a running keyswap with: keyswap reload\n`);
     return EXIT.ok;
   }
   if (config.clients?.has(name)) throw new CliError(`${name} already exists; revoke it first to issue a new token`, EXIT.usage);

@@ -6,12 +6,13 @@ import type { AuditEvent, Destination } from '../audit/index.js';
 import { applyPlacements, createBodyInjector, InvalidRendering, namesToFetch, renderSecret, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import type { ClientSpec } from '../config/index.js';
+import type { Secret } from '../secrets/index.js';
 import type { Logger } from '../log.js';
 import { destinationOf } from './audit-facts.js';
 import { endToEndPairs, flatten } from './headers.js';
 import { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';
 import { relay } from './relay.js';
-import { EchoBlocked, Scrubber, type ScrubTarget } from './scrubber.js';
+import { echoForms, EchoBlocked, Scrubber, type ScrubTarget } from './scrubber.js';
 import type { Snapshot } from './snapshot.js';
 
 /** What the connection tells about a request's destination (the CONNECT target, or the absolute URL). */
@@ -97,6 +98,21 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
 
 interface Rendered { readonly placements: Placement[]; readonly scrub: ScrubTarget[] }
 
+/**
+ * Echo forms per secret object: the cache hands out the same object until the value expires, so the encodings
+ * are computed once per fetch, not per request (they were 4 % of keyswap's CPU at concurrency 32). A WeakMap:
+ * the forms go when the cache drops the secret.
+ */
+const echoFormsCache = new WeakMap<Secret, readonly string[]>();
+function formsOf(secret: Secret): readonly string[] {
+  let forms = echoFormsCache.get(secret);
+  if (forms === undefined) {
+    forms = echoForms(secret.reveal());
+    echoFormsCache.set(secret, forms);
+  }
+  return forms;
+}
+
 async function fetchAndRender(injections: readonly Injection[], snap: Snapshot, nowMs: number): Promise<Rendered> {
   if (injections.length === 0) return { placements: [], scrub: [] };
   try {
@@ -109,7 +125,7 @@ async function fetchAndRender(injections: readonly Injection[], snap: Snapshot, 
         const scrub: ScrubTarget | null =
           inj.secret.responseScrub === 'off'
             ? null
-            : { secretName: inj.secret.name, placeholder: inj.secret.placeholder, values: [...values.values()], rendered: text, mode: inj.secret.responseScrub };
+            : { secretName: inj.secret.name, placeholder: inj.secret.placeholder, forms: secrets.flatMap((s) => formsOf(s)), rendered: text, mode: inj.secret.responseScrub };
         return { placement: { secret: inj.secret, text }, scrub };
       }),
     );

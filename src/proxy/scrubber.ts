@@ -6,8 +6,8 @@ interface Needle { readonly secretName: string; readonly find: string; readonly 
 export interface ScrubTarget {
   readonly secretName: string;
   readonly placeholder: string;
-  /** The raw secret values injected for this secret (composed secrets inject several). */
-  readonly values: readonly string[];
+  /** The echo forms of each secret value injected (composed secrets inject several): `echoForms()` of each. */
+  readonly forms: readonly string[];
   /** The text written at the site (e.g. `Basic dXNlcjpzZWNyZXQ=`), whose own encodings may echo back too. */
   readonly rendered: string;
   /** redact: replace the echo with the placeholder; block: fail the response instead (`response_scrub`). */
@@ -24,14 +24,17 @@ export class EchoBlocked extends Error {
 
 const latin1 = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 
+const MIN_NEEDLE = 8;
+
 /**
- * The encodings an upstream might echo a secret in: raw, standard and URL-safe base64, percent-encoded and
- * JSON-escaped; and the rendered site text (so `Basic base64(user:secret)` is caught whole). Values shorter than
- * 8 bytes are not scrubbed as raw text: replacing every "abc" in a body would corrupt it and protect nothing.
+ * The encodings an upstream might echo a secret value in, as latin1 needles: raw, standard and URL-safe base64,
+ * percent-encoded and JSON-escaped. Forms shorter than 8 bytes are dropped: replacing every "abc" in a body would
+ * corrupt it and protect nothing. Pure and per value, so the pipeline computes it once per cached secret.
  */
-function echoForms(value: string): string[] {
+export function echoForms(value: string): string[] {
   const b64 = Buffer.from(value, 'utf8').toString('base64');
-  return [value, b64, b64.replace(/=+$/, ''), Buffer.from(value, 'utf8').toString('base64url'), encodeURIComponent(value), JSON.stringify(value).slice(1, -1)];
+  const forms = [value, b64, b64.replace(/=+$/, ''), Buffer.from(value, 'utf8').toString('base64url'), encodeURIComponent(value), JSON.stringify(value).slice(1, -1)];
+  return [...new Set(forms.map(latin1))].filter((f) => f.length >= MIN_NEEDLE);
 }
 
 /**
@@ -51,10 +54,10 @@ export class Scrubber {
 
   /** Adds a secret injected later in the request (a body injector resolves as the body streams). */
   add(t: ScrubTarget): void {
-    const rendered = t.rendered.startsWith('Basic ') ? [t.rendered.slice(6)] : [];
-    for (const form of [...t.values.flatMap(echoForms), ...rendered]) {
-      const find = latin1(form);
-      if (find.length < 8 || this.#seen.has(find)) continue;
+    // The rendered Basic credentials (base64 of user:secret) are caught whole, as sent.
+    const rendered = t.rendered.startsWith('Basic ') ? [latin1(t.rendered.slice(6))] : [];
+    for (const find of [...t.forms, ...rendered]) {
+      if (find.length < MIN_NEEDLE || this.#seen.has(find)) continue;
       this.#seen.add(find);
       this.#needles.push({ secretName: t.secretName, find, replace: latin1(t.placeholder), block: t.mode === 'block' });
     }
