@@ -57,7 +57,7 @@ async function caChecks(config: Config): Promise<Check[]> {
   out.push(keyMode & 0o077 ? { ok: false, what: `${key} is ${keyMode.toString(8)}: the CA key must be readable by keyswap alone`, fix: `chmod 600 ${key}` } : { ok: true, what: `CA key ${key} is 600` });
   const x509 = new X509Certificate(pem);
   const daysLeft = Math.floor((Date.parse(x509.validTo) - Date.now()) / 86_400_000);
-  out.push(daysLeft < 30 ? { ok: false, what: `the CA expires in ${daysLeft} days`, fix: `move ${cert} and ${key} away and run keyswap init (agents then trust the new ca.pem)` } : { ok: true, what: `CA valid for ${daysLeft} more days` });
+  out.push(daysLeft < 30 ? { ok: false, what: `the CA expires in ${daysLeft} days`, fix: "keyswap ca rotate (then restart keyswap; agents trust the new ca.pem)" } : { ok: true, what: `CA valid for ${daysLeft} more days` });
   const body = pem.replace(/-----[^-]+-----|\s/g, '');
   for (const bundle of SYSTEM_BUNDLES) {
     const text = await readFile(bundle, 'utf8').catch(() => '');

@@ -6,6 +6,7 @@ import { TlsStateError } from '../tls/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { auditCommand, AUDIT_USAGE } from './audit-command.js';
+import { caCommand, CA_USAGE } from './ca-command.js';
 import { clientCommand, CLIENT_USAGE } from './client-command.js';
 import { placeholderCommand } from './placeholder.js';
 import { quickstart } from './quickstart.js';
@@ -37,6 +38,7 @@ commands:
   demo         a self-contained tour on loopback: what the agent sent, what the API got, the audit line
   placeholder  print a fresh placeholder (--prefix sk-)
   audit        verify FILE… (hash chain) | tail FILE [N]
+  ca           show (where the CA is, its fingerprint) | rotate (a new CA key and certificate)
   reload       ask the running keyswap to re-read its config (SIGHUP), after validating it
   client       add NAME --secrets A,B [--expires 90d] | list | revoke NAME (agent identities)
   help         show this text
@@ -51,6 +53,7 @@ const COMMANDS: Record<string, Command> = {
   secret: secretCommand,
   placeholder: placeholderCommand,
   audit: auditCommand,
+  ca: caCommand,
   client: clientCommand,
   reload: reloadCommand,
   init: initCommand,
@@ -62,7 +65,7 @@ const COMMANDS: Record<string, Command> = {
   env: envCommand,
 };
 
-const USAGES: Record<string, string> = { doctor: DOCTOR_USAGE, check: CHECK_USAGE, explain: EXPLAIN_USAGE, init: INIT_USAGE, run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE };
+const USAGES: Record<string, string> = { doctor: DOCTOR_USAGE, check: CHECK_USAGE, explain: EXPLAIN_USAGE, init: INIT_USAGE, run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE, ca: CA_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };

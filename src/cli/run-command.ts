@@ -10,7 +10,7 @@ import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { looksLikeRealKey } from './presets.js';
-import { pidFile } from './reload-command.js';
+import { runningServe } from './reload-command.js';
 import { start, type Started } from './serve.js';
 
 export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] -- CMD [ARGS…]
@@ -66,11 +66,8 @@ function warnAboutRealKeys(io: CliIo, env: Record<string, string>): void {
 
 /** The keyswap serving this config, if one is: its pid file names a live `keyswap serve` that answers healthz. */
 async function runningEndpoint(config: Config): Promise<Endpoint | null> {
-  const [pidText, url] = (await readFile(pidFile(config.stateDir), 'utf8').catch(() => '')).split('\n');
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0 || url === undefined || !/^http:\/\/[^/]+$/.test(url)) return null;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  if (!cmdline.includes('serve') && !cmdline.includes('quickstart')) return null;
+  const url = (await runningServe(config.stateDir))?.url;
+  if (url === undefined || !/^http:\/\/[^/]+$/.test(url)) return null;
   const { hostname, port } = new URL(url);
   const healthy = await new Promise<boolean>((resolve) => {
     const req = http.request({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port), method: 'GET', path: 'http://keyswap.invalid/healthz', timeout: 2000 }, (res) => {

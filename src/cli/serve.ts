@@ -1,6 +1,5 @@
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../atomic-file.js';
 import { AuditWriter } from '../audit/index.js';
@@ -10,7 +9,7 @@ import { createLogger, type Logger } from '../log.js';
 import { compilePolicy } from '../policy/index.js';
 import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
-import { createLeafKey, LeafCache, openCa } from '../tls/index.js';
+import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, exportLines } from './agent-env.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -96,7 +95,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   const { metricsAt } = opts;
   const listenAt = opts.listen ?? config.listen;
   const ca = await openCa(config.stateDir, { create: true });
-  const bundlePath = await writeCaBundle(config.stateDir, ca.certPem);
+  const bundlePath = await writeTrustBundle(config.stateDir, ca.certPem);
   const extraCaPem = config.upstream.extraCaFile === null ? null : await readExtraCa(config);
   const leaves = new LeafCache(ca, createLeafKey(), { max: 1000 });
   // Every bound host gets its leaf now, so no agent request ever waits for a mint (DESIGN.md §2).
@@ -249,15 +248,6 @@ async function readExtraCa(config: Config): Promise<string> {
   } catch (err) {
     throw new CliError(`${config.file}: upstream.extra_ca_file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.usage);
   }
-}
-
-/** System roots plus keyswap's CA, for clients whose CA variable replaces their whole trust store. */
-async function writeCaBundle(stateDir: string, caPem: string): Promise<string> {
-  const file = path.join(stateDir, 'ca-bundle.pem');
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, `${rootCertificates.join('\n')}\n${caPem}`, { mode: 0o644 });
-  await rename(tmp, file);
-  return file;
 }
 
 function waitForStopSignal(log: Logger): Promise<void> {

@@ -1,5 +1,7 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { rootCertificates } from 'node:tls';
 import { writeFileAtomic } from '../atomic-file.js';
 import { createCaCertificate, fingerprintSha256, generateKeyPair, keyPairFromPem, mintLeafCertificate, type KeyPair, type Leaf } from './certificates.js';
 import { TlsStateError } from './errors.js';
@@ -35,21 +37,50 @@ export async function openCa(stateDir: string, opts: { create: boolean } = { cre
   const [certPem, keyPem] = await Promise.all([readIfExists(certPath), readIfExists(keyPath)]);
   if (certPem !== null && keyPem !== null) {
     await refuseLoosePermissions(keyPath);
+    let ca: LocalCa;
+    let matches: boolean;
     try {
-      return new LocalCa(certPem, certPath, keyPairFromPem(keyPem));
+      ca = new LocalCa(certPem, certPath, keyPairFromPem(keyPem));
+      matches = new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
     } catch (err) {
-      throw new TlsStateError(`${certPath} / ${keyPath}: cannot be parsed as a certificate and RSA key (${(err as Error).message}); move them away to create a new CA`);
+      throw new TlsStateError(`${certPath} / ${keyPath}: cannot be parsed as a certificate and RSA key (${(err as Error).message}); run keyswap ca rotate to make a new CA`);
     }
+    // Leaves signed by a key the certificate does not name fail in every agent: say so here, once.
+    if (!matches) throw new TlsStateError(`${certPath} and ${keyPath} do not belong together (a rotation cut short?); run keyswap ca rotate to make a new pair`);
+    return ca;
   }
   if (certPem !== null || keyPem !== null) {
-    throw new TlsStateError(`${stateDir}: found only one of ca.pem and ca-key.pem; restore the other or remove both to create a new CA`);
+    throw new TlsStateError(`${stateDir}: found only one of ca.pem and ca-key.pem; restore the other, or run keyswap ca rotate to make a new CA`);
   }
   if (!opts.create) throw new TlsStateError(`${stateDir}: no CA yet; run keyswap serve or keyswap init to create one`);
+  return createCa(stateDir);
+}
+
+/**
+ * A new CA key and certificate replace the old ones in place; the old key is overwritten, never kept aside (a
+ * rotation usually follows a suspected leak). The key is written first: a rotation cut short leaves a pair that
+ * openCa() reports as mismatched, never one that silently signs with the wrong key.
+ */
+export async function rotateCa(stateDir: string): Promise<LocalCa> {
+  await ensureStateDir(stateDir, false);
+  return createCa(stateDir);
+}
+
+async function createCa(stateDir: string): Promise<LocalCa> {
+  const certPath = path.join(stateDir, 'ca.pem');
   const key = generateKeyPair();
   const pem = createCaCertificate(key, new Date());
-  await writeFileAtomic(keyPath, key.privateKeyPem, 0o600);
+  await writeFileAtomic(path.join(stateDir, 'ca-key.pem'), key.privateKeyPem, 0o600);
   await writeFileAtomic(certPath, pem, 0o644);
+  await writeTrustBundle(stateDir, pem);
   return new LocalCa(pem, certPath, key);
+}
+
+/** `<stateDir>/ca-bundle.pem`: the system roots plus keyswap's CA, for clients whose CA variable replaces their whole trust store. */
+export async function writeTrustBundle(stateDir: string, caPem: string): Promise<string> {
+  const file = path.join(stateDir, 'ca-bundle.pem');
+  await writeFileAtomic(file, `${rootCertificates.join('\n')}\n${caPem}`, 0o644);
+  return file;
 }
 
 async function ensureStateDir(dir: string, create: boolean): Promise<void> {
