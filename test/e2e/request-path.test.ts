@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curlVia, pythonRequestsVia, undiciVia } from '../helpers/clients.js';
+import type tls from 'node:tls';
+import { curlVia, exchange, pythonRequestsVia, rawTlsVia, undiciVia } from '../helpers/clients.js';
 import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 let h: Harness;
@@ -107,6 +108,18 @@ describe('the destination is the CONNECT target (K3)', () => {
     expect(res.status).toBe(502);
     expect(res.body).toBe('keyswap: upstream certificate not trusted\n');
     expect(h.untrustedUpstream.requests).toHaveLength(0);
+  });
+});
+
+describe('agent TLS', () => {
+  it("an agent's next connection to a bound host resumes its TLS session (no full handshake)", async () => {
+    const first = await rawTlsVia(h, 'api.example.test');
+    // TLS 1.3 tickets arrive after the handshake, with the first response.
+    const ticket = new Promise<Buffer>((resolve) => first.once('session', resolve));
+    await exchange(first, `GET /v1/echo HTTP/1.1\r\nHost: api.example.test\r\n${AUTH}\r\nConnection: close\r\n\r\n`);
+    const second: tls.TLSSocket = await rawTlsVia(h, 'api.example.test', 443, { session: await ticket });
+    expect(second.isSessionReused()).toBe(true);
+    expect(await exchange(second, `GET /v1/echo HTTP/1.1\r\nHost: api.example.test\r\n${AUTH}\r\nConnection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200/);
   });
 });
 
