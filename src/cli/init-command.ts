@@ -102,7 +102,7 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
     moved.push({ name: e.name, preset, line: e.line, value: e.value, placeholder: mintPlaceholder(preset.placeholderPrefix), shapeMatched: preset.shape?.test(e.value) ?? false });
   });
   if (moved.length === 0) {
-    io.stdout.write(`no provider keys to move in ${envName} (${untouched} other variables left as they are)\n`);
+    io.stdout.write(`no provider keys to move in ${envName} (${untouched} other variable${untouched === 1 ? '' : 's'} left unchanged)\n`);
     return refused > 0 ? EXIT.runtime : EXIT.ok;
   }
 
@@ -132,7 +132,7 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
     io.stdout.write(`${envName}:${m.line}: ${m.name}: ${m.preset.label} key moved to the encrypted store; placeholder written; binding ${b}${note}\n`);
   }
   io.stdout.write(
-    `\nmoved ${moved.length} key${moved.length === 1 ? '' : 's'}; ${untouched} other variable${untouched === 1 ? '' : 's'} left as they are.\n` +
+    `\nmoved ${moved.length} key${moved.length === 1 ? '' : 's'}; ${untouched} other variable${untouched === 1 ? '' : 's'} left unchanged.\n` +
       `next: keyswap run --env-file ${envName} -- <your agent>   (review the bindings in ${path.basename(config.file)}; \`keyswap check\` lints them)\n`,
   );
   return refused > 0 ? EXIT.runtime : EXIT.ok;

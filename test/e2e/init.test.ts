@@ -76,7 +76,7 @@ describe('keyswap init --from-env', () => {
   it('moves every provider key into the store, one line per key and never a value', () => {
     expect(first.status).toBe(0);
     for (const name of Object.keys(KEYS)) expect(first.stdout).toMatch(new RegExp(`\\.env:\\d+: ${name}: .* moved to the encrypted store`));
-    expect(first.stdout).toMatch(/moved 10 keys; 2 other variables left as they are/);
+    expect(first.stdout).toMatch(/moved 10 keys; 2 other variables left unchanged/);
     expect(first.stdout).toMatch(/next: keyswap run --env-file \.env -- /);
     const list = ks('secret', 'list').stdout as string;
     for (const name of Object.keys(KEYS)) expect(list).toContain(name);
