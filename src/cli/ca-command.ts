@@ -16,7 +16,7 @@ rotate  a new CA key and certificate replace the old ones; the old key is not ke
 
 export async function caCommand(args: string[], io: CliIo): Promise<number> {
   const [verb, ...rest] = args;
-  if (verb !== 'show' && verb !== 'rotate') throw new CliError(`${verb === undefined ? 'missing' : `unknown`} ca command${verb === undefined ? '' : ` ${verb}`}\n${CA_USAGE}`, EXIT.usage);
+  if (verb !== 'show' && verb !== 'rotate') throw new CliError(`${verb === undefined ? 'missing ca command' : `unknown ca command ${verb}`}\n${CA_USAGE}`, EXIT.usage);
   const { values } = parseArgs({ args: rest, options: { config: { type: 'string', default: 'keyswap.yaml' } }, strict: true });
   const config = await loadConfig(path.resolve(io.cwd, values.config));
   if (verb === 'show') {
