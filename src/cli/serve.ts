@@ -221,6 +221,7 @@ async function reloadedSnapshot(current: Snapshot, leaves: LeafCache): Promise<S
     ['backend', JSON.stringify(was.backend) !== JSON.stringify(next.backend)],
     ['audit', JSON.stringify(was.audit) !== JSON.stringify(next.audit)],
     ['cache', JSON.stringify(was.cache) !== JSON.stringify(next.cache)],
+    ['timeouts', JSON.stringify(was.timeouts) !== JSON.stringify(next.timeouts)],
   ].filter(([, changed]) => changed).map(([key]) => key);
   if (needsRestart.length > 0) throw new CliError(`${needsRestart.join(', ')} changed; restart keyswap to apply`, EXIT.usage);
   await leaves.prewarm(boundHosts(next));
@@ -237,7 +238,8 @@ function reloadErrors(err: unknown): string[] {
 
 function boundHosts(config: Config): string[] {
   const hosts = new Set<string>();
-  for (const s of config.secrets) for (const b of s.bindings) if (!b.host.startsWith('*.')) hosts.add(b.host);
+  // A wildcard binding is served by one leaf for its pattern (policy/leafNameFor), minted here like any host.
+  for (const s of config.secrets) for (const b of s.bindings) hosts.add(b.host);
   return [...hosts];
 }
 

@@ -87,6 +87,12 @@ export function compileConfig(src: YamlSource): Config {
       connectTimeoutMs: (raw.upstream?.connect_timeout_seconds ?? 10) * 1000,
       idleTimeoutMs: (raw.upstream?.idle_timeout_seconds ?? 60) * 1000,
     },
+    timeouts: {
+      requestHeadMs: (raw.timeouts?.request_head_seconds ?? 30) * 1000,
+      keepAliveMs: (raw.timeouts?.keep_alive_seconds ?? 65) * 1000,
+      tlsHandshakeMs: (raw.timeouts?.tls_handshake_seconds ?? 30) * 1000,
+      tunnelIdleMs: (raw.timeouts?.tunnel_idle_seconds ?? 600) * 1000,
+    },
     secrets,
     routes,
     clients,
@@ -431,7 +437,7 @@ function knownKeys(p: FieldPath): string[] | null {
   const shape = (o: unknown): string[] => Object.keys((o as { shape: Record<string, unknown> }).shape);
   const top = rawConfigSchema.shape;
   if (p.length === 0) return shape(rawConfigSchema);
-  if (p.length === 1 && (p[0] === 'cache' || p[0] === 'audit' || p[0] === 'upstream' || p[0] === 'backend')) {
+  if (p.length === 1 && (p[0] === 'cache' || p[0] === 'audit' || p[0] === 'upstream' || p[0] === 'backend' || p[0] === 'timeouts')) {
     return shape((top[p[0]] as unknown as { unwrap(): unknown }).unwrap());
   }
   if (p[0] === 'secrets' && p.length === 2) return ['placeholder', 'inject', 'compose', 'bindings', 'response_scrub', 'honeytoken'];

@@ -64,6 +64,14 @@ export const rawConfigSchema = z.strictObject({
       idle_timeout_seconds: positiveInt.optional(),
     })
     .optional(),
+  timeouts: z
+    .strictObject({
+      request_head_seconds: positiveInt.optional(),
+      keep_alive_seconds: positiveInt.optional(),
+      tls_handshake_seconds: positiveInt.optional(),
+      tunnel_idle_seconds: positiveInt.optional(),
+    })
+    .optional(),
   secrets: z.record(z.string(), secret),
   routes: z.record(z.string(), z.string()).optional(),
   clients: z

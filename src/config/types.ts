@@ -118,6 +118,18 @@ export interface Config {
     readonly connectTimeoutMs: number;
     readonly idleTimeoutMs: number;
   };
+  /**
+   * Agent-side connection lifetimes. requestHeadMs: a request head (a CONNECT, or a request on a decrypted
+   * connection) must arrive complete within this, counted from its first byte or from the connection's start;
+   * keepAliveMs: idle time between requests; tlsHandshakeMs: CONNECT answered → TLS handshake done;
+   * tunnelIdleMs: an opaque tunnel with no byte either way.
+   */
+  readonly timeouts: {
+    readonly requestHeadMs: number;
+    readonly keepAliveMs: number;
+    readonly tlsHandshakeMs: number;
+    readonly tunnelIdleMs: number;
+  };
   /** In file order. */
   readonly secrets: readonly SecretSpec[];
   /**

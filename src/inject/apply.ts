@@ -1,4 +1,5 @@
 import type { SecretSpec } from '../config/index.js';
+import { decodeBasic, decodeQueryComponent, encodeBasic } from '../wire/index.js';
 
 /** A rendered value ready to be written at its secret's site. */
 export interface Placement { readonly secret: SecretSpec; readonly text: string }
@@ -38,11 +39,12 @@ export function applyPlacements(parts: RequestParts, placements: readonly Placem
       }
       case 'basic': {
         for (const pair of parts.headers) {
-          if (pair[0] !== 'authorization' || pair[1].slice(0, 6).toLowerCase() !== 'basic ') continue;
-          const decoded = Buffer.from(pair[1].slice(6).trim(), 'base64').toString('latin1');
-          if (!decoded.includes(secret.placeholder)) continue;
-          const creds = inject.username === null ? decoded.split(secret.placeholder).join(text) : `${inject.username}:${text}`;
-          pair[1] = `Basic ${Buffer.from(creds, 'latin1').toString('base64')}`;
+          const basic = pair[0] === 'authorization' ? decodeBasic(pair[1]) : null;
+          if (basic === null || !basic.decoded.includes(secret.placeholder)) continue;
+          // The secret's UTF-8 bytes, held as latin1 like the decoded credentials, so encodeBasic sends exactly them.
+          const value = Buffer.from(text, 'utf8').toString('latin1');
+          const user = Buffer.from(inject.username ?? '', 'utf8').toString('latin1');
+          pair[1] = encodeBasic(inject.username === null ? basic.decoded.split(secret.placeholder).join(value) : `${user}:${value}`);
         }
         break;
       }
@@ -69,17 +71,9 @@ function replaceQueryParam(query: string, param: string, placeholder: string, te
     .map((part) => {
       const eq = part.indexOf('=');
       if (eq < 0) return part;
-      const name = decodeLoose(part.slice(0, eq));
-      if (name !== param || !decodeLoose(part.slice(eq + 1)).includes(placeholder)) return part;
+      const name = decodeQueryComponent(part.slice(0, eq));
+      if (name !== param || !decodeQueryComponent(part.slice(eq + 1)).includes(placeholder)) return part;
       return `${part.slice(0, eq)}=${encodeURIComponent(text)}`;
     })
     .join('&');
-}
-
-function decodeLoose(text: string): string {
-  try {
-    return decodeURIComponent(text.replaceAll('+', ' '));
-  } catch {
-    return text;
-  }
 }

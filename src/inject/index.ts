@@ -1,4 +1,4 @@
 export { namesToFetch, renderSecret } from './render.js';
 export { applyPlacements, InvalidRendering, type Placement, type RequestParts } from './apply.js';
 export { evaluateTemplate } from './template-eval.js';
-export { createBodyInjector, type BodyNeedle } from './body-stream.js';
+export { createBodyRewriter, type BodySubstitution } from './body-stream.js';

@@ -28,7 +28,16 @@ export interface CompiledPolicy {
   readonly wildcards: readonly WildcardEntry[];
   readonly unmatchedDestinationPolicy: Config['unmatchedDestinationPolicy'];
   readonly tlsTermination: Config['tlsTermination'];
+  /** Headers that policy reads, so a request may carry each at most once (wire/firstDuplicate). */
+  readonly singletonHeaders: ReadonlySet<string>;
+  readonly hasHoneytokens: boolean;
 }
+
+/** Headers that tell a framework to treat a request as another method; the scope check counts them. */
+export const METHOD_OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
+
+/** Headers every request may carry at most once: framing, destination, the common credential sites, overrides. */
+const ALWAYS_SINGLE = ['host', 'content-length', 'transfer-encoding', 'content-type', 'authorization', 'x-api-key', ...METHOD_OVERRIDE_HEADERS];
 
 export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestinationPolicy' | 'tlsTermination'>): CompiledPolicy {
   const exact = new Map<string, CompiledBinding[]>();
@@ -57,6 +66,8 @@ export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestina
       }
     });
   }
+  const singletonHeaders = new Set(ALWAYS_SINGLE);
+  for (const secret of config.secrets) if (secret.inject.type === 'header') singletonHeaders.add(secret.inject.header);
   return {
     secrets: config.secrets,
     byPlaceholder,
@@ -64,6 +75,8 @@ export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestina
     wildcards,
     unmatchedDestinationPolicy: config.unmatchedDestinationPolicy,
     tlsTermination: config.tlsTermination,
+    singletonHeaders,
+    hasHoneytokens: config.secrets.some((s) => s.honeytoken),
   };
 }
 
@@ -105,4 +118,31 @@ export function bindingsFor(policy: CompiledPolicy, host: string, port: number, 
 /** Whether any binding names this destination: the CONNECT router's question under `tls_termination: bound`. */
 export function isBoundDestination(policy: CompiledPolicy, host: string, port: number, scheme: 'https' | 'http'): boolean {
   return bindingsFor(policy, host, port, scheme).length > 0;
+}
+
+/**
+ * The secrets whose echoes are scrubbed from every response of this destination: all secrets bound to it (with
+ * `response_scrub` on), whether or not this request injected one, since an earlier request may have stored a
+ * secret upstream for a later plain GET to read back. Honeytokens are decoys with no value to echo.
+ */
+export function scrubbedSecretsFor(policy: CompiledPolicy, host: string, port: number, scheme: 'https' | 'http'): SecretSpec[] {
+  const out: SecretSpec[] = [];
+  for (const c of bindingsFor(policy, host, port, scheme)) {
+    if (c.secret.responseScrub !== 'off' && !c.secret.honeytoken && !out.includes(c.secret)) out.push(c.secret);
+  }
+  return out;
+}
+
+/**
+ * The name on the certificate keyswap presents for a decrypted host: a wildcard binding's own pattern when only
+ * a wildcard names the host, so every subdomain shares one leaf and a new name costs no mint on the event loop.
+ */
+export function leafNameFor(policy: CompiledPolicy, host: string): string {
+  if (policy.exact.has(host)) return host;
+  for (const w of policy.wildcards) {
+    if (!host.endsWith(w.suffix)) continue;
+    const label = host.slice(0, -w.suffix.length);
+    if (label !== '' && !label.includes('.')) return `*${w.suffix}`;
+  }
+  return host;
 }

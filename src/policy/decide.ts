@@ -1,6 +1,6 @@
-import { bindingsFor, siteKeyOf, type CompiledBinding, type CompiledPolicy } from './compile.js';
-import { parseAuthority, isIpLiteral } from './host.js';
-import { isAmbiguousPath, matchPathGlob } from './path-glob.js';
+import { bindingsFor, METHOD_OVERRIDE_HEADERS, siteKeyOf, type CompiledBinding, type CompiledPolicy } from './compile.js';
+import { firstDuplicate, isAmbiguousPath, isIpLiteral, parseAuthority, queryPairs } from '../wire/index.js';
+import { matchPathGlob } from './path-glob.js';
 import { scanPlaceholders, type Sighting } from './scan.js';
 import type { Declined, DeclineReason, Injection, RequestFacts, SiteKey, Verdict } from './verdict.js';
 import type { SecretSpec } from '../config/index.js';
@@ -13,9 +13,12 @@ import type { SecretSpec } from '../config/index.js';
 export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
   const destination = checkDestination(facts);
   if (destination !== null) return { kind: 'deny', reason: destination };
+  // One reading of the wire: a header that policy reads must not be there twice for the upstream to read otherwise.
+  if (firstDuplicate(facts.headers, policy.singletonHeaders) !== null) return { kind: 'deny', reason: 'bad_request' };
 
   const candidates = bindingsFor(policy, facts.connectHost, facts.connectPort, facts.scheme);
-  const bodyInjectors = bodyInjectorsFor(candidates, facts);
+  const methods = methodsOf(facts);
+  const bodyInjectors = bodyInjectorsFor(candidates, facts, methods);
   const sightings = scanPlaceholders(facts, policy);
   if (sightings.length === 0) return { kind: 'forward', injections: [], declined: [], bodyInjectors };
 
@@ -29,7 +32,7 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
   const injections: Injection[] = [];
   const declined: Declined[] = [];
   for (const [secret, sites] of bySecret) {
-    const outcome = judge(secret, sites, candidates, facts);
+    const outcome = judge(secret, sites, candidates, facts, methods);
     if (typeof outcome === 'string') declined.push({ secret, reason: outcome });
     else injections.push(outcome);
   }
@@ -43,13 +46,13 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
  * type matches. Which of them actually occur is only known as the body streams; the pipeline audits each one
  * before its first substituted byte leaves.
  */
-function bodyInjectorsFor(candidates: readonly CompiledBinding[], facts: RequestFacts): Injection[] {
+function bodyInjectorsFor(candidates: readonly CompiledBinding[], facts: RequestFacts, methods: readonly string[]): Injection[] {
   const out: Injection[] = [];
   for (const c of candidates) {
     const inject = c.secret.inject;
     if (inject.type !== 'body' || out.some((i) => i.secret === c.secret)) continue;
     if (facts.client !== null && !facts.client.secrets.has(c.secret.name)) continue;
-    if (!isInScope(c, facts) || (facts.scheme === 'http' && !c.binding.allowPlaintext)) continue;
+    if (!isInScope(c, facts, methods) || (facts.scheme === 'http' && !c.binding.allowPlaintext)) continue;
     if (inject.contentType !== null && inject.contentType !== facts.contentType) continue;
     out.push({ secret: c.secret, bindingIndex: c.index });
   }
@@ -61,11 +64,12 @@ function judge(
   sites: ReadonlySet<SiteKey>,
   candidates: readonly CompiledBinding[],
   facts: RequestFacts,
+  methods: readonly string[],
 ): Injection | DeclineReason {
   if (facts.client !== null && !facts.client.secrets.has(secret.name)) return 'client_not_allowed';
   const own = candidates.filter((c) => c.secret === secret);
   if (own.length === 0) return 'destination_not_in_binding';
-  const inScope = own.filter((c) => isInScope(c, facts));
+  const inScope = own.filter((c) => isInScope(c, facts, methods));
   if (inScope.length === 0) return 'binding_scope_violation';
   const allowed = facts.scheme === 'https' ? inScope : inScope.filter((c) => c.binding.allowPlaintext);
   const first = allowed[0];
@@ -75,13 +79,25 @@ function judge(
   return { secret, bindingIndex: first.index };
 }
 
-function isInScope(c: CompiledBinding, facts: RequestFacts): boolean {
-  if (c.methods && !c.methods.has(facts.method)) return false;
+function isInScope(c: CompiledBinding, facts: RequestFacts, methods: readonly string[]): boolean {
+  if (c.methods && !methods.every((m) => c.methods?.has(m))) return false;
   if (c.paths) {
     if (isAmbiguousPath(facts.path)) return false;
     if (!c.paths.some((g) => matchPathGlob(g, facts.path))) return false;
   }
   return true;
+}
+
+/**
+ * The request's method and every method an override asks a framework to act as (`X-HTTP-Method-Override: DELETE`
+ * on a POST is a DELETE to Rails, Express's method-override, Laravel and many gateways). A binding's method scope
+ * must cover them all, or a GET-only credential deletes.
+ */
+function methodsOf(facts: RequestFacts): string[] {
+  const out = [facts.method];
+  for (const [name, value] of facts.headers) if (METHOD_OVERRIDE_HEADERS.has(name)) out.push(value.trim().toUpperCase());
+  if (facts.query.includes('_method')) for (const [name, value] of queryPairs(facts.query)) if (name === '_method') out.push(value.trim().toUpperCase());
+  return out;
 }
 
 /** Two different placeholders in the site one injection will write: which one the agent meant is unknowable. */

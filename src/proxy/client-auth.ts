@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ClientSpec } from '../config/index.js';
+import { decodeBasic } from '../wire/index.js';
 
 export type AuthResult = { readonly ok: true; readonly client: ClientSpec | null } | { readonly ok: false };
 
@@ -10,13 +11,11 @@ export type AuthResult = { readonly ok: true; readonly client: ClientSpec | null
  */
 export function authenticate(header: string | undefined, clients: ReadonlyMap<string, ClientSpec> | null, nowMs: number): AuthResult {
   if (clients === null) return { ok: true, client: null };
-  if (header === undefined || header.slice(0, 6).toLowerCase() !== 'basic ') return { ok: false };
-  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return { ok: false };
-  const client = clients.get(decoded.slice(0, colon));
+  const basic = header === undefined ? null : decodeBasic(header);
+  if (basic === null || !basic.decoded.includes(':')) return { ok: false };
+  const client = clients.get(basic.user);
   if (client === undefined) return { ok: false };
-  const presented = createHash('sha256').update(decoded.slice(colon + 1), 'utf8').digest();
+  const presented = createHash('sha256').update(Buffer.from(basic.password, 'latin1')).digest();
   if (!timingSafeEqual(presented, Buffer.from(client.tokenSha256, 'hex'))) return { ok: false };
   if (client.expiresAtMs !== null && nowMs >= client.expiresAtMs) return { ok: false };
   return { ok: true, client };

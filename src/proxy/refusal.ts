@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+
 /** Every way keyswap refuses a request. One table maps each to what the agent sees; nothing else answers errors. */
 export type RefusalCode =
   | 'bad_request'
@@ -17,6 +19,10 @@ export type RefusalCode =
   | 'browser_request'
   | 'route_host_not_loopback'
   | 'upgrade_unsupported'
+  | 'headers_too_large'
+  | 'request_timeout'
+  | 'self_destination'
+  | 'upstream_encoding_unsupported'
   | 'internal';
 
 export class Refusal extends Error {
@@ -51,18 +57,24 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   browser_request: [403, 'keyswap: requests from web pages are refused\n'],
   route_host_not_loopback: [421, 'keyswap: address keyswap as 127.0.0.1, localhost or [::1]\n'],
   upgrade_unsupported: [501, 'keyswap: protocol upgrades are not supported\n'],
+  headers_too_large: [431, 'keyswap: request headers too large\n'],
+  request_timeout: [408, 'keyswap: request head not received in time\n'],
+  self_destination: [403, 'keyswap: a request to keyswap itself is refused\n'],
+  upstream_encoding_unsupported: [502, 'keyswap: upstream response used an encoding keyswap cannot inspect; blocked\n'],
   internal: [500, 'keyswap: internal error\n'],
 };
 
-/** The raw HTTP/1.1 bytes of a refusal, for sockets that have no ServerResponse (CONNECT, parse errors). */
-export function rawRefusal(code: RefusalCode): string {
+/**
+ * The raw HTTP/1.1 bytes of a refusal, for sockets that have no ServerResponse (CONNECT, parse errors). The
+ * status line's reason is Node's standard phrase for the code, as a ServerResponse would write it.
+ */
+export function rawRefusal(code: RefusalCode, extraHeaders: Readonly<Record<string, string>> = {}): string {
   const [status, body] = OUTCOMES[code];
-  const extra = code === 'proxy_auth_required' ? 'proxy-authenticate: Basic realm="keyswap"\r\n' : '';
-  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`;
+  const extra = Object.entries(refusalHeaders(code, extraHeaders)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`;
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 407: 'Proxy Authentication Required', 429: 'Too Many Requests', 421: 'Misdirected Request', 431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
+/** Headers a refusal carries besides its body: the challenge for 407, and whatever the refusal adds (Retry-After). */
+export function refusalHeaders(code: RefusalCode, extra: Readonly<Record<string, string>>): Record<string, string> {
+  return code === 'proxy_auth_required' ? { 'proxy-authenticate': 'Basic realm="keyswap"', ...extra } : { ...extra };
+}

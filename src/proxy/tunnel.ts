@@ -3,24 +3,34 @@ import type { Duplex } from 'node:stream';
 import type { HostPort } from '../config/index.js';
 import { rawRefusal } from './refusal.js';
 
+export interface TunnelLimits { readonly connectTimeoutMs: number; readonly idleMs: number }
+
 /**
  * An opaque TCP tunnel for a destination keyswap does not decrypt: bytes are copied both ways, nothing is read,
- * so no secret can be injected and none is needed. The agent sees the upstream's own certificate.
+ * so no secret can be injected and none is needed. The agent sees the upstream's own certificate. A tunnel with
+ * no byte either way for `idleMs` is closed, so an abandoned one does not hold two descriptors forever.
  * `onClose` runs once, when both sides are closed.
  */
-export function openTunnel(client: Duplex, head: Buffer, dial: HostPort, connectTimeoutMs: number, onClose: () => void): void {
+export function openTunnel(client: Duplex & { setTimeout?: (ms: number, cb?: () => void) => unknown }, head: Buffer, dial: HostPort, limits: TunnelLimits, onClose: () => void): void {
   const upstream = net.connect({ host: dial.host, port: dial.port, allowHalfOpen: true });
   let established = false;
   let open = 2;
   const closed = (): void => {
     if (--open === 0) onClose();
   };
-  const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), connectTimeoutMs);
+  const idle = (): void => {
+    upstream.destroy();
+    client.destroy();
+  };
+  const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), limits.connectTimeoutMs);
   upstream.once('connect', () => {
     clearTimeout(timer);
     established = true;
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) upstream.write(head);
+    // Each socket's timer counts its reads and writes, so traffic in either direction keeps both alive.
+    upstream.setTimeout(limits.idleMs, idle);
+    client.setTimeout?.(limits.idleMs, idle);
     // pipe() carries backpressure each way and forwards each side's FIN as end(); half-closed streams finish.
     client.pipe(upstream);
     upstream.pipe(client);

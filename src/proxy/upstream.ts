@@ -2,13 +2,15 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { Config, HostPort } from '../config/index.js';
-import { isIpLiteral } from '../policy/index.js';
+import { isIpLiteral } from '../wire/index.js';
 
 export interface UpstreamTarget {
   readonly scheme: 'https' | 'http';
   /** The name the agent asked for: what TLS verifies, whatever address is dialled. */
   readonly host: string;
   readonly port: number;
+  /** The client identity the request acts for ('' without `clients:`): each has its own connection pools. */
+  readonly identity: string;
 }
 
 export interface UpstreamRequest {
@@ -18,13 +20,15 @@ export interface UpstreamRequest {
   readonly headers: readonly string[];
 }
 
+interface Pools { readonly https: https.Agent; readonly http: http.Agent }
+
 /**
- * The one way out of keyswap: keep-alive pools per destination, strict TLS always. One client per config
- * snapshot; close() drops its pooled sockets.
+ * The one way out of keyswap: keep-alive pools per destination and per client identity, strict TLS always. A
+ * pooled connection carries only one identity's requests, so no framing fault upstream can hand one agent's
+ * secret or response to another. One client per config snapshot; close() drops its pooled sockets.
  */
 export class UpstreamClient {
-  readonly #https: https.Agent;
-  readonly #http: http.Agent;
+  readonly #pools = new Map<string, Pools>();
   readonly #secureContext: tls.SecureContext;
   readonly #resolve: ReadonlyMap<string, HostPort>;
   readonly #connectTimeoutMs: number;
@@ -38,9 +42,19 @@ export class UpstreamClient {
       ca: extraCaPem === null ? [...tls.rootCertificates] : [...tls.rootCertificates, extraCaPem],
       minVersion: 'TLSv1.2',
     });
-    const agentOptions = { keepAlive: true, maxFreeSockets: 64, timeout: upstream.idleTimeoutMs, scheduling: 'lifo' as const };
-    this.#https = new https.Agent(agentOptions);
-    this.#http = new http.Agent(agentOptions);
+    this.#idleTimeoutMs = upstream.idleTimeoutMs;
+  }
+
+  readonly #idleTimeoutMs: number;
+
+  #poolsFor(identity: string): Pools {
+    let pools = this.#pools.get(identity);
+    if (pools === undefined) {
+      const agentOptions = { keepAlive: true, maxFreeSockets: 64, timeout: this.#idleTimeoutMs, scheduling: 'lifo' as const };
+      pools = { https: new https.Agent(agentOptions), http: new http.Agent(agentOptions) };
+      this.#pools.set(identity, pools);
+    }
+    return pools;
   }
 
   /** The address dialled for a destination: `upstream.resolve` changes only this, never the name verified (K2). */
@@ -54,12 +68,13 @@ export class UpstreamClient {
    */
   request(target: UpstreamTarget, req: UpstreamRequest): http.ClientRequest {
     const dial = this.dialAddress(target.host, target.port);
+    const pools = this.#poolsFor(target.identity);
     const base = { host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[] };
     const out =
       target.scheme === 'https'
         ? https.request({
             ...base,
-            agent: this.#https,
+            agent: pools.https,
             ...this.#tlsContext(),
             rejectUnauthorized: true,
             minVersion: 'TLSv1.2',
@@ -68,7 +83,7 @@ export class UpstreamClient {
             servername: isIpLiteral(target.host) ? undefined : target.host,
             checkServerIdentity: (_name: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(target.host, cert),
           })
-        : http.request({ ...base, agent: this.#http });
+        : http.request({ ...base, agent: pools.http });
     armConnectTimeout(out, this.#connectTimeoutMs);
     // The agent's socket timeout only emits 'timeout'; an upstream that stops talking must end the request.
     out.once('timeout', () => out.destroy(Object.assign(new Error('upstream idle timeout'), { code: 'ETIMEDOUT' })));
@@ -81,8 +96,10 @@ export class UpstreamClient {
   }
 
   close(): void {
-    this.#https.destroy();
-    this.#http.destroy();
+    for (const pools of this.#pools.values()) {
+      pools.https.destroy();
+      pools.http.destroy();
+    }
   }
 }
 

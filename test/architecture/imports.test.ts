@@ -2,18 +2,20 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// DESIGN.md §3: cli → proxy → {policy, inject, secrets, audit, tls} → config. Peers never import each other.
+// DESIGN.md §3: cli → proxy → {policy, inject, secrets, audit, tls} → {config, wire}. Peers never import each
+// other; wire/ (every wire-format question, answered once) imports nothing.
 // metrics/ (issue #6) sits beside proxy: it reads audit events, and only cli/ wires it in.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['proxy', 'metrics', 'policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts', 'atomic-file.ts'],
-  proxy: ['policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'log.ts'],
-  policy: ['config'],
-  inject: ['config'],
+  cli: ['proxy', 'metrics', 'policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts', 'atomic-file.ts'],
+  proxy: ['policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts'],
+  policy: ['config', 'wire'],
+  inject: ['config', 'wire'],
   secrets: ['config', 'log.ts', 'atomic-file.ts'],
   audit: ['config', 'log.ts'],
   tls: ['config', 'log.ts', 'atomic-file.ts'],
   metrics: ['audit'],
   config: [],
+  wire: [],
 };
 const IO_MODULES = /from 'node:(fs|fs\/promises|net|tls|http|https|child_process|dgram|dns)'/;
 

@@ -1,4 +1,7 @@
-/** Host and authority parsing shared by CONNECT targets, absolute URLs and Host headers. Pure. */
+/**
+ * Host and authority parsing for every layer: CONNECT targets, absolute URLs, Host headers, route origins and
+ * keyswap's own addresses. One parser, so the router, the policy and the upstream never read a name differently.
+ */
 
 export interface Authority { readonly host: string; readonly port: number | null }
 
@@ -45,4 +48,16 @@ export function parseAuthority(text: string): Authority | null {
   const port = Number(portText);
   if (port < 1 || port > 65535) return null;
   return { host, port };
+}
+
+/** The Host header keyswap sends upstream: the destination it checked, in one canonical spelling. */
+export function formatAuthority(host: string, port: number, scheme: 'https' | 'http'): string {
+  const name = host.includes(':') ? `[${host}]` : host;
+  return port === (scheme === 'https' ? 443 : 80) ? name : `${name}:${port}`;
+}
+
+/** Names and addresses that reach this machine's loopback interface (or every interface, for 0.0.0.0 and ::). */
+export function isLocalHost(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || host === '::' || host === '0.0.0.0'
+    || /^127\.\d+\.\d+\.\d+$/.test(host) || /^::ffff:127\./.test(host);
 }

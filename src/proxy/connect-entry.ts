@@ -1,0 +1,49 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { routeConnect } from './connect-route.js';
+import { admit, refuseUnrouted, type ProxyContext } from './entries.js';
+import { errorSummary } from './exchange.js';
+import { terminateTls } from './mitm.js';
+import { Refusal } from './refusal.js';
+import { openTunnel } from './tunnel.js';
+
+/** CONNECT: decrypt a bound destination, tunnel or refuse the rest (K7). Refusals go out in the socket form. */
+export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  socket.on('error', () => socket.destroy());
+  const reply = { kind: 'socket', socket } as const;
+  const snap = ctx.deps.snapshot();
+  const route = routeConnect(req.url, snap);
+  if (route.kind === 'bad_target') {
+    refuseUnrouted(ctx, req, reply, 'bad_request');
+    return;
+  }
+  const ex = admit(ctx, req, reply, { scheme: 'https', host: route.host, port: route.port, sni: null, isRoute: false }, '/');
+  if (ex === null) return;
+  if (route.kind === 'deny') {
+    ex.refuse(new Refusal('unbound_destination'));
+    return;
+  }
+  if (ex.isLoop) {
+    ex.refuse(new Refusal('self_destination'));
+    return;
+  }
+  const { timeouts, upstream } = ex.snap.config;
+  if (route.kind === 'tunnel') {
+    ex.notePassthrough();
+    ctx.tunnels.add(socket);
+    openTunnel(socket, head, ex.snap.upstream.dialAddress(route.host, route.port), { connectTimeoutMs: upstream.connectTimeoutMs, idleMs: timeouts.tunnelIdleMs }, () => ctx.tunnels.delete(socket));
+    return;
+  }
+  ctx.leaves.get(route.leafName).then(
+    (context) => {
+      if (socket.destroyed) return;
+      const tlsSocket = terminateTls(socket, head, context, timeouts.tlsHandshakeMs);
+      ctx.states.set(tlsSocket, { host: route.host, port: route.port, client: ex.target?.client ?? null });
+      ctx.inner.emit('connection', tlsSocket);
+    },
+    (err: unknown) => {
+      ex.log.error({ err: errorSummary(err), host: route.host }, 'TLS termination failed');
+      ex.refuse(new Refusal('internal', { cause: err }));
+    },
+  );
+}

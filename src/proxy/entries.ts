@@ -1,0 +1,52 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { ClientSpec } from '../config/index.js';
+import { authenticate } from './client-auth.js';
+import { Exchange, type ExchangeDeps, type Reply, type Target } from './exchange.js';
+import type { LeafSource } from './mitm.js';
+import { Refusal } from './refusal.js';
+
+/** The facts a decrypted connection carries for its requests: its CONNECT target and who opened it. */
+export interface ConnState {
+  readonly host: string;
+  readonly port: number;
+  readonly client: ClientSpec | null;
+}
+
+/** What every entry mode shares: the exchange dependencies and the listener's per-connection state. */
+export interface ProxyContext {
+  readonly deps: ExchangeDeps;
+  readonly leaves: LeafSource;
+  /** The one inner server that parses every decrypted connection. */
+  readonly inner: http.Server;
+  /** Per decrypted socket: its CONNECT target, owned here and never patched onto Node's objects. */
+  readonly states: WeakMap<TLSSocket, ConnState>;
+  /** Open opaque tunnels, closed on shutdown. */
+  readonly tunnels: Set<Duplex>;
+}
+
+/**
+ * Starts an exchange for a request or CONNECT whose destination is `place` (null: none could be read), after
+ * authenticating the agent when `clients:` is configured. An agent that fails is refused here (407) and null is
+ * returned: every use of the proxy is authenticated, tunnels included.
+ */
+export function admit(ctx: ProxyContext, req: http.IncomingMessage, reply: Reply, place: Omit<Target, 'client'> | null, path: string): Exchange | null {
+  const snap = ctx.deps.snapshot();
+  const auth = authenticate(req.headers['proxy-authorization'], snap.config.clients, Date.now());
+  const target = place === null ? null : { ...place, client: auth.ok ? auth.client : null };
+  const ex = new Exchange(ctx.deps, snap, req.method ?? '', target, path, reply);
+  if (auth.ok) return ex;
+  ex.refuse(new Refusal('proxy_auth_required'));
+  return null;
+}
+
+/** A request on a connection authenticated at its CONNECT: it acts as that connection's client. */
+export function admitConnection(ctx: ProxyContext, req: http.IncomingMessage, res: http.ServerResponse, target: Target): Exchange {
+  return new Exchange(ctx.deps, ctx.deps.snapshot(), req.method ?? '', target, req.url ?? '', { kind: 'response', res });
+}
+
+/** Refuses a request that no entry mode accepts, from the one table. */
+export function refuseUnrouted(ctx: ProxyContext, req: http.IncomingMessage, reply: Reply, code: 'not_a_proxy_request' | 'bad_request' | 'unknown_route'): void {
+  new Exchange(ctx.deps, ctx.deps.snapshot(), req.method ?? '', null, '/', reply).refuse(new Refusal(code));
+}
