@@ -48,10 +48,13 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     if (verdict.kind === 'deny') throw new Refusal(verdict.reason);
 
     enforceRates(ex, verdict.injections, Date.now());
+    // Every secret this request may carry, fetched before anything is sent: the scrubber must know a body secret
+    // before the upstream can answer early (K1), and a failure here sends nothing. Every other secret bound to
+    // this destination is scrubbed too, with the value keyswap holds (an earlier request may have stored it
+    // upstream for this one to read back); one it has never fetched cannot have been handed out by this process.
+    const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret));
     const scrubbed = scrubbedSecretsFor(ex.snap.policy, target.host, target.port, target.scheme);
-    // Every secret this request may carry or its response may echo, fetched before anything is sent: the
-    // scrubber must know a body secret before the upstream can answer early (K1), and a failure here sends nothing.
-    const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret).concat(scrubbed));
+    for (const spec of scrubbed) for (const name of namesToFetch(spec)) if (!values.has(name)) addHeld(values, name, ex.snap.secrets.held(name));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
     const parts: RequestParts = { headers, path, query };
     applyPlacements(parts, verdict.injections.map((i): Placement => ({ secret: i.secret, text: render(i.secret, values, nowMs) })));
@@ -82,6 +85,10 @@ async function fetchValues(snap: Snapshot, specs: readonly SecretSpec[]): Promis
   } catch (err) {
     throw new Refusal('secret_unavailable', { cause: err });
   }
+}
+
+function addHeld(values: Map<string, Secret>, name: string, held: Secret | null): void {
+  if (held !== null) values.set(name, held);
 }
 
 /** Replaces every `name` header with one holding `value`. */
@@ -125,7 +132,7 @@ const echoFormsOf = new WeakMap<Secret, readonly string[]>();
 
 function scrubberFor(policy: CompiledPolicy, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>): Scrubber {
   const key = `${target.scheme}://${target.host}:${target.port}`;
-  const used = specs.flatMap((s) => namesToFetch(s).map((n) => values.get(n) as Secret));
+  const used = specs.flatMap((s) => namesToFetch(s).flatMap((n) => values.get(n) ?? []));
   let perPolicy = scrubSets.get(policy);
   if (perPolicy === undefined) scrubSets.set(policy, (perPolicy = new Map()));
   const hit = perPolicy.get(key);
@@ -134,7 +141,7 @@ function scrubberFor(policy: CompiledPolicy, target: Target, specs: readonly Sec
     secretName: s.name,
     placeholder: s.placeholder,
     mode: s.responseScrub === 'block' ? 'block' : 'redact',
-    forms: namesToFetch(s).flatMap((n) => formsOf(values.get(n) as Secret)),
+    forms: namesToFetch(s).flatMap((n) => { const v = values.get(n); return v === undefined ? [] : formsOf(v); }),
   })));
   if (perPolicy.size > 1000) perPolicy.clear(); // wildcard hosts: keep the memo bounded
   perPolicy.set(key, { values: used, set });

@@ -40,7 +40,7 @@ const configPath = (): string => path.join(h.dir, 'keyswap.yaml');
 const lastSeen = (): { headers: Record<string, unknown>; url: string } => h.upstream.requests[h.upstream.requests.length - 1] as never;
 
 /** `keyswap run --config <harness config> -- …`, from the repository (so Node finds the openai package). */
-function keyswapRun(command: string[], opts: { signalAfterMs?: number; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function keyswapRun(command: string[], opts: { signalOn?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [KEYSWAP, 'run', '--config', configPath(), '--', ...command], {
       cwd: REPO,
@@ -48,9 +48,16 @@ function keyswapRun(command: string[], opts: { signalAfterMs?: number; env?: Rec
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    let signalled = false;
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      // Signal once the child says it is ready (its trap is set), never after a guessed delay.
+      if (opts.signalOn !== undefined && !signalled && stdout.includes(opts.signalOn)) {
+        signalled = true;
+        child.kill('SIGTERM');
+      }
+    });
     child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    if (opts.signalAfterMs !== undefined) setTimeout(() => child.kill('SIGTERM'), opts.signalAfterMs);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
@@ -80,7 +87,7 @@ describe('keyswap run: any command behind keyswap, in one step', () => {
 
   it("passes the child's exit code through, and a signal to the child", async () => {
     expect((await keyswapRun(['sh', '-c', 'exit 7'])).code).toBe(7);
-    const r = await keyswapRun(['sh', '-c', 'trap "echo got TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done'], { signalAfterMs: 1500 });
+    const r = await keyswapRun(['sh', '-c', 'trap "echo got TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done'], { signalOn: 'ready' });
     expect(r.stdout).toContain('got TERM');
     expect(r.code).toBe(3);
   });
