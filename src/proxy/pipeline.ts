@@ -67,7 +67,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     forward(ex, target, req, res, {
       path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
       headers: parts.headers,
-      framing: body === null ? framing : { kind: 'chunked' },
+      // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
+      framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : framing,
       body,
       scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap.policy, target, scrubbed, values),
     });

@@ -21,6 +21,19 @@ export interface SeenRequest {
   body: Buffer;
 }
 
+/** What /v1/respond answers; chunks are base64 so any bytes (compressed ones) fit. */
+export interface RespondSpec {
+  readonly status?: number;
+  readonly reason?: string;
+  readonly headers?: Record<string, string>;
+  readonly chunks?: readonly string[];
+}
+
+/** The x-respond header value for a spec. */
+export function respondHeader(spec: RespondSpec): string {
+  return Buffer.from(JSON.stringify(spec)).toString('base64url');
+}
+
 export interface Upstream {
   readonly port: number;
   readonly requests: SeenRequest[];
@@ -31,10 +44,13 @@ export interface Upstream {
  * A real HTTPS (or HTTP) server on 127.0.0.1 standing in for an API. Routes:
  * /v1/echo → JSON {method, url, headers}; /v1/big?mb=N → N MiB; /v1/reset → head + part of a body, then a reset;
  * /v1/slow → holds the response until the client leaves; /v1/upload → {bytes, sha256} of the body;
- * /v1/echo-header → echoes the Authorization header back in a response header and body.
+ * /v1/echo-header → echoes the Authorization header back in a response header and body; /v1/echo-stream →
+ * answers before reading the body, then echoes it; /v1/store and /v1/stored → keeps a body for a later GET;
+ * /v1/respond → the response described by the x-respond header (respondHeader()).
  */
 export async function startUpstream(opts: { tls: { certPem: string; keyPem: string } | null; auditPath?: string }): Promise<Upstream> {
   const requests: SeenRequest[] = [];
+  let stored = Buffer.alloc(0);
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     let auditAtArrival = '';
     if (opts.auditPath) {
@@ -60,6 +76,12 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
     res.on('finish', () => {
       seen.responseDone = true;
     });
+    if (req.url === '/v1/echo-stream') {
+      // Answers at once, before reading the body, then echoes the body as it arrives.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      req.pipe(res);
+      return;
+    }
     req.on('end', () => {
       seen.bodySha256 = hash.digest('hex');
       seen.body = Buffer.concat(kept);
@@ -92,6 +114,23 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.write('started\n');
           return; // never ends: the client's departure closes it
+        case '/v1/store':
+          stored = Buffer.from(seen.body);
+          res.writeHead(204);
+          res.end();
+          return;
+        case '/v1/stored':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(stored);
+          return;
+        case '/v1/respond': {
+          // The response the test asks for, in x-respond (base64url JSON): any status, reason, headers, body chunks.
+          const spec = JSON.parse(Buffer.from(String(req.headers['x-respond'] ?? ''), 'base64url').toString()) as RespondSpec;
+          res.writeHead(spec.status ?? 200, spec.reason ?? 'OK', spec.headers ?? {});
+          for (const chunk of spec.chunks ?? []) res.write(Buffer.from(chunk, 'base64'));
+          res.end();
+          return;
+        }
         case '/v1/upload':
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ bytes: seen.bodyBytes, sha256: seen.bodySha256 }));
