@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../config/index.js';
+import type { BackendSpec, Config } from '../config/index.js';
 
 export interface AgentEnvInput {
   readonly proxyUrl: string;
@@ -33,6 +33,30 @@ export function agentEnvironment(input: AgentEnvInput): [string, string][] {
   out.push(['NODE_OPTIONS', existing.includes(NODE_PRELOAD) ? existing : `${existing} ${preload}`.trim()]);
   for (const s of input.secrets) if (isEnvName(s.name)) out.push([s.name, s.placeholder]);
   return out;
+}
+
+/** The env backend's default prefix, stripped whatever the configured backend (a shell may serve another keyswap). */
+const DEFAULT_SECRET_PREFIX = 'KEYSWAP_SECRET_';
+
+/**
+ * The names in `env` that hold backend material, which the agent must never inherit: the secrets the env backend
+ * reads (its prefix, and always the default one), what the backends read to unlock a store or a vault
+ * (BWS_ACCESS_TOKEN, KEYSWAP_PASSPHRASE_FILE), and CREDENTIALS_DIRECTORY, systemd's directory of keyswap's
+ * decrypted credentials (the store key, credential-backend secrets): the agent has no use for it, and keeping it
+ * would hand the agent the path. Also any KEYSWAP_PASSPHRASE… and KEYSWAP_…KEY… name: no keyswap variable is meant
+ * for an agent, and these are the spellings a store key or passphrase would take. Names only: values are never read.
+ */
+export function backendMaterialNames(env: Readonly<Record<string, string | undefined>>, backend: BackendSpec): string[] {
+  const prefixes = backend.type === 'env' ? [DEFAULT_SECRET_PREFIX, backend.prefix] : [DEFAULT_SECRET_PREFIX];
+  return Object.keys(env).filter(
+    (name) =>
+      env[name] !== undefined &&
+      (prefixes.some((p) => name.startsWith(p)) ||
+        name === 'BWS_ACCESS_TOKEN' ||
+        name === 'CREDENTIALS_DIRECTORY' ||
+        name.startsWith('KEYSWAP_PASSPHRASE') ||
+        /^KEYSWAP_.*KEY/.test(name)),
+  );
 }
 
 /** `export NAME='value'` lines, single-quoted for POSIX shells. */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../log.js';
-import { agentEnvironment, exportLines } from './agent-env.js';
+import { agentEnvironment, backendMaterialNames, exportLines } from './agent-env.js';
 import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -45,11 +45,19 @@ async function readEnvFile(io: CliIo, file: string | undefined): Promise<Record<
   }
 }
 
-/** The environment the agent gets: its own, the env file's, then keyswap's (which wins: placeholders, proxy, CA). */
+/**
+ * The environment the agent gets: its own, the env file's, less the backend material (named on stderr), then
+ * keyswap's (which wins: placeholders, proxy, CA). keyswap's own environment keeps the material: an env-backend
+ * keyswap started here reads its secrets from it.
+ */
 function childEnvironment(io: CliIo, config: Config, endpoint: Endpoint, fromFile: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(io.env)) if (v !== undefined) env[k] = v;
   Object.assign(env, fromFile);
+  // K1: a secret the env backend holds is no placeholder once the agent can read it from its own environment.
+  const removed = backendMaterialNames(env, config.backend);
+  for (const name of removed) delete env[name];
+  if (removed.length > 0) io.stderr.write(`keyswap: removed ${removed.join(', ')} from the command's environment (backend material)\n`);
   for (const [k, v] of agentEnvironment({ ...endpoint, secrets: config.secrets, nodeOptions: env.NODE_OPTIONS })) env[k] = v;
   return env;
 }
@@ -135,8 +143,15 @@ export async function envCommand(args: string[], io: CliIo): Promise<number> {
   };
   const env = agentEnvironment({ ...endpoint, secrets: config.secrets, nodeOptions: io.env.NODE_OPTIONS });
   const names = new Set(env.map(([k]) => k));
-  const extra = Object.entries(fromFile).filter(([k]) => !names.has(k));
+  // K1: backend material from the env file is never printed; in the shell itself it cannot be taken back, so say so.
+  const material = new Set(backendMaterialNames(fromFile, config.backend));
+  const extra = Object.entries(fromFile).filter(([k]) => !names.has(k) && !material.has(k));
   io.stdout.write(`${exportLines([...env, ...extra])}\n`);
+  if (material.size > 0) io.stderr.write(`keyswap: left ${[...material].join(', ')} out of the export lines (backend material)\n`);
+  const inShell = backendMaterialNames(io.env, config.backend);
+  if (inShell.length > 0) {
+    io.stderr.write(`keyswap: warning: this shell holds ${inShell.join(', ')} (backend material) and every command started from it sees them; unset them, or start the agent with keyswap run, which removes them\n`);
+  }
   if (running === null) io.stderr.write(`keyswap: note: no keyswap is serving ${config.file} yet; start it with: keyswap serve --config ${config.file}\n`);
   return EXIT.ok;
 }

@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { writeFileAtomic } from '../atomic-file.js';
-import { createCaCertificate, fingerprintSha256, generateKeyPair, keyPairFromPem, mintLeafCertificate, type KeyPair, type Leaf } from './certificates.js';
+import { createCaCertificate, fingerprintSha256, generateKeyPair, issuerOf, keyPairFromPem, mintLeafCertificate, type Issuer, type KeyPair, type Leaf } from './certificates.js';
 import { TlsStateError } from './errors.js';
 
 /** keyswap's own CA, loaded from (or created in) the state directory. Its private key never leaves this object. */
@@ -11,17 +11,17 @@ export class LocalCa {
   readonly certPem: string;
   readonly certPath: string;
   readonly fingerprintSha256: string;
-  readonly #key: KeyPair;
+  readonly #issuer: Issuer;
 
   constructor(certPem: string, certPath: string, key: KeyPair) {
     this.certPem = certPem;
     this.certPath = certPath;
     this.fingerprintSha256 = fingerprintSha256(certPem);
-    this.#key = key;
+    this.#issuer = issuerOf(certPem, key);
   }
 
   mintLeaf(host: string, leafKey: KeyPair, now: Date = new Date()): Leaf {
-    return mintLeafCertificate(host, leafKey, this.certPem, this.#key, now);
+    return mintLeafCertificate(host, leafKey, this.#issuer, now);
   }
 }
 
