@@ -3,7 +3,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange, rawTlsVia } from '../helpers/clients.js';
 import { DEFAULT_SECRETS, findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
-import { secretForms as formsOf } from '../helpers/secret-forms.js';
+import { needlesOf } from '../helpers/secret-forms.js';
 import { respondHeader, type RespondSpec } from '../helpers/upstream.js';
 
 // Issue: the no-leak promise against an adversarial agent. Each test here names one class of attack that broke
@@ -42,7 +42,7 @@ afterAll(async () => {
 
 /** Every secret value this file plants, in every form keyswap claims to scrub. */
 function secretForms(): string[] {
-  return [h.canary, BASIC_VALUE, BODY_VALUE].flatMap((v) => formsOf(v));
+  return [h.canary, BASIC_VALUE, BODY_VALUE].flatMap((v) => needlesOf(v).map((n) => n.text));
 }
 function expectNoSecret(agentBytes: string): void {
   for (const form of secretForms()) expect(agentBytes.includes(form), `agent saw a secret form: ${form.slice(0, 6)}…`).toBe(false);
