@@ -69,7 +69,21 @@ export type AuditEvent =
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }
   /** SIGHUP: ok with the new file in force, or the errors (file:line: field, never a value) and the old config kept. */
-  | { readonly type: 'config_reload'; readonly ok: boolean; readonly config: string; readonly errors: readonly string[] };
+  | { readonly type: 'config_reload'; readonly ok: boolean; readonly config: string; readonly errors: readonly string[] }
+  /**
+   * Written by the writer itself: the file it held was no longer the one at the configured path, so it reopened
+   * the path and continued there. reason: nothing was at the path ('deleted'; a rename away counts) or another file
+   * was ('replaced'). old_file: whether the file it was writing still exists under some name ('linked': moved, as
+   * a rotation without SIGUSR1 does) or is gone ('unlinked': its records survive only in copies). seq/prev continue
+   * the writer's own chain, never the head of what it found; verify.ts says what `audit verify` makes of it.
+   */
+  | { readonly type: 'audit_file_replaced'; readonly reason: 'deleted' | 'replaced'; readonly old_file: 'linked' | 'unlinked' }
+  /**
+   * Written by the writer itself when a write succeeds again after writes failed: `refused` events were refused
+   * meanwhile (their requests failed closed, so they have no seq), `code` is the errno code of the failure that
+   * began it ('unknown' when it had none), `down_ms` how long it lasted. Never a path or a value.
+   */
+  | { readonly type: 'audit_recovered'; readonly refused: number; readonly code: string; readonly down_ms: number };
 
 export type AuditEventType = AuditEvent['type'];
 

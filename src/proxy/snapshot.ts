@@ -18,7 +18,7 @@ export interface AuditSink {
   append(event: AuditEvent): Promise<void>;
   /** Written with the next durable batch (or shortly): for records no request waits on. */
   appendLazy(event: AuditEvent): Promise<void>;
-  /** False once a write failed: every injected request is refused until restart. */
+  /** False while audit writes fail (every injected request is refused); true again once a retried write succeeds. */
   readonly isHealthy: boolean;
 }
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -80,6 +80,28 @@ describe('the hash-chained audit log (K6)', () => {
     const bad = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', file], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stdout.split('\n')[0]).toBe(`${file}:2: edited (the next record's hash link does not match this line)`);
+  });
+});
+
+describe('records the writer adds, in `keyswap audit verify`', () => {
+  it('exits 1 naming a live log that was deleted under the writer, and 0 for one moved away and followed', async () => {
+    const deleted = await logWith(2);
+    const w = await AuditWriter.open(deleted);
+    unlinkSync(deleted);
+    await w.append(event(2));
+    await w.close();
+    const bad = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', deleted], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stdout.split('\n')[0]).toBe(`${deleted}:1: the audit file was deleted or overwritten while keyswap wrote it; keyswap continued here, linked to its last record, which only a copy of the old file still holds`);
+    const moved = await logWith(2);
+    const m = await AuditWriter.open(moved);
+    renameSync(moved, `${moved}.1`);
+    await m.append(event(2));
+    await m.close();
+    const ok = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', `${moved}.1`, moved], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain(`${moved}:1: the audit file was moved away while keyswap wrote it`);
+    expect(ok.stdout).toContain('intact: 4 records');
   });
 });
 
