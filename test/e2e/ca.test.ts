@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -7,9 +7,14 @@ import { curlVia, rawTlsVia } from '../helpers/clients.js';
 import { KEYSWAP, PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
 
 let h: Harness | undefined;
-const extra: { kill(): void }[] = [];
+const extra: ChildProcess[] = [];
 afterEach(async () => {
-  for (const c of extra.splice(0)) c.kill();
+  // Wait for each extra keyswap to exit: one still stopping writes its proxy_stop into the directory being removed.
+  await Promise.all(extra.splice(0).map((c) => new Promise<void>((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) return resolve();
+    c.once('exit', () => resolve());
+    c.kill();
+  })));
   await h?.close();
   h = undefined;
 });
