@@ -82,11 +82,14 @@ function judge(
 function isInScope(c: CompiledBinding, facts: RequestFacts, methods: readonly string[]): boolean {
   if (c.methods && !methods.every((m) => c.methods?.has(m))) return false;
   if (c.paths) {
-    if (isAmbiguousPath(facts.path)) return false;
+    // A path override header (IIS, Symfony) makes the upstream act on another path than the one matched here.
+    if (isAmbiguousPath(facts.path) || facts.headers.some(([n]) => PATH_OVERRIDE_HEADERS.has(n))) return false;
     if (!c.paths.some((g) => matchPathGlob(g, facts.path))) return false;
   }
   return true;
 }
+
+const PATH_OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-original-url', 'x-rewrite-url', 'x-override-url']);
 
 /**
  * The request's method and every method an override asks a framework to act as (`X-HTTP-Method-Override: DELETE`
@@ -96,8 +99,15 @@ function isInScope(c: CompiledBinding, facts: RequestFacts, methods: readonly st
 function methodsOf(facts: RequestFacts): string[] {
   const out = [facts.method];
   for (const [name, value] of facts.headers) if (METHOD_OVERRIDE_HEADERS.has(name)) out.push(value.trim().toUpperCase());
-  if (facts.query.includes('_method')) for (const [name, value] of queryPairs(facts.query)) if (name === '_method') out.push(value.trim().toUpperCase());
+  if (/method/i.test(facts.query) || facts.query.includes('%')) {
+    for (const [name, value] of queryPairs(facts.query)) if (isMethodParam(name)) out.push(value.trim().toUpperCase());
+  }
   return out;
+}
+
+/** `_method` as frameworks read it: PHP turns `.` and spaces into `_`, and `_method[]` is still `_method`. */
+function isMethodParam(name: string): boolean {
+  return name.toLowerCase().replace(/[. ]/g, '_').replace(/\[\]$/, '') === '_method';
 }
 
 /** Two different placeholders in the site one injection will write: which one the agent meant is unknowable. */

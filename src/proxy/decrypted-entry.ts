@@ -15,7 +15,7 @@ export function handleDecrypted(ctx: ProxyContext, req: http.IncomingMessage, re
     return;
   }
   const sni = typeof socket.servername === 'string' ? socket.servername : null;
-  const target = { scheme: 'https', host: state.host, port: state.port, sni, client: state.client, isRoute: false } as const;
-  const ex = admitConnection(ctx, req, res, target);
-  void runPipeline(ex, target, req, res, req.url ?? '');
+  const ex = admitConnection(ctx, req, res, { scheme: 'https', host: state.host, port: state.port, sni, client: state.client, isRoute: false });
+  if (ex === null || ex.target === null) return;
+  void runPipeline(ex, ex.target, req, res, req.url ?? '');
 }

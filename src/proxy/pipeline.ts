@@ -8,7 +8,7 @@ import { endToEndPairs, formatAuthority, mediaType, requestFraming, type HeaderP
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
 import { forward } from './forward.js';
 import { Refusal } from './refusal.js';
-import { echoForms, Scrubber, scrubNeedles } from './scrubber.js';
+import { echoForms, Scrubber, scrubNeedles, type ScrubTarget } from './scrubber.js';
 import type { Snapshot } from './snapshot.js';
 
 /** The only content codings keyswap can undo to scrub a response, and so the only ones it asks for. */
@@ -48,16 +48,16 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     if (verdict.kind === 'deny') throw new Refusal(verdict.reason);
 
     enforceRates(ex, verdict.injections, Date.now());
-    // Every secret this request may carry, fetched before anything is sent: the scrubber must know a body secret
-    // before the upstream can answer early (K1), and a failure here sends nothing. Every other secret bound to
-    // this destination is scrubbed too, with the value keyswap holds (an earlier request may have stored it
-    // upstream for this one to read back); one it has never fetched cannot have been handed out by this process.
-    const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret));
+    // Every secret this request may carry, and every secret bound to this destination, fetched before anything
+    // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
+    // may come back in a response (an earlier request, or an earlier keyswap, stored it upstream) (K1). A
+    // failure here sends nothing.
     const scrubbed = scrubbedSecretsFor(ex.snap.policy, target.host, target.port, target.scheme);
-    for (const spec of scrubbed) for (const name of namesToFetch(spec)) if (!values.has(name)) addHeld(values, name, ex.snap.secrets.held(name));
+    const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret).concat(scrubbed));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
     const parts: RequestParts = { headers, path, query };
-    applyPlacements(parts, verdict.injections.map((i): Placement => ({ secret: i.secret, text: render(i.secret, values, nowMs) })));
+    const placements = verdict.injections.map((i): Placement => ({ secret: i.secret, text: render(i.secret, values, nowMs) }));
+    applyPlacements(parts, placements);
     if (scrubbed.length > 0) setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
     // K5: every decision of this request is durable before the upstream request object even exists.
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
@@ -70,7 +70,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
       framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : framing,
       body,
-      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap.policy, target, scrubbed, values),
+      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap.policy, target, scrubbed, values, renderedCredentials(placements)),
     });
   } catch (err) {
     ex.refuse(err);
@@ -86,10 +86,6 @@ async function fetchValues(snap: Snapshot, specs: readonly SecretSpec[]): Promis
   } catch (err) {
     throw new Refusal('secret_unavailable', { cause: err });
   }
-}
-
-function addHeld(values: Map<string, Secret>, name: string, held: Secret | null): void {
-  if (held !== null) values.set(name, held);
 }
 
 /** Replaces every `name` header with one holding `value`. */
@@ -131,22 +127,37 @@ function bodyRewriter(ex: Exchange, injectors: readonly Injection[], values: Rea
 const scrubSets = new WeakMap<CompiledPolicy, Map<string, { readonly values: readonly Secret[]; readonly set: ReturnType<typeof scrubNeedles> }>>();
 const echoFormsOf = new WeakMap<Secret, readonly string[]>();
 
-function scrubberFor(policy: CompiledPolicy, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>): Scrubber {
+/**
+ * What a template rendered (an hmac, a concatenation of parts): a credential in its own right, which no part's
+ * own echo forms would find. Per request, since it may depend on the clock (totp).
+ */
+function renderedCredentials(placements: readonly Placement[]): ScrubTarget[] {
+  return placements
+    .filter((p) => p.secret.inject.render.kind === 'template' && p.secret.responseScrub !== 'off')
+    .map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, mode: p.secret.responseScrub === 'block' ? 'block' : 'redact', forms: echoForms(p.text) }));
+}
+
+function scrubberFor(policy: CompiledPolicy, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, rendered: readonly ScrubTarget[]): Scrubber {
+  if (rendered.length > 0) return new Scrubber(scrubNeedles([...scrubTargets(specs, values), ...rendered]));
   const key = `${target.scheme}://${target.host}:${target.port}`;
   const used = specs.flatMap((s) => namesToFetch(s).flatMap((n) => values.get(n) ?? []));
   let perPolicy = scrubSets.get(policy);
   if (perPolicy === undefined) scrubSets.set(policy, (perPolicy = new Map()));
   const hit = perPolicy.get(key);
   if (hit !== undefined && hit.values.length === used.length && hit.values.every((v, i) => v === used[i])) return new Scrubber(hit.set);
-  const set = scrubNeedles(specs.map((s) => ({
+  const set = scrubNeedles(scrubTargets(specs, values));
+  if (perPolicy.size > 1000) perPolicy.clear(); // wildcard hosts: keep the memo bounded
+  perPolicy.set(key, { values: used, set });
+  return new Scrubber(set);
+}
+
+function scrubTargets(specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>): ScrubTarget[] {
+  return specs.map((s) => ({
     secretName: s.name,
     placeholder: s.placeholder,
     mode: s.responseScrub === 'block' ? 'block' : 'redact',
     forms: namesToFetch(s).flatMap((n) => { const v = values.get(n); return v === undefined ? [] : formsOf(v); }),
-  })));
-  if (perPolicy.size > 1000) perPolicy.clear(); // wildcard hosts: keep the memo bounded
-  perPolicy.set(key, { values: used, set });
-  return new Scrubber(set);
+  }));
 }
 
 /** Echo forms per cached secret object: computed once per fetch, not per request. */

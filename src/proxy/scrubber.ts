@@ -26,8 +26,9 @@ const latin1 = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 const MIN_NEEDLE = 8;
 
 /**
- * The encodings an upstream might echo a secret value in, as latin1 needles: raw, percent-encoded, JSON-escaped,
- * and base64 (standard and URL-safe) at all three byte alignments. An echo inside a larger base64 blob — Basic
+ * The encodings an upstream might echo a secret value in, as latin1 needles: raw, percent-encoded and
+ * JSON-escaped as common libraries write them, HTML-escaped, and base64 (standard and URL-safe) at all three
+ * byte alignments. An echo inside a larger base64 blob — Basic
  * `user:secret` with a user of any length, a JSON document base64'd whole — encodes the secret starting at byte
  * offset 0, 1 or 2 of a 3-byte group; for each, the characters that depend only on the secret's bytes are the
  * same wherever the secret sits, so they are what is searched for. Forms shorter than 8 bytes are dropped:
@@ -35,7 +36,7 @@ const MIN_NEEDLE = 8;
  */
 export function echoForms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
-  const forms = [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1)];
+  const forms = [value, ...percentForms(value), ...jsonForms(value), htmlEscaped(value)];
   const b64 = bytes.toString('base64');
   forms.push(b64, b64.replace(/=+$/, ''));
   for (let k = 0; k < 3; k++) {
@@ -45,6 +46,29 @@ export function echoForms(value: string): string[] {
     forms.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
   }
   return [...new Set(forms.map(latin1))].filter((f) => f.length >= MIN_NEEDLE);
+}
+
+/**
+ * Percent-encodings as common libraries write them: JavaScript's encodeURIComponent, the same with lower-case
+ * hex, form encoding (space as +, and !'()*~ escaped too), and Python's quote() (which leaves / alone).
+ */
+function percentForms(value: string): string[] {
+  const uri = encodeURIComponent(value);
+  const form = uri.replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replaceAll('%20', '+');
+  const python = uri.replaceAll('%2F', '/').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return [uri, form, python].flatMap((f) => [f, f.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase())]);
+}
+
+/** JSON string escapes as common encoders write them: JSON.stringify, PHP's \/, Go's \u003c \u003e \u0026, and ASCII-only \uXXXX. */
+function jsonForms(value: string): string[] {
+  const plain = JSON.stringify(value).slice(1, -1);
+  const go = plain.replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+  const ascii = plain.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return [plain, plain.replaceAll('/', '\\/'), go, ascii];
+}
+
+function htmlEscaped(value: string): string {
+  return value.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
 }
 
 /** The needles for a set of scrub targets: every form of every value, replaced by the secret's placeholder. */

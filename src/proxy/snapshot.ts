@@ -6,11 +6,7 @@ import type { RateLimiter } from './rate-limiter.js';
 import type { UpstreamClient } from './upstream.js';
 
 /** Where secrets come from, as the pipeline sees it (secrets/SecretCache). */
-export interface SecretSource {
-  get(name: string): Promise<Secret>;
-  /** The last value fetched, even expired, with no backend call; null when none is held. */
-  held(name: string): Secret | null;
-}
+export interface SecretSource { get(name: string): Promise<Secret> }
 
 /** Where audit events go, as the pipeline sees it (audit/AuditWriter). */
 export interface AuditSink {

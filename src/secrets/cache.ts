@@ -84,14 +84,6 @@ export class SecretCache {
     }
   }
 
-  /**
-   * The last value fetched for this name, even past its TTL, without a backend call; null when none is held. For
-   * scrubbing: a value keyswap once handed out may come back in any later response.
-   */
-  held(name: string): Secret | null {
-    return this.#entries.peek(name, { allowStale: true })?.value ?? null;
-  }
-
   /** Forget every value; fetches already under way finish for their callers but are not cached. */
   flush(): void {
     this.#generation++;

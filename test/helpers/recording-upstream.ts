@@ -230,7 +230,8 @@ export async function startRecordingUpstream(opts: RecordingUpstreamOptions): Pr
       spec.headerEchoes.forEach((e, i) => headers.push(`x-echo-${i}`, `v=${echo(e)};`));
       if (spec.encoding !== 'identity') headers.push('content-encoding', spec.encoding);
       if (spec.framing === 'content-length') headers.push('content-length', String(body.length));
-      else if (spec.trailerEcho !== null) headers.push('trailer', 'x-trail');
+      // Trailers need a chunked body: never on HEAD, 204 or 304, where Node refuses them.
+      else if (spec.trailerEcho !== null && req.method !== 'HEAD' && spec.status !== 204 && spec.status !== 304) headers.push('trailer', 'x-trail');
       res.writeHead(spec.status, spec.reasonEcho === null ? undefined : `Echo ${echo(spec.reasonEcho)}`, headers);
       const cuts = [...new Set(spec.splits.map((s) => s % (body.length + 1)))].sort((a, b) => a - b);
       const pieces: Buffer[] = [];

@@ -37,7 +37,7 @@ async function start(timeoutSeconds = 2, ttlSeconds = 1): Promise<{ h: Harness; 
   OTHER_KEY:
     placeholder: "sk-PLACEHOLDER-OTHER-0123456789abcd"
     inject: { header: x-api-key, format: "{OTHER_KEY}" }
-    bindings: [ { host: api.example.test } ]`,
+    bindings: [ { host: other.example.test } ]`,
   });
   return { h, bws };
 }
@@ -67,14 +67,17 @@ describe('bws backend: the real SDK against a local server speaking the BWS prot
     expect(bws.calls['get-by-ids']).toBe(1);
   });
 
-  it('a hung BWS makes requests fail closed within the timeout, and keyswap keeps serving other requests', async () => {
+  it('a hung BWS makes requests to its bound host fail closed within the timeout, and keyswap keeps serving', async () => {
     const { h, bws } = await start(1);
     bws.mode = 'hang';
     const res = await curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PH}`], maxTimeSeconds: 10 });
     expect(res.status).toBe(503);
-    expect(h.upstream.requests).toHaveLength(0);
+    // Without a placeholder too: the response could echo a bound secret keyswap cannot fetch to scrub (K1).
     const plain = await curlVia(h, 'https://api.example.test/v1/echo', { maxTimeSeconds: 5 });
-    expect(plain.status).toBe(200);
+    expect(plain.status).toBe(503);
+    expect(h.upstream.requests).toHaveLength(0);
+    const health = await curlVia(h, 'http://keyswap.invalid/healthz', { maxTimeSeconds: 5 });
+    expect(health.status).toBe(200);
   });
 
   it('a BWS error status fails closed with 503, naming the status in the log only', async () => {

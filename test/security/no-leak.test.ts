@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import type tls from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,12 +13,14 @@ const BASIC_PH = 'bs-PLACEHOLDER-BASIC-0123456789abcdef';
 const BODY_PH = 'bd-PLACEHOLDER-BODY-0123456789abcdefgh';
 const TRAP_PH = 'tr-PLACEHOLDER-TRAP-0123456789abcdefgh';
 const BASIC_VALUE = 'basic-real-value-5f3a9c1e77d2b4';
+const HMAC_PH = 'hm-PLACEHOLDER-HMAC-0123456789abcdefgh';
+const HMAC_VALUE = 'hmac-real-value-77aa01c3e9d5';
 const BODY_VALUE = 'body-real-value-0b8e2d6c19fa47';
 
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
-    secretValues: { BASIC_KEY: BASIC_VALUE, BODY_KEY: BODY_VALUE, TRAP_KEY: 'never-used-trap-value' },
+    secretValues: { BASIC_KEY: BASIC_VALUE, BODY_KEY: BODY_VALUE, HMAC_KEY: HMAC_VALUE, TRAP_KEY: 'never-used-trap-value' },
     top: 'timeouts: { request_head_seconds: 2, tunnel_idle_seconds: 2 }',
     secrets: `${DEFAULT_SECRETS}
   BASIC_KEY:
@@ -28,6 +31,11 @@ beforeAll(async () => {
     placeholder: "${BODY_PH}"
     inject: { type: body, format: "{BODY_KEY}" }
     bindings: [ { host: api.example.test, methods: [POST], paths: ["/v1/**"] } ]
+  HMAC_KEY:
+    placeholder: "${HMAC_PH}"
+    inject: { header: x-hmac, template: "Token {{ hmac_sha256(HMAC_KEY, 'v1') }}" }
+    compose: [HMAC_KEY]
+    bindings: [ { host: api.example.test } ]
   TRAP_KEY:
     placeholder: "${TRAP_PH}"
     honeytoken: true
@@ -55,6 +63,26 @@ async function send(bytes: string, host = 'api.example.test'): Promise<string> {
 }
 const bearer = `Authorization: Bearer ${PLACEHOLDER}\r\n`;
 const requestsTo = (path: string): number => h.upstream.requests.filter((r) => r.url === path).length;
+
+describe('scrubbing covers every secret bound to the destination, fetched or not', () => {
+  // First in the file, so no request has fetched BODY_KEY yet when the upstream already holds it.
+  it('a bound secret that keyswap has never fetched is scrubbed from the first response that echoes it', async () => {
+    const body = `{"stored":"${BODY_VALUE}"}`;
+    await send(`POST /v1/store HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    const answer = await send(`GET /v1/stored HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain(BODY_PH);
+    expectNoSecret(answer);
+  });
+
+  it('the credential a template renders (an hmac) is scrubbed like a secret', async () => {
+    const rendered = createHmac('sha256', HMAC_VALUE).update('v1').digest('hex');
+    const answer = await send(`GET /v1/echo HTTP/1.1\r\nHost: api.example.test\r\nx-hmac: ${HMAC_PH}\r\nConnection: close\r\n\r\n`);
+    expect(h.upstream.requests.at(-1)?.headers['x-hmac']).toBe(`Token ${rendered}`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).not.toContain(rendered);
+  });
+});
 
 describe('framing is exact: the upstream sees exactly the requests the agent sent', () => {
   it('a GET with a chunked body is forwarded framed, so a request hidden in its body never reaches the upstream', async () => {
@@ -184,6 +212,16 @@ describe('scrubbing cannot be switched off by the agent or the upstream', () => 
 describe('paths and methods: scope as the upstream will read it', () => {
   it.each(['/v1/..;/admin', '/v1/%252e%252e/admin', '/v1/%c0%ae%c0%ae/admin', '/v1/x;jsessionid=1'])('%s keeps the placeholder, audited as out of scope', async (path) => {
     await send(`GET ${path} HTTP/1.1\r\nHost: api.example.test\r\n${bearer}Connection: close\r\n\r\n`);
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${PLACEHOLDER}`);
+  });
+
+  it.each(['_method=DELETE', '%5Fmethod=DELETE', '.method=DELETE', '_method%5B%5D=DELETE'])('a method override in the query (%s) counts as the method', async (query) => {
+    await send(`GET /v1/echo?${query} HTTP/1.1\r\nHost: api.example.test\r\n${bearer}Connection: close\r\n\r\n`);
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${PLACEHOLDER}`);
+  });
+
+  it('a path override header (X-Original-URL) takes the request out of path scope', async () => {
+    await send(`GET /v1/echo HTTP/1.1\r\nHost: api.example.test\r\n${bearer}X-Original-URL: /admin\r\nConnection: close\r\n\r\n`);
     expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${PLACEHOLDER}`);
   });
 
