@@ -165,12 +165,12 @@ export function buildRequest(spec: RequestSpec, conn: ConnSpec, id: string, isLa
   if (authValue !== null) headers.push(['authorization', authValue]);
   if (spec.dups.includes('authorization')) {
     headers.push(['authorization', `Bearer ${PLACEHOLDERS.A_KEY}`]);
-    ambiguous.push('duplicate Authorization');
+    if (authValue !== null) ambiguous.push('duplicate Authorization');
   }
   if (spec.apiKeyB) headers.push(['x-api-key', PLACEHOLDERS.B_KEY]);
   if (spec.dups.includes('x-api-key')) {
     headers.push(['x-api-key', PLACEHOLDERS.B_KEY]);
-    ambiguous.push('duplicate x-api-key');
+    if (spec.apiKeyB) ambiguous.push('duplicate x-api-key');
   }
   if (spec.gKey) headers.push(['x-g-key', PLACEHOLDERS.G_KEY]);
   if (spec.misplaced !== null) headers.push(['x-note', PLACEHOLDERS[spec.misplaced]]);
