@@ -1,4 +1,4 @@
-import { bindingsFor, METHOD_OVERRIDE_HEADERS, siteKeyOf, type CompiledBinding, type CompiledPolicy } from './compile.js';
+import { bindingsFor, METHOD_OVERRIDE_HEADERS, scrubbedSecretsOf, siteKeyOf, type CompiledBinding, type CompiledPolicy } from './compile.js';
 import { firstDuplicate, isAmbiguousPath, isIpLiteral, parseAuthority, queryPairs } from '../wire/index.js';
 import { matchPathGlob } from './path-glob.js';
 import { scanPlaceholders, type Sighting } from './scan.js';
@@ -19,8 +19,9 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
   const candidates = bindingsFor(policy, facts.connectHost, facts.connectPort, facts.scheme);
   const methods = methodsOf(facts);
   const bodyInjectors = bodyInjectorsFor(candidates, facts, methods);
+  const scrubbed = scrubbedSecretsOf(candidates);
   const sightings = scanPlaceholders(facts, policy);
-  if (sightings.length === 0) return { kind: 'forward', injections: [], declined: [], bodyInjectors };
+  if (sightings.length === 0) return { kind: 'forward', injections: [], declined: [], bodyInjectors, scrubbed };
 
   const bySecret = new Map<SecretSpec, Set<SiteKey>>();
   for (const s of sightings) {
@@ -38,7 +39,7 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
   }
 
   if (hasCompetingPlaceholders(injections, sightings)) return { kind: 'deny', reason: 'ambiguous_placeholder' };
-  return { kind: 'forward', injections, declined, bodyInjectors };
+  return { kind: 'forward', injections, declined, bodyInjectors, scrubbed };
 }
 
 /**

@@ -1,4 +1,4 @@
 export { decide } from './decide.js';
-export { compilePolicy, bindingsFor, isBoundDestination, leafNameFor, scrubbedSecretsFor, PLACEHOLDER_MARKER, type CompiledPolicy, type CompiledBinding } from './compile.js';
+export { compilePolicy, bindingsFor, isBoundDestination, leafNameFor, PLACEHOLDER_MARKER, type CompiledPolicy, type CompiledBinding } from './compile.js';
 export { scanPlaceholders, type Sighting } from './scan.js';
 export type { RequestFacts, Verdict, Injection, Declined, DeclineReason, DenyReason, SiteKey } from './verdict.js';

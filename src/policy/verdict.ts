@@ -53,4 +53,9 @@ export type Verdict =
       readonly declined: readonly Declined[];
       /** Body injectors this request is in scope for: their placeholders are replaced as the body streams. */
       readonly bodyInjectors: readonly Injection[];
+      /**
+       * Every secret bound to this destination (response_scrub on, honeytokens aside): a response may echo any of
+       * them, injected now or stored upstream by an earlier request, so all are scrubbed from it.
+       */
+      readonly scrubbed: readonly SecretSpec[];
     };

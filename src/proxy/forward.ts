@@ -57,11 +57,11 @@ export function forward(ex: Exchange, target: Target, req: IncomingMessage, res:
   }
   // An upstream failure can also come after the body was sent (a hang-up before any response).
   upReq.on('error', fail);
-  upReq.once('response', (upRes) => respond(ex, req, res, upRes, out.scrubber));
+  upReq.once('response', (upRes) => respond(ex, req, res, upReq, upRes, out.scrubber));
 }
 
 /** The response, to the agent that sent the request: head scrubbed, body decoded and scrubbed when secrets are bound. */
-function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upRes: IncomingMessage, scrubber: Scrubber | null): void {
+function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upReq: ClientRequest, upRes: IncomingMessage, scrubber: Scrubber | null): void {
   const status = upRes.statusCode ?? 502;
   let head: ResponseHead;
   try {
@@ -70,6 +70,8 @@ function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upRes:
     // echo a credential) never reaches the agent.
     res.writeHead(status, head.headers);
   } catch (err) {
+    // The exchange is abandoned both ways: an upload still streaming must not keep the upstream waiting.
+    upReq.destroy();
     upRes.destroy();
     if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
     ex.refuse(err instanceof Refusal ? err : new Refusal(err instanceof EchoBlocked ? 'upstream_echoed_secret' : 'upstream_failed', { cause: err }));
@@ -79,7 +81,10 @@ function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upRes:
   upRes.on('data', (chunk: Buffer) => { bytes += chunk.length; });
   const done = (err: Error | null): void => {
     // A reset mid-body must reach the agent as a broken transfer, never as a clean end (DESIGN.md §2).
-    if (err) res.socket?.destroy();
+    if (err) {
+      res.socket?.destroy();
+      upReq.destroy();
+    }
     if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
     for (const [secretName, count] of scrubber?.counts ?? []) ex.note({ type: 'response_scrubbed', secret_name: secretName, count, action: 'redacted' });
     ex.note({ type: 'upstream_response', status, bytes, ms: Math.round(ex.now() - ex.startedMs), complete: !err }, true);

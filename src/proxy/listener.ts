@@ -75,20 +75,26 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
 
   let inFlight = 0;
   let drained: (() => void) | null = null;
-  const track = (res: http.ServerResponse): void => {
+  // The last response still to be written on each agent socket, so a parse error in a pipelined request behind it waits for it.
+  const answering = new WeakMap<Duplex, http.ServerResponse>();
+  const track = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     inFlight++;
+    // req.socket, not res.socket: a pipelined response is queued, and gets its socket only when its turn comes.
+    const socket = req.socket;
+    answering.set(socket, res);
     res.once('close', () => {
       inFlight--;
+      if (answering.get(socket) === res) answering.delete(socket);
       if (inFlight === 0) drained?.();
     });
   };
 
   inner.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    track(res);
+    track(req, res);
     handleDecrypted(ctx, req, res);
   });
   outer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    track(res);
+    track(req, res);
     const url = req.url ?? '';
     if (url.startsWith(ROUTE_PREFIX)) return handleRoute(ctx, req, res);
     const absolute = parseAbsoluteUrl(url);
@@ -100,10 +106,19 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
 
   // Malformed requests (bad framing, CL+TE, oversized headers, a head too slow) get a short answer from the table
   // and a closed socket; the process carries on (K9). No request exists yet, so there is nothing to audit.
+  // A malformed request pipelined behind one still being answered is refused only after that answer: written
+  // at once, the refusal would reach the agent as the answer to the earlier request, one response off.
   const onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
     deps.log.info({ code: err.code }, 'malformed request from agent');
+    const refusal = rawRefusal(err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request');
+    const pending = answering.get(socket);
+    if (pending !== undefined && !pending.writableFinished) {
+      pending.once('finish', () => socket.end(refusal));
+      pending.once('close', () => { if (!pending.writableFinished) socket.destroy(); });
+      return;
+    }
     if (!socket.writable) socket.destroy();
-    else socket.end(rawRefusal(err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request'));
+    else socket.end(refusal);
   };
   let open = 0;
   outer.on('connection', (socket: Duplex) => {

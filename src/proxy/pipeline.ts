@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Transform } from 'node:stream';
 import type { SecretSpec } from '../config/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
-import { decide, scrubbedSecretsFor, type CompiledPolicy, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
+import { decide, type CompiledPolicy, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import type { Secret } from '../secrets/index.js';
 import { endToEndPairs, formatAuthority, mediaType, requestFraming, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
@@ -52,7 +52,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
     // may come back in a response (an earlier request, or an earlier keyswap, stored it upstream) (K1). A
     // failure here sends nothing.
-    const scrubbed = scrubbedSecretsFor(ex.snap.policy, target.host, target.port, target.scheme);
+    const scrubbed = verdict.scrubbed;
     const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret).concat(scrubbed));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
     const parts: RequestParts = { headers, path, query };

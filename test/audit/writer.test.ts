@@ -114,15 +114,20 @@ const parsed = (f: string): Array<Record<string, unknown>> => lines(f).map((l) =
 /** Fast retries, so a test waits tens of milliseconds for a recovery rather than the production second. */
 const FAST_RETRY = { retry: { firstMs: 20, maxMs: 200 } } as const;
 
+/** A writer with three records written, a copy of its file, and the last of those lines. */
+async function writerWithThreeRecords(): Promise<{ file: string; w: AuditWriter; copy: string; lastOld: string }> {
+  const file = path.join(dir(), 'audit.jsonl');
+  const w = await AuditWriter.open(file);
+  onTestFinished(() => w.close());
+  for (let i = 0; i < 3; i++) await w.append(event(i));
+  const copy = `${file}.copy`;
+  copyFileSync(file, copy);
+  return { file, w, copy, lastOld: lines(file)[2] ?? '' };
+}
+
 describe('the file at the path is still the one being written (K6)', () => {
   it('a deleted audit file is recreated 0600, its first record links to the last record written and says it was deleted; verify reports the deletion', async () => {
-    const file = path.join(dir(), 'audit.jsonl');
-    const w = await AuditWriter.open(file);
-    onTestFinished(() => w.close());
-    for (let i = 0; i < 3; i++) await w.append(event(i));
-    const copy = `${file}.copy`;
-    copyFileSync(file, copy);
-    const lastOld = lines(file)[2] ?? '';
+    const { file, w, copy, lastOld } = await writerWithThreeRecords();
     unlinkSync(file);
     await w.append(event(3));
     await w.append(event(4));
@@ -136,13 +141,7 @@ describe('the file at the path is still the one being written (K6)', () => {
   });
 
   it('a replaced audit file holding another chain is detected: the writer links to its own last record, not the head it found, and verify names the found lines as foreign', async () => {
-    const file = path.join(dir(), 'audit.jsonl');
-    const w = await AuditWriter.open(file);
-    onTestFinished(() => w.close());
-    for (let i = 0; i < 3; i++) await w.append(event(i));
-    const copy = `${file}.copy`;
-    copyFileSync(file, copy);
-    const lastOld = lines(file)[2] ?? '';
+    const { file, w, copy, lastOld } = await writerWithThreeRecords();
     // A forged history, chained correctly from genesis and numbered to pass for ours, moved over the live log.
     const forged1 = JSON.stringify({ ts: '2026-01-01T00:00:00.000Z', v: 1, seq: 2, prev: GENESIS, type: 'proxy_stop', pid: 1, reason: 'forged' });
     const forged2 = JSON.stringify({ ts: '2026-01-01T00:00:00.000Z', v: 1, seq: 3, prev: lineHash(forged1), type: 'proxy_stop', pid: 1, reason: 'forged' });

@@ -93,11 +93,11 @@ function mediaType(ct: ContentType): string | null {
 }
 
 /** Is `secret` allowed for this request by some binding (host, port, method, path glob /v1/**, plaintext) and the client? */
-export function isAllowed(secret: SecretName, r: { host: string; port: number; method: string; path: string; client: ClientName; scheme: 'https' | 'http' }): boolean {
+export function isAllowed(secret: SecretName, r: { host: string; port: number; method: string; path: string; isOddPath: boolean; client: ClientName; scheme: 'https' | 'http' }): boolean {
   if (!CLIENT_SECRETS[r.client].includes(secret)) return false;
   return BINDINGS[secret].some((b) =>
     b.host === r.host && b.port === r.port && (b.methods === null || b.methods.includes(r.method))
-    && (!b.v1Only || r.path.startsWith('/v1/')) && (r.scheme === 'https' || b.allowPlaintext));
+    && (!b.v1Only || (r.path.startsWith('/v1/') && !r.isOddPath)) && (r.scheme === 'https' || b.allowPlaintext));
 }
 
 function chunked(body: Buffer, sizes: readonly number[]): Buffer {
@@ -131,7 +131,8 @@ export function buildRequest(spec: RequestSpec, conn: ConnSpec, id: string, isLa
     case 'pct2e': segs.splice(1, 0, 'x', '%2e%2e'); break;
     case 'bad-utf8': segs.push(`${segs.pop() ?? ''}%C3%28`); break;
   }
-  if (spec.oddity !== 'none') ambiguous.push(`path oddity ${spec.oddity}`);
+  // An ambiguous path is out of every path-scoped binding (keyswap forwards it without those secrets); a binding
+  // with no path scope still applies.
   const path = `/${segs.join('/')}`;
   const query = [...(spec.queryD ? [`key=${PLACEHOLDERS.D_KEY}`] : []), 'q=1'].join('&');
 
@@ -197,12 +198,13 @@ export function buildRequest(spec: RequestSpec, conn: ConnSpec, id: string, isLa
   const bytes = Buffer.concat([Buffer.from(head, 'latin1'), usesTe ? chunked(body, spec.chunks) : body]);
 
   // The oracle. Which secrets sit at their own site, and which of those a binding allows.
-  const facts = { host, port, method: spec.method, path, client: conn.client, scheme: https ? 'https' as const : 'http' as const };
+  const facts = { host, port, method: spec.method, path, isOddPath: spec.oddity !== 'none', client: conn.client, scheme: https ? 'https' as const : 'http' as const };
   const hasBody = usesTe || body.length > 0;
   const bodyInjector = isAllowed('F_KEY', facts) && mediaType(spec.contentType) === 'application/json' && hasBody;
   const atSite: SecretName[] = [];
-  if (spec.auth.kind === 'bearer-a') atSite.push('A_KEY');
-  if (spec.apiKeyB) atSite.push('B_KEY');
+  // A "duplicate" without an original is the header's only occurrence: its placeholder sits at its site.
+  if (spec.auth.kind === 'bearer-a' || (spec.auth.kind === 'none' && spec.dups.includes('authorization'))) atSite.push('A_KEY');
+  if (spec.apiKeyB || spec.dups.includes('x-api-key')) atSite.push('B_KEY');
   if (spec.auth.kind === 'basic-c') atSite.push('C_KEY');
   if (spec.queryD) atSite.push('D_KEY');
   if (spec.pathE) atSite.push('E_KEY');

@@ -121,21 +121,7 @@ secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
   child.stderr?.on('data', (c: Buffer) => { err += c.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`keyswap did not start within 15 s\nstdout:\n${out}\nstderr:\n${err}`)), 15_000);
-    const check = (): void => {
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    };
-    child.stdout?.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`keyswap exited with ${code} before listening\nstdout:\n${out}\nstderr:\n${err}`));
-    });
-  });
+  const port = await listeningPort(child, exited, () => `stdout:\n${out}\nstderr:\n${err}`);
   const caPath = path.join(dir, 'state', 'ca.pem');
   let stopped: Promise<number | null> | null = null;
   const h: Harness = {
@@ -183,6 +169,26 @@ secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
     },
   };
   return h;
+}
+
+/** The port a spawned `keyswap serve` announces it listens on; rejects if it exits first or takes over 15 s. */
+export function listeningPort(child: ChildProcess, exited: Promise<number | null>, output: () => string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`keyswap did not start within 15 s\n${output()}`)), 15_000);
+    child.stdout?.on('data', (c: Buffer) => {
+      seen += c.toString();
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`keyswap exited with ${code} before listening\n${output()}`));
+    });
+  });
 }
 
 /** K1: the canary must appear nowhere the agent or an operator could read it. */

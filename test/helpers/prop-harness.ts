@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { KEYSWAP } from './harness.js';
+import { KEYSWAP, listeningPort } from './harness.js';
 import { AuditTail, startRecordingUpstream, type RecordingUpstream } from './recording-upstream.js';
 import { createTestCa } from './test-ca.js';
 
@@ -147,21 +147,7 @@ ${BINDINGS[n].map((b) => `      - ${bindingYaml(b)}`).join('\n')}`).join('\n')}
   child.stdout?.on('data', (c: Buffer) => { out = (out + c.toString()).slice(-200_000); });
   child.stderr?.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-200_000); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`keyswap did not start within 15 s\n${out}\n${err}`)), 15_000);
-    const check = (): void => {
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    };
-    child.stdout?.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`keyswap exited with ${code} before listening\n${out}\n${err}`));
-    });
-  });
+  const port = await listeningPort(child, exited, () => `${out}\n${err}`);
   return {
     proxyPort: port,
     caPem: readFileSync(path.join(dir, 'state', 'ca.pem'), 'utf8'),

@@ -253,13 +253,22 @@ export async function startRecordingUpstream(opts: RecordingUpstreamOptions): Pr
       };
       next();
     };
+    // Settled once: by its end, by an abort, or by its connection closing (an early answer already finished takes
+    // the request out of Node's abort list, so a cut upload then ends with neither 'end' nor 'aborted').
+    let isSettled = false;
+    const settle = (): void => {
+      if (isSettled) return;
+      isSettled = true;
+      pending--;
+    };
     req.on('end', () => {
       record.body = Buffer.concat(chunks);
       record.complete = true;
-      pending--;
+      settle();
       answer();
     });
-    req.on('aborted', () => { pending--; });
+    req.on('aborted', settle);
+    req.socket.once('close', settle);
     req.on('error', () => undefined);
     res.on('error', () => undefined);
     if (req.headers['x-test-respond'] !== undefined) {

@@ -182,8 +182,9 @@ async function playAndCheck(conns: readonly ConnSpec[]): Promise<string[]> {
   }
   ups.forEach((u, i) => {
     const errs = u.conns.flatMap((c) => c.parseErrors);
-    // Only parser errors mean smuggled bytes; EPIPE or ECONNRESET is keyswap cutting a request it refused.
-    for (const e of errs.slice(errStart[i]).filter((x) => !/EPIPE|ECONNRESET/.test(x))) failures.push(`P1 the upstream received bytes that are not a request (${e}): framing leaked between requests`);
+    // Only parser errors on bytes mean smuggling; EPIPE, ECONNRESET or an EOF mid-request is keyswap cutting a
+    // request it refused or abandoned.
+    for (const e of errs.slice(errStart[i]).filter((x) => !/EPIPE|ECONNRESET|HPE_INVALID_EOF_STATE/.test(x))) failures.push(`P1 the upstream received bytes that are not a request (${e}): framing leaked between requests`);
   });
 
   conns.forEach((c, ci) => {
@@ -211,7 +212,9 @@ async function playAndCheck(conns: readonly ConnSpec[]): Promise<string[]> {
         if (closedBefore === null) failures.push(`P1 no answer (${res.timedOut ? 'timed out' : res.error ?? 'connection closed'}) to a request no earlier answer closed the connection for\n  ${describeRequest(b)}`);
         if (rec !== undefined) {
           const m = mismatch(rec);
-          if (m !== null) failures.push(`P1 unanswered request reached the upstream altered: ${m}\n  ${describeRequest(b)}`);
+          // Pipelined behind an answer that closed the connection, it may have been cut mid-body when the socket
+          // closed: aborted, never altered.
+          if (m !== null && m !== 'body never completed upstream') failures.push(`P1 unanswered request reached the upstream altered: ${m}\n  ${describeRequest(b)}`);
         }
         return;
       }
@@ -307,10 +310,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-// Not in `npm test` yet: on the current code it still reports disagreements between its oracle and keyswap that
-// are not all triaged (HEAD with a body, pipelined requests after a refusal). `npm run fuzz`, or PROP_RUNS=N,
-// runs it; every failure it finds becomes a named test in no-leak.test.ts once understood.
-describe.skipIf(process.env.PROP_RUNS === undefined)('no leak, no smuggling, no cross-talk through a live keyswap (generated exchanges)', () => {
+describe('no leak, no smuggling, no cross-talk through a live keyswap (generated exchanges)', () => {
   it(
     'the upstream sees exactly what agents sent, secrets only where bound and after their audit record, no agent sees a secret form or another agent’s answer',
     async () => {

@@ -62,14 +62,17 @@ async function send(bytes: string, host = 'api.example.test'): Promise<string> {
   return exchange(socket, bytes, 5_000);
 }
 const bearer = `Authorization: Bearer ${PLACEHOLDER}\r\n`;
+/** Stores a body upstream through keyswap, then reads it back with a plain GET; returns what the agent got. */
+async function storeAndReadBack(body: string, contentType: string): Promise<string> {
+  await send(`POST /v1/store HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  return send(`GET /v1/stored HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n`);
+}
 const requestsTo = (path: string): number => h.upstream.requests.filter((r) => r.url === path).length;
 
 describe('scrubbing covers every secret bound to the destination, fetched or not', () => {
   // First in the file, so no request has fetched BODY_KEY yet when the upstream already holds it.
   it('a bound secret that keyswap has never fetched is scrubbed from the first response that echoes it', async () => {
-    const body = `{"stored":"${BODY_VALUE}"}`;
-    await send(`POST /v1/store HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-    const answer = await send(`GET /v1/stored HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n`);
+    const answer = await storeAndReadBack(`{"stored":"${BODY_VALUE}"}`, 'text/plain');
     expect(answer).toMatch(/^HTTP\/1\.1 200 /);
     expect(answer).toContain(BODY_PH);
     expectNoSecret(answer);
@@ -96,6 +99,16 @@ describe('framing is exact: the upstream sees exactly the requests the agent sen
     expect(requestsTo('/v1/smuggled')).toBe(0);
     expect(h.upstream.requests.find((r) => r.url === '/v1/upload' && r.method === 'GET')?.body.toString()).toBe(hidden);
     expectNoSecret(answer + next);
+  });
+
+  it('a malformed request pipelined behind good ones is refused after their answers, never as one of them', async () => {
+    const good = (id: string): string => `GET /v1/echo?id=${id} HTTP/1.1\r\nHost: api.example.test\r\n\r\n`;
+    const bad = `POST /v1/upload HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`;
+    const answer = await send(`${good('first')}${good('second')}${bad}`);
+    const statuses = [...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+    expect(statuses).toEqual(['200', '200', '400']);
+    expect(answer.indexOf('id=first')).toBeLessThan(answer.indexOf('id=second'));
+    expect(answer.indexOf('id=second')).toBeLessThan(answer.indexOf('keyswap: bad request'));
   });
 
   it('a DELETE with a Content-Length body keeps its length upstream', async () => {
@@ -200,9 +213,7 @@ describe('scrubbing cannot be switched off by the agent or the upstream', () => 
   });
 
   it('a secret stored upstream by one request is scrubbed when a later plain GET reads it back', async () => {
-    const body = `{"token":"${BODY_PH}"}`;
-    await send(`POST /v1/store HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-    const answer = await send(`GET /v1/stored HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n`);
+    const answer = await storeAndReadBack(`{"token":"${BODY_PH}"}`, 'application/json');
     expect(answer).toMatch(/^HTTP\/1\.1 200 /);
     expect(answer).toContain(BODY_PH);
     expectNoSecret(answer);

@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SECRETS, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+
+// A connection is authenticated at its CONNECT, but keep-alive gives it no end: the client must be looked up
+// again in the configuration in force on every request, or a revoked or expired token keeps its secrets.
+const TOKEN = 'ks_token-for-agent-a-0123456789';
+const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({
+    secrets: DEFAULT_SECRETS,
+    top: `clients:\n  agent-a: { token_sha256: "${sha(TOKEN)}", secrets: [TEST_API_KEY] }\n  agent-b: { token_sha256: "${sha('ks_other-token-0123456789')}", secrets: [TEST_API_KEY] }`,
+  });
+});
+afterAll(async () => {
+  await h.close();
+});
+
+/** A decrypted connection opened as agent-a, and a way to send one keep-alive request on it and read the answer. */
+async function connectAsAgentA(): Promise<(request: string) => Promise<string>> {
+  const raw = net.connect(h.proxyPort, '127.0.0.1');
+  await new Promise<void>((resolve) => raw.once('connect', () => resolve()));
+  raw.write(`CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\nProxy-Authorization: Basic ${Buffer.from(`agent-a:${TOKEN}`).toString('base64')}\r\n\r\n`);
+  await new Promise<void>((resolve) => raw.once('data', () => resolve()));
+  const socket = tls.connect({ socket: raw, servername: 'api.example.test', ca: h.caPem });
+  await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+  let got = '';
+  socket.on('data', (c: Buffer) => { got += c.toString('latin1'); });
+  return async (request) => {
+    const from = got.length;
+    socket.write(request);
+    await waitFor(() => /\r\n\r\n[\s\S]*$/.test(got.slice(from)) && (got.slice(from).includes('keyswap:') || got.slice(from).endsWith('}')));
+    return got.slice(from);
+  };
+}
+
+describe('the client of an open connection is checked on every request', () => {
+  it('a client removed by a reload loses its secrets on the connection it opened before (407, nothing sent)', async () => {
+    const send = await connectAsAgentA();
+    const request = `GET /v1/echo HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer ${PLACEHOLDER}\r\n\r\n`;
+    expect(await send(request)).toMatch(/^HTTP\/1\.1 200 /);
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${h.canary}`);
+    const before = h.upstream.requests.length;
+
+    const configPath = path.join(h.dir, 'keyswap.yaml');
+    writeFileSync(configPath, readFileSync(configPath, 'utf8').replace(/\n {2}agent-a: [^\n]*/, ''));
+    h.child.kill('SIGHUP');
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'config_reload' && r.ok === true))).toBe(true);
+
+    const answer = await send(request);
+    expect(answer).toMatch(/^HTTP\/1\.1 407 /);
+    expect(h.upstream.requests.length).toBe(before);
+  });
+});
