@@ -40,6 +40,8 @@ export interface ExchangeDeps {
   readonly now: () => number;
   /** Whether an address dialled would reach keyswap's own listener (a loop). */
   readonly isSelf: (host: string, port: number) => boolean;
+  /** Per agent socket, its requests in wire order, and the first one answered with `connection: close`. */
+  readonly pipelines: WeakMap<object, { count: number; closedAt: number }>;
 }
 
 /**
@@ -54,12 +56,15 @@ export class Exchange {
   readonly startedMs: number;
   readonly destination: Destination;
   readonly #isSelf: ExchangeDeps['isSelf'];
+  /** This request's place among its connection's requests, and that connection's record (response replies). */
+  readonly #pipeline: { readonly at: number; readonly of: { count: number; closedAt: number } } | null;
 
   constructor(deps: ExchangeDeps, snap: Snapshot, readonly method: string, readonly target: Target | null, path: string, readonly reply: Reply) {
     this.snap = snap;
     this.log = deps.log;
     this.now = deps.now;
     this.#isSelf = deps.isSelf;
+    this.#pipeline = reply.kind === 'response' ? placeInPipeline(deps.pipelines, reply.res.req.socket) : null;
     this.startedMs = deps.now();
     // The audit file never holds a query string (it may carry a credential).
     const pathOnly = path.split('?', 1)[0] ?? '/';
@@ -90,6 +95,14 @@ export class Exchange {
     } catch (err) {
       throw new Refusal('audit_unavailable', { cause: err });
     }
+  }
+
+  /**
+   * Whether an answer to an earlier request on this connection closed it: then this request must not go
+   * upstream (RFC 9112 §9.6), whichever order the two pipelines finish in. A later request's refusal does not count.
+   */
+  get isBehindClose(): boolean {
+    return this.#pipeline !== null && this.#pipeline.of.closedAt < this.#pipeline.at;
   }
 
   /** Records an event nothing waits on; `lazy` lets it ride with the next durable batch. Failures are logged. */
@@ -128,9 +141,17 @@ export class Exchange {
       return;
     }
     if (res.destroyed) return;
+    if (this.#pipeline !== null) this.#pipeline.of.closedAt = Math.min(this.#pipeline.of.closedAt, this.#pipeline.at);
     res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), connection: 'close', ...refusalHeaders(code, extra) });
     res.end(body);
   }
+}
+
+/** Numbers a request on its agent connection; requests arrive ('request' events) in wire order. */
+function placeInPipeline(pipelines: ExchangeDeps['pipelines'], socket: object): { at: number; of: { count: number; closedAt: number } } {
+  let of = pipelines.get(socket);
+  if (of === undefined) pipelines.set(socket, (of = { count: 0, closedAt: Number.POSITIVE_INFINITY }));
+  return { at: of.count++, of };
 }
 
 /**

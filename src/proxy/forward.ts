@@ -4,7 +4,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { endToEndPairs, flatten, type Framing, type HeaderPair } from '../wire/index.js';
 import type { Exchange, Target } from './exchange.js';
 import { Refusal } from './refusal.js';
-import { relay } from './relay.js';
+import { endAfter, relay } from './relay.js';
 import { EchoBlocked, type Scrubber } from './scrubber.js';
 
 /** The upstream request as the pipeline built it: secrets placed, decisions durable. */
@@ -34,9 +34,16 @@ export function forward(ex: Exchange, target: Target, req: IncomingMessage, res:
     { scheme: target.scheme, host: target.host, port: target.port, identity: ex.clientName ?? '' },
     { method: ex.method, path: out.path, headers },
   );
-  // The agent leaving at any point cancels the upstream request: nothing keeps running on its behalf.
-  res.once('close', () => {
+  // The agent leaving at any point cancels the upstream request: nothing keeps running on its behalf. Its socket
+  // is watched, not only its response: a pipelined response still queued behind another never emits 'close'.
+  const onGone = (): void => {
     if (!res.writableFinished) upReq.destroy();
+  };
+  const socket = req.socket;
+  socket.once('close', onGone);
+  res.once('close', () => {
+    socket.off('close', onGone);
+    onGone();
   });
   let failed = false;
   const fail = (err: Error): void => {
@@ -49,19 +56,27 @@ export function forward(ex: Exchange, target: Target, req: IncomingMessage, res:
     }
     ex.refuse(err instanceof Refusal ? err : upstreamRefusal(err));
   };
+  let uploading: Promise<void> | null = null;
   if (out.framing.kind === 'none') {
     req.resume();
     upReq.end();
   } else {
-    relay(out.body === null ? [req, upReq] : [req, out.body, upReq], (err) => { if (err) fail(err); });
+    uploading = new Promise<void>((resolve) => {
+      relay(out.body === null ? [req, upReq] : [req, out.body, upReq], (err) => {
+        uploading = null;
+        resolve();
+        if (err) fail(err);
+      });
+    });
   }
   // An upstream failure can also come after the body was sent (a hang-up before any response).
   upReq.on('error', fail);
-  upReq.once('response', (upRes) => respond(ex, req, res, upReq, upRes, out.scrubber));
+  // An early answer waits for the upload to finish before it ends (relay.ts, endAfter).
+  upReq.once('response', (upRes) => respond(ex, req, res, upReq, upRes, out.scrubber, uploading === null ? null : endAfter(uploading)));
 }
 
 /** The response, to the agent that sent the request: head scrubbed, body decoded and scrubbed when secrets are bound. */
-function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upReq: ClientRequest, upRes: IncomingMessage, scrubber: Scrubber | null): void {
+function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upReq: ClientRequest, upRes: IncomingMessage, scrubber: Scrubber | null, gate: Transform | null): void {
   const status = upRes.statusCode ?? 502;
   let head: ResponseHead;
   try {
@@ -89,9 +104,11 @@ function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upReq:
     for (const [secretName, count] of scrubber?.counts ?? []) ex.note({ type: 'response_scrubbed', secret_name: secretName, count, action: 'redacted' });
     ex.note({ type: 'upstream_response', status, bytes, ms: Math.round(ex.now() - ex.startedMs), complete: !err }, true);
   };
-  if (scrubber === null) relay([upRes, res], done);
-  else if (head.decoder === null) relay([upRes, scrubber.stream(), res], done);
-  else relay([upRes, head.decoder, scrubber.stream(), res], done);
+  const middle: Transform[] = [];
+  if (head.decoder !== null) middle.push(head.decoder);
+  if (scrubber !== null) middle.push(scrubber.stream());
+  if (gate !== null) middle.push(gate);
+  relay([upRes, ...middle, res], done);
 }
 
 interface ResponseHead { readonly headers: string[]; readonly decoder: Transform | null }

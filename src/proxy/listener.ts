@@ -66,6 +66,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       log: deps.log,
       now: deps.now ?? (() => performance.now()),
       isSelf: (host, port) => self !== null && port === self.port && (isLocalHost(host) || host === self.address),
+      pipelines: new WeakMap(),
     },
     leaves: deps.leaves,
     inner,
@@ -112,7 +113,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     deps.log.info({ code: err.code }, 'malformed request from agent');
     const refusal = rawRefusal(err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request');
     const pending = answering.get(socket);
-    if (pending !== undefined && !pending.writableFinished) {
+    // Only when that request arrived whole: otherwise the error is in its own body, and it cannot be answered.
+    if (pending !== undefined && !pending.writableFinished && pending.req.complete) {
       pending.once('finish', () => socket.end(refusal));
       pending.once('close', () => { if (!pending.writableFinished) socket.destroy(); });
       return;

@@ -26,7 +26,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const query = queryAt < 0 ? '' : requestTarget.slice(queryAt + 1);
     if (!path.startsWith('/')) throw new Refusal('bad_request');
     const framing = requestFraming(req.rawHeaders);
-    if (framing.kind === 'ambiguous') throw new Refusal('bad_request');
+    // A HEAD with content has no defined meaning (RFC 9110 §9.3.2), and its answer ends before its body is read:
+    // measured here, Node's server then read the rest of that body as the next request. Refused, never forwarded.
+    if (framing.kind === 'ambiguous' || (ex.method === 'HEAD' && framing.kind !== 'none')) throw new Refusal('bad_request');
     if (ex.isLoop) throw new Refusal('self_destination');
 
     // One reading of the wire: policy decides on the headers that go upstream. The agent's Host is checked
@@ -61,7 +63,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     if (scrubbed.length > 0) setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
     // K5: every decision of this request is durable before the upstream request object even exists.
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
-    if (res.destroyed || req.socket.destroyed) return; // the agent left while we waited: send nothing
+    // The agent left while we waited, or an answer ahead of this request closed its connection: send nothing.
+    if (res.destroyed || req.socket.destroyed || ex.isBehindClose) return;
 
     const body = framing.kind === 'none' ? null : bodyRewriter(ex, verdict.bodyInjectors, values, nowMs);
     forward(ex, target, req, res, {

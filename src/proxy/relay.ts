@@ -1,4 +1,4 @@
-import { finished } from 'node:stream';
+import { finished, Transform, type TransformCallback } from 'node:stream';
 
 type Piped = NodeJS.ReadableStream & NodeJS.WritableStream;
 
@@ -28,5 +28,17 @@ export function relay(streams: readonly [NodeJS.ReadableStream, ...Piped[], Node
     });
     const next = streams[i + 1];
     if (next !== undefined) (stream as NodeJS.ReadableStream).pipe(next as NodeJS.WritableStream);
+  });
+}
+
+/**
+ * A pass-through that ends only once `settled` has: the agent's response must not end while its request body is
+ * still streaming upstream, or Node's server drops the rest of that body (it dumps an unread request once its
+ * response finishes), and the upstream is left holding half a request.
+ */
+export function endAfter(settled: Promise<void>): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) { done(null, chunk); },
+    flush(done: TransformCallback) { void settled.then(() => done()); },
   });
 }

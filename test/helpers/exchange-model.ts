@@ -149,6 +149,7 @@ export function buildRequest(spec: RequestSpec, conn: ConnSpec, id: string, isLa
   const usesCl = spec.framing === 'content-length' || spec.framing === 'cl+te';
   if (spec.framing === 'cl+te') ambiguous.push('Content-Length and Transfer-Encoding');
   if (spec.framing === 'te:gzip, chunked') ambiguous.push('Transfer-Encoding other than chunked');
+  if (spec.method === 'HEAD' && (usesTe || body.length > 0)) ambiguous.push('HEAD with a body');
 
   // Headers, in the order sent. [name as sent, value]; hop marks a hop-by-hop header.
   const headers: [string, string][] = [];

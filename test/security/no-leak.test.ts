@@ -111,6 +111,21 @@ describe('framing is exact: the upstream sees exactly the requests the agent sen
     expect(answer.indexOf('id=second')).toBeLessThan(answer.indexOf('keyswap: bad request'));
   });
 
+  it('a HEAD with a body is refused with 400 and nothing is sent', async () => {
+    const answer = await send(`HEAD /v1/echo?id=head-body HTTP/1.1\r\nHost: api.example.test\r\n${bearer}Content-Length: 5\r\nConnection: close\r\n\r\nhello`);
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(h.upstream.requests.some((r) => r.url.includes('head-body'))).toBe(false);
+  });
+
+  it('a request pipelined behind an answer that closes the connection is never forwarded', async () => {
+    const refused = `GET /v1/echo?id=refused HTTP/1.1\r\nHost: other.example.test\r\n${bearer}\r\n`;
+    const behind = `GET /v1/echo?id=behind HTTP/1.1\r\nHost: api.example.test\r\n${bearer}\r\n`;
+    const answer = await send(`${refused}${behind}`);
+    expect(answer).toMatch(/^HTTP\/1\.1 421 /);
+    expect(answer).toContain('connection: close');
+    expect(h.upstream.requests.some((r) => r.url.includes('id=behind') || r.url.includes('id=refused'))).toBe(false);
+  });
+
   it('a DELETE with a Content-Length body keeps its length upstream', async () => {
     const body = 'x'.repeat(37);
     const answer = await send(`DELETE /v1/upload HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
