@@ -256,10 +256,12 @@ export async function startRecordingUpstream(opts: RecordingUpstreamOptions): Pr
     // Settled once: by its end, by an abort, or by its connection closing (an early answer already finished takes
     // the request out of Node's abort list, so a cut upload then ends with neither 'end' nor 'aborted').
     let isSettled = false;
+    const socket = req.socket;
     const settle = (): void => {
       if (isSettled) return;
       isSettled = true;
       pending--;
+      socket.off('close', settle);
     };
     req.on('end', () => {
       record.body = Buffer.concat(chunks);
@@ -268,7 +270,7 @@ export async function startRecordingUpstream(opts: RecordingUpstreamOptions): Pr
       answer();
     });
     req.on('aborted', settle);
-    req.socket.once('close', settle);
+    socket.once('close', settle);
     req.on('error', () => undefined);
     res.on('error', () => undefined);
     if (req.headers['x-test-respond'] !== undefined) {
