@@ -40,8 +40,8 @@ export interface ExchangeDeps {
   readonly now: () => number;
   /** Whether an address dialled would reach keyswap's own listener (a loop). */
   readonly isSelf: (host: string, port: number) => boolean;
-  /** Per agent socket, its requests in wire order, and the first one answered with `connection: close`. */
-  readonly pipelines: WeakMap<object, { count: number; closedAt: number }>;
+  /** Per agent socket, its requests in wire order (see Pipeline). */
+  readonly pipelines: WeakMap<object, Pipeline>;
 }
 
 /**
@@ -57,14 +57,14 @@ export class Exchange {
   readonly destination: Destination;
   readonly #isSelf: ExchangeDeps['isSelf'];
   /** This request's place among its connection's requests, and that connection's record (response replies). */
-  readonly #pipeline: { readonly at: number; readonly of: { count: number; closedAt: number } } | null;
+  readonly #pipeline: { readonly at: number; readonly of: Pipeline; readonly previousAnswered: Promise<void> } | null;
 
   constructor(deps: ExchangeDeps, snap: Snapshot, readonly method: string, readonly target: Target | null, path: string, readonly reply: Reply) {
     this.snap = snap;
     this.log = deps.log;
     this.now = deps.now;
     this.#isSelf = deps.isSelf;
-    this.#pipeline = reply.kind === 'response' ? placeInPipeline(deps.pipelines, reply.res.req.socket) : null;
+    this.#pipeline = reply.kind === 'response' ? placeInPipeline(deps.pipelines, reply.res) : null;
     this.startedMs = deps.now();
     // The audit file never holds a query string (it may carry a credential).
     const pathOnly = path.split('?', 1)[0] ?? '/';
@@ -98,11 +98,15 @@ export class Exchange {
   }
 
   /**
-   * Whether an answer to an earlier request on this connection closed it: then this request must not go
-   * upstream (RFC 9112 §9.6), whichever order the two pipelines finish in. A later request's refusal does not count.
+   * Resolves once every request ahead of this one on its connection is answered (or the connection is gone), and
+   * says whether this one may still go upstream: not when an answer ahead of it closed the connection (RFC 9112
+   * §9.6). Pipelined requests are sent upstream one at a time, so an earlier request that fails late can never
+   * have a later one's secret already sent behind it.
    */
-  get isBehindClose(): boolean {
-    return this.#pipeline !== null && this.#pipeline.of.closedAt < this.#pipeline.at;
+  async mayForward(): Promise<boolean> {
+    if (this.#pipeline === null) return true;
+    await this.#pipeline.previousAnswered;
+    return this.#pipeline.of.closedAt > this.#pipeline.at && !this.#pipeline.of.isGone;
   }
 
   /** Records an event nothing waits on; `lazy` lets it ride with the next durable batch. Failures are logged. */
@@ -147,11 +151,30 @@ export class Exchange {
   }
 }
 
-/** Numbers a request on its agent connection; requests arrive ('request' events) in wire order. */
-function placeInPipeline(pipelines: ExchangeDeps['pipelines'], socket: object): { at: number; of: { count: number; closedAt: number } } {
+/** One agent connection's requests, in wire order ('request' events arrive in that order). */
+interface Pipeline {
+  count: number;
+  /** The position of the first request answered with `connection: close`. */
+  closedAt: number;
+  isGone: boolean;
+  /** Resolves when the last request placed so far has been answered, or the connection is gone. */
+  lastAnswered: Promise<void>;
+  readonly gone: Promise<void>;
+}
+
+function placeInPipeline(pipelines: ExchangeDeps['pipelines'], res: ServerResponse): { at: number; of: Pipeline; previousAnswered: Promise<void> } {
+  const socket = res.req.socket;
   let of = pipelines.get(socket);
-  if (of === undefined) pipelines.set(socket, (of = { count: 0, closedAt: Number.POSITIVE_INFINITY }));
-  return { at: of.count++, of };
+  if (of === undefined) {
+    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    of = { count: 0, closedAt: Number.POSITIVE_INFINITY, isGone: false, lastAnswered: Promise.resolve(), gone };
+    const record = of;
+    void gone.then(() => { record.isGone = true; });
+    pipelines.set(socket, of);
+  }
+  const previousAnswered = of.lastAnswered;
+  of.lastAnswered = Promise.race([new Promise<void>((resolve) => res.once('close', () => resolve())), of.gone]);
+  return { at: of.count++, of, previousAnswered };
 }
 
 /**

@@ -103,24 +103,35 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     if (absolute.host === HEALTH_HOST) return answerHealth(req, res, deps.snapshot(), absolute.path);
     return handleAbsolute(ctx, req, res, absolute);
   });
-  outer.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleConnect(ctx, req, socket, head));
+  // Answers leave a connection in the order its requests came. Whatever ends or takes over the connection (a
+  // parse error's refusal, a CONNECT or Upgrade pipelined behind requests still being answered) waits for those
+  // answers; written at once, it would reach the agent as the answer to an earlier request, one response off.
+  const afterAnswers = (socket: Duplex, act: () => void): void => {
+    const pending = answering.get(socket);
+    if (pending === undefined || pending.writableFinished) {
+      act();
+      return;
+    }
+    pending.once('finish', act);
+    pending.once('close', () => { if (!pending.writableFinished) socket.destroy(); });
+  };
+  // A CONNECT behind pending answers cannot take the connection over safely: it is refused after them.
+  outer.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (answering.has(socket)) afterAnswers(socket, () => socket.end(rawRefusal('bad_request')));
+    else handleConnect(ctx, req, socket, head);
+  });
 
   // Malformed requests (bad framing, CL+TE, oversized headers, a head too slow) get a short answer from the table
   // and a closed socket; the process carries on (K9). No request exists yet, so there is nothing to audit.
-  // A malformed request pipelined behind one still being answered is refused only after that answer: written
-  // at once, the refusal would reach the agent as the answer to the earlier request, one response off.
   const onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
     deps.log.info({ code: err.code }, 'malformed request from agent');
     const refusal = rawRefusal(err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request');
+    // A request still arriving when the error came is the broken one: nothing waits for its answer, which is the
+    // refusal itself, or a cut connection once its own answer has begun.
     const pending = answering.get(socket);
-    // Only when that request arrived whole: otherwise the error is in its own body, and it cannot be answered.
-    if (pending !== undefined && !pending.writableFinished && pending.req.complete) {
-      pending.once('finish', () => socket.end(refusal));
-      pending.once('close', () => { if (!pending.writableFinished) socket.destroy(); });
-      return;
-    }
-    if (!socket.writable) socket.destroy();
-    else socket.end(refusal);
+    if (!socket.writable || pending?.headersSent === true && !pending.req.complete) socket.destroy();
+    else if (pending !== undefined && !pending.req.complete) socket.end(refusal);
+    else afterAnswers(socket, () => socket.end(refusal));
   };
   let open = 0;
   outer.on('connection', (socket: Duplex) => {
@@ -130,7 +141,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   outer.on('clientError', onClientError);
   inner.on('clientError', onClientError);
   for (const server of [outer, inner]) {
-    server.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => socket.end(rawRefusal('upgrade_unsupported')));
+    server.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => afterAnswers(socket, () => socket.end(rawRefusal('upgrade_unsupported'))));
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -61,19 +61,21 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const placements = verdict.injections.map((i): Placement => ({ secret: i.secret, text: render(i.secret, values, nowMs) }));
     applyPlacements(parts, placements);
     if (scrubbed.length > 0) setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
+    // Pipelined requests go upstream in turn; one behind an answer that closed the connection goes nowhere.
+    if (!(await ex.mayForward())) return;
     // K5: every decision of this request is durable before the upstream request object even exists.
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
-    // The agent left while we waited, or an answer ahead of this request closed its connection: send nothing.
-    if (res.destroyed || req.socket.destroyed || ex.isBehindClose) return;
+    if (res.destroyed || req.socket.destroyed) return; // the agent left while we waited: send nothing
 
-    const body = framing.kind === 'none' ? null : bodyRewriter(ex, verdict.bodyInjectors, values, nowMs);
+    const bodyPlacements = verdict.bodyInjectors.map((i): Placement => ({ secret: i.secret, text: render(i.secret, values, nowMs) }));
+    const body = framing.kind === 'none' ? null : bodyRewriter(ex, verdict.bodyInjectors, bodyPlacements);
     forward(ex, target, req, res, {
       path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
       headers: parts.headers,
       // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
       framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : framing,
       body,
-      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap.policy, target, scrubbed, values, renderedCredentials(placements)),
+      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap.policy, target, scrubbed, values, renderedCredentials([...placements, ...bodyPlacements])),
     });
   } catch (err) {
     ex.refuse(err);
@@ -108,11 +110,11 @@ function render(secret: SecretSpec, values: ReadonlyMap<string, Secret>, nowMs: 
  * before any byte of that chunk leaves (K5); a failure there aborts the upstream request mid-body. Null when
  * nothing in a body can matter, so ordinary bodies stream untouched.
  */
-function bodyRewriter(ex: Exchange, injectors: readonly Injection[], values: ReadonlyMap<string, Secret>, nowMs: number): Transform | null {
+function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: readonly Placement[]): Transform | null {
   const honeytokens = ex.snap.policy.hasHoneytokens ? ex.snap.policy.secrets.filter((s) => s.honeytoken && !injectors.some((i) => i.secret === s)) : [];
   if (injectors.length === 0 && honeytokens.length === 0) return null;
   const subs: BodySubstitution[] = [
-    ...injectors.map((i) => ({ secretName: i.secret.name, placeholder: i.secret.placeholder, value: render(i.secret, values, nowMs) })),
+    ...rendered.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
     ...honeytokens.map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
   ];
   return createBodyRewriter(subs, async (names) => {

@@ -8,6 +8,12 @@ export interface Authority { readonly host: string; readonly port: number | null
 const DNS_NAME = /^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/;
 const IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6_CHARS = /^[0-9a-f:.]+$/;
+/**
+ * A last label that resolvers read as a number (`127.1`, `2130706433`, `0x7f000001`): no top-level domain is
+ * numeric, and inet_aton turns these into IPv4 addresses without a DNS query, so they would name a host by an
+ * address none of keyswap's checks sees.
+ */
+const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/;
 
 export function isIpLiteral(host: string): boolean {
   return IPV4.test(host) || host.includes(':');
@@ -30,7 +36,8 @@ export function parseAuthority(text: string): Authority | null {
       if (!rest.startsWith(':')) return null;
       portText = rest.slice(1);
     }
-    if (!IPV6_CHARS.test(host) || !host.includes(':')) return null;
+    // IPv4-mapped and -compatible forms (::ffff:7f00:1, ::127.0.0.1) name an IPv4 host in IPv6 clothing: refused.
+    if (!IPV6_CHARS.test(host) || ipv6Groups(host) === null || host.includes('.') || /^(0*:)*:?ffff:/.test(host)) return null;
   } else {
     const colon = text.lastIndexOf(':');
     if (colon >= 0) {
@@ -41,7 +48,7 @@ export function parseAuthority(text: string): Authority | null {
     }
     host = host.toLowerCase();
     if (host.endsWith('.')) host = host.slice(0, -1);
-    if (!DNS_NAME.test(host) && !IPV4.test(host)) return null;
+    if (!IPV4.test(host) && (!DNS_NAME.test(host) || NUMERIC_LABEL.test(host.slice(host.lastIndexOf('.') + 1)))) return null;
   }
   if (portText === null) return { host, port: null };
   if (!/^[0-9]{1,5}$/.test(portText)) return null;
@@ -58,6 +65,21 @@ export function formatAuthority(host: string, port: number, scheme: 'https' | 'h
 
 /** Names and addresses that reach this machine's loopback interface (or every interface, for 0.0.0.0 and ::). */
 export function isLocalHost(host: string): boolean {
-  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || host === '::' || host === '0.0.0.0'
-    || /^127\.\d+\.\d+\.\d+$/.test(host) || /^::ffff:127\./.test(host);
+  if (host === 'localhost' || host.endsWith('.localhost') || host === '0.0.0.0' || /^127\.\d+\.\d+\.\d+$/.test(host)) return true;
+  const groups = host.includes(':') ? ipv6Groups(host) : null;
+  return groups !== null && groups.slice(0, 7).every((g) => g === 0) && (groups[7] === 0 || groups[7] === 1);
+}
+
+/** The eight 16-bit groups of an IPv6 literal (no IPv4 tail), or null when it is not one. */
+function ipv6Groups(host: string): number[] | null {
+  const halves = host.split('::');
+  if (halves.length > 2) return null;
+  const part = (t: string | undefined): string[] => (t === undefined || t === '' ? [] : t.split(':'));
+  const left = part(halves[0]);
+  const right = part(halves[1]);
+  const missing = 8 - left.length - right.length;
+  if ((halves.length === 1 && missing !== 0) || (halves.length === 2 && missing < 1)) return null;
+  const groups = [...left, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...right];
+  if (!groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return null;
+  return groups.map((g) => Number.parseInt(g, 16));
 }

@@ -41,6 +41,24 @@ async function connectAsAgentA(): Promise<(request: string) => Promise<string>> 
 }
 
 describe('the client of an open connection is checked on every request', () => {
+  // First: the reload test below removes agent-a.
+  it("a rotated token stops working on the connection it opened before (407, nothing sent)", async () => {
+    const send = await connectAsAgentA();
+    const request = `GET /v1/echo HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer ${PLACEHOLDER}\r\n\r\n`;
+    expect(await send(request)).toMatch(/^HTTP\/1\.1 200 /);
+    const before = h.upstream.requests.length;
+    const configPath = path.join(h.dir, 'keyswap.yaml');
+    const reloads = h.auditRecords().filter((r) => r.type === 'config_reload').length;
+    writeFileSync(configPath, readFileSync(configPath, 'utf8').replace(sha(TOKEN), sha('ks_rotated-token-0123456789')));
+    h.child.kill('SIGHUP');
+    expect(await waitFor(() => h.auditRecords().filter((r) => r.type === 'config_reload' && r.ok === true).length > reloads)).toBe(true);
+    expect(await send(request)).toMatch(/^HTTP\/1\.1 407 /);
+    expect(h.upstream.requests.length).toBe(before);
+    writeFileSync(configPath, readFileSync(configPath, 'utf8').replace(sha('ks_rotated-token-0123456789'), sha(TOKEN)));
+    h.child.kill('SIGHUP');
+    expect(await waitFor(() => h.auditRecords().filter((r) => r.type === 'config_reload' && r.ok === true).length > reloads + 1)).toBe(true);
+  });
+
   it('a client removed by a reload loses its secrets on the connection it opened before (407, nothing sent)', async () => {
     const send = await connectAsAgentA();
     const request = `GET /v1/echo HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer ${PLACEHOLDER}\r\n\r\n`;
@@ -51,7 +69,7 @@ describe('the client of an open connection is checked on every request', () => {
     const configPath = path.join(h.dir, 'keyswap.yaml');
     writeFileSync(configPath, readFileSync(configPath, 'utf8').replace(/\n {2}agent-a: [^\n]*/, ''));
     h.child.kill('SIGHUP');
-    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'config_reload' && r.ok === true))).toBe(true);
+    expect(await waitFor(() => h.auditRecords().filter((r) => r.type === 'config_reload' && r.ok === true).length >= 3)).toBe(true);
 
     const answer = await send(request);
     expect(answer).toMatch(/^HTTP\/1\.1 407 /);

@@ -1,8 +1,9 @@
 import { createHmac } from 'node:crypto';
+import net from 'node:net';
 import type tls from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exchange, rawTlsVia } from '../helpers/clients.js';
+import { exchange, rawPlain, rawTlsVia } from '../helpers/clients.js';
 import { DEFAULT_SECRETS, findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { needlesOf } from '../helpers/secret-forms.js';
 import { respondHeader, type RespondSpec } from '../helpers/upstream.js';
@@ -15,12 +16,14 @@ const TRAP_PH = 'tr-PLACEHOLDER-TRAP-0123456789abcdefgh';
 const BASIC_VALUE = 'basic-real-value-5f3a9c1e77d2b4';
 const HMAC_PH = 'hm-PLACEHOLDER-HMAC-0123456789abcdefgh';
 const HMAC_VALUE = 'hmac-real-value-77aa01c3e9d5';
+const BODY_HMAC_PH = 'bh-PLACEHOLDER-BODYHMAC-0123456789abcd';
+const BODY_HMAC_VALUE = 'body-hmac-real-value-31c0de';
 const BODY_VALUE = 'body-real-value-0b8e2d6c19fa47';
 
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
-    secretValues: { BASIC_KEY: BASIC_VALUE, BODY_KEY: BODY_VALUE, HMAC_KEY: HMAC_VALUE, TRAP_KEY: 'never-used-trap-value' },
+    secretValues: { BASIC_KEY: BASIC_VALUE, BODY_KEY: BODY_VALUE, HMAC_KEY: HMAC_VALUE, BODY_HMAC: BODY_HMAC_VALUE, TRAP_KEY: 'never-used-trap-value' },
     top: 'timeouts: { request_head_seconds: 2, tunnel_idle_seconds: 2 }',
     secrets: `${DEFAULT_SECRETS}
   BASIC_KEY:
@@ -36,6 +39,11 @@ beforeAll(async () => {
     inject: { header: x-hmac, template: "Token {{ hmac_sha256(HMAC_KEY, 'v1') }}" }
     compose: [HMAC_KEY]
     bindings: [ { host: api.example.test } ]
+  BODY_HMAC:
+    placeholder: "${BODY_HMAC_PH}"
+    inject: { type: body, template: "{{ hmac_sha256(BODY_HMAC, 'v1') }}" }
+    compose: [BODY_HMAC]
+    bindings: [ { host: api.example.test, methods: [POST], paths: ["/v1/**"] } ]
   TRAP_KEY:
     placeholder: "${TRAP_PH}"
     honeytoken: true
@@ -87,6 +95,18 @@ describe('scrubbing covers every secret bound to the destination, fetched or not
   });
 });
 
+describe('template credentials rendered into a body are scrubbed too', () => {
+  it('a body-injected hmac echoed back is replaced by its placeholder', async () => {
+    const rendered = createHmac('sha256', BODY_HMAC_VALUE).update('v1').digest('hex');
+    const body = `{"sig":"${BODY_HMAC_PH}"}`;
+    const answer = await send(`POST /v1/echo-stream HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    expect(h.auditRecords()).toContainEqual(expect.objectContaining({ type: 'inject_decision', secret_name: 'BODY_HMAC', decision: 'allowed' }));
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).not.toContain(rendered);
+    expect(answer).toContain(BODY_HMAC_PH);
+  });
+});
+
 describe('framing is exact: the upstream sees exactly the requests the agent sent', () => {
   it('a GET with a chunked body is forwarded framed, so a request hidden in its body never reaches the upstream', async () => {
     const hidden = `GET /v1/smuggled HTTP/1.1\r\nHost: api.example.test\r\n${bearer}\r\n`;
@@ -109,6 +129,26 @@ describe('framing is exact: the upstream sees exactly the requests the agent sen
     expect(statuses).toEqual(['200', '200', '400']);
     expect(answer.indexOf('id=first')).toBeLessThan(answer.indexOf('id=second'));
     expect(answer.indexOf('id=second')).toBeLessThan(answer.indexOf('keyswap: bad request'));
+  });
+
+  it('a request pipelined behind one that fails late is not sent upstream until that answer is out, then not at all', async () => {
+    // An upstream that accepts and hangs up without answering: the first request fails after a while, with a
+    // 502 that closes the connection; the second, behind it, must never have gone upstream meanwhile.
+    const dead = net.createServer((sock) => { sock.on('data', () => undefined); setTimeout(() => sock.destroy(), 300); });
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', () => resolve()));
+    const port = (dead.address() as net.AddressInfo).port;
+    const before = h.plainUpstream.requests.length;
+    const socket = await rawPlain(h);
+    const answer = await exchange(socket, `GET http://127.0.0.1:${port}/x HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\nGET http://plain.example.test/v1/echo HTTP/1.1\r\nHost: plain.example.test\r\n${bearer}\r\n`, 3_000);
+    dead.close();
+    expect(answer).toMatch(/^HTTP\/1\.1 502 /);
+    expect(h.plainUpstream.requests.length).toBe(before);
+  });
+
+  it('an Upgrade pipelined behind a streaming answer is refused after it, never in its place', async () => {
+    const answer = await send(`GET /v1/sse HTTP/1.1\r\nHost: api.example.test\r\n\r\nGET /v1/echo HTTP/1.1\r\nHost: api.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer.indexOf('data: second')).toBeLessThan(answer.indexOf('HTTP/1.1 501'));
   });
 
   it('a HEAD with a body is refused with 400 and nothing is sent', async () => {
@@ -179,7 +219,7 @@ describe('scrubbing cannot be switched off by the agent or the upstream', () => 
     const answer = await respond({ headers, chunks: [gzipSync(gzipSync(`{"k":"${h.canary}"}`)).toString('base64')] }, 'Accept-Encoding: zstd\r\n');
     expect(answer).toMatch(/^HTTP\/1\.1 502 /);
     expect(answer).toContain('encoding keyswap cannot inspect');
-    expect(h.auditRecords()).toContainEqual(expect.objectContaining({ type: 'deny', reason: 'upstream_encoding_unsupported' }));
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'deny' && r.reason === 'upstream_encoding_unsupported'))).toBe(true);
     expectNoSecret(answer);
   });
 
@@ -287,6 +327,10 @@ describe('connection lifetimes', () => {
     const socket = await rawTlsVia(h, 'unbound.example.test', 443, { ca: h.testCaPem });
     socket.resume();
     expect(await waitFor(() => socket.destroyed || socket.readableEnded, 8_000, 50)).toBe(true);
+  });
+
+  it.each(['127.1', '2130706433', '0x7f000001', '[::ffff:7f00:1]'])('a CONNECT to keyswap by the numeric spelling %s is refused, never tunnelled', async (host) => {
+    await expect(rawTlsVia(h, host, h.proxyPort)).rejects.toThrow(/CONNECT refused: HTTP\/1\.1 (400|403)/);
   });
 
   it("a CONNECT to keyswap's own address is refused (403) instead of nesting", async () => {
