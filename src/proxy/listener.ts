@@ -117,7 +117,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   };
   // A CONNECT behind pending answers cannot take the connection over safely: it is refused after them.
   outer.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (answering.has(socket)) afterAnswers(socket, () => socket.end(rawRefusal('bad_request')));
+    const pending = answering.get(socket);
+    if (pending !== undefined && !pending.writableFinished) afterAnswers(socket, () => socket.end(rawRefusal('bad_request')));
     else handleConnect(ctx, req, socket, head);
   });
 
