@@ -1,33 +1,71 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { lstat, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+
+/** A path keyswap will not write through: a symlink it did not make (see resolveWriteTarget). */
+export class UnsafeWritePath extends Error {
+  override readonly name = 'UnsafeWritePath';
+}
 
 /**
  * Replaces `file` so that a crash at any moment leaves either the old content or the new one, never a mix:
  * a temp file created with its final mode (O_EXCL, so nothing else can have it open), fsync, rename over the
- * target, fsync of the directory so the rename itself is durable. Shared by every place keyswap writes state
- * (CA key, encrypted store and its key, the config when `keyswap client` edits it).
+ * target, fsync of the directory so the rename itself is durable. A temp file is removed whatever fails. Shared by
+ * every place keyswap writes state (CA key, encrypted store and its key, the config when `keyswap client` edits it).
+ *
+ * A symlink at `file` is followed to the file it names, which is replaced in its own directory: a key file kept on
+ * another volume through a symlink stays there, and renaming over the link would quietly move the key beside the
+ * store. See resolveWriteTarget for the symlinks refused.
  */
-export async function writeFileAtomic(file: string, content: string, mode: number): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+export async function writeFileAtomic(file: string, content: string | Buffer, mode: number): Promise<void> {
+  const target = await resolveWriteTarget(file);
+  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
+    try {
+      await fh.writeFile(content);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
   } catch (err) {
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  const dir = await open(path.dirname(file), constants.O_RDONLY);
+  const dir = await open(path.dirname(target), constants.O_RDONLY);
   try {
     await dir.sync();
   } finally {
     await dir.close();
   }
+}
+
+/**
+ * The file a write to `file` replaces: `file` itself, or the file its symlink names when that is a regular file
+ * owned by this user. A symlink to a missing file, to something else, or to another user's file is refused: it
+ * is what someone with write access to the directory plants to have a key written where they can read it.
+ */
+export async function resolveWriteTarget(file: string): Promise<string> {
+  let link;
+  try {
+    link = await lstat(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return file;
+    throw err;
+  }
+  if (!link.isSymbolicLink()) return file;
+  let real: string;
+  try {
+    real = await realpath(file);
+  } catch {
+    throw new UnsafeWritePath(`${file} is a symlink to a missing file; keyswap does not create files through symlinks (remove it, or point it at an existing file)`);
+  }
+  const st = await stat(real);
+  const uid = process.getuid?.();
+  if (!st.isFile() || (uid !== undefined && st.uid !== uid)) {
+    throw new UnsafeWritePath(`${file} is a symlink to ${real}, which is not a regular file owned by this user; keyswap does not write through it (remove the symlink)`);
+  }
+  return real;
 }

@@ -61,7 +61,7 @@ async function lintStore(config: Config, io: CliIo): Promise<Finding[]> {
   const used = new Set(config.secrets.flatMap((s) => (s.inject.render.kind === 'template' ? s.inject.render.compose : [s.name])));
   let stored: string[];
   try {
-    stored = [...(await readStore(config.backend.path, await resolveKeySource(config.backend, io.env))).keys()];
+    stored = [...(await readStore(config.backend.path, await resolveKeySource(config.backend, io.env))).entries.keys()];
   } catch {
     return []; // no store yet, or unreadable: `keyswap doctor` reports that
   }

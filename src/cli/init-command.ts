@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { isMap, parseDocument, type Document } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { loadConfig, type Config } from '../config/index.js';
-import { readStore, resolveKeySource, StoreError, withStoreLock, writeStore } from '../secrets/index.js';
+import { resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { openCa } from '../tls/index.js';
 import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -110,10 +110,9 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
   // then the bindings, then the .env, each replaced atomically; until the last step the keys are still in the .env.
   try {
     const source = await resolveKeySource(spec, io.env);
-    await withStoreLock(spec.path, async () => {
-      const store = await readStore(spec.path, source);
+    await updateStore(spec.path, source, (store) => {
       for (const m of moved) store.set(m.name, { value: m.value, updatedAt: new Date().toISOString() });
-      await writeStore(spec.path, source, store);
+      return true;
     });
   } catch (err) {
     if (err instanceof StoreError) throw new CliError(err.message, EXIT.runtime);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type BackendSpec } from '../config/index.js';
-import { readStore, rekeyStore, resolveKeySource, StoreError, withStoreLock, writeStore } from '../secrets/index.js';
+import { readPassphraseFile, readStore, rekeyStore, resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { readSecretValue } from './read-secret.js';
@@ -9,14 +9,17 @@ import { readSecretValue } from './read-secret.js';
 export const SECRET_USAGE = `usage: keyswap secret set NAME   (value from stdin, or a no-echo prompt)
        keyswap secret list       (names and update times, never values)
        keyswap secret rm NAME
-       keyswap secret rekey      (new key; every entry re-encrypted; the old key decrypts nothing)
+       keyswap secret rekey [--new-passphrase-file FILE]
+           every entry re-encrypted under new key material: a key-file store gets a new random key file; a
+           passphrase store needs the new passphrase (FILE, 0600), which then replaces the configured passphrase
+           file. The old key or passphrase opens nothing written afterwards; copies made before still open with it.
 options: --config FILE (default ./keyswap.yaml)`;
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 /** `keyswap secret …`: manages the embedded encrypted store named by the config's `file` backend. */
 export async function secretCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, 'new-passphrase-file': { type: 'string' } }, allowPositionals: true, strict: true });
   const [verb, name, ...rest] = positionals;
   if (verb === undefined || rest.length > 0) throw new CliError(`expected a verb\n${SECRET_USAGE}`, EXIT.usage);
   const config = await loadConfig(path.resolve(io.cwd, values.config));
@@ -35,10 +38,9 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
         const n = needName();
         const value = await readSecretValue(io, `value for ${n} (not echoed): `);
         if (value === '') throw new CliError('refusing an empty value', EXIT.usage);
-        await withStoreLock(spec.path, async () => {
-          const entries = await readStore(spec.path, source);
+        await updateStore(spec.path, source, (entries) => {
           entries.set(n, { value, updatedAt: new Date().toISOString() });
-          await writeStore(spec.path, source, entries);
+          return true;
         });
         io.stdout.write(`stored ${n} in ${spec.path}\n`);
         if (!config.secrets.some((s) => s.name === n || (s.inject.render.kind === 'template' && s.inject.render.compose.includes(n)))) {
@@ -47,26 +49,25 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
         return EXIT.ok;
       }
       case 'list': {
-        const entries = await readStore(spec.path, source);
+        const { entries } = await readStore(spec.path, source);
         if (entries.size === 0) io.stdout.write(`no secrets in ${spec.path}; add one with: keyswap secret set NAME\n`);
         for (const [n, e] of [...entries].sort(([a], [b]) => a.localeCompare(b))) io.stdout.write(`${n}\t${e.updatedAt}\n`);
         return EXIT.ok;
       }
       case 'rm': {
         const n = needName();
-        const removed = await withStoreLock(spec.path, async () => {
-          const entries = await readStore(spec.path, source);
-          if (!entries.delete(n)) return false;
-          await writeStore(spec.path, source, entries);
-          return true;
-        });
+        const removed = await updateStore(spec.path, source, (entries) => entries.delete(n));
         if (!removed) throw new CliError(`${n} is not in ${spec.path} (see: keyswap secret list)`, EXIT.runtime);
         io.stdout.write(`removed ${n}\n`);
         return EXIT.ok;
       }
       case 'rekey': {
-        const count = await rekeyStore(spec.path, source, (done, total) => io.stderr.write(`re-encrypted ${done}/${total}\n`));
-        io.stdout.write(`rekeyed ${spec.path}: ${count} entries under a new key\n`);
+        const newFile = values['new-passphrase-file'];
+        if (newFile !== undefined && source.kind === 'keyfile') throw new CliError(`${spec.path} is protected by a key file, not a passphrase; rekey it without --new-passphrase-file`, EXIT.usage);
+        const next = newFile === undefined ? null : await readPassphraseFile(path.resolve(io.cwd, newFile));
+        const count = await rekeyStore(spec.path, source, next, (done, total) => io.stderr.write(`re-encrypted ${done}/${total}\n`));
+        const where = source.kind === 'keyfile' ? `a new key in ${source.path}` : source.file !== undefined ? `the new passphrase, now in ${source.file}` : 'the new passphrase';
+        io.stdout.write(`rekeyed ${spec.path}: ${count} entries under ${where}; the old ${source.kind === 'keyfile' ? 'key' : 'passphrase'} opens nothing written from now on\n`);
         return EXIT.ok;
       }
       default:

@@ -17,17 +17,20 @@ type Env = Readonly<Record<string, string | undefined>>;
 export async function resolveKeySource(spec: FileSpec, env: Env): Promise<KeySource> {
   if (spec.keyFile) return { kind: 'keyfile', path: spec.keyFile };
   const passphraseFile = spec.passphraseFile ?? env.KEYSWAP_PASSPHRASE_FILE;
-  if (passphraseFile) {
-    await refuseLoose(passphraseFile, 'passphrase file');
-    const passphrase = (await readFile(passphraseFile, 'utf8')).replace(/\r?\n$/, '');
-    if (passphrase.length < 12) throw new StoreError(`passphrase file ${passphraseFile}: the passphrase must be at least 12 characters`);
-    return { kind: 'passphrase', passphrase };
-  }
+  if (passphraseFile) return readPassphraseFile(passphraseFile);
   if (env.CREDENTIALS_DIRECTORY) {
     const credential = path.join(env.CREDENTIALS_DIRECTORY, 'keyswap-store-key');
     if (await exists(credential)) return { kind: 'keyfile', path: credential };
   }
   return { kind: 'keyfile', path: path.join(path.dirname(spec.path), 'store.key') };
+}
+
+/** A passphrase source from a 0600 file: its first line, at least 12 characters. */
+export async function readPassphraseFile(file: string): Promise<KeySource> {
+  await refuseLoose(file, 'passphrase file');
+  const passphrase = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+  if (passphrase.length < 12) throw new StoreError(`passphrase file ${file}: the passphrase must be at least 12 characters`);
+  return { kind: 'passphrase', passphrase, file };
 }
 
 /**
@@ -39,7 +42,9 @@ export class FileBackend implements SecretsBackend {
   readonly #file: string;
   readonly #source: KeySource;
   #stamp = '';
-  #entries = new Map<string, StoredEntry>();
+  #entries: ReadonlyMap<string, StoredEntry> = new Map();
+  /** The highest revision this process has read: a store put back to an older one while we run is refused. */
+  #revision = 0;
 
   private constructor(file: string, source: KeySource) {
     this.#file = file;
@@ -82,7 +87,12 @@ export class FileBackend implements SecretsBackend {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (stamp === this.#stamp) return;
-    this.#entries = await readStore(this.#file, this.#source);
+    const contents = await readStore(this.#file, this.#source);
+    if (contents.revision < this.#revision) {
+      throw new StoreError(`${this.#file} went back from revision ${this.#revision} to ${contents.revision} while keyswap ran: an older copy was put in its place (a rollback)`);
+    }
+    this.#entries = contents.entries;
+    this.#revision = contents.revision;
     this.#stamp = stamp;
   }
 }

@@ -1,209 +1,245 @@
 /**
- * The embedded encrypted store (the `file` backend). On-disk contract, version 1 — a JSON document:
+ * The embedded encrypted store (the `file` backend). On-disk contract, version 2 — a JSON document:
  *
- *   { "format": "keyswap-store", "version": 1,
+ *   { "format": "keyswap-store", "version": 2,
  *     "kek": { "kind": "keyfile" } | { "kind": "passphrase", "salt": b64, "scrypt": { "N", "r", "p" } },
- *     "wrapped_dek": { "iv", "tag", "ct" },          AES-256-GCM under the KEK, AAD "keyswap-store/v1/dek"
- *     "index": { "iv", "tag", "ct" },                the sorted names, under the DEK, AAD "keyswap-store/v1/index"
- *     "entries": { "NAME": { "iv", "tag", "ct", "updated_at" } } }   each under the DEK, AAD "keyswap-store/v1/<NAME>"
+ *     "wrapped_dek": { "iv", "tag", "ct" },   AES-256-GCM under the KEK, AAD "keyswap-store/v2/dek"
+ *     "index": { "iv", "tag", "ct" },         under the DEK, AAD "keyswap-store/v2/index":
+ *                                             { "revision": n, "entries": { NAME: updated_at } }
+ *     "entries": { "NAME": { "iv", "tag", "ct" } } }   each under the DEK, AAD "keyswap-store/v2/entry/<NAME>"
  *
- * The AAD binds each ciphertext to its name (an entry cannot be moved to another name) and the encrypted index
- * makes a removed or added entry detectable without the key. The KEK is 32 random bytes from a 0600 key file, or
- * scrypt of a passphrase. Writes are atomic: temp file (0600, O_EXCL) → fsync → the old store kept as `.prev` →
- * rename → fsync of the directory; a lock file serialises writers across processes.
+ * The AAD binds each ciphertext to its place: an entry cannot be moved to another name, nor swapped with the index
+ * (entries live under `entry/`, so a secret named `index` has an AAD of its own). The encrypted index makes a
+ * removed or added entry detectable without the key, and authenticates each entry's update time and the store's
+ * revision, which every write increments. The last revision written is also kept in `<store>.revision`: a store
+ * older than that (a copy put back in its place) is refused as a rollback. Version 1 stores (AAD
+ * "keyswap-store/v1/…", update times in the clear, no revision) are read, and written back as version 2.
+ *
+ * Writes are atomic (writeFileAtomic) under an inter-process lock (file-lock.ts); no copy of an earlier version is
+ * kept anywhere: a removed secret is gone once the write returns.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
-import { constants } from 'node:fs';
-import { copyFile, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, unlink } from 'node:fs/promises';
 import { z } from 'zod';
-import { writeFileAtomic } from '../atomic-file.js';
+import { UnsafeWritePath, resolveWriteTarget, writeFileAtomic } from '../atomic-file.js';
+import { acquireFileLock, LockBusy } from '../file-lock.js';
+import { deriveKek, kekHeader, newKekHeader, refuseLoose, seal, sealed, StoreError, unseal, type KeySource } from './store-crypto.js';
 
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-}
-
-export type KeySource = { readonly kind: 'keyfile'; readonly path: string } | { readonly kind: 'passphrase'; readonly passphrase: string };
+export { refuseLoose, StoreError, type KeySource } from './store-crypto.js';
 
 export interface StoredEntry { readonly value: string; readonly updatedAt: string }
+export interface StoreContents { readonly entries: ReadonlyMap<string, StoredEntry>; readonly revision: number }
 
-const SCRYPT = { N: 2 ** 15, r: 8, p: 1 } as const;
-const sealed = z.strictObject({ iv: z.string(), tag: z.string(), ct: z.string() });
 const storeSchema = z.strictObject({
   format: z.literal('keyswap-store'),
+  version: z.literal(2),
+  kek: kekHeader,
+  wrapped_dek: sealed,
+  index: sealed,
+  entries: z.record(z.string(), sealed),
+});
+const v1Schema = z.strictObject({
+  format: z.literal('keyswap-store'),
   version: z.literal(1),
-  kek: z.union([
-    z.strictObject({ kind: z.literal('keyfile') }),
-    z.strictObject({ kind: z.literal('passphrase'), salt: z.string(), scrypt: z.strictObject({ N: z.number(), r: z.number(), p: z.number() }) }),
-  ]),
+  kek: kekHeader,
   wrapped_dek: sealed,
   index: sealed,
   entries: z.record(z.string(), sealed.extend({ updated_at: z.string() })),
 });
+const indexSchema = z.strictObject({ revision: z.number().int().nonnegative(), entries: z.record(z.string(), z.string()) });
 type StoreDoc = z.infer<typeof storeSchema>;
-type Sealed = z.infer<typeof sealed>;
 
-function seal(key: Buffer, plain: Buffer, aad: string): Sealed {
-  const iv = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', key, iv);
-  c.setAAD(Buffer.from(aad));
-  const ct = Buffer.concat([c.update(plain), c.final()]);
-  return { iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), ct: ct.toString('base64') };
-}
+const AAD = { dek: 'keyswap-store/v2/dek', index: 'keyswap-store/v2/index', entry: (name: string) => `keyswap-store/v2/entry/${name}` };
 
-function open_(key: Buffer, s: Sealed, aad: string): Buffer | null {
-  try {
-    const d = createDecipheriv('aes-256-gcm', key, Buffer.from(s.iv, 'base64'));
-    d.setAAD(Buffer.from(aad));
-    d.setAuthTag(Buffer.from(s.tag, 'base64'));
-    return Buffer.concat([d.update(Buffer.from(s.ct, 'base64')), d.final()]);
-  } catch {
-    return null; // authentication failed: the caller names what failed
-  }
-}
-
-/** Refuses a file that group or others can read: a store or key readable by other users is already leaked. */
-export async function refuseLoose(file: string, what: string): Promise<void> {
-  const mode = (await stat(file)).mode;
-  if ((mode & 0o077) !== 0) throw new StoreError(`${what} ${file} is readable by group or others; run: chmod 600 ${file}`);
-}
-
-async function readKeyFile(file: string, create: boolean): Promise<Buffer> {
-  try {
-    await refuseLoose(file, 'key file');
-    const key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
-    if (key.length !== 32) throw new StoreError(`key file ${file} does not hold a 32-byte base64 key`);
-    return key;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    if (!create) throw new StoreError(`key file ${file} does not exist; the store cannot be opened without it`);
-    const key = randomBytes(32);
-    await writeFileAtomic(file, `${key.toString('base64')}\n`, 0o600);
-    return key;
-  }
-}
-
-async function deriveKek(source: KeySource, kek: StoreDoc['kek'], create: boolean): Promise<Buffer> {
-  if (source.kind === 'keyfile') {
-    if (kek.kind !== 'keyfile') throw new StoreError('this store is protected by a passphrase; set KEYSWAP_PASSPHRASE_FILE or backend.config.passphrase_file');
-    return readKeyFile(source.path, create);
-  }
-  if (kek.kind !== 'passphrase') throw new StoreError('this store is protected by a key file, not a passphrase');
-  return scryptSync(source.passphrase, Buffer.from(kek.salt, 'base64'), 32, { ...kek.scrypt, maxmem: 128 * kek.scrypt.N * kek.scrypt.r * 2 });
-}
-
-function newKekHeader(source: KeySource): StoreDoc['kek'] {
-  return source.kind === 'keyfile' ? { kind: 'keyfile' } : { kind: 'passphrase', salt: randomBytes(16).toString('base64'), scrypt: { ...SCRYPT } };
-}
-
-/** Reads and authenticates the whole store. A missing store reads as empty. */
-export async function readStore(file: string, source: KeySource): Promise<Map<string, StoredEntry>> {
+/** Reads and authenticates the whole store. A missing store reads as empty, at the revision last recorded. */
+export async function readStore(file: string, source: KeySource): Promise<StoreContents> {
+  const recorded = await readRevisionMark(file);
   let text: string;
   try {
     await refuseLoose(file, 'store');
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: new Map(), revision: recorded ?? 0 };
     throw err;
   }
-  let doc: StoreDoc;
+  let json: unknown;
   try {
-    doc = storeSchema.parse(JSON.parse(text));
+    json = JSON.parse(text);
   } catch {
-    throw new StoreError(`${file} is not a keyswap store (or is damaged); the previous version is kept at ${file}.prev`);
+    throw new StoreError(`${file} is not a keyswap store (it is not JSON: damaged or replaced)`);
   }
-  const kek = await deriveKek(source, doc.kek, false);
-  const dek = open_(kek, doc.wrapped_dek, 'keyswap-store/v1/dek');
-  if (dek === null) throw new StoreError(`cannot decrypt ${file} with this key (wrong key file or passphrase)`);
-  const index = open_(dek, doc.index, 'keyswap-store/v1/index');
-  if (index === null) throw new StoreError(`${file}: the encrypted index failed authentication (the file was modified)`);
-  const names = JSON.parse(index.toString('utf8')) as string[];
+  const v1 = v1Schema.safeParse(json);
+  const contents = v1.success ? await openV1(file, source, v1.data) : await openV2(file, source, json);
+  if (recorded !== null && contents.revision < recorded) {
+    throw new StoreError(`${file} is at revision ${contents.revision}, but revision ${recorded} was written before (${file}.revision): an older copy was put in its place (a rollback). Put the newest copy back; if you restored a backup on purpose, remove ${file}.revision`);
+  }
+  return contents;
+}
+
+async function openV2(file: string, source: KeySource, json: unknown): Promise<StoreContents> {
+  const parsed = storeSchema.safeParse(json);
+  if (!parsed.success) throw new StoreError(`${file} is not a keyswap store (or is damaged): ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim());
+  const doc = parsed.data;
+  const dek = unseal(await deriveKek(source, doc.kek, false), doc.wrapped_dek, AAD.dek);
+  if (dek === null) throw new StoreError(cannotDecrypt(file, source));
+  const index = parseIndex(file, unseal(dek, doc.index, AAD.index));
+  const names = Object.keys(index.entries).sort();
   if (JSON.stringify(names) !== JSON.stringify(Object.keys(doc.entries).sort())) {
     throw new StoreError(`${file}: store was modified: names do not match the encrypted index`);
   }
-  const out = new Map<string, StoredEntry>();
-  for (const [name, e] of Object.entries(doc.entries)) {
-    const plain = open_(dek, e, `keyswap-store/v1/${name}`);
+  const entries = new Map<string, StoredEntry>();
+  for (const name of names) {
+    const plain = unseal(dek, doc.entries[name] as z.infer<typeof sealed>, AAD.entry(name));
     if (plain === null) throw new StoreError(`${file}: store entry ${name} failed authentication (the file was modified)`);
-    out.set(name, { value: plain.toString('utf8'), updatedAt: e.updated_at });
+    entries.set(name, { value: plain.toString('utf8'), updatedAt: index.entries[name] as string });
   }
-  return out;
+  return { entries, revision: index.revision };
+}
+
+/** The index, or an error that says it was modified: never a parser message, which would quote its bytes. */
+function parseIndex(file: string, plain: Buffer | null): z.infer<typeof indexSchema> {
+  const failed = new StoreError(`${file}: the encrypted index failed authentication (the file was modified)`);
+  if (plain === null) throw failed;
+  try {
+    return indexSchema.parse(JSON.parse(plain.toString('utf8')));
+  } catch {
+    throw failed;
+  }
+}
+
+async function openV1(file: string, source: KeySource, doc: z.infer<typeof v1Schema>): Promise<StoreContents> {
+  const dek = unseal(await deriveKek(source, doc.kek, false), doc.wrapped_dek, 'keyswap-store/v1/dek');
+  if (dek === null) throw new StoreError(cannotDecrypt(file, source));
+  const index = unseal(dek, doc.index, 'keyswap-store/v1/index');
+  // In version 1 a secret named `index` shared the index's AAD, so the two blobs could be swapped without the key:
+  // whatever this decrypts to is checked for shape, and its bytes never reach a message.
+  let names: unknown;
+  try {
+    names = index === null ? null : JSON.parse(index.toString('utf8'));
+  } catch {
+    names = null;
+  }
+  const expected = Object.keys(doc.entries).sort();
+  if (!Array.isArray(names) || JSON.stringify(names) !== JSON.stringify(expected)) {
+    throw new StoreError(`${file}: store was modified: the encrypted index does not match its names`);
+  }
+  const entries = new Map<string, StoredEntry>();
+  for (const name of expected) {
+    const e = doc.entries[name] as z.infer<typeof v1Schema>['entries'][string];
+    const plain = unseal(dek, e, `keyswap-store/v1/${name}`);
+    if (plain === null) throw new StoreError(`${file}: store entry ${name} failed authentication (the file was modified)`);
+    entries.set(name, { value: plain.toString('utf8'), updatedAt: e.updated_at });
+  }
+  return { entries, revision: 0 };
+}
+
+function cannotDecrypt(file: string, source: KeySource): string {
+  const why = source.kind === 'keyfile' ? `wrong key file ${source.path}?` : 'wrong passphrase? (after a rekey cut short, the new one is in the file given to --new-passphrase-file)';
+  return `cannot decrypt ${file} with this key (${why})`;
+}
+
+/**
+ * The one way to change the store: under the lock, read it, let `change` edit the entries, and write it back as
+ * the next revision when `change` returns true. Returns what `change` returned.
+ */
+export async function updateStore(file: string, source: KeySource, change: (entries: Map<string, StoredEntry>) => boolean): Promise<boolean> {
+  return withStoreLock(file, async () => {
+    const current = await readStore(file, source);
+    const entries = new Map(current.entries);
+    if (!change(entries)) return false;
+    await writeStore(file, source, entries, current.revision + 1);
+    return true;
+  });
 }
 
 /** Encrypts the entries under a fresh DEK (and, for a passphrase, a fresh salt) and replaces the store atomically. */
-export async function writeStore(file: string, source: KeySource, entries: ReadonlyMap<string, StoredEntry>): Promise<void> {
-  const kekHeader = newKekHeader(source);
-  const kek = await deriveKek(source, kekHeader, true);
+async function writeStore(file: string, source: KeySource, entries: ReadonlyMap<string, StoredEntry>, revision: number): Promise<void> {
+  const header = newKekHeader(source);
   const dek = randomBytes(32);
+  const names = [...entries.keys()].sort();
+  const index = { revision, entries: Object.fromEntries(names.map((n) => [n, (entries.get(n) as StoredEntry).updatedAt])) };
   const doc: StoreDoc = {
     format: 'keyswap-store',
-    version: 1,
-    kek: kekHeader,
-    wrapped_dek: seal(kek, dek, 'keyswap-store/v1/dek'),
-    index: seal(dek, Buffer.from(JSON.stringify([...entries.keys()].sort())), 'keyswap-store/v1/index'),
-    entries: Object.fromEntries([...entries].map(([name, e]) => [name, { ...seal(dek, Buffer.from(e.value, 'utf8'), `keyswap-store/v1/${name}`), updated_at: e.updatedAt }])),
+    version: 2,
+    kek: header,
+    wrapped_dek: seal(await deriveKek(source, header, true), dek, AAD.dek),
+    index: seal(dek, Buffer.from(JSON.stringify(index)), AAD.index),
+    entries: Object.fromEntries(names.map((n) => [n, seal(dek, Buffer.from((entries.get(n) as StoredEntry).value, 'utf8'), AAD.entry(n))])),
   };
   try {
-    await copyFile(file, `${file}.prev`);
+    await writeFileAtomic(file, `${JSON.stringify(doc, null, 1)}\n`, 0o600);
+    // Older keyswap kept the previous version beside the store; it still decrypted removed secrets.
+    await unlink(`${file}.prev`).catch(() => {});
+    await writeFileAtomic(`${file}.revision`, `${revision}\n`, 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (err instanceof UnsafeWritePath) throw new StoreError(err.message);
+    throw err;
   }
-  await writeFileAtomic(file, `${JSON.stringify(doc, null, 1)}\n`, 0o600);
 }
 
-/** Runs `fn` holding the store's lock file; a lock left by a dead process is taken over. */
+/** The revision last written next to the store, or null when there is none (a new store, or one from before revisions). */
+async function readRevisionMark(file: string): Promise<number | null> {
+  let text: string;
+  try {
+    text = await readFile(`${file}.revision`, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const n = Number(text.trim());
+  if (!Number.isSafeInteger(n) || n < 0) throw new StoreError(`${file}.revision does not hold a revision number; it was modified`);
+  return n;
+}
+
+/** Runs `fn` holding the store's lock (waiting up to 5 s for another writer); see file-lock.ts. */
 export async function withStoreLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
-  const lock = `${file}.lock`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fh = await open(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(await readFile(lock, 'utf8').catch(() => '0'));
-      if (!isAlive(holder)) {
-        await unlink(lock).catch(() => {});
-        continue;
-      }
-      if (attempt >= 100) throw new StoreError(`${file} is locked by process ${holder}; try again when it has finished`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  let release: () => Promise<void>;
+  try {
+    release = await acquireFileLock(file, { waitMs: 5000 });
+  } catch (err) {
+    if (err instanceof LockBusy) throw new StoreError(`${file} is locked by process ${err.holder}; try again when it has finished`);
+    throw err;
   }
   try {
     return await fn();
   } finally {
-    await unlink(lock).catch(() => {});
+    await release();
   }
 }
 
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Replaces the KEK material itself: a new key file (or salt) and a new DEK; the old key can no longer decrypt. */
-export async function rekeyStore(file: string, source: KeySource, onProgress: (done: number, total: number) => void): Promise<number> {
+/**
+ * Replaces the key material itself, so the old key opens nothing written afterwards: a key file gets 32 new random
+ * bytes; a passphrase store needs `next`, the new passphrase, which is then written where the old one was read
+ * (a passphrase file). Every entry is re-encrypted under a fresh DEK.
+ */
+export async function rekeyStore(file: string, source: KeySource, next: KeySource | null, onProgress: (done: number, total: number) => void): Promise<number> {
   return withStoreLock(file, async () => {
-    const entries = await readStore(file, source);
-    if (source.kind === 'keyfile') {
-      const fresh = randomBytes(32);
-      const next = `${source.path}.next`;
-      await writeFileAtomic(next, `${fresh.toString('base64')}\n`, 0o600);
-      // Order matters: the store is written under the new key before the key file is swapped in; a crash in
-      // between leaves the new key at `.next`, named by the error the next open gives.
-      await writeStore(file, { kind: 'keyfile', path: next }, entries);
-      await rename(next, source.path);
-    } else {
-      await writeStore(file, source, entries);
+    const current = await readStore(file, source);
+    const entries = current.entries;
+    try {
+      if (source.kind === 'keyfile') {
+        // A symlinked key file (kept on another volume) is rekeyed where it really is.
+        const keyPath = await resolveWriteTarget(source.path);
+        const staged = `${keyPath}.next`;
+        await writeFileAtomic(staged, `${randomBytes(32).toString('base64')}\n`, 0o600);
+        // Order matters: the store is written under the new key before the key file is swapped in; a crash in
+        // between leaves the new key at `.next`, named by the error the next open gives.
+        await writeStore(file, { kind: 'keyfile', path: staged }, entries, current.revision + 1);
+        await rename(staged, keyPath);
+      } else {
+        if (next?.kind !== 'passphrase') throw new StoreError('this store is protected by a passphrase: give the new one with --new-passphrase-file FILE (a rekey under the same passphrase would leave it opening every copy)');
+        if (next.passphrase === source.passphrase) throw new StoreError('the new passphrase is the old one; a rekey needs a different passphrase');
+        await writeStore(file, next, entries, current.revision + 1);
+        if (source.file !== undefined) {
+          await writeFileAtomic(source.file, `${next.passphrase}\n`, 0o600).catch((err: NodeJS.ErrnoException) => {
+            throw new StoreError(`${file} is now under the new passphrase, but ${source.file} could not be updated (${err.code ?? err.message}); put the new passphrase there yourself`);
+          });
+        }
+      }
+    } catch (err) {
+      if (err instanceof UnsafeWritePath) throw new StoreError(err.message);
+      throw err;
     }
-    // The previous version was encrypted under the old key: it must not outlive the rekey.
-    await unlink(`${file}.prev`).catch(() => {});
     let i = 0;
     for (const _ of entries) onProgress(++i, entries.size);
     return entries.size;

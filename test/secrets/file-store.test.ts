@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readStore, rekeyStore, writeStore, type KeySource } from '../../src/secrets/index.js';
+import { readStore, rekeyStore, updateStore, type KeySource, type StoredEntry } from '../../src/secrets/index.js';
 import { KEYSWAP } from '../helpers/harness.js';
 
 const PH = 'sk-PLACEHOLDER-0123456789ABCDEFGHIJ';
@@ -19,6 +19,14 @@ function cli(args: string[], input?: string, env: Record<string, string> = {}): 
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 const entry = (value: string) => ({ value, updatedAt: new Date().toISOString() });
+/** Replaces the store's entries with exactly these (a write through the one writer). */
+const writeStore = (file: string, source: KeySource, entries: Map<string, StoredEntry>) =>
+  updateStore(file, source, (current) => {
+    current.clear();
+    for (const [k, v] of entries) current.set(k, v);
+    return true;
+  });
+const valueOf = async (file: string, source: KeySource, name: string) => (await readStore(file, source)).entries.get(name)?.value;
 
 describe('keyswap secret: the embedded store', () => {
   it('set (from stdin), list and rm round-trip, never printing a value; store and key are 0600', () => {
@@ -78,7 +86,7 @@ describe('keyswap secret: the embedded store', () => {
     const w = workspace();
     await writeStore(w.store, { kind: 'passphrase', passphrase: 'correct horse battery' }, new Map([['A', entry('alpha')]]));
     await expect(readStore(w.store, { kind: 'passphrase', passphrase: 'wrong horse battery' })).rejects.toThrow('cannot decrypt');
-    expect((await readStore(w.store, { kind: 'passphrase', passphrase: 'correct horse battery' })).get('A')?.value).toBe('alpha');
+    expect(await valueOf(w.store, { kind: 'passphrase', passphrase: 'correct horse battery' }, 'A')).toBe('alpha');
   });
 
   it('rekey: every entry survives under a new key, and the old key decrypts nothing', async () => {
@@ -86,9 +94,9 @@ describe('keyswap secret: the embedded store', () => {
     const source: KeySource = { kind: 'keyfile', path: w.key };
     await writeStore(w.store, source, new Map([['A', entry('alpha')]]));
     const oldKey = readFileSync(w.key, 'utf8');
-    await rekeyStore(w.store, source, () => {});
+    await rekeyStore(w.store, source, null, () => {});
     expect(readFileSync(w.key, 'utf8')).not.toBe(oldKey);
-    expect((await readStore(w.store, source)).get('A')?.value).toBe('alpha');
+    expect(await valueOf(w.store, source, 'A')).toBe('alpha');
     const oldKeyFile = path.join(w.dir, 'old.key');
     writeFileSync(oldKeyFile, oldKey, { mode: 0o600 });
     await expect(readStore(w.store, { kind: 'keyfile', path: oldKeyFile })).rejects.toThrow('cannot decrypt');
@@ -106,7 +114,7 @@ describe('keyswap secret: the embedded store', () => {
       await new Promise((r) => setTimeout(r, 40 + Math.floor(Math.random() * 120)));
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
-      const value = (await readStore(w.store, source)).get('K')?.value ?? '';
+      const value = (await valueOf(w.store, source, 'K')) ?? '';
       expect(value).toMatch(/^value-(\d+|initial)$/);
       // A write the loop reported durable is never lost; the only other candidate is the one in flight.
       const reported = out.trim().split('\n').filter(Boolean);
