@@ -5,3 +5,8 @@ export class AuditWriteFailed extends Error {
     super(`audit log ${path} could not be written`, options);
   }
 }
+
+/** The audit key is missing, malformed or readable by others: the chain cannot be written or checked with it. */
+export class AuditKeyError extends Error {
+  override readonly name = 'AuditKeyError';
+}

@@ -3,7 +3,7 @@
  * can reach the audit file, and none of these fields may carry a secret, a placeholder, a header value, a
  * body or a query string. `ts` and `v` are added by the writer.
  */
-export const AUDIT_SCHEMA_VERSION = 1;
+export const AUDIT_SCHEMA_VERSION = 2;
 
 export interface Destination {
   readonly host: string;
@@ -83,9 +83,19 @@ export type AuditEvent =
    * meanwhile (their requests failed closed, so they have no seq), `code` is the errno code of the failure that
    * began it ('unknown' when it had none), `down_ms` how long it lasted. Never a path or a value.
    */
-  | { readonly type: 'audit_recovered'; readonly refused: number; readonly code: string; readonly down_ms: number };
+  | { readonly type: 'audit_recovered'; readonly refused: number; readonly code: string; readonly down_ms: number }
+  /**
+   * Written by the writer itself when it finds an incomplete last line (a write cut short by kill -9 or a full
+   * disk) and closes it with a newline: the fragment's length and SHA-256, so `audit verify` can tell that line
+   * from one inserted later (which no record vouches for).
+   */
+  | { readonly type: 'audit_torn_line'; readonly bytes: number; readonly sha256: string };
 
 export type AuditEventType = AuditEvent['type'];
 
-/** What the writer puts on disk: the event plus its timestamp, schema version and hash-chain links. */
-export type AuditRecord = AuditEvent & { readonly ts: string; readonly v: number; readonly seq: number; readonly prev: string };
+/**
+ * What the writer puts on disk: the event plus its timestamp, schema version, chain link (`prev`: the previous
+ * record's `mac`) and, last, `mac`: HMAC-SHA256 under the audit key of the line up to it (chain.ts). Version 1
+ * records had no `mac`, and `prev` was the plain SHA-256 of the previous line.
+ */
+export type AuditRecord = AuditEvent & { readonly ts: string; readonly v: number; readonly seq: number; readonly prev: string; readonly mac?: string };

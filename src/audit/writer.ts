@@ -1,7 +1,7 @@
 import { constants, statSync } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { GENESIS, headAfter, lineHash, type ChainHead } from './chain.js';
+import { GENESIS, headAfter, sealLine, sha256Hex, type AuditKey, type ChainHead } from './chain.js';
 import { AuditWriteFailed } from './errors.js';
 import { lockAuditLog } from './owner-lock.js';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
@@ -38,6 +38,8 @@ interface Outage {
 }
 
 export interface AuditWriterOptions {
+  /** The chain's MAC key (chain.ts), kept where the agent cannot read it. */
+  key: AuditKey;
   maxBytes?: number | null;
   /** Links a fresh file to the previous one (rotation). */
   continueFrom?: ChainHead;
@@ -79,10 +81,12 @@ export class AuditWriter {
   readonly #retry: { readonly firstMs: number; readonly maxMs: number };
   readonly #observer: AuditObserver | null;
   readonly #unlock: () => Promise<void>;
+  readonly #key: AuditKey;
 
   private constructor(fh: FileHandle, fileId: FileId, path: string, head: ChainHead, size: number, opts: AuditWriterOptions, unlock: () => Promise<void>) {
     this.#observer = opts.observer ?? null;
     this.#unlock = unlock;
+    this.#key = opts.key;
     this.#fh = fh;
     this.#fileId = fileId;
     this.#path = path;
@@ -98,15 +102,17 @@ export class AuditWriter {
    * record starts clean. `continueFrom` links a fresh file to the previous one (rotation).
    * Refuses a file others can write: they could forge history.
    */
-  static async open(path: string, opts: AuditWriterOptions = {}): Promise<AuditWriter> {
+  static async open(path: string, opts: AuditWriterOptions): Promise<AuditWriter> {
     const fh = await openForAppend(path);
     let unlock: (() => Promise<void>) | null = null;
     try {
       unlock = await lockAuditLog(path);
-      const { head, torn } = await readTail(fh);
-      if (torn) await writeAll(fh, Buffer.from('\n'));
+      const { head, fragment } = await readTail(fh);
+      if (fragment !== null) await writeAll(fh, Buffer.from('\n'));
       const st = await fh.stat({ bigint: true });
-      return new AuditWriter(fh, { dev: st.dev, ino: st.ino }, path, head ?? opts.continueFrom ?? { seq: 0, hash: GENESIS }, Number(st.size), opts, unlock);
+      const writer = new AuditWriter(fh, { dev: st.dev, ino: st.ino }, path, head ?? opts.continueFrom ?? { seq: 0, hash: GENESIS }, Number(st.size), opts, unlock);
+      if (fragment !== null) writer.#notices.push(tornNotice(fragment));
+      return writer;
     } catch (err) {
       await fh.close();
       await unlock?.();
@@ -130,11 +136,12 @@ export class AuditWriter {
       if (this.#outage !== null) return this.#recover();
       const at = statSync(this.#path, { bigint: true, throwIfNoEntry: false });
       if (at !== undefined && at.dev === this.#fileId.dev && at.ino === this.#fileId.ino) return; // not moved: carry on
-      const { foundBytes, foundHead, oldFile } = await this.#swapFile();
+      const { foundBytes, foundHead, torn, oldFile } = await this.#swapFile();
       // An empty (or new) file is the rotation asked for, and so is a copy that ends at our head. Anything else was
       // put there by someone: say so, and link to our own head rather than adopt the head of what we found.
       const continuesOurs = foundHead !== null && foundHead.hash === this.#head.hash;
       if (foundBytes > 0 && !continuesOurs) this.#notices.push(entry({ type: 'audit_file_replaced', reason: 'replaced', old_file: oldFile }));
+      this.#notices.push(...torn);
     });
   }
 
@@ -142,25 +149,30 @@ export class AuditWriter {
    * Makes the file at the path the one we write (opening it, creating 0600), closing the old one. The chain goes
    * on from our head whatever the new file holds; a torn last line in it is closed with a newline.
    */
-  async #swapFile(): Promise<{ foundBytes: number; foundHead: ChainHead | null; oldFile: 'linked' | 'unlinked' }> {
+  async #swapFile(): Promise<{ foundBytes: number; foundHead: ChainHead | null; torn: Entry[]; oldFile: 'linked' | 'unlinked' }> {
     const next = await openForAppend(this.#path);
-    let found: { readonly bytes: number; readonly head: ChainHead | null; readonly id: FileId; readonly size: number };
+    let found: { readonly bytes: number; readonly head: ChainHead | null; readonly fragment: string | null; readonly id: FileId; readonly size: number };
     try {
-      const { head, torn } = await readTail(next);
+      const { head, fragment } = await readTail(next);
       const bytes = Number((await next.stat({ bigint: true })).size);
-      if (torn) await writeAll(next, Buffer.from('\n'));
+      if (fragment !== null) await writeAll(next, Buffer.from('\n'));
       const st = await next.stat({ bigint: true });
-      found = { bytes, head, id: { dev: st.dev, ino: st.ino }, size: Number(st.size) };
+      found = { bytes, head, fragment, id: { dev: st.dev, ino: st.ino }, size: Number(st.size) };
     } catch (err) {
       await next.close();
       throw err;
     }
     const old = await this.#fh.stat({ bigint: true });
+    // A write cut short may have left part of a line at the end of the file we leave: vouch for it in the next.
+    const oldFragment = (await readTail(this.#fh).catch(() => ({ fragment: null }))).fragment;
     await this.#fh.close();
     this.#fh = next;
     this.#fileId = found.id;
     this.#size = found.size;
-    return { foundBytes: found.bytes, foundHead: found.head, oldFile: old.nlink > 0n ? 'linked' : 'unlinked' };
+    // Records vouching for incomplete lines (audit_torn_line) come after any audit_file_replaced record: that one
+    // must be the first the writer puts in a file it found, or verify could not tell its records from the file's.
+    const torn = [oldFragment, found.fragment].flatMap((f) => (f === null ? [] : [tornNotice(f)]));
+    return { foundBytes: found.bytes, foundHead: found.head, torn, oldFile: old.nlink > 0n ? 'linked' : 'unlinked' };
   }
 
   /**
@@ -177,8 +189,8 @@ export class AuditWriter {
   async #followPath(): Promise<boolean> {
     const at = statSync(this.#path, { bigint: true, throwIfNoEntry: false });
     if (at !== undefined && at.dev === this.#fileId.dev && at.ino === this.#fileId.ino) return false;
-    const { foundBytes, oldFile } = await this.#swapFile();
-    this.#notices.push(entry({ type: 'audit_file_replaced', reason: at === undefined && foundBytes === 0 ? 'deleted' : 'replaced', old_file: oldFile }));
+    const { foundBytes, torn, oldFile } = await this.#swapFile();
+    this.#notices.push(entry({ type: 'audit_file_replaced', reason: at === undefined && foundBytes === 0 ? 'deleted' : 'replaced', old_file: oldFile }), ...torn);
     return true;
   }
 
@@ -186,7 +198,7 @@ export class AuditWriter {
   async #rotateIfFull(): Promise<void> {
     if (this.#maxBytes === null || this.#size < this.#maxBytes) return;
     await rename(this.#path, `${this.#path}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    await this.#swapFile();
+    this.#notices.push(...(await this.#swapFile()).torn);
   }
 
   /** False during an outage (writes failing: every append is refused) and after close(). */
@@ -255,7 +267,7 @@ export class AuditWriter {
         await this.#followPath();
         // Order matters: seq and prev are given here, in the order lines reach the file, from the last record
         // known to be there, so a failed write never leaves the chain pointing past what was written.
-        lines = chain(this.#head, [...this.#notices, ...batch]);
+        lines = chain(this.#key, this.#head, [...this.#notices, ...batch]);
         const bytes = Buffer.from(lines.text);
         const started = performance.now();
         await writeAll(this.#fh, bytes); // O_DSYNC: the write returns once the data is on disk
@@ -315,6 +327,7 @@ export class AuditWriter {
       const swapped = await this.#followPath();
       let from = this.#head;
       let prefix = '';
+      const torn: Entry[] = [];
       if (!swapped) {
         const tail = await readTail(this.#fh);
         // Lines of the failed write that reached the file whole are records: the chain goes on after them. Any
@@ -323,10 +336,13 @@ export class AuditWriter {
         const tailHead = tail.head;
         if (tailHead !== null && outage.unconfirmed.some((h) => h.hash === tailHead.hash)) from = tailHead;
         // K6: the failed write may have left part of a line; the gap record starts on a fresh one.
-        if (tail.torn) prefix = '\n';
+        if (tail.fragment !== null) {
+          prefix = '\n';
+          torn.push(tornNotice(tail.fragment));
+        }
       }
       const gap = entry({ type: 'audit_recovered', refused: outage.refused, code: outage.code, down_ms: Date.now() - outage.sinceMs });
-      lines = chain(from, [...this.#notices, gap]);
+      lines = chain(this.#key, from, [...this.#notices, ...torn, gap]);
       const bytes = Buffer.from(prefix + lines.text);
       await writeAll(this.#fh, bytes);
       this.#size += bytes.length;
@@ -364,19 +380,24 @@ function entry(event: AuditEvent): Entry {
 
 interface Chained { readonly text: string; readonly heads: readonly ChainHead[] }
 
-/** The lines for `entries` following `from`, and the head after each. */
-function chain(from: ChainHead, entries: readonly Entry[]): Chained {
+/** The lines for `entries` following `from`, each sealed with its MAC, and the head after each. */
+function chain(key: AuditKey, from: ChainHead, entries: readonly Entry[]): Chained {
   let head = from;
   let text = '';
   const heads: ChainHead[] = [];
   for (const e of entries) {
     // The same bytes as JSON.stringify({ ts, v, seq, prev, ...event }): ts is ISO, prev hex, body an object.
-    const line = `{"ts":"${e.ts}","v":${AUDIT_SCHEMA_VERSION},"seq":${head.seq + 1},"prev":"${head.hash}",${e.body.slice(1)}`;
-    head = { seq: head.seq + 1, hash: lineHash(line) };
+    const sealed = sealLine(key, head.seq + 1, `{"ts":"${e.ts}","v":${AUDIT_SCHEMA_VERSION},"seq":${head.seq + 1},"prev":"${head.hash}",${e.body.slice(1)}`);
+    head = sealed.head;
     heads.push(head);
-    text += `${line}\n`;
+    text += `${sealed.line}\n`;
   }
   return { text, heads };
+}
+
+/** The record that vouches for an incomplete line the writer closed: verify accepts that line only with it. */
+function tornNotice(fragment: string): Entry {
+  return entry({ type: 'audit_torn_line', bytes: Buffer.byteLength(fragment), sha256: sha256Hex(fragment) });
 }
 
 /** The errno code of a failure (EFBIG, ENOSPC, EIO…), from it or its causes; never its message, which names paths. */
@@ -407,21 +428,21 @@ async function openForAppend(path: string): Promise<FileHandle> {
   return fh;
 }
 
-/** The head of the chain at the end of the file (null when empty) and whether the last line is torn. */
-async function readTail(fh: FileHandle): Promise<{ head: ChainHead | null; torn: boolean }> {
+/** The head of the chain at the end of the file (null when empty) and the torn last line, if there is one. */
+async function readTail(fh: FileHandle): Promise<{ head: ChainHead | null; fragment: string | null }> {
   const size = (await fh.stat()).size;
-  if (size === 0) return { head: null, torn: false };
+  if (size === 0) return { head: null, fragment: null };
   // Records are short; 256 KiB always holds the last complete line and any torn fragment after it.
   const length = Math.min(size, 256 * 1024);
   const buf = Buffer.alloc(length);
   await fh.read(buf, 0, length, size - length);
   const text = buf.toString('utf8');
-  const torn = !text.endsWith('\n');
-  const body = torn ? text.slice(0, text.lastIndexOf('\n') + 1) : text;
-  const lines = body.split('\n');
+  const cut = text.lastIndexOf('\n') + 1;
+  const fragment = cut === text.length ? null : text.slice(cut);
+  const lines = text.slice(0, cut).split('\n');
   lines.pop();
   const last = lines.pop();
-  return { head: last === undefined ? null : headAfter(last), torn };
+  return { head: last === undefined ? null : headAfter(last), fragment };
 }
 
 async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {

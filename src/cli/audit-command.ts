@@ -1,27 +1,24 @@
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { describeFinding, readAuditFile, verifyAuditFiles } from '../audit/index.js';
+import { parseArgs } from 'node:util';
+import { describeFinding, loadAuditKey, readAuditFile, verifyAuditFiles, type ChainHead } from '../audit/index.js';
+import { loadConfig } from '../config/index.js';
+import { auditKeyLocation } from './audit-key.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
-export const AUDIT_USAGE = `usage: keyswap audit verify FILE…   (oldest first: rotated files, then the current one)
+export const AUDIT_USAGE = `usage: keyswap audit verify [--key FILE | --config FILE] [--from SEQ:MAC] [--head SEQ:MAC] FILE…
        keyswap audit tail FILE [N]     (the last N records, default 20)
-verify exits 0 when every hash link holds (a torn last line after kill -9 is reported, not failed), 1 otherwise.`;
+verify checks every record's MAC under the audit key and every link, oldest file first; given only the current
+file, the files keyswap rotated beside it (FILE.<timestamp>) are checked before it. The chain must start at seq 1,
+or after --from (the head keyswap logged when older files were removed). --head is an 'audit head' line from
+keyswap's log (the journal): the files must still hold that record, so a tail cut off shows. The key: --key FILE,
+else the systemd credential keyswap-audit-key, else audit.key_file of --config (default ./keyswap.yaml).
+Exits 0 when no finding is tampering (a torn line after kill -9 is reported, not failed), 1 otherwise.`;
 
 export async function auditCommand(args: string[], io: CliIo): Promise<number> {
   const [verb, ...rest] = args;
-  if (verb === 'verify') {
-    if (rest.length === 0) throw new CliError(`'audit verify' needs at least one FILE\n${AUDIT_USAGE}`, EXIT.usage);
-    const files = rest.map((f) => path.resolve(io.cwd, f));
-    let result;
-    try {
-      result = await verifyAuditFiles(files);
-    } catch (err) {
-      throw new CliError(`cannot read ${(err as NodeJS.ErrnoException).path ?? files.join(', ')} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.runtime);
-    }
-    for (const f of result.findings) io.stdout.write(`${describeFinding(f)}\n`);
-    io.stdout.write(result.intact ? `intact: ${result.records} records, every hash link holds\n` : `NOT intact: the first problem is listed first\n`);
-    return result.intact ? EXIT.ok : EXIT.runtime;
-  }
+  if (verb === 'verify') return verify(rest, io);
   if (verb === 'tail') {
     const [file, n] = rest;
     if (file === undefined) throw new CliError(`'audit tail' needs a FILE\n${AUDIT_USAGE}`, EXIT.usage);
@@ -32,4 +29,63 @@ export async function auditCommand(args: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   throw new CliError(`unknown audit verb '${verb ?? ''}'\n${AUDIT_USAGE}`, EXIT.usage);
+}
+
+async function verify(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { key: { type: 'string' }, config: { type: 'string' }, from: { type: 'string' }, head: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length === 0) throw new CliError(`'audit verify' needs at least one FILE\n${AUDIT_USAGE}`, EXIT.usage);
+  const given = positionals.map((f) => path.resolve(io.cwd, f));
+  const files = given.length === 1 ? [...rotatedBefore(given[0] as string), ...given] : given;
+  const key = await loadAuditKey(await keyFile(values, io), { create: false });
+  const from = values.from === undefined ? undefined : parseHead('--from', values.from);
+  const head = values.head === undefined ? undefined : parseHead('--head', values.head);
+  let result;
+  try {
+    result = await verifyAuditFiles(files, { key, ...(from ? { from } : {}), ...(head ? { head } : {}) });
+  } catch (err) {
+    throw new CliError(`cannot read ${(err as NodeJS.ErrnoException).path ?? files.join(', ')} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.runtime);
+  }
+  if (files.length > given.length) io.stdout.write(`checked ${files.length - given.length} rotated file(s) first: ${files.slice(0, -1).map((f) => path.basename(f)).join(', ')}\n`);
+  for (const f of result.findings) io.stdout.write(`${describeFinding(f)}\n`);
+  if (result.head !== null) {
+    const end = result.closed ? 'ends with proxy_stop: keyswap shut down cleanly' : 'no proxy_stop after it: keyswap is running or was killed, or records were cut from the end (compare with the last "audit head" in keyswap\'s log, or pass it as --head)';
+    io.stdout.write(`head: ${result.head.seq}:${result.head.hash} (${end})\n`);
+  }
+  io.stdout.write(result.intact ? `intact: ${result.records} records, every MAC and link holds\n` : `NOT intact: the first problem is listed first\n`);
+  return result.intact ? EXIT.ok : EXIT.runtime;
+}
+
+/** The files keyswap's size rotation left beside `file` (`<file>.<ISO timestamp>`), oldest first. */
+function rotatedBefore(file: string): string[] {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.startsWith(`${base}.`) && /^\d{4}-\d\d-\d\dT[\d-]+Z$/.test(n.slice(base.length + 1))).sort().map((n) => path.join(dir, n));
+}
+
+async function keyFile(values: { key?: string | undefined; config?: string | undefined }, io: CliIo): Promise<string> {
+  if (values.key !== undefined) return path.resolve(io.cwd, values.key);
+  const configFile = path.resolve(io.cwd, values.config ?? 'keyswap.yaml');
+  if (values.config === undefined && !existsSync(configFile)) {
+    const credential = io.env.CREDENTIALS_DIRECTORY ? path.join(io.env.CREDENTIALS_DIRECTORY, 'keyswap-audit-key') : null;
+    if (credential !== null && existsSync(credential)) return credential;
+    throw new CliError(`'audit verify' needs the audit key: --key FILE, or --config FILE naming it (no ./keyswap.yaml here)`, EXIT.usage);
+  }
+  return auditKeyLocation(await loadConfig(configFile), io.env).file;
+}
+
+function parseHead(flag: string, text: string): ChainHead {
+  const m = /^(\d+):([0-9a-f]{64})$/.exec(text);
+  if (m === null) throw new CliError(`${flag} ${text}: expected SEQ:MAC, as keyswap logs it ("audit_head":"12:3f…")`, EXIT.usage);
+  return { seq: Number(m[1]), hash: m[2] as string };
 }

@@ -2,7 +2,7 @@ import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../atomic-file.js';
-import { AuditWriter } from '../audit/index.js';
+import { AuditWriter, loadAuditKey } from '../audit/index.js';
 import { ConfigErrors, loadConfig, type Config, type HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import { createLogger, type Logger } from '../log.js';
@@ -11,6 +11,7 @@ import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapsh
 import { openBackend, SecretCache } from '../secrets/index.js';
 import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, exportLines } from './agent-env.js';
+import { auditKeyLocation } from './audit-key.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { isLoopback } from './loopback.js';
@@ -119,7 +120,9 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     maxEntries: config.cache.maxEntries,
     maxStaleMs: config.cache.maxStaleSeconds * 1000,
   });
+  const keyAt = auditKeyLocation(config, io.env);
   audit = await AuditWriter.open(config.audit.path, {
+    key: await loadAuditKey(keyAt.file, { create: keyAt.create }),
     maxBytes: config.audit.maxBytes,
     ...(metrics ? { observer: { event: (e) => metrics.onAuditEvent(e), write: (ms) => metrics.onAuditWrite(ms) } } : {}),
   });
@@ -147,12 +150,26 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   }
   // proxy_start must be durable: a proxy that cannot audit must not serve (K4, K6).
   await audit.append({ type: 'proxy_start', pid: process.pid, version: VERSION, listen, config: config.file });
+  // The anchor outside the file (K6): the head goes to keyswap's own log (the journal under systemd) at start,
+  // after a rotation, every minute it moved, and at stop, so `audit verify --head` can show a tail cut off.
+  let loggedHead = '';
+  const logHead = (): void => {
+    const { seq, hash } = audit.head;
+    if (`${seq}:${hash}` === loggedHead) return;
+    loggedHead = `${seq}:${hash}`;
+    log.info({ audit_head: loggedHead, path: config.audit.path }, 'audit head');
+  };
+  logHead();
+  const headTimer = setInterval(logHead, 60_000).unref();
 
   // Rotation: logrotate (or an operator) moves the file away and sends SIGUSR1; the new file's first record
   // links to the last hash of the old one.
   const onRotate = (): void => {
     audit.reopen().then(
-      () => log.info({ path: config.audit.path }, 'audit log reopened'),
+      () => {
+        log.info({ path: config.audit.path }, 'audit log reopened');
+        logHead();
+      },
       (err: unknown) => log.error({ err: (err as Error).message }, 'audit log reopen failed; still writing to the previous file'),
     );
   };
@@ -204,7 +221,9 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       await proxy.close();
       await metricsServer?.close();
       upstream.close();
+      clearInterval(headTimer);
       await audit.append({ type: 'proxy_stop', pid: process.pid, reason }).catch(() => {});
+      logHead();
       await audit.close();
       await backend.close?.();
       log.info('stopped');

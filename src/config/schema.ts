@@ -54,7 +54,7 @@ export const rawConfigSchema = z.strictObject({
       max_stale_seconds: nonNegInt.optional(),
     })
     .optional(),
-  audit: z.strictObject({ path: path.optional(), fail_on_unwritable: z.boolean().optional(), max_bytes: z.number().int().min(4096).optional() }).optional(),
+  audit: z.strictObject({ path: path.optional(), key_file: path.optional(), fail_on_unwritable: z.boolean().optional(), max_bytes: z.number().int().min(4096).optional() }).optional(),
   backend: z.strictObject({ type: z.enum(['env', 'static', 'file', 'credentials', 'bws']), config: backendConfig.optional() }).optional(),
   upstream: z
     .strictObject({

@@ -109,7 +109,8 @@ export interface Config {
     readonly maxStaleSeconds: number;
   };
   /** maxBytes: rotate to `<path>.<timestamp>` past this size (null: rotate only on SIGUSR1). */
-  readonly audit: { readonly path: string; readonly failOnUnwritable: boolean; readonly maxBytes: number | null };
+  /** keyFile: the chain's MAC key (default `<state_dir>/audit.key`; a systemd credential `keyswap-audit-key` wins). */
+  readonly audit: { readonly path: string; readonly keyFile: string; readonly failOnUnwritable: boolean; readonly maxBytes: number | null };
   readonly backend: BackendSpec;
   readonly upstream: {
     readonly extraCaFile: string | null;

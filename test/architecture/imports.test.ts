@@ -11,7 +11,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   policy: ['config', 'wire'],
   inject: ['config', 'wire'],
   secrets: ['config', 'log.ts', 'atomic-file.ts', 'file-lock.ts'],
-  audit: ['config', 'log.ts', 'file-lock.ts'],
+  audit: ['config', 'log.ts', 'file-lock.ts', 'atomic-file.ts'],
   tls: ['config', 'log.ts', 'atomic-file.ts'],
   metrics: ['audit'],
   config: [],
