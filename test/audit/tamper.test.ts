@@ -67,7 +67,7 @@ describe('rewriting history needs the key', () => {
     expect((await verify([file], { from: { seq: 3, hash: before.prev } })).intact).toBe(true);
   });
 
-  it('a junk line inserted mid-log is tampering, not "torn"', async () => {
+  it('a junk line inserted mid-log is tampering, not “torn”', async () => {
     const file = await logWith(6);
     const l = lines(file);
     l.splice(3, 0, '{"ts":"2026-01-01T00:00:00.000Z","v":2,"seq":4,"pr');

@@ -40,7 +40,7 @@ describe('keyswap serve lifecycle', () => {
       const types = h.auditRecords().map((r) => r.type);
       expect(types[0]).toBe('proxy_start');
       expect(types[types.length - 1]).toBe('proxy_stop');
-      const verify = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', h.auditPath], { encoding: 'utf8' });
+      const verify = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--config', path.join(h.dir, 'keyswap.yaml'), h.auditPath], { encoding: 'utf8' });
       expect(verify.status).toBe(0);
     } finally {
       await h.close();
@@ -53,7 +53,7 @@ describe('keyswap serve lifecycle', () => {
       await Promise.all(Array.from({ length: 20 }, () => curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] })));
       h.child.kill('SIGKILL');
       await h.stop();
-      const verify = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', h.auditPath], { encoding: 'utf8' });
+      const verify = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--config', path.join(h.dir, 'keyswap.yaml'), h.auditPath], { encoding: 'utf8' });
       expect(verify.status).toBe(0);
       expect(h.auditRecords().filter((r) => r.type === 'inject_decision')).toHaveLength(20);
     } finally {

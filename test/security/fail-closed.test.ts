@@ -14,7 +14,7 @@ describe('fail closed (K4, K5)', () => {
   it('an audit log that cannot be written gives 503 and the upstream receives nothing', async () => {
     // A 1 MiB file-size limit (2048 blocks of 512 bytes): the CA files fit, proxy_start still fits after the
     // pre-fill, the first inject_decision does not.
-    h = await startHarness({ fileSizeLimitBlocks: 2048, auditPrefillBytes: 2048 * 512 - 300 });
+    h = await startHarness({ fileSizeLimitBlocks: 2048, auditPrefillBytes: 2048 * 512 - 420 });
     const res = await curlVia(h, 'https://api.example.test/v1/echo', { headers: [AUTH] });
     expect(res.status).toBe(503);
     expect(res.body).toBe('keyswap: audit log unavailable\n');
@@ -180,7 +180,7 @@ describe('composite secrets through a live keyswap', () => {
 
 describe('health', () => {
   it('GET http://keyswap.invalid/healthz answers 200 while healthy and 503 once the audit log has failed', async () => {
-    h = await startHarness({ fileSizeLimitBlocks: 2048, auditPrefillBytes: 2048 * 512 - 300 });
+    h = await startHarness({ fileSizeLimitBlocks: 2048, auditPrefillBytes: 2048 * 512 - 420 });
     const ok = await curlVia(h, 'http://keyswap.invalid/healthz');
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toEqual({ status: 'ok' });
