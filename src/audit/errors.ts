@@ -10,3 +10,8 @@ export class AuditWriteFailed extends Error {
 export class AuditKeyError extends Error {
   override readonly name = 'AuditKeyError';
 }
+
+/** Another live process holds the audit log's writer lock. */
+export class AuditLogBusy extends Error {
+  override readonly name = 'AuditLogBusy';
+}

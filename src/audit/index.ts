@@ -3,5 +3,5 @@ export { readAuditFile, type AuditFile } from './read.js';
 export { verifyAuditFiles, describeFinding, type Finding, type Verification } from './verify.js';
 export { AuditKey, GENESIS, sha256Hex, type ChainHead } from './chain.js';
 export { loadAuditKey } from './key.js';
-export { AuditKeyError, AuditWriteFailed } from './errors.js';
+export { AuditKeyError, AuditLogBusy, AuditWriteFailed } from './errors.js';
 export { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditEventType, type AuditRecord, type Destination, type InjectReason } from './events.js';

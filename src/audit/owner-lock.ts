@@ -1,5 +1,5 @@
 import { acquireFileLock, LockBusy } from '../file-lock.js';
-import { AuditWriteFailed } from './errors.js';
+import { AuditLogBusy, AuditWriteFailed } from './errors.js';
 
 /**
  * One writer per audit log: two processes appending to one file would each continue the hash chain from their
@@ -10,7 +10,7 @@ export async function lockAuditLog(path: string): Promise<() => Promise<void>> {
   try {
     return await acquireFileLock(path, { waitMs: 0 });
   } catch (err) {
-    if (err instanceof LockBusy) throw new AuditWriteFailed(`${path} is being written by process ${err.holder} (another keyswap); stop it, or give this one its own audit.path`);
+    if (err instanceof LockBusy) throw new AuditLogBusy(`audit log ${path} is being written by another keyswap (process ${err.holder}); stop it, or give this one its own audit.path`);
     throw new AuditWriteFailed(`${path}.lock.d: cannot take the writer lock`, { cause: err });
   }
 }

@@ -2,7 +2,7 @@ import { constants, statSync } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { GENESIS, headAfter, sealLine, sha256Hex, type AuditKey, type ChainHead } from './chain.js';
-import { AuditWriteFailed } from './errors.js';
+import { AuditLogBusy, AuditWriteFailed } from './errors.js';
 import { lockAuditLog } from './owner-lock.js';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
 
@@ -116,7 +116,7 @@ export class AuditWriter {
     } catch (err) {
       await fh.close();
       await unlock?.();
-      throw err instanceof AuditWriteFailed ? err : new AuditWriteFailed(path, { cause: err });
+      throw err instanceof AuditWriteFailed || err instanceof AuditLogBusy ? err : new AuditWriteFailed(path, { cause: err });
     }
   }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { AuditKeyError, AuditWriteFailed } from '../audit/index.js';
+import { AuditKeyError, AuditLogBusy, AuditWriteFailed } from '../audit/index.js';
 import { ConfigError, ConfigErrors } from '../config/index.js';
 import { BackendConfigError } from '../secrets/index.js';
 import { TlsStateError } from '../tls/index.js';
@@ -105,7 +105,7 @@ function describe(err: unknown): [string, number] {
   if (err instanceof CliError) return [`keyswap: ${err.message}`, err.exitCode];
   if (err instanceof BackendConfigError) return [`keyswap: ${err.message}`, EXIT.usage];
   if (err instanceof TlsStateError) return [`keyswap: ${err.message}`, EXIT.runtime];
-  if (err instanceof AuditKeyError) return [`keyswap: ${err.message}`, EXIT.runtime];
+  if (err instanceof AuditKeyError || err instanceof AuditLogBusy) return [`keyswap: ${err.message}`, EXIT.runtime];
   if (err instanceof AuditWriteFailed) return [`keyswap: ${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}`, EXIT.runtime];
   if (err instanceof TypeError && typeof (err as { code?: unknown }).code === 'string' && String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
     return [`keyswap: ${err.message}\nRun 'keyswap help' for usage.`, EXIT.usage];

@@ -98,7 +98,7 @@ describe('one writer per log', () => {
       process.stdout.write('open\\n');
       process.stdin.once('data', async () => { await w.close(); process.exit(0); });`], { stdio: ['pipe', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
-    await expect(AuditWriter.open(file, { key: TEST_AUDIT_KEY })).rejects.toThrow(new RegExp(`being written by process ${holder.pid} \\(another keyswap\\)`));
+    await expect(AuditWriter.open(file, { key: TEST_AUDIT_KEY })).rejects.toThrow(`is being written by another keyswap (process ${holder.pid}); stop it, or give this one its own audit.path`);
     holder.stdin.write('stop\n');
     await new Promise((resolve) => holder.once('exit', resolve));
     // A lock left by a process that no longer exists (kill -9) does not block the next start.

@@ -47,6 +47,17 @@ describe('keyswap serve lifecycle', () => {
     }
   });
 
+  it('a second serve on the same audit log exits 1 with one sentence naming the running keyswap', async () => {
+    const h = await startHarness();
+    try {
+      const second = spawnSync(process.execPath, [KEYSWAP, 'serve', '--config', path.join(h.dir, 'keyswap.yaml')], { encoding: 'utf8', cwd: h.dir, env: { PATH: process.env.PATH ?? '', KEYSWAP_SECRET_TEST_API_KEY: 'x' }, timeout: 20_000 });
+      expect(second.status).toBe(1);
+      expect(second.stderr.trim()).toBe(`keyswap: audit log ${h.auditPath} is being written by another keyswap (process ${h.child.pid}); stop it, or give this one its own audit.path`);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('kill -9 under traffic leaves a log that still verifies, and the next start continues its chain', async () => {
     const h = await startHarness();
     try {
