@@ -21,7 +21,11 @@ const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 export async function secretCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, 'new-passphrase-file': { type: 'string' } }, allowPositionals: true, strict: true });
   const [verb, name, ...rest] = positionals;
-  if (verb === undefined || rest.length > 0) throw new CliError(`expected a verb\n${SECRET_USAGE}`, EXIT.usage);
+  if (verb === undefined) throw new CliError(`expected a verb\n${SECRET_USAGE}`, EXIT.usage);
+  if (verb === 'set' && rest.length > 0) {
+    throw new CliError(`refusing a value on the command line: any user can read it in /proc/<pid>/cmdline, and it stays in your shell history; pipe it on stdin or type it at the prompt`, EXIT.usage);
+  }
+  if (rest.length > 0) throw new CliError(`'secret ${verb}' takes ${verb === 'list' || verb === 'rekey' ? 'no NAME' : 'one NAME'}; got extra: ${rest.join(' ')}\n${SECRET_USAGE}`, EXIT.usage);
   const config = await loadConfig(path.resolve(io.cwd, values.config));
   const spec: BackendSpec = config.backend;
   if (spec.type !== 'file') {
@@ -38,11 +42,13 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
         const n = needName();
         const value = await readSecretValue(io, `value for ${n} (not echoed): `);
         if (value === '') throw new CliError('refusing an empty value', EXIT.usage);
+        if (value.trim() === '') throw new CliError('refusing a value that is only whitespace', EXIT.usage);
+        if (/[\r\n]/.test(value)) throw new CliError('refusing a value with a line break (CR or LF) inside: no HTTP header can carry it, and it usually means more than one line was piped in; store one value per secret', EXIT.usage);
         await updateStore(spec.path, source, (entries) => {
           entries.set(n, { value, updatedAt: new Date().toISOString() });
           return true;
         });
-        io.stdout.write(`stored ${n} in ${spec.path}\n`);
+        io.stdout.write(`stored ${n} in ${spec.path}; a running keyswap uses it at its next cache miss (a value it has cached stays in use for up to cache.ttl_seconds, ${config.cache.ttlSeconds} s)\n`);
         if (!config.secrets.some((s) => s.name === n || (s.inject.render.kind === 'template' && s.inject.render.compose.includes(n)))) {
           io.stdout.write(`note: no secret in ${config.file} uses ${n} yet; add a binding for it there\n`);
         }

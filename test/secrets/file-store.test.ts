@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -48,7 +48,17 @@ describe('keyswap secret: the embedded store', () => {
   it('refuses an empty value and a value given on the command line', () => {
     const w = workspace();
     expect(cli(['secret', 'set', 'OPENAI_API_KEY', '--config', w.config], '\n').status).toBe(2);
-    expect(cli(['secret', 'set', 'OPENAI_API_KEY', 'value-in-argv', '--config', w.config]).status).toBe(2);
+    const argv = cli(['secret', 'set', 'OPENAI_API_KEY', 'value-in-argv', '--config', w.config]);
+    expect(argv.status).toBe(2);
+    expect(argv.stderr).toContain('refusing a value on the command line');
+    const blank = cli(['secret', 'set', 'OPENAI_API_KEY', '--config', w.config], '  \t ');
+    expect([blank.status, blank.stderr.trim()]).toEqual([2, 'keyswap: refusing a value that is only whitespace']);
+    for (const v of ['two\nlines', 'carriage\rreturn', 'crlf-inside\r\nmore']) {
+      const r = cli(['secret', 'set', 'OPENAI_API_KEY', '--config', w.config], v);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain('line break');
+    }
+    expect(existsSync(w.store)).toBe(false);
   });
 
   it('a key file readable by others is refused with the fix', async () => {
