@@ -51,7 +51,7 @@ secrets:
 `);
   const config = await loadConfig(path.join(dir, 'keyswap.yaml'));
   const proxy = await start(config, { ...io, env: { KEYSWAP_SECRET_DEMO_KEY: secret } }, createLogger('error'), {
-    metricsAt: null, writePid: false, announce: () => {}, listen: { host: '127.0.0.1', port: 0 },
+    metricsAt: null, allowNonLoopback: false, writePid: false, announce: () => {}, listen: { host: '127.0.0.1', port: 0 },
   });
   const agent = new ProxyAgent({ uri: proxy.proxyUrl, requestTls: { ca: await readFile(proxy.caPath, 'utf8') } });
   const auditLines = async (): Promise<string[]> => (await readFile(config.audit.path, 'utf8')).trim().split('\n');

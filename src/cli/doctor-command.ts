@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { access, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigErrors, loadConfig, type Config } from '../config/index.js';
+import { ConfigErrors, loadConfig, LooseWriteAccessError, type Config } from '../config/index.js';
 import { BackendUnavailable, openBackend, SecretNotFound } from '../secrets/index.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -14,7 +14,8 @@ export const DOCTOR_USAGE = `usage: keyswap doctor [--config FILE]
 
 Checks the config, the CA files and their permissions, that the CA is not trusted system-wide, the backend, the
 audit log, and this shell's proxy and CA variables. Each problem comes with the command that fixes it. Exit 0: all
-good; 1: problems found; 2: the config is invalid.`;
+good; 1: problems found; 2: the config is invalid, or others could write it or its extra_ca_file (then nothing
+else is checked).`;
 
 interface Check { readonly ok: boolean; readonly what: string; readonly fix?: string }
 
@@ -27,11 +28,15 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     config = await loadConfig(path.resolve(io.cwd, values.config));
   } catch (err) {
     if (!(err instanceof ConfigErrors)) throw err;
-    io.stdout.write(`!! ${values.config} is invalid:\n${err.errors.map((e) => `   ${e.message}`).join('\n')}\n   fix: edit it; \`keyswap check\` re-validates\n`);
+    const invalid = err.errors.filter((e) => !(e instanceof LooseWriteAccessError));
+    for (const e of err.errors) if (e instanceof LooseWriteAccessError) io.stdout.write(`!! ${e.file}:${e.line}: ${e.field}: ${e.finding}\n   fix: ${e.fix}\n`);
+    if (invalid.length > 0) io.stdout.write(`!! ${values.config} is invalid:\n${invalid.map((e) => `   ${e.message}`).join('\n')}\n   fix: edit it; \`keyswap check\` re-validates\n`);
+    // Nothing else is checked: a config others could have written may point the backend checks at their server.
+    io.stdout.write('\nthe other checks need a config keyswap would load; fix the above and run keyswap doctor again\n');
     return EXIT.usage;
   }
   const checks = [
-    { ok: true, what: `config ${config.file} loads (${config.secrets.length} secrets); \`keyswap check\` lints its bindings` },
+    { ok: true, what: `config ${config.file} loads (${config.secrets.length} secrets) and only its owner can change it; \`keyswap check\` lints its bindings` },
     ...(await caChecks(config)),
     ...(await backendChecks(config, io)),
     ...(await auditChecks(config)),

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { AuditKeyError, AuditLogBusy, AuditWriteFailed } from '../audit/index.js';
-import { ConfigError, ConfigErrors } from '../config/index.js';
+import { ConfigError, ConfigErrors, LooseWriteAccessError } from '../config/index.js';
 import { BackendConfigError } from '../secrets/index.js';
 import { TlsStateError } from '../tls/index.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -100,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
 
 /** Maps every error a user can cause to one clear message and an exit code; only bugs print a stack. */
 function describe(err: unknown): [string, number] {
+  // A config refused only for who can write it is not "invalid": say just that, one line per file.
+  if (err instanceof ConfigErrors && err.errors.every((e) => e instanceof LooseWriteAccessError)) return [err.errors.map((e) => `keyswap: refused: ${e.message}`).join('\n'), EXIT.usage];
   if (err instanceof ConfigErrors) return [`keyswap: invalid configuration:\n${err.errors.map((e) => `  ${e.message}`).join('\n')}`, EXIT.usage];
   if (err instanceof ConfigError) return [`keyswap: invalid configuration:\n  ${err.message}`, EXIT.usage];
   if (err instanceof CliError) return [`keyswap: ${err.message}`, err.exitCode];

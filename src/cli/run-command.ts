@@ -13,27 +13,28 @@ import { looksLikeRealKey } from './presets.js';
 import { runningServe } from './reload-command.js';
 import { start, type Started } from './serve.js';
 
-export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] -- CMD [ARGS…]
+export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--allow-non-loopback] -- CMD [ARGS…]
        keyswap env [--config FILE] [--env-file FILE]
 
 run: starts CMD behind keyswap: every proxy variable, the CA for curl, Node, Python, git and Go, a preload that
      makes Node's fetch() use the proxy, and the placeholders (from the config and FILE). It uses the keyswap
-     already serving this config, or starts one for as long as CMD runs. Signals go to CMD; its exit code is
-     keyswap's.
+     already serving this config, or starts one for as long as CMD runs, on a free port of the config's listen
+     host, which must be loopback unless --allow-non-loopback is given (as for serve). Signals go to CMD; its
+     exit code is keyswap's.
 env: prints the same environment as export lines for the keyswap serving this config: eval "$(keyswap env)".`;
 
 interface Endpoint { readonly proxyUrl: string; readonly caPath: string; readonly bundlePath: string }
 
-function parse(args: string[]): { config: string; envFile: string | undefined; command: string[] } {
+function parse(args: string[]): { config: string; envFile: string | undefined; allowNonLoopback: boolean; command: string[] } {
   const dash = args.indexOf('--');
   const own = dash < 0 ? args : args.slice(0, dash);
   const { values, positionals } = parseArgs({
     args: own,
-    options: { config: { type: 'string', default: 'keyswap.yaml' }, 'env-file': { type: 'string' } },
+    options: { config: { type: 'string', default: 'keyswap.yaml' }, 'env-file': { type: 'string' }, 'allow-non-loopback': { type: 'boolean', default: false } },
     strict: true,
     allowPositionals: true,
   });
-  return { config: values.config, envFile: values['env-file'], command: dash < 0 ? positionals : [...positionals, ...args.slice(dash + 1)] };
+  return { config: values.config, envFile: values['env-file'], allowNonLoopback: values['allow-non-loopback'], command: dash < 0 ? positionals : [...positionals, ...args.slice(dash + 1)] };
 }
 
 async function readEnvFile(io: CliIo, file: string | undefined): Promise<Record<string, string>> {
@@ -100,9 +101,10 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
   let own: Started | null = null;
   let endpoint = await runningEndpoint(config);
   if (endpoint === null) {
-    // No keyswap serves this config: run one for as long as the command runs, on any free loopback port.
+    // No keyswap serves this config: run one for as long as the command runs, on any free port of its host.
     own = await start(config, io, createLogger('warn'), {
       metricsAt: null,
+      allowNonLoopback: opts.allowNonLoopback,
       writePid: false,
       listen: { host: config.listen.host, port: 0 },
       announce: () => {},
@@ -132,6 +134,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
 export async function envCommand(args: string[], io: CliIo): Promise<number> {
   const opts = parse(args);
   if (opts.command.length > 0) throw new CliError(`keyswap env takes no command (did you mean keyswap run?)\n${RUN_USAGE}`, EXIT.usage);
+  if (opts.allowNonLoopback) throw new CliError('keyswap env starts no listener; --allow-non-loopback belongs to keyswap serve or keyswap run', EXIT.usage);
   const config = await loadConfig(path.resolve(io.cwd, opts.config));
   const fromFile = await readEnvFile(io, opts.envFile);
   const { host, port } = config.listen;

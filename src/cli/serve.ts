@@ -10,11 +10,12 @@ import { compilePolicy } from '../policy/index.js';
 import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
 import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
+import { parseListenAddress } from '../wire/index.js';
 import { agentEnvironment, exportLines } from './agent-env.js';
 import { auditKeyLocation } from './audit-key.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { isLoopback } from './loopback.js';
+import { checkListenAddress } from './loopback.js';
 import { pidFile } from './reload-command.js';
 import { VERSION } from './version.js';
 
@@ -43,13 +44,6 @@ export async function serve(args: string[], io: CliIo): Promise<number> {
   });
   const metricsAt = values.metrics === undefined ? null : metricsAddress(values.metrics, values['allow-non-loopback']);
   const config = await loadConfig(path.resolve(io.cwd, values.config));
-  if (!isLoopback(config.listen.host) && !values['allow-non-loopback']) {
-    throw new CliError(
-      `${config.file}: listen: ${config.listen.host} is not a loopback address; any host that can reach it could use your secrets. ` +
-        'Use 127.0.0.1, or pass --allow-non-loopback if another layer (a container network, a firewall) restricts who connects.',
-      EXIT.usage,
-    );
-  }
   // keyswap's own outbound calls never go through a proxy: Node's https ignores these variables, but the
   // Bitwarden SDK reads them, and pointed at keyswap itself they would loop its backend calls through itself.
   for (const name of PROXY_VARIABLES) delete process.env[name];
@@ -58,7 +52,7 @@ export async function serve(args: string[], io: CliIo): Promise<number> {
   // Order matters: the handlers exist before anyone can learn the address, so a SIGTERM sent the moment the
   // banner appears drains cleanly instead of killing the process with the default action.
   const stopSignal = waitForStopSignal(log);
-  const running = await start(config, io, log, { metricsAt, announce: (text) => io.stdout.write(text), writePid: true });
+  const running = await start(config, io, log, { metricsAt, allowNonLoopback: values['allow-non-loopback'], announce: (text) => io.stdout.write(text), writePid: true });
   await stopSignal;
   await running.stop('signal');
   return EXIT.ok;
@@ -78,23 +72,26 @@ export interface StartOptions {
   readonly announce: (text: string) => void;
   /** `serve` records its pid for `keyswap reload`; a proxy inside `keyswap run` lives only as long as its child. */
   readonly writePid: boolean;
-  /** Listen here instead of the config's address (`run` takes any free loopback port). */
+  /** Listen here instead of the config's address (`run` takes any free port on the config's host). */
   readonly listen?: HostPort;
+  /** --allow-non-loopback: the operator restricts who connects by other means (checkListenAddress). */
+  readonly allowNonLoopback: boolean;
 }
 
 /** `--metrics HOST:PORT`: a loopback address unless the operator allowed otherwise, as for the proxy itself. */
 function metricsAddress(text: string, allowNonLoopback: boolean): HostPort {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
-  const port = Number(m?.[2]);
-  if (!m || port > 65535) throw new CliError(`--metrics ${text}: expected HOST:PORT, e.g. --metrics 127.0.0.1:9464`, EXIT.usage);
-  const host = (m[1] as string).replace(/^\[|\]$/g, '');
-  if (!isLoopback(host) && !allowNonLoopback) throw new CliError(`--metrics ${text}: ${host} is not a loopback address; metrics name your secrets and clients. Use 127.0.0.1, or pass --allow-non-loopback.`, EXIT.usage);
-  return { host, port };
+  const at = parseListenAddress(text);
+  if (at === null) throw new CliError(`--metrics ${text}: expected HOST:PORT, e.g. --metrics 127.0.0.1:9464`, EXIT.usage);
+  checkListenAddress('metrics', `--metrics ${text}`, at.host, allowNonLoopback);
+  return at;
 }
 
 export async function start(config: Config, io: CliIo, log: Logger, opts: StartOptions): Promise<Started> {
   const { metricsAt } = opts;
   const listenAt = opts.listen ?? config.listen;
+  // First, before any file is created: every proxy (serve, run, quickstart, demo) and metrics listener passes here.
+  checkListenAddress('proxy', `${config.file}: listen`, listenAt.host, opts.allowNonLoopback);
+  if (metricsAt !== null) checkListenAddress('metrics', `--metrics ${metricsAt.host}:${metricsAt.port}`, metricsAt.host, opts.allowNonLoopback);
   const ca = await openCa(config.stateDir, { create: true });
   const bundlePath = await writeTrustBundle(config.stateDir, ca.certPem);
   const extraCaPem = config.upstream.extraCaFile === null ? null : await readExtraCa(config);

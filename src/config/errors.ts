@@ -21,3 +21,13 @@ export class ConfigErrors extends Error {
     super(errors.map((e) => e.message).join('\n'));
   }
 }
+
+/**
+ * A file that decides what keyswap trusts (the config itself, `upstream.extra_ca_file`) that someone other than
+ * its owner could change: refused like any config mistake, with the command that fixes it kept apart for `doctor`.
+ */
+export class LooseWriteAccessError extends ConfigError {
+  constructor(file: string, line: number, field: string, readonly finding: string, readonly fix: string) {
+    super(file, line, field, `${finding}; fix: ${fix}`);
+  }
+}

@@ -1,6 +1,6 @@
 export { loadConfig, parseConfig } from './load.js';
 export { parseHostPort } from './compile-config.js';
 export { parseTemplate, templateNames } from './template-parse.js';
-export { ConfigError, ConfigErrors } from './errors.js';
+export { ConfigError, ConfigErrors, LooseWriteAccessError } from './errors.js';
 export type * from './types.js';
 export type { TemplateExpr, TemplateFilter, TemplateFunction, TemplateSegment } from './template-ast.js';

@@ -1,4 +1,5 @@
-import { chmod, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readFile, stat } from 'node:fs/promises';
 import type { BackendSpec } from '../config/index.js';
 import type { FetchContext, SecretsBackend } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
@@ -55,6 +56,8 @@ export class BwsBackend implements SecretsBackend {
       throw new BackendConfigError('bws backend: the optional package @bitwarden/sdk-napi is not installed (npm install @bitwarden/sdk-napi)');
     }
     const token = await readToken(spec, env, warn);
+    const stateProblem = spec.stateFile ? await prepareStateFile(spec.stateFile) : null;
+    if (stateProblem !== null) throw new BackendConfigError(`bws backend: ${stateProblem}`);
     const client = new sdk.BitwardenClient({ apiUrl: spec.apiUrl, identityUrl: spec.identityUrl, userAgent: 'keyswap', deviceType: 'SDK' }, SDK_LOG_LEVEL_ERROR);
     return new BwsBackend(client, spec, token);
   }
@@ -85,11 +88,13 @@ export class BwsBackend implements SecretsBackend {
   }
 
   #ensureLogin(): Promise<void> {
-    this.#login ??= this.#call('login', async () => {
-      await this.#client.auth().loginAccessToken(this.#token, this.#spec.stateFile ?? undefined);
-      // The SDK writes its state file with the process umask; it caches a login token.
-      if (this.#spec.stateFile) await chmod(this.#spec.stateFile, 0o600).catch(() => {});
-    }).catch((err: unknown) => {
+    const stateFile = this.#spec.stateFile;
+    this.#login ??= (async () => {
+      // Again before each login: a state file removed since open() would be recreated by the SDK with the umask.
+      const stateProblem = stateFile ? await prepareStateFile(stateFile) : null;
+      if (stateProblem !== null) throw new BackendUnavailable('bws', stateProblem);
+      await this.#call('login', () => this.#client.auth().loginAccessToken(this.#token, stateFile ?? undefined));
+    })().catch((err: unknown) => {
       this.#login = null;
       throw err;
     });
@@ -145,4 +150,29 @@ async function readToken(spec: BwsSpec, env: Env, warn: (message: string) => voi
   const token = (await readFile(file, 'utf8')).trim();
   if (!/^0\.[0-9a-f-]{36}\.[^:]+:[A-Za-z0-9+/=]+$/.test(token)) throw new BackendConfigError(`bws backend: ${file} does not hold a machine-account access token (0.<id>.<secret>:<key>)`);
   return token;
+}
+
+/**
+ * The SDK caches its login token in the state file, which it opens with O_CREAT|O_TRUNC and mode 0666: a file it
+ * creates takes the process umask (0644 under the usual 022) and holds a token others could read. So keyswap
+ * creates the file first, 0600, and the SDK truncates and rewrites it in place, keeping that mode. An existing file
+ * with group or other bits is narrowed to 0600; one that cannot be (another user's) is refused, never ignored.
+ * Returns the problem, or null when the file is ready.
+ */
+async function prepareStateFile(file: string): Promise<string | null> {
+  let fh;
+  try {
+    // No O_TRUNC: a token cached by an earlier run stays usable.
+    fh = await open(file, constants.O_WRONLY | constants.O_CREAT, 0o600);
+  } catch (err) {
+    return `cannot create the state file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}); keyswap's user must be able to write it`;
+  }
+  try {
+    if (((await fh.stat()).mode & 0o077) !== 0) await fh.chmod(0o600);
+    return null;
+  } catch (err) {
+    return `the state file ${file} is readable by group or others and cannot be made private (${(err as NodeJS.ErrnoException).code ?? 'error'}); run: chmod 600 ${file}`;
+  } finally {
+    await fh.close();
+  }
 }

@@ -25,6 +25,19 @@ export function isIpLiteral(host: string): boolean {
  * anything else: a lenient parser is how `Host: x:99999` once killed a proxy.
  */
 export function parseAuthority(text: string): Authority | null {
+  return parseHostAndPort(text, 1);
+}
+
+/**
+ * An address keyswap listens on (`--metrics HOST:PORT`): the same host rules as parseAuthority, a port required,
+ * and port 0 allowed, which asks the kernel for any free port (something to listen on, never a destination).
+ */
+export function parseListenAddress(text: string): { readonly host: string; readonly port: number } | null {
+  const a = parseHostAndPort(text, 0);
+  return a === null || a.port === null ? null : { host: a.host, port: a.port };
+}
+
+function parseHostAndPort(text: string, minPort: 0 | 1): Authority | null {
   let host: string;
   let portText: string | null = null;
   if (text.startsWith('[')) {
@@ -53,7 +66,7 @@ export function parseAuthority(text: string): Authority | null {
   if (portText === null) return { host, port: null };
   if (!/^[0-9]{1,5}$/.test(portText)) return null;
   const port = Number(portText);
-  if (port < 1 || port > 65535) return null;
+  if (port < minPort || port > 65535) return null;
   return { host, port };
 }
 

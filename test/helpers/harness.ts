@@ -41,6 +41,8 @@ export interface HarnessOptions {
   readonly resolve?: Readonly<Record<string, string>>;
   /** Extra arguments for `keyswap serve`. */
   readonly args?: readonly string[];
+  /** Run keyswap under this umask (e.g. 0o000, to prove a file is created with its final mode, not the umask's). */
+  readonly umask?: number;
 }
 
 export interface Harness {
@@ -109,12 +111,16 @@ secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
   for (const [k, v] of Object.entries(opts.secretValues ?? {})) env[`KEYSWAP_SECRET_${k}`] = v;
   Object.assign(env, opts.env ?? {});
   const args = [KEYSWAP, 'serve', '--config', configPath, ...(opts.args ?? [])];
+  const shellSetup = [
+    ...(opts.umask === undefined ? [] : [`umask ${opts.umask.toString(8).padStart(3, '0')}`]),
+    // RLIMIT_FSIZE makes writes past the limit fail with EFBIG: a real audit write failure. XFSZ is ignored so
+    // the kernel's signal does not kill keyswap first (an ignored disposition survives exec).
+    ...(opts.fileSizeLimitBlocks === undefined ? [] : [`trap '' XFSZ`, `ulimit -f ${opts.fileSizeLimitBlocks}`]),
+  ];
   const child =
-    opts.fileSizeLimitBlocks === undefined
+    shellSetup.length === 0
       ? spawn(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
-      : // RLIMIT_FSIZE makes writes past the limit fail with EFBIG: a real audit write failure. XFSZ is ignored so
-        // the kernel's signal does not kill keyswap first (an ignored disposition survives exec).
-        spawn('sh', ['-c', `trap '' XFSZ; ulimit -f ${opts.fileSizeLimitBlocks}; exec "$0" "$@"`, process.execPath, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn('sh', ['-c', `${shellSetup.join('; ')}; exec "$0" "$@"`, process.execPath, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.on('data', (c: Buffer) => { out += c.toString(); });

@@ -1,9 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
 import { startFakeBws, type FakeBws } from '../helpers/fake-bws.js';
-import { startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { KEYSWAP, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 let h: Harness | undefined;
 let bws: FakeBws | undefined;
@@ -15,11 +17,12 @@ afterEach(async () => {
 
 const PH = 'sk-PLACEHOLDER-BWS-0123456789abcdef';
 
-async function start(timeoutSeconds = 2, ttlSeconds = 1): Promise<{ h: Harness; bws: FakeBws }> {
+async function start(timeoutSeconds = 2, ttlSeconds = 1, more: { stateFile?: string; umask?: number } = {}): Promise<{ h: Harness; bws: FakeBws }> {
   bws = await startFakeBws();
   const tokenFile = path.join('/tmp', `bws-token-${process.pid}-${Date.now()}`);
   writeFileSync(tokenFile, bws.accessToken, { mode: 0o600 });
   h = await startHarness({
+    ...(more.umask === undefined ? {} : { umask: more.umask }),
     backend: `backend:
   type: bws
   config:
@@ -27,7 +30,8 @@ async function start(timeoutSeconds = 2, ttlSeconds = 1): Promise<{ h: Harness; 
     access_token_file: ${tokenFile}
     api_url: ${bws.url}/api
     identity_url: ${bws.url}/identity
-    timeout_seconds: ${timeoutSeconds}`,
+    timeout_seconds: ${timeoutSeconds}${more.stateFile === undefined ? '' : `
+    state_file: ${more.stateFile}`}`,
     top: `cache: { ttl_seconds: ${ttlSeconds}, jitter_seconds: 0 }`,
     secrets: `
   OPENAI_API_KEY:
@@ -98,5 +102,65 @@ describe('bws backend: the real SDK against a local server speaking the BWS prot
     expect(h.stderr()).toContain(a);
     expect(h.stderr()).toContain(b);
     expect(h.stdout() + h.stderr() + h.auditText()).not.toMatch(/bws-value/);
+  });
+});
+
+describe('bws backend: the state file (the SDK caches a login token there) is never readable by others', () => {
+  const stateDir = (): string => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-bws-state-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  };
+
+  it('is created 0600 before the SDK writes it, even under umask 000, and stays 0600 once it holds the token', async () => {
+    const stateFile = path.join(stateDir(), 'bws-state.json');
+    const { h, bws } = await start(2, 300, { stateFile, umask: 0o000 });
+    // keyswap is up and has not logged in yet: the file the SDK will write into already exists, private.
+    expect(bws.calls.login).toBe(0);
+    expect(statSync(stateFile).mode & 0o777).toBe(0o600);
+    bws.set('OPENAI_API_KEY', 'bws-value');
+    expect((await curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PH}`] })).status).toBe(200);
+    expect(bws.calls.login).toBe(1);
+    expect(statSync(stateFile).size).toBeGreaterThan(0); // the SDK wrote its token into keyswap's file
+    expect(statSync(stateFile).mode & 0o777).toBe(0o600);
+  });
+
+  it('an existing state file others can read is made 0600 at start, before any login', async () => {
+    const stateFile = path.join(stateDir(), 'bws-state.json');
+    writeFileSync(stateFile, '');
+    chmodSync(stateFile, 0o644);
+    const { bws } = await start(2, 300, { stateFile });
+    expect(bws.calls.login).toBe(0);
+    expect(statSync(stateFile).mode & 0o777).toBe(0o600);
+  });
+
+  // Only root can hand keyswap a file it may write but not chmod (another user's file, writable by all).
+  it.skipIf(process.getuid?.() !== 0)('one that cannot be made private (another user owns it) stops keyswap with the fix, not silently', async () => {
+    const fake = await startFakeBws();
+    onTestFinished(() => fake.close());
+    const dir = stateDir();
+    chmodSync(dir, 0o755);
+    const nobody = 65534;
+    chownSync(dir, nobody, nobody);
+    const tokenFile = path.join(dir, 'token');
+    writeFileSync(tokenFile, fake.accessToken, { mode: 0o600 });
+    chownSync(tokenFile, nobody, nobody);
+    const stateFile = path.join(dir, 'bws-state.json');
+    writeFileSync(stateFile, '');
+    chmodSync(stateFile, 0o666); // root's file: keyswap (as nobody) can write it but not change its mode
+    const config = path.join(dir, 'keyswap.yaml');
+    writeFileSync(config, `version: 1
+listen: 127.0.0.1:0
+state_dir: ./state
+audit: { path: ./audit.jsonl }
+backend:
+  type: bws
+  config: { organization_id: "${fake.organizationId}", access_token_file: ${tokenFile}, state_file: ${stateFile}, api_url: ${fake.url}/api, identity_url: ${fake.url}/identity }
+secrets: {}
+`);
+    const r = spawnSync(process.execPath, [KEYSWAP, 'serve', '--config', config], { cwd: dir, uid: nobody, gid: nobody, encoding: 'utf8', timeout: 15_000, env: { PATH: process.env.PATH ?? '' } });
+    expect(r.stdout).not.toContain('listening');
+    expect(r.stderr).toBe(`keyswap: bws backend: the state file ${stateFile} is readable by group or others and cannot be made private (EPERM); run: chmod 600 ${stateFile}\n`);
+    expect(r.status).toBe(2);
   });
 });
