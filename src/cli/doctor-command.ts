@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigErrors, loadConfig, LooseWriteAccessError, type Config } from '../config/index.js';
 import { BackendUnavailable, openBackend, SecretNotFound } from '../secrets/index.js';
+import { auditKeyLocation } from './audit-key.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { looksLikeRealKey } from './presets.js';
@@ -40,6 +41,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     ...(await caChecks(config)),
     ...(await backendChecks(config, io)),
     ...(await auditChecks(config)),
+    ...(await auditKeyChecks(config, io)),
     ...(await serviceChecks(config)),
     ...shellChecks(config, io),
   ];
@@ -113,6 +115,15 @@ async function auditChecks(config: Config): Promise<Check[]> {
   if (mode & 0o022) return [{ ok: false, what: `audit log ${file} is ${mode.toString(8)}: others could forge history`, fix: `chmod 600 ${file}` }];
   const writable = await open(file, 'a').then(async (fh) => { await fh.close(); return true; }, () => false);
   return [writable ? { ok: true, what: `audit log ${file} is writable and private` } : { ok: false, what: `audit log ${file} is not writable`, fix: `chown it to keyswap's user` }];
+}
+
+/** The audit key: whoever can read it can rewrite the log undetected (K6). */
+async function auditKeyChecks(config: Config, io: CliIo): Promise<Check[]> {
+  const { file } = auditKeyLocation(config, io.env);
+  const mode = await stat(file).then((s) => s.mode & 0o777, () => null);
+  if (mode === null) return [{ ok: true, what: `audit key ${file} will be created 600 on first start` }];
+  if (mode & 0o077) return [{ ok: false, what: `audit key ${file} is ${mode.toString(8)}: whoever can read it can rewrite the audit log undetected`, fix: `chmod 600 ${file}` }];
+  return [{ ok: true, what: `audit key ${file} is 600` }];
 }
 
 async function serviceChecks(config: Config): Promise<Check[]> {

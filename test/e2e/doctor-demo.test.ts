@@ -53,11 +53,13 @@ secrets:
   it('names each problem with its fix: a loose CA key, a missing value, a real key and a NO_PROXY bypass in the shell', () => {
     const dir = setUp();
     chmodSync(path.join(dir, 'certs', 'ca-key.pem'), 0o644);
+    writeFileSync(path.join(dir, 'certs', 'audit.key'), `${Buffer.alloc(32, 1).toString('base64')}\n`, { mode: 0o640 });
     const realKey = `sk-proj-${'Zz9'.repeat(16)}`;
     const r = ks(dir, { OPENAI_API_KEY: realKey, NO_PROXY: 'api.openai.com' }, 'doctor');
     expect(r.status).toBe(1);
     const out = r.stdout as string;
     expect(out).toMatch(/!! .*ca-key\.pem is 644[\s\S]*fix: chmod 600 /);
+    expect(out).toMatch(/!! audit key .*audit\.key is 640: whoever can read it can rewrite the audit log undetected[\s\S]*fix: chmod 600 /);
     expect(out).toMatch(/!! backend file has no value for OPENAI_API_KEY[\s\S]*fix: keyswap secret set OPENAI_API_KEY/);
     expect(out).toMatch(/!! OPENAI_API_KEY in this shell looks like a real OpenAI key/);
     expect(out).toMatch(/!! NO_PROXY holds api\.openai\.com: requests there bypass keyswap/);
