@@ -41,6 +41,12 @@ export type AuditEvent =
       readonly reason: string;
       readonly status: number;
     })
+  /** An opaque tunnel whose upstream could not be reached: `cause` is the RefusalCode the agent was answered with. */
+  | (RequestScoped & {
+      readonly type: 'tunnel_failed';
+      readonly cause: string;
+      readonly status: number;
+    })
   | (RequestScoped & {
       readonly type: 'upstream_response';
       readonly status: number;

@@ -54,6 +54,9 @@ export class KeyswapMetrics {
       case 'deny':
         this.#refusals.inc({ reason: e.reason });
         return;
+      case 'tunnel_failed':
+        this.#refusals.inc({ reason: e.cause });
+        return;
       case 'upstream_response':
         this.#responses.inc({ code_class: `${Math.floor(e.status / 100)}xx`, complete: String(e.complete) });
         this.#responseSeconds.observe(e.ms / 1000);

@@ -4,7 +4,7 @@ import { routeConnect } from './connect-route.js';
 import { admit, refuseUnrouted, type ProxyContext } from './entries.js';
 import { errorSummary } from './exchange.js';
 import { terminateTls } from './mitm.js';
-import { Refusal } from './refusal.js';
+import { Refusal, upstreamRefusal } from './refusal.js';
 import { openTunnel } from './tunnel.js';
 
 /** CONNECT: decrypt a bound destination, tunnel or refuse the rest (K7). Refusals go out in the socket form. */
@@ -29,9 +29,12 @@ export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, sock
   }
   const { timeouts, upstream } = ex.snap.config;
   if (route.kind === 'tunnel') {
-    ex.notePassthrough();
     ctx.tunnels.add(socket);
-    openTunnel(socket, head, ex.snap.upstream.dialAddress(route.host, route.port), { connectTimeoutMs: upstream.connectTimeoutMs, idleMs: timeouts.tunnelIdleMs }, () => ctx.tunnels.delete(socket));
+    openTunnel(socket, head, ex.snap.upstream.dialAddress(route.host, route.port), { connectTimeoutMs: upstream.connectTimeoutMs, idleMs: timeouts.tunnelIdleMs }, {
+      opened: () => ex.notePassthrough(),
+      failed: (err) => ex.refuse(upstreamRefusal(err), 'tunnel_failed'),
+      closed: () => ctx.tunnels.delete(socket),
+    });
     return;
   }
   ctx.leaves.get(route.leafName).then(

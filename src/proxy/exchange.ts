@@ -124,15 +124,16 @@ export class Exchange {
   }
 
   /**
-   * The one place a request is refused: audit it, log the cause (never a value), answer from the one table.
+   * The one place a request is refused: audit it (a `deny`, or `tunnel_failed` for a tunnel that could not
+   * connect), log the cause (never a value), answer from the one table.
    * Once a response head is out, the connection is cut instead: a broken transfer, never a clean end.
    */
-  refuse(err: unknown): void {
+  refuse(err: unknown, record: 'deny' | 'tunnel_failed' = 'deny'): void {
     const code: RefusalCode = err instanceof Refusal ? err.code : err instanceof InvalidRendering ? 'secret_unavailable' : 'internal';
     const [status, body] = OUTCOMES[code];
     const cause = err instanceof Refusal ? err.cause : err;
-    this.log.warn({ request_id: this.id, code, cause: errorSummary(cause) }, 'request refused');
-    this.note({ type: 'deny', decision: 'denied', reason: code, status });
+    this.log.warn({ request_id: this.id, code, cause: errorSummary(cause) }, record === 'deny' ? 'request refused' : 'tunnel failed');
+    this.note(record === 'deny' ? { type: 'deny', decision: 'denied', reason: code, status } : { type: 'tunnel_failed', cause: code, status });
     const extra: Record<string, string> = err instanceof Refusal && err.retryAfterSeconds !== null ? { 'retry-after': String(err.retryAfterSeconds) } : {};
     if (this.reply.kind === 'socket') {
       if (this.reply.socket.writable) this.reply.socket.end(rawRefusal(code, extra));

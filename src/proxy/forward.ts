@@ -3,7 +3,7 @@ import type { Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { endToEndPairs, flatten, type Framing, type HeaderPair } from '../wire/index.js';
 import type { Exchange, Target } from './exchange.js';
-import { Refusal } from './refusal.js';
+import { Refusal, upstreamRefusal } from './refusal.js';
 import { endAfter, relay } from './relay.js';
 import { EchoBlocked, type Scrubber } from './scrubber.js';
 
@@ -146,9 +146,3 @@ function decoderFor(upRes: IncomingMessage): Transform | null {
   throw new Refusal('upstream_encoding_unsupported');
 }
 
-function upstreamRefusal(err: Error & { code?: string }): Refusal {
-  const code = err.code ?? '';
-  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') return new Refusal('upstream_timeout', { cause: err });
-  if (/CERT|SIGNATURE|ISSUER|ALTNAME|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return new Refusal('upstream_untrusted', { cause: err });
-  return new Refusal('upstream_failed', { cause: err });
-}

@@ -9,6 +9,8 @@ export type RefusalCode =
   | 'secret_unavailable'
   | 'audit_unavailable'
   | 'upstream_failed'
+  | 'upstream_unresolved'
+  | 'upstream_refused'
   | 'upstream_untrusted'
   | 'upstream_timeout'
   | 'upstream_echoed_secret'
@@ -46,7 +48,9 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   ambiguous_placeholder: [400, 'keyswap: two placeholders compete for one credential site\n'],
   secret_unavailable: [503, 'keyswap: secret unavailable\n'],
   audit_unavailable: [503, 'keyswap: audit log unavailable\n'],
-  upstream_failed: [502, 'keyswap: upstream connection failed\n'],
+  upstream_failed: [502, 'keyswap: upstream connection failed (reset or unreachable)\n'],
+  upstream_unresolved: [502, 'keyswap: upstream host name did not resolve\n'],
+  upstream_refused: [502, 'keyswap: upstream refused the connection\n'],
   upstream_untrusted: [502, 'keyswap: upstream certificate not trusted\n'],
   upstream_timeout: [504, 'keyswap: upstream timed out\n'],
   rate_limited: [429, 'keyswap: rate limit for this credential reached; retry later\n'],
@@ -77,4 +81,17 @@ export function rawRefusal(code: RefusalCode, extraHeaders: Readonly<Record<stri
 /** Headers a refusal carries besides its body: the challenge for 407, and whatever the refusal adds (Retry-After). */
 export function refusalHeaders(code: RefusalCode, extra: Readonly<Record<string, string>>): Record<string, string> {
   return code === 'proxy_auth_required' ? { 'proxy-authenticate': 'Basic realm="keyswap"', ...extra } : { ...extra };
+}
+
+/**
+ * What a failed upstream connection or exchange is, by its errno or TLS error code: the agent's body names the
+ * category (never the address or the message), the same for a MITM'd request and an opaque tunnel.
+ */
+export function upstreamRefusal(err: Error & { code?: string }): Refusal {
+  const code = err.code ?? '';
+  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return new Refusal('upstream_timeout', { cause: err });
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NODATA' || code === 'EAI_NONAME') return new Refusal('upstream_unresolved', { cause: err });
+  if (code === 'ECONNREFUSED') return new Refusal('upstream_refused', { cause: err });
+  if (/CERT|SIGNATURE|ISSUER|ALTNAME|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return new Refusal('upstream_untrusted', { cause: err });
+  return new Refusal('upstream_failed', { cause: err });
 }
