@@ -45,14 +45,25 @@ describe('reload (SIGHUP)', () => {
     expect(h.child.exitCode).toBeNull();
   });
 
-  it('keyswap reload validates the file, then signals the running keyswap', async () => {
-    const { spawnSync } = await import('node:child_process');
+  it('keyswap reload validates the file, signals the running keyswap, and waits for the outcome: exit 1 when refused', async () => {
+    const { spawn } = await import('node:child_process');
     const { KEYSWAP } = await import('../helpers/harness.js');
-    const before = h.auditRecords().filter((r) => r.type === 'config_reload').length;
-    const r = spawnSync(process.execPath, [KEYSWAP, 'reload', '--config', configPath], { encoding: 'utf8' });
-    expect(r.status).toBe(0);
-    expect(r.stdout).toContain(`reload requested (pid ${h.child.pid})`);
-    expect(await waitFor(() => h.auditRecords().filter((x) => x.type === 'config_reload').length > before)).toBe(true);
+    // spawn, not spawnSync: the harness reads keyswap's output on this event loop while the reload waits.
+    const run = () => new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const p = spawn(process.execPath, [KEYSWAP, 'reload', '--config', configPath]);
+      let stdout = '';
+      p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+      p.on('exit', (status) => resolve({ status, stdout }));
+    });
+    const ok = await run();
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toBe(`reload requested (pid ${h.child.pid})\nreload applied\n`);
+    const good = readFileSync(configPath, 'utf8');
+    writeFileSync(configPath, good.replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:1'));
+    const refused = await run();
+    writeFileSync(configPath, good);
+    expect(refused.status).toBe(1);
+    expect(refused.stdout).toContain('reload refused; the running configuration stays:\n  listen changed; restart keyswap to apply\n');
   });
 
   it('a change that needs new resources (the listen address) is refused with "restart to apply"', async () => {

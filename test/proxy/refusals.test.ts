@@ -4,7 +4,7 @@ import { OUTCOMES, rawRefusal, upstreamRefusal } from '../../src/proxy/refusal.j
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 // Issue #17: every refusal's status and body, from the one table. Changing one is a change agents see.
-const PINNED = {
+const PINNED: Record<string, readonly [number, string]> = {
   bad_request: [400, 'keyswap: bad request\n'],
   sni_host_mismatch: [421, 'keyswap: request host does not match the CONNECT target\n'],
   unbound_destination: [403, 'keyswap: destination not allowed\n'],
@@ -38,7 +38,7 @@ describe('the refusal table', () => {
 
   it('the socket form carries the same status, body and length, and closes', () => {
     for (const [code, [status, body]] of Object.entries(PINNED)) {
-      const raw = rawRefusal(code as keyof typeof PINNED);
+      const raw = rawRefusal(code as keyof typeof OUTCOMES);
       expect(raw.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
       expect(raw.endsWith(`\r\n\r\n${body}`)).toBe(true);
       expect(raw).toContain(`content-length: ${Buffer.byteLength(body)}\r\n`);
