@@ -48,7 +48,7 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
           entries.set(n, { value, updatedAt: new Date().toISOString() });
           return true;
         });
-        io.stdout.write(`stored ${n} in ${spec.path}; a running keyswap uses it at its next cache miss (a value it has cached stays in use for up to cache.ttl_seconds, ${config.cache.ttlSeconds} s)\n`);
+        io.stdout.write(`stored ${n} in ${spec.path}; a running keyswap uses it within cache.ttl_seconds (${config.cache.ttlSeconds} s), or at once after: keyswap reload\n`);
         if (!config.secrets.some((s) => s.name === n || (s.inject.render.kind === 'template' && s.inject.render.compose.includes(n)))) {
           io.stdout.write(`note: no secret in ${config.file} uses ${n} yet; add a binding for it there\n`);
         }
@@ -64,7 +64,7 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
         const n = needName();
         const removed = await updateStore(spec.path, source, (entries) => entries.delete(n));
         if (!removed) throw new CliError(`${n} is not in ${spec.path} (see: keyswap secret list)`, EXIT.runtime);
-        io.stdout.write(`removed ${n}\n`);
+        io.stdout.write(`removed ${n}; a running keyswap stops using it within cache.ttl_seconds (${config.cache.ttlSeconds} s), or at once after: keyswap reload\n`);
         return EXIT.ok;
       }
       case 'rekey': {

@@ -173,13 +173,15 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   process.on('SIGUSR1', onRotate);
 
   // Reload: re-read and validate, then swap. Anything that needs new resources (listen address, state, backend,
-  // audit file) is refused with "restart to apply"; an invalid file changes nothing. Warm cache entries stay.
+  // audit file) is refused with "restart to apply"; an invalid file changes nothing. Cached secret values are dropped (a reload is how an operator says "use what I just stored").
   let reloading = Promise.resolve();
   const onReload = (): void => {
     reloading = reloading.then(async () => {
       const errors = await reloadedSnapshot(snapshot, leaves).then(
         (next) => {
           snapshot = next;
+          // A reload is also how an operator says "use the values I just stored": cached ones are dropped.
+          secrets?.flush();
           return [];
         },
         (err: unknown) => reloadErrors(err),

@@ -31,6 +31,31 @@ describe('file backend through keyswap serve', () => {
   });
 });
 
+describe('a changed value, applied at once', () => {
+  it('after keyswap reload, the value just stored is injected though the old one is still cached', async () => {
+    const r = await startHarness({ backend: 'backend: { type: file }', top: 'cache: { ttl_seconds: 3600, jitter_seconds: 0 }' });
+    const config = path.join(r.dir, 'keyswap.yaml');
+    const set = (value: string) => spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', 'TEST_API_KEY', '--config', config], { input: value, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const ask = () => curlVia(r, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] });
+    try {
+      expect(set('reload-value-1').status).toBe(0);
+      await ask();
+      expect(r.upstream.requests.at(-1)?.headers.authorization).toBe('Bearer reload-value-1');
+      const second = set('reload-value-2');
+      expect(second.stdout).toContain('or at once after: keyswap reload');
+      await ask();
+      expect(r.upstream.requests.at(-1)?.headers.authorization).toBe('Bearer reload-value-1'); // cached for an hour
+      const { spawn } = await import('node:child_process');
+      const reloaded = await new Promise<number | null>((resolve) => spawn(process.execPath, [KEYSWAP, 'reload', '--config', config]).on('exit', resolve));
+      expect(reloaded).toBe(0);
+      await ask();
+      expect(r.upstream.requests.at(-1)?.headers.authorization).toBe('Bearer reload-value-2');
+    } finally {
+      await r.close();
+    }
+  });
+});
+
 describe('credentials backend through keyswap serve', () => {
   it('injects the value systemd put in $CREDENTIALS_DIRECTORY', async () => {
     const { mkdtempSync, writeFileSync } = await import('node:fs');
