@@ -28,7 +28,7 @@ export async function auditCommand(args: string[], io: CliIo): Promise<number> {
     for (const r of records.slice(-count)) io.stdout.write(`${JSON.stringify(r)}\n`);
     return EXIT.ok;
   }
-  throw new CliError(`unknown audit verb '${verb ?? ''}'\n${AUDIT_USAGE}`, EXIT.usage);
+  throw new CliError(verb === undefined ? `'keyswap audit' needs a verb\n${AUDIT_USAGE}` : `unknown audit verb '${verb}'\n${AUDIT_USAGE}`, EXIT.usage);
 }
 
 async function verify(args: string[], io: CliIo): Promise<number> {

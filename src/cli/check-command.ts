@@ -40,7 +40,7 @@ function lintBindings(config: Config): Finding[] {
         out.push({ at, text: `${b.host}: allows ${b.methods.filter((m) => WRITES.has(m)).join(', ')} on a host where writes change code, money or infrastructure; keep them only if the agent must write, and scope paths:` });
       }
       if (b.paths === null) out.push({ at, text: `${b.host}: every path is allowed; scope it (paths: ["/v1/**"])` });
-      if (b.host.startsWith('*.')) out.push({ at, text: `${b.host}: a wildcard host hands the secret to every name under it; list hosts (or subdomains:)` });
+      if (b.host.startsWith('*.') && b.subdomains === null) out.push({ at, text: `${b.host}: a wildcard host hands the secret to every name under it; list hosts (or subdomains:)` });
       if (b.allowPlaintext) out.push({ at, text: `${b.host}: allow_plaintext sends the secret unencrypted; anyone on the path can read it` });
     }
   }

@@ -9,6 +9,8 @@ import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 const DEFAULT_LISTEN = '127.0.0.1:14322';
 const SECRET_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** RFC 9110's methods, PATCH (RFC 5789), WebDAV's (RFC 4918, 3253, 5323) and QUERY: a typo such as GTE is a config error, not a binding that never matches. */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'QUERY', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'MKCALENDAR', 'ACL']);
 const DNS_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
 // Wildcards may never cover a public suffix: `*.com` or `*.co.uk` would hand a secret to anyone's domain.
 const PUBLIC_SUFFIXES = new Set([
@@ -343,7 +345,7 @@ function compileBinding(raw: RawBinding, p: FieldPath, ctx: SecretContext): Bind
   if (raw.methods !== undefined) {
     if (raw.methods.length === 0) bad([...p, 'methods'], 'is empty; list the methods (e.g. [GET, POST]) or remove the key for any method');
     methods = raw.methods.map((m, i) => {
-      if (m === '*' || !HTTP_TOKEN.test(m)) bad([...p, 'methods', i], `'${m}' is not an HTTP method; list them (e.g. GET, POST)`);
+      if (!KNOWN_METHODS.has(m.toUpperCase())) bad([...p, 'methods', i], `'${m}' is not an HTTP method; list them (e.g. GET, POST)`);
       return m.toUpperCase();
     });
   }

@@ -46,6 +46,7 @@ secrets:
       - { host: api.openai.com }
       - { host: "*.internal.example.com", methods: [GET], paths: ["/**"] }
       - { host: plain.example.com, methods: [GET], paths: ["/x"], allow_plaintext: true }
+      - { host: "*.scoped.example.com", subdomains: [eu, us], methods: [GET], paths: ["/x"] }
   GH:
     placeholder: "${G}"
     inject: { header: Authorization, format: "Bearer {GH}" }
@@ -63,7 +64,9 @@ clients:
     expect(out).toMatch(/keyswap\.yaml:9: .*every path is allowed/);
     expect(out).toMatch(/keyswap\.yaml:10: .*\*\.internal\.example\.com: a wildcard host/);
     expect(out).toMatch(/keyswap\.yaml:11: .*allow_plaintext sends the secret unencrypted/);
-    expect(out).toMatch(/keyswap\.yaml:16: .*api\.github\.com: allows DELETE on a host where writes/);
+    expect(out).toMatch(/keyswap\.yaml:17: .*api\.github\.com: allows DELETE on a host where writes/);
+    // A wildcard narrowed by subdomains: names exactly the hosts it covers, so it is not flagged.
+    expect(out).not.toMatch(/scoped\.example\.com: a wildcard host/);
     expect(out).toMatch(/no client lists GH/);
   });
 
