@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type BackendSpec } from '../config/index.js';
@@ -44,6 +46,12 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
         if (value === '') throw new CliError('refusing an empty value', EXIT.usage);
         if (value.trim() === '') throw new CliError('refusing a value that is only whitespace', EXIT.usage);
         if (/[\r\n]/.test(value)) throw new CliError('refusing a value with a line break (CR or LF) inside: no HTTP header can carry it, and it usually means more than one line was piped in; store one value per secret', EXIT.usage);
+        const dir = path.dirname(spec.path);
+        if (!existsSync(dir)) {
+          // The first secret of a hand-written config: its state directory is keyswap's, private from the start.
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          io.stdout.write(`created ${dir} (700) for the store\n`);
+        }
         await updateStore(spec.path, source, (entries) => {
           entries.set(n, { value, updatedAt: new Date().toISOString() });
           return true;

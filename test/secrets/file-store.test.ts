@@ -45,6 +45,16 @@ describe('keyswap secret: the embedded store', () => {
     for (const out of [set, list]) expect(out.stdout + out.stderr).not.toContain('canary-store-value');
   });
 
+  it('the first secret of a config whose state_dir does not exist yet creates it 0700', () => {
+    const w = workspace();
+    const config = path.join(w.dir, 'fresh.yaml');
+    writeFileSync(config, readFileSync(w.config, 'utf8').replace('state_dir: ./state', 'state_dir: ./fresh-state'));
+    const r = cli(['secret', 'set', 'OPENAI_API_KEY', '--config', config], 'a-value');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`created ${path.join(w.dir, 'fresh-state')} (700)`);
+    expect(statSync(path.join(w.dir, 'fresh-state')).mode & 0o777).toBe(0o700);
+  });
+
   it('refuses an empty value and a value given on the command line', () => {
     const w = workspace();
     expect(cli(['secret', 'set', 'OPENAI_API_KEY', '--config', w.config], '\n').status).toBe(2);
