@@ -5,7 +5,7 @@ import { describeFinding, loadAuditKey, readAuditFile, verifyAuditFiles, type Ch
 import { loadConfig } from '../config/index.js';
 import { auditKeyLocation } from './audit-key.js';
 import { CliError, EXIT } from './exit-codes.js';
-import type { CliIo } from './io.js';
+import { count, type CliIo } from './io.js';
 
 export const AUDIT_USAGE = `usage: keyswap audit verify [--key FILE | --config FILE] [--from SEQ:MAC] [--head SEQ:MAC] FILE…
        keyswap audit tail FILE [N]     (the last N records, default 20)
@@ -56,7 +56,7 @@ async function verify(args: string[], io: CliIo): Promise<number> {
     const end = result.closed ? 'ends with proxy_stop: keyswap shut down cleanly' : 'no proxy_stop after it: keyswap is running or was killed, or records were cut from the end (compare with the last "audit head" in keyswap\'s log, or pass it as --head)';
     io.stdout.write(`head: ${result.head.seq}:${result.head.hash} (${end})\n`);
   }
-  io.stdout.write(result.intact ? `intact: ${result.records} records, every MAC and link holds\n` : `NOT intact: the first problem is listed first\n`);
+  io.stdout.write(result.intact ? `intact: ${count(result.records, 'record')}, every MAC and link holds\n` : `NOT intact: the first problem is listed first\n`);
   return result.intact ? EXIT.ok : EXIT.runtime;
 }
 

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type SourceRef } from '../config/index.js';
 import { readStore, resolveKeySource } from '../secrets/index.js';
 import { EXIT } from './exit-codes.js';
-import type { CliIo } from './io.js';
+import { count, type CliIo } from './io.js';
 import { isLoopback } from './loopback.js';
 
 export const CHECK_USAGE = `usage: keyswap check [--config FILE]
@@ -24,7 +24,7 @@ export async function checkCommand(args: string[], io: CliIo): Promise<number> {
   const findings = [...lintBindings(config), ...lintTop(config), ...(await lintStore(config, io))];
   for (const w of config.warnings) io.stdout.write(`${w}\n`);
   for (const f of findings) io.stdout.write(`${path.relative(io.cwd, f.at.file) || f.at.file}:${f.at.line}: ${f.at.field}: ${f.text}\n`);
-  io.stdout.write(findings.length === 0 ? `${values.config}: no findings (${config.secrets.length} secrets)\n` : `\n${findings.length} finding${findings.length === 1 ? '' : 's'}; \`keyswap explain METHOD URL\` shows what a request would get.\n`);
+  io.stdout.write(findings.length === 0 ? `${values.config}: no findings (${count(config.secrets.length, 'secret')})\n` : `\n${findings.length} finding${findings.length === 1 ? '' : 's'}; \`keyswap explain METHOD URL\` shows what a request would get.\n`);
   return findings.length === 0 ? EXIT.ok : EXIT.runtime;
 }
 

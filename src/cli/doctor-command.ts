@@ -7,7 +7,7 @@ import { ConfigErrors, loadConfig, LooseWriteAccessError, type Config } from '..
 import { BackendUnavailable, openBackend, SecretNotFound } from '../secrets/index.js';
 import { auditKeyLocation } from './audit-key.js';
 import { EXIT } from './exit-codes.js';
-import type { CliIo } from './io.js';
+import { count, type CliIo } from './io.js';
 import { looksLikeRealKey } from './presets.js';
 import { pidFile } from './reload-command.js';
 
@@ -37,7 +37,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     return EXIT.usage;
   }
   const checks = [
-    { ok: true, what: `config ${config.file} loads (${config.secrets.length} secrets) and only its owner can change it; \`keyswap check\` lints its bindings` },
+    { ok: true, what: `config ${config.file} loads (${count(config.secrets.length, 'secret')}) and only its owner can change it; \`keyswap check\` lints its bindings` },
     ...(await caChecks(config)),
     ...(await backendChecks(config, io)),
     ...(await auditChecks(config)),
@@ -102,7 +102,7 @@ async function backendChecks(config: Config, io: CliIo): Promise<Check[]> {
     await backend.close?.();
   }
   const fix = config.backend.type === 'file' ? missing.map((n) => `keyswap secret set ${n}`).join('; ') : config.backend.type === 'env' ? `set ${missing.map((n) => `KEYSWAP_SECRET_${n}`).join(', ')} in keyswap's own environment (not the agent's)` : `store ${missing.join(', ')} in the ${config.backend.type} backend`;
-  out.push(missing.length > 0 ? { ok: false, what: `backend ${config.backend.type} has no value for ${missing.join(', ')}: requests using their placeholders get 503`, fix } : { ok: true, what: `backend ${config.backend.type} answers for all ${names.length} secrets` });
+  out.push(missing.length > 0 ? { ok: false, what: `backend ${config.backend.type} has no value for ${missing.join(', ')}: requests using their placeholders get 503`, fix } : { ok: true, what: `backend ${config.backend.type} answers for ${names.length === 1 ? 'its one secret' : `all ${count(names.length, 'secret')}`}` });
   return out;
 }
 

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type BackendSpec } from '../config/index.js';
 import { readPassphraseFile, readStore, rekeyStore, resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { CliError, EXIT } from './exit-codes.js';
-import type { CliIo } from './io.js';
+import { count, type CliIo } from './io.js';
 import { readSecretValue } from './read-secret.js';
 
 export const SECRET_USAGE = `usage: keyswap secret set NAME   (value from stdin, or a no-echo prompt)
@@ -79,9 +79,9 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
         const newFile = values['new-passphrase-file'];
         if (newFile !== undefined && source.kind === 'keyfile') throw new CliError(`${spec.path} is protected by a key file, not a passphrase; rekey it without --new-passphrase-file`, EXIT.usage);
         const next = newFile === undefined ? null : await readPassphraseFile(path.resolve(io.cwd, newFile));
-        const count = await rekeyStore(spec.path, source, next, (done, total) => io.stderr.write(`re-encrypted ${done}/${total}\n`));
+        const done = await rekeyStore(spec.path, source, next, (done, total) => io.stderr.write(`re-encrypted ${done}/${total}\n`));
         const where = source.kind === 'keyfile' ? `a new key in ${source.path}` : source.file !== undefined ? `the new passphrase, now in ${source.file}` : 'the new passphrase';
-        io.stdout.write(`rekeyed ${spec.path}: ${count} entries under ${where}; the old ${source.kind === 'keyfile' ? 'key' : 'passphrase'} opens nothing written from now on\n`);
+        io.stdout.write(`rekeyed ${spec.path}: ${count(done, 'entry', 'entries')} under ${where}; the old ${source.kind === 'keyfile' ? 'key' : 'passphrase'} opens nothing written from now on\n`);
         return EXIT.ok;
       }
       default:

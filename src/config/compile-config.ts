@@ -410,7 +410,7 @@ function reportIssue(issue: z.core.$ZodIssue, err: Report, data: unknown): void 
       for (const key of issue.keys) err([...p, key], `unknown key '${key}'${validKeysHint(p)}`, true);
       return;
     case 'invalid_type':
-      if (valueAt(data, p) === undefined) err(p.slice(0, -1).length ? p : p, `is required (${issue.expected})`, true);
+      if (valueAt(data, p) === undefined) err(p, `is required (${article(issue.expected)})`, true);
       else err(p, `must be ${article(issue.expected)}, not ${describe(valueAt(data, p))}`);
       return;
     case 'invalid_value':
@@ -467,8 +467,9 @@ function describe(v: unknown): string {
   return `a ${typeof v}`;
 }
 
+/** A type as the YAML author thinks of it, never zod's name for it ("record"). */
 function article(expected: string): string {
-  if (expected === 'object') return 'a mapping';
-  if (expected === 'array') return 'a list';
+  if (expected === 'object' || expected === 'record' || expected === 'map') return 'a mapping';
+  if (expected === 'array' || expected === 'tuple' || expected === 'set') return 'a list';
   return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
 }
