@@ -13,10 +13,7 @@ export class UnsafeWritePath extends Error {
  * a temp file created with its final mode (O_EXCL, so nothing else can have it open), fsync, rename over the
  * target, fsync of the directory so the rename itself is durable. A temp file is removed whatever fails. Shared by
  * every place keyswap writes state (CA key, encrypted store and its key, the config when `keyswap client` edits it).
- *
- * A symlink at `file` is followed to the file it names, which is replaced in its own directory: a key file kept on
- * another volume through a symlink stays there, and renaming over the link would quietly move the key beside the
- * store. See resolveWriteTarget for the symlinks refused.
+ * Symlinks at `file` are handled by resolveWriteTarget.
  */
 export async function writeFileAtomic(file: string, content: string | Buffer, mode: number): Promise<void> {
   const target = await resolveWriteTarget(file);
@@ -43,9 +40,11 @@ export async function writeFileAtomic(file: string, content: string | Buffer, mo
 }
 
 /**
- * The file a write to `file` replaces: `file` itself, or the file its symlink names when that is a regular file
- * owned by this user. A symlink to a missing file, to something else, or to another user's file is refused: it
- * is what someone with write access to the directory plants to have a key written where they can read it.
+ * The file a write to `file` replaces. A symlink made by this user or root is the operator's (a key file kept on
+ * another volume): the file it names is written, in its own directory, and it must exist and be a regular file
+ * of this user, or the write is refused. A symlink made by anyone else was planted by whoever can write the
+ * directory (to have keyswap overwrite `ca-bundle.pem`'s target, say the audit log): it is replaced, and nothing is
+ * written through it.
  */
 export async function resolveWriteTarget(file: string): Promise<string> {
   let link;
@@ -56,6 +55,8 @@ export async function resolveWriteTarget(file: string): Promise<string> {
     throw err;
   }
   if (!link.isSymbolicLink()) return file;
+  const uid = process.getuid?.();
+  if (uid !== undefined && link.uid !== uid && link.uid !== 0) return file;
   let real: string;
   try {
     real = await realpath(file);
@@ -63,7 +64,6 @@ export async function resolveWriteTarget(file: string): Promise<string> {
     throw new UnsafeWritePath(`${file} is a symlink to a missing file; keyswap does not create files through symlinks (remove it, or point it at an existing file)`);
   }
   const st = await stat(real);
-  const uid = process.getuid?.();
   if (!st.isFile() || (uid !== undefined && st.uid !== uid)) {
     throw new UnsafeWritePath(`${file} is a symlink to ${real}, which is not a regular file owned by this user; keyswap does not write through it (remove the symlink)`);
   }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { link, lstat, mkdir, readdir, readFile, realpath, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { resolveWriteTarget } from './atomic-file.js';
 
 /**
  * A lock between processes on one machine, for the store's read-modify-write and the audit log's single writer.
@@ -19,9 +20,15 @@ import path from 'node:path';
  */
 export class LockBusy extends Error {
   override readonly name = 'LockBusy';
-  constructor(readonly target: string, readonly holder: number) {
-    super(`${target} is locked by process ${holder}`);
+  /** The holder's pid as its own pid namespace numbers it (another container's, when `elsewhere`). */
+  constructor(readonly target: string, readonly holder: number, readonly elsewhere: boolean) {
+    super(`${target} is locked by process ${holder}${elsewhere ? ' of another pid namespace (another container)' : ''}`);
   }
+}
+
+/** The lock directory holds something no keyswap wrote: only the operator can say it is safe to clear. */
+export class LockDamaged extends Error {
+  override readonly name = 'LockDamaged';
 }
 
 export interface LockOptions {
@@ -29,14 +36,17 @@ export interface LockOptions {
   readonly waitMs: number;
 }
 
-type State = { readonly kind: 'free' } | { readonly kind: 'held'; readonly pid: number; readonly start: string } | { readonly kind: 'gone' };
+type State = { readonly kind: 'free' } | { readonly kind: 'held'; readonly pid: number; readonly start: string; readonly ns: string } | { readonly kind: 'gone' };
 
 const POLL_MS = 20;
 const WIDTH = 12;
+/** Our pid namespace: a holder recorded in another one (a second container on the same volume) cannot be judged dead. */
+const OWN_NS = pidNamespace();
 
 /** Takes the lock on `target` (waiting up to waitMs for a live holder); resolves to the function that frees it. */
 export async function acquireFileLock(target: string, opts: LockOptions): Promise<() => Promise<void>> {
-  const dir = `${target}.lock.d`;
+  // One file, one lock, whatever name a writer reaches it by (a symlink, or its real path).
+  const dir = `${await realTarget(target)}.lock.d`;
   await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err;
   });
@@ -45,14 +55,14 @@ export async function acquireFileLock(target: string, opts: LockOptions): Promis
     const top = (await generations(dir)).at(-1) ?? 0;
     const state = top === 0 ? ({ kind: 'free' } as const) : await readState(path.join(dir, name(top)));
     if (state.kind === 'gone') continue; // freed and replaced while we looked: look again
-    if (state.kind === 'held' && isAlive(state.pid, state.start)) {
-      if (Date.now() >= deadline) throw new LockBusy(target, state.pid);
+    if (state.kind === 'held' && (state.ns !== OWN_NS || isAlive(state.pid, state.start))) {
+      if (Date.now() >= deadline) throw new LockBusy(target, state.pid, state.ns !== OWN_NS);
       await new Promise((r) => setTimeout(r, POLL_MS));
       continue;
     }
     const mine = top + 1;
     const entry = path.join(dir, name(mine));
-    if (!(await createWhole(dir, entry, `held ${process.pid} ${startTime(process.pid)}\n`))) continue;
+    if (!(await createWhole(dir, entry, `held ${process.pid} ${startTime(process.pid)} ${OWN_NS}\n`))) continue;
     const newest = (await generations(dir)).at(-1);
     if (newest !== mine) {
       // We looked before a winner cleaned up and re-made a number it had removed: ours is not the newest.
@@ -64,26 +74,44 @@ export async function acquireFileLock(target: string, opts: LockOptions): Promis
   }
 }
 
+/** Zero-padded so a listing sorts as numbers do; a number past the padding keeps all its digits. */
 function name(gen: number): string {
   return String(gen).padStart(WIDTH, '0');
 }
 
 async function generations(dir: string): Promise<number[]> {
   const names = await readdir(dir);
-  return names.filter((n) => n.length === WIDTH && /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
+  return names.filter((n) => /^\d{1,15}$/.test(n)).map(Number).sort((a, b) => a - b);
 }
 
 async function readState(file: string): Promise<State> {
   let text: string;
   try {
+    // A FIFO or a directory planted as a generation would block or fail the read: only a regular file is one.
+    if (!(await lstat(file)).isFile()) throw new LockDamaged(`${file} is not a lock entry keyswap wrote (not a regular file); remove it if no keyswap is running`);
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'gone' };
     throw err;
   }
-  const [kind, pid, start] = text.trim().split(' ');
-  if (kind === 'held' && pid !== undefined) return { kind: 'held', pid: Number(pid), start: start ?? '-' };
+  const [kind, pid, start, ns] = text.trim().split(' ');
+  if (kind === 'held' && pid !== undefined) return { kind: 'held', pid: Number(pid), start: start ?? '-', ns: ns ?? OWN_NS };
   return { kind: 'free' };
+}
+
+/** The file the lock is for, as writers name it (atomic-file.ts): through an operator's symlink, its target. */
+async function realTarget(target: string): Promise<string> {
+  const file = await resolveWriteTarget(target).catch(() => target);
+  return path.join(await realpath(path.dirname(file)), path.basename(file));
+}
+
+/** The pid namespace's identity (`pid:[4026531836]`), or '-' where there is no /proc. */
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return '-';
+  }
 }
 
 /** Creates `entry` holding `content`, whole or not at all; false when it exists already (someone else won). */

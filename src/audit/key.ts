@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, lstat, open, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AuditKey } from './chain.js';
 import { AuditKeyError } from './errors.js';
@@ -19,6 +19,8 @@ export async function loadAuditKey(file: string, opts: { create: boolean }): Pro
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       if (!opts.create) throw new AuditKeyError(`${file}: no audit key there; verifying needs the key keyswap wrote the log with (--key FILE)`);
+      // A name that exists but does not resolve (a dangling symlink) would make every create fail with EEXIST.
+      if (await lstat(file).then(() => true, () => false)) throw new AuditKeyError(`${file} is a symlink to a missing file; remove it, or restore the key it names`);
       await createKey(file); // made, or another process made it first: either way, read what is there
       continue;
     }

@@ -1,4 +1,4 @@
-import { acquireFileLock, LockBusy } from '../file-lock.js';
+import { acquireFileLock, LockBusy, LockDamaged } from '../file-lock.js';
 import { AuditLogBusy, AuditWriteFailed } from './errors.js';
 
 /**
@@ -10,7 +10,8 @@ export async function lockAuditLog(path: string): Promise<() => Promise<void>> {
   try {
     return await acquireFileLock(path, { waitMs: 0 });
   } catch (err) {
-    if (err instanceof LockBusy) throw new AuditLogBusy(`audit log ${path} is being written by another keyswap (process ${err.holder}); stop it, or give this one its own audit.path`);
+    if (err instanceof LockBusy) throw new AuditLogBusy(`audit log ${path} is being written by another keyswap (process ${err.holder}${err.elsewhere ? ' of another pid namespace' : ''}); stop it, or give this one its own audit.path`);
+    if (err instanceof LockDamaged) throw new AuditLogBusy(err.message);
     throw new AuditWriteFailed(`${path}.lock.d: cannot take the writer lock`, { cause: err });
   }
 }

@@ -19,10 +19,11 @@
  * kept anywhere: a removed secret is gone once the write returns.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, rename, unlink } from 'node:fs/promises';
 import { z } from 'zod';
 import { UnsafeWritePath, resolveWriteTarget, writeFileAtomic } from '../atomic-file.js';
-import { acquireFileLock, LockBusy } from '../file-lock.js';
+import { acquireFileLock, LockBusy, LockDamaged } from '../file-lock.js';
 import { deriveKek, kekHeader, newKekHeader, refuseLoose, seal, sealed, StoreError, unseal, type KeySource } from './store-crypto.js';
 
 export { refuseLoose, StoreError, type KeySource } from './store-crypto.js';
@@ -52,7 +53,8 @@ type StoreDoc = z.infer<typeof storeSchema>;
 const AAD = { dek: 'keyswap-store/v2/dek', index: 'keyswap-store/v2/index', entry: (name: string) => `keyswap-store/v2/entry/${name}` };
 
 /** Reads and authenticates the whole store. A missing store reads as empty, at the revision last recorded. */
-export async function readStore(file: string, source: KeySource): Promise<StoreContents> {
+export async function readStore(given: string, source: KeySource): Promise<StoreContents> {
+  const file = await storePath(given);
   const recorded = await readRevisionMark(file);
   let text: string;
   try {
@@ -70,6 +72,10 @@ export async function readStore(file: string, source: KeySource): Promise<StoreC
   }
   const v1 = v1Schema.safeParse(json);
   const contents = v1.success ? await openV1(file, source, v1.data) : await openV2(file, source, json);
+  if (recorded === null && contents.revision > 0) {
+    // Every write records its revision there: a written store without one had it removed (to roll it back).
+    throw new StoreError(`${file} is at revision ${contents.revision}, but ${file}.revision, which every write updates, is missing: it was removed, perhaps to put an older copy in place (a rollback). If you restored this store on purpose, record its revision: echo ${contents.revision} > ${file}.revision`);
+  }
   if (recorded !== null && contents.revision < recorded) {
     throw new StoreError(`${file} is at revision ${contents.revision}, but revision ${recorded} was written before (${file}.revision): an older copy was put in its place (a rollback). Put the newest copy back; if you restored a backup on purpose, remove ${file}.revision`);
   }
@@ -80,6 +86,8 @@ async function openV2(file: string, source: KeySource, json: unknown): Promise<S
   const parsed = storeSchema.safeParse(json);
   if (!parsed.success) throw new StoreError(`${file} is not a keyswap store (or is damaged): ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim());
   const doc = parsed.data;
+  // Every IV keyswap writes is 12 bytes and every tag 16: anything else was edited (a cut tag is easier to forge).
+  if (![doc.wrapped_dek, doc.index, ...Object.values(doc.entries)].every(wellFormed)) throw new StoreError(`${file} was modified: a ciphertext has an IV or tag of the wrong length`);
   const dek = unseal(await deriveKek(source, doc.kek, false), doc.wrapped_dek, AAD.dek);
   if (dek === null) throw new StoreError(cannotDecrypt(file, source));
   const index = parseIndex(file, unseal(dek, doc.index, AAD.index));
@@ -133,7 +141,24 @@ async function openV1(file: string, source: KeySource, doc: z.infer<typeof v1Sch
   return { entries, revision: 0 };
 }
 
+function wellFormed(s: z.infer<typeof sealed>): boolean {
+  return Buffer.from(s.iv, 'base64').length === 12 && Buffer.from(s.tag, 'base64').length === 16;
+}
+
+/** The store as writers name it: through a symlink of the operator's, its target (atomic-file.ts). */
+async function storePath(given: string): Promise<string> {
+  try {
+    return await resolveWriteTarget(given);
+  } catch (err) {
+    if (err instanceof UnsafeWritePath) throw new StoreError(err.message);
+    throw err;
+  }
+}
+
 function cannotDecrypt(file: string, source: KeySource): string {
+  if (source.kind === 'keyfile' && existsSync(`${source.path}.next`)) {
+    return `cannot decrypt ${file} with ${source.path}; a rekey was cut short and the store is probably under the new key at ${source.path}.next: keep that file (deleting it loses every secret), and move it to ${source.path} once you have checked`;
+  }
   const why = source.kind === 'keyfile' ? `wrong key file ${source.path}?` : 'wrong passphrase? (after a rekey cut short, the new one is in the file given to --new-passphrase-file)';
   return `cannot decrypt ${file} with this key (${why})`;
 }
@@ -142,7 +167,8 @@ function cannotDecrypt(file: string, source: KeySource): string {
  * The one way to change the store: under the lock, read it, let `change` edit the entries, and write it back as
  * the next revision when `change` returns true. Returns what `change` returned.
  */
-export async function updateStore(file: string, source: KeySource, change: (entries: Map<string, StoredEntry>) => boolean): Promise<boolean> {
+export async function updateStore(given: string, source: KeySource, change: (entries: Map<string, StoredEntry>) => boolean): Promise<boolean> {
+  const file = await storePath(given);
   return withStoreLock(file, async () => {
     const current = await readStore(file, source);
     const entries = new Map(current.entries);
@@ -186,8 +212,8 @@ async function readRevisionMark(file: string): Promise<number | null> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  const n = Number(text.trim());
-  if (!Number.isSafeInteger(n) || n < 0) throw new StoreError(`${file}.revision does not hold a revision number; it was modified`);
+  const n = /^\d{1,15}$/.test(text.trim()) ? Number(text.trim()) : -1;
+  if (n < 0) throw new StoreError(`${file}.revision does not hold a revision number; it was modified`);
   return n;
 }
 
@@ -197,7 +223,8 @@ export async function withStoreLock<T>(file: string, fn: () => Promise<T>): Prom
   try {
     release = await acquireFileLock(file, { waitMs: 5000 });
   } catch (err) {
-    if (err instanceof LockBusy) throw new StoreError(`${file} is locked by process ${err.holder}; try again when it has finished`);
+    if (err instanceof LockBusy) throw new StoreError(`${err.message}; try again when it has finished${err.elsewhere ? ` (if no keyswap runs there any more, remove ${file}.lock.d)` : ''}`);
+    if (err instanceof LockDamaged) throw new StoreError(err.message);
     throw err;
   }
   try {
@@ -212,7 +239,8 @@ export async function withStoreLock<T>(file: string, fn: () => Promise<T>): Prom
  * bytes; a passphrase store needs `next`, the new passphrase, which is then written where the old one was read
  * (a passphrase file). Every entry is re-encrypted under a fresh DEK.
  */
-export async function rekeyStore(file: string, source: KeySource, next: KeySource | null, onProgress: (done: number, total: number) => void): Promise<number> {
+export async function rekeyStore(given: string, source: KeySource, next: KeySource | null, onProgress: (done: number, total: number) => void): Promise<number> {
+  const file = await storePath(given);
   return withStoreLock(file, async () => {
     const current = await readStore(file, source);
     const entries = current.entries;

@@ -42,19 +42,27 @@ export function seal(key: Buffer, plain: Buffer, aad: string): Sealed {
 /** The plaintext, or null when authentication fails (the caller names what failed; never the bytes). */
 export function unseal(key: Buffer, s: Sealed, aad: string): Buffer | null {
   try {
-    const d = createDecipheriv('aes-256-gcm', key, Buffer.from(s.iv, 'base64'));
+    const iv = Buffer.from(s.iv, 'base64');
+    const tag = Buffer.from(s.tag, 'base64');
+    // Node accepts a truncated tag (down to 4 bytes) unless told its length: keyswap writes 12-byte IVs and 16-byte tags only.
+    if (iv.length !== 12 || tag.length !== 16) return null;
+    const d = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: 16 });
     d.setAAD(Buffer.from(aad));
-    d.setAuthTag(Buffer.from(s.tag, 'base64'));
+    d.setAuthTag(tag);
     return Buffer.concat([d.update(Buffer.from(s.ct, 'base64')), d.final()]);
   } catch {
     return null;
   }
 }
 
-/** Refuses a file that group or others can read: a store or key readable by other users is already leaked. */
+/**
+ * Refuses a file that group or others can read (a store or key readable by other users is already leaked), and
+ * anything but a regular file (a FIFO put in its place would block the read, and a thread of the pool with it).
+ */
 export async function refuseLoose(file: string, what: string): Promise<void> {
-  const mode = (await stat(file)).mode;
-  if ((mode & 0o077) !== 0) throw new StoreError(`${what} ${file} is readable by group or others; run: chmod 600 ${file}`);
+  const st = await stat(file);
+  if (!st.isFile()) throw new StoreError(`${what} ${file} is not a regular file`);
+  if ((st.mode & 0o077) !== 0) throw new StoreError(`${what} ${file} is readable by group or others; run: chmod 600 ${file}`);
 }
 
 async function readKeyFile(file: string, create: boolean): Promise<Buffer> {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, lchownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -153,23 +153,33 @@ describe('no shadow copies, no rollback', () => {
 });
 
 describe('symlinks and temp files', () => {
-  it('a planted symlink at the store path to a missing or foreign file is refused, and nothing is written through it', async () => {
+  it('symlinks: one planted by another user is replaced, never written through; one of keyswap’s own to a missing or foreign file is refused', async () => {
     const w = workspace();
     await set(w.store, w.source, 'A', 'value-one');
     const planted = path.join(w.dir, 'attacker-reads-this');
-    // A dangling link: following it would create a file where the planter chose.
+    const isRoot = process.getuid?.() === 0;
+    // Our own dangling link at the store: refused (an operator's link whose target is gone).
     rmSync(w.store);
     symlinkSync(planted, w.store);
     await expect(set(w.store, w.source, 'A', 'value-two')).rejects.toThrow('is a symlink to a missing file');
     expect(existsSync(planted)).toBe(false);
-    // A link to another user's file: refused too. As root, a file handed to nobody stands in; otherwise root's own.
+    // Our own link to another user's file: refused. As root, a file handed to nobody stands in; otherwise root's own.
     const foreign = path.join(w.dir, 'foreign');
     writeFileSync(foreign, 'theirs', { mode: 0o644 });
-    if (process.getuid?.() === 0) chownSync(foreign, 65534, 65534);
-    rmSync(w.store);
-    symlinkSync(process.getuid?.() === 0 ? foreign : '/etc/passwd', w.store);
-    await expect(writeFileAtomic(w.store, 'x', 0o600)).rejects.toThrow('not a regular file owned by this user');
-    if (process.getuid?.() === 0) expect(readFileSync(foreign, 'utf8')).toBe('theirs');
+    if (isRoot) chownSync(foreign, 65534, 65534);
+    const link = path.join(w.state, 'some-key');
+    symlinkSync(isRoot ? foreign : '/etc/passwd', link);
+    await expect(writeFileAtomic(link, 'x', 0o600)).rejects.toThrow('not a regular file owned by this user');
+    // A link planted by another user (only root can make one here): replaced; its target is never written.
+    if (isRoot) {
+      rmSync(w.store);
+      symlinkSync(planted, w.store);
+      lchownSync(w.store, 65534, 65534);
+      await set(w.store, w.source, 'A', 'value-three');
+      expect(existsSync(planted)).toBe(false);
+      expect(lstatSync(w.store).isSymbolicLink()).toBe(false);
+      expect(readFileSync(foreign, 'utf8')).toBe('theirs');
+    }
   });
 
   it('a failed atomic write leaves no temp file behind', async () => {
