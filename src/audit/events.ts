@@ -95,7 +95,12 @@ export type AuditEvent =
    * disk) and closes it with a newline: the fragment's length and SHA-256, so `audit verify` can tell that line
    * from one inserted later (which no record vouches for).
    */
-  | { readonly type: 'audit_torn_line'; readonly bytes: number; readonly sha256: string };
+  | { readonly type: 'audit_torn_line'; readonly bytes: number; readonly sha256: string }
+  /**
+   * Written by the writer itself at start when the log ends before the head it last recorded outside the log
+   * (head-mark.ts): records up to `expected_seq` were cut from the end while keyswap was stopped.
+   */
+  | { readonly type: 'audit_tail_cut'; readonly expected_seq: number; readonly found_seq: number };
 
 export type AuditEventType = AuditEvent['type'];
 

@@ -16,7 +16,10 @@ export type Finding =
    * for them all: its `prev`, under the MAC, is the SHA-256 of the last one, whose own `prev` hashes the one before.
    */
   | { readonly kind: 'unkeyed'; readonly file: string; readonly records: number }
-  /** The head keyswap logged (--head) is past the end of the files: records were cut from the end. */
+  /**
+   * Records were cut from the end: the head keyswap logged (--head) is past the end of the files, or keyswap found
+   * its log ending before the head it had recorded outside it (an audit_tail_cut record).
+   */
   | { readonly kind: 'tail_cut'; readonly file: string; readonly last: number; readonly expected: number }
   /** The record at the head's seq is not the one keyswap logged. */
   | { readonly kind: 'head_mismatch'; readonly file: string; readonly line: number; readonly seq: number }
@@ -56,7 +59,29 @@ export interface Verification {
 }
 
 interface Link { readonly hash: string; readonly seq: number; readonly at: { readonly file: string; readonly line: number } }
-interface Parsed { seq?: unknown; prev?: unknown; v?: unknown; type?: unknown; old_file?: unknown; refused?: unknown; code?: unknown; sha256?: unknown }
+interface Parsed { seq?: unknown; prev?: unknown; v?: unknown; type?: unknown; old_file?: unknown; refused?: unknown; code?: unknown; sha256?: unknown; found_seq?: unknown; expected_seq?: unknown }
+
+interface Fragment { readonly file: string; readonly fileIndex: number; readonly line: number; readonly lastOfFile: boolean; readonly sha256: string; readonly endOfLog: boolean; vouched: boolean }
+
+/** How far after its fragment the writer's audit_torn_line can be: a relink and a tail-cut record may come first. */
+const VOUCH_REACH = 3;
+
+/**
+ * An audit_torn_line record at line `at` of file `fileIndex` vouches for one fragment with its hash: the nearest
+ * one before it not vouched for yet, within VOUCH_REACH lines in the same file, or the last line of the file
+ * before (where a writer that followed a moved file left it). A copy of that line anywhere else stays unvouched.
+ */
+function vouch(fragments: Fragment[], sha256: string, fileIndex: number, at: number): void {
+  for (let i = fragments.length - 1; i >= 0; i--) {
+    const f = fragments[i] as Fragment;
+    const near = (f.fileIndex === fileIndex && at - f.line <= VOUCH_REACH) || (f.fileIndex === fileIndex - 1 && f.lastOfFile && at <= VOUCH_REACH);
+    if (!near) continue;
+    if (!f.vouched && f.sha256 === sha256) {
+      f.vouched = true;
+      return;
+    }
+  }
+}
 
 /**
  * Walks one or more audit files, oldest first (rotated files, then the current one), checking every record:
@@ -83,10 +108,9 @@ export async function verifyAuditFiles(files: readonly string[], opts: VerifyOpt
   const unkeyed = { file: '', records: 0 };
   let lastType: unknown = null;
   let headSeen: 'match' | 'differs' | null = null;
-  // Lines that are not JSON, by hash: each must be vouched for by an audit_torn_line record after it (in the
-  // same file, or in the next one when the writer followed a moved file).
-  let fragments: { file: string; line: number; sha256: string; endOfLog: boolean }[] = [];
-  const vouched = new Set<string>();
+  // Lines that are not JSON, by hash: each must be vouched for by an audit_torn_line record close after it (see
+  // vouch()), one record for one line.
+  let fragments: Fragment[] = [];
   for (const [fileIndex, file] of files.entries()) {
     const lines = (await readFile(file, 'utf8')).split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
@@ -97,10 +121,10 @@ export async function verifyAuditFiles(files: readonly string[], opts: VerifyOpt
       try {
         rec = JSON.parse(line) as Parsed;
       } catch {
-        fragments.push({ file, line: at, sha256: sha256Hex(line), endOfLog: fileIndex === files.length - 1 && at === lines.length });
+        fragments.push({ file, fileIndex, line: at, lastOfFile: at === lines.length, sha256: sha256Hex(line), endOfLog: fileIndex === files.length - 1 && at === lines.length, vouched: false });
         continue;
       }
-      if (typeof rec.seq !== 'number' || typeof rec.prev !== 'string') {
+      if (rec === null || typeof rec !== 'object' || Array.isArray(rec) || typeof rec.seq !== 'number' || typeof rec.prev !== 'string') {
         findings.push({ kind: 'not_a_record', file, line: at });
         continue;
       }
@@ -131,7 +155,8 @@ export async function verifyAuditFiles(files: readonly string[], opts: VerifyOpt
       }
       if (isRelink) findings.push({ kind: rec.old_file === 'linked' ? 'file_moved' : 'file_deleted', file, line: at });
       if (rec.type === 'audit_recovered') findings.push({ kind: 'recovered', file, line: at, refused: typeof rec.refused === 'number' ? rec.refused : 0, code: typeof rec.code === 'string' ? rec.code : 'unknown' });
-      if (rec.type === 'audit_torn_line' && macOk && typeof rec.sha256 === 'string') vouched.add(rec.sha256);
+      if (rec.type === 'audit_torn_line' && macOk && typeof rec.sha256 === 'string') vouch(fragments, rec.sha256, fileIndex, at);
+      if (rec.type === 'audit_tail_cut') findings.push({ kind: 'tail_cut', file, last: typeof rec.found_seq === 'number' ? rec.found_seq : 0, expected: typeof rec.expected_seq === 'number' ? rec.expected_seq : 0 });
       link = { hash: sealed?.mac ?? sha256Hex(line), seq: rec.seq, at: { file, line: at } };
       if (opts.head !== undefined && rec.seq === opts.head.seq) headSeen = link.hash === opts.head.hash ? 'match' : 'differs';
       if (headSeen === 'differs' && rec.seq === opts.head?.seq) findings.push({ kind: 'head_mismatch', file, line: at, seq: rec.seq });
@@ -139,7 +164,7 @@ export async function verifyAuditFiles(files: readonly string[], opts: VerifyOpt
       records++;
     }
   }
-  for (const f of fragments) findings.push({ kind: vouched.has(f.sha256) || f.endOfLog ? 'torn' : 'not_a_record', file: f.file, line: f.line });
+  for (const f of fragments) findings.push({ kind: f.vouched || f.endOfLog ? 'torn' : 'not_a_record', file: f.file, line: f.line });
   if (unkeyed.records > 0) findings.push({ kind: 'unkeyed', file: unkeyed.file, records: unkeyed.records });
   if (opts.head !== undefined && headSeen === null) findings.push({ kind: 'tail_cut', file: files.at(-1) ?? '', last: link.seq, expected: opts.head.seq });
   const sorted = [...findings.filter((f) => !BENIGN.has(f.kind)), ...findings.filter((f) => BENIGN.has(f.kind))];

@@ -41,8 +41,11 @@ export interface AuditWriterOptions {
   /** The chain's MAC key (chain.ts), kept where the agent cannot read it. */
   key: AuditKey;
   maxBytes?: number | null;
-  /** Links a fresh file to the previous one (rotation). */
-  continueFrom?: ChainHead;
+  /**
+   * The head last recorded outside the log (head-mark.ts). An empty file continues from it (the log was rotated
+   * while keyswap was stopped); a file that ends before it gets an `audit_tail_cut` record first.
+   */
+  lastHead?: ChainHead | null;
   observer?: AuditObserver;
   /** Retry delays after a failed write: the first, and the cap it doubles up to (default 1 s → 30 s). */
   retry?: { readonly firstMs: number; readonly maxMs: number };
@@ -99,8 +102,9 @@ export class AuditWriter {
   /**
    * Opens (creating 0600) the log for appending and continues the hash chain from its last complete line. A torn
    * last line (a write cut short by kill -9) is closed with a newline, so it stays visible as torn and the next
-   * record starts clean. `continueFrom` links a fresh file to the previous one (rotation).
-   * Refuses a file others can write: they could forge history.
+   * record starts clean, with an audit_torn_line record vouching for it when it can be the start of the record
+   * keyswap was writing (anything else was put there, and stays unvouched). See `lastHead` for what a cut tail
+   * leaves. Refuses a file others can write: they could forge history.
    */
   static async open(path: string, opts: AuditWriterOptions): Promise<AuditWriter> {
     const fh = await openForAppend(path);
@@ -110,8 +114,12 @@ export class AuditWriter {
       const { head, fragment } = await readTail(fh);
       if (fragment !== null) await writeAll(fh, Buffer.from('\n'));
       const st = await fh.stat({ bigint: true });
-      const writer = new AuditWriter(fh, { dev: st.dev, ino: st.ino }, path, head ?? opts.continueFrom ?? { seq: 0, hash: GENESIS }, Number(st.size), opts, unlock);
-      if (fragment !== null) writer.#notices.push(tornNotice(fragment));
+      const last = opts.lastHead ?? null;
+      const writer = new AuditWriter(fh, { dev: st.dev, ino: st.ino }, path, head ?? last ?? { seq: 0, hash: GENESIS }, Number(st.size), opts, unlock);
+      if (head !== null && last !== null && (head.seq < last.seq || (head.seq === last.seq && head.hash !== last.hash))) {
+        writer.#notices.push(entry({ type: 'audit_tail_cut', expected_seq: last.seq, found_seq: head.seq }));
+      }
+      writer.#notices.push(...tornNotices(fragment, head));
       return writer;
     } catch (err) {
       await fh.close();
@@ -164,14 +172,14 @@ export class AuditWriter {
     }
     const old = await this.#fh.stat({ bigint: true });
     // A write cut short may have left part of a line at the end of the file we leave: vouch for it in the next.
-    const oldFragment = (await readTail(this.#fh).catch(() => ({ fragment: null }))).fragment;
+    const oldTail = await readTail(this.#fh).catch(() => ({ head: null, fragment: null }));
     await this.#fh.close();
     this.#fh = next;
     this.#fileId = found.id;
     this.#size = found.size;
     // Records vouching for incomplete lines (audit_torn_line) come after any audit_file_replaced record: that one
     // must be the first the writer puts in a file it found, or verify could not tell its records from the file's.
-    const torn = [oldFragment, found.fragment].flatMap((f) => (f === null ? [] : [tornNotice(f)]));
+    const torn = [...tornNotices(oldTail.fragment, oldTail.head), ...tornNotices(found.fragment, found.head)];
     return { foundBytes: found.bytes, foundHead: found.head, torn, oldFile: old.nlink > 0n ? 'linked' : 'unlinked' };
   }
 
@@ -338,7 +346,7 @@ export class AuditWriter {
         // K6: the failed write may have left part of a line; the gap record starts on a fresh one.
         if (tail.fragment !== null) {
           prefix = '\n';
-          torn.push(tornNotice(tail.fragment));
+          torn.push(...tornNotices(tail.fragment, tail.head));
         }
       }
       const gap = entry({ type: 'audit_recovered', refused: outage.refused, code: outage.code, down_ms: Date.now() - outage.sinceMs });
@@ -395,9 +403,27 @@ function chain(key: AuditKey, from: ChainHead, entries: readonly Entry[]): Chain
   return { text, heads };
 }
 
-/** The record that vouches for an incomplete line the writer closed: verify accepts that line only with it. */
-function tornNotice(fragment: string): Entry {
-  return entry({ type: 'audit_torn_line', bytes: Buffer.byteLength(fragment), sha256: sha256Hex(fragment) });
+/**
+ * The record that vouches for an incomplete line the writer closed (verify accepts that line only with it), when
+ * the fragment can be the start of the record keyswap was writing after `before`: its ts, schema version, the next
+ * seq and the link to `before`. Text anyone else appended is not vouched for, and verify names it.
+ */
+function tornNotices(fragment: string | null, before: ChainHead | null): Entry[] {
+  if (fragment === null || !couldBeOurs(fragment, before)) return [];
+  return [entry({ type: 'audit_torn_line', bytes: Buffer.byteLength(fragment), sha256: sha256Hex(fragment) })];
+}
+
+const ISO_SHAPE = '0000-00-00T00:00:00.000Z';
+
+function couldBeOurs(fragment: string, before: ChainHead | null): boolean {
+  const open = '{"ts":"';
+  if (!(fragment.startsWith(open) || open.startsWith(fragment))) return false;
+  const ts = fragment.slice(open.length, open.length + ISO_SHAPE.length);
+  for (const [i, ch] of [...ts].entries()) if (ISO_SHAPE[i] === '0' ? !/\d/.test(ch) : ch !== ISO_SHAPE[i]) return false;
+  const rest = fragment.slice(open.length + ISO_SHAPE.length);
+  // Before the first complete line the writer continued some other head: only its shape can be checked.
+  const expected = before === null ? `","v":${AUDIT_SCHEMA_VERSION},"seq":` : `","v":${AUDIT_SCHEMA_VERSION},"seq":${before.seq + 1},"prev":"${before.hash}",`;
+  return rest.startsWith(expected) || expected.startsWith(rest);
 }
 
 /** The errno code of a failure (EFBIG, ENOSPC, EIO…), from it or its causes; never its message, which names paths. */

@@ -2,7 +2,7 @@ import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../atomic-file.js';
-import { AuditWriter, loadAuditKey } from '../audit/index.js';
+import { AuditWriter, loadAuditKey, readHeadMark, writeHeadMark } from '../audit/index.js';
 import { ConfigErrors, loadConfig, type Config, type HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import { createLogger, type Logger } from '../log.js';
@@ -118,8 +118,10 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     maxStaleMs: config.cache.maxStaleSeconds * 1000,
   });
   const keyAt = auditKeyLocation(config, io.env);
+  const headMark = path.join(config.stateDir, 'audit.head');
   audit = await AuditWriter.open(config.audit.path, {
     key: await loadAuditKey(keyAt.file, { create: keyAt.create }),
+    lastHead: await readHeadMark(headMark, config.audit.path),
     maxBytes: config.audit.maxBytes,
     ...(metrics ? { observer: { event: (e) => metrics.onAuditEvent(e), write: (ms) => metrics.onAuditWrite(ms) } } : {}),
   });
@@ -147,17 +149,19 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   }
   // proxy_start must be durable: a proxy that cannot audit must not serve (K4, K6).
   await audit.append({ type: 'proxy_start', pid: process.pid, version: VERSION, listen, config: config.file });
-  // The anchor outside the file (K6): the head goes to keyswap's own log (the journal under systemd) at start,
-  // after a rotation, every minute it moved, and at stop, so `audit verify --head` can show a tail cut off.
+  // The anchors outside the file (K6): the head goes to keyswap's own log (the journal under systemd), where
+  // `audit verify --head` can check it, and to the state directory, where the next start checks the log's tail
+  // against it; at start, after a rotation, every minute it moved, and at stop.
   let loggedHead = '';
-  const logHead = (): void => {
-    const { seq, hash } = audit.head;
-    if (`${seq}:${hash}` === loggedHead) return;
-    loggedHead = `${seq}:${hash}`;
+  const logHead = async (): Promise<void> => {
+    const head = audit.head;
+    if (`${head.seq}:${head.hash}` === loggedHead) return;
+    loggedHead = `${head.seq}:${head.hash}`;
     log.info({ audit_head: loggedHead, path: config.audit.path }, 'audit head');
+    await writeHeadMark(headMark, config.audit.path, head).catch((err: unknown) => log.error({ err: (err as Error).message }, 'audit head mark not written'));
   };
-  logHead();
-  const headTimer = setInterval(logHead, 60_000).unref();
+  await logHead();
+  const headTimer = setInterval(() => void logHead(), 60_000).unref();
 
   // Rotation: logrotate (or an operator) moves the file away and sends SIGUSR1; the new file's first record
   // links to the last hash of the old one.
@@ -165,7 +169,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     audit.reopen().then(
       () => {
         log.info({ path: config.audit.path }, 'audit log reopened');
-        logHead();
+        void logHead();
       },
       (err: unknown) => log.error({ err: (err as Error).message }, 'audit log reopen failed; still writing to the previous file'),
     );
@@ -222,7 +226,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       upstream.close();
       clearInterval(headTimer);
       await audit.append({ type: 'proxy_stop', pid: process.pid, reason }).catch(() => {});
-      logHead();
+      await logHead();
       await audit.close();
       await backend.close?.();
       log.info('stopped');

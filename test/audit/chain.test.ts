@@ -46,7 +46,7 @@ describe('the hash-chained audit log (K6)', () => {
 
   it('a torn last line (kill -9 mid-write) is reported as torn, not as tampering; the next start closes it and continues', async () => {
     const file = await logWith(5);
-    appendFileSync(file, '{"ts":"2026-01-01T00:00:00.000Z","v":1,"seq":6,"pr');
+    appendFileSync(file, '{"ts":"2026-01-01T00:00:00.000Z","v":2,"seq":6,"pr');
     expect(await verifyAuditFiles([file], { key: TEST_AUDIT_KEY })).toMatchObject({ intact: true, findings: [{ kind: 'torn', line: 6 }] });
     await logWith(3, file);
     const v = await verifyAuditFiles([file], { key: TEST_AUDIT_KEY });
