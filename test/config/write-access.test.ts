@@ -56,7 +56,7 @@ describe('loadConfig() refuses a config anyone but its owner could change', () =
     chmodSync(dir, 0o777);
     const [e] = await refusal(file);
     expect(e?.message).toContain(`${file}:1: (file): in ${dir}, where others can replace it (mode 777`);
-    expect(e?.fix).toBe(`chmod o-w ${dir}`);
+    expect(e?.fix).toBe(`chmod go-w ${dir}`);
   });
 
   it('accepts a directory others can write when the sticky bit keeps them from renaming the file (as on /tmp)', async () => {
@@ -74,7 +74,7 @@ describe('loadConfig() refuses a config anyone but its owner could change', () =
     const link = path.join(dir, 'keyswap.yaml.link');
     symlinkSync(path.join(open, 'real.yaml'), link);
     const [e] = await refusal(link);
-    expect(e?.fix).toBe(`chmod o-w ${open}`);
+    expect(e?.fix).toBe(`chmod go-w ${open}`);
   });
 
   it('refuses an extra_ca_file others can write, naming its line and field: it decides which upstreams are trusted (K2)', async () => {
