@@ -43,6 +43,11 @@ export function compileConfig(src: YamlSource): Config {
   const listen = parseHostPort(raw.listen ?? DEFAULT_LISTEN, true);
   if (listen === null) err(['listen'], `'${raw.listen}' is not host:port; e.g. 127.0.0.1:14322 or [::1]:14322`);
   const stateDir = abs(raw.state_dir ?? './certs');
+  if (raw.preflight !== undefined) {
+    warn(['preflight'], raw.preflight.fail_on_warning === true
+      ? 'agent-vault-proxy start-up checks are not run by keyswap, so fail_on_warning: true stops nothing; run `keyswap doctor` (exit 1 on any finding) before keyswap serve instead'
+      : 'agent-vault-proxy start-up checks are not run by keyswap; `keyswap doctor` checks the same and more');
+  }
   if (raw.audit?.fail_on_unwritable === false) {
     warn(['audit', 'fail_on_unwritable'], 'keyswap always fails closed when the audit log cannot be written (K5); false is accepted for compatibility and has no effect');
   }

@@ -18,7 +18,10 @@ const binding = z.strictObject({
   rate: z.string().optional(),
 });
 
-const inject = z.strictObject({
+// Loose: the keys an injector takes depend on its type, so compile-config.ts names the unknown ones after it has
+// said whether the type itself exists (an agent-vault-proxy `oauth2_refresh` is named as unsupported first, not
+// buried under errors for its `token_url` and friends).
+const inject = z.looseObject({
   type: z.string().optional(),
   header: z.string().min(1).optional(),
   format: z.string().optional(),
@@ -74,6 +77,8 @@ export const rawConfigSchema = z.strictObject({
     .optional(),
   secrets: z.record(z.string(), secret),
   routes: z.record(z.string(), z.string()).optional(),
+  /** agent-vault-proxy's start-up checks: accepted so its files load; keyswap's are `keyswap doctor`. */
+  preflight: z.record(z.string(), z.unknown()).optional(),
   clients: z
     .record(
       z.string(),

@@ -18,3 +18,47 @@ describe('migrating from agent-vault-proxy', () => {
     expect(c.warnings).toEqual([]);
   });
 });
+
+describe('an agent-vault-proxy file with what keyswap does not have', () => {
+  const FILE = '/cfg/bindings.yaml';
+  const yaml = `version: 1
+preflight:
+  fail_on_warning: true
+secrets:
+  GOOGLE:
+    placeholder: "ya29.PLACEHOLDER-0123456789abcdef"
+    inject:
+      type: oauth2_refresh
+      provider: google
+      client_id_secret: GOOGLE_CLIENT_ID
+      refresh_token_secret: GOOGLE_REFRESH
+      header: Authorization
+    bindings: [ { host: www.googleapis.com } ]
+  AWS:
+    placeholder: "AKIAPLACEHOLDER0123456789AB"
+    inject: { type: sigv4, region: us-east-1, service: s3, access_key_id_secret: AK, secret_access_key_secret: SK }
+    bindings: [ { host: s3.amazonaws.com } ]
+  OK:
+    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ"
+    inject: { header: Authorization, format: "Bearer {OK}", token_url: "https://x" }
+    bindings: [ { host: api.example.com } ]
+`;
+  it('names each unsupported inject type first, once, without errors for its keys, and every other problem in the same pass; preflight is accepted', () => {
+    let messages: string[] = [];
+    try {
+      parseConfig(yaml, FILE);
+    } catch (err) {
+      messages = (err as { errors: { message: string }[] }).errors.map((e) => e.message);
+    }
+    expect(messages).toEqual([
+      `${FILE}:8: secrets.GOOGLE.inject.type: inject type 'oauth2_refresh' is not supported by this version of keyswap (supported: header, basic, query, path, body)`,
+      `${FILE}:16: secrets.AWS.inject.type: inject type 'sigv4' is not supported by this version of keyswap (supported: header, basic, query, path, body)`,
+      `${FILE}:20: secrets.OK.inject.token_url: not valid for inject type header; valid keys: type, header, format, template`,
+    ]);
+  });
+
+  it('preflight: loads with a warning that says keyswap does not run it, and what to run instead', () => {
+    const c = parseConfig(`version: 1\npreflight: { fail_on_warning: true, checks: [backend] }\nsecrets: {}\n`, FILE);
+    expect(c.warnings.join('\n')).toContain('fail_on_warning: true stops nothing; run `keyswap doctor`');
+  });
+});
