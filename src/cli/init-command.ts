@@ -11,7 +11,7 @@ import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { mintPlaceholder } from './placeholder.js';
-import { presetFor, type Preset } from './presets.js';
+import { placeholderPrefixFor, presetFor, type Preset } from './presets.js';
 
 export const INIT_USAGE = `usage: keyswap init [--config FILE] [--from-env ENVFILE]
 
@@ -99,7 +99,7 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
       refused++;
       return;
     }
-    moved.push({ name: e.name, preset, line: e.line, value: e.value, placeholder: mintPlaceholder(preset.placeholderPrefix), shapeMatched: preset.shape?.test(e.value) ?? false });
+    moved.push({ name: e.name, preset, line: e.line, value: e.value, placeholder: mintPlaceholder(placeholderPrefixFor(preset, e.value)), shapeMatched: preset.shape?.test(e.value) ?? false });
   });
   if (moved.length === 0) {
     io.stdout.write(`no provider keys to move in ${envName} (${untouched} other variable${untouched === 1 ? '' : 's'} left unchanged)\n`);

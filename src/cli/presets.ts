@@ -12,6 +12,11 @@ export interface Preset {
   /** The value's shape; null when the provider's keys have no distinctive shape (names only). */
   readonly shape: RegExp | null;
   readonly placeholderPrefix: string;
+  /**
+   * The kind a key announces in its own prefix (Stripe's sk_live_ or rk_test_, GitHub's ghs_, OpenAI's sk-proj-):
+   * its placeholder keeps that prefix, so code that checks which kind of key it holds sees the same answer.
+   */
+  readonly kindPrefix?: RegExp;
   readonly header: string;
   /** `{NAME}` is the secret. */
   readonly format: string;
@@ -36,19 +41,19 @@ export const PRESETS: readonly Preset[] = [
   },
   {
     id: 'openai', label: 'OpenAI', names: /^OPENAI_(API_)?KEY$/, shape: /^sk-(proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}$/,
-    placeholderPrefix: 'sk-', header: 'Authorization', format: 'Bearer {NAME}',
+    placeholderPrefix: 'sk-', kindPrefix: /^sk-(proj-|svcacct-|admin-)/, header: 'Authorization', format: 'Bearer {NAME}',
     bindings: [{ host: 'api.openai.com', methods: ['GET', 'POST'], paths: ['/v1/**'] }],
     route: { name: 'openai', origin: 'https://api.openai.com' },
   },
   {
     id: 'github', label: 'GitHub', names: /^(GITHUB_TOKEN|GH_TOKEN|GITHUB_PAT|GITHUB_API_TOKEN)$/, shape: /^(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})$/,
-    placeholderPrefix: 'ghp_', header: 'Authorization', format: 'Bearer {NAME}',
+    placeholderPrefix: 'ghp_', kindPrefix: /^(gh[pousr]_|github_pat_)/, header: 'Authorization', format: 'Bearer {NAME}',
     bindings: [{ host: 'api.github.com', methods: ['GET'], paths: ['/repos/**', '/user', '/users/**', '/search/**', '/orgs/**'] }],
     route: null,
   },
   {
     id: 'stripe', label: 'Stripe', names: /^STRIPE_(SECRET_|API_|RESTRICTED_)?KEY$/, shape: /^(sk|rk)_(live|test)_[A-Za-z0-9]{20,}$/,
-    placeholderPrefix: 'sk_test_', header: 'Authorization', format: 'Bearer {NAME}',
+    placeholderPrefix: 'sk_test_', kindPrefix: /^(sk|rk)_(live|test)_/, header: 'Authorization', format: 'Bearer {NAME}',
     bindings: [{ host: 'api.stripe.com', methods: ['GET'], paths: ['/v1/**'] }],
     route: null,
   },
@@ -98,4 +103,9 @@ export function looksLikeRealKey(name: string, value: string): string | null {
   if (value.length < 16 || value.includes('PLACEHOLDER-')) return null;
   const p = PRESETS.find((x) => x.shape !== null && x.shape.test(value)) ?? PRESETS.find((x) => x.names.test(name) && x.shape === null && /^[A-Za-z0-9_-]{24,}$/.test(value));
   return p?.label ?? null;
+}
+
+/** The placeholder prefix for a key moved out of an .env: of the key's own kind when its prefix says it. */
+export function placeholderPrefixFor(preset: Preset, value: string): string {
+  return preset.kindPrefix?.exec(value)?.[0] ?? preset.placeholderPrefix;
 }

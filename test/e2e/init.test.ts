@@ -95,6 +95,13 @@ describe('keyswap init --from-env', () => {
     expect(statSync(path.join(dir, '.env')).mode & 0o777).toBe(0o640);
   });
 
+  it('a placeholder keeps the kind its key announced: a live Stripe key gets sk_live_, a project OpenAI key sk-proj-', () => {
+    const env = readFileSync(path.join(dir, '.env'), 'utf8');
+    expect(env).toMatch(/^STRIPE_SECRET_KEY=sk_live_PLACEHOLDER-[0-9A-Z]{26}$/m);
+    expect(env).toMatch(/^export OPENAI_API_KEY=sk-proj-PLACEHOLDER-[0-9A-Z]{26} {3}# production$/m);
+    expect(env).toMatch(/^GITHUB_TOKEN='ghp_PLACEHOLDER-[0-9A-Z]{26}'$/m);
+  });
+
   it('no moved key remains in any file or output (stdout, stderr, config, .env, temp files)', () => {
     const everywhere = `${first.stdout}${first.stderr}${everyFile()}`;
     for (const value of Object.values(KEYS)) expect(everywhere).not.toContain(value);
@@ -103,7 +110,7 @@ describe('keyswap init --from-env', () => {
   it('keeps the config’s comments and adds preset bindings and routes that load', () => {
     const yaml = readFileSync(path.join(dir, 'keyswap.yaml'), 'utf8');
     expect(yaml.startsWith('# my keyswap\n')).toBe(true);
-    expect(yaml).toMatch(/OPENAI_API_KEY:\n\s+placeholder: sk-PLACEHOLDER-/);
+    expect(yaml).toMatch(/OPENAI_API_KEY:\n\s+placeholder: sk-proj-PLACEHOLDER-/);
     expect(yaml).toContain('host: api.openai.com');
     expect(yaml).toMatch(/openai: https:\/\/api\.openai\.com/);
     expect(ks('check').status).not.toBe(2);
