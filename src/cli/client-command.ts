@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isMap, parseDocument } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
-import { loadConfig, parseConfig } from '../config/index.js';
+import { clientPolicy, describeClientPolicy, loadConfig, parseConfig } from '../config/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -30,11 +30,12 @@ export async function clientCommand(args: string[], io: CliIo): Promise<number> 
   const file = path.resolve(io.cwd, values.config);
   const config = await loadConfig(file);
   if (verb === 'list') {
-    if (config.clients === null || config.clients.size === 0) {
-      io.stdout.write('no clients: any local process that can reach keyswap may use it. Add one with: keyswap client add NAME --secrets A,B\n');
+    const policy = clientPolicy(config.clients);
+    if (policy.kind !== 'named') {
+      io.stdout.write(`${describeClientPolicy(policy)}${policy.kind === 'open' ? '. Add a client with: keyswap client add NAME --secrets A,B' : ''}\n`);
       return EXIT.ok;
     }
-    for (const c of config.clients.values()) {
+    for (const c of config.clients?.values() ?? []) {
       const expiry = c.expiresAtMs === null ? 'never expires' : `${Date.now() >= c.expiresAtMs ? 'EXPIRED' : 'expires'} ${new Date(c.expiresAtMs).toISOString()}`;
       io.stdout.write(`${c.name}\t${[...c.secrets].join(',')}\t${expiry}\n`);
     }
@@ -47,7 +48,8 @@ export async function clientCommand(args: string[], io: CliIo): Promise<number> 
     if (!config.clients?.has(name)) throw new CliError(`${name} is not a client in ${file} (see: keyswap client list)`, EXIT.runtime);
     doc.deleteIn(['clients', name]);
     await writeValidated(file, doc.toString());
-    io.stdout.write(`revoked ${name}; apply it to a running keyswap with: keyswap reload\n`);
+    const after = clientPolicy(parseConfig(doc.toString(), file).clients);
+    io.stdout.write(`revoked ${name}; now ${describeClientPolicy(after)}. Apply it to a running keyswap with: keyswap reload\n`);
     return EXIT.ok;
   }
   if (config.clients?.has(name)) throw new CliError(`${name} already exists; revoke it first to issue a new token`, EXIT.usage);
@@ -62,7 +64,7 @@ export async function clientCommand(args: string[], io: CliIo): Promise<number> 
   const listen = `${config.listen.host}:${config.listen.port}`;
   io.stdout.write(
     `added client ${name} (secrets: ${secrets.join(', ')}). Its token is shown this once:\n\n  ${token}\n\n` +
-      `The agent uses it in its proxy URL:\n  HTTPS_PROXY=http://${name}:${token}@${listen}\nRestart keyswap to apply.\n`,
+      `The agent uses it in its proxy URL:\n  HTTPS_PROXY=http://${name}:${token}@${listen}\nApply it to a running keyswap with: keyswap reload\n`,
   );
   return EXIT.ok;
 }

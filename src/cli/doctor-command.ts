@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { access, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigErrors, loadConfig, LooseWriteAccessError, type Config } from '../config/index.js';
+import { clientPolicy, ConfigErrors, describeClientPolicy, loadConfig, LooseWriteAccessError, type Config } from '../config/index.js';
 import { BackendUnavailable, openBackend, SecretNotFound } from '../secrets/index.js';
 import { auditKeyLocation } from './audit-key.js';
 import { EXIT } from './exit-codes.js';
@@ -38,6 +38,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
   }
   const checks = [
     { ok: true, what: `config ${config.file} loads (${count(config.secrets.length, 'secret')}) and only its owner can change it; \`keyswap check\` lints its bindings` },
+    clientCheck(config),
     ...(await caChecks(config)),
     ...(await backendChecks(config, io)),
     ...(await auditChecks(config)),
@@ -115,6 +116,14 @@ async function auditChecks(config: Config): Promise<Check[]> {
   if (mode & 0o022) return [{ ok: false, what: `audit log ${file} is ${mode.toString(8)}: others could forge history`, fix: `chmod 600 ${file}` }];
   const writable = await open(file, 'a').then(async (fh) => { await fh.close(); return true; }, () => false);
   return [writable ? { ok: true, what: `audit log ${file} is writable and private` } : { ok: false, what: `audit log ${file} is not writable`, fix: `chown it to keyswap's user` }];
+}
+
+/** Who may use keyswap, in the words `client list` and `explain` use (config/client-policy.ts). */
+function clientCheck(config: Config): Check {
+  const policy = clientPolicy(config.clients);
+  return policy.kind === 'closed'
+    ? { ok: false, what: describeClientPolicy(policy), fix: 'keyswap client add NAME --secrets A,B, then keyswap reload' }
+    : { ok: true, what: describeClientPolicy(policy) };
 }
 
 /** The audit key: whoever can read it can rewrite the log undetected (K6). */

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config, type SecretSpec } from '../config/index.js';
+import { clientPolicy, describeClientPolicy, loadConfig, type Config, type SecretSpec } from '../config/index.js';
 import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -50,6 +50,11 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
 
   const method = methodText.toUpperCase();
   const out: string[] = [`${method} ${url.href}`];
+  // The proxy authenticates before anything else: without a client it may accept, nothing below applies.
+  const policy = clientPolicy(config.clients);
+  if (client === null && policy.kind !== 'open') {
+    return print(io, [...out, policy.kind === 'closed' ? `refused: ${describeClientPolicy(policy)} → 407` : `refused: a client is required: ${describeClientPolicy(policy)}; explain what one gets with --client NAME → 407`]);
+  }
   let scheme: 'https' | 'http' = url.protocol === 'https:' ? 'https' : 'http';
   let host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   let port = url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port);

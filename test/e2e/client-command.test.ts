@@ -27,7 +27,26 @@ describe('keyswap client', () => {
     expect(text).toContain('# keep me');
     expect(run(['client', 'list', '--config', file]).stdout).toMatch(/^ci-agent\tK\texpires \d{4}-/);
     expect(run(['client', 'add', 'x', '--secrets', 'NOPE', '--config', file]).stderr).toContain("clients.x.secrets[0]: 'NOPE' is not a secret in this file");
-    expect(run(['client', 'revoke', 'ci-agent', '--config', file]).status).toBe(0);
+    expect(add.stdout).toContain('Apply it to a running keyswap with: keyswap reload');
+    const revoke = run(['client', 'revoke', 'ci-agent', '--config', file]);
+    expect(revoke.status).toBe(0);
+    expect(revoke.stdout).toContain('Apply it to a running keyswap with: keyswap reload');
     expect(readFileSync(file, 'utf8')).not.toContain('ci-agent');
+  });
+
+  it('after the last revoke, every command says what the proxy does: nobody may use it (407)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-client-'));
+    const file = path.join(dir, 'keyswap.yaml');
+    writeFileSync(file, `version: 1\nbackend: { type: env }\nsecrets:\n  K:\n    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ"\n    inject: { header: A, format: "{K}" }\n    bindings: [ { host: a.example.com } ]\n`);
+    expect(run(['explain', 'GET', 'https://a.example.com/', '-H', 'A: sk-PLACEHOLDER-0123456789ABCDEFGHIJ', '--config', file]).stdout).not.toContain('407');
+    expect(run(['client', 'add', 'only', '--secrets', 'K', '--config', file]).status).toBe(0);
+    // With a client configured, a request without one is refused at the door.
+    expect(run(['explain', 'GET', 'https://a.example.com/', '--config', file]).stdout).toContain('refused: a client is required');
+    const revoke = run(['client', 'revoke', 'only', '--config', file]);
+    expect(revoke.stdout).toContain('clients: is empty: keyswap refuses every request (407)');
+    expect(run(['client', 'list', '--config', file]).stdout).toContain('clients: is empty: keyswap refuses every request (407)');
+    expect(run(['explain', 'GET', 'https://a.example.com/', '--config', file]).stdout).toMatch(/refused: clients: is empty.* → 407/);
+    const doctor = run(['doctor', '--config', file]);
+    expect(doctor.stdout).toMatch(/!! clients: is empty: keyswap refuses every request \(407\)[\s\S]*fix: keyswap client add NAME/);
   });
 });
