@@ -9,6 +9,7 @@ import { resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { openCa } from '../tls/index.js';
 import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { prepareStateDir } from './state-dir.js';
 import type { CliIo } from './io.js';
 import { mintPlaceholder } from './placeholder.js';
 import { placeholderPrefixFor, presetFor, type Preset } from './presets.js';
@@ -39,8 +40,7 @@ export async function initCommand(args: string[], io: CliIo): Promise<number> {
   else io.stdout.write(`using the existing ${values.config}\n`);
   const config = await loadConfig(configFile);
 
-  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-  if (((await stat(config.stateDir)).mode & 0o077) !== 0) await chmod(config.stateDir, 0o700);
+  await prepareStateDir(config.stateDir, io);
   const ca = await openCa(config.stateDir, { create: true });
   io.stdout.write(`CA: ${ca.certPath} (trusted only by the agents keyswap runs; never install it system-wide)\n`);
 

@@ -1,11 +1,12 @@
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig } from '../config/index.js';
 import { FileBackend } from '../secrets/index.js';
 import type { CliIo } from './io.js';
 import { mintPlaceholder } from './placeholder.js';
 import { serve } from './serve.js';
+import { prepareStateDir } from './state-dir.js';
 
 const CONFIG = 'keyswap.yaml';
 
@@ -55,9 +56,8 @@ export async function quickstart(args: string[], io: CliIo): Promise<number> {
     io.stdout.write(`using the existing ${CONFIG}\n`);
   }
   const config = await loadConfig(file);
-  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   // A fresh clone checks certs/ out world-readable (it holds a README); keyswap's key material needs it private.
-  if (((await stat(config.stateDir)).mode & 0o077) !== 0) await chmod(config.stateDir, 0o700);
+  await prepareStateDir(config.stateDir, io);
   if (config.backend.type === 'file') {
     const stored = new Set(await (await FileBackend.open(config.backend, io.env)).list());
     const missing = config.secrets.flatMap((s) => (s.inject.render.kind === 'template' ? s.inject.render.compose : [s.name])).filter((n) => !stored.has(n));

@@ -143,3 +143,18 @@ describe('keyswap init --from-env', () => {
     expect(`${r.out}${r.err}`).not.toContain(KEYS.OPENAI_API_KEY);
   });
 });
+
+describe('keyswap init inside a git work tree', () => {
+  it('keeps the state directory out of commits: one `git add -A` stages no key, store or CA key', () => {
+    const repo = mkdtempSync(path.join(tmpdir(), 'keyswap-init-git-'));
+    const git = (...a: string[]) => spawnSync('git', a, { cwd: repo, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: repo, GIT_CONFIG_NOSYSTEM: '1' } });
+    expect(git('init', '-q').status).toBe(0);
+    writeFileSync(path.join(repo, '.env'), `OPENAI_API_KEY=sk-proj-${'Ab3'.repeat(16)}\n`);
+    const r = spawnSync(process.execPath, [KEYSWAP, 'init', '--from-env', '.env'], { cwd: repo, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('is inside a git work tree: wrote');
+    expect(git('add', '-A').status).toBe(0);
+    const staged = git('diff', '--cached', '--name-only').stdout.split('\n').filter(Boolean);
+    expect(staged.sort()).toEqual(['.env', 'keyswap.yaml']);
+  });
+});
