@@ -25,7 +25,7 @@ export async function demoCommand(_args: string[], io: CliIo): Promise<number> {
   const say = (s = ''): boolean => io.stdout.write(`${s}\n`);
 
   // The stand-in API: it answers with what it received, as some real APIs do in their errors.
-  const upstreamCa = await openCa(path.join(dir, 'upstream-ca'), { create: true });
+  const upstreamCa = await openCa(path.join(dir, 'upstream-ca'), { create: true, scope: { kind: 'hosts', hosts: [HOST] } });
   const leafKey = createLeafKey();
   const received: string[] = [];
   const api = https.createServer({ cert: upstreamCa.mintLeaf(HOST, leafKey).certPem, key: leafKey.privateKeyPem }, (req, res) => {

@@ -4,8 +4,11 @@ import { access, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientPolicy, ConfigErrors, describeClientPolicy, loadConfig, LooseWriteAccessError, type Config } from '../config/index.js';
+import { decryptedHosts } from '../policy/index.js';
 import { BackendUnavailable, openBackend, SecretNotFound } from '../secrets/index.js';
+import { describeConstraints, readCaConstraints, uncoveredHosts, type NameConstraints } from '../tls/index.js';
 import { auditKeyLocation } from './audit-key.js';
+import { CA_EXPIRY_WARNING_DAYS, ROTATE_FIX } from './ca-requirements.js';
 import { EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { looksLikeRealKey } from './presets.js';
@@ -13,10 +16,10 @@ import { pidFile } from './reload-command.js';
 
 export const DOCTOR_USAGE = `usage: keyswap doctor [--config FILE]
 
-Checks the config, the CA files and their permissions, that the CA is not trusted system-wide, the backend, the
-audit log, and this shell's proxy and CA variables. Each problem comes with the command that fixes it. Exit 0: all
-good; 1: problems found; 2: the config is invalid, or others could write it or its extra_ca_file (then nothing
-else is checked).`;
+Checks the config, the CA files and their permissions, the CA's expiry and name constraints, that the CA is not
+trusted system-wide, the backend, the audit log, and this shell's proxy and CA variables. Each problem comes
+with the command that fixes it. Exit 0: all good; 1: problems found; 2: the config is invalid, or others could
+write it or its extra_ca_file (then nothing else is checked).`;
 
 interface Check { readonly ok: boolean; readonly what: string; readonly fix?: string }
 
@@ -61,11 +64,12 @@ async function caChecks(config: Config): Promise<Check[]> {
   const out: Check[] = [dirMode & 0o077 ? { ok: false, what: `state_dir ${dir} is ${dirMode.toString(8)}: others can list the CA key's directory`, fix: `chmod 700 ${dir}` } : { ok: true, what: `state_dir ${dir} is private (700)` }];
   const keyMode = await stat(key).then((s) => s.mode & 0o777, () => null);
   const pem = await readFile(cert, 'utf8').catch(() => null);
-  if (keyMode === null || pem === null) return [...out, { ok: false, what: `no CA in ${dir}`, fix: 'keyswap init' }];
+  if (keyMode === null || pem === null) return [...out, { ok: false, what: `no CA in ${dir}`, fix: 'keyswap serve makes one at its first start' }];
   out.push(keyMode & 0o077 ? { ok: false, what: `${key} is ${keyMode.toString(8)}: the CA key must be readable by keyswap alone`, fix: `chmod 600 ${key}` } : { ok: true, what: `CA key ${key} is 600` });
   const x509 = new X509Certificate(pem);
   const daysLeft = Math.floor((Date.parse(x509.validTo) - Date.now()) / 86_400_000);
-  out.push(daysLeft < 30 ? { ok: false, what: `the CA expires in ${daysLeft} days`, fix: "keyswap ca rotate (then restart keyswap; agents trust the new ca.pem)" } : { ok: true, what: `CA valid for ${daysLeft} more days` });
+  out.push(daysLeft < CA_EXPIRY_WARNING_DAYS ? { ok: false, what: daysLeft < 0 ? 'the CA has expired: agents reject every leaf it signs' : `the CA expires in ${daysLeft} days`, fix: ROTATE_FIX } : { ok: true, what: `CA valid for ${daysLeft} more days` });
+  out.push(constraintCheck(pem, config));
   const body = pem.replace(/-----[^-]+-----|\s/g, '');
   for (const bundle of SYSTEM_BUNDLES) {
     const text = await readFile(bundle, 'utf8').catch(() => '');
@@ -76,6 +80,26 @@ async function caChecks(config: Config): Promise<Check[]> {
   }
   out.push({ ok: true, what: 'the CA is not in the system trust store (agents trust it per process)' });
   return out;
+}
+
+/**
+ * Whether the CA's name constraints fit the config: a host they leave out is a problem (serve refuses to start);
+ * a CA with none while only bound hosts are decrypted is one too, though serve still runs with it (a CA made by
+ * an older keyswap, or under tls_termination: all): its key signs for any site.
+ */
+function constraintCheck(pem: string, config: Config): Check {
+  let constraints: NameConstraints;
+  try {
+    constraints = readCaConstraints(pem);
+  } catch {
+    return { ok: false, what: 'the CA\'s name constraints cannot be read', fix: ROTATE_FIX };
+  }
+  const scope = decryptedHosts(config);
+  const missing = uncoveredHosts(constraints, scope);
+  if (missing.length > 0) return { ok: false, what: `the CA's name constraints do not cover ${missing.join(', ')}, which ${path.basename(config.file)} decrypts: keyswap serve refuses to start`, fix: ROTATE_FIX };
+  if (constraints.kind === 'none' && scope.kind === 'hosts') return { ok: false, what: 'the CA is unconstrained: its key could sign for any site, though only bound hosts are decrypted', fix: `rotate to constrain it: ${ROTATE_FIX}` };
+  if (constraints.kind === 'none') return { ok: true, what: 'the CA is unconstrained, as tls_termination: all needs (its key can sign for any site)' };
+  return { ok: true, what: `the CA's name constraints cover every decrypted host (${describeConstraints(constraints)})` };
 }
 
 async function backendChecks(config: Config, io: CliIo): Promise<Check[]> {

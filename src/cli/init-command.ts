@@ -5,8 +5,10 @@ import { parseArgs } from 'node:util';
 import { isMap, parseDocument, type Document } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { loadConfig, type Config } from '../config/index.js';
+import { decryptedHosts } from '../policy/index.js';
 import { resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { openCa } from '../tls/index.js';
+import { ROTATE_FIX } from './ca-requirements.js';
 import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { prepareStateDir } from './state-dir.js';
@@ -16,10 +18,11 @@ import { placeholderPrefixFor, presetFor, type Preset } from './presets.js';
 
 export const INIT_USAGE = `usage: keyswap init [--config FILE] [--from-env ENVFILE]
 
-Creates keyswap.yaml (if missing), keyswap's CA and the embedded encrypted store. With --from-env, every provider
-key in ENVFILE (found by variable name or by value shape) moves into the store; ENVFILE is rewritten in place with
-fresh placeholders (same order and comments, no backup holding the keys) and keyswap.yaml gets a binding for
-each from the built-in provider presets. Values are never printed.`;
+Creates keyswap.yaml (if missing), the embedded encrypted store, and keyswap's CA once a host is bound (it is
+constrained to the bound hosts). With --from-env, every provider key in ENVFILE (found by variable name or by
+value shape) moves into the store; ENVFILE is rewritten in place with fresh placeholders (same order and
+comments, no backup holding the keys) and keyswap.yaml gets a binding for each from the built-in provider
+presets. Values are never printed.`;
 
 const BASE_CONFIG = `# keyswap.yaml, written by \`keyswap init\`. Every key is documented in docs/configuration.md.
 version: 1
@@ -41,14 +44,35 @@ export async function initCommand(args: string[], io: CliIo): Promise<number> {
   const config = await loadConfig(configFile);
 
   await prepareStateDir(config.stateDir, io);
-  const ca = await openCa(config.stateDir, { create: true });
-  io.stdout.write(`CA: ${ca.certPath} (trusted only by the agents keyswap runs; never install it system-wide)\n`);
-
   if (values['from-env'] === undefined) {
+    await writeCa(config, io);
     io.stdout.write(`\nnext: store a key with \`keyswap secret set NAME\` and bind it in ${values.config}, or move a .env's keys in one step: keyswap init --from-env .env\n`);
     return EXIT.ok;
   }
-  return fromEnv(path.resolve(io.cwd, values['from-env']), values['from-env'], config, io);
+  const code = await fromEnv(path.resolve(io.cwd, values['from-env']), values['from-env'], config, io);
+  // Order matters: the CA is made after the bindings were added, so its name constraints include their hosts.
+  await writeCa(await loadConfig(configFile), io);
+  return code;
+}
+
+/**
+ * The CA, constrained to the hosts the config decrypts. With nothing bound yet it is left to the first
+ * `keyswap serve`: a CA made now could sign for no host, and the first binding would need a rotation.
+ */
+async function writeCa(config: Config, io: CliIo): Promise<void> {
+  const scope = decryptedHosts(config);
+  if (scope.kind === 'hosts' && scope.hosts.length === 0 && !(await hasCa(config.stateDir))) {
+    io.stdout.write('CA: not made yet: no host is bound; keyswap serve makes it at its first start, constrained to the hosts bound then\n');
+    return;
+  }
+  const ca = await openCa(config.stateDir, { create: true, scope });
+  io.stdout.write(`CA: ${ca.certPath} (trusted only by the agents keyswap runs; never install it system-wide)\n`);
+  const missing = ca.uncovered(scope);
+  if (missing.length > 0) io.stdout.write(`CA: its name constraints do not cover ${missing.join(', ')}; keyswap serve refuses to start until you run ${ROTATE_FIX}\n`);
+}
+
+async function hasCa(stateDir: string): Promise<boolean> {
+  return stat(path.join(stateDir, 'ca.pem')).then(() => true, () => false);
 }
 
 async function createIfMissing(file: string, content: string): Promise<boolean> {

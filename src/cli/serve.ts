@@ -6,13 +6,14 @@ import { AuditWriter, loadAuditKey, readHeadMark, writeHeadMark } from '../audit
 import { ConfigErrors, loadConfig, type Config, type HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import { createLogger, type Logger } from '../log.js';
-import { compilePolicy } from '../policy/index.js';
+import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
-import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
+import { createLeafKey, LeafCache, openCa, writeTrustBundle, type LocalCa } from '../tls/index.js';
 import { parseListenAddress } from '../wire/index.js';
 import { agentEnvironment, exportLines } from './agent-env.js';
 import { auditKeyLocation } from './audit-key.js';
+import { checkExpiry, requireCoverage } from './ca-requirements.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { checkListenAddress } from './loopback.js';
@@ -92,7 +93,10 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   // First, before any file is created: every proxy (serve, run, quickstart, demo) and metrics listener passes here.
   checkListenAddress('proxy', `${config.file}: listen`, listenAt.host, opts.allowNonLoopback);
   if (metricsAt !== null) checkListenAddress('metrics', `--metrics ${metricsAt.host}:${metricsAt.port}`, metricsAt.host, opts.allowNonLoopback);
-  const ca = await openCa(config.stateDir, { create: true });
+  // A new CA is constrained to the hosts this config decrypts; an existing one must cover them (K7).
+  const ca = await openCa(config.stateDir, { create: true, scope: decryptedHosts(config) });
+  requireCoverage(ca, config);
+  checkExpiry(ca, new Date(), log);
   const bundlePath = await writeTrustBundle(config.stateDir, ca.certPem);
   const extraCaPem = config.upstream.extraCaFile === null ? null : await readExtraCa(config);
   const leaves = new LeafCache(ca, createLeafKey(), { max: 1000 });
@@ -181,7 +185,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   let reloading = Promise.resolve();
   const onReload = (): void => {
     reloading = reloading.then(async () => {
-      const errors = await reloadedSnapshot(snapshot, leaves).then(
+      const errors = await reloadedSnapshot(snapshot, ca, leaves).then(
         (next) => {
           snapshot = next;
           // A reload is also how an operator says "use the values I just stored": cached ones are dropped.
@@ -234,7 +238,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   };
 }
 
-async function reloadedSnapshot(current: Snapshot, leaves: LeafCache): Promise<Snapshot> {
+async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: LeafCache): Promise<Snapshot> {
   const next = await loadConfig(current.config.file);
   const was = current.config;
   const needsRestart = [
@@ -246,6 +250,8 @@ async function reloadedSnapshot(current: Snapshot, leaves: LeafCache): Promise<S
     ['timeouts', JSON.stringify(was.timeouts) !== JSON.stringify(next.timeouts)],
   ].filter(([, changed]) => changed).map(([key]) => key);
   if (needsRestart.length > 0) throw new CliError(`${needsRestart.join(', ')} changed; restart keyswap to apply`, EXIT.usage);
+  // Order matters: a host the CA cannot sign for is refused before any leaf is minted for it.
+  requireCoverage(ca, next);
   await leaves.prewarm(boundHosts(next));
   const extraCaPem = next.upstream.extraCaFile === null ? null : await readExtraCa(next);
   // The old upstream client is left to its in-flight requests; its idle sockets time out on their own.

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import net from 'node:net';
 import forge from 'node-forge';
+import { nameConstraintsExtension, type NameConstraints } from './name-constraints.js';
 
 declare module 'node-forge' {
   namespace pki {
@@ -52,22 +53,38 @@ export function positiveSerial(): string {
   return bytes.toString('hex');
 }
 
-export function createCaCertificate(keys: KeyPair, now: Date): string {
+/**
+ * How long a new CA is valid: one year. A CA key lives on disk, readable by keyswap's user, for the whole period,
+ * and an old copy (a backup, a stolen disk image) keeps working until it expires; there is no revocation for a
+ * CA that agents trust per process. A year bounds that to one rotation cycle while keeping `keyswap ca rotate` a
+ * yearly routine rather than a monthly chore: agents started by `keyswap run` follow a rotation on their own,
+ * but every copied ca.pem (a container, another user's shell) has to be replaced by hand.
+ */
+export const CA_VALIDITY_DAYS = 365;
+/** Leaves are short-lived and minted in memory; one never outlives its CA (mintLeafCertificate caps it). */
+export const LEAF_VALIDITY_DAYS = 90;
+const DAY_MS = 24 * 3600_000;
+
+/** A self-signed CA, CA:true pathlen 0, valid CA_VALIDITY_DAYS, with these name constraints (critical) if any. */
+export function createCaCertificate(keys: KeyPair, now: Date, constraints: NameConstraints): string {
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.forgePublic;
   cert.serialNumber = positiveSerial();
+  // Backdated an hour for clocks slightly behind; the validity counts from now, so it is never longer than stated.
   cert.validity.notBefore = new Date(now.getTime() - 3600_000);
-  cert.validity.notAfter = new Date(now.getTime() + 10 * 365 * 24 * 3600_000);
+  cert.validity.notAfter = new Date(now.getTime() + CA_VALIDITY_DAYS * DAY_MS);
   const subject = [
     { name: 'commonName', value: `keyswap local CA ${randomBytes(4).toString('hex')}` },
     { name: 'organizationName', value: 'keyswap' },
   ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
+  const constrained = nameConstraintsExtension(constraints);
   cert.setExtensions([
     { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
+    ...(constrained === null ? [] : [constrained]),
   ]);
   signNatively(cert, keys.privateKey);
   return forge.pki.certificateToPem(cert);
@@ -81,30 +98,40 @@ export interface Issuer {
   /** The CA's subjectKeyIdentifier, as forge bytes: each leaf's authorityKeyIdentifier. */
   readonly keyIdentifier: string;
   readonly key: KeyPair;
+  /** The CA's own expiry: no leaf may outlive it. */
+  readonly notAfter: Date;
 }
 
 export function issuerOf(caCertPem: string, caKey: KeyPair): Issuer {
   const caCert = forge.pki.certificateFromPem(caCertPem);
-  return { subject: caCert.subject.attributes, keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes(), key: caKey };
+  return { subject: caCert.subject.attributes, keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes(), key: caKey, notAfter: caCert.validity.notAfter };
+}
+
+/** When a leaf minted now expires: LEAF_VALIDITY_DAYS from now, or with its CA if that comes first. */
+export function leafNotAfter(issuer: Pick<Issuer, 'notAfter'>, now: Date): Date {
+  return new Date(Math.min(now.getTime() + LEAF_VALIDITY_DAYS * DAY_MS, issuer.notAfter.getTime()));
 }
 
 /**
- * A leaf for one host, signed by the CA: DNS or IP SAN, serverAuth only, ≤ 90 days. `*.example.com` gives a
+ * A leaf for one host, signed by the CA: DNS or IP SAN, serverAuth only, ≤ 90 days and never past the CA. `*.example.com` gives a
  * wildcard leaf (SAN `*.example.com`), which TLS clients accept for exactly one label under example.com.
  * Synchronous CPU work, about a millisecond with native signing; callers mint bound hosts at start and cache the
  * result.
  */
-export function mintLeafCertificate(host: string, leafKey: KeyPair, issuer: Issuer, now: Date, validityDays = 90): Leaf {
+export function mintLeafCertificate(host: string, leafKey: KeyPair, issuer: Issuer, now: Date): Leaf {
   const cert = forge.pki.createCertificate();
   cert.publicKey = leafKey.forgePublic;
   cert.serialNumber = positiveSerial();
-  const notAfter = new Date(now.getTime() + validityDays * 24 * 3600_000);
+  // A leaf past its CA's expiry would fail in every client on that day with no warning: cap it instead.
+  const notAfter = leafNotAfter(issuer, now);
   cert.validity.notBefore = new Date(now.getTime() - 3600_000);
   cert.validity.notAfter = notAfter;
-  // Clients match the SAN, never the CN, once a SAN is present (RFC 6125); the CN only names the leaf for people.
-  cert.setSubject([{ name: 'commonName', value: host }]);
-  cert.setIssuer([...issuer.subject]);
   const isIp = net.isIP(host) !== 0;
+  // Clients match the SAN, never the CN, once a SAN is present (RFC 6125); the CN only names the leaf for people.
+  // Not a bare address for an IP leaf: with no DNS SAN, OpenSSL checks a DNS-shaped CN (a dotted quad is one)
+  // against the CA's DNS name constraints, and the leaf would fail for a bound IP.
+  cert.setSubject([{ name: 'commonName', value: isIp ? `IP ${host}` : host }]);
+  cert.setIssuer([...issuer.subject]);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },

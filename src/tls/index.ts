@@ -1,4 +1,5 @@
-export { LocalCa, openCa, rotateCa, writeTrustBundle } from './local-ca.js';
+export { LocalCa, openCa, readCaConstraints, rotateCa, writeTrustBundle, type OpenCaOptions } from './local-ca.js';
+export { describeConstraints, uncoveredHosts, type NameConstraints, type NameScope } from './name-constraints.js';
 export { LeafCache } from './leaf-cache.js';
 export { TlsStateError } from './errors.js';
-export { generateKeyPair as createLeafKey, fingerprintSha256 as caFingerprint, type KeyPair as LeafKey } from './certificates.js';
+export { CA_VALIDITY_DAYS, generateKeyPair as createLeafKey, fingerprintSha256 as caFingerprint, type KeyPair as LeafKey } from './certificates.js';

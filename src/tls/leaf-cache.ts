@@ -37,8 +37,10 @@ export class LeafCache {
     if (hit && this.#now() < hit.renewAfterMs) return hit.context;
     const now = this.#now();
     const context = this.#takeTurn(() => this.#mint(host, now));
-    // Renew at 2/3 of a 90-day life: 60 days after minting.
-    this.#cache.set(host, { context, renewAfterMs: now + 60 * 24 * 3600_000 });
+    // Renew at 2/3 of the leaf's life (60 of 90 days; less when the CA expires sooner), and at most once a
+    // minute, so a leaf capped by an expired CA cannot turn every handshake into a mint.
+    const lifeMs = this.#ca.leafNotAfter(new Date(now)).getTime() - now;
+    this.#cache.set(host, { context, renewAfterMs: now + Math.max(60_000, Math.floor((lifeMs * 2) / 3)) });
     context.catch(() => {
       if (this.#cache.get(host)?.context === context) this.#cache.delete(host);
     });

@@ -27,7 +27,7 @@ describe('keyswap demo', () => {
 describe('keyswap doctor', () => {
   const setUp = (): string => {
     const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-doctor-'));
-    expect(ks(dir, {}, 'init').status).toBe(0);
+    // The binding first: init makes the CA constrained to the hosts bound then.
     writeFileSync(path.join(dir, 'keyswap.yaml'), `version: 1
 state_dir: ./certs
 audit: { path: ./audit.jsonl }
@@ -38,6 +38,7 @@ secrets:
     inject: { header: Authorization, format: "Bearer {OPENAI_API_KEY}" }
     bindings: [ { host: api.openai.com, methods: [POST], paths: ["/v1/**"] } ]
 `);
+    expect(ks(dir, {}, 'init').status).toBe(0);
     return dir;
   };
 

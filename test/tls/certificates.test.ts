@@ -6,10 +6,12 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { createCaCertificate, generateKeyPair, issuerOf, mintLeafCertificate } from '../../src/tls/certificates.js';
 import { LeafCache } from '../../src/tls/leaf-cache.js';
 import { LocalCa } from '../../src/tls/local-ca.js';
+import { constraintsFor } from '../../src/tls/name-constraints.js';
 
 const NOW = new Date();
 const caKey = generateKeyPair();
-const caPem = createCaCertificate(caKey, NOW);
+// Constrained as keyswap's CA would be for these bindings (test/tls/name-constraints.test.ts proves what that does).
+const caPem = createCaCertificate(caKey, NOW, constraintsFor({ kind: 'hosts', hosts: ['api.example.com', '*.example.com', '127.0.0.1'] }));
 const leafKey = generateKeyPair();
 const ca = new LocalCa(caPem, 'ca.pem', caKey);
 
