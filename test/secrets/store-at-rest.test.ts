@@ -6,22 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { writeFileAtomic } from '../../src/atomic-file.js';
 import { readStore, rekeyStore, updateStore, type KeySource } from '../../src/secrets/index.js';
 import { KEYSWAP } from '../helpers/harness.js';
+import { setEntry, storeWorkspace, valueOf } from '../helpers/store-workspace.js';
 
 // Issue #18: what someone who can read or write keyswap's state directory can do to the store.
 
-function workspace(): { dir: string; state: string; store: string; key: string; source: KeySource } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-atrest-'));
-  const state = path.join(dir, 'state');
-  mkdirSync(state, { mode: 0o700 });
-  const key = path.join(state, 'store.key');
-  return { dir, state, store: path.join(state, 'secrets.enc'), key, source: { kind: 'keyfile', path: key } };
-}
-const set = (file: string, source: KeySource, name: string, value: string) =>
-  updateStore(file, source, (e) => {
-    e.set(name, { value, updatedAt: new Date().toISOString() });
-    return true;
-  });
-const valueOf = async (file: string, source: KeySource, name: string) => (await readStore(file, source)).entries.get(name)?.value;
+const workspace = storeWorkspace;
+const set = setEntry;
 
 function runIncrementers(store: string, key: string, processes: number, each: number): Promise<void> {
   const fixture = path.join(__dirname, 'fixtures', 'increment-loop.mjs');

@@ -7,23 +7,13 @@ import { acquireFileLock } from '../../src/file-lock.js';
 import { readStore, rekeyStore, updateStore, type KeySource } from '../../src/secrets/index.js';
 import { writeTrustBundle } from '../../src/tls/local-ca.js';
 import { REPO } from '../helpers/harness.js';
+import { setEntry, storeWorkspace } from '../helpers/store-workspace.js';
 
 // Issue #18, attacked: what someone who can write the store's directory (not read the keys), or who runs keyswap
 // CLI processes side by side, still gets. Each test here failed when it was written.
 
-function workspace(): { dir: string; state: string; store: string; key: string; source: KeySource } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-store-attack-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  const state = path.join(dir, 'state');
-  mkdirSync(state, { mode: 0o700 });
-  const key = path.join(state, 'store.key');
-  return { dir, state, store: path.join(state, 'secrets.enc'), key, source: { kind: 'keyfile', path: key } };
-}
-const set = (file: string, source: KeySource, name: string, value: string) =>
-  updateStore(file, source, (e) => {
-    e.set(name, { value, updatedAt: new Date().toISOString() });
-    return true;
-  });
+const workspace = storeWorkspace;
+const set = setEntry;
 const isRoot = process.getuid?.() === 0;
 /** A symlink as someone else plants it: owned by another user when the test can arrange that (root). */
 function plant(target: string, at: string): void {
