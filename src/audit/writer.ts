@@ -1,10 +1,12 @@
-import { constants, statSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { rename, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { GENESIS, headAfter, sealLine, sha256Hex, type AuditKey, type ChainHead } from './chain.js';
+import { GENESIS, type AuditKey, type ChainHead } from './chain.js';
 import { AuditLogBusy, AuditWriteFailed } from './errors.js';
+import type { AuditEvent } from './events.js';
+import { chain, entry, tornNotices, type Chained, type Entry } from './lines.js';
+import { errnoCode, openForAppend, readTail, writeAll } from './log-file.js';
 import { lockAuditLog } from './owner-lock.js';
-import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
 
 const LAZY_FLUSH_MS = 100;
 /** After a failed write, the first retry waits this long; each failed retry doubles it, up to the max. */
@@ -17,8 +19,7 @@ export interface AuditObserver {
   write(ms: number): void;
 }
 
-/** An event waiting for its line: stringified once at append time; seq and prev are given when it is written. */
-interface Entry { readonly ts: string; readonly body: string }
+/** An entry and the append waiting on it. */
 interface Pending extends Entry { readonly resolve: () => void; readonly reject: (e: Error) => void }
 
 /** The file we hold open, as the kernel names it: the path holds it while stat(path) shows the same pair. */
@@ -382,100 +383,3 @@ export class AuditWriter {
   }
 }
 
-function entry(event: AuditEvent): Entry {
-  return { ts: new Date().toISOString(), body: JSON.stringify(event) };
-}
-
-interface Chained { readonly text: string; readonly heads: readonly ChainHead[] }
-
-/** The lines for `entries` following `from`, each sealed with its MAC, and the head after each. */
-function chain(key: AuditKey, from: ChainHead, entries: readonly Entry[]): Chained {
-  let head = from;
-  let text = '';
-  const heads: ChainHead[] = [];
-  for (const e of entries) {
-    // The same bytes as JSON.stringify({ ts, v, seq, prev, ...event }): ts is ISO, prev hex, body an object.
-    const sealed = sealLine(key, head.seq + 1, `{"ts":"${e.ts}","v":${AUDIT_SCHEMA_VERSION},"seq":${head.seq + 1},"prev":"${head.hash}",${e.body.slice(1)}`);
-    head = sealed.head;
-    heads.push(head);
-    text += `${sealed.line}\n`;
-  }
-  return { text, heads };
-}
-
-/**
- * The record that vouches for an incomplete line the writer closed (verify accepts that line only with it), when
- * the fragment can be the start of the record keyswap was writing after `before`: its ts, schema version, the next
- * seq and the link to `before`. Text anyone else appended is not vouched for, and verify names it.
- */
-function tornNotices(fragment: string | null, before: ChainHead | null): Entry[] {
-  if (fragment === null || !couldBeOurs(fragment, before)) return [];
-  return [entry({ type: 'audit_torn_line', bytes: Buffer.byteLength(fragment), sha256: sha256Hex(fragment) })];
-}
-
-const ISO_SHAPE = '0000-00-00T00:00:00.000Z';
-
-function couldBeOurs(fragment: string, before: ChainHead | null): boolean {
-  const open = '{"ts":"';
-  if (!(fragment.startsWith(open) || open.startsWith(fragment))) return false;
-  const ts = fragment.slice(open.length, open.length + ISO_SHAPE.length);
-  for (const [i, ch] of [...ts].entries()) if (ISO_SHAPE[i] === '0' ? !/\d/.test(ch) : ch !== ISO_SHAPE[i]) return false;
-  const rest = fragment.slice(open.length + ISO_SHAPE.length);
-  // Before the first complete line the writer continued some other head: only its shape can be checked.
-  const expected = before === null ? `","v":${AUDIT_SCHEMA_VERSION},"seq":` : `","v":${AUDIT_SCHEMA_VERSION},"seq":${before.seq + 1},"prev":"${before.hash}",`;
-  return rest.startsWith(expected) || expected.startsWith(rest);
-}
-
-/** The errno code of a failure (EFBIG, ENOSPC, EIO…), from it or its causes; never its message, which names paths. */
-function errnoCode(err: Error): string {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && /^E[A-Z0-9]{1,15}$/.test(code)) return code;
-  }
-  return 'unknown';
-}
-
-async function openForAppend(path: string): Promise<FileHandle> {
-  let fh: FileHandle;
-  try {
-    // O_DSYNC makes each write(2) return only once its data is durable, like write + fdatasync, in one call: one
-    // trip through libuv's threadpool per batch instead of two (measured: docs/performance.md).
-    fh = await open(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const hint = code === 'ENOENT' ? ': its directory does not exist' : code === 'EACCES' ? ': permission denied' : '';
-    throw new AuditWriteFailed(`${path}${hint}`, { cause: err });
-  }
-  const mode = (await fh.stat()).mode;
-  if ((mode & 0o022) !== 0) {
-    await fh.close();
-    throw new AuditWriteFailed(`${path} is writable by group or others (run: chmod 600 ${path})`);
-  }
-  return fh;
-}
-
-/** The head of the chain at the end of the file (null when empty) and the torn last line, if there is one. */
-async function readTail(fh: FileHandle): Promise<{ head: ChainHead | null; fragment: string | null }> {
-  const size = (await fh.stat()).size;
-  if (size === 0) return { head: null, fragment: null };
-  // Records are short; 256 KiB always holds the last complete line and any torn fragment after it.
-  const length = Math.min(size, 256 * 1024);
-  const buf = Buffer.alloc(length);
-  await fh.read(buf, 0, length, size - length);
-  const text = buf.toString('utf8');
-  const cut = text.lastIndexOf('\n') + 1;
-  const fragment = cut === text.length ? null : text.slice(cut);
-  const lines = text.slice(0, cut).split('\n');
-  lines.pop();
-  const last = lines.pop();
-  return { head: last === undefined ? null : headAfter(last), fragment };
-}
-
-async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
-  let offset = 0;
-  // A short write is legal (a signal, a size limit): keep going until every byte is down or the kernel says no.
-  while (offset < buf.length) {
-    const { bytesWritten } = await fh.write(buf, offset, buf.length - offset);
-    offset += bytesWritten;
-  }
-}

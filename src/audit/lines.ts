@@ -1,0 +1,51 @@
+/** The audit log's lines: an event's entry, the sealed and chained lines for a batch, and torn-line vouching. */
+import { sealLine, sha256Hex, type AuditKey, type ChainHead } from './chain.js';
+import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
+
+/** An event waiting for its line: stringified once at append time; seq and prev are given when it is written. */
+export interface Entry { readonly ts: string; readonly body: string }
+
+export function entry(event: AuditEvent): Entry {
+  return { ts: new Date().toISOString(), body: JSON.stringify(event) };
+}
+
+export interface Chained { readonly text: string; readonly heads: readonly ChainHead[] }
+
+/** The lines for `entries` following `from`, each sealed with its MAC, and the head after each. */
+export function chain(key: AuditKey, from: ChainHead, entries: readonly Entry[]): Chained {
+  let head = from;
+  let text = '';
+  const heads: ChainHead[] = [];
+  for (const e of entries) {
+    // The same bytes as JSON.stringify({ ts, v, seq, prev, ...event }): ts is ISO, prev hex, body an object.
+    const sealed = sealLine(key, head.seq + 1, `{"ts":"${e.ts}","v":${AUDIT_SCHEMA_VERSION},"seq":${head.seq + 1},"prev":"${head.hash}",${e.body.slice(1)}`);
+    head = sealed.head;
+    heads.push(head);
+    text += `${sealed.line}\n`;
+  }
+  return { text, heads };
+}
+
+/**
+ * The record that vouches for an incomplete line the writer closed (verify accepts that line only with it), when
+ * the fragment can be the start of the record keyswap was writing after `before`: its ts, schema version, the next
+ * seq and the link to `before`. Text anyone else appended is not vouched for, and verify names it.
+ */
+export function tornNotices(fragment: string | null, before: ChainHead | null): Entry[] {
+  if (fragment === null || !couldBeOurs(fragment, before)) return [];
+  return [entry({ type: 'audit_torn_line', bytes: Buffer.byteLength(fragment), sha256: sha256Hex(fragment) })];
+}
+
+const ISO_SHAPE = '0000-00-00T00:00:00.000Z';
+
+function couldBeOurs(fragment: string, before: ChainHead | null): boolean {
+  const open = '{"ts":"';
+  if (!(fragment.startsWith(open) || open.startsWith(fragment))) return false;
+  const ts = fragment.slice(open.length, open.length + ISO_SHAPE.length);
+  for (const [i, ch] of [...ts].entries()) if (ISO_SHAPE[i] === '0' ? !/\d/.test(ch) : ch !== ISO_SHAPE[i]) return false;
+  const rest = fragment.slice(open.length + ISO_SHAPE.length);
+  // Before the first complete line the writer continued some other head: only its shape can be checked.
+  const expected = before === null ? `","v":${AUDIT_SCHEMA_VERSION},"seq":` : `","v":${AUDIT_SCHEMA_VERSION},"seq":${before.seq + 1},"prev":"${before.hash}",`;
+  return rest.startsWith(expected) || expected.startsWith(rest);
+}
+
