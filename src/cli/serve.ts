@@ -1,23 +1,25 @@
-import { readFile, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../atomic-file.js';
-import { AuditWriter, loadAuditKey, readHeadMark, writeHeadMark } from '../audit/index.js';
-import { ConfigErrors, loadConfig, type Config, type HostPort } from '../config/index.js';
+import { AuditWriter, loadAuditKey, readHeadMark } from '../audit/index.js';
+import { loadConfig, type Config, type HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
-import { createLeafKey, LeafCache, openCa, writeTrustBundle, type LocalCa } from '../tls/index.js';
+import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { parseListenAddress } from '../wire/index.js';
 import { agentEnvironment, exportLines } from './agent-env.js';
+import { anchorAuditHead, headMarkFile } from './audit-anchor.js';
 import { auditKeyLocation } from './audit-key.js';
 import { checkExpiry, requireCoverage } from './ca-requirements.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { checkListenAddress } from './loopback.js';
 import { pidFile } from './reload-command.js';
+import { boundHosts, readExtraCa, reloadedSnapshot, reloadErrors } from './reload-snapshot.js';
 import { VERSION } from './version.js';
 
 const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'];
@@ -122,7 +124,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     maxStaleMs: config.cache.maxStaleSeconds * 1000,
   });
   const keyAt = auditKeyLocation(config, io.env);
-  const headMark = path.join(config.stateDir, 'audit.head');
+  const headMark = headMarkFile(config.stateDir);
   audit = await AuditWriter.open(config.audit.path, {
     key: await loadAuditKey(keyAt.file, { create: keyAt.create }),
     lastHead: await readHeadMark(headMark, config.audit.path),
@@ -153,19 +155,8 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   }
   // proxy_start must be durable: a proxy that cannot audit must not serve (K4, K6).
   await audit.append({ type: 'proxy_start', pid: process.pid, version: VERSION, listen, config: config.file });
-  // The anchors outside the file (K6): the head goes to keyswap's own log (the journal under systemd), where
-  // `audit verify --head` can check it, and to the state directory, where the next start checks the log's tail
-  // against it; at start, after a rotation, every minute it moved, and at stop.
-  let loggedHead = '';
-  const logHead = async (): Promise<void> => {
-    const head = audit.head;
-    if (`${head.seq}:${head.hash}` === loggedHead) return;
-    loggedHead = `${head.seq}:${head.hash}`;
-    log.info({ audit_head: loggedHead, path: config.audit.path }, 'audit head');
-    await writeHeadMark(headMark, config.audit.path, head).catch((err: unknown) => log.error({ err: (err as Error).message }, 'audit head mark not written'));
-  };
-  await logHead();
-  const headTimer = setInterval(() => void logHead(), 60_000).unref();
+  const anchor = anchorAuditHead(audit, config.audit.path, headMark, log);
+  await anchor.mark();
 
   // Rotation: logrotate (or an operator) moves the file away and sends SIGUSR1; the new file's first record
   // links to the last hash of the old one.
@@ -173,15 +164,14 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     audit.reopen().then(
       () => {
         log.info({ path: config.audit.path }, 'audit log reopened');
-        void logHead();
+        void anchor.mark();
       },
       (err: unknown) => log.error({ err: (err as Error).message }, 'audit log reopen failed; still writing to the previous file'),
     );
   };
   process.on('SIGUSR1', onRotate);
 
-  // Reload: re-read and validate, then swap. Anything that needs new resources (listen address, state, backend,
-  // audit file) is refused with "restart to apply"; an invalid file changes nothing. Cached secret values are dropped (a reload is how an operator says "use what I just stored").
+  // Reload: swap in the re-read config (reload-snapshot.ts says what is refused) between requests, audited either way.
   let reloading = Promise.resolve();
   const onReload = (): void => {
     reloading = reloading.then(async () => {
@@ -228,56 +218,14 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       await proxy.close();
       await metricsServer?.close();
       upstream.close();
-      clearInterval(headTimer);
+      anchor.stop();
       await audit.append({ type: 'proxy_stop', pid: process.pid, reason }).catch(() => {});
-      await logHead();
+      await anchor.mark();
       await audit.close();
       await backend.close?.();
       log.info('stopped');
     },
   };
-}
-
-async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: LeafCache): Promise<Snapshot> {
-  const next = await loadConfig(current.config.file);
-  const was = current.config;
-  const needsRestart = [
-    ['listen', `${was.listen.host}:${was.listen.port}` !== `${next.listen.host}:${next.listen.port}`],
-    ['state_dir', was.stateDir !== next.stateDir],
-    ['backend', JSON.stringify(was.backend) !== JSON.stringify(next.backend)],
-    ['audit', JSON.stringify(was.audit) !== JSON.stringify(next.audit)],
-    ['cache', JSON.stringify(was.cache) !== JSON.stringify(next.cache)],
-    ['timeouts', JSON.stringify(was.timeouts) !== JSON.stringify(next.timeouts)],
-  ].filter(([, changed]) => changed).map(([key]) => key);
-  if (needsRestart.length > 0) throw new CliError(`${needsRestart.join(', ')} changed; restart keyswap to apply`, EXIT.usage);
-  // Order matters: a host the CA cannot sign for is refused before any leaf is minted for it.
-  requireCoverage(ca, next);
-  await leaves.prewarm(boundHosts(next));
-  const extraCaPem = next.upstream.extraCaFile === null ? null : await readExtraCa(next);
-  // The old upstream client is left to its in-flight requests; its idle sockets time out on their own.
-  return { ...current, config: next, policy: compilePolicy(next), upstream: new UpstreamClient(next.upstream, extraCaPem) };
-}
-
-function reloadErrors(err: unknown): string[] {
-  if (err instanceof ConfigErrors) return err.errors.map((e) => e.message);
-  if (err instanceof CliError) return [err.message];
-  return [err instanceof Error ? err.message : String(err)];
-}
-
-function boundHosts(config: Config): string[] {
-  const hosts = new Set<string>();
-  // A wildcard binding is served by one leaf for its pattern (policy/leafNameFor), minted here like any host.
-  for (const s of config.secrets) for (const b of s.bindings) hosts.add(b.host);
-  return [...hosts];
-}
-
-async function readExtraCa(config: Config): Promise<string> {
-  const file = config.upstream.extraCaFile as string;
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    throw new CliError(`${config.file}: upstream.extra_ca_file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.usage);
-  }
 }
 
 function waitForStopSignal(log: Logger): Promise<void> {
