@@ -6,7 +6,7 @@ import { decryptedHosts } from '../policy/index.js';
 import { describeConstraints, openCa, rotateCa, type LocalCa } from '../tls/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { runningServe } from './reload-command.js';
+import { runningServe } from './pid-file.js';
 
 export const CA_USAGE = `usage: keyswap ca show [--config FILE]
        keyswap ca rotate [--config FILE]

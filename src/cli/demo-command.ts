@@ -10,7 +10,7 @@ import { createLeafKey, openCa } from '../tls/index.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { mintPlaceholder } from './placeholder.js';
-import { start } from './serve.js';
+import { start } from './runtime.js';
 
 const HOST = 'api.demo.test';
 

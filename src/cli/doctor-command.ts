@@ -12,7 +12,7 @@ import { CA_EXPIRY_WARNING_DAYS, ROTATE_FIX } from './ca-requirements.js';
 import { EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { looksLikeRealKey } from './presets.js';
-import { pidFile } from './reload-command.js';
+import { pidFile } from './pid-file.js';
 
 export const DOCTOR_USAGE = `usage: keyswap doctor [--config FILE]
 

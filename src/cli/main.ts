@@ -9,7 +9,7 @@ import { auditCommand, AUDIT_USAGE } from './audit-command.js';
 import { caCommand, CA_USAGE } from './ca-command.js';
 import { clientCommand, CLIENT_USAGE } from './client-command.js';
 import { placeholderCommand } from './placeholder.js';
-import { quickstart } from './quickstart.js';
+import { quickstart } from './quickstart-command.js';
 import { checkCommand, CHECK_USAGE } from './check-command.js';
 import { demoCommand } from './demo-command.js';
 import { doctorCommand, DOCTOR_USAGE } from './doctor-command.js';
@@ -18,7 +18,7 @@ import { initCommand, INIT_USAGE } from './init-command.js';
 import { reloadCommand } from './reload-command.js';
 import { envCommand, runCommand, RUN_USAGE } from './run-command.js';
 import { secretCommand, SECRET_USAGE } from './secret-command.js';
-import { serve, SERVE_USAGE } from './serve.js';
+import { serve, SERVE_USAGE } from './serve-command.js';
 import { VERSION } from './version.js';
 
 const USAGE = `keyswap ${VERSION}: agents hold placeholders; keyswap swaps in real secrets only for bound, audited, verified requests.

@@ -4,20 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-
-/** Where `keyswap serve` records its pid, so `keyswap reload` can find it. */
-export function pidFile(stateDir: string): string {
-  return path.join(stateDir, 'keyswap.pid');
-}
-
-/** What the pid file says when it names a live `keyswap serve` (or quickstart): its pid and proxy URL. */
-export async function runningServe(stateDir: string): Promise<{ readonly pid: number; readonly url: string | undefined } | null> {
-  const [pidText, url] = (await readFile(pidFile(stateDir), 'utf8').catch(() => '')).split('\n');
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0) return null;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return cmdline.includes('serve') || cmdline.includes('quickstart') ? { pid, url } : null;
-}
+import { pidFile, runningServe } from './pid-file.js';
 
 /**
  * `keyswap reload`: validates the config first (so a broken file is reported here, not only in the audit log),

@@ -10,8 +10,8 @@ import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { looksLikeRealKey } from './presets.js';
-import { runningServe } from './reload-command.js';
-import { start, type Started } from './serve.js';
+import { runningServe } from './pid-file.js';
+import { start, type Started } from './runtime.js';
 
 export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--allow-non-loopback] -- CMD [ARGS…]
        keyswap env [--config FILE] [--env-file FILE]

@@ -5,7 +5,7 @@ import { loadConfig } from '../config/index.js';
 import { FileBackend } from '../secrets/index.js';
 import type { CliIo } from './io.js';
 import { mintPlaceholder } from './placeholder.js';
-import { serve } from './serve.js';
+import { serve } from './serve-command.js';
 import { prepareStateDir } from './state-dir.js';
 
 const CONFIG = 'keyswap.yaml';

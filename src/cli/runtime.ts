@@ -1,16 +1,13 @@
 import { unlink } from 'node:fs/promises';
-import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../atomic-file.js';
 import { AuditWriter, loadAuditKey, readHeadMark } from '../audit/index.js';
-import { loadConfig, type Config, type HostPort } from '../config/index.js';
+import type { Config, HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
-import { createLogger, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
 import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
-import { parseListenAddress } from '../wire/index.js';
 import { agentEnvironment, exportLines } from './agent-env.js';
 import { anchorAuditHead, headMarkFile } from './audit-anchor.js';
 import { auditKeyLocation } from './audit-key.js';
@@ -18,49 +15,14 @@ import { checkExpiry, requireCoverage } from './ca-requirements.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { checkListenAddress } from './loopback.js';
-import { pidFile } from './reload-command.js';
+import { pidFile } from './pid-file.js';
 import { boundHosts, readExtraCa, reloadedSnapshot, reloadErrors } from './reload-snapshot.js';
 import { VERSION } from './version.js';
 
-const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'];
-
-export const SERVE_USAGE = `usage: keyswap serve [--config FILE] [--metrics HOST:PORT] [--allow-non-loopback] [--log-level LEVEL]
-
-Starts the proxy. FILE defaults to ./keyswap.yaml.
---metrics 127.0.0.1:9464 serves Prometheus metrics at http://127.0.0.1:9464/metrics (loopback only, off by default).`;
-
 /**
- * `keyswap serve`: builds everything from the config, in order, and owns every resource it opens; nothing is
- * global. Resolves with the exit code once the proxy has stopped (SIGINT/SIGTERM).
+ * The runtime every command that proxies starts (serve, run, quickstart, demo): builds everything from the config
+ * in order, owns every resource it opens (nothing is global), and stops it all in reverse.
  */
-export async function serve(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', default: 'keyswap.yaml' },
-      'allow-non-loopback': { type: 'boolean', default: false },
-      'log-level': { type: 'string', default: 'info' },
-      metrics: { type: 'string' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  const metricsAt = values.metrics === undefined ? null : metricsAddress(values.metrics, values['allow-non-loopback']);
-  const config = await loadConfig(path.resolve(io.cwd, values.config));
-  // keyswap's own outbound calls never go through a proxy: Node's https ignores these variables, but the
-  // Bitwarden SDK reads them, and pointed at keyswap itself they would loop its backend calls through itself.
-  for (const name of PROXY_VARIABLES) delete process.env[name];
-  const log = createLogger(values['log-level']);
-  for (const w of config.warnings) log.warn(w);
-  // Order matters: the handlers exist before anyone can learn the address, so a SIGTERM sent the moment the
-  // banner appears drains cleanly instead of killing the process with the default action.
-  const stopSignal = waitForStopSignal(log);
-  const running = await start(config, io, log, { metricsAt, allowNonLoopback: values['allow-non-loopback'], announce: (text) => io.stdout.write(text), writePid: true });
-  await stopSignal;
-  await running.stop('signal');
-  return EXIT.ok;
-}
-
 export interface Started {
   readonly proxyUrl: string;
   /** keyswap's CA alone, and the system roots plus it (for clients whose CA variable replaces their trust store). */
@@ -79,14 +41,6 @@ export interface StartOptions {
   readonly listen?: HostPort;
   /** --allow-non-loopback: the operator restricts who connects by other means (checkListenAddress). */
   readonly allowNonLoopback: boolean;
-}
-
-/** `--metrics HOST:PORT`: a loopback address unless the operator allowed otherwise, as for the proxy itself. */
-function metricsAddress(text: string, allowNonLoopback: boolean): HostPort {
-  const at = parseListenAddress(text);
-  if (at === null) throw new CliError(`--metrics ${text}: expected HOST:PORT, e.g. --metrics 127.0.0.1:9464`, EXIT.usage);
-  checkListenAddress('metrics', `--metrics ${text}`, at.host, allowNonLoopback);
-  return at;
 }
 
 export async function start(config: Config, io: CliIo, log: Logger, opts: StartOptions): Promise<Started> {
@@ -228,18 +182,3 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   };
 }
 
-function waitForStopSignal(log: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      log.info({ signal }, 'signal received');
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      // A second signal while draining means "now": the audit log is already synced per request.
-      process.once('SIGINT', () => process.exit(EXIT.runtime));
-      process.once('SIGTERM', () => process.exit(EXIT.runtime));
-      resolve();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-}
