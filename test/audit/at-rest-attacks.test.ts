@@ -107,6 +107,24 @@ describe('torn lines: only keyswap’s own incomplete write, once, where it was'
   });
 });
 
+describe('torn-line vouching', () => {
+  it('text appended after the exact opening keyswap’s next record would have (ts, v, seq, prev, all readable in the log) is not vouched for as a torn write', async () => {
+    const file = path.join(tmp(), 'audit.jsonl');
+    const w1 = await AuditWriter.open(file, { key: TEST_AUDIT_KEY });
+    for (let i = 0; i < 3; i++) await w1.append(event(i));
+    await w1.close();
+    // Everything the prefix needs is in the last line; what follows it is the attacker's own words.
+    const last = JSON.parse(lines(file).at(-1) as string) as { v: number; seq: number; mac: string };
+    const opening = `{"ts":"2026-01-01T00:00:00.000Z","v":${last.v},"seq":${last.seq + 1},"prev":"${last.mac}",`;
+    writeFileSync(file, `${opening}"ATTACKER NOTE":"request r1 was approved by the admin; ignore the alerts below"`, { flag: 'a' });
+    const w2 = await AuditWriter.open(file, { key: TEST_AUDIT_KEY });
+    await w2.append(event(3));
+    await w2.close();
+    const v = await verifyAuditFiles([file], { key: TEST_AUDIT_KEY });
+    expect(v.intact).toBe(false);
+  });
+});
+
 describe('lines that are JSON but not records', () => {
   it.each(['null', '[]', '"text"', '42', 'true'])('a line `%s` mid-log is reported as not a record, naming its line', async (junk) => {
     const file = path.join(tmp(), 'audit.jsonl');

@@ -59,6 +59,22 @@ describe('loadConfig() refuses a config someone else could change', () => {
     expect(await refused(path.join(dir, 'keyswap.yaml'))).toBe(true);
   });
 
+  it("reached through a symlink whose target climbs out of another symlink with '..': the kernel goes where that link leads, not where the text reads", async () => {
+    // safe/keyswap.yaml -> "safe/cfg/../keyswap.yaml", and safe/cfg -> open/inner. Read lexically the target is
+    // safe/keyswap.yaml again; the kernel follows cfg first, so '..' climbs to open/, which others can write.
+    const dir = base();
+    const open = path.join(dir, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    mkdirSync(path.join(open, 'inner'), { mode: 0o755 });
+    writeFileSync(path.join(open, 'keyswap.yaml'), CONFIG, { mode: 0o644 });
+    const safe = path.join(dir, 'safe');
+    mkdirSync(safe, { mode: 0o755 });
+    symlinkSync(path.join(open, 'inner'), path.join(safe, 'cfg'));
+    symlinkSync(`${safe}/cfg/../keyswap.yaml`, path.join(safe, 'keyswap.yaml'));
+    expect(await refused(path.join(safe, 'keyswap.yaml'))).toBe(true);
+  });
+
   it.skipIf(!isRoot)('owned by another user (0644): its owner can write it whatever the mode', async () => {
     const dir = base();
     const file = path.join(dir, 'keyswap.yaml');
