@@ -13,10 +13,14 @@ export class UnsafeWritePath extends Error {
  * a temp file created with its final mode (O_EXCL, so nothing else can have it open), fsync, rename over the
  * target, fsync of the directory so the rename itself is durable. A temp file is removed whatever fails. Shared by
  * every place keyswap writes state (CA key, encrypted store and its key, the config when `keyswap client` edits it).
- * Symlinks at `file` are handled by resolveWriteTarget.
+ *
+ * A symlink at `file` is replaced, never written through, unless the caller writes a file an operator may keep
+ * elsewhere on purpose (a key file on another volume, a passphrase file, the store, the config, .env) and says so
+ * with `followOperatorLink`: then resolveWriteTarget decides. Only those names ever follow a link, so renaming an
+ * operator's link (`store.key` → `ca-bundle.pem`) cannot make keyswap overwrite what it points to.
  */
-export async function writeFileAtomic(file: string, content: string | Buffer, mode: number): Promise<void> {
-  const target = await resolveWriteTarget(file);
+export async function writeFileAtomic(file: string, content: string | Buffer, mode: number, opts: { readonly followOperatorLink?: boolean } = {}): Promise<void> {
+  const target = opts.followOperatorLink === true ? await resolveWriteTarget(file) : file;
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {

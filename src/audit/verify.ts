@@ -176,7 +176,7 @@ export function describeFinding(f: Finding): string {
     case 'edited': return `${f.file}:${f.line}: edited (its MAC or the next record's link does not match this line: changed, or written without the audit key)`;
     case 'removed': return `${f.file}:${f.line}: ${f.missing} record(s) removed before this line (a gap in seq)`;
     case 'truncated': return `${f.file}: truncated after line ${f.line} (the next file links to records this one no longer has)`;
-    case 'torn': return `${f.file}:${f.line}: torn (an incomplete write, as kill -9 leaves; not tampering)`;
+    case 'torn': return `${f.file}:${f.line}: torn (an incomplete write, as kill -9 leaves; not tampering; its text is not a record and proves nothing)`;
     case 'not_a_record': return `${f.file}:${f.line}: not an audit record, and no record of keyswap's vouches for it (inserted)`;
     case 'head_missing': return `${f.file}:${f.line}: the first record is seq ${f.seq}, not the start of the chain: records before it are missing (give the rotated files oldest first, or --from SEQ:MAC with the head keyswap logged when the older files were removed)`;
     case 'downgraded': return `${f.file}:${f.line}: an unkeyed (version 1) record after keyed ones: written without the audit key`;

@@ -78,5 +78,5 @@ function expiryFrom(text: string): string {
 
 async function writeValidated(file: string, text: string): Promise<void> {
   parseConfig(text, file); // never write a config keyswap would refuse
-  await writeFileAtomic(file, text, 0o600);
+  await writeFileAtomic(file, text, 0o600, { followOperatorLink: true });
 }

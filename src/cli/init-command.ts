@@ -144,10 +144,10 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
   }
   const doc = parseDocument(await readFile(config.file, 'utf8'));
   for (const m of moved) addSecret(doc, m);
-  await writeFileAtomic(config.file, doc.toString({ lineWidth: 0 }), ((await stat(config.file)).mode & 0o777) | 0o600);
+  await writeFileAtomic(config.file, doc.toString({ lineWidth: 0 }), ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
   await loadConfig(config.file); // what was written must load: a bug here must not leave a broken config silently
   for (const m of moved) env.replace(m.line, m.placeholder);
-  await writeFileAtomic(envPath, env.toString(), mode);
+  await writeFileAtomic(envPath, env.toString(), mode, { followOperatorLink: true });
 
   for (const m of moved) {
     const b = m.preset.bindings.map((x) => `${x.host} ${x.methods.join('/')}`).join(', ');

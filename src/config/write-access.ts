@@ -18,22 +18,33 @@ const MAX_LINKS = 40;
  */
 export async function looseWriteAccess(file: string): Promise<LooseWriteAccess | null> {
   const uid = process.getuid?.();
+  // Walked as the kernel resolves it: one component at a time, a symlink's target spliced in where it was found,
+  // and `..` taken against the real directory reached so far, never against the text (a `..` after a symlink
+  // climbs out of where that link led).
   let pending = path.resolve(file).split(path.sep).filter(Boolean);
   let at: string = path.sep;
   const first = await checkDir(at, uid);
   if (first !== null) return first;
   for (let links = 0; pending.length > 0; ) {
-    const [part, ...rest] = pending;
-    const next = path.join(at, part as string);
+    const [part, ...rest] = pending as [string, ...string[]];
+    if (part === '.' || part === '') {
+      pending = rest;
+      continue;
+    }
+    if (part === '..') {
+      at = path.dirname(at);
+      pending = rest;
+      continue;
+    }
+    const next = path.join(at, part);
     const st = await lstat(next).catch(() => null);
     if (st === null) return null;
     if (st.isSymbolicLink()) {
       if (++links > MAX_LINKS) return null;
       const target = await readlink(next);
-      // The link's own directory was checked on the way here; walk its target from its start.
-      const resolved = path.resolve(at, target).split(path.sep).filter(Boolean);
-      pending = [...resolved, ...rest];
-      at = path.sep;
+      // The link's own directory was checked on the way here; its target is walked from where it starts.
+      if (path.isAbsolute(target)) at = path.sep;
+      pending = [...target.split(path.sep), ...rest];
       continue;
     }
     if (rest.length === 0) return checkEntry(next, st, uid, 'file');

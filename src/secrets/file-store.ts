@@ -259,7 +259,7 @@ export async function rekeyStore(given: string, source: KeySource, next: KeySour
         if (next.passphrase === source.passphrase) throw new StoreError('the new passphrase is the old one; a rekey needs a different passphrase');
         await writeStore(file, next, entries, current.revision + 1);
         if (source.file !== undefined) {
-          await writeFileAtomic(source.file, `${next.passphrase}\n`, 0o600).catch((err: NodeJS.ErrnoException) => {
+          await writeFileAtomic(source.file, `${next.passphrase}\n`, 0o600, { followOperatorLink: true }).catch((err: NodeJS.ErrnoException) => {
             throw new StoreError(`${file} is now under the new passphrase, but ${source.file} could not be updated (${err.code ?? err.message}); put the new passphrase there yourself`);
           });
         }

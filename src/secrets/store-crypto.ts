@@ -75,7 +75,7 @@ async function readKeyFile(file: string, create: boolean): Promise<Buffer> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     if (!create) throw new StoreError(`key file ${file} does not exist; the store cannot be opened without it`);
     const key = randomBytes(32);
-    await writeFileAtomic(file, `${key.toString('base64')}\n`, 0o600);
+    await writeFileAtomic(file, `${key.toString('base64')}\n`, 0o600, { followOperatorLink: true });
     return key;
   }
 }

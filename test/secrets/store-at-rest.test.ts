@@ -159,7 +159,10 @@ describe('symlinks and temp files', () => {
     if (isRoot) chownSync(foreign, 65534, 65534);
     const link = path.join(w.state, 'some-key');
     symlinkSync(isRoot ? foreign : '/etc/passwd', link);
-    await expect(writeFileAtomic(link, 'x', 0o600)).rejects.toThrow('not a regular file owned by this user');
+    await expect(writeFileAtomic(link, 'x', 0o600, { followOperatorLink: true })).rejects.toThrow('not a regular file owned by this user');
+    // Where keyswap does not expect an operator's link (a CA file, the bundle), any link is replaced.
+    await writeFileAtomic(link, 'x', 0o600);
+    expect(lstatSync(link).isSymbolicLink()).toBe(false);
     // A link planted by another user (only root can make one here): replaced; its target is never written.
     if (isRoot) {
       rmSync(w.store);
@@ -170,6 +173,20 @@ describe('symlinks and temp files', () => {
       expect(lstatSync(w.store).isSymbolicLink()).toBe(false);
       expect(readFileSync(foreign, 'utf8')).toBe('theirs');
     }
+  });
+
+  it('an operator’s own link renamed to a name keyswap writes (store.key → ca-bundle.pem) is replaced, and the key it names survives', async () => {
+    const w = workspace();
+    const elsewhere = path.join(w.dir, 'keys');
+    mkdirSync(elsewhere, { mode: 0o700 });
+    const realKey = path.join(elsewhere, 'store.key');
+    writeFileSync(realKey, 'the-off-volume-key\n', { mode: 0o600 });
+    const bundle = path.join(w.state, 'ca-bundle.pem');
+    symlinkSync(realKey, bundle); // made by keyswap's user (or root), as the operator's store.key link was
+    const { writeTrustBundle } = await import('../../src/tls/local-ca.js');
+    await writeTrustBundle(w.state, '-----BEGIN CERTIFICATE-----\n');
+    expect(readFileSync(realKey, 'utf8')).toBe('the-off-volume-key\n');
+    expect(lstatSync(bundle).isSymbolicLink()).toBe(false);
   });
 
   it('a failed atomic write leaves no temp file behind', async () => {

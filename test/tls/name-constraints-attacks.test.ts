@@ -65,24 +65,26 @@ function curlHandshake(port: number, name: string): Promise<number | null> {
   });
 }
 
-describe('a stolen CA key cannot impersonate an unbound host with a leaf that has no subjectAltName', () => {
+describe('what name constraints cannot stop: a stolen CA key signing a leaf with no subjectAltName (docs/ca.md)', () => {
   // OpenSSL checks a SAN-less leaf's CN against the DNS constraints only when the CN looks like a host name;
-  // `*.evil.test` and `evil.test.` do not, yet Node and curl both fall back to the CN to match the host.
+  // `*.evil.test` and `evil.test.` do not, yet Node and curl both fall back to the CN to match the host. No
+  // extension keyswap's CA could carry rules that out, so docs/ca.md and SECURITY.md say it. These pin the gap:
+  // when a TLS stack closes it, they fail, and the docs can say less.
   it.each([
     ['a wildcard CN', '*.attacker.test', 'www.attacker.test'],
     ['a CN with a trailing dot', 'attacker.test.', 'attacker.test'],
     ['a wildcard CN with a trailing dot', '*.attacker.test.', 'www.attacker.test'],
-  ])('Node: %s (%s) is refused for %s', async (_, cn, host) => {
+  ])('Node: %s (%s) is still accepted for %s', async (_, cn, host) => {
     const port = await serve(cnOnlyLeaf(cn));
-    expect(await nodeHandshake(port, host)).not.toBe('ok');
+    expect(await nodeHandshake(port, host)).toBe('ok');
   });
 
   it.skipIf(!hasCurl).each([
     ['a wildcard CN', '*.attacker.test', 'www.attacker.test'],
     ['a CN with a trailing dot', 'attacker.test.', 'attacker.test'],
-  ])('curl: %s (%s) is refused for %s', async (_, cn, host) => {
+  ])('curl: %s (%s) is still accepted for %s', async (_, cn, host) => {
     const port = await serve(cnOnlyLeaf(cn));
-    expect(await curlHandshake(port, host)).not.toBe(0);
+    expect(await curlHandshake(port, host)).toBe(0);
   });
 
   it('control: a SAN-less leaf whose CN is a plain host name outside the constraints is refused', async () => {
