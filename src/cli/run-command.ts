@@ -115,10 +115,20 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
   const env = childEnvironment(io, config, endpoint, fromFile);
   warnAboutRealKeys(io, env);
 
-  const child = spawn(cmd, cmdArgs, { stdio: 'inherit', env, cwd: io.cwd });
-  const forward = (signal: NodeJS.Signals): void => { child.kill(signal); };
+  // Order matters: the handlers exist before the child does. The child can print (and be signalled about) its
+  // readiness before this process runs another statement; a signal with no handler yet would kill keyswap and
+  // leave the child running.
+  let early: NodeJS.Signals | null = null;
+  let target: ReturnType<typeof spawn> | null = null;
+  const forward = (signal: NodeJS.Signals): void => {
+    if (target === null) early = signal;
+    else target.kill(signal);
+  };
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
   for (const s of signals) process.on(s, forward);
+  const child = spawn(cmd, cmdArgs, { stdio: 'inherit', env, cwd: io.cwd });
+  target = child;
+  if (early !== null) child.kill(early);
   const code = await new Promise<number>((resolve) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
       io.stderr.write(`keyswap: cannot run ${cmd}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`);
