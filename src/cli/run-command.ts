@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../config/index.js';
+import { clientPolicy, describeClientPolicy, loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../log.js';
 import { agentEnvironment, backendMaterialNames, exportLines } from './agent-env.js';
 import { DotEnv } from './dotenv.js';
@@ -13,28 +14,86 @@ import { looksLikeRealKey } from './presets.js';
 import { runningServe } from './pid-file.js';
 import { start, type Started } from './runtime.js';
 
-export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--allow-non-loopback] -- CMD [ARGS…]
-       keyswap env [--config FILE] [--env-file FILE]
+export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]] [--allow-non-loopback] -- CMD [ARGS…]
+       keyswap env [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]]
 
 run: starts CMD behind keyswap: every proxy variable, the CA for curl, Node, Python, git and Go, a preload that
      makes Node's fetch() use the proxy, and the placeholders (from the config and FILE). It uses the keyswap
      already serving this config, or starts one for as long as CMD runs, on a free port of the config's listen
      host, which must be loopback unless --allow-non-loopback is given (as for serve). Signals go to CMD; its
      exit code is keyswap's.
-env: prints the same environment as export lines for the keyswap serving this config: eval "$(keyswap env)".`;
+env: prints the same environment as export lines for the keyswap serving this config: eval "$(keyswap env)".
+--client: with a clients: section, the agent's identity; its token (from --token-file, 0600, or
+     $KEYSWAP_CLIENT_TOKEN) goes into every proxy variable as http://NAME:TOKEN@host:port.`;
 
 interface Endpoint { readonly proxyUrl: string; readonly caPath: string; readonly bundlePath: string }
 
-function parse(args: string[]): { config: string; envFile: string | undefined; allowNonLoopback: boolean; command: string[] } {
+interface RunOptions { config: string; envFile: string | undefined; allowNonLoopback: boolean; client: string | undefined; tokenFile: string | undefined; command: string[] }
+
+function parse(args: string[]): RunOptions {
   const dash = args.indexOf('--');
   const own = dash < 0 ? args : args.slice(0, dash);
   const { values, positionals } = parseArgs({
     args: own,
-    options: { config: { type: 'string', default: 'keyswap.yaml' }, 'env-file': { type: 'string' }, 'allow-non-loopback': { type: 'boolean', default: false } },
+    options: {
+      config: { type: 'string', default: 'keyswap.yaml' },
+      'env-file': { type: 'string' },
+      'allow-non-loopback': { type: 'boolean', default: false },
+      client: { type: 'string' },
+      'token-file': { type: 'string' },
+    },
     strict: true,
     allowPositionals: true,
   });
-  return { config: values.config, envFile: values['env-file'], allowNonLoopback: values['allow-non-loopback'], command: dash < 0 ? positionals : [...positionals, ...args.slice(dash + 1)] };
+  return {
+    config: values.config,
+    envFile: values['env-file'],
+    allowNonLoopback: values['allow-non-loopback'],
+    client: values.client,
+    tokenFile: values['token-file'],
+    command: dash < 0 ? positionals : [...positionals, ...args.slice(dash + 1)],
+  };
+}
+
+/**
+ * The proxy URL the agent gets, with NAME:TOKEN in it when the config names clients (config/clientPolicy, the
+ * rule the proxy applies): a URL without them would be answered 407 on every request.
+ */
+async function clientCredentials(config: Config, opts: RunOptions, io: CliIo): Promise<{ readonly name: string; readonly token: string } | null> {
+  const policy = clientPolicy(config.clients);
+  if (policy.kind === 'open') {
+    if (opts.client !== undefined) throw new CliError(`--client ${opts.client}: ${config.file} has no clients: section, so any local process may use keyswap; leave --client out`, EXIT.usage);
+    return null;
+  }
+  if (policy.kind === 'closed') throw new CliError(`${config.file}: ${describeClientPolicy(policy)}`, EXIT.usage);
+  if (opts.client === undefined) throw new CliError(`${config.file} names clients (${policy.names.join(', ')}): pass --client NAME, with its token in --token-file FILE or $KEYSWAP_CLIENT_TOKEN`, EXIT.usage);
+  const client = config.clients?.get(opts.client);
+  if (client === undefined) throw new CliError(`--client ${opts.client}: no such client in ${config.file} (${policy.names.join(', ')})`, EXIT.usage);
+  const token = await clientToken(opts, io);
+  if (createHash('sha256').update(token).digest('hex') !== client.tokenSha256) throw new CliError(`--client ${opts.client}: that token is not this client's (keyswap client add printed it once)`, EXIT.usage);
+  if (client.expiresAtMs !== null && Date.now() >= client.expiresAtMs) throw new CliError(`--client ${opts.client}: expired ${new Date(client.expiresAtMs).toISOString()}`, EXIT.usage);
+  return { name: client.name, token };
+}
+
+function withCredentials(endpoint: Endpoint, creds: { readonly name: string; readonly token: string } | null): Endpoint {
+  if (creds === null) return endpoint;
+  const u = new URL(endpoint.proxyUrl);
+  u.username = encodeURIComponent(creds.name);
+  u.password = encodeURIComponent(creds.token);
+  return { ...endpoint, proxyUrl: u.href.replace(/\/$/, '') };
+}
+
+async function clientToken(opts: RunOptions, io: CliIo): Promise<string> {
+  if (opts.tokenFile === undefined) {
+    const token = io.env.KEYSWAP_CLIENT_TOKEN;
+    if (token === undefined || token === '') throw new CliError(`--client ${opts.client ?? ''}: give its token in --token-file FILE (0600) or $KEYSWAP_CLIENT_TOKEN`, EXIT.usage);
+    return token;
+  }
+  const file = path.resolve(io.cwd, opts.tokenFile);
+  const mode = await stat(file).then((s) => s.mode, () => null);
+  if (mode === null) throw new CliError(`--token-file ${opts.tokenFile}: cannot read it`, EXIT.usage);
+  if ((mode & 0o077) !== 0) throw new CliError(`--token-file ${opts.tokenFile} is readable by group or others; run: chmod 600 ${file}`, EXIT.usage);
+  return (await readFile(file, 'utf8')).trim();
 }
 
 async function readEnvFile(io: CliIo, file: string | undefined): Promise<Record<string, string>> {
@@ -97,6 +156,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
   if (cmd === undefined) throw new CliError(`nothing to run\n${RUN_USAGE}`, EXIT.usage);
   const config = await loadConfig(path.resolve(io.cwd, opts.config));
   const fromFile = await readEnvFile(io, opts.envFile);
+  const creds = await clientCredentials(config, opts, io);
 
   let own: Started | null = null;
   let endpoint = await runningEndpoint(config);
@@ -112,7 +172,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
     endpoint = own;
     io.stderr.write(`keyswap: serving ${cmd} on ${own.proxyUrl} (audit: ${config.audit.path})\n`);
   }
-  const env = childEnvironment(io, config, endpoint, fromFile);
+  const env = childEnvironment(io, config, withCredentials(endpoint, creds), fromFile);
   warnAboutRealKeys(io, env);
 
   // Order matters: the handlers exist before the child does. The child can print (and be signalled about) its
@@ -148,12 +208,14 @@ export async function envCommand(args: string[], io: CliIo): Promise<number> {
   const config = await loadConfig(path.resolve(io.cwd, opts.config));
   const fromFile = await readEnvFile(io, opts.envFile);
   const { host, port } = config.listen;
+  const creds = await clientCredentials(config, opts, io);
   const running = await runningEndpoint(config);
-  const endpoint: Endpoint = running ?? {
+  const bare: Endpoint = running ?? {
     proxyUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     caPath: path.join(config.stateDir, 'ca.pem'),
     bundlePath: path.join(config.stateDir, 'ca-bundle.pem'),
   };
+  const endpoint = withCredentials(bare, creds);
   const env = agentEnvironment({ ...endpoint, secrets: config.secrets, nodeOptions: io.env.NODE_OPTIONS });
   const names = new Set(env.map(([k]) => k));
   // K1: backend material from the env file is never printed; in the shell itself it cannot be taken back, so say so.
