@@ -1,7 +1,7 @@
 /**
- * The closed set of audit events (DESIGN.md §5, issue #2 §8). Their fields are the allowlist: nothing else
- * can reach the audit file, and none of these fields may carry a secret, a placeholder, a header value, a
- * body or a query string. `ts` and `v` are added by the writer.
+ * The closed set of audit events (DESIGN.md §5), a public contract that operators' scripts read. Their fields are
+ * the allowlist: nothing else can reach the audit file, and none of these fields may carry a secret, a
+ * placeholder, a header value, a body or a query string. `ts` and `v` are added by the writer.
  */
 export const AUDIT_SCHEMA_VERSION = 2;
 
@@ -27,6 +27,33 @@ export type InjectReason =
   | 'site_violation'
   | 'plaintext_not_allowed';
 
+/** Why a request was refused: every refusal keyswap makes (proxy/refusal.ts maps each to its answer). */
+export type DenyReason =
+  | 'bad_request'
+  | 'sni_host_mismatch'
+  | 'unbound_destination'
+  | 'ambiguous_placeholder'
+  | 'secret_unavailable'
+  | 'audit_unavailable'
+  | 'upstream_failed'
+  | 'upstream_unresolved'
+  | 'upstream_refused'
+  | 'upstream_untrusted'
+  | 'upstream_timeout'
+  | 'upstream_echoed_secret'
+  | 'rate_limited'
+  | 'proxy_auth_required'
+  | 'not_a_proxy_request'
+  | 'unknown_route'
+  | 'browser_request'
+  | 'route_host_not_loopback'
+  | 'upgrade_unsupported'
+  | 'headers_too_large'
+  | 'request_timeout'
+  | 'self_destination'
+  | 'upstream_encoding_unsupported'
+  | 'internal';
+
 export type AuditEvent =
   | (RequestScoped & {
       readonly type: 'inject_decision';
@@ -37,14 +64,13 @@ export type AuditEvent =
   | (RequestScoped & {
       readonly type: 'deny';
       readonly decision: 'denied';
-      /** A RefusalCode (proxy/refusal.ts). */
-      readonly reason: string;
+      readonly reason: DenyReason;
       readonly status: number;
     })
   /** An opaque tunnel whose upstream could not be reached: `cause` is the RefusalCode the agent was answered with. */
   | (RequestScoped & {
       readonly type: 'tunnel_failed';
-      readonly cause: string;
+      readonly cause: DenyReason;
       readonly status: number;
     })
   | (RequestScoped & {

@@ -34,8 +34,8 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
   const declined: Declined[] = [];
   for (const [secret, sites] of bySecret) {
     const outcome = judge(secret, sites, candidates, facts, methods);
-    if (typeof outcome === 'string') declined.push({ secret, reason: outcome });
-    else injections.push(outcome);
+    if (outcome.kind === 'declined') declined.push({ secret, reason: outcome.reason });
+    else injections.push(outcome.injection);
   }
 
   if (hasCompetingPlaceholders(injections, sightings)) return { kind: 'deny', reason: 'ambiguous_placeholder' };
@@ -66,18 +66,19 @@ function judge(
   candidates: readonly CompiledBinding[],
   facts: RequestFacts,
   methods: readonly string[],
-): Injection | DeclineReason {
-  if (facts.client !== null && !facts.client.secrets.has(secret.name)) return 'client_not_allowed';
+): { readonly kind: 'injected'; readonly injection: Injection } | { readonly kind: 'declined'; readonly reason: DeclineReason } {
+  const decline = (reason: DeclineReason) => ({ kind: 'declined', reason }) as const;
+  if (facts.client !== null && !facts.client.secrets.has(secret.name)) return decline('client_not_allowed');
   const own = candidates.filter((c) => c.secret === secret);
-  if (own.length === 0) return 'destination_not_in_binding';
+  if (own.length === 0) return decline('destination_not_in_binding');
   const inScope = own.filter((c) => isInScope(c, facts, methods));
-  if (inScope.length === 0) return 'binding_scope_violation';
+  if (inScope.length === 0) return decline('binding_scope_violation');
   const allowed = facts.scheme === 'https' ? inScope : inScope.filter((c) => c.binding.allowPlaintext);
   const first = allowed[0];
-  if (first === undefined) return 'plaintext_not_allowed';
+  if (first === undefined) return decline('plaintext_not_allowed');
   // K4: a placeholder outside its site travels verbatim; only the site named in config ever receives the secret.
-  if (!sites.has(siteKeyOf(secret))) return 'site_violation';
-  return { secret, bindingIndex: first.index };
+  if (!sites.has(siteKeyOf(secret))) return decline('site_violation');
+  return { kind: 'injected', injection: { secret, bindingIndex: first.index } };
 }
 
 function isInScope(c: CompiledBinding, facts: RequestFacts, methods: readonly string[]): boolean {

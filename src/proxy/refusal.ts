@@ -1,31 +1,8 @@
 import { STATUS_CODES } from 'node:http';
+import type { DenyReason } from '../audit/index.js';
 
-/** Every way keyswap refuses a request. One table maps each to what the agent sees; nothing else answers errors. */
-export type RefusalCode =
-  | 'bad_request'
-  | 'sni_host_mismatch'
-  | 'unbound_destination'
-  | 'ambiguous_placeholder'
-  | 'secret_unavailable'
-  | 'audit_unavailable'
-  | 'upstream_failed'
-  | 'upstream_unresolved'
-  | 'upstream_refused'
-  | 'upstream_untrusted'
-  | 'upstream_timeout'
-  | 'upstream_echoed_secret'
-  | 'rate_limited'
-  | 'proxy_auth_required'
-  | 'not_a_proxy_request'
-  | 'unknown_route'
-  | 'browser_request'
-  | 'route_host_not_loopback'
-  | 'upgrade_unsupported'
-  | 'headers_too_large'
-  | 'request_timeout'
-  | 'self_destination'
-  | 'upstream_encoding_unsupported'
-  | 'internal';
+/** Every way keyswap refuses a request: the audit's closed set of deny reasons. One table maps each to what the agent sees; nothing else answers errors. */
+export type RefusalCode = DenyReason;
 
 export class Refusal extends Error {
   override readonly name = 'Refusal';
