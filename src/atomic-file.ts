@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { lstat, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
-/** A path keyswap will not write through: a symlink it did not make (see resolveWriteTarget). */
+/** An operator's symlink keyswap will not write through: its target is missing, or not a regular file of this user. */
 export class UnsafeWritePath extends Error {
   override readonly name = 'UnsafeWritePath';
 }
