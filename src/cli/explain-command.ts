@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientPolicy, describeClientPolicy, loadConfig, type Config, type SecretSpec } from '../config/index.js';
 import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
+import { routeConnect, type ConnectRoute } from '../proxy/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -70,7 +71,7 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
     reqPath = route[2] ?? '/';
   } else {
     out.push(connection(config, scheme, host, port));
-    if (scheme === 'https' && !decrypted(config, host, port)) return print(io, out);
+    if (scheme === 'https' && connectRoute(config, host, port).kind !== 'mitm') return print(io, out);
   }
   const authority = port === (scheme === 'https' ? 443 : 80) ? host : `${host}:${port}`;
   const hostHeader = headers.find(([n]) => n === 'host')?.[1] ?? authority;
@@ -91,14 +92,17 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
   return print(io, out);
 }
 
-function decrypted(config: Config, host: string, port: number): boolean {
-  return config.tlsTermination === 'all' || isBoundDestination(compilePolicy(config), host, port, 'https');
+/** Where the proxy would send a CONNECT for host:port: the proxy's own answer (proxy/connect-route.ts). */
+function connectRoute(config: Config, host: string, port: number): ConnectRoute {
+  return routeConnect(`${host.includes(':') ? `[${host}]` : host}:${port}`, compilePolicy(config));
 }
 
 function connection(config: Config, scheme: 'https' | 'http', host: string, port: number): string {
   if (scheme === 'http') return `connection: plain http to ${host}:${port} (a secret goes only where a binding says allow_plaintext: true)`;
-  if (decrypted(config, host, port)) return `connection: CONNECT ${host}:${port}, decrypted (${config.tlsTermination === 'all' ? 'tls_termination: all' : 'a binding names this host'})`;
-  if (config.unmatchedDestinationPolicy === 'deny') return `connection: CONNECT ${host}:${port} refused (403): no binding names it and unmatched_destination_policy is deny`;
+  const route = connectRoute(config, host, port);
+  if (route.kind === 'mitm') return `connection: CONNECT ${host}:${port}, decrypted (${isBoundDestination(compilePolicy(config), host, port, 'https') ? 'a binding names this host' : 'tls_termination: all'})`;
+  if (route.kind === 'deny') return `connection: CONNECT ${host}:${port} refused (403): no binding names it and unmatched_destination_policy is deny`;
+  if (route.kind === 'bad_target') return `connection: CONNECT ${host}:${port} refused (400): not a host name keyswap accepts`;
   return `connection: CONNECT ${host}:${port}, an opaque tunnel: never decrypted, no secret can be injected`;
 }
 

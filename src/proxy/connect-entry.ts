@@ -12,7 +12,7 @@ export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, sock
   socket.on('error', () => socket.destroy());
   const reply = { kind: 'socket', socket } as const;
   const snap = ctx.deps.snapshot();
-  const route = routeConnect(req.url, snap);
+  const route = routeConnect(req.url, snap.policy);
   if (route.kind === 'bad_target') {
     refuseUnrouted(ctx, req, reply, 'bad_request');
     return;

@@ -1,6 +1,5 @@
-import { isBoundDestination, leafNameFor } from '../policy/index.js';
+import { isBoundDestination, leafNameFor, type CompiledPolicy } from '../policy/index.js';
 import { parseAuthority } from '../wire/index.js';
-import type { Snapshot } from './snapshot.js';
 
 export type ConnectRoute =
   | { readonly kind: 'mitm'; readonly host: string; readonly port: number; readonly leafName: string }
@@ -10,16 +9,17 @@ export type ConnectRoute =
 
 /**
  * Where a CONNECT goes (K7): bound destinations are decrypted; others are tunnelled untouched, or refused under
- * `unmatched_destination_policy: deny`; `tls_termination: all` decrypts everything.
+ * `unmatched_destination_policy: deny`; `tls_termination: all` decrypts everything. The one answer: the proxy
+ * and `keyswap explain` both ask here.
  */
-export function routeConnect(target: string | undefined, snap: Snapshot): ConnectRoute {
+export function routeConnect(target: string | undefined, policy: CompiledPolicy): ConnectRoute {
   const authority = target === undefined ? null : parseAuthority(target);
   if (authority === null || authority.port === null) return { kind: 'bad_target' };
   const { host, port } = authority;
-  const bound = isBoundDestination(snap.policy, host, port, 'https');
-  if (bound || snap.policy.tlsTermination === 'all') {
-    if (!bound && snap.policy.unmatchedDestinationPolicy === 'deny') return { kind: 'deny', host, port };
-    return { kind: 'mitm', host, port, leafName: leafNameFor(snap.policy, host) };
+  const bound = isBoundDestination(policy, host, port, 'https');
+  if (bound || policy.tlsTermination === 'all') {
+    if (!bound && policy.unmatchedDestinationPolicy === 'deny') return { kind: 'deny', host, port };
+    return { kind: 'mitm', host, port, leafName: leafNameFor(policy, host) };
   }
-  return snap.policy.unmatchedDestinationPolicy === 'deny' ? { kind: 'deny', host, port } : { kind: 'tunnel', host, port };
+  return policy.unmatchedDestinationPolicy === 'deny' ? { kind: 'deny', host, port } : { kind: 'tunnel', host, port };
 }

@@ -4,3 +4,4 @@ export { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';
 export type { Snapshot, SecretSource, AuditSink } from './snapshot.js';
 export type { LeafSource } from './mitm.js';
 export { RateLimiter } from './rate-limiter.js';
+export { routeConnect, type ConnectRoute } from './connect-route.js';

@@ -113,3 +113,20 @@ describe('keyswap explain (offline: no network, no secret fetched)', () => {
     expect(run(dir, 'explain', 'GET', 'https://x.example/', '-H', 'nocolon').stderr).toMatch(/expected 'Name: value'/);
   });
 });
+
+describe('keyswap explain asks the proxy’s own CONNECT router', () => {
+  it('under tls_termination: all with unmatched_destination_policy: deny, an unbound host is refused, not "decrypted"', () => {
+    const dir = configDir(`version: 1
+tls_termination: all
+unmatched_destination_policy: deny
+backend: { type: env }
+secrets:
+  A:
+    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ"
+    inject: { header: Authorization, format: "Bearer {A}" }
+    bindings: [ { host: api.example.com, methods: [GET], paths: ["/v1/**"] } ]
+`);
+    expect(run(dir, 'explain', 'GET', 'https://other.example.org/').stdout).toContain('refused (403)');
+    expect(run(dir, 'explain', 'GET', 'https://api.example.com/v1/x').stdout).toContain('decrypted (a binding names this host)');
+  });
+});

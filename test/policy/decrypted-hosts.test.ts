@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { compilePolicy, decryptedHosts } from '../../src/policy/index.js';
 import { routeConnect } from '../../src/proxy/connect-route.js';
-import type { Snapshot } from '../../src/proxy/snapshot.js';
 import { constraintsFor, uncoveredHosts } from '../../src/tls/name-constraints.js';
 import { SECRET_A, SECRET_B, SECRET_BASIC, SECRET_Q } from './fixtures.js';
 
@@ -22,9 +21,8 @@ describe('the CA made for a config can sign for every host that config decrypts'
   ] as const)('tls_termination: %s, unmatched_destination_policy: %s', (tlsTermination, unmatchedDestinationPolicy) => {
     const config = { secrets: SECRETS, tlsTermination, unmatchedDestinationPolicy } satisfies Pick<Config, 'secrets' | 'tlsTermination' | 'unmatchedDestinationPolicy'>;
     const constraints = constraintsFor(decryptedHosts(config));
-    // routeConnect reads only the policy from its snapshot.
-    const snap = { policy: compilePolicy(config) } as Snapshot;
-    const leaves = TARGETS.map((t) => routeConnect(t, snap)).flatMap((r) => (r.kind === 'mitm' ? [r.leafName] : []));
+    const policy = compilePolicy(config);
+    const leaves = TARGETS.map((t) => routeConnect(t, policy)).flatMap((r) => (r.kind === 'mitm' ? [r.leafName] : []));
     expect(leaves.length).toBeGreaterThan(0);
     expect(uncoveredHosts(constraints, { kind: 'hosts', hosts: leaves })).toEqual([]);
     // Only where an unbound host is decrypted is the CA left unconstrained.

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
-import { compilePolicy } from '../../src/policy/index.js';
+import { compilePolicy, type CompiledPolicy } from '../../src/policy/index.js';
 import { routeConnect } from '../../src/proxy/connect-route.js';
-import type { Snapshot } from '../../src/proxy/index.js';
 
 // proxy/connect-route.ts on its own (issue #17): where each CONNECT goes, for each policy, without a socket.
-const snap = (top = ''): Snapshot => {
+const snap = (top = ''): CompiledPolicy => {
   const config = parseConfig(`version: 1
 allow_wildcard_hosts: true
 ${top}
@@ -16,7 +15,7 @@ secrets:
     inject: { header: Authorization, format: "Bearer {K}" }
     bindings: [ { host: api.example.com }, { host: "*.svc.example.com" }, { host: alt.example.com, port: 8443 } ]
 `, '/cfg/keyswap.yaml');
-  return { policy: compilePolicy(config) } as unknown as Snapshot;
+  return compilePolicy(config);
 };
 
 describe('routeConnect', () => {
