@@ -149,7 +149,12 @@ async function writeInstalledConfig(lay: InstallLayout, from: Config | null, cha
   await fh.close();
   await chown(lay.config, 0, 0);
   await chmod(lay.config, 0o644);
-  await loadConfig(lay.config); // what was written must load
+  // What was written must load; if not (a relative path in FILE that meant something only beside it), it goes, so a
+  // second run does not keep a broken config as "the existing one".
+  await loadConfig(lay.config).catch(async (err: unknown) => {
+    await unlink(lay.config);
+    throw err;
+  });
   changes.add(`wrote ${lay.config} from ${from === null ? 'a minimal config' : from.file} (state_dir ${lay.stateDir}, audit.path ${path.join(lay.logDir, 'audit.jsonl')})`);
 }
 
