@@ -15,6 +15,8 @@ import { demoCommand } from './demo-command.js';
 import { doctorCommand, DOCTOR_USAGE } from './doctor-command.js';
 import { explainCommand, EXPLAIN_USAGE } from './explain-command.js';
 import { initCommand, INIT_USAGE } from './init-command.js';
+import { installCommand, INSTALL_USAGE } from './install-command.js';
+import { uninstallCommand, UNINSTALL_USAGE } from './uninstall-command.js';
 import { reloadCommand } from './reload-command.js';
 import { envCommand, runCommand, RUN_USAGE } from './run-command.js';
 import { secretCommand, SECRET_USAGE } from './secret-command.js';
@@ -40,6 +42,8 @@ commands:
   audit        verify FILE… (hash chain) | tail FILE [N]
   ca           show (where the CA is, its fingerprint) | rotate (a new CA key and certificate)
   reload       ask the running keyswap to re-read its config (SIGHUP), after validating it
+  install      as root: run keyswap as a service under its own user (--config FILE: the quick start's config)
+  uninstall    as root: stop and remove the service; --purge also removes the store, its key and the user
   client       add NAME --secrets A,B [--expires 90d] | list | revoke NAME (agent identities)
   help         show this text
 
@@ -63,9 +67,11 @@ const COMMANDS: Record<string, Command> = {
   explain: explainCommand,
   run: runCommand,
   env: envCommand,
+  install: installCommand,
+  uninstall: uninstallCommand,
 };
 
-const USAGES: Record<string, string> = { doctor: DOCTOR_USAGE, check: CHECK_USAGE, explain: EXPLAIN_USAGE, init: INIT_USAGE, run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE, ca: CA_USAGE };
+const USAGES: Record<string, string> = { doctor: DOCTOR_USAGE, check: CHECK_USAGE, explain: EXPLAIN_USAGE, init: INIT_USAGE, run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE, ca: CA_USAGE, install: INSTALL_USAGE, uninstall: UNINSTALL_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
