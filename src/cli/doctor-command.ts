@@ -1,11 +1,12 @@
 import { X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, open, readFile, stat } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientPolicy, ConfigErrors, describeClientPolicy, loadConfig, LooseWriteAccessError, type Config } from '../config/index.js';
 import { decryptedHosts } from '../policy/index.js';
-import { BackendUnavailable, openBackend, SecretNotFound } from '../secrets/index.js';
+import { BackendUnavailable, openBackend, resolveKeySource, SecretNotFound } from '../secrets/index.js';
 import { describeConstraints, readCaConstraints, uncoveredHosts, type NameConstraints } from '../tls/index.js';
 import { auditKeyLocation } from './audit-key.js';
 import { CA_EXPIRY_WARNING_DAYS, ROTATE_FIX } from './ca-requirements.js';
@@ -40,6 +41,8 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     return EXIT.usage;
   }
   const checks = [
+    // First: the one finding that means the rest protects less than it seems.
+    ...(await keyExposureChecks(config, io)),
     { ok: true, what: `config ${config.file} loads (${count(config.secrets.length, 'secret')}) and only its owner can change it; \`keyswap check\` lints its bindings` },
     clientCheck(config),
     ...(await caChecks(config)),
@@ -140,6 +143,21 @@ async function auditChecks(config: Config): Promise<Check[]> {
   if (mode & 0o022) return [{ ok: false, what: `audit log ${file} is ${mode.toString(8)}: others could forge history`, fix: `chmod 600 ${file}` }];
   const writable = await open(file, 'a').then(async (fh) => { await fh.close(); return true; }, () => false);
   return [writable ? { ok: true, what: `audit log ${file} is writable and private` } : { ok: false, what: `audit log ${file} is not writable`, fix: `chown it to keyswap's user` }];
+}
+
+/**
+ * Whether this user (the agent's, in the quick start) can read the store key: then code running as it, such as a
+ * poisoned package, decrypts every secret. Root and keyswap's own service user are expected to read it.
+ */
+async function keyExposureChecks(config: Config, io: CliIo): Promise<Check[]> {
+  if (config.backend.type !== 'file') return [];
+  const uid = process.getuid?.();
+  if (uid === undefined || uid === 0 || userInfo().username === 'keyswap') return [];
+  const source = await resolveKeySource(config.backend, io.env).catch(() => null);
+  if (source?.kind !== 'keyfile') return [];
+  const readable = await access(source.path, constants.R_OK).then(() => true, () => false);
+  if (!readable) return [];
+  return [{ ok: false, what: `the store key ${source.path} is readable by this user (${userInfo().username}): anything running as this user, a poisoned package in an agent included, can decrypt every secret`, fix: 'run keyswap under its own user: sudo keyswap install (docs/install-systemd.md)' }];
 }
 
 /** Who may use keyswap, in the words `client list` and `explain` use (config/client-policy.ts). */

@@ -67,6 +67,21 @@ secrets:
     expect(out).not.toContain(realKey);
   });
 
+  it.skipIf(process.getuid?.() !== 0 || spawnSync('sh', ['-c', 'command -v setpriv'], { stdio: 'ignore' }).status !== 0)(
+    'run as the user who can read the store key (the quick start), the first finding says so, with keyswap install as the fix',
+    () => {
+      const dir = setUp();
+      expect(spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', 'OPENAI_API_KEY'], { cwd: dir, input: 'sk-stored-value-1234567890\n', encoding: 'utf8' }).status).toBe(0);
+      // The quick start's files belong to the agent's user: here `nobody`, who then runs doctor.
+      expect(spawnSync('chown', ['-R', '65534:65534', dir]).status).toBe(0);
+      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, KEYSWAP, 'doctor'], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 });
+      const first = r.stdout.split('\n')[0] ?? '';
+      expect(first, r.stdout + r.stderr).toMatch(/^!! the store key .*store\.key is readable by this user \(nobody\): anything running as this user/);
+      expect(r.stdout).toContain('fix: run keyswap under its own user: sudo keyswap install');
+      expect(r.status).toBe(1);
+    },
+  );
+
   it('an invalid config exits 2 with file:line: field', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-doctor-'));
     writeFileSync(path.join(dir, 'keyswap.yaml'), 'version: 2\nsecrets: {}\n');
