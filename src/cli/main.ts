@@ -104,6 +104,16 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Node's parseArgs messages in one plain sentence: "unknown option --bogus", not advice about positionals. */
+function parseArgsMessage(err: TypeError): string {
+  const code = (err as { code?: string }).code;
+  const option = /'(-[^']*)'/.exec(err.message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) return `unknown option ${option}`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option !== undefined) return `option ${option.split(' ')[0]} needs a value`;
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument${/'([^']*)'/.exec(err.message)?.[1] ? ` '${/'([^']*)'/.exec(err.message)?.[1]}'` : ''}`;
+  return err.message;
+}
+
 /** Maps every error a user can cause to one clear message and an exit code; only bugs print a stack. */
 function describe(err: unknown): [string, number] {
   // A config refused only for who can write it is not "invalid": say just that, one line per file.
@@ -116,7 +126,7 @@ function describe(err: unknown): [string, number] {
   if (err instanceof AuditKeyError || err instanceof AuditLogBusy) return [`keyswap: ${err.message}`, EXIT.runtime];
   if (err instanceof AuditWriteFailed) return [`keyswap: ${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}`, EXIT.runtime];
   if (err instanceof TypeError && typeof (err as { code?: unknown }).code === 'string' && String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
-    return [`keyswap: ${err.message}\nRun 'keyswap help' for usage.`, EXIT.usage];
+    return [`keyswap: ${parseArgsMessage(err)}\nRun 'keyswap help' for usage.`, EXIT.usage];
   }
   const sys = err as NodeJS.ErrnoException;
   if (err instanceof Error && typeof sys.code === 'string' && typeof sys.syscall === 'string') {

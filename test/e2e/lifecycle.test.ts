@@ -47,6 +47,14 @@ describe('keyswap serve lifecycle', () => {
     }
   });
 
+  it('a flag keyswap does not know, or one missing its value, is one plain sentence and exit 2', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [KEYSWAP, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    expect(cli('secret', '--bogus').stderr).toBe("keyswap: unknown option --bogus\nRun 'keyswap help' for usage.\n");
+    const missing = cli('serve', '--config');
+    expect([missing.status, missing.stderr.split('\n')[0]]).toEqual([2, 'keyswap: option --config needs a value']);
+    expect(cli('reload', 'extra').stderr.split('\n')[0]).toBe("keyswap: unexpected argument 'extra'");
+  });
+
   it('a second serve on the same audit log exits 1 with one sentence naming the running keyswap', async () => {
     const h = await startHarness();
     try {
