@@ -58,15 +58,39 @@ export async function clientCommand(args: string[], io: CliIo): Promise<number> 
   const token = `ks_${randomBytes(32).toString('base64url')}`;
   const entry: Record<string, unknown> = { token_sha256: createHash('sha256').update(token).digest('hex'), secrets };
   if (values.expires !== undefined) entry.expires = expiryFrom(values.expires);
-  if (!isMap(doc.get('clients'))) doc.set('clients', doc.createNode({}));
-  doc.setIn(['clients', name], doc.createNode(entry));
-  await writeValidated(file, doc.toString());
+  let edited = appendClient(text, doc, name, entry);
+  if (edited === null) {
+    // A flow-style or empty clients: section: re-serialised by the YAML library (comments kept, spacing not).
+    if (!isMap(doc.get('clients'))) doc.set('clients', doc.createNode({}));
+    doc.setIn(['clients', name], doc.createNode(entry));
+    edited = doc.toString();
+  }
+  await writeValidated(file, edited);
   const listen = `${config.listen.host}:${config.listen.port}`;
   io.stdout.write(
     `added client ${name} (secrets: ${secrets.join(', ')}). Its token is shown this once:\n\n  ${token}\n\n` +
       `The agent uses it in its proxy URL:\n  HTTPS_PROXY=http://${name}:${token}@${listen}\nApply it to a running keyswap with: keyswap reload\n`,
   );
   return EXIT.ok;
+}
+
+/**
+ * The file with one client added as text, every other line untouched (a re-serialised document reflows flow
+ * collections: `[GET]` would become `[ GET ]`): appended as a new `clients:` section, or after the last entry of
+ * a block-style one. Null when the section is flow-style or empty: the caller edits the document instead.
+ */
+function appendClient(text: string, doc: ReturnType<typeof parseDocument>, name: string, entry: Record<string, unknown>): string | null {
+  const lines = [`${name}:`, ...Object.entries(entry).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`)];
+  const base = text.endsWith('\n') ? text : `${text}\n`;
+  const clients = doc.get('clients', true);
+  if (clients === undefined) return `${base}clients:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
+  if (!isMap(clients) || clients.flow === true || clients.items.length === 0 || clients.range === undefined || clients.range === null) return null;
+  const firstKey = clients.items[0]?.key as { range?: [number, number, number] } | undefined;
+  if (firstKey?.range === undefined) return null;
+  const column = firstKey.range[0] - (text.lastIndexOf('\n', firstKey.range[0] - 1) + 1);
+  const lineEnd = text.indexOf('\n', Math.max(0, clients.range[1] - 1));
+  const at = lineEnd < 0 ? base.length : lineEnd + 1;
+  return `${base.slice(0, at)}${lines.map((l) => `${' '.repeat(column)}${l}`).join('\n')}\n${base.slice(at)}`;
 }
 
 function expiryFrom(text: string): string {

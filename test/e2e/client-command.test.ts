@@ -15,7 +15,8 @@ describe('keyswap client', () => {
   it('add prints the token once, stores only its SHA-256, keeps the file’s comments; list and revoke work', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-client-'));
     const file = path.join(dir, 'keyswap.yaml');
-    writeFileSync(file, `# my config\nversion: 1\nsecrets:\n  K:\n    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ" # keep me\n    inject: { header: A, format: "{K}" }\n    bindings: [ { host: a.example.com } ]\n`);
+    const original = `# my config\nversion: 1\nsecrets:\n  K:\n    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ" # keep me\n    inject: { header: A, format: "{K}" }\n    bindings: [ { host: a.example.com, methods: [GET], paths: ["/v1/**"] } ]\n`;
+    writeFileSync(file, original);
     const add = run(['client', 'add', 'ci-agent', '--secrets', 'K', '--expires', '30d', '--config', file]);
     expect(add.status).toBe(0);
     const token = /\n {2}(ks_\S+)\n/.exec(add.stdout)?.[1] ?? '';
@@ -25,6 +26,8 @@ describe('keyswap client', () => {
     expect(text).toContain(createHash('sha256').update(token).digest('hex'));
     expect(text).toContain('# my config');
     expect(text).toContain('# keep me');
+    // Not one untouched line is rewritten: the client is added as text after them (flow style and spacing kept).
+    expect(text.startsWith(original)).toBe(true);
     expect(run(['client', 'list', '--config', file]).stdout).toMatch(/^ci-agent\tK\texpires \d{4}-/);
     expect(run(['client', 'add', 'x', '--secrets', 'NOPE', '--config', file]).stderr).toContain("clients.x.secrets[0]: 'NOPE' is not a secret in this file");
     expect(add.stdout).toContain('Apply it to a running keyswap with: keyswap reload');
