@@ -7,6 +7,7 @@ import type { AuditEvent } from './events.js';
 import { chain, entry, tornNotices, type Chained, type Entry } from './lines.js';
 import { errnoCode, openForAppend, readTail, writeAll } from './log-file.js';
 import { lockAuditLog } from './owner-lock.js';
+import { rotatedPath } from './rotation.js';
 
 const LAZY_FLUSH_MS = 100;
 /** After a failed write, the first retry waits this long; each failed retry doubles it, up to the max. */
@@ -206,7 +207,7 @@ export class AuditWriter {
   /** Size rotation: the full file moves to `<path>.<timestamp>` and a linked one starts at the path. */
   async #rotateIfFull(): Promise<void> {
     if (this.#maxBytes === null || this.#size < this.#maxBytes) return;
-    await rename(this.#path, `${this.#path}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    await rename(this.#path, rotatedPath(this.#path, new Date()));
     this.#notices.push(...(await this.#swapFile()).torn);
   }
 

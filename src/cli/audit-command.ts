@@ -1,7 +1,7 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { describeFinding, loadAuditKey, readAuditFile, verifyAuditFiles, type ChainHead } from '../audit/index.js';
+import { describeFinding, loadAuditKey, readAuditFile, rotatedFiles, verifyAuditFiles, type ChainHead } from '../audit/index.js';
 import { loadConfig } from '../config/index.js';
 import { auditKeyLocation } from './audit-key.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -40,7 +40,7 @@ async function verify(args: string[], io: CliIo): Promise<number> {
   });
   if (positionals.length === 0) throw new CliError(`'audit verify' needs at least one FILE\n${AUDIT_USAGE}`, EXIT.usage);
   const given = positionals.map((f) => path.resolve(io.cwd, f));
-  const files = given.length === 1 ? [...rotatedBefore(given[0] as string), ...given] : given;
+  const files = given.length === 1 ? [...rotatedFiles(given[0] as string), ...given] : given;
   const key = await loadAuditKey(await keyFile(values, io), { create: false });
   const from = values.from === undefined ? undefined : parseHead('--from', values.from);
   const head = values.head === undefined ? undefined : parseHead('--head', values.head);
@@ -58,19 +58,6 @@ async function verify(args: string[], io: CliIo): Promise<number> {
   }
   io.stdout.write(result.intact ? `intact: ${count(result.records, 'record')}, every MAC and link holds\n` : `NOT intact: the first problem is listed first\n`);
   return result.intact ? EXIT.ok : EXIT.runtime;
-}
-
-/** The files keyswap's size rotation left beside `file` (`<file>.<ISO timestamp>`), oldest first. */
-function rotatedBefore(file: string): string[] {
-  const dir = path.dirname(file);
-  const base = path.basename(file);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return names.filter((n) => n.startsWith(`${base}.`) && /^\d{4}-\d\d-\d\dT[\d-]+Z$/.test(n.slice(base.length + 1))).sort().map((n) => path.join(dir, n));
 }
 
 async function keyFile(values: { key?: string | undefined; config?: string | undefined }, io: CliIo): Promise<string> {

@@ -10,8 +10,13 @@ export type ClientPolicy =
   | { readonly kind: 'closed' }
   | { readonly kind: 'named'; readonly names: readonly string[] };
 
+/** Open: no `clients:` section. The proxy asks this per request; it allocates nothing, unlike clientPolicy(). */
+export function isOpenToAnyClient(clients: ReadonlyMap<string, ClientSpec> | null): clients is null {
+  return clients === null;
+}
+
 export function clientPolicy(clients: ReadonlyMap<string, ClientSpec> | null): ClientPolicy {
-  if (clients === null) return { kind: 'open' };
+  if (isOpenToAnyClient(clients)) return { kind: 'open' };
   if (clients.size === 0) return { kind: 'closed' };
   return { kind: 'named', names: [...clients.keys()] };
 }

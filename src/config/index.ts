@@ -4,4 +4,4 @@ export { parseTemplate, templateNames } from './template-parse.js';
 export { ConfigError, ConfigErrors, LooseWriteAccessError } from './errors.js';
 export type * from './types.js';
 export type { TemplateExpr, TemplateFilter, TemplateFunction, TemplateSegment } from './template-ast.js';
-export { clientPolicy, describeClientPolicy, type ClientPolicy } from './client-policy.js';
+export { clientPolicy, describeClientPolicy, isOpenToAnyClient, type ClientPolicy } from './client-policy.js';
