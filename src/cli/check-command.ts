@@ -5,6 +5,7 @@ import { readStore, resolveKeySource } from '../secrets/index.js';
 import { EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { isLoopback } from './loopback.js';
+import { namesToFetch } from '../inject/index.js';
 
 export const CHECK_USAGE = `usage: keyswap check [--config FILE]
 
@@ -58,7 +59,7 @@ function lintTop(config: Config): Finding[] {
 /** Secrets in the embedded store that no secret in the config uses. */
 async function lintStore(config: Config, io: CliIo): Promise<Finding[]> {
   if (config.backend.type !== 'file') return [];
-  const used = new Set(config.secrets.flatMap((s) => (s.inject.render.kind === 'template' ? s.inject.render.compose : [s.name])));
+  const used = new Set(config.secrets.flatMap((s) => namesToFetch(s)));
   let stored: string[];
   try {
     stored = [...(await readStore(config.backend.path, await resolveKeySource(config.backend, io.env))).entries.keys()];

@@ -14,6 +14,7 @@ import { EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { looksLikeRealKey } from './presets.js';
 import { pidFile } from './pid-file.js';
+import { namesToFetch } from '../inject/index.js';
 
 export const DOCTOR_USAGE = `usage: keyswap doctor [--config FILE]
 
@@ -112,7 +113,7 @@ async function backendChecks(config: Config, io: CliIo): Promise<Check[]> {
   } catch (err) {
     return [{ ok: false, what: `backend ${config.backend.type} cannot be opened: ${(err as Error).message}`, fix: 'see docs/backends.md' }];
   }
-  const names = [...new Set(config.secrets.flatMap((s) => (s.inject.render.kind === 'template' ? s.inject.render.compose : [s.name])))];
+  const names = [...new Set(config.secrets.flatMap((s) => namesToFetch(s)))];
   const missing: string[] = [];
   const out: Check[] = [];
   try {

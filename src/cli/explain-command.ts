@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { clientPolicy, describeClientPolicy, loadConfig, type Config, type SecretSpec } from '../config/index.js';
+import { clientPolicy, describeClientPolicy, loadConfig, type Config, type InjectSpec, type SecretSpec } from '../config/index.js';
 import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
 import { routeConnect, type ConnectRoute } from '../proxy/index.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -21,7 +21,10 @@ const WHY: Record<DeclineReason, string> = {
 };
 
 function site(s: SecretSpec): string {
-  const i = s.inject;
+  return s.sites.map(describeSite).join(' or ');
+}
+
+function describeSite(i: InjectSpec): string {
   return i.type === 'header' ? `header ${i.header}` : i.type === 'query' ? `query parameter ${i.param}` : i.type === 'basic' ? 'Basic credentials' : i.type === 'path' ? 'a path segment' : 'the body';
 }
 
@@ -84,9 +87,9 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
   if (verdict.kind === 'deny') return print(io, [...out, `refused: ${verdict.reason}; nothing is sent upstream`]);
   for (const inj of verdict.injections) {
     const b = inj.secret.bindings[inj.bindingIndex];
-    out.push(`${inj.secret.name}: injected at ${site(inj.secret)}; binding ${b ? `${path.basename(b.source.file)}:${b.source.line}` : '?'} (${b?.host}, methods ${b?.methods?.join(' ') ?? 'any'}, paths ${b?.paths?.join(' ') ?? 'any'}); audited before it is sent`);
+    out.push(`${inj.secret.name}: injected at ${inj.sites.map(describeSite).join(' and ')}; binding ${b ? `${path.basename(b.source.file)}:${b.source.line}` : '?'} (${b?.host}, methods ${b?.methods?.join(' ') ?? 'any'}, paths ${b?.paths?.join(' ') ?? 'any'}); audited before it is sent`);
   }
-  for (const d of verdict.declined) out.push(`${d.secret.name}: placeholder kept (${d.reason}): ${WHY[d.reason]}; audited`);
+  for (const d of verdict.declined) out.push(`${d.secret.name}: placeholder kept (${d.reason}): ${WHY[d.reason]}${d.reason === 'site_violation' ? ` (${site(d.secret)})` : ''}; audited`);
   for (const b of verdict.bodyInjectors) out.push(`${b.secret.name}: a body placeholder would be replaced as the body streams (${site(b.secret)})`);
   if (verdict.injections.length === 0 && verdict.declined.length === 0) out.push('no placeholder in the request: forwarded as sent');
   return print(io, out);

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isMap, parseDocument, type Document } from 'yaml';
+import { isMap, isSeq, parseDocument, type Document } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { loadConfig, type Config } from '../config/index.js';
 import { decryptedHosts } from '../policy/index.js';
@@ -164,8 +164,11 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
 /** The secret, its preset binding and its route, added to the config document (comments and order kept). */
 function addSecret(doc: Document, m: Moved): void {
   const p = m.preset;
-  const inject = doc.createNode({ header: p.header, format: p.format.replace('{NAME}', `{${m.name}}`) });
-  inject.flow = true;
+  const sites = p.sites.map((site) => ({ header: site.header, format: site.format.replace('{NAME}', `{${m.name}}`) }));
+  const inject = doc.createNode(sites.length === 1 ? sites[0] : sites);
+  // One site stays a flow map on one line; a list is a block list of flow maps, one site per line.
+  if (isMap(inject)) inject.flow = true;
+  if (isSeq(inject)) for (const item of inject.items) if (isMap(item)) item.flow = true;
   const bindings = doc.createNode(p.bindings.map((b) => ({ host: b.host, methods: [...b.methods], paths: [...b.paths] })));
   for (const item of bindings.items) if (isMap(item)) item.flow = true;
   const secret = doc.createNode({ placeholder: m.placeholder });

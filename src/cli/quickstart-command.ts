@@ -7,6 +7,7 @@ import type { CliIo } from './io.js';
 import { mintPlaceholder } from './placeholder.js';
 import { serve } from './serve-command.js';
 import { prepareStateDir } from './state-dir.js';
+import { namesToFetch } from '../inject/index.js';
 
 const CONFIG = 'keyswap.yaml';
 
@@ -28,7 +29,7 @@ secrets:
       - { host: api.openai.com, methods: [GET, POST], paths: ["/v1/**"] }
   ANTHROPIC_API_KEY:
     placeholder: "${mintPlaceholder('sk-ant-')}"
-    inject: { header: x-api-key, format: "{ANTHROPIC_API_KEY}" }
+    inject: [{ header: x-api-key, format: "{ANTHROPIC_API_KEY}" }, { header: Authorization, format: "Bearer {ANTHROPIC_API_KEY}" }]
     bindings:
       - { host: api.anthropic.com, methods: [POST], paths: ["/v1/messages", "/v1/messages/**"] }
   GITHUB_TOKEN:
@@ -60,7 +61,7 @@ export async function quickstart(args: string[], io: CliIo): Promise<number> {
   await prepareStateDir(config.stateDir, io);
   if (config.backend.type === 'file') {
     const stored = new Set(await (await FileBackend.open(config.backend, io.env)).list());
-    const missing = config.secrets.flatMap((s) => (s.inject.render.kind === 'template' ? s.inject.render.compose : [s.name])).filter((n) => !stored.has(n));
+    const missing = config.secrets.flatMap((s) => namesToFetch(s)).filter((n) => !stored.has(n));
     if (missing.length > 0) {
       io.stdout.write(
         `\nNo value stored yet for: ${missing.join(', ')}. Until there is one, requests using those placeholders get 503.\n` +

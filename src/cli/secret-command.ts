@@ -7,6 +7,7 @@ import { readPassphraseFile, readStore, rekeyStore, resolveKeySource, StoreError
 import { CliError, EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { readSecretValue } from './read-secret.js';
+import { namesToFetch } from '../inject/index.js';
 
 export const SECRET_USAGE = `usage: keyswap secret set NAME   (value from stdin, or a no-echo prompt)
        keyswap secret list       (names and update times, never values)
@@ -57,7 +58,7 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
           return true;
         });
         io.stdout.write(`stored ${n} in ${spec.path}; a running keyswap uses it within cache.ttl_seconds (${config.cache.ttlSeconds} s), or at once after: keyswap reload\n`);
-        if (!config.secrets.some((s) => s.name === n || (s.inject.render.kind === 'template' && s.inject.render.compose.includes(n)))) {
+        if (!config.secrets.some((s) => s.name === n || namesToFetch(s).includes(n))) {
           io.stdout.write(`note: no secret in ${config.file} uses ${n} yet; add a binding for it there\n`);
         }
         return EXIT.ok;

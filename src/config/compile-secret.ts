@@ -2,6 +2,7 @@
 import { parseTemplate, templateNames } from './template-parse.js';
 import type { Report } from './report.js';
 import type { RawBinding, RawInject, RawSecret } from './schema.js';
+import { siteKey } from './site-key.js';
 import type { Binding, InjectSpec, Renderer, SecretSpec, SourceRef } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
@@ -36,11 +37,37 @@ export function compileSecret(name: string, raw: RawSecret, ctx: SecretContext):
   if (ph.length < 24) err([...base, 'placeholder'], `must be at least 24 characters (has ${ph.length}); mint one with: keyswap placeholder`);
   if (!ph.includes('PLACEHOLDER')) err([...base, 'placeholder'], "must contain the marker 'PLACEHOLDER' (e.g. sk-PLACEHOLDER-…); mint one with: keyswap placeholder");
   if (!/^[\x21-\x7e]+$/.test(ph) || /["'\\]/.test(ph)) err([...base, 'placeholder'], 'may hold only printable ASCII without spaces, quotes or backslashes');
-  const inject = compileInject(name, raw.inject, raw.compose, [...base, 'inject'], err);
+  const sites = compileSites(name, raw.inject, raw.compose, [...base, 'inject'], err);
   if (raw.bindings.length === 0) err([...base, 'bindings'], 'is empty; a secret with no binding can never be used — list at least one {host: …}');
   const bindings = raw.bindings.map((b, i) => compileBinding(b, [...base, 'bindings', i], sub)).filter((b): b is Binding => b !== null);
-  if (failed || inject === null) return null;
-  return { name, placeholder: ph, inject, bindings, honeytoken: raw.honeytoken ?? false, responseScrub: raw.response_scrub ?? 'redact', source: sourceOf(src, base) };
+  if (failed || sites === null) return null;
+  return { name, placeholder: ph, sites, bindings, honeytoken: raw.honeytoken ?? false, responseScrub: raw.response_scrub ?? 'redact', source: sourceOf(src, base) };
+}
+
+/**
+ * `inject:` as one site or a list of them. Each site of a list must be a different place, and a body site stands
+ * alone: a body is rewritten as it streams, after the head has gone, so it cannot be one of several choices.
+ */
+function compileSites(name: string, raw: RawInject | readonly RawInject[], compose: readonly string[] | undefined, p: FieldPath, err: Report): SecretSpec['sites'] | null {
+  if (!Array.isArray(raw)) {
+    const one = compileInject(name, raw as RawInject, compose, p, err);
+    return one === null ? null : [one];
+  }
+  const sites = raw.map((r, i) => compileInject(name, r, compose, [...p, i], err));
+  if (!sites.every((s): s is InjectSpec => s !== null)) return null;
+  let ok = true;
+  sites.forEach((s, i) => {
+    const earlier = sites.findIndex((t) => siteKey(t) === siteKey(s));
+    if (earlier < i) {
+      err([...p, i], `names the same place as inject[${earlier}] (${siteKey(s)}); each site must be a different place`);
+      ok = false;
+    } else if (s.type === 'body' && sites.length > 1) {
+      err([...p, i], 'a body site cannot be one of several: list it alone (inject: { type: body, … })');
+      ok = false;
+    }
+  });
+  const [first, ...rest] = sites;
+  return ok && first !== undefined ? [first, ...rest] : null;
 }
 
 function compileInject(name: string, raw: RawInject, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {

@@ -4,4 +4,5 @@ export { parseTemplate, templateNames } from './template-parse.js';
 export { ConfigError, ConfigErrors, LooseWriteAccessError } from './errors.js';
 export type * from './types.js';
 export type { TemplateExpr, TemplateFilter, TemplateFunction, TemplateSegment } from './template-ast.js';
+export { siteKey, type SiteKey } from './site-key.js';
 export { clientPolicy, describeClientPolicy, isOpenToAnyClient, type ClientPolicy } from './client-policy.js';

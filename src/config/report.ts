@@ -28,6 +28,18 @@ export function reportIssue(issue: z.core.$ZodIssue, err: Report, data: unknown)
     case 'invalid_format':
       err(p, `must be a valid ${issue.format}`);
       return;
+    case 'invalid_union': {
+      // One site or a list of sites: report the branch the value's own shape chose; if none fits, name both.
+      const fitting = issue.errors.filter((branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+      const branch = fitting[0];
+      if (branch === undefined) {
+        const expected = issue.errors.flatMap((b) => b.filter((i) => i.code === 'invalid_type').map((i) => article(i.expected)));
+        err(p, `must be ${expected.join(' or ')}, not ${describe(valueAt(data, p))}`);
+        return;
+      }
+      for (const inner of branch) reportIssue({ ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue, err, data);
+      return;
+    }
     default:
       err(p, issue.message);
   }

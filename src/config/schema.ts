@@ -33,7 +33,8 @@ const inject = z.looseObject({
 
 const secret = z.strictObject({
   placeholder: z.string(),
-  inject,
+  // One site, or a list when SDKs send the same key in different places (Anthropic: x-api-key or Bearer).
+  inject: z.union([inject, z.array(inject).min(1)]),
   compose: z.array(z.string().min(1)).optional(),
   bindings: z.array(binding),
   response_scrub: z.enum(['redact', 'block', 'off']).optional(),

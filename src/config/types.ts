@@ -20,7 +20,7 @@ export type Renderer =
   /** `compose: [A, B]` + `template: "{{ ... }}"`: the closed expression language, parsed at load. */
   | { readonly kind: 'template'; readonly source: string; readonly segments: readonly TemplateSegment[]; readonly compose: readonly string[] };
 
-/** The one place in a request where a secret may be injected (its "site"). */
+/** A place in a request where a secret may be injected (a "site"); a secret has one or more. */
 export type InjectSpec =
   /** The named header (lower-cased here) must carry the placeholder; its whole value becomes the rendering. */
   | { readonly type: 'header'; readonly header: string; readonly render: Renderer }
@@ -60,7 +60,11 @@ export interface SecretSpec {
   /** The config key (`OPENAI_API_KEY`): also the backend name fetched, unless compose names others. */
   readonly name: string;
   readonly placeholder: string;
-  readonly inject: InjectSpec;
+  /**
+   * Where the placeholder is accepted, each with its own rendering (`x-api-key: {NAME}` or `Authorization: Bearer
+   * {NAME}`): the value is written only where the placeholder was found. Never empty; a body site stands alone.
+   */
+  readonly sites: readonly [InjectSpec, ...InjectSpec[]];
   readonly bindings: readonly Binding[];
   /** A trap: any use of its placeholder, allowed or not, is audited as honeytoken_triggered. */
   readonly honeytoken: boolean;

@@ -1,8 +1,8 @@
-import type { SecretSpec } from '../config/index.js';
+import type { InjectSpec, SecretSpec } from '../config/index.js';
 import { decodeBasic, decodeQueryComponent, encodeBasic } from '../wire/index.js';
 
-/** A rendered value ready to be written at its secret's site. */
-export interface Placement { readonly secret: SecretSpec; readonly text: string }
+/** A rendered value ready to be written at one of its secret's sites. */
+export interface Placement { readonly secret: SecretSpec; readonly site: InjectSpec; readonly text: string }
 
 /** The parts of a request that injection may rewrite. Header names are lower-case; duplicates are kept. */
 export interface RequestParts {
@@ -23,12 +23,11 @@ export class InvalidRendering extends Error {
 }
 
 /**
- * Writes each placement at its secret's site, in place. The site must hold the secret's placeholder (decide()
+ * Writes each placement at its site, in place. The site must hold the secret's placeholder (decide()
  * checked that); other headers and parameters are left byte-for-byte as the agent sent them.
  */
 export function applyPlacements(parts: RequestParts, placements: readonly Placement[]): void {
-  for (const { secret, text } of placements) {
-    const inject = secret.inject;
+  for (const { secret, site: inject, text } of placements) {
     switch (inject.type) {
       case 'header': {
         if (!HEADER_VALUE.test(text)) throw new InvalidRendering(secret.name);

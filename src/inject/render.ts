@@ -1,9 +1,12 @@
-import type { Renderer, SecretSpec } from '../config/index.js';
+import type { InjectSpec, SecretSpec } from '../config/index.js';
 import { evaluateTemplate } from './template-eval.js';
 
-/** The backend names a secret's rendering needs: its own name, or the names its template composes. */
+/**
+ * The backend names a secret's rendering needs: its own name, or the names its templates compose (a secret with
+ * `compose:` renders every site from a template; config/compile-secret refuses a format beside it).
+ */
 export function namesToFetch(secret: SecretSpec): readonly string[] {
-  const r = secret.inject.render;
+  const r = secret.sites[0].render;
   return r.kind === 'template' ? r.compose : [secret.name];
 }
 
@@ -11,8 +14,8 @@ export function namesToFetch(secret: SecretSpec): readonly string[] {
  * Renders the text to place at the site. `{NAME}` and `{secret}` are literal replacements, never a format
  * language: a secret value containing braces stays as it is and is not expanded again.
  */
-export function renderSecret(secret: SecretSpec, values: ReadonlyMap<string, string>, nowMs: number): string {
-  const r: Renderer = secret.inject.render;
+export function renderSecret(secret: SecretSpec, site: InjectSpec, values: ReadonlyMap<string, string>, nowMs: number): string {
+  const r = site.render;
   if (r.kind === 'template') return evaluateTemplate(r.segments, values, nowMs);
   const value = values.get(secret.name) ?? '';
   // One pass over the format: split on the tokens and join with the value, so the value is never rescanned.

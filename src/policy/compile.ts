@@ -1,6 +1,5 @@
 import type { Binding, Config, SecretSpec } from '../config/index.js';
 import { compilePathGlob, type PathGlob } from './path-glob.js';
-import type { SiteKey } from './verdict.js';
 
 /** Every placeholder contains this marker (a load-time rule), so text without it is skipped at once. */
 export const PLACEHOLDER_MARKER = 'PLACEHOLDER';
@@ -67,7 +66,7 @@ export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestina
     });
   }
   const singletonHeaders = new Set(ALWAYS_SINGLE);
-  for (const secret of config.secrets) if (secret.inject.type === 'header') singletonHeaders.add(secret.inject.header);
+  for (const secret of config.secrets) for (const site of secret.sites) if (site.type === 'header') singletonHeaders.add(site.header);
   return {
     secrets: config.secrets,
     byPlaceholder,
@@ -78,22 +77,6 @@ export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestina
     singletonHeaders,
     hasHoneytokens: config.secrets.some((s) => s.honeytoken),
   };
-}
-
-/** The one place a secret may be injected, as a key comparable with where placeholders were sighted. */
-export function siteKeyOf(secret: SecretSpec): SiteKey {
-  switch (secret.inject.type) {
-    case 'header': return `header:${secret.inject.header}`;
-    case 'basic': return 'basic';
-    case 'query': return `query:${secret.inject.param}`;
-    case 'path': return 'path';
-    case 'body': return 'body';
-    default: return assertNever(secret.inject);
-  }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled inject type ${JSON.stringify(x)}`);
 }
 
 /** Bindings naming this host and port for this scheme (port null in a binding means the scheme's default). */

@@ -1,9 +1,9 @@
-import { bindingsFor, METHOD_OVERRIDE_HEADERS, scrubbedSecretsOf, siteKeyOf, type CompiledBinding, type CompiledPolicy } from './compile.js';
+import { bindingsFor, METHOD_OVERRIDE_HEADERS, scrubbedSecretsOf, type CompiledBinding, type CompiledPolicy } from './compile.js';
 import { firstDuplicate, isAmbiguousPath, isIpLiteral, parseAuthority, queryPairs } from '../wire/index.js';
 import { matchPathGlob } from './path-glob.js';
 import { scanPlaceholders, type Sighting } from './scan.js';
 import type { Declined, DeclineReason, Injection, RequestFacts, SiteKey, Verdict } from './verdict.js';
-import type { SecretSpec } from '../config/index.js';
+import { siteKey, type SecretSpec } from '../config/index.js';
 
 /**
  * The whole policy, as a pure function of the request's facts and the compiled config: no I/O, no clock.
@@ -50,12 +50,12 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
 function bodyInjectorsFor(candidates: readonly CompiledBinding[], facts: RequestFacts, methods: readonly string[]): Injection[] {
   const out: Injection[] = [];
   for (const c of candidates) {
-    const inject = c.secret.inject;
+    const [inject] = c.secret.sites;
     if (inject.type !== 'body' || out.some((i) => i.secret === c.secret)) continue;
     if (facts.client !== null && !facts.client.secrets.has(c.secret.name)) continue;
     if (!isInScope(c, facts, methods) || (facts.scheme === 'http' && !c.binding.allowPlaintext)) continue;
     if (inject.contentType !== null && inject.contentType !== facts.contentType) continue;
-    out.push({ secret: c.secret, bindingIndex: c.index });
+    out.push({ secret: c.secret, bindingIndex: c.index, sites: [inject] });
   }
   return out;
 }
@@ -76,9 +76,10 @@ function judge(
   const allowed = facts.scheme === 'https' ? inScope : inScope.filter((c) => c.binding.allowPlaintext);
   const first = allowed[0];
   if (first === undefined) return decline('plaintext_not_allowed');
-  // K4: a placeholder outside its site travels verbatim; only the site named in config ever receives the secret.
-  if (!sites.has(siteKeyOf(secret))) return decline('site_violation');
-  return { kind: 'injected', injection: { secret, bindingIndex: first.index } };
+  // K4: a placeholder outside its sites travels verbatim; only a site named in config ever receives the secret.
+  const found = secret.sites.filter((s) => sites.has(siteKey(s)));
+  if (found.length === 0) return decline('site_violation');
+  return { kind: 'injected', injection: { secret, bindingIndex: first.index, sites: found } };
 }
 
 function isInScope(c: CompiledBinding, facts: RequestFacts, methods: readonly string[]): boolean {
@@ -112,12 +113,13 @@ function isMethodParam(name: string): boolean {
   return name.toLowerCase().replace(/[. ]/g, '_').replace(/\[\]$/, '') === '_method';
 }
 
-/** Two different placeholders in the site one injection will write: which one the agent meant is unknowable. */
+/** Two different placeholders in a site an injection will write: which one the agent meant is unknowable. */
 function hasCompetingPlaceholders(injections: readonly Injection[], sightings: readonly Sighting[]): boolean {
   for (const inj of injections) {
-    const site = siteKeyOf(inj.secret);
-    const claimants = new Set(sightings.filter((s) => s.site === site).map((s) => s.secret));
-    if (claimants.size > 1) return true;
+    for (const site of inj.sites.map(siteKey)) {
+      const claimants = new Set(sightings.filter((s) => s.site === site).map((s) => s.secret));
+      if (claimants.size > 1) return true;
+    }
   }
   return false;
 }

@@ -1,4 +1,6 @@
-import type { SecretSpec } from '../config/index.js';
+import type { InjectSpec, SecretSpec, SiteKey } from '../config/index.js';
+
+export type { SiteKey };
 
 /** What proxy/ knows about one request, as plain values: decide() never sees a socket. */
 export interface RequestFacts {
@@ -23,14 +25,13 @@ export interface RequestFacts {
   readonly client: { readonly name: string; readonly secrets: ReadonlySet<string> } | null;
 }
 
-/** Where a placeholder was seen. A secret's site is one of these. */
-export type SiteKey = `header:${string}` | 'basic' | `query:${string}` | 'path' | 'body';
-
 export type DeclineReason = 'client_not_allowed' | 'destination_not_in_binding' | 'binding_scope_violation' | 'site_violation' | 'plaintext_not_allowed';
 
 export interface Injection {
   readonly secret: SecretSpec;
   readonly bindingIndex: number;
+  /** The secret's sites where its placeholder was found: the value is written there and nowhere else. */
+  readonly sites: readonly InjectSpec[];
 }
 
 export interface Declined {

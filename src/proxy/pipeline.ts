@@ -58,7 +58,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret).concat(scrubbed));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
     const parts: RequestParts = { headers, path, query };
-    const placements = verdict.injections.map((i): Placement => ({ secret: i.secret, text: render(i.secret, values, nowMs) }));
+    const placements = placementsOf(verdict.injections, values, nowMs);
     applyPlacements(parts, placements);
     if (scrubbed.length > 0) setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
     // Pipelined requests go upstream in turn; one behind an answer that closed the connection goes nowhere.
@@ -67,7 +67,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
     if (res.destroyed || req.socket.destroyed) return; // the agent left while we waited: send nothing
 
-    const bodyPlacements = verdict.bodyInjectors.map((i): Placement => ({ secret: i.secret, text: render(i.secret, values, nowMs) }));
+    const bodyPlacements = placementsOf(verdict.bodyInjectors, values, nowMs);
     const body = framing.kind === 'none' ? null : bodyRewriter(ex, verdict.bodyInjectors, bodyPlacements);
     forward(ex, target, req, res, {
       path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
@@ -99,9 +99,12 @@ function setHeader(headers: HeaderPair[], name: string, value: string): void {
   headers.splice(0, headers.length, ...kept, [name, value]);
 }
 
-/** The text to place at a secret's site; reveal() happens here and nowhere else on the request path. */
-function render(secret: SecretSpec, values: ReadonlyMap<string, Secret>, nowMs: number): string {
-  return renderSecret(secret, new Map(namesToFetch(secret).map((n) => [n, values.get(n)?.reveal() ?? ''])), nowMs);
+/** The text to place at each site an injection writes; reveal() happens here and nowhere else on the request path. */
+function placementsOf(injections: readonly Injection[], values: ReadonlyMap<string, Secret>, nowMs: number): Placement[] {
+  return injections.flatMap(({ secret, sites }) => {
+    const plain = new Map(namesToFetch(secret).map((n) => [n, values.get(n)?.reveal() ?? '']));
+    return sites.map((site): Placement => ({ secret, site, text: renderSecret(secret, site, plain, nowMs) }));
+  });
 }
 
 /**
@@ -138,7 +141,7 @@ const echoFormsOf = new WeakMap<Secret, readonly string[]>();
  */
 function renderedCredentials(placements: readonly Placement[]): ScrubTarget[] {
   return placements
-    .filter((p) => p.secret.inject.render.kind === 'template' && p.secret.responseScrub !== 'off')
+    .filter((p) => p.site.render.kind === 'template' && p.secret.responseScrub !== 'off')
     .map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, mode: p.secret.responseScrub === 'block' ? 'block' : 'redact', forms: echoForms(p.text) }));
 }
 

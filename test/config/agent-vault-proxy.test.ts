@@ -13,7 +13,7 @@ describe('migrating from agent-vault-proxy', () => {
     ]);
     expect(c.unmatchedDestinationPolicy).toBe('deny');
     expect(c.backend).toMatchObject({ type: 'bws', accessTokenFile: '/etc/agent-vault-proxy/bws-token', stateFile: '/var/lib/agent-vault-proxy/bws-state.json' });
-    expect(c.secrets.find((s) => s.name === 'SLACK_WEBHOOK_TOKEN')?.inject).toMatchObject({ type: 'body', contentType: 'application/json' });
+    expect(c.secrets.find((s) => s.name === 'SLACK_WEBHOOK_TOKEN')?.sites[0]).toMatchObject({ type: 'body', contentType: 'application/json' });
     expect(c.secrets.find((s) => s.name === 'DECOY_AWS_PROD')?.honeytoken).toBe(true);
     expect(c.warnings).toEqual([]);
   });

@@ -30,7 +30,7 @@ describe('parseConfig(): defaults and shapes', () => {
     expect(c.cache).toEqual({ ttlSeconds: 300, jitterSeconds: 30, maxEntries: 100, maxStaleSeconds: 0 });
     expect(c.unmatchedDestinationPolicy).toBe('forward_unmodified');
     expect(c.tlsTermination).toBe('bound');
-    expect(c.secrets[0]).toMatchObject({ name: 'K', placeholder: PH, inject: { type: 'header', header: 'authorization', render: { kind: 'format', format: 'Bearer {K}' } } });
+    expect(c.secrets[0]).toMatchObject({ name: 'K', placeholder: PH, sites: [{ type: 'header', header: 'authorization', render: { kind: 'format', format: 'Bearer {K}' } }] });
     expect(c.secrets[0]?.bindings[0]).toMatchObject({ host: 'api.example.com', methods: null, paths: null, port: null, allowPlaintext: false, source: { file: FILE, line: 6 } });
   });
 
@@ -72,7 +72,7 @@ secrets:
       FILE,
     );
     expect(c.backend).toMatchObject({ type: 'bws', accessTokenFile: '/etc/avp/bws-token', stateFile: '/var/lib/avp/bws-state.json', apiUrl: 'https://api.bitwarden.com' });
-    expect(c.secrets[0]?.inject.render).toMatchObject({ kind: 'template', compose: ['JIRA_EMAIL', 'JIRA_API_TOKEN'] });
+    expect(c.secrets[0]?.sites[0].render).toMatchObject({ kind: 'template', compose: ['JIRA_EMAIL', 'JIRA_API_TOKEN'] });
     expect(c.secrets[1]?.bindings[0]).toMatchObject({ host: '*.jfrog.io', subdomains: ['mycompany', 'mycompany-staging'] });
   });
 
@@ -81,7 +81,7 @@ secrets:
     const file = path.resolve(__dirname, '../../bindings.example.yaml');
     const c = parseConfig(readFileSync(file, 'utf8'), file);
     expect(c.secrets.length).toBeGreaterThanOrEqual(5);
-    expect(new Set(c.secrets.map((s) => s.inject.type))).toEqual(new Set(['header', 'basic', 'query', 'path', 'body']));
+    expect(new Set(c.secrets.flatMap((s) => s.sites.map((i) => i.type)))).toEqual(new Set(['header', 'basic', 'query', 'path', 'body']));
     expect(c.clients?.get('coding-agent')?.secrets.size).toBe(4);
   });
 });
@@ -107,6 +107,11 @@ describe('parseConfig(): every error names file:line: field and what is valid', 
     ['an unknown binding key', valid('[ { host: a.example.com, method: [GET] } ]'), `${FILE}:6: secrets.K.bindings[0].method: unknown key 'method'; valid keys here: host, methods, paths, port, allow_plaintext, subdomains`],
     ['a format without the slot', valid(undefined, '{ header: Authorization, format: "Bearer x" }'), `${FILE}:5: secrets.K.inject.format: must contain {K} (or {secret})`],
     ['an unsupported injector (sigv4)', valid(undefined, '{ type: sigv4, format: "{K}" }'), `${FILE}:5: secrets.K.inject.type: inject type 'sigv4' is not supported by this version of keyswap`],
+    ['two sites naming one place', valid(undefined, '[{ header: X-Key, format: "{K}" }, { header: x-key, format: "Bearer {K}" }]'), `${FILE}:5: secrets.K.inject[1]: names the same place as inject[0] (header:x-key)`],
+    ['a body site in a list', valid(undefined, '[{ header: X-Key, format: "{K}" }, { type: body }]'), `${FILE}:5: secrets.K.inject[1]: a body site cannot be one of several`],
+    ['an inject that is neither a site nor a list', valid(undefined, '"Bearer {K}"'), `${FILE}:5: secrets.K.inject: must be a mapping or a list, not a string`],
+    ['an empty inject list', valid(undefined, '[]'), `${FILE}:5: secrets.K.inject`],
+    ['a bad site inside a list', valid(undefined, '[{ header: X-Key, format: "{K}" }, { header: Authorization, format: "Bearer x" }]'), `${FILE}:5: secrets.K.inject[1].format: must contain {K} (or {secret})`],
     ['a bad rate', valid('[ { host: a.example.com, rate: "lots" } ]'), `${FILE}:6: secrets.K.bindings[0].rate: 'lots' is not N/second, N/minute or N/hour`],
     ['a client naming an unknown secret', `${valid()}clients:\n  c: { token_sha256: "${'a'.repeat(64)}", secrets: [NOPE] }\n`, `${FILE}:8: clients.c.secrets[0]: 'NOPE' is not a secret in this file`],
     ['a template without compose', valid(undefined, `{ header: A, template: "{{ K | b64encode }}" }`), `${FILE}:5: secrets.K.inject.template: a template needs \`compose: [NAME, …]\``],

@@ -30,6 +30,8 @@ export interface RequestSpec {
   readonly queryD: boolean;
   readonly pathE: boolean;
   readonly gKey: boolean;
+  /** G_KEY's second site: the query parameter g. */
+  readonly gQuery: boolean;
   /** A placeholder put in a header that is no secret's site: it must travel verbatim. */
   readonly misplaced: SecretName | null;
   readonly body: BodyKind;
@@ -134,7 +136,7 @@ export function buildRequest(spec: RequestSpec, conn: ConnSpec, id: string, isLa
   // An ambiguous path is out of every path-scoped binding (keyswap forwards it without those secrets); a binding
   // with no path scope still applies.
   const path = `/${segs.join('/')}`;
-  const query = [...(spec.queryD ? [`key=${PLACEHOLDERS.D_KEY}`] : []), 'q=1'].join('&');
+  const query = [...(spec.queryD ? [`key=${PLACEHOLDERS.D_KEY}`] : []), ...(spec.gQuery ? [`g=${PLACEHOLDERS.G_KEY}`] : []), 'q=1'].join('&');
 
   // Body and framing. Framing 'none' cannot carry a body (its bytes would be the agent's own next request).
   const bodyText = spec.framing === 'none' ? '' : {
@@ -209,7 +211,7 @@ export function buildRequest(spec: RequestSpec, conn: ConnSpec, id: string, isLa
   if (spec.auth.kind === 'basic-c') atSite.push('C_KEY');
   if (spec.queryD) atSite.push('D_KEY');
   if (spec.pathE) atSite.push('E_KEY');
-  if (spec.gKey) atSite.push('G_KEY');
+  if (spec.gKey || spec.gQuery) atSite.push('G_KEY');
   if (bodyInjector && bodyText.includes(PLACEHOLDERS.F_KEY)) atSite.push('F_KEY');
   const injected = atSite.filter((s) => isAllowed(s, facts));
 
@@ -227,7 +229,9 @@ export function buildRequest(spec: RequestSpec, conn: ConnSpec, id: string, isLa
       return [n, v];
     });
     const p = has('E_KEY') ? path.split(PLACEHOLDERS.E_KEY).join(encodeURIComponent(secret('E_KEY'))) : path;
-    const q = has('D_KEY') ? query.replace(`key=${PLACEHOLDERS.D_KEY}`, `key=${encodeURIComponent(secret('D_KEY'))}`) : query;
+    // A secret with two sites is written at each one where its placeholder was found (G_KEY: x-g-key and ?g=).
+    const qd = has('D_KEY') ? query.replace(`key=${PLACEHOLDERS.D_KEY}`, `key=${encodeURIComponent(secret('D_KEY'))}`) : query;
+    const q = has('G_KEY') ? qd.replace(`g=${PLACEHOLDERS.G_KEY}`, `g=${encodeURIComponent(secret('G_KEY'))}`) : qd;
     const b = has('F_KEY') ? Buffer.from(bodyText.split(PLACEHOLDERS.F_KEY).join(secret('F_KEY')), 'latin1') : body;
     return { method: spec.method, url: `${p}?${q}`, headers: endToEnd(sub), body: b, framing: usesTe ? 'chunked' : 'content-length', reframeOk: bodyInjector, injected: inject };
   };

@@ -27,7 +27,7 @@ export const PLACEHOLDERS: Readonly<Record<SecretName, string>> = {
   D_KEY: 'sk-d-PLACEHOLDER-0123456789abcdef', // ?key=
   E_KEY: 'sk-e-PLACEHOLDER-0123456789abcdef', // a path segment
   F_KEY: 'sk-f-PLACEHOLDER-0123456789abcdef', // application/json body
-  G_KEY: 'sk-g-PLACEHOLDER-0123456789abcdef', // x-g-key (the upstream's stored secret)
+  G_KEY: 'sk-g-PLACEHOLDER-0123456789abcdef', // x-g-key or ?g= (two sites; the upstream's stored secret)
 };
 
 export type ClientName = 'alpha' | 'beta';
@@ -75,7 +75,7 @@ const INJECT: Readonly<Record<SecretName, string>> = {
   D_KEY: '{ type: query, param: key }',
   E_KEY: '{ type: path }',
   F_KEY: '{ type: body, content_type: application/json, format: "{F_KEY}" }',
-  G_KEY: '{ header: x-g-key, format: "{G_KEY}" }',
+  G_KEY: '[{ header: x-g-key, format: "{G_KEY}" }, { type: query, param: g }]',
 };
 
 function bindingYaml(b: BindingModel): string {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, decide, type RequestFacts, type Verdict } from '../../src/policy/index.js';
-import { facts, PH_A, PH_B, PH_BASIC, PH_Q, POLICY, SECRET_A } from './fixtures.js';
+import { bearer, binding, facts, PH_A, PH_B, PH_BASIC, PH_Q, POLICY, SECRET_A, secret } from './fixtures.js';
 
 const auth = (v: string): [string, string] => ['authorization', v];
 const basic = (user: string, pass: string): [string, string] => ['authorization', `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`];
@@ -82,5 +82,26 @@ describe('decide(): ambiguity', () => {
   });
   it('does not call one placeholder in two headers ambiguous', () => {
     expect(summary(decide(facts({ headers: [auth(`Bearer ${PH_A}`), ['x-trace', PH_A]] }), POLICY))).toBe('inject:A');
+  });
+});
+
+describe('decide(): a secret with several sites (Anthropic: x-api-key or Authorization: Bearer)', () => {
+  const PH_M = 'sk-ant-PLACEHOLDER-MMMMMMMMMMMMMMMMMMMM';
+  const M = secret('M', PH_M, [{ type: 'header', header: 'x-api-key', render: { kind: 'format', format: '{M}' } }, bearer('authorization', 'M')], [binding('api.a.test')]);
+  const policy = compilePolicy({ secrets: [M, SECRET_A], unmatchedDestinationPolicy: 'forward_unmodified', tlsTermination: 'bound' });
+  const sitesOf = (v: Verdict): string[] => (v.kind === 'forward' ? v.injections.flatMap((i) => i.sites.map((s) => (s.type === 'header' ? s.header : s.type))) : [v.reason]);
+
+  it.each<[string, [string, string][], string[]]>([
+    ['x-api-key alone: written there', [['x-api-key', PH_M]], ['x-api-key']],
+    ['Bearer alone: written there', [auth(`Bearer ${PH_M}`)], ['authorization']],
+    ['both sites at once: each is written', [['x-api-key', PH_M], auth(`Bearer ${PH_M}`)], ['x-api-key', 'authorization']],
+    ['only outside its sites: verbatim (K4)', [['x-trace', PH_M]], []],
+    ['at a site and outside: only the site is written', [['x-api-key', PH_M], ['x-trace', PH_M]], ['x-api-key']],
+  ])('%s', (_n, headers, expected) => {
+    expect(sitesOf(decide(facts({ headers }), policy))).toEqual(expected);
+  });
+
+  it('another secret\'s placeholder in one of its sites is still ambiguous', () => {
+    expect(sitesOf(decide(facts({ headers: [auth(`Bearer ${PH_M} ${PH_A}`)] }), policy))).toEqual(['ambiguous_placeholder']);
   });
 });

@@ -7,8 +7,8 @@ export function binding(host: string, extra: Partial<Binding> = {}): Binding {
   return { host, subdomains: null, methods: null, paths: null, port: null, allowPlaintext: false, rate: null, source, ...extra };
 }
 
-export function secret(name: string, placeholder: string, inject: InjectSpec, bindings: Binding[]): SecretSpec {
-  return { name, placeholder, inject, bindings, honeytoken: false, responseScrub: 'redact', source };
+export function secret(name: string, placeholder: string, inject: InjectSpec | [InjectSpec, ...InjectSpec[]], bindings: Binding[]): SecretSpec {
+  return { name, placeholder, sites: Array.isArray(inject) ? inject : [inject], bindings, honeytoken: false, responseScrub: 'redact', source };
 }
 
 export const bearer = (header = 'authorization', name = 'A'): InjectSpec => ({ type: 'header', header, render: { kind: 'format', format: `Bearer {${name}}` } });

@@ -76,6 +76,7 @@ const requestArb: fc.Arbitrary<RequestSpec> = fc.record({
   queryD: fc.boolean(),
   pathE: fc.boolean(),
   gKey: fc.boolean(),
+  gQuery: fc.boolean(),
   misplaced: fc.option(fc.constantFrom(...SECRET_NAMES), { nil: null, freq: 8 }),
   body: fc.constantFrom('empty' as const, 'text' as const, 'json-f' as const, 'json-f' as const, 'json-a' as const, 'smuggle' as const),
   contentType: fc.constantFrom('none' as const, 'application/json' as const, 'application/json' as const, 'Application/JSON; charset=utf-8' as const, 'text/plain' as const),
