@@ -19,7 +19,8 @@ beforeAll(async () => {
   gitServer = await startGitServer({ tls: testCa.issue(['git.example.test']), token: GIT_TOKEN, readme: 'cloned through keyswap' });
   h = await startHarness({
     testCa,
-    resolve: { 'git.example.test:443': `127.0.0.1:${gitServer.port}` },
+    // closed.example.test: a destination that refuses connections, reached without any name lookup.
+    resolve: { 'git.example.test:443': `127.0.0.1:${gitServer.port}`, 'closed.example.test:443': '127.0.0.1:1' },
     top: 'routes: { api: "https://api.example.test" }',
     secrets: `${DEFAULT_SECRETS}
   GIT_TOKEN:
@@ -71,6 +72,54 @@ describe('keyswap run: any command behind keyswap, in one step', () => {
     expect(r.stdout).toMatch(new RegExp(`^200 ${PLACEHOLDER} `));
     expect(lastSeen().headers.authorization).toBe(`Bearer ${h.canary}`);
     expect(findCanary(h, [r.stdout, r.stderr])).toEqual([]);
+  });
+
+  // got, node-fetch@2 and axios's node transport all sit on node:https; Node 20 ignores HTTPS_PROXY there.
+  describe('node:https goes through keyswap too (the preload), on the global agent and on any https.Agent', () => {
+    const NO_DNS = `--require=${JSON.stringify(path.join(REPO, 'test/helpers/no-dns.cjs'))}`;
+    const get = (agentExpr: string) => `
+      const https = require('node:https');
+      const agent = ${agentExpr};
+      const once = () => new Promise((resolve, reject) => {
+        https.get('https://api.example.test/v1/echo', { agent, headers: { authorization: 'Bearer ' + process.env.TEST_API_KEY } }, (res) => {
+          let body = ''; res.setEncoding('utf8'); res.on('data', (c) => { body += c; }); res.on('end', () => resolve(res.statusCode + ' ' + body));
+        }).on('error', reject);
+      });
+      once().then(async (a) => { console.log(a); console.log(await once()); process.exit(0); }, (e) => { console.error(e.message); process.exit(1); });`;
+
+    it.each([
+      ['https.get with the global agent', 'undefined'],
+      ['a keep-alive https.Agent of its own (reused for a second request)', "new https.Agent({ keepAlive: true })"],
+      ['agent: false (a fresh agent per request)', 'false'],
+    ])('%s', async (_name, agentExpr) => {
+      const before = h.upstream.requests.length;
+      const r = await keyswapRun([process.execPath, '-e', get(agentExpr)], { env: { NODE_OPTIONS: NO_DNS } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^200 .*${PLACEHOLDER}`, 'm'));
+      expect(h.upstream.requests.length - before).toBe(2);
+      expect(lastSeen().headers.authorization).toBe(`Bearer ${h.canary}`);
+      expect(findCanary(h, [r.stdout, r.stderr])).toEqual([]);
+    });
+
+    it('a host NO_PROXY names is dialled directly (127.0.0.1 here), without keyswap', async () => {
+      const auditBefore = h.auditRecords().length;
+      const script = `
+        require('node:https').get('https://127.0.0.1:${h.upstream.port}/v1/echo', { ca: ${JSON.stringify(h.testCaPem)}, checkServerIdentity: () => undefined,
+          headers: { authorization: 'Bearer ' + process.env.TEST_API_KEY } }, (res) => { res.resume(); res.on('end', () => console.log(res.statusCode)); })
+          .on('error', (e) => { console.error(e.message); process.exit(1); });`;
+      const r = await keyswapRun([process.execPath, '-e', script], { env: { NODE_OPTIONS: NO_DNS } });
+      expect(r.stdout.trim(), r.stderr).toBe('200');
+      expect(lastSeen().headers.authorization).toBe(`Bearer ${PLACEHOLDER}`);
+      expect(h.auditRecords().length).toBe(auditBefore);
+    });
+
+    it('a refused CONNECT is an error on the request, naming the status, never a direct connection', async () => {
+      const script = `
+        require('node:https').get('https://closed.example.test/', (res) => { console.log('reached', res.statusCode); })
+          .on('error', (e) => { console.log('error:', e.message); });`;
+      const r = await keyswapRun([process.execPath, '-e', script], { env: { NODE_OPTIONS: NO_DNS } });
+      expect(r.stdout).toMatch(/^error: the proxy refused CONNECT closed\.example\.test:443: 502/m);
+    });
   });
 
   it('the child gets every proxy spelling, NO_PROXY for loopback only, the CA for each runtime and the placeholders', async () => {

@@ -43,6 +43,13 @@ describe('keyswap run / env with clients: configured', () => {
     expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${h.canary}`);
   });
 
+  it('node:https under run --client: the preload sends the identity from the proxy URL with its CONNECT', async () => {
+    const script = "require('node:https').get('https://api.example.test/v1/echo', { headers: { authorization: 'Bearer ' + process.env.TEST_API_KEY } }, (r) => { r.resume(); console.log(r.statusCode); }).on('error', (e) => console.log(e.message))";
+    const r = await runAsync(['run', '--config', config(), '--client', 'agent1', '--token-file', tokenFile, '--', process.execPath, '-e', script]);
+    expect(r.stdout.trim(), r.stderr).toBe('200');
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${h.canary}`);
+  });
+
   it('the token may come from $KEYSWAP_CLIENT_TOKEN; env prints the credentialed proxy URL in every spelling', () => {
     const r = run(['env', '--config', config(), '--client', 'agent1'], { KEYSWAP_CLIENT_TOKEN: TOKEN });
     expect(r.status, r.stderr).toBe(0);
