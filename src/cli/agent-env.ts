@@ -1,4 +1,7 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { BackendSpec, Config } from '../config/index.js';
 
 export interface AgentEnvInput {
@@ -8,12 +11,42 @@ export interface AgentEnvInput {
   /** System roots plus keyswap's CA: OpenSSL-style variables replace the trust store, so they need both. */
   readonly bundlePath: string;
   readonly secrets: Config['secrets'];
-  /** The NODE_OPTIONS the agent would otherwise have; the preload is appended to it. */
-  readonly nodeOptions?: string | undefined;
+  /** The environment the agent would otherwise have: NODE_OPTIONS and PHP_INI_SCAN_DIR are extended, not replaced. */
+  readonly inherited?: Readonly<Record<string, string | undefined>>;
 }
 
-/** The preload that makes Node 20's global fetch() use the proxy (src/agent/node-preload.cts). */
+/** The preload that makes Node 20's fetch() and node:https use the proxy (src/agent/node-preload.cts). */
 export const NODE_PRELOAD = fileURLToPath(new URL('../agent/node-preload.cjs', import.meta.url));
+
+/**
+ * Variables that replace a runtime's whole trust store with the file they name, so they get the bundle (system
+ * roots + keyswap's CA): OpenSSL and Go (SSL_CERT_FILE), Python requests, curl, git, Perl LWP (PERL_LWP_SSL_CA_FILE;
+ * HTTPS_CA_FILE for its older Crypt::SSLeay), the AWS SDKs and CLI, httplib2, Nix-built programs, the gcloud
+ * CLI, gRPC's C core, pip and cargo. An agent's base environment often points some of them at the system bundle,
+ * which would leave keyswap's CA out: keyswap's value wins.
+ */
+export const BUNDLE_VARIABLES = [
+  'SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'PERL_LWP_SSL_CA_FILE', 'HTTPS_CA_FILE',
+  'AWS_CA_BUNDLE', 'HTTPLIB2_CA_CERTS', 'NIX_SSL_CERT_FILE', 'CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE',
+  'GRPC_DEFAULT_SSL_ROOTS_FILE_PATH', 'PIP_CERT', 'CARGO_HTTP_CAINFO',
+] as const;
+
+/**
+ * Runtimes that read no CA variable, only a config file of their own: wget (the GnuTLS build ignores
+ * SSL_CERT_FILE; it reads WGETRC) and PHP (curl.cainfo and openssl.cafile, from an ini file in
+ * PHP_INI_SCAN_DIR). keyswap writes both beside the bundle.
+ */
+export function agentConfigFiles(bundlePath: string): { readonly wgetrc: string; readonly phpIniDir: string } {
+  const dir = path.join(path.dirname(bundlePath), 'agent');
+  return { wgetrc: path.join(dir, 'wgetrc'), phpIniDir: path.join(dir, 'php') };
+}
+
+export async function writeAgentConfigFiles(bundlePath: string): Promise<void> {
+  const { wgetrc, phpIniDir } = agentConfigFiles(bundlePath);
+  await mkdir(phpIniDir, { recursive: true, mode: 0o755 });
+  await writeFileAtomic(wgetrc, `# written by keyswap: wget trusts the system roots and keyswap's CA\nca_certificate = ${bundlePath}\n`, 0o644);
+  await writeFileAtomic(path.join(phpIniDir, 'keyswap.ini'), `; written by keyswap: PHP's curl and streams trust the system roots and keyswap's CA\ncurl.cainfo = "${bundlePath}"\nopenssl.cafile = "${bundlePath}"\n`, 0o644);
+}
 
 /**
  * The environment an agent needs: every spelling of the proxy variables, the CA for each runtime, the Node
@@ -21,18 +54,32 @@ export const NODE_PRELOAD = fileURLToPath(new URL('../agent/node-preload.cjs', i
  * keyswap (and base-URL mode, http://127.0.0.1:…/p/<route>/, is reached directly).
  */
 export function agentEnvironment(input: AgentEnvInput): [string, string][] {
+  const inherited = input.inherited ?? {};
   const out: [string, string][] = [];
   for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy']) out.push([name, input.proxyUrl]);
   out.push(['NO_PROXY', 'localhost,127.0.0.1,::1'], ['no_proxy', 'localhost,127.0.0.1,::1']);
   out.push(['NODE_EXTRA_CA_CERTS', input.caPath]);
-  for (const name of ['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO']) out.push([name, input.bundlePath]);
+  for (const name of BUNDLE_VARIABLES) out.push([name, input.bundlePath]);
+  const files = agentConfigFiles(input.bundlePath);
+  // wget reads one user file: an agent's own WGETRC is kept (agentEnvironmentNotes says what to add to it).
+  if (inherited.WGETRC === undefined) out.push(['WGETRC', files.wgetrc]);
+  // A leading or joining ':' keeps PHP's compiled-in scan directory and any the agent already had.
+  const phpDirs = inherited.PHP_INI_SCAN_DIR ?? '';
+  out.push(['PHP_INI_SCAN_DIR', phpDirs.split(':').includes(files.phpIniDir) ? phpDirs : `${phpDirs}:${files.phpIniDir}`]);
   // Node ≥ 24 (and 22.21) honour the proxy variables themselves with this; Node 20 needs the preload.
   out.push(['NODE_USE_ENV_PROXY', '1']);
   const preload = `--require=${JSON.stringify(NODE_PRELOAD)}`;
-  const existing = input.nodeOptions ?? '';
+  const existing = inherited.NODE_OPTIONS ?? '';
   out.push(['NODE_OPTIONS', existing.includes(NODE_PRELOAD) ? existing : `${existing} ${preload}`.trim()]);
   for (const s of input.secrets) if (isEnvName(s.name)) out.push([s.name, s.placeholder]);
   return out;
+}
+
+/** What keyswap could not set for the agent, in sentences for its stderr. */
+export function agentEnvironmentNotes(input: AgentEnvInput): string[] {
+  const wgetrc = input.inherited?.WGETRC;
+  if (wgetrc === undefined || wgetrc === agentConfigFiles(input.bundlePath).wgetrc) return [];
+  return [`WGETRC is set (${wgetrc}), so wget reads that file, not keyswap's: add to it the line: ca_certificate = ${input.bundlePath}`];
 }
 
 /** The env backend's default prefix, stripped whatever the configured backend (a shell may serve another keyswap). */

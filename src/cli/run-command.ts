@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientPolicy, describeClientPolicy, loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../log.js';
-import { agentEnvironment, backendMaterialNames, exportLines } from './agent-env.js';
+import { agentEnvironment, agentEnvironmentNotes, backendMaterialNames, exportLines } from './agent-env.js';
 import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -17,8 +17,9 @@ import { start, type Started } from './runtime.js';
 export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]] [--allow-non-loopback] -- CMD [ARGS…]
        keyswap env [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]]
 
-run: starts CMD behind keyswap: every proxy variable, the CA for curl, Node, Python, git and Go, a preload that
-     makes Node's fetch() use the proxy, and the placeholders (from the config and FILE). It uses the keyswap
+run: starts CMD behind keyswap: every proxy variable, keyswap's CA for each runtime that reads one (Node,
+     OpenSSL, Python, curl, git, Go, Perl, wget, PHP, AWS SDKs…), a preload that makes Node's fetch() and
+     node:https use the proxy, and the placeholders (from the config and FILE). It uses the keyswap
      already serving this config, or starts one for as long as CMD runs, on a free port of the config's listen
      host, which must be loopback unless --allow-non-loopback is given (as for serve). Signals go to CMD; its
      exit code is keyswap's.
@@ -118,7 +119,9 @@ function childEnvironment(io: CliIo, config: Config, endpoint: Endpoint, fromFil
   const removed = backendMaterialNames(env, config.backend);
   for (const name of removed) delete env[name];
   if (removed.length > 0) io.stderr.write(`keyswap: removed ${removed.join(', ')} from the command's environment (backend material)\n`);
-  for (const [k, v] of agentEnvironment({ ...endpoint, secrets: config.secrets, nodeOptions: env.NODE_OPTIONS })) env[k] = v;
+  const input = { ...endpoint, secrets: config.secrets, inherited: { ...env } };
+  for (const note of agentEnvironmentNotes(input)) io.stderr.write(`keyswap: note: ${note}\n`);
+  for (const [k, v] of agentEnvironment(input)) env[k] = v;
   return env;
 }
 
@@ -216,7 +219,9 @@ export async function envCommand(args: string[], io: CliIo): Promise<number> {
     bundlePath: path.join(config.stateDir, 'ca-bundle.pem'),
   };
   const endpoint = withCredentials(bare, creds);
-  const env = agentEnvironment({ ...endpoint, secrets: config.secrets, nodeOptions: io.env.NODE_OPTIONS });
+  const input = { ...endpoint, secrets: config.secrets, inherited: io.env };
+  const env = agentEnvironment(input);
+  for (const note of agentEnvironmentNotes(input)) io.stderr.write(`keyswap: note: ${note}\n`);
   const names = new Set(env.map(([k]) => k));
   // K1: backend material from the env file is never printed; in the shell itself it cannot be taken back, so say so.
   const material = new Set(backendMaterialNames(fromFile, config.backend));

@@ -8,7 +8,7 @@ import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
 import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
-import { agentEnvironment, exportLines } from './agent-env.js';
+import { agentEnvironment, exportLines, writeAgentConfigFiles } from './agent-env.js';
 import { anchorAuditHead, headMarkFile } from './audit-anchor.js';
 import { auditKeyLocation } from './audit-key.js';
 import { checkExpiry, requireCoverage } from './ca-requirements.js';
@@ -54,6 +54,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   requireCoverage(ca, config);
   checkExpiry(ca, new Date(), log);
   const bundlePath = await writeTrustBundle(config.stateDir, ca.certPem);
+  await writeAgentConfigFiles(bundlePath);
   const extraCaPem = config.upstream.extraCaFile === null ? null : await readExtraCa(config);
   const leaves = new LeafCache(ca, createLeafKey(), { max: 1000 });
   // Every bound host gets its leaf now, so no agent request ever waits for a mint (DESIGN.md §2).

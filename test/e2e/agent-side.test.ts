@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUNDLE_VARIABLES } from '../../src/cli/agent-env.js';
 import { curlVia } from '../helpers/clients.js';
 import { startGitServer, type GitServer } from '../helpers/git-server.js';
 import { DEFAULT_SECRETS, findCanary, KEYSWAP, PLACEHOLDER, REPO, startHarness, type Harness } from '../helpers/harness.js';
@@ -128,10 +129,26 @@ describe('keyswap run: any command behind keyswap, in one step', () => {
     for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY']) expect(env[name]).toBe(h.proxyUrl);
     expect(env.NO_PROXY).toBe('localhost,127.0.0.1,::1');
     expect(env.NODE_EXTRA_CA_CERTS).toBe(h.caPath);
-    for (const name of ['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO']) expect(readFileSync(env[name] as string, 'utf8')).toContain(h.caPem.trim());
+    for (const name of BUNDLE_VARIABLES) expect(readFileSync(env[name] as string, 'utf8'), name).toContain(h.caPem.trim());
+    expect(readFileSync(env.WGETRC as string, 'utf8')).toMatch(new RegExp(`^ca_certificate = ${env.SSL_CERT_FILE}$`, 'm'));
+    const phpDir = (env.PHP_INI_SCAN_DIR ?? '').split(':');
+    expect(phpDir[0]).toBe(''); // PHP's own scan directory first
+    expect(readFileSync(path.join(phpDir[1] ?? '', 'keyswap.ini'), 'utf8')).toContain(`curl.cainfo = "${env.SSL_CERT_FILE}"`);
     expect(env.NODE_OPTIONS).toMatch(/--require=.*node-preload\.cjs/);
     expect(env.TEST_API_KEY).toBe(PLACEHOLDER);
     expect(findCanary(h, [r.stdout])).toEqual([]);
+  });
+
+  it('an inherited CA variable pointing at the system bundle is replaced; an agent’s own WGETRC is kept, with a note; PHP dirs are extended', async () => {
+    const r = await keyswapRun(['sh', '-c', 'echo "$SSL_CERT_FILE|$AWS_CA_BUNDLE|$WGETRC|$PHP_INI_SCAN_DIR"'], {
+      env: { SSL_CERT_FILE: '/etc/ssl/certs/ca-certificates.crt', AWS_CA_BUNDLE: '/etc/ssl/certs/ca-certificates.crt', WGETRC: '/home/agent/.wgetrc', PHP_INI_SCAN_DIR: '/etc/php/extra' },
+    });
+    const [ssl, aws, wgetrc, php] = r.stdout.trim().split('|');
+    expect(ssl).toMatch(/ca-bundle\.pem$/);
+    expect(aws).toBe(ssl);
+    expect(wgetrc).toBe('/home/agent/.wgetrc');
+    expect(r.stderr).toContain(`WGETRC is set (/home/agent/.wgetrc), so wget reads that file, not keyswap's: add to it the line: ca_certificate = ${ssl}`);
+    expect(php).toMatch(/^\/etc\/php\/extra:.*\/agent\/php$/);
   });
 
   it("passes the child's exit code through, and a signal to the child", async () => {
