@@ -47,6 +47,7 @@ export type DenyReason =
   | 'unknown_route'
   | 'browser_request'
   | 'route_host_not_loopback'
+  | 'plaintext_https_not_loopback'
   | 'upgrade_unsupported'
   | 'headers_too_large'
   | 'request_timeout'

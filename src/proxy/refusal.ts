@@ -37,6 +37,7 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   unknown_route: [404, 'keyswap: no such route (see routes: in keyswap.yaml)\n'],
   browser_request: [403, 'keyswap: requests from web pages are refused\n'],
   route_host_not_loopback: [421, 'keyswap: address keyswap as 127.0.0.1, localhost or [::1]\n'],
+  plaintext_https_not_loopback: [403, 'keyswap: an https:// request line is accepted only from this host; send HTTPS through CONNECT\n'],
   upgrade_unsupported: [501, 'keyswap: protocol upgrades are not supported\n'],
   headers_too_large: [431, 'keyswap: request headers too large\n'],
   request_timeout: [408, 'keyswap: request head not received in time\n'],

@@ -83,6 +83,13 @@ export function isLocalHost(host: string): boolean {
   return groups !== null && groups.slice(0, 7).every((g) => g === 0) && (groups[7] === 0 || groups[7] === 1);
 }
 
+/** A connection's peer address (as Node reports it: 127.0.0.1, ::1, ::ffff:127.0.0.1) on this machine's loopback. */
+export function isLoopbackPeer(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.toLowerCase().startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  return address === '::1' || /^127\.\d+\.\d+\.\d+$/.test(v4);
+}
+
 /** The eight 16-bit groups of an IPv6 literal (no IPv4 tail), or null when it is not one. */
 function ipv6Groups(host: string): number[] | null {
   const halves = host.split('::');

@@ -1,4 +1,4 @@
-export { parseAuthority, parseListenAddress, formatAuthority, isIpLiteral, isLocalHost, type Authority } from './authority.js';
+export { parseAuthority, parseListenAddress, formatAuthority, isIpLiteral, isLocalHost, isLoopbackPeer, type Authority } from './authority.js';
 export { endToEndPairs, flatten, firstDuplicate, requestFraming, mediaType, type Framing, type HeaderPair } from './headers.js';
 export { decodeBasic, encodeBasic, type BasicCredentials } from './basic.js';
 export { isAmbiguousPath, queryPairs, decodeQueryComponent } from './path.js';

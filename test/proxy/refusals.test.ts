@@ -19,6 +19,7 @@ const PINNED: Record<string, readonly [number, string]> = {
   rate_limited: [429, 'keyswap: rate limit for this credential reached; retry later\n'],
   proxy_auth_required: [407, 'keyswap: proxy authentication required (http://NAME:TOKEN@host:port)\n'],
   upstream_echoed_secret: [502, 'keyswap: upstream response echoed a credential; blocked\n'],
+  plaintext_https_not_loopback: [403, 'keyswap: an https:// request line is accepted only from this host; send HTTPS through CONNECT\n'],
   not_a_proxy_request: [400, 'keyswap: this is a proxy; send absolute-form or CONNECT requests, or use a route: /p/<route>/\n'],
   unknown_route: [404, 'keyswap: no such route (see routes: in keyswap.yaml)\n'],
   browser_request: [403, 'keyswap: requests from web pages are refused\n'],
