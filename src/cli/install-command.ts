@@ -277,7 +277,8 @@ function agentView(lay: InstallLayout, config: Config): string {
   const listen = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${config.listen.port}`;
   const placeholders = config.secrets.map((s) => `  ${s.name}=${s.placeholder}`);
   return `
-what the agent's user gets (it runs as any user but ${lay.user} and root):
+what the agent's user gets (it runs as any user but ${lay.user} and root), all set by
+  keyswap run --config ${lay.config} -- <agent>     (or: eval "$(keyswap env --config ${lay.config})")
   HTTPS_PROXY=${listen} HTTP_PROXY=${listen} NO_PROXY=localhost,127.0.0.1,::1
   NODE_EXTRA_CA_CERTS=${lay.caCopy}   (OpenSSL clients: the system roots plus this file in SSL_CERT_FILE)
 ${placeholders.length === 0 ? '  no secrets configured yet' : placeholders.join('\n')}

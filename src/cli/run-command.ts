@@ -10,6 +10,7 @@ import { agentEnvironment, agentEnvironmentNotes, backendMaterialNames, exportLi
 import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { agentTrust, isStateDirPrivate } from './agent-files.js';
 import { looksLikeRealKey } from './presets.js';
 import { runningServe } from './pid-file.js';
 import { start, type Started } from './runtime.js';
@@ -135,9 +136,13 @@ function warnAboutRealKeys(io: CliIo, env: Record<string, string>): void {
   }
 }
 
-/** The keyswap serving this config, if one is: its pid file names a live `keyswap serve` that answers healthz. */
-async function runningEndpoint(config: Config): Promise<Endpoint | null> {
-  const url = (await runningServe(config.stateDir))?.url;
+/**
+ * The keyswap serving this config, if one is: its pid file names a live `keyswap serve` that answers healthz.
+ * A keyswap under its own UID (keyswap install) keeps its pid file where this user cannot read it: then the
+ * config's listen address is where it serves.
+ */
+async function runningEndpoint(config: Config, env: Readonly<Record<string, string | undefined>>): Promise<Endpoint | null> {
+  const url = (await runningServe(config.stateDir))?.url ?? (await isStateDirPrivate(config) ? listenUrl(config) : undefined);
   if (url === undefined || !/^http:\/\/[^/]+$/.test(url)) return null;
   const { hostname, port } = new URL(url);
   const healthy = await new Promise<boolean>((resolve) => {
@@ -150,7 +155,12 @@ async function runningEndpoint(config: Config): Promise<Endpoint | null> {
     req.end();
   });
   if (!healthy) return null;
-  return { proxyUrl: url, caPath: path.join(config.stateDir, 'ca.pem'), bundlePath: path.join(config.stateDir, 'ca-bundle.pem') };
+  return { proxyUrl: url, ...(await agentTrust(config, env)) };
+}
+
+function listenUrl(config: Config): string {
+  const { host, port } = config.listen;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 export async function runCommand(args: string[], io: CliIo): Promise<number> {
@@ -162,7 +172,10 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
   const creds = await clientCredentials(config, opts, io);
 
   let own: Started | null = null;
-  let endpoint = await runningEndpoint(config);
+  let endpoint = await runningEndpoint(config, io.env);
+  if (endpoint === null && await isStateDirPrivate(config)) {
+    throw new CliError(`${config.stateDir} belongs to a keyswap under its own user, and nothing answers on ${listenUrl(config)}: start it (sudo systemctl start keyswap)`, EXIT.runtime);
+  }
   if (endpoint === null) {
     // No keyswap serves this config: run one for as long as the command runs, on any free port of its host.
     own = await start(config, io, createLogger('warn'), {
@@ -210,14 +223,11 @@ export async function envCommand(args: string[], io: CliIo): Promise<number> {
   if (opts.allowNonLoopback) throw new CliError('keyswap env starts no listener; --allow-non-loopback belongs to keyswap serve or keyswap run', EXIT.usage);
   const config = await loadConfig(path.resolve(io.cwd, opts.config));
   const fromFile = await readEnvFile(io, opts.envFile);
-  const { host, port } = config.listen;
   const creds = await clientCredentials(config, opts, io);
-  const running = await runningEndpoint(config);
-  const bare: Endpoint = running ?? {
-    proxyUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    caPath: path.join(config.stateDir, 'ca.pem'),
-    bundlePath: path.join(config.stateDir, 'ca-bundle.pem'),
-  };
+  const running = await runningEndpoint(config, io.env);
+  const bare: Endpoint = running ?? (await isStateDirPrivate(config)
+    ? { proxyUrl: listenUrl(config), ...(await agentTrust(config, io.env)) }
+    : { proxyUrl: listenUrl(config), caPath: path.join(config.stateDir, 'ca.pem'), bundlePath: path.join(config.stateDir, 'ca-bundle.pem') });
   const endpoint = withCredentials(bare, creds);
   const input = { ...endpoint, secrets: config.secrets, inherited: io.env };
   const env = agentEnvironment(input);

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,16 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js';
 const isRoot = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v setpriv && command -v useradd && command -v curl'], { stdio: 'ignore' }).status === 0;
 const PLACEHOLDER = 'sk-PLACEHOLDER-INSTALL-0123456789abcdef';
 const NOBODY = 65534;
+
+/** A port free a moment ago: the install test needs a fixed listen port in its config, as a real install has. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}
 
 describe.skipIf(!isRoot)('keyswap install / uninstall (as root, in a temporary root)', () => {
   const user = `ksi${randomBytes(4).toString('hex')}`;
@@ -47,8 +58,10 @@ describe.skipIf(!isRoot)('keyswap install / uninstall (as root, in a temporary r
     upstream = await startUpstream({ tls: testCa.issue(UPSTREAM_HOSTS) });
     writeFileSync(at('upstream-ca.pem'), testCa.certPem, { mode: 0o644 });
     // A quick start's config, as `keyswap init` writes it, plus what the test needs to reach its local upstream.
+    // A fixed port, as a real install has (14322): an agent's `keyswap run` finds the service there.
+    const listenPort = await freePort();
     writeFileSync(path.join(project, 'keyswap.yaml'), `version: 1
-listen: 127.0.0.1:0
+listen: 127.0.0.1:${listenPort}
 state_dir: ./certs
 tls_termination: bound
 audit: { path: ./audit.jsonl }
@@ -155,6 +168,17 @@ secrets:
     expect(curl.status, curl.stderr).toBe(0);
     expect(upstream.requests.map((q) => q.headers.authorization)).toEqual([`Bearer ${canary}`]);
     expect(curl.stdout).not.toContain(canary);
+
+    // keyswap run as the agent's user: it cannot read the state directory, so it finds the service at the
+    // config's listen address and the CA that install published, and builds its bundle in a directory of its own.
+    const run = await asNobodyAsync([process.execPath, KEYSWAP, 'run', '--config', at('/etc/keyswap/keyswap.yaml'), '--',
+      'sh', '-c', 'curl -sS --max-time 10 -H "Authorization: Bearer $TEST_API_KEY" https://api.example.test/v1/echo && echo "|$NODE_EXTRA_CA_CERTS|$SSL_CERT_FILE"']);
+    expect(run.status, run.stderr).toBe(0);
+    expect(upstream.requests.map((q) => q.headers.authorization)).toEqual([`Bearer ${canary}`, `Bearer ${canary}`]);
+    expect(run.stdout + run.stderr).not.toContain(canary);
+    const [, caSeen, bundleSeen] = run.stdout.trim().split('\n').at(-1)?.split('|') ?? [];
+    expect(caSeen).toBe(at('/etc/keyswap/ca.pem'));
+    expect(statSync(bundleSeen ?? '').uid).toBe(NOBODY);
     child.kill('SIGTERM');
     await exited;
     serve = null;
