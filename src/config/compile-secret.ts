@@ -1,7 +1,7 @@
 /** A `secrets:` entry compiled: name, placeholder, injector (site and renderer) and bindings, checked field by field. */
 import { parseTemplate, templateNames } from './template-parse.js';
 import type { Report } from './report.js';
-import type { RawBinding, RawInject, RawSecret } from './schema.js';
+import type { RawBinding, RawInject, RawInjectField, RawSecret } from './schema.js';
 import { siteKey } from './site-key.js';
 import type { Binding, InjectSpec, Renderer, SecretSpec, SourceRef } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
@@ -18,7 +18,7 @@ const PUBLIC_SUFFIXES = new Set([
   'herokuapp.com', 'vercel.app', 'netlify.app', 'pages.dev', 'workers.dev', 'appspot.com', 'cloudfront.net',
   'amazonaws.com', 'azurewebsites.net', 'blob.core.windows.net', 'web.app', 'firebaseapp.com', 'fly.dev', 'onrender.com',
 ]);
-const UNSUPPORTED_INJECT = new Set(['multi', 'oauth2_refresh', 'sigv4', 'hmac', 'jwt_bearer', 'oauth2_client_credentials', 'github_app']);
+const UNSUPPORTED_INJECT = new Set(['oauth2_refresh', 'sigv4', 'hmac', 'jwt_bearer', 'oauth2_client_credentials', 'github_app']);
 
 export interface SecretContext { readonly src: YamlSource; readonly err: Report; readonly allowWildcardHosts: boolean }
 
@@ -45,24 +45,54 @@ export function compileSecret(name: string, raw: RawSecret, ctx: SecretContext):
 }
 
 /**
- * `inject:` as one site or a list of them. Each site of a list must be a different place, and a body site stands
- * alone: a body is rewritten as it streams, after the head has gone, so it cannot be one of several choices.
+ * `inject:` as one site, a list of them, or agent-vault-proxy's `type: multi` with 2–4 `injectors:`. Each site of
+ * a list must be a different place, and at most one is the body.
  */
-function compileSites(name: string, raw: RawInject | readonly RawInject[], compose: readonly string[] | undefined, p: FieldPath, err: Report): SecretSpec['sites'] | null {
+function compileSites(name: string, raw: RawInjectField | readonly RawInject[], compose: readonly string[] | undefined, p: FieldPath, err: Report): SecretSpec['sites'] | null {
   if (!Array.isArray(raw)) {
-    const one = compileInject(name, raw as RawInject, compose, p, err);
-    return one === null ? null : [one];
+    const one = raw as RawInjectField;
+    if (one.type === 'multi') return compileMulti(name, one, compose, p, err);
+    if (one.injectors !== undefined) {
+      err([...p, 'injectors'], 'only valid with type: multi (or write inject: as a list of sites)', true);
+      return null;
+    }
+    const site = compileInject(name, one, compose, p, err);
+    return site === null ? null : [site];
   }
+  return compileList(name, raw, compose, p, err);
+}
+
+function compileMulti(name: string, raw: RawInjectField, compose: readonly string[] | undefined, p: FieldPath, err: Report): SecretSpec['sites'] | null {
+  let ok = true;
+  for (const key of Object.keys(raw)) {
+    if (key !== 'type' && key !== 'injectors') {
+      err([...p, key], 'not valid for inject type multi; valid keys: type, injectors (each injector has its own)', true);
+      ok = false;
+    }
+  }
+  const children = raw.injectors ?? [];
+  if (children.length < 2 || children.length > 4) {
+    err([...p, 'injectors'], `lists ${children.length} injector${children.length === 1 ? '' : 's'}; multi takes 2 to 4`);
+    return null;
+  }
+  const nested = children.findIndex((c) => c.type === 'multi');
+  if (nested >= 0) {
+    err([...p, 'injectors', nested, 'type'], 'multi cannot nest: list the leaf injectors (header, basic, query, path, body)');
+    return null;
+  }
+  const sites = compileList(name, children, compose, [...p, 'injectors'], err);
+  return ok ? sites : null;
+}
+
+function compileList(name: string, raw: readonly RawInject[], compose: readonly string[] | undefined, p: FieldPath, err: Report): SecretSpec['sites'] | null {
+  const at = (i: number): string => `${String(p.at(-1))}[${i}]`;
   const sites = raw.map((r, i) => compileInject(name, r, compose, [...p, i], err));
   if (!sites.every((s): s is InjectSpec => s !== null)) return null;
   let ok = true;
   sites.forEach((s, i) => {
     const earlier = sites.findIndex((t) => siteKey(t) === siteKey(s));
     if (earlier < i) {
-      err([...p, i], `names the same place as inject[${earlier}] (${siteKey(s)}); each site must be a different place`);
-      ok = false;
-    } else if (s.type === 'body' && sites.length > 1) {
-      err([...p, i], 'a body site cannot be one of several: list it alone (inject: { type: body, … })');
+      err([...p, i], `names the same place as ${at(earlier)} (${siteKey(s)}); each site must be a different place`);
       ok = false;
     }
   });

@@ -58,7 +58,7 @@ function knownKeys(p: FieldPath): string[] | null {
     return shape((top[p[0]] as unknown as { unwrap(): unknown }).unwrap());
   }
   if (p[0] === 'secrets' && p.length === 2) return ['placeholder', 'inject', 'compose', 'bindings', 'response_scrub', 'honeytoken'];
-  if (p[0] === 'secrets' && p[2] === 'inject') return ['type', 'header', 'format', 'template', 'param', 'username', 'content_type'];
+  if (p[0] === 'secrets' && p[2] === 'inject') return ['type', 'header', 'format', 'template', 'param', 'username', 'content_type', 'injectors'];
   if (p[0] === 'secrets' && p[2] === 'bindings' && p.length === 4) return ['host', 'methods', 'paths', 'port', 'allow_plaintext', 'subdomains', 'rate'];
   if (p[0] === 'backend' && p[1] === 'config') return null;
   return null;

@@ -21,7 +21,7 @@ const binding = z.strictObject({
 // Loose: the keys an injector takes depend on its type, so compile-config.ts names the unknown ones after it has
 // said whether the type itself exists (an agent-vault-proxy `oauth2_refresh` is named as unsupported first, not
 // buried under errors for its `token_url` and friends).
-const inject = z.looseObject({
+const site = z.looseObject({
   type: z.string().optional(),
   header: z.string().min(1).optional(),
   format: z.string().optional(),
@@ -30,6 +30,8 @@ const inject = z.looseObject({
   username: z.string().optional(),
   content_type: z.string().optional(),
 });
+// agent-vault-proxy's spelling of several sites: `type: multi` with 2–4 leaf `injectors:` (no nesting).
+const inject = site.extend({ injectors: z.array(site).optional() });
 
 const secret = z.strictObject({
   placeholder: z.string(),
@@ -95,7 +97,8 @@ export const rawConfigSchema = z.strictObject({
 export type RawConfig = z.infer<typeof rawConfigSchema>;
 export type RawSecret = z.infer<typeof secret>;
 export type RawBinding = z.infer<typeof binding>;
-export type RawInject = z.infer<typeof inject>;
+export type RawInject = z.infer<typeof site>;
+export type RawInjectField = z.infer<typeof inject>;
 
 export const backendSchemas = {
   env: z.strictObject({ type: z.literal('env').optional(), prefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional() }),

@@ -62,7 +62,7 @@ export interface SecretSpec {
   readonly placeholder: string;
   /**
    * Where the placeholder is accepted, each with its own rendering (`x-api-key: {NAME}` or `Authorization: Bearer
-   * {NAME}`): the value is written only where the placeholder was found. Never empty; a body site stands alone.
+   * {NAME}`): the value is written only where the placeholder was found. Never empty; at most one body site.
    */
   readonly sites: readonly [InjectSpec, ...InjectSpec[]];
   readonly bindings: readonly Binding[];

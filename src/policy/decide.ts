@@ -50,8 +50,8 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
 function bodyInjectorsFor(candidates: readonly CompiledBinding[], facts: RequestFacts, methods: readonly string[]): Injection[] {
   const out: Injection[] = [];
   for (const c of candidates) {
-    const [inject] = c.secret.sites;
-    if (inject.type !== 'body' || out.some((i) => i.secret === c.secret)) continue;
+    const inject = c.secret.sites.find((s) => s.type === 'body');
+    if (inject === undefined || out.some((i) => i.secret === c.secret)) continue;
     if (facts.client !== null && !facts.client.secrets.has(c.secret.name)) continue;
     if (!isInScope(c, facts, methods) || (facts.scheme === 'http' && !c.binding.allowPlaintext)) continue;
     if (inject.contentType !== null && inject.contentType !== facts.contentType) continue;

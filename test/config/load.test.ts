@@ -76,6 +76,14 @@ secrets:
     expect(c.secrets[1]?.bindings[0]).toMatchObject({ host: '*.jfrog.io', subdomains: ['mycompany', 'mycompany-staging'] });
   });
 
+  it("reads agent-vault-proxy's `type: multi` as the same list of sites as `inject: [...]`", () => {
+    const yaml = (inject: string): string => `version: 1\nsecrets:\n  K:\n    placeholder: "${PH}"\n    inject: ${inject}\n    bindings: [ { host: api.example.com } ]\n`;
+    const multi = parseConfig(yaml('{ type: multi, injectors: [{ header: X-Webhook-Token, format: "{K}" }, { type: body, content_type: application/json }] }'), FILE);
+    const list = parseConfig(yaml('[{ header: X-Webhook-Token, format: "{K}" }, { type: body, content_type: application/json }]'), FILE);
+    expect(multi.secrets[0]?.sites).toEqual(list.secrets[0]?.sites);
+    expect(multi.secrets[0]?.sites.map((s) => s.type)).toEqual(['header', 'body']);
+  });
+
   it('loads bindings.example.yaml, which shows every supported feature', () => {
     // Parsed from its text: what is checked is its content; a checkout's file mode depends on the umask it had.
     const file = path.resolve(__dirname, '../../bindings.example.yaml');
@@ -108,7 +116,11 @@ describe('parseConfig(): every error names file:line: field and what is valid', 
     ['a format without the slot', valid(undefined, '{ header: Authorization, format: "Bearer x" }'), `${FILE}:5: secrets.K.inject.format: must contain {K} (or {secret})`],
     ['an unsupported injector (sigv4)', valid(undefined, '{ type: sigv4, format: "{K}" }'), `${FILE}:5: secrets.K.inject.type: inject type 'sigv4' is not supported by this version of keyswap`],
     ['two sites naming one place', valid(undefined, '[{ header: X-Key, format: "{K}" }, { header: x-key, format: "Bearer {K}" }]'), `${FILE}:5: secrets.K.inject[1]: names the same place as inject[0] (header:x-key)`],
-    ['a body site in a list', valid(undefined, '[{ header: X-Key, format: "{K}" }, { type: body }]'), `${FILE}:5: secrets.K.inject[1]: a body site cannot be one of several`],
+    ['two body sites in a list', valid(undefined, '[{ type: body }, { header: X-Key, format: "{K}" }, { type: body, content_type: text/plain }]'), `${FILE}:5: secrets.K.inject[2]: names the same place as inject[0] (body)`],
+    ['multi with one injector', valid(undefined, '{ type: multi, injectors: [{ header: X-Key, format: "{K}" }] }'), `${FILE}:5: secrets.K.inject.injectors: lists 1 injector; multi takes 2 to 4`],
+    ['multi nested', valid(undefined, '{ type: multi, injectors: [{ header: X-Key, format: "{K}" }, { type: multi }] }'), `${FILE}:5: secrets.K.inject.injectors[1].type: multi cannot nest`],
+    ['multi with a leaf key of its own', valid(undefined, '{ type: multi, header: X-Key, injectors: [{ header: X-Key, format: "{K}" }, { type: body }] }'), `${FILE}:5: secrets.K.inject.header: not valid for inject type multi`],
+    ['injectors without multi', valid(undefined, '{ header: X-Key, format: "{K}", injectors: [] }'), `${FILE}:5: secrets.K.inject.injectors: only valid with type: multi`],
     ['an inject that is neither a site nor a list', valid(undefined, '"Bearer {K}"'), `${FILE}:5: secrets.K.inject: must be a mapping or a list, not a string`],
     ['an empty inject list', valid(undefined, '[]'), `${FILE}:5: secrets.K.inject`],
     ['a bad site inside a list', valid(undefined, '[{ header: X-Key, format: "{K}" }, { header: Authorization, format: "Bearer x" }]'), `${FILE}:5: secrets.K.inject[1].format: must contain {K} (or {secret})`],
