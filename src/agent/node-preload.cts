@@ -10,84 +10,120 @@
  * themselves (NODE_USE_ENV_PROXY=1, Node ≥ 22.21 or 24.5) keep their own node:https handling. Never fatal: an
  * agent that cannot load this still runs, and says why.
  */
+import { realpathSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
+import { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 
-try {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const undici = require('undici') as typeof import('undici');
-  undici.setGlobalDispatcher(new undici.EnvHttpProxyAgent());
-} catch (err) {
-  process.stderr.write(`keyswap: fetch() in this process will not use the proxy: ${(err as Error).message}\n`);
+// keyswap itself, started from a shell that ran `eval "$(keyswap env)"`, inherits this preload: its own upstream
+// connections must never be routed through whatever HTTPS_PROXY names.
+if (!isKeyswapItself()) {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const undici = require('undici') as typeof import('undici');
+    undici.setGlobalDispatcher(new undici.EnvHttpProxyAgent());
+  } catch (err) {
+    process.stderr.write(`keyswap: fetch() in this process will not use the proxy: ${(err as Error).message}\n`);
+  }
+
+  try {
+    routeNodeHttps();
+  } catch (err) {
+    process.stderr.write(`keyswap: node:https in this process will not use the proxy: ${(err as Error).message}\n`);
+  }
 }
 
-try {
-  routeNodeHttps();
-} catch (err) {
-  process.stderr.write(`keyswap: node:https in this process will not use the proxy: ${(err as Error).message}\n`);
+function isKeyswapItself(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? '') === path.resolve(__dirname, '../cli/main.js');
+  } catch {
+    return false;
+  }
 }
+
+type ConnectOptions = tls.ConnectionOptions & { host?: string; port?: number | string; socketPath?: string; path?: string | null };
 
 function routeNodeHttps(): void {
   if (nodeRoutesItself()) return;
-  const proxyText = process.env.HTTPS_PROXY ?? process.env.https_proxy ?? '';
+  // undici's order (EnvHttpProxyAgent): the lower-case spelling first, so fetch() and node:https agree.
+  const proxyText = process.env.https_proxy ?? process.env.HTTPS_PROXY ?? '';
   if (proxyText === '') return;
   const proxy = new URL(proxyText);
   if (proxy.protocol !== 'http:') throw new Error(`HTTPS_PROXY ${proxy.protocol}// is not supported here (http:// only)`);
-  const noProxy = parseNoProxy(process.env.NO_PROXY ?? process.env.no_proxy ?? '');
+  const noProxy = parseNoProxy(process.env.no_proxy ?? process.env.NO_PROXY ?? '');
   const proxyAuth = proxy.username === '' ? null
     : `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}`;
-  type CreateConnection = (this: https.Agent, options: tls.ConnectionOptions & { host?: string; port?: number | string }) => tls.TLSSocket;
+  type CreateConnection = (this: https.Agent, options: ConnectOptions, callback?: unknown) => tls.TLSSocket;
   const proto = https.Agent.prototype as unknown as { createConnection: CreateConnection };
   const direct = proto.createConnection;
-  proto.createConnection = function createConnection(options, callback?: (err: Error | null, socket?: tls.TLSSocket) => void) {
+  proto.createConnection = function createConnection(options) {
     const host = stripBrackets(String(options.host ?? 'localhost'));
     const port = Number(options.port ?? 443);
-    if (callback === undefined || isBypassed(noProxy, host, port)) return direct.call(this, options);
-    tunnel(proxy, proxyAuth, host, port, (err, socket) => {
-      if (err !== null || socket === undefined) callback(err ?? new Error('no tunnel'));
-      // The agent's own TLS set-up (session cache, servername, the caller's ca/checkServerIdentity) on the tunnel.
-      else callback(null, direct.call(this, { ...options, socket }));
-    });
-    return undefined as unknown as tls.TLSSocket; // http.Agent waits for the callback
+    // A unix socket is a local service, not a destination a proxy could reach.
+    if (options.socketPath !== undefined || (typeof options.path === 'string' && options.path !== '') || isBypassed(noProxy, host, port)) return direct.call(this, options);
+    // The agent's own TLS set-up (session cache, servername, the caller's ca/checkServerIdentity), over a stream
+    // that carries TLS once the proxy has answered the CONNECT: the socket is returned at once, as Node expects.
+    return direct.call(this, { ...options, socket: tunnel(proxy, proxyAuth, host, port) as net.Socket });
   } as CreateConnection;
 }
 
-/** A CONNECT tunnel to host:port through the proxy; the callback gets the raw socket once the proxy said 2xx. */
-function tunnel(proxy: URL, auth: string | null, host: string, port: number, done: (err: Error | null, socket?: net.Socket) => void): void {
+/**
+ * A CONNECT tunnel to host:port through the proxy, as a stream that is usable at once: what is written before the
+ * proxy answers waits, and a refusal destroys it with an error naming the proxy's status.
+ */
+function tunnel(proxy: URL, auth: string | null, host: string, port: number): Duplex {
   const authority = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
   const socket = net.connect({ host: stripBrackets(proxy.hostname), port: Number(proxy.port || 80) });
-  let head = Buffer.alloc(0);
-  const fail = (err: Error): void => {
-    socket.destroy();
-    done(err);
-  };
-  socket.once('error', fail);
+  const waiting: [Buffer, (err?: Error | null) => void][] = [];
+  let open = false;
+  const stream = new Duplex({
+    write(chunk: Buffer, _enc, done) {
+      if (open) socket.write(chunk, done);
+      else waiting.push([chunk, done]);
+    },
+    final(done) {
+      socket.end(done);
+    },
+    read() {
+      if (open) socket.resume();
+    },
+    destroy(err, done) {
+      socket.destroy();
+      done(err);
+    },
+  });
+  socket.once('error', (err) => stream.destroy(err));
   socket.once('connect', () => {
     socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth === null ? '' : `Proxy-Authorization: ${auth}\r\n`}\r\n`);
   });
-  const onData = (chunk: Buffer): void => {
+  let head = Buffer.alloc(0);
+  const onHead = (chunk: Buffer): void => {
     head = Buffer.concat([head, chunk]);
     const end = head.indexOf('\r\n\r\n');
     if (end < 0) {
-      if (head.length > 16_384) fail(new Error('the proxy sent an oversized CONNECT response'));
+      if (head.length > 16_384) stream.destroy(new Error('the proxy sent an oversized CONNECT response'));
       return;
     }
-    socket.off('data', onData);
-    socket.off('error', fail);
+    socket.off('data', onHead);
     const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, end).toString('latin1'))?.[1];
     if (status === undefined || !status.startsWith('2')) {
-      fail(new Error(`the proxy refused CONNECT ${authority}: ${status ?? 'no status'} (see keyswap's log)`));
+      stream.destroy(new Error(`the proxy refused CONNECT ${authority}: ${status ?? 'no status'} (see keyswap's log)`));
       return;
     }
     // A proxy never sends tunnel bytes before the client's TLS hello; anything after the head would be forged.
     if (head.length > end + 4) {
-      fail(new Error('the proxy sent bytes after its CONNECT response'));
+      stream.destroy(new Error('the proxy sent bytes after its CONNECT response'));
       return;
     }
-    done(null, socket);
+    open = true;
+    socket.on('data', (c: Buffer) => { if (!stream.push(c)) socket.pause(); });
+    socket.once('end', () => stream.push(null));
+    for (const [chunk, done] of waiting.splice(0)) socket.write(chunk, done);
   };
-  socket.on('data', onData);
+  socket.on('data', onHead);
+  return stream;
 }
 
 interface NoProxyEntry { readonly host: string; readonly port: number | null }
@@ -109,7 +145,9 @@ function parseNoProxy(text: string): NoProxyEntry[] | 'all' {
 function isBypassed(noProxy: NoProxyEntry[] | 'all', host: string, port: number): boolean {
   if (noProxy === 'all') return true;
   const name = host.toLowerCase().replace(/\.$/, '');
-  return noProxy.some((e) => (e.port === null || e.port === port) && (name === e.host || name.endsWith(`.${e.host}`)));
+  // Suffixes are for names: `0.0.1` must not cover 127.0.0.1.
+  const isIp = net.isIP(name) !== 0;
+  return noProxy.some((e) => (e.port === null || e.port === port) && (name === e.host || (!isIp && name.endsWith(`.${e.host}`))));
 }
 
 function stripBrackets(host: string): string {

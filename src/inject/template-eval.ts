@@ -2,6 +2,13 @@ import { createHash, createHmac } from 'node:crypto';
 import type { TemplateExpr, TemplateSegment } from '../config/index.js';
 
 /** Renders a parsed template. Pure but for the clock, which totp reads from `nowMs`. */
+/** Whether a template's rendering changes with the clock (totp): its echoes must be looked for in every window near now. */
+export function usesClock(segments: readonly TemplateSegment[]): boolean {
+  const walk = (e: TemplateExpr): boolean =>
+    e.kind === 'call' ? e.fn === 'totp' || e.args.some(walk) : e.kind === 'filter' ? walk(e.arg) : e.kind === 'concat' ? walk(e.left) || walk(e.right) : false;
+  return segments.some((s) => s.kind === 'expr' && walk(s.expr));
+}
+
 export function evaluateTemplate(segments: readonly TemplateSegment[], values: ReadonlyMap<string, string>, nowMs: number): string {
   let out = '';
   for (const s of segments) out += s.kind === 'text' ? s.text : evaluate(s.expr, values, nowMs);

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Transform } from 'node:stream';
 import type { SecretSpec } from '../config/index.js';
-import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
+import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, usesClock, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type CompiledPolicy, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import type { Secret } from '../secrets/index.js';
 import { endToEndPairs, formatAuthority, mediaType, requestFraming, type HeaderPair } from '../wire/index.js';
@@ -54,7 +54,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
     // may come back in a response (an earlier request, or an earlier keyswap, stored it upstream) (K1). A
     // failure here sends nothing.
-    const scrubbed = verdict.scrubbed;
+    // A honeytoken injected here has a value, and its echo is as much a leak as any secret's.
+    const scrubbed = [...verdict.scrubbed, ...verdict.injections.map((i) => i.secret).filter((s) => s.honeytoken && s.responseScrub !== 'off')];
     const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret).concat(scrubbed));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
     const parts: RequestParts = { headers, path, query };
@@ -75,7 +76,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
       framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : framing,
       body,
-      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap.policy, target, scrubbed, values, renderedCredentials([...placements, ...bodyPlacements])),
+      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap.policy, target, scrubbed, values, nowMs),
     });
   } catch (err) {
     ex.refuse(err);
@@ -135,37 +136,49 @@ function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: r
 const scrubSets = new WeakMap<CompiledPolicy, Map<string, { readonly values: readonly Secret[]; readonly set: ReturnType<typeof scrubNeedles> }>>();
 const echoFormsOf = new WeakMap<Secret, readonly string[]>();
 
-/**
- * What a template rendered (an hmac, a concatenation of parts): a credential in its own right, which no part's
- * own echo forms would find. Per request, since it may depend on the clock (totp).
- */
-function renderedCredentials(placements: readonly Placement[]): ScrubTarget[] {
-  return placements
-    .filter((p) => p.site.render.kind === 'template' && p.secret.responseScrub !== 'off')
-    .map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, mode: p.secret.responseScrub === 'block' ? 'block' : 'redact', forms: echoForms(p.text) }));
-}
-
-function scrubberFor(policy: CompiledPolicy, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, rendered: readonly ScrubTarget[]): Scrubber {
-  if (rendered.length > 0) return new Scrubber(scrubNeedles([...scrubTargets(specs, values), ...rendered]));
+function scrubberFor(policy: CompiledPolicy, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, nowMs: number): Scrubber {
+  // A totp rendering changes every 30 s: its needles are built per request, never kept.
+  if (specs.some(hasClockTemplate)) return new Scrubber(scrubNeedles(scrubTargets(specs, values, nowMs)));
   const key = `${target.scheme}://${target.host}:${target.port}`;
   const used = specs.flatMap((s) => namesToFetch(s).flatMap((n) => values.get(n) ?? []));
   let perPolicy = scrubSets.get(policy);
   if (perPolicy === undefined) scrubSets.set(policy, (perPolicy = new Map()));
   const hit = perPolicy.get(key);
   if (hit !== undefined && hit.values.length === used.length && hit.values.every((v, i) => v === used[i])) return new Scrubber(hit.set);
-  const set = scrubNeedles(scrubTargets(specs, values));
+  const set = scrubNeedles(scrubTargets(specs, values, nowMs));
   if (perPolicy.size > 1000) perPolicy.clear(); // wildcard hosts: keep the memo bounded
   perPolicy.set(key, { values: used, set });
   return new Scrubber(set);
 }
 
-function scrubTargets(specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>): ScrubTarget[] {
+/**
+ * Each secret's echo forms: its values', and what each of its templates renders from them (an hmac, a
+ * concatenation of parts: a credential in its own right, which no part's forms would find). Rendered from the
+ * cached values for every response of a bound destination, not only one that injected it: an upstream may keep a
+ * rendering and hand it back to a later request. A totp rendering is looked for in the windows either side of now.
+ */
+function scrubTargets(specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, nowMs: number): ScrubTarget[] {
   return specs.map((s) => ({
     secretName: s.name,
     placeholder: s.placeholder,
     mode: s.responseScrub === 'block' ? 'block' : 'redact',
-    forms: namesToFetch(s).flatMap((n) => { const v = values.get(n); return v === undefined ? [] : formsOf(v); }),
+    forms: [...namesToFetch(s).flatMap((n) => { const v = values.get(n); return v === undefined ? [] : formsOf(v); }), ...templateForms(s, values, nowMs)],
   }));
+}
+
+function templateForms(s: SecretSpec, values: ReadonlyMap<string, Secret>, nowMs: number): string[] {
+  const templates = s.sites.filter((site) => site.render.kind === 'template');
+  if (templates.length === 0) return [];
+  const plain = new Map(namesToFetch(s).map((n) => [n, values.get(n)?.reveal() ?? '']));
+  return templates.flatMap((site) => {
+    const times = site.render.kind === 'template' && usesClock(site.render.segments) ? [nowMs - 30_000, nowMs, nowMs + 30_000] : [nowMs];
+    // A value a template cannot render (a totp secret that is not base32) can never be injected: nothing to find.
+    return times.flatMap((t) => { try { return echoForms(renderSecret(s, site, plain, t)); } catch { return []; } });
+  });
+}
+
+function hasClockTemplate(s: SecretSpec): boolean {
+  return s.sites.some((site) => site.render.kind === 'template' && usesClock(site.render.segments));
 }
 
 /** Echo forms per cached secret object: computed once per fetch, not per request. */
