@@ -15,7 +15,8 @@ export const CLIENTS = [
   { name: 'node undici (global)', api: 'openai', cmd: ['node', 'node/undici.mjs'], needs: [{ npm: 'undici' }] },
   { name: 'node undici (global) stream', api: 'openai', stream: true, cmd: ['node', 'node/undici-stream.mjs'], needs: [{ npm: 'undici' }] },
   { name: 'node axios 1.21', api: 'openai', cmd: ['node', 'node/axios.mjs'], needs: [{ npm: 'axios' }] },
-  { name: 'node axios 1.20 (pre-1.21)', api: 'openai', cmd: ['node', 'node/axios-pre-1.21.mjs'], needs: [{ npm: 'axios-pre-1.21' }] },
+  // 1.16.0 is the last axios that sends an https request to an http proxy in absolute form, in the clear; 1.16.1 tunnels.
+  { name: 'node axios 1.16.0 (absolute-form)', api: 'openai', cmd: ['node', 'node/axios-1.16.mjs'], needs: [{ npm: 'axios-1.16' }] },
   { name: 'node got', api: 'openai', cmd: ['node', 'node/got.mjs'], needs: [{ npm: 'got' }] },
   { name: 'node node-fetch@2', api: 'openai', cmd: ['node', 'node/node-fetch.mjs'], needs: [{ npm: 'node-fetch' }] },
   { name: 'node https.request', api: 'openai', cmd: ['node', 'node/https-request.mjs'], needs: [] },

@@ -102,7 +102,9 @@ describe.skipIf('skip' in ns)('client matrix: real clients under keyswap run, in
     const line = (r: string[]) => `${(r[0] ?? '').padEnd(width[0] ?? 0)}  ${(r[1] ?? '').padEnd(width[1] ?? 0)}  ${r[2] ?? ''}`;
     const goLine = results?.go ? `go build: ${results.go.seconds.toFixed(2)} s${results.go.error ? ' (failed)' : ''}\n` : '';
     console.log(`client matrix (${((Date.now() - started) / 1000).toFixed(1)} s in all)\n${goLine}${[line(['client', 'result', 'seconds']), ...rows.map(line)].join('\n')}`);
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    // KEYSWAP_MATRIX_KEEP=1 keeps the config, audit log and per-client results for a look after a failure.
+    if (dir !== '' && process.env.KEYSWAP_MATRIX_KEEP === '1') console.log(`client matrix files kept in ${dir}`);
+    else if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
   it('the runner started the stand-ins and keyswap inside the namespace', () => {
@@ -174,6 +176,8 @@ function judge(spec: ClientSpec, run: ClientRun | undefined): void {
 
 function firstLine(run: ClientRun | undefined, err: unknown): string {
   const message = redact(err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
-  const stderr = redact(run?.stderr ?? '').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('keyswap: removed')).at(-1) ?? '';
+  // The line that says why, not a stack frame or the runtime's version banner.
+  const lines = redact(run?.stderr ?? '').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('keyswap: removed'));
+  const stderr = lines.find((l) => /error|fail|refused|denied|EAI_|certificate|unable/i.test(l)) ?? lines.at(-1) ?? '';
   return `${message.slice(0, 120)}${stderr ? ` | ${stderr.trim().slice(0, 160)}` : ''}`;
 }

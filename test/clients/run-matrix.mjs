@@ -38,7 +38,8 @@ const configPath = path.join(dir, 'keyswap.yaml');
 writeFileSync(configPath, matrixConfig({ dir, testCaPath, ports: { ...apis.ports, git: gitServer.port }, keys }));
 const home = path.join(dir, 'home');
 mkdirSync(home, { recursive: true });
-const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' };
+// No .pyc next to the Python clients: the checkout stays as committed.
+const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', PYTHONDONTWRITEBYTECODE: '1' };
 
 const serve = spawn(process.execPath, [KEYSWAP, 'serve', '--config', configPath], {
   cwd: dir,

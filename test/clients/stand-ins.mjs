@@ -83,7 +83,7 @@ async function openai(req, res, cred, record) {
 async function anthropic(req, res, cred, record) {
   const url = new URL(req.url ?? '/', 'https://api.anthropic.com');
   if (cred.kind !== 'real') {
-    return json(res, 401, { type: 'error', error: { type: 'authentication_error', message: `invalid x-api-key: ${cred.value}` } });
+    return json(res, 401, { type: 'error', error: { type: 'authentication_error', message: `invalid API key: ${cred.value}` } });
   }
   if (req.method !== 'POST' || url.pathname !== '/v1/messages') return json(res, 404, { type: 'error', error: { type: 'not_found_error', message: 'not found' } });
   const body = await readJson(req);

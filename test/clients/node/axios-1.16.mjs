@@ -1,4 +1,4 @@
-import axios from 'axios-pre-1.21';
+import axios from 'axios-1.16';
 import { echoOf, report } from './report.mjs';
 
 // axios reads HTTPS_PROXY itself; validateStatus keeps a 401 a result rather than a throw.
