@@ -17,6 +17,8 @@ const RUN_BOUND_MS = 300_000;
 /** `unshare -n` as root (CI), `unshare -rn` as a user with user namespaces, else the reason nothing can run. */
 function namespacePrefix(): { argv: string[] } | { skip: string } {
   const tries = process.getuid?.() === 0 ? [['unshare', '-n'], ['unshare', '-rn']] : [['unshare', '-rn']];
+  // The namespace starts with loopback down; without ip(8) the runner could not bring it up.
+  if (spawnSync('sh', ['-c', 'command -v ip'], { stdio: 'ignore' }).status !== 0) return { skip: 'ip (iproute2) is not installed; .ci/run installs it' };
   const errors: string[] = [];
   for (const argv of tries) {
     const r = spawnSync(argv[0] ?? 'unshare', [...argv.slice(1), 'true'], { encoding: 'utf8', timeout: 10_000 });
