@@ -99,12 +99,13 @@ describe.skipIf('skip' in ns)('client matrix: real clients under keyswap run, in
   afterAll(() => {
     const rows = CLIENTS.map((c) => {
       const run = results?.clients.find((r) => r.name === c.name);
-      return [c.name, outcomes.get(c.name) ?? 'not run', run?.seconds === undefined ? '' : run.seconds.toFixed(2)];
+      const stream = c.stream && run?.report?.chunks !== undefined ? `${run.report.chunks} chunks, first at ${run.report.ttfc_ms ?? '?'} ms` : '';
+      return [c.name, run?.seconds === undefined ? '' : run.seconds.toFixed(2), stream, outcomes.get(c.name) ?? 'not run'];
     });
-    const width = [0, 1].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length), 6));
-    const line = (r: string[]) => `${(r[0] ?? '').padEnd(width[0] ?? 0)}  ${(r[1] ?? '').padEnd(width[1] ?? 0)}  ${r[2] ?? ''}`;
+    const width = [0, 1, 2].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length), 7));
+    const line = (r: string[]) => `${(r[0] ?? '').padEnd(width[0] ?? 0)}  ${(r[1] ?? '').padStart(width[1] ?? 0)}  ${(r[2] ?? '').padEnd(width[2] ?? 0)}  ${r[3] ?? ''}`;
     const goLine = results?.go ? `go build: ${results.go.seconds.toFixed(2)} s${results.go.error ? ' (failed)' : ''}\n` : '';
-    console.log(`client matrix (${((Date.now() - started) / 1000).toFixed(1)} s in all)\n${goLine}${[line(['client', 'result', 'seconds']), ...rows.map(line)].join('\n')}`);
+    console.log(`client matrix (${((Date.now() - started) / 1000).toFixed(1)} s in all)\n${goLine}${[line(['client', 'seconds', 'stream', 'result']), ...rows.map(line)].join('\n')}`);
     // KEYSWAP_MATRIX_KEEP=1 keeps the config, audit log and per-client results for a look after a failure.
     if (dir !== '' && process.env.KEYSWAP_MATRIX_KEEP === '1') console.log(`client matrix files kept in ${dir}`);
     else if (dir !== '') rmSync(dir, { recursive: true, force: true });
@@ -176,9 +177,10 @@ function judge(spec: ClientSpec, run: ClientRun | undefined): void {
 }
 
 function firstLine(run: ClientRun | undefined, err: unknown): string {
-  const message = redact(err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
-  // The line that says why, not a stack frame or the runtime's version banner.
-  const lines = redact(run?.stderr ?? '').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('keyswap: removed'));
-  const stderr = lines.find((l) => /error|fail|refused|denied|EAI_|certificate|unable/i.test(l)) ?? lines.at(-1) ?? '';
-  return `${message.slice(0, 120)}${stderr ? ` | ${stderr.trim().slice(0, 160)}` : ''}`;
+  const message = (redact(err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '').replace(/; output:$/, '');
+  const status = run?.report?.status === undefined ? '' : ` (status ${run.report.status})`;
+  // The line that says why: an error's own line before any that merely mentions an error (a stack frame, a path).
+  const lines = redact(run?.stderr ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('keyswap: removed'));
+  const why = lines.find((l) => /^[A-Z]\w*(Error|Exception)\b/.test(l)) ?? lines.find((l) => /error|fail|refused|denied|EAI_|certificate|unable/i.test(l) && !/file:\/\/|node_modules\//.test(l)) ?? '';
+  return `${message.slice(0, 60)}${status}${why ? ` | ${why.slice(0, 200)}` : ''}`;
 }
