@@ -36,7 +36,7 @@ type Keys = Record<'OPENAI_API_KEY' | 'ANTHROPIC_API_KEY' | 'GITHUB_TOKEN', Key>
 interface SeenRequest { api: string; method: string; path: string; via: string; key: 'real' | 'placeholder' | 'other' | 'none'; status: number; lastChunkWrittenAt: number | null }
 interface ClientReport { status?: number; echo?: string | null; chunks?: number; first_chunk_at?: number | null; ttfc_ms?: number | null; readme?: string; config_holds_placeholder?: boolean }
 interface ClientRun { name: string; skipped: string | null; notRun?: string; exitCode?: number | null; signal?: string | null; timedOut?: boolean; stdout?: string; stderr?: string; seconds?: number; report?: ClientReport | null; requests?: SeenRequest[] }
-interface Results { keyswap: { listening: boolean; stdout: string; stderr: string; auditPath: string }; go: { seconds: number; error: string | null } | null; clients: ClientRun[] }
+interface Results { phases?: Record<string, number>; keyswap: { listening: boolean; stdout: string; stderr: string; auditPath: string }; go: { seconds: number; error: string | null } | null; clients: ClientRun[] }
 
 const alnum = (n: number): string => randomBytes(n * 2).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, n);
 /** Canaries shaped like the real thing, so any shape-based handling applies to them as it would to real keys. */
@@ -105,7 +105,8 @@ describe.skipIf('skip' in ns)('client matrix: real clients under keyswap run, in
     const width = [0, 1, 2].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length), 7));
     const line = (r: string[]) => `${(r[0] ?? '').padEnd(width[0] ?? 0)}  ${(r[1] ?? '').padStart(width[1] ?? 0)}  ${(r[2] ?? '').padEnd(width[2] ?? 0)}  ${r[3] ?? ''}`;
     const goLine = results?.go ? `go build: ${results.go.seconds.toFixed(2)} s${results.go.error ? ' (failed)' : ''}\n` : '';
-    console.log(`client matrix (${((Date.now() - started) / 1000).toFixed(1)} s in all)\n${goLine}${[line(['client', 'seconds', 'stream', 'result']), ...rows.map(line)].join('\n')}`);
+    const phaseLine = results?.phases ? `runner phases (s since its start): ${Object.entries(results.phases).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n` : '';
+    console.log(`client matrix (${((Date.now() - started) / 1000).toFixed(1)} s in all)\n${phaseLine}${goLine}${[line(['client', 'seconds', 'stream', 'result']), ...rows.map(line)].join('\n')}`);
     // KEYSWAP_MATRIX_KEEP=1 keeps the config, audit log and per-client results for a look after a failure.
     if (dir !== '' && process.env.KEYSWAP_MATRIX_KEEP === '1') console.log(`client matrix files kept in ${dir}`);
     else if (dir !== '') rmSync(dir, { recursive: true, force: true });

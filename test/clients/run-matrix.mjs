@@ -18,6 +18,10 @@ const KEYSWAP = path.resolve(HERE, '../../dist/cli/main.js');
 const CLIENT_TIMEOUT_MS = 60_000;
 
 const [inputPath, resultsPath] = process.argv.slice(2);
+// Where the run's time goes, for the summary: seconds since the runner started, at the end of each phase.
+const t0 = Date.now();
+const phases = {};
+const phase = (name) => { phases[name] = (Date.now() - t0) / 1000; };
 /** @type {{ dir: string, tls: Record<'openai'|'anthropic'|'github', { certPem: string, keyPem: string }>, testCaPem: string, keys: Record<'OPENAI_API_KEY'|'ANTHROPIC_API_KEY'|'GITHUB_TOKEN', { real: string, placeholder: string }>, readme: string }} */
 const input = JSON.parse(readFileSync(inputPath, 'utf8'));
 const { dir, keys } = input;
@@ -30,6 +34,7 @@ const apis = await startApiStandIns({
   keys: { openai: keys.OPENAI_API_KEY, anthropic: keys.ANTHROPIC_API_KEY },
 });
 const gitServer = await startGitStandIn({ tls: input.tls.github, key: keys.GITHUB_TOKEN, repoPath: 'keyswap-test/repo.git', readme: input.readme });
+phase('stand-ins');
 const allRequests = () => [...apis.requests, ...gitServer.requests].sort((a, b) => a.at - b.at);
 
 const testCaPath = path.join(dir, 'stand-in-ca.pem');
@@ -57,8 +62,10 @@ const listening = await Promise.race([
     serve.stdout.on('data', check);
   }),
   serveExited.then(() => false),
-  new Promise((resolve) => setTimeout(() => resolve(false), 15_000)),
+  // unref: a pending bound must not keep the runner alive after its work is done.
+  new Promise((resolve) => setTimeout(() => resolve(false), 15_000).unref()),
 ]);
+phase('keyswap');
 
 const go = CLIENTS.some((c) => c.cmd[0] === 'go-client') && skipReason([{ cmd: 'go' }]) === null ? buildGoClient(path.join(HERE, 'go'), dir) : null;
 
@@ -94,6 +101,7 @@ function reportOf(stdout) {
   return null;
 }
 
+phase('go build');
 const clients = [];
 for (const spec of CLIENTS) {
   let skipped = skipReason(spec.needs);
@@ -117,12 +125,13 @@ for (const spec of CLIENTS) {
   clients.push({ name: spec.name, skipped: null, ...r, report: reportOf(r.stdout), requests });
 }
 
+phase('clients');
 serve.kill('SIGTERM');
-await Promise.race([serveExited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+await Promise.race([serveExited, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
 await apis.close();
 await gitServer.close();
 writeFileSync(
   resultsPath,
-  JSON.stringify({ keyswap: { listening, stdout: serveOut, stderr: serveErr, auditPath: path.join(dir, 'audit.jsonl'), configPath }, go: go && { seconds: go.seconds, error: 'error' in go ? go.error : null }, clients }, null, 1),
+  JSON.stringify({ keyswap: { listening, stdout: serveOut, stderr: serveErr, auditPath: path.join(dir, 'audit.jsonl'), configPath }, phases, go: go && { seconds: go.seconds, error: 'error' in go ? go.error : null }, clients }, null, 1),
   { mode: 0o600 },
 );
