@@ -65,7 +65,14 @@ function routeNodeHttps(): void {
     if (options.socketPath !== undefined || (typeof options.path === 'string' && options.path !== '') || isBypassed(noProxy, host, port)) return direct.call(this, options);
     // The agent's own TLS set-up (session cache, servername, the caller's ca/checkServerIdentity), over a stream
     // that carries TLS once the proxy has answered the CONNECT: the socket is returned at once, as Node expects.
-    return direct.call(this, { ...options, socket: tunnel(proxy, proxyAuth, host, port) as net.Socket });
+    const { stream, raw } = tunnel(proxy, proxyAuth, host, port);
+    const socket = direct.call(this, { ...options, socket: stream as net.Socket });
+    // A keep-alive agent unrefs the sockets it pools so the process can exit; the TLS socket cannot pass that on
+    // to the proxy connection beneath the stream, so it is passed on here.
+    const [unref, ref] = [socket.unref.bind(socket), socket.ref.bind(socket)];
+    socket.unref = () => { raw.unref(); return unref(); };
+    socket.ref = () => { raw.ref(); return ref(); };
+    return socket;
   } as CreateConnection;
 }
 
@@ -73,7 +80,7 @@ function routeNodeHttps(): void {
  * A CONNECT tunnel to host:port through the proxy, as a stream that is usable at once: what is written before the
  * proxy answers waits, and a refusal destroys it with an error naming the proxy's status.
  */
-function tunnel(proxy: URL, auth: string | null, host: string, port: number): Duplex {
+function tunnel(proxy: URL, auth: string | null, host: string, port: number): { readonly stream: Duplex; readonly raw: net.Socket } {
   const authority = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
   const socket = net.connect({ host: stripBrackets(proxy.hostname), port: Number(proxy.port || 80) });
   const waiting: [Buffer, (err?: Error | null) => void][] = [];
@@ -123,7 +130,7 @@ function tunnel(proxy: URL, auth: string | null, host: string, port: number): Du
     for (const [chunk, done] of waiting.splice(0)) socket.write(chunk, done);
   };
   socket.on('data', onHead);
-  return stream;
+  return { stream, raw: socket };
 }
 
 interface NoProxyEntry { readonly host: string; readonly port: number | null }
