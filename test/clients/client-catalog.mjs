@@ -39,6 +39,7 @@ export const CLIENTS = [
   { name: 'ruby Net::HTTP', api: 'openai', cmd: ['ruby', 'ruby/net_http.rb'], needs: [{ cmd: 'ruby' }] },
   { name: 'perl LWP', api: 'openai', cmd: ['perl', 'perl/lwp.pl'], needs: [{ cmd: 'perl' }, { perl: 'LWP::Protocol::https' }] },
   { name: 'php curl', api: 'openai', cmd: ['php', 'php/curl.php'], needs: [{ cmd: 'php' }, { php: 'curl' }] },
+  { name: 'php file_get_contents (stream context proxy)', api: 'openai', cmd: ['php', 'php/file-get-contents.php'], needs: [{ cmd: 'php' }, { php: 'openssl' }] },
   // Built once before the clients run (offline, standard library only); `go` here is the built binary.
   { name: 'go net/http', api: 'openai', cmd: ['go-client'], needs: [{ cmd: 'go' }] },
 ];
