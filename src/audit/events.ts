@@ -53,6 +53,7 @@ export type DenyReason =
   | 'request_timeout'
   | 'self_destination'
   | 'upstream_encoding_unsupported'
+  | 'token_exchange_failed'
   | 'internal';
 
 export type AuditEvent =
@@ -98,6 +99,24 @@ export type AuditEvent =
       readonly request_id: string;
       readonly destination: Destination;
       readonly client: string | null;
+    }
+  /**
+   * keyswap exchanged backend secrets for a credential at a token endpoint fixed by config (OAuth2, GitHub App):
+   * fsynced before the minted credential is first used. `endpoint` is the endpoint's host; `trigger` whether a
+   * request waited for it or it renewed a credential ahead of expiry. Never the credential or any input.
+   */
+  | {
+      readonly type: 'token_exchange';
+      readonly secret_name: string;
+      readonly minter: string;
+      readonly endpoint: string;
+      readonly trigger: 'request' | 'refresh_ahead';
+      readonly outcome: 'minted' | 'failed';
+      /** Why it failed: unreachable, timeout, untrusted, http_status, oauth_error, bad_response, input_unavailable. */
+      readonly reason: string | null;
+      /** The endpoint's HTTP status, when it answered. */
+      readonly status: number | null;
+      readonly expires_in_s: number | null;
     }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }

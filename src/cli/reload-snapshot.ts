@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigErrors, loadConfig, type Config } from '../config/index.js';
 import { compilePolicy } from '../policy/index.js';
-import { UpstreamClient, type Snapshot } from '../proxy/index.js';
+import { mintServiceFor, UpstreamClient, type Snapshot } from '../proxy/index.js';
 import type { LeafCache, LocalCa } from '../tls/index.js';
 import { requireCoverage } from './ca-requirements.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -28,7 +28,9 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
   await leaves.prewarm(boundHosts(next));
   const extraCaPem = next.upstream.extraCaFile === null ? null : await readExtraCa(next);
   // The old upstream client is left to its in-flight requests; its idle sockets time out on their own.
-  return { ...current, config: next, policy: compilePolicy(next), upstream: new UpstreamClient(next.upstream, extraCaPem) };
+  const upstream = new UpstreamClient(next.upstream, extraCaPem);
+  // Minted credentials go with the config they were minted for: a reload is also how an operator drops them.
+  return { ...current, config: next, policy: compilePolicy(next), upstream, mint: mintServiceFor(upstream, current.audit) };
 }
 
 export function reloadErrors(err: unknown): string[] {

@@ -18,7 +18,43 @@ export type Renderer =
   /** `format: "Bearer {NAME}"`: literal replace of `{NAME}` (or `{secret}`) with the secret's value. */
   | { readonly kind: 'format'; readonly format: string }
   /** `compose: [A, B]` + `template: "{{ ... }}"`: the closed expression language, parsed at load. */
-  | { readonly kind: 'template'; readonly source: string; readonly segments: readonly TemplateSegment[]; readonly compose: readonly string[] };
+  | { readonly kind: 'template'; readonly source: string; readonly segments: readonly TemplateSegment[]; readonly compose: readonly string[] }
+  /**
+   * A credential keyswap mints from backend secrets (an OAuth2 access token, a GitHub App installation token, a
+   * signed JWT): `format` with `slot` (`{access_token}`, `{token}`, `{jwt}`) replaced by what was minted.
+   */
+  | { readonly kind: 'minted'; readonly format: string; readonly slot: string; readonly minter: MinterSpec };
+
+/** How a minted credential is obtained. Every `*Secret` names a backend secret; every URL is fixed by config. */
+export type MinterSpec =
+  | {
+      readonly kind: 'oauth2_client_credentials';
+      readonly tokenUrl: string;
+      readonly clientAuth: 'body_post' | 'basic';
+      readonly clientIdSecret: string;
+      readonly clientSecretSecret: string;
+      readonly scopes: string | null;
+      readonly safetyMs: number;
+      readonly maxMs: number;
+    }
+  | {
+      readonly kind: 'github_app';
+      readonly appId: string;
+      readonly installationId: string;
+      readonly privateKeySecret: string;
+      /** `https://api.github.com`, or a GitHub Enterprise Server's API base. */
+      readonly apiBaseUrl: string;
+    }
+  | {
+      readonly kind: 'jwt_bearer';
+      readonly signingKeySecret: string;
+      readonly algorithm: 'HS256' | 'RS256' | 'ES256';
+      readonly issuer: string | null;
+      readonly subject: string | null;
+      readonly audience: string | null;
+      readonly ttlSeconds: number;
+      readonly extraClaims: Readonly<Record<string, unknown>>;
+    };
 
 /** A place in a request where a secret may be injected (a "site"); a secret has one or more. */
 export type InjectSpec =

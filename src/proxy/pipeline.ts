@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Transform } from 'node:stream';
 import type { SecretSpec } from '../config/index.js';
+import { minterInputs, type InjectSpec } from '../config/index.js';
+import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, usesClock, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type CompiledPolicy, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import type { Secret } from '../secrets/index.js';
@@ -59,7 +61,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret).concat(scrubbed));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
     const parts: RequestParts = { headers, path, query };
-    const placements = placementsOf(verdict.injections, values, nowMs);
+    const minted = await mintedCredentials(ex.snap.mint, verdict.injections, values);
+    const placements = placementsOf(verdict.injections, values, nowMs, minted);
     applyPlacements(parts, placements);
     if (scrubbed.length > 0) setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
     // Pipelined requests go upstream in turn; one behind an answer that closed the connection goes nowhere.
@@ -76,7 +79,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
       framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : framing,
       body,
-      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap.policy, target, scrubbed, values, nowMs),
+      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, minted),
     });
   } catch (err) {
     ex.refuse(err);
@@ -101,11 +104,34 @@ function setHeader(headers: HeaderPair[], name: string, value: string): void {
 }
 
 /** The text to place at each site an injection writes; reveal() happens here and nowhere else on the request path. */
-function placementsOf(injections: readonly Injection[], values: ReadonlyMap<string, Secret>, nowMs: number): Placement[] {
+function placementsOf(injections: readonly Injection[], values: ReadonlyMap<string, Secret>, nowMs: number, minted: MintedBySite = new Map()): Placement[] {
   return injections.flatMap(({ secret, sites }) => {
     const plain = new Map(namesToFetch(secret).map((n) => [n, values.get(n)?.reveal() ?? '']));
-    return sites.map((site): Placement => ({ secret, site, text: renderSecret(secret, site, plain, nowMs) }));
+    return sites.map((site): Placement => ({ secret, site, text: renderSecret(secret, site, plain, nowMs, minted.get(site)?.value.reveal() ?? null) }));
   });
+}
+
+type MintedBySite = ReadonlyMap<InjectSpec, { readonly secret: SecretSpec; readonly value: Secret }>;
+
+/**
+ * The credentials this request's minted sites need (OAuth2 access tokens, installation tokens, JWTs), from the
+ * snapshot's mint service: cached, or exchanged now with the exchange audited before its result is used. Any
+ * failure refuses the request with 503 and nothing sent.
+ */
+async function mintedCredentials(mint: MintService, injections: readonly Injection[], values: ReadonlyMap<string, Secret>): Promise<MintedBySite> {
+  const out = new Map<InjectSpec, { readonly secret: SecretSpec; readonly value: Secret }>();
+  for (const { secret, sites } of injections) {
+    for (const site of sites) {
+      if (site.render.kind !== 'minted') continue;
+      const inputs = new Map(minterInputs(site.render.minter).map((n): [string, Secret] => [n, values.get(n) as Secret]));
+      try {
+        out.set(site, { secret, value: await mint.credential(secret.name, site.render.minter, inputs) });
+      } catch (err) {
+        throw err instanceof Refusal ? err : new Refusal('token_exchange_failed', { cause: err });
+      }
+    }
+  }
+  return out;
 }
 
 /**
@@ -136,19 +162,30 @@ function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: r
 const scrubSets = new WeakMap<CompiledPolicy, Map<string, { readonly values: readonly Secret[]; readonly set: ReturnType<typeof scrubNeedles> }>>();
 const echoFormsOf = new WeakMap<Secret, readonly string[]>();
 
-function scrubberFor(policy: CompiledPolicy, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, nowMs: number): Scrubber {
+function scrubberFor(snap: Snapshot, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, nowMs: number, minted: MintedBySite): Scrubber {
+  const mintedOf = mintedValuesOf(snap.mint, minted);
   // A totp rendering changes every 30 s: its needles are built per request, never kept.
-  if (specs.some(hasClockTemplate)) return new Scrubber(scrubNeedles(scrubTargets(specs, values, nowMs)));
+  if (specs.some(hasClockTemplate)) return new Scrubber(scrubNeedles(scrubTargets(specs, values, nowMs, mintedOf)));
   const key = `${target.scheme}://${target.host}:${target.port}`;
-  const used = specs.flatMap((s) => namesToFetch(s).flatMap((n) => values.get(n) ?? []));
-  let perPolicy = scrubSets.get(policy);
-  if (perPolicy === undefined) scrubSets.set(policy, (perPolicy = new Map()));
+  // The memo holds while the very same value objects are in use: a new fetch or a new minted credential rebuilds it.
+  const used = specs.flatMap((s) => [...namesToFetch(s).flatMap((n) => values.get(n) ?? []), ...mintedOf(s.name)]);
+  let perPolicy = scrubSets.get(snap.policy);
+  if (perPolicy === undefined) scrubSets.set(snap.policy, (perPolicy = new Map()));
   const hit = perPolicy.get(key);
   if (hit !== undefined && hit.values.length === used.length && hit.values.every((v, i) => v === used[i])) return new Scrubber(hit.set);
-  const set = scrubNeedles(scrubTargets(specs, values, nowMs));
+  const set = scrubNeedles(scrubTargets(specs, values, nowMs, mintedOf));
   if (perPolicy.size > 1000) perPolicy.clear(); // wildcard hosts: keep the memo bounded
   perPolicy.set(key, { values: used, set });
   return new Scrubber(set);
+}
+
+/** A secret's minted credentials still in use (cached, or minted for this request): each is a credential to scrub. */
+function mintedValuesOf(mint: MintService, minted: MintedBySite): (secretName: string) => readonly Secret[] {
+  return (name) => {
+    const live = mint.live(name);
+    const here = [...minted.values()].filter((m) => m.secret.name === name && !live.includes(m.value)).map((m) => m.value);
+    return here.length === 0 ? live : [...live, ...here];
+  };
 }
 
 /**
@@ -157,12 +194,16 @@ function scrubberFor(policy: CompiledPolicy, target: Target, specs: readonly Sec
  * cached values for every response of a bound destination, not only one that injected it: an upstream may keep a
  * rendering and hand it back to a later request. A totp rendering is looked for in the windows either side of now.
  */
-function scrubTargets(specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, nowMs: number): ScrubTarget[] {
+function scrubTargets(specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, nowMs: number, mintedOf: (name: string) => readonly Secret[]): ScrubTarget[] {
   return specs.map((s) => ({
     secretName: s.name,
     placeholder: s.placeholder,
     mode: s.responseScrub === 'block' ? 'block' : 'redact',
-    forms: [...namesToFetch(s).flatMap((n) => { const v = values.get(n); return v === undefined ? [] : formsOf(v); }), ...templateForms(s, values, nowMs)],
+    forms: [
+      ...namesToFetch(s).flatMap((n) => { const v = values.get(n); return v === undefined ? [] : formsOf(v); }),
+      ...templateForms(s, values, nowMs),
+      ...mintedOf(s.name).flatMap(formsOf),
+    ],
   }));
 }
 

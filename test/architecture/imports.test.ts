@@ -2,15 +2,16 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// DESIGN.md §3: cli → proxy → {policy, inject, secrets, audit, tls} → {config, wire}. Peers never import each
-// other; wire/ (every wire-format question, answered once) imports nothing.
+// DESIGN.md §3: cli → proxy → {policy, inject, mint, secrets, audit, tls} → {config, wire}. Peers never import each
+// other; wire/ (every wire-format question, answered once) imports nothing. secret.ts, the opaque value, is for all.
 // metrics/ (issue #6) sits beside proxy: it reads audit events, and only cli/ wires it in.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['proxy', 'metrics', 'policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts', 'atomic-file.ts'],
-  proxy: ['policy', 'inject', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts'],
+  cli: ['proxy', 'metrics', 'policy', 'inject', 'mint', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
+  proxy: ['policy', 'inject', 'mint', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts', 'secret.ts'],
+  mint: ['config', 'secret.ts'],
   policy: ['config', 'wire'],
   inject: ['config', 'wire'],
-  secrets: ['config', 'log.ts', 'atomic-file.ts', 'file-lock.ts'],
+  secrets: ['config', 'log.ts', 'atomic-file.ts', 'file-lock.ts', 'secret.ts'],
   audit: ['config', 'log.ts', 'file-lock.ts', 'atomic-file.ts'],
   tls: ['config', 'log.ts', 'atomic-file.ts'],
   metrics: ['audit'],

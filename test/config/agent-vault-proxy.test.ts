@@ -51,8 +51,8 @@ secrets:
       messages = (err as { errors: { message: string }[] }).errors.map((e) => e.message);
     }
     expect(messages).toEqual([
-      `${FILE}:8: secrets.GOOGLE.inject.type: inject type 'oauth2_refresh' is not supported by this version of keyswap (supported: header, basic, query, path, body)`,
-      `${FILE}:16: secrets.AWS.inject.type: inject type 'sigv4' is not supported by this version of keyswap (supported: header, basic, query, path, body)`,
+      `${FILE}:8: secrets.GOOGLE.inject.type: inject type 'oauth2_refresh' is not supported by this version of keyswap (supported: header, basic, query, path, body, multi, oauth2_client_credentials, github_app, jwt_bearer)`,
+      `${FILE}:16: secrets.AWS.inject.type: inject type 'sigv4' is not supported by this version of keyswap (supported: header, basic, query, path, body, multi, oauth2_client_credentials, github_app, jwt_bearer)`,
       `${FILE}:20: secrets.OK.inject.token_url: not valid for inject type header; valid keys: type, header, format, template`,
     ]);
   });

@@ -70,7 +70,9 @@ describe('keyswap ca', () => {
     expect(r.stdout).toMatch(new RegExp(`keyswap \\(pid ${h.child.pid}\\) still signs with the old CA: restart it`));
     expect(statSync(path.join(stateDir, 'ca-key.pem')).mode & 0o777).toBe(0o600);
     // The old key is gone from the state directory (no backup, no temp file left behind).
-    for (const f of readdirSync(stateDir)) expect(readFileSync(path.join(stateDir, f), 'latin1')).not.toContain(keyBody(oldKey).slice(0, 64));
+    for (const f of readdirSync(stateDir, { recursive: true, withFileTypes: true })) {
+      if (f.isFile()) expect(readFileSync(path.join(f.parentPath, f.name), 'latin1')).not.toContain(keyBody(oldKey).slice(0, 64));
+    }
     expect(readFileSync(path.join(stateDir, 'ca-bundle.pem'), 'utf8')).toContain(newCa.trim());
 
     // The running keyswap still presents leaves of the old CA until it restarts.

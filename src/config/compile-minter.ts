@@ -1,0 +1,128 @@
+/** Injectors whose credential keyswap mints (agent-vault-proxy's shapes): checked here, compiled to a header site. */
+import { z } from 'zod';
+import { reportIssue, type Report } from './report.js';
+import type { InjectSpec, MinterSpec } from './types.js';
+import type { FieldPath } from './yaml-source.js';
+
+export const MINTED_TYPES = ['oauth2_client_credentials', 'github_app', 'jwt_bearer'] as const;
+export type MintedType = (typeof MINTED_TYPES)[number];
+
+const secretName = z.string().min(1);
+const httpsUrl = z.string().refine((u) => {
+  try {
+    const url = new URL(u);
+    return url.protocol === 'https:' && url.username === '' && url.password === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}, 'must be an https:// URL without credentials or fragment');
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid header name');
+const seconds = z.number().int().positive();
+const common = { type: z.string(), header: headerName.optional(), format: z.string().optional() };
+
+const shapes = {
+  oauth2_client_credentials: z.strictObject({
+    ...common,
+    token_url: httpsUrl,
+    client_auth_method: z.enum(['body_post', 'basic']).optional(),
+    client_id_secret: secretName,
+    client_secret_secret: secretName,
+    scopes: z.union([z.string(), z.array(z.string().min(1))]).optional(),
+    cache_ttl_safety_seconds: z.number().int().nonnegative().optional(),
+    cache_ttl_max_seconds: seconds.optional(),
+  }),
+  github_app: z.strictObject({
+    ...common,
+    app_id: z.union([z.string().regex(/^[0-9]+$/, 'must be the numeric App ID'), z.number().int().positive()]),
+    installation_id: z.union([z.string().regex(/^[0-9]+$/, 'must be the numeric installation ID'), z.number().int().positive()]),
+    private_key_secret: secretName,
+    api_base_url: httpsUrl.optional(),
+  }),
+  jwt_bearer: z.strictObject({
+    ...common,
+    signing_key_secret: secretName,
+    algorithm: z.enum(['HS256', 'RS256', 'ES256']),
+    issuer: z.string().min(1).optional(),
+    subject: z.string().min(1).optional(),
+    audience: z.string().min(1).optional(),
+    ttl_seconds: z.number().int().min(10).max(86_400).optional(),
+    extra_claims: z.record(z.string(), z.unknown()).optional(),
+  }),
+} as const;
+
+/** Where the minted credential goes in `format`, and the format each type defaults to. */
+const SLOTS: Record<MintedType, readonly [slot: string, defaultFormat: string]> = {
+  oauth2_client_credentials: ['{access_token}', 'Bearer {access_token}'],
+  github_app: ['{token}', 'token {token}'],
+  jwt_bearer: ['{jwt}', 'Bearer {jwt}'],
+};
+const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti'];
+
+/** A minted injector as a header site; null (reported) when any key is wrong. */
+export function compileMinted(type: MintedType, raw: Record<string, unknown>, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {
+  const parsed = shapes[type].safeParse(raw);
+  if (!parsed.success) {
+    // reportIssue reads values by their path from the config's root: give it one with `raw` where it sits.
+    const root = p.reduceRight<unknown>((inner, key) => ({ [key]: inner }), raw);
+    for (const issue of parsed.error.issues) reportIssue({ ...issue, path: [...p, ...issue.path] } as z.core.$ZodIssue, err, root);
+    return null;
+  }
+  const [slot, defaultFormat] = SLOTS[type];
+  const format = parsed.data.format ?? defaultFormat;
+  if (!format.includes(slot)) {
+    err([...p, 'format'], `must contain ${slot} where the minted credential goes (default: "${defaultFormat}")`);
+    return null;
+  }
+  if (compose !== undefined) {
+    err([...p.slice(0, 2), 'compose'], `does not apply to inject type ${type}: its inputs are its *_secret keys`);
+    return null;
+  }
+  const minter = minterOf(parsed.data as never, type, p, err);
+  if (minter === null) return null;
+  return { type: 'header', header: (parsed.data.header ?? 'Authorization').toLowerCase(), render: { kind: 'minted', format, slot, minter } };
+}
+
+function minterOf(d: Record<string, unknown>, type: MintedType, p: FieldPath, err: Report): MinterSpec | null {
+  switch (type) {
+    case 'oauth2_client_credentials': {
+      const o = d as z.infer<typeof shapes.oauth2_client_credentials>;
+      const safetyMs = (o.cache_ttl_safety_seconds ?? 60) * 1000;
+      const maxMs = (o.cache_ttl_max_seconds ?? 3600) * 1000;
+      return {
+        kind: type, tokenUrl: o.token_url, clientAuth: o.client_auth_method ?? 'body_post', clientIdSecret: o.client_id_secret,
+        clientSecretSecret: o.client_secret_secret, scopes: scopesOf(o.scopes), safetyMs, maxMs,
+      };
+    }
+    case 'github_app': {
+      const o = d as z.infer<typeof shapes.github_app>;
+      return { kind: type, appId: String(o.app_id), installationId: String(o.installation_id), privateKeySecret: o.private_key_secret, apiBaseUrl: (o.api_base_url ?? 'https://api.github.com').replace(/\/+$/, '') };
+    }
+    case 'jwt_bearer': {
+      const o = d as z.infer<typeof shapes.jwt_bearer>;
+      const clash = Object.keys(o.extra_claims ?? {}).find((k) => REGISTERED_CLAIMS.includes(k));
+      if (clash !== undefined) {
+        err([...p, 'extra_claims', clash], `is set by keyswap (issuer/subject/audience/ttl_seconds set ${REGISTERED_CLAIMS.join(', ')})`);
+        return null;
+      }
+      return {
+        kind: type, signingKeySecret: o.signing_key_secret, algorithm: o.algorithm, issuer: o.issuer ?? null, subject: o.subject ?? null,
+        audience: o.audience ?? null, ttlSeconds: o.ttl_seconds ?? 300, extraClaims: o.extra_claims ?? {},
+      };
+    }
+  }
+}
+
+function scopesOf(scopes: string | readonly string[] | undefined): string | null {
+  if (scopes === undefined) return null;
+  const text = typeof scopes === 'string' ? scopes.trim() : scopes.join(' ');
+  return text === '' ? null : text;
+}
+
+/** The backend secrets a minter reads. */
+export function minterInputs(m: MinterSpec): readonly string[] {
+  switch (m.kind) {
+    case 'oauth2_client_credentials': return [m.clientIdSecret, m.clientSecretSecret];
+    case 'github_app': return [m.privateKeySecret];
+    case 'jwt_bearer': return [m.signingKeySecret];
+  }
+}

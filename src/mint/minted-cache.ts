@@ -1,0 +1,95 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Secret } from '../secret.js';
+
+/** A credential as minted: the value, and when it stops being valid (null: the minter did not say). */
+export interface Minted {
+  readonly value: Secret;
+  readonly expiresAtMs: number;
+}
+
+export interface MintedCacheOptions {
+  readonly now?: () => number;
+  /** Below this lifetime a credential is used once and never cached: it would expire in flight. */
+  readonly minLifetimeMs?: number;
+  /** Renew this long before a credential's use-by time, in the background, so requests rarely wait. */
+  readonly refreshAheadMs?: number;
+}
+
+interface Entry {
+  /** The secret it was minted for: its credentials are scrubbed from that secret's destinations. */
+  readonly owner: string;
+  readonly minted: Minted;
+  /** When it stops being served: its expiry less the minter's safety margin. */
+  readonly useByMs: number;
+}
+
+type MintFn = (trigger: 'request' | 'refresh_ahead') => Promise<Minted & { readonly useByMs: number }>;
+
+/**
+ * Minted credentials, apart from the secret cache. Keyed by an HMAC (a key of this process only) over everything
+ * the credential depends on, secret values included, so a rotated input is a new key and the old credential is
+ * never served for it, and the map holds no digest of a secret anyone could test guesses against. One mint in
+ * flight per key; a credential past its use-by time is never served; one close to it is served while a
+ * background mint replaces it.
+ */
+export class MintedCache {
+  readonly #key = randomBytes(32);
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<Entry>>();
+  readonly #now: () => number;
+  readonly #minLifetimeMs: number;
+  readonly #refreshAheadMs: number;
+
+  constructor(o: MintedCacheOptions = {}) {
+    this.#now = o.now ?? Date.now;
+    this.#minLifetimeMs = o.minLifetimeMs ?? 5_000;
+    this.#refreshAheadMs = o.refreshAheadMs ?? 60_000;
+  }
+
+  /** The cache key for these inputs: `parts` are the minter's settings and its inputs' values. */
+  keyOf(parts: readonly string[]): string {
+    const mac = createHmac('sha256', this.#key);
+    for (const p of parts) mac.update(`${Buffer.byteLength(p)}:`).update(p);
+    return mac.digest('base64url');
+  }
+
+  async get(key: string, owner: string, mint: MintFn): Promise<Secret> {
+    const now = this.#now();
+    const hit = this.#entries.get(key);
+    if (hit !== undefined && now < hit.useByMs) {
+      if (hit.useByMs - now <= this.#refreshAheadMs && !this.#inflight.has(key)) {
+        // Renewed ahead; a failure here is audited by the minter and the next request after use-by retries.
+        this.#start(key, owner, mint, 'refresh_ahead').catch(() => {});
+      }
+      return hit.minted.value;
+    }
+    // Past its use-by time an entry is not served, but stays (until replaced) so its echoes are still scrubbed.
+    return (await (this.#inflight.get(key) ?? this.#start(key, owner, mint, 'request'))).minted.value;
+  }
+
+  /** The credentials held for `owner`, until their expiry (a response may echo one an earlier request used). */
+  live(owner: string): Secret[] {
+    const now = this.#now();
+    return [...this.#entries.values()].filter((e) => e.owner === owner && now < e.minted.expiresAtMs).map((e) => e.minted.value);
+  }
+
+  #start(key: string, owner: string, mint: MintFn, trigger: 'request' | 'refresh_ahead'): Promise<Entry> {
+    const p = mint(trigger).then((m) => {
+      const entry = { owner, minted: m, useByMs: m.useByMs };
+      if (entry.useByMs - this.#now() >= this.#minLifetimeMs) {
+        // Bounded: a rotated input leaves its old key behind; the oldest entries go first.
+        if (this.#entries.size >= 1000) this.#entries.delete(this.#entries.keys().next().value as string);
+        this.#entries.set(key, entry);
+      }
+      return entry;
+    });
+    this.#inflight.set(key, p);
+    p.then(() => this.#inflight.delete(key), () => this.#inflight.delete(key));
+    return p;
+  }
+
+  /** A reload or `keyswap reload` drops every minted credential with the secrets they came from. */
+  clear(): void {
+    this.#entries.clear();
+  }
+}

@@ -1,0 +1,43 @@
+import * as oauth from 'oauth4webapi';
+import type { MinterSpec } from '../config/index.js';
+import { checkCredentialText, MintFailed } from './failure.js';
+import { TransportError, type TokenTransport } from './transport.js';
+
+export interface Grant { readonly accessToken: string; readonly expiresInS: number | null }
+
+type ClientCredentials = Extract<MinterSpec, { kind: 'oauth2_client_credentials' }>;
+
+/** RFC 6749 §4.4 with oauth4webapi: the request, client authentication and response checks are its, the wire ours. */
+export async function clientCredentialsGrant(spec: ClientCredentials, clientId: string, clientSecret: string, transport: TokenTransport): Promise<Grant> {
+  const as: oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
+  const client: oauth.Client = { client_id: clientId };
+  const auth = spec.clientAuth === 'basic' ? oauth.ClientSecretBasic(clientSecret) : oauth.ClientSecretPost(clientSecret);
+  const seen = { status: null as number | null };
+  try {
+    const response = await oauth.clientCredentialsGrantRequest(as, client, auth, spec.scopes === null ? {} : { scope: spec.scopes }, { [oauth.customFetch]: fetchVia(transport, seen) });
+    const result = await oauth.processClientCredentialsResponse(as, client, response);
+    return { accessToken: checkCredentialText(result.access_token), expiresInS: typeof result.expires_in === 'number' ? result.expires_in : null };
+  } catch (err) {
+    throw asMintFailed(err, seen.status);
+  }
+}
+
+/** oauth4webapi's fetch, answered by keyswap's transport: the URL is the configured one, never one from a response. */
+export function fetchVia(transport: TokenTransport, seen: { status: number | null }): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    const headers = Object.fromEntries(new Headers(init?.headers).entries());
+    const body = init?.body === undefined || init.body === null ? null : String(init.body);
+    const r = await transport.send(url, { method: (init?.method ?? 'GET') === 'POST' ? 'POST' : 'GET', headers, body });
+    seen.status = r.status;
+    return new Response(r.status === 204 || r.status === 304 ? null : new Uint8Array(r.body), { status: r.status, headers: r.headers });
+  }) as typeof fetch;
+}
+
+export function asMintFailed(err: unknown, status: number | null): MintFailed {
+  if (err instanceof MintFailed) return err;
+  if (err instanceof TransportError) return new MintFailed(err.reason, null, { cause: err });
+  if (err instanceof oauth.ResponseBodyError) return new MintFailed(err.error === 'invalid_grant' ? 'invalid_grant' : 'oauth_error', err.status, { cause: err });
+  if (status !== null && (status < 200 || status > 299)) return new MintFailed('http_status', status, { cause: err });
+  return new MintFailed('bad_response', status, { cause: err });
+}
