@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totp } from '../../src/inject/template-eval.js';
 import { echoForms } from '../../src/proxy/scrubber.js';
@@ -227,5 +227,65 @@ describe('whole run', () => {
     for (const q of [...h.plainUpstream.requests, ...h.untrustedUpstream.requests]) {
       expect(leaksIn(`${q.url}${JSON.stringify(q.headers)}${q.body.toString('latin1')}`)).toEqual([]);
     }
+  });
+});
+
+describe('clients: a body site is written only for a client allowed the secret', () => {
+  const TA = 'ks_token-allowed-0123456789abcdef';
+  const TD = 'ks_token-denied-0123456789abcdef';
+  const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
+  let hc: Harness;
+  beforeAll(async () => {
+    hc = await startHarness({
+      secretValues: { MB: canaries.MB as string, HT: canaries.HT as string, DUMMY: 'dummy-value-0123456789' },
+      top: `clients:\n  allowed: { token_sha256: "${sha(TA)}", secrets: [MB] }\n  denied: { token_sha256: "${sha(TD)}", secrets: [DUMMY] }`,
+      secrets: `
+  DUMMY:
+    placeholder: "dm-PLACEHOLDER-DUMMY-0123456789abcdef"
+    inject: { header: x-dummy, format: "{DUMMY}" }
+    bindings:
+      - { host: other.example.test }
+  MB:
+    placeholder: "${P_MB}"
+    inject:
+      type: multi
+      injectors:
+        - { header: x-mb, format: "{MB}" }
+        - { type: body }
+    bindings:
+      - { host: api.example.test }
+  HT:
+    placeholder: "${P_HT}"
+    honeytoken: true
+    inject:
+      - { header: x-ht, format: "{HT}" }
+      - { type: body }
+    bindings:
+      - { host: api.example.test }
+`,
+    });
+  }, 30_000);
+  afterAll(async () => { await hc.close(); });
+  const proxy = (name: string, token: string): string => `http://${name}:${token}@127.0.0.1:${hc.proxyPort}`;
+
+  it('the denied client: body and header travel verbatim; the allowed client: both written, echo scrubbed', async () => {
+    const d = await curlVia(hc, 'https://api.example.test/v1/upload', { proxy: proxy('denied', TD), method: 'POST', headers: [`x-mb: ${P_MB}`], data: `v=${P_MB}` });
+    expect(d.status, d.stderr).toBe(200);
+    expect(hc.upstream.requests.at(-1)?.body.toString()).toBe(`v=${P_MB}`);
+    expect(hc.upstream.requests.at(-1)?.headers['x-mb']).toBe(P_MB);
+    const a = await curlVia(hc, 'https://api.example.test/v1/store', { proxy: proxy('allowed', TA), method: 'POST', headers: [`x-mb: ${P_MB}`], data: `v=${P_MB}` });
+    expect(a.status, a.stderr).toBe(204);
+    expect(hc.upstream.requests.at(-1)?.body.toString()).toBe(`v=${canaries.MB}`);
+    // The denied client reads back what the allowed one stored: scrubbed for it too.
+    const back = await curlVia(hc, 'https://api.example.test/v1/stored', { proxy: proxy('denied', TD) });
+    expect(leaksIn(seen(back))).toEqual([]);
+  });
+
+  it('a honeytoken body placeholder from a client not allowed it is only watched, never written', async () => {
+    // Neither client lists HT: its body placeholder is watched (honeytoken_triggered, denied), never written.
+    const d = await curlVia(hc, 'https://api.example.test/v1/upload', { proxy: proxy('denied', TD), method: 'POST', data: `v=${P_HT}` });
+    expect(d.status, d.stderr).toBe(200);
+    expect(hc.upstream.requests.at(-1)?.body.toString()).toBe(`v=${P_HT}`);
+    expect(leaksIn(seen(d))).toEqual([]);
   });
 });
