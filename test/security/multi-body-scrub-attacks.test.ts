@@ -289,3 +289,34 @@ describe('clients: a body site is written only for a client allowed the secret',
     expect(leaksIn(seen(d))).toEqual([]);
   });
 });
+
+describe('binding rate limits and body sites', () => {
+  const P_RB = 'rb-PLACEHOLDER-RATEBODY-0123456789abcdef';
+  const RB = `rb-${randomBytes(10).toString('hex')}`;
+  let hr: Harness;
+  beforeAll(async () => {
+    hr = await startHarness({
+      secretValues: { RB },
+      secrets: `
+  RB:
+    placeholder: "${P_RB}"
+    inject:
+      - { header: x-rb, format: "{RB}" }
+      - { type: body }
+    bindings:
+      - { host: api.example.test, rate: "2/hour" }
+`,
+    });
+  }, 30_000);
+  afterAll(async () => { await hr.close(); });
+
+  it('FINDING: the rate: limit of a binding holds for the body site as for the header site', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await curlVia(hr, 'https://api.example.test/v1/upload', { method: 'POST', headers: [`x-rb: ${P_RB}`], data: 'x' })).status);
+    expect(statuses).toEqual([200, 200, 429]); // the header site is limited
+    const before = hr.upstream.requests.length;
+    for (let i = 0; i < 5; i++) await curlVia(hr, 'https://api.example.test/v1/upload', { method: 'POST', data: `v=${P_RB}` });
+    const written = hr.upstream.requests.slice(before).filter((q) => q.body.toString().includes(RB)).length;
+    expect(written).toBe(0); // past the limit: nothing more is written anywhere
+  });
+});
