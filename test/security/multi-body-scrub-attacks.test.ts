@@ -183,6 +183,15 @@ describe('secret with header and body sites (type: multi)', () => {
     expect(leaksIn(r.raw.toString('latin1'))).toEqual([]);
   });
 
+  it('two Content-Type headers (application/json and text/plain) with a body placeholder: refused, nothing written', async () => {
+    const before = h.upstream.requests.length;
+    const b = `{"a":"${P_MB}"}`;
+    const r = await raw([`POST /v1/upload HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: ${b.length}\r\n\r\n${b}`]);
+    expect(r.responses[0]?.status).toBe(400);
+    expect(h.upstream.requests.length).toBe(before);
+    expect(leaksIn(r.raw.toString('latin1'))).toEqual([]);
+  });
+
   it('pipelined: a JSON body is written, the text/plain one behind it is not', async () => {
     const b1 = `{"a":"${P_MB}"}`;
     const b2 = `x=${P_MB}`;
