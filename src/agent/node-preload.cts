@@ -102,6 +102,8 @@ function tunnel(proxy: URL, auth: string | null, host: string, port: number): { 
     },
   });
   socket.once('error', (err) => stream.destroy(err));
+  // A proxy that closes before its answer (a restart mid-CONNECT) must fail the request, never leave it waiting.
+  socket.once('close', () => { if (!open) stream.destroy(new Error(`the proxy closed the connection before answering CONNECT ${authority}`)); });
   socket.once('connect', () => {
     socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth === null ? '' : `Proxy-Authorization: ${auth}\r\n`}\r\n`);
   });
@@ -114,7 +116,7 @@ function tunnel(proxy: URL, auth: string | null, host: string, port: number): { 
       return;
     }
     socket.off('data', onHead);
-    const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, end).toString('latin1'))?.[1];
+    const status = /^HTTP\/1\.[01] (\d{3})(?: |\r|$)/.exec(head.subarray(0, end).toString('latin1'))?.[1];
     if (status === undefined || !status.startsWith('2')) {
       stream.destroy(new Error(`the proxy refused CONNECT ${authority}: ${status ?? 'no status'} (see keyswap's log)`));
       return;

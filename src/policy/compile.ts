@@ -106,12 +106,13 @@ export function isBoundDestination(policy: CompiledPolicy, host: string, port: n
 /**
  * The secrets whose echoes are scrubbed from every response of a destination, from its bindings: all secrets
  * bound to it (with `response_scrub` on), whether or not this request injected one, since an earlier request may
- * have stored a secret upstream for a later plain GET to read back. Honeytokens are decoys with no value to echo.
+ * have stored a secret upstream for a later plain GET to read back. Honeytokens too: one bound and injected has a
+ * value, and its echo is as much a leak as any secret's (one with no value in the backend has nothing to find).
  */
 export function scrubbedSecretsOf(candidates: readonly CompiledBinding[]): SecretSpec[] {
   const out: SecretSpec[] = [];
   for (const c of candidates) {
-    if (c.secret.responseScrub !== 'off' && !c.secret.honeytoken && !out.includes(c.secret)) out.push(c.secret);
+    if (c.secret.responseScrub !== 'off' && !out.includes(c.secret)) out.push(c.secret);
   }
   return out;
 }

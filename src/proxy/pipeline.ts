@@ -5,7 +5,7 @@ import { minterInputs, type InjectSpec } from '../config/index.js';
 import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, usesClock, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type CompiledPolicy, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
-import type { Secret } from '../secrets/index.js';
+import { SecretNotFound, type Secret } from '../secrets/index.js';
 import { endToEndPairs, formatAuthority, mediaType, requestFraming, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
 import { forward } from './forward.js';
@@ -56,9 +56,10 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
     // may come back in a response (an earlier request, or an earlier keyswap, stored it upstream) (K1). A
     // failure here sends nothing.
-    // A honeytoken injected here has a value, and its echo is as much a leak as any secret's.
-    const scrubbed = [...verdict.scrubbed, ...verdict.injections.map((i) => i.secret).filter((s) => s.honeytoken && s.responseScrub !== 'off')];
-    const values = await fetchValues(ex.snap, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret).concat(scrubbed));
+    const scrubbed = verdict.scrubbed;
+    const carried = [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret);
+    // A honeytoken only scrubbed here may be a pure decoy, with no value in the backend: nothing to find, no error.
+    const values = await fetchValues(ex.snap, [...carried, ...scrubbed.filter((s) => !s.honeytoken)], scrubbed.filter((s) => s.honeytoken && !carried.includes(s)));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
     const parts: RequestParts = { headers, path, query };
     const minted = await mintedCredentials(ex.snap.mint, verdict.injections, values);
@@ -87,11 +88,15 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
 }
 
 /** The backend values of these secrets (composed ones: each part), from the cache; any failure refuses. */
-async function fetchValues(snap: Snapshot, specs: readonly SecretSpec[]): Promise<Map<string, Secret>> {
+async function fetchValues(snap: Snapshot, specs: readonly SecretSpec[], ifStored: readonly SecretSpec[] = []): Promise<Map<string, Secret>> {
   const names = [...new Set(specs.flatMap((s) => namesToFetch(s)))];
+  const optional = [...new Set(ifStored.flatMap((s) => namesToFetch(s)))].filter((n) => !names.includes(n));
   try {
-    const secrets = await Promise.all(names.map((n) => snap.secrets.get(n)));
-    return new Map(names.map((n, i) => [n, secrets[i] as Secret]));
+    const secrets = await Promise.all([
+      ...names.map((n) => snap.secrets.get(n)),
+      ...optional.map((n) => snap.secrets.get(n).catch((err: unknown) => { if (err instanceof SecretNotFound) return null; throw err; })),
+    ]);
+    return new Map([...names, ...optional].flatMap((n, i): [string, Secret][] => (secrets[i] ? [[n, secrets[i]]] : [])));
   } catch (err) {
     throw new Refusal('secret_unavailable', { cause: err });
   }
@@ -149,6 +154,8 @@ function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: r
   ];
   return createBodyRewriter(subs, async (names) => {
     const injected = injectors.filter((i) => names.includes(i.secret.name));
+    // A binding's rate: counts a body site's use too; over it, the upstream request is cut before the value leaves.
+    enforceRates(ex, injected, Date.now());
     const decoys = honeytokens.filter((s) => names.includes(s.name)).map((s): ExchangeEvent => ({ type: 'honeytoken_triggered', decision: 'denied', secret_name: s.name }));
     await ex.audit([...decisionEvents(injected, []), ...decoys]);
   });

@@ -51,8 +51,8 @@ const REQUEST = "const r = require('node:https').get({ host: 'api.example.test',
 
 describe('preload tunnel against a misbehaving proxy', () => {
   const cases: [string, (c: net.Socket) => void][] = [
-    ['FINDING: closes the connection without answering', (c) => c.end()],
-    ['FINDING: sends half an answer, then closes', (c) => c.end('HTTP/1.1 200 Connection Est')],
+    ['closes the connection without answering', (c) => c.end()],
+    ['sends half an answer, then closes', (c) => c.end('HTTP/1.1 200 Connection Est')],
     ['refuses with 407', (c) => c.end('HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n')],
     ['refuses with 403 and keeps the connection open', (c) => c.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n')],
     ['sends bytes after its 200 answer in the same segment', (c) => c.write('HTTP/1.1 200 OK\r\n\r\n\x16\x03\x03junk')],
@@ -60,7 +60,7 @@ describe('preload tunnel against a misbehaving proxy', () => {
     ['answers 200, then resets', (c) => { c.write('HTTP/1.1 200 OK\r\n\r\n'); setTimeout(() => c.resetAndDestroy(), 20); }],
     ['answers 200, then closes', (c) => { c.write('HTTP/1.1 200 OK\r\n\r\n'); setTimeout(() => c.end(), 20); }],
     ['answers a status line without a code', (c) => c.write('HTTP/1.1 OK\r\n\r\n')],
-    ['MINOR FINDING: answers 2000 (not a status code; read as 200, so the TLS hello goes to a proxy that never tunnels)', (c) => c.write('HTTP/1.1 2000 OK\r\n\r\n')],
+    ['answers 2000 (not a status code; read as 200, so the TLS hello goes to a proxy that never tunnels)', (c) => c.write('HTTP/1.1 2000 OK\r\n\r\n')],
   ];
   for (const [name, answer] of cases) {
     it(`the request fails promptly, sends nothing but the CONNECT, and the agent does not crash: proxy ${name}`, async () => {
