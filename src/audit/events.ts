@@ -117,6 +117,8 @@ export type AuditEvent =
       /** The endpoint's HTTP status, when it answered. */
       readonly status: number | null;
       readonly expires_in_s: number | null;
+      /** oauth2_refresh: a rotated refresh token written back, not written (off, or rate-limited), or none rotated. */
+      readonly write_back: 'written' | 'disabled' | 'rate_limited' | null;
     }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }

@@ -89,7 +89,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   const upstream = new UpstreamClient(config.upstream, extraCaPem);
   const limiter = new RateLimiter();
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
-  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter, mint: mintServiceFor(upstream, audit) };
+  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, secrets) };
 
   try {
     proxy = await startProxy({ host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log });

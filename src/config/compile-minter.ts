@@ -4,7 +4,7 @@ import { reportIssue, type Report } from './report.js';
 import type { InjectSpec, MinterSpec } from './types.js';
 import type { FieldPath } from './yaml-source.js';
 
-export const MINTED_TYPES = ['oauth2_client_credentials', 'github_app', 'jwt_bearer'] as const;
+export const MINTED_TYPES = ['oauth2_client_credentials', 'oauth2_refresh', 'github_app', 'jwt_bearer'] as const;
 export type MintedType = (typeof MINTED_TYPES)[number];
 
 const secretName = z.string().min(1);
@@ -31,6 +31,22 @@ const shapes = {
     cache_ttl_safety_seconds: z.number().int().nonnegative().optional(),
     cache_ttl_max_seconds: seconds.optional(),
   }),
+  oauth2_refresh: z.strictObject({
+    type: z.string(),
+    header: headerName.optional(),
+    access_token_format: z.string().optional(),
+    provider: z.enum(['google', 'microsoft', 'slack', 'atlassian', 'auth0', 'okta']).optional(),
+    token_url: httpsUrl.optional(),
+    client_auth_method: z.enum(['body_post', 'basic']).optional(),
+    client_id_secret: secretName,
+    client_secret_secret: secretName,
+    refresh_token_secret: secretName,
+    scopes: z.union([z.string(), z.array(z.string().min(1))]).optional(),
+    cache_ttl_safety_seconds: z.number().int().nonnegative().optional(),
+    cache_ttl_max_seconds: seconds.optional(),
+    refresh_token_write_back: z.boolean().optional(),
+    write_back_min_interval_seconds: z.number().int().nonnegative().optional(),
+  }),
   github_app: z.strictObject({
     ...common,
     app_id: z.union([z.string().regex(/^[0-9]+$/, 'must be the numeric App ID'), z.number().int().positive()]),
@@ -53,8 +69,21 @@ const shapes = {
 /** Where the minted credential goes in `format`, and the format each type defaults to. */
 const SLOTS: Record<MintedType, readonly [slot: string, defaultFormat: string]> = {
   oauth2_client_credentials: ['{access_token}', 'Bearer {access_token}'],
+  oauth2_refresh: ['{access_token}', 'Bearer {access_token}'],
   github_app: ['{token}', 'token {token}'],
   jwt_bearer: ['{jwt}', 'Bearer {jwt}'],
+};
+/**
+ * Token endpoints and client authentication per provider (agent-vault-proxy's catalogue). auth0 and okta are
+ * per tenant: their token_url is the operator's.
+ */
+const PROVIDERS: Record<string, { readonly tokenUrl: string | null; readonly clientAuth: 'body_post' | 'basic' }> = {
+  google: { tokenUrl: 'https://oauth2.googleapis.com/token', clientAuth: 'body_post' },
+  microsoft: { tokenUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/token', clientAuth: 'body_post' },
+  slack: { tokenUrl: 'https://slack.com/api/oauth.v2.access', clientAuth: 'basic' },
+  atlassian: { tokenUrl: 'https://auth.atlassian.com/oauth/token', clientAuth: 'body_post' },
+  auth0: { tokenUrl: null, clientAuth: 'basic' },
+  okta: { tokenUrl: null, clientAuth: 'basic' },
 };
 const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti'];
 
@@ -68,9 +97,11 @@ export function compileMinted(type: MintedType, raw: Record<string, unknown>, co
     return null;
   }
   const [slot, defaultFormat] = SLOTS[type];
-  const format = parsed.data.format ?? defaultFormat;
+  const data = parsed.data as { format?: string; access_token_format?: string };
+  const format = data.format ?? data.access_token_format ?? defaultFormat;
+  const formatKey = 'access_token_format' in parsed.data ? 'access_token_format' : 'format';
   if (!format.includes(slot)) {
-    err([...p, 'format'], `must contain ${slot} where the minted credential goes (default: "${defaultFormat}")`);
+    err([...p, formatKey], `must contain ${slot} where the minted credential goes (default: "${defaultFormat}")`);
     return null;
   }
   if (compose !== undefined) {
@@ -91,6 +122,21 @@ function minterOf(d: Record<string, unknown>, type: MintedType, p: FieldPath, er
       return {
         kind: type, tokenUrl: o.token_url, clientAuth: o.client_auth_method ?? 'body_post', clientIdSecret: o.client_id_secret,
         clientSecretSecret: o.client_secret_secret, scopes: scopesOf(o.scopes), safetyMs, maxMs,
+      };
+    }
+    case 'oauth2_refresh': {
+      const o = d as z.infer<typeof shapes.oauth2_refresh>;
+      const preset = o.provider === undefined ? null : PROVIDERS[o.provider] ?? null;
+      const tokenUrl = o.token_url ?? preset?.tokenUrl ?? null;
+      if (tokenUrl === null) {
+        err([...p, 'token_url'], o.provider === undefined ? 'is required without provider: (google, microsoft, slack, atlassian, auth0, okta)' : `is required with provider: ${o.provider} (its token endpoint is your tenant's)`, true);
+        return null;
+      }
+      return {
+        kind: type, tokenUrl, clientAuth: o.client_auth_method ?? preset?.clientAuth ?? 'body_post', clientIdSecret: o.client_id_secret,
+        clientSecretSecret: o.client_secret_secret, refreshTokenSecret: o.refresh_token_secret, scopes: scopesOf(o.scopes),
+        safetyMs: (o.cache_ttl_safety_seconds ?? 60) * 1000, maxMs: (o.cache_ttl_max_seconds ?? 3600) * 1000,
+        writeBack: o.refresh_token_write_back ?? true, writeBackMinIntervalMs: (o.write_back_min_interval_seconds ?? 60) * 1000,
       };
     }
     case 'github_app': {
@@ -122,6 +168,7 @@ function scopesOf(scopes: string | readonly string[] | undefined): string | null
 export function minterInputs(m: MinterSpec): readonly string[] {
   switch (m.kind) {
     case 'oauth2_client_credentials': return [m.clientIdSecret, m.clientSecretSecret];
+    case 'oauth2_refresh': return [m.clientIdSecret, m.clientSecretSecret, m.refreshTokenSecret];
     case 'github_app': return [m.privateKeySecret];
     case 'jwt_bearer': return [m.signingKeySecret];
   }

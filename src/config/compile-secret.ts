@@ -19,7 +19,7 @@ const PUBLIC_SUFFIXES = new Set([
   'herokuapp.com', 'vercel.app', 'netlify.app', 'pages.dev', 'workers.dev', 'appspot.com', 'cloudfront.net',
   'amazonaws.com', 'azurewebsites.net', 'blob.core.windows.net', 'web.app', 'firebaseapp.com', 'fly.dev', 'onrender.com',
 ]);
-const UNSUPPORTED_INJECT = new Set(['oauth2_refresh', 'sigv4', 'hmac']);
+const UNSUPPORTED_INJECT = new Set(['sigv4', 'hmac']);
 const SUPPORTED_INJECT = ['header', 'basic', 'query', 'path', 'body', 'multi', ...MINTED_TYPES].join(', ');
 
 export interface SecretContext { readonly src: YamlSource; readonly err: Report; readonly allowWildcardHosts: boolean }

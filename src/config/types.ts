@@ -38,6 +38,20 @@ export type MinterSpec =
       readonly maxMs: number;
     }
   | {
+      readonly kind: 'oauth2_refresh';
+      readonly tokenUrl: string;
+      readonly clientAuth: 'body_post' | 'basic';
+      readonly clientIdSecret: string;
+      readonly clientSecretSecret: string;
+      readonly refreshTokenSecret: string;
+      readonly scopes: string | null;
+      readonly safetyMs: number;
+      readonly maxMs: number;
+      /** A refresh token the provider rotates is stored back (a writable backend) before the new access token is used. */
+      readonly writeBack: boolean;
+      readonly writeBackMinIntervalMs: number;
+    }
+  | {
       readonly kind: 'github_app';
       readonly appId: string;
       readonly installationId: string;

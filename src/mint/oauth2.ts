@@ -6,6 +6,29 @@ import { TransportError, type TokenTransport } from './transport.js';
 export interface Grant { readonly accessToken: string; readonly expiresInS: number | null }
 
 type ClientCredentials = Extract<MinterSpec, { kind: 'oauth2_client_credentials' }>;
+type Refresh = Extract<MinterSpec, { kind: 'oauth2_refresh' }>;
+
+/** RFC 6749 §6: a refresh token exchanged for an access token, and the new refresh token when the provider rotates it. */
+export async function refreshTokenGrant(spec: Refresh, clientId: string, clientSecret: string, refreshToken: string, transport: TokenTransport): Promise<Grant & { readonly refreshToken: string | null }> {
+  const as: oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
+  const client: oauth.Client = { client_id: clientId };
+  const auth = spec.clientAuth === 'basic' ? oauth.ClientSecretBasic(clientSecret) : oauth.ClientSecretPost(clientSecret);
+  const seen = { status: null as number | null };
+  try {
+    const response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken, {
+      [oauth.customFetch]: fetchVia(transport, seen),
+      ...(spec.scopes === null ? {} : { additionalParameters: { scope: spec.scopes } }),
+    });
+    const result = await oauth.processRefreshTokenResponse(as, client, response);
+    return {
+      accessToken: checkCredentialText(result.access_token),
+      expiresInS: typeof result.expires_in === 'number' ? result.expires_in : null,
+      refreshToken: result.refresh_token === undefined ? null : checkCredentialText(result.refresh_token),
+    };
+  } catch (err) {
+    throw asMintFailed(err, seen.status);
+  }
+}
 
 /** RFC 6749 §4.4 with oauth4webapi: the request, client authentication and response checks are its, the wire ours. */
 export async function clientCredentialsGrant(spec: ClientCredentials, clientId: string, clientSecret: string, transport: TokenTransport): Promise<Grant> {

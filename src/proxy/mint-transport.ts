@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { MintService, TransportError, type TokenRequest, type TokenResponse, type TokenTransport } from '../mint/index.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
-import type { AuditSink } from './snapshot.js';
+import type { AuditSink, SecretSource } from './snapshot.js';
 import type { UpstreamClient } from './upstream.js';
 
 const MAX_BODY = 64 * 1024;
@@ -51,9 +51,10 @@ function failureOf(err: Error & { code?: string }): 'unreachable' | 'timeout' | 
 }
 
 /** The mint service of a snapshot: its token requests go out through that snapshot's upstream client. */
-export function mintServiceFor(upstream: UpstreamClient, audit: AuditSink): MintService {
+export function mintServiceFor(upstream: UpstreamClient, audit: AuditSink, secrets: SecretSource): MintService {
   return new MintService({
     transport: tokenTransport(upstream),
+    store: (name, value) => secrets.store(name, value),
     audit: async (e) => {
       try {
         await audit.append({ type: 'token_exchange', ...e });

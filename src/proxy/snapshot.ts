@@ -7,7 +7,11 @@ import type { RateLimiter } from './rate-limiter.js';
 import type { UpstreamClient } from './upstream.js';
 
 /** Where secrets come from, as the pipeline sees it (secrets/SecretCache). */
-export interface SecretSource { get(name: string): Promise<Secret> }
+export interface SecretSource {
+  get(name: string): Promise<Secret>;
+  /** Write-through (secrets/SecretCache.store): rejects when the backend is read-only or the write fails. */
+  store(name: string, value: Secret): Promise<void>;
+}
 
 /** Where audit events go, as the pipeline sees it (audit/AuditWriter). */
 export interface AuditSink {

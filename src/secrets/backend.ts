@@ -13,6 +13,11 @@ export interface FetchContext {
 export interface SecretsBackend {
   readonly type: string;
   fetch(name: string, ctx: FetchContext): Promise<Secret>;
+  /**
+   * Replaces a value (a refresh token the provider rotated), durably, before resolving. Only backends keyswap can
+   * write: the file store. Absent on read-only ones.
+   */
+  store?(name: string, value: Secret): Promise<void>;
   /** Names the backend holds, where it can tell without revealing values. */
   list?(ctx: FetchContext): Promise<readonly string[]>;
   close?(): Promise<void>;

@@ -84,6 +84,19 @@ export class SecretCache {
     }
   }
 
+  /**
+   * Writes a value through to the backend, then serves it: a rotated refresh token must be stored before the
+   * credential minted with it is used. Rejects with BackendUnavailable when the backend cannot be written.
+   */
+  async store(name: string, value: Secret): Promise<void> {
+    if (this.#backend.store === undefined) throw new BackendUnavailable(this.#backend.type, 'this backend is read-only');
+    await this.#backend.store(name, value);
+    // A fetch under way may hold the old value: a new generation keeps it out of the cache.
+    this.#generation++;
+    const t = this.#o.now();
+    this.#entries.set(name, { value, error: null, expiresAtMs: t + this.#o.ttlMs, staleUntilMs: t + this.#o.ttlMs + this.#o.maxStaleMs });
+  }
+
   /** Forget every value; fetches already under way finish for their callers but are not cached. */
   flush(): void {
     this.#generation++;

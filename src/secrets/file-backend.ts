@@ -4,7 +4,7 @@ import type { BackendSpec } from '../config/index.js';
 import type { FetchContext, SecretsBackend } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
 import { BackendUnavailable, SecretNotFound } from './errors.js';
-import { readStore, refuseLoose, StoreError, type KeySource, type StoredEntry } from './file-store.js';
+import { readStore, refuseLoose, StoreError, updateStore, type KeySource, type StoredEntry } from './file-store.js';
 import { Secret } from './secret.js';
 
 type FileSpec = Extract<BackendSpec, { type: 'file' }>;
@@ -71,6 +71,19 @@ export class FileBackend implements SecretsBackend {
     const entry = this.#entries.get(name);
     if (entry === undefined) throw new SecretNotFound(name);
     return new Secret(entry.value);
+  }
+
+  /** One locked read-modify-write of the store (the same writer as `keyswap secret set`). */
+  async store(name: string, value: Secret): Promise<void> {
+    try {
+      await updateStore(this.#file, this.#source, (entries) => {
+        entries.set(name, { value: value.reveal(), updatedAt: new Date().toISOString() });
+        return true;
+      });
+      await this.#refresh();
+    } catch (err) {
+      throw new BackendUnavailable('file', err instanceof StoreError ? err.message : 'the store cannot be written', { cause: err });
+    }
   }
 
   async list(): Promise<readonly string[]> {

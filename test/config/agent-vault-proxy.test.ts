@@ -25,15 +25,15 @@ describe('an agent-vault-proxy file with what keyswap does not have', () => {
 preflight:
   fail_on_warning: true
 secrets:
-  GOOGLE:
-    placeholder: "ya29.PLACEHOLDER-0123456789abcdef"
+  WEBHOOK:
+    placeholder: "hmac-PLACEHOLDER-0123456789abcdef"
     inject:
-      type: oauth2_refresh
-      provider: google
-      client_id_secret: GOOGLE_CLIENT_ID
-      refresh_token_secret: GOOGLE_REFRESH
-      header: Authorization
-    bindings: [ { host: www.googleapis.com } ]
+      type: hmac
+      secret_key_secret: WEBHOOK_KEY
+      signing_string: "{method}"
+      header: X-Signature
+      algorithm: sha256
+    bindings: [ { host: api.hmac-example.com } ]
   AWS:
     placeholder: "AKIAPLACEHOLDER0123456789AB"
     inject: { type: sigv4, region: us-east-1, service: s3, access_key_id_secret: AK, secret_access_key_secret: SK }
@@ -51,8 +51,8 @@ secrets:
       messages = (err as { errors: { message: string }[] }).errors.map((e) => e.message);
     }
     expect(messages).toEqual([
-      `${FILE}:8: secrets.GOOGLE.inject.type: inject type 'oauth2_refresh' is not supported by this version of keyswap (supported: header, basic, query, path, body, multi, oauth2_client_credentials, github_app, jwt_bearer)`,
-      `${FILE}:16: secrets.AWS.inject.type: inject type 'sigv4' is not supported by this version of keyswap (supported: header, basic, query, path, body, multi, oauth2_client_credentials, github_app, jwt_bearer)`,
+      `${FILE}:8: secrets.WEBHOOK.inject.type: inject type 'hmac' is not supported by this version of keyswap (supported: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, github_app, jwt_bearer)`,
+      `${FILE}:16: secrets.AWS.inject.type: inject type 'sigv4' is not supported by this version of keyswap (supported: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, github_app, jwt_bearer)`,
       `${FILE}:20: secrets.OK.inject.token_url: not valid for inject type header; valid keys: type, header, format, template`,
     ]);
   });

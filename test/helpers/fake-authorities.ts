@@ -25,6 +25,11 @@ export interface AuthorityOptions {
   readonly clients: Readonly<Record<string, string>>;
   readonly expiresInS?: number;
   readonly github?: { readonly appId: string; readonly installationId: string; readonly publicKey: KeyObject };
+  /**
+   * The refresh-token grant: the refresh token each client holds now. With `rotate`, every exchange issues a new
+   * one and revokes the one used, as Microsoft, Slack and Atlassian do.
+   */
+  readonly refresh?: { readonly tokens: Map<string, string>; readonly rotate: boolean };
   /** Milliseconds each answer waits: lets concurrent first requests pile up on one exchange. */
   readonly delayMs?: number;
 }
@@ -52,9 +57,19 @@ export async function startFakeAuthorities(o: AuthorityOptions): Promise<FakeAut
           calls.push({ endpoint: 'oauth2', clientId: id ?? null, auth: basic ? 'basic' : form.has('client_secret') ? 'body' : 'none' });
           const fail = failNext.shift();
           if (fail !== undefined) return send(fail.status, fail.body);
-          if (form.get('grant_type') !== 'client_credentials') return send(400, { error: 'unsupported_grant_type' });
           if (id === null || id === undefined || o.clients[id] !== secret) return send(401, { error: 'invalid_client' });
           const token = `at-${calls.length}-${randomBytes(12).toString('hex')}`;
+          const grant = form.get('grant_type');
+          if (grant === 'refresh_token' && o.refresh) {
+            if (form.get('refresh_token') !== o.refresh.tokens.get(id)) return send(400, { error: 'invalid_grant', error_description: 'refresh token revoked' });
+            issued.add(token);
+            if (!o.refresh.rotate) return send(200, { access_token: token, token_type: 'Bearer', expires_in: o.expiresInS ?? 3600 });
+            const next = `rt-${calls.length}-${randomBytes(12).toString('hex')}`;
+            o.refresh.tokens.set(id, next);
+            issued.add(next);
+            return send(200, { access_token: token, token_type: 'Bearer', expires_in: o.expiresInS ?? 3600, refresh_token: next });
+          }
+          if (grant !== 'client_credentials') return send(400, { error: 'unsupported_grant_type' });
           issued.add(token);
           return send(200, { access_token: token, token_type: 'Bearer', expires_in: o.expiresInS ?? 3600, scope: form.get('scope') ?? '' });
         }
