@@ -54,6 +54,8 @@ export type DenyReason =
   | 'self_destination'
   | 'upstream_encoding_unsupported'
   | 'token_exchange_failed'
+  | 'signing_unsupported'
+  | 'body_too_large_to_sign'
   | 'internal';
 
 export type AuditEvent =

@@ -1,11 +1,13 @@
 /** Injectors whose credential keyswap mints (agent-vault-proxy's shapes): checked here, compiled to a header site. */
 import { z } from 'zod';
 import { reportIssue, type Report } from './report.js';
-import type { InjectSpec, MinterSpec } from './types.js';
+import type { InjectSpec, MinterSpec, SignerSpec } from './types.js';
 import type { FieldPath } from './yaml-source.js';
 
 export const MINTED_TYPES = ['oauth2_client_credentials', 'oauth2_refresh', 'github_app', 'jwt_bearer'] as const;
 export type MintedType = (typeof MINTED_TYPES)[number];
+export const SIGNED_TYPES = ['sigv4', 'hmac'] as const;
+export type SignedType = (typeof SIGNED_TYPES)[number];
 
 const secretName = z.string().min(1);
 const httpsUrl = z.string().refine((u) => {
@@ -65,6 +67,68 @@ const shapes = {
     extra_claims: z.record(z.string(), z.unknown()).optional(),
   }),
 } as const;
+
+const signerShapes = {
+  sigv4: z.strictObject({
+    type: z.string(),
+    region: z.string().regex(/^[a-z0-9-]+$/, 'must be an AWS region (us-east-1)'),
+    service: z.string().regex(/^[a-z0-9-]+$/, 'must be an AWS signing name (s3, bedrock, sts)'),
+    access_key_id_secret: secretName,
+    secret_access_key_secret: secretName,
+    session_token_secret: secretName.optional(),
+  }),
+  hmac: z.strictObject({
+    type: z.string(),
+    secret_key_secret: secretName,
+    signing_string: z.string().min(1),
+    header: headerName,
+    algorithm: z.enum(['sha1', 'sha256', 'sha384', 'sha512']).optional(),
+    encoding: z.enum(['hex', 'base64']).optional(),
+    timestamp_header: headerName.optional(),
+  }),
+} as const;
+const SIGNING_TOKENS = new Set(['{method}', '{path}', '{query}', '{host}', '{body_sha256}', '{timestamp}']);
+
+/**
+ * A request signer as a header site: SigV4 is triggered by its placeholder in Authorization (the access key id the
+ * agent's SDK signed with), HMAC by its placeholder in `header`. Nothing is substituted: a signature is computed.
+ */
+export function compileSigned(type: SignedType, raw: Record<string, unknown>, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {
+  const parsed = signerShapes[type].safeParse(raw);
+  if (!parsed.success) {
+    const root = p.reduceRight<unknown>((inner, key) => ({ [key]: inner }), raw);
+    for (const issue of parsed.error.issues) reportIssue({ ...issue, path: [...p, ...issue.path] } as z.core.$ZodIssue, err, root);
+    return null;
+  }
+  if (compose !== undefined) {
+    err([...p.slice(0, 2), 'compose'], `does not apply to inject type ${type}: its inputs are its *_secret keys`);
+    return null;
+  }
+  if (type === 'sigv4') {
+    const o = parsed.data as z.infer<typeof signerShapes.sigv4>;
+    return { type: 'header', header: 'authorization', render: { kind: 'signed', signer: {
+      kind: 'sigv4', region: o.region, service: o.service, accessKeyIdSecret: o.access_key_id_secret,
+      secretAccessKeySecret: o.secret_access_key_secret, sessionTokenSecret: o.session_token_secret ?? null,
+    } } };
+  }
+  const o = parsed.data as z.infer<typeof signerShapes.hmac>;
+  const unknown = (o.signing_string.match(/\{[^}]*\}/g) ?? []).find((t) => !SIGNING_TOKENS.has(t));
+  if (unknown !== undefined) {
+    err([...p, 'signing_string'], `${unknown} is not a token; valid: ${[...SIGNING_TOKENS].join(' ')}`);
+    return null;
+  }
+  return { type: 'header', header: o.header.toLowerCase(), render: { kind: 'signed', signer: {
+    kind: 'hmac', secretKeySecret: o.secret_key_secret, signingString: o.signing_string, algorithm: o.algorithm ?? 'sha256',
+    encoding: o.encoding ?? 'hex', timestampHeader: o.timestamp_header?.toLowerCase() ?? null,
+  } } };
+}
+
+/** The backend secrets a signer reads. */
+export function signerInputs(s: SignerSpec): readonly string[] {
+  return s.kind === 'sigv4'
+    ? [s.accessKeyIdSecret, s.secretAccessKeySecret, ...(s.sessionTokenSecret === null ? [] : [s.sessionTokenSecret])]
+    : [s.secretKeySecret];
+}
 
 /** Where the minted credential goes in `format`, and the format each type defaults to. */
 const SLOTS: Record<MintedType, readonly [slot: string, defaultFormat: string]> = {

@@ -2,7 +2,7 @@
 import { parseTemplate, templateNames } from './template-parse.js';
 import type { Report } from './report.js';
 import type { RawBinding, RawInject, RawInjectField, RawSecret } from './schema.js';
-import { compileMinted, MINTED_TYPES, type MintedType } from './compile-minter.js';
+import { compileMinted, compileSigned, MINTED_TYPES, SIGNED_TYPES, type MintedType, type SignedType } from './compile-minter.js';
 import { siteKey } from './site-key.js';
 import type { Binding, InjectSpec, Renderer, SecretSpec, SourceRef } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
@@ -19,8 +19,7 @@ const PUBLIC_SUFFIXES = new Set([
   'herokuapp.com', 'vercel.app', 'netlify.app', 'pages.dev', 'workers.dev', 'appspot.com', 'cloudfront.net',
   'amazonaws.com', 'azurewebsites.net', 'blob.core.windows.net', 'web.app', 'firebaseapp.com', 'fly.dev', 'onrender.com',
 ]);
-const UNSUPPORTED_INJECT = new Set(['sigv4', 'hmac']);
-const SUPPORTED_INJECT = ['header', 'basic', 'query', 'path', 'body', 'multi', ...MINTED_TYPES].join(', ');
+const SUPPORTED_INJECT = ['header', 'basic', 'query', 'path', 'body', 'multi', ...MINTED_TYPES, ...SIGNED_TYPES].join(', ');
 
 export interface SecretContext { readonly src: YamlSource; readonly err: Report; readonly allowWildcardHosts: boolean }
 
@@ -104,13 +103,11 @@ function compileList(name: string, raw: readonly RawInject[], compose: readonly 
 
 function compileInject(name: string, raw: RawInject, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {
   const type = raw.type ?? 'header';
-  if (UNSUPPORTED_INJECT.has(type)) {
-    err([...p, 'type'], `inject type '${type}' is not supported by this version of keyswap (supported: ${SUPPORTED_INJECT})`);
-    return null;
-  }
   if ((MINTED_TYPES as readonly string[]).includes(type)) return compileMinted(type as MintedType, raw, compose, p, err);
+  if ((SIGNED_TYPES as readonly string[]).includes(type)) return compileSigned(type as SignedType, raw, compose, p, err);
   if (type !== 'header' && type !== 'basic' && type !== 'query' && type !== 'path' && type !== 'body') {
-    err([...p, 'type'], `unknown inject type '${type}'; valid: ${SUPPORTED_INJECT}`);
+    // Named first, and nothing about its keys: they belong to a type this keyswap does not have.
+    err([...p, 'type'], `inject type '${type}' is not one this version of keyswap has (it has: ${SUPPORTED_INJECT})`);
     return null;
   }
   const allowed: Record<string, readonly string[]> = {

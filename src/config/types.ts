@@ -23,7 +23,31 @@ export type Renderer =
    * A credential keyswap mints from backend secrets (an OAuth2 access token, a GitHub App installation token, a
    * signed JWT): `format` with `slot` (`{access_token}`, `{token}`, `{jwt}`) replaced by what was minted.
    */
-  | { readonly kind: 'minted'; readonly format: string; readonly slot: string; readonly minter: MinterSpec };
+  | { readonly kind: 'minted'; readonly format: string; readonly slot: string; readonly minter: MinterSpec }
+  /**
+   * A request signature computed over the request as it goes upstream (SigV4, HMAC): the placeholder in this
+   * header is only the trigger; the signer writes this header (and its companions: x-amz-date, a timestamp).
+   */
+  | { readonly kind: 'signed'; readonly signer: SignerSpec };
+
+export type SignerSpec =
+  | {
+      readonly kind: 'sigv4';
+      readonly region: string;
+      readonly service: string;
+      readonly accessKeyIdSecret: string;
+      readonly secretAccessKeySecret: string;
+      readonly sessionTokenSecret: string | null;
+    }
+  | {
+      readonly kind: 'hmac';
+      readonly secretKeySecret: string;
+      /** Tokens: {method} {path} {query} {host} {body_sha256} {timestamp}. */
+      readonly signingString: string;
+      readonly algorithm: 'sha1' | 'sha256' | 'sha384' | 'sha512';
+      readonly encoding: 'hex' | 'base64';
+      readonly timestampHeader: string | null;
+    };
 
 /** How a minted credential is obtained. Every `*Secret` names a backend secret; every URL is fixed by config. */
 export type MinterSpec =

@@ -1,4 +1,4 @@
-import { minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
+import { minterInputs, signerInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
 import { evaluateTemplate } from './template-eval.js';
 
 /**
@@ -6,7 +6,7 @@ import { evaluateTemplate } from './template-eval.js';
  * inputs a minted credential is made from.
  */
 export function namesToFetch(secret: SecretSpec): readonly string[] {
-  const names = secret.sites.flatMap(({ render: r }) => (r.kind === 'template' ? r.compose : r.kind === 'minted' ? minterInputs(r.minter) : [secret.name]));
+  const names = secret.sites.flatMap(({ render: r }) => (r.kind === 'template' ? r.compose : r.kind === 'minted' ? minterInputs(r.minter) : r.kind === 'signed' ? signerInputs(r.signer) : [secret.name]));
   return names.length === 1 ? names : [...new Set(names)];
 }
 
@@ -17,6 +17,7 @@ export function namesToFetch(secret: SecretSpec): readonly string[] {
 export function renderSecret(secret: SecretSpec, site: InjectSpec, values: ReadonlyMap<string, string>, nowMs: number, minted: string | null = null): string {
   const r = site.render;
   if (r.kind === 'template') return evaluateTemplate(r.segments, values, nowMs);
+  if (r.kind === 'signed') throw new Error(`secret ${secret.name}: a signed site is written by its signer, not rendered`);
   if (r.kind === 'minted') {
     if (minted === null) throw new Error(`secret ${secret.name}: a minted site rendered without its credential`);
     return r.format.split(r.slot).join(minted);

@@ -1,5 +1,5 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import type { Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { endToEndPairs, flatten, type Framing, type HeaderPair } from '../wire/index.js';
 import type { Exchange, Target } from './exchange.js';
@@ -17,6 +17,8 @@ export interface Outbound {
   readonly framing: Exclude<Framing, { kind: 'ambiguous' }>;
   /** The body rewriter (placeholders, honeytokens), or null to stream the agent's bytes as they are. */
   readonly body: Transform | null;
+  /** Where the body comes from: the agent's request (null), or the bytes already read from it (a signed body). */
+  readonly source: Readable | null;
   /** Null when no secret is bound to this destination: nothing to scrub, the response passes as it came. */
   readonly scrubber: Scrubber | null;
 }
@@ -62,7 +64,8 @@ export function forward(ex: Exchange, target: Target, req: IncomingMessage, res:
     upReq.end();
   } else {
     uploading = new Promise<void>((resolve) => {
-      relay(out.body === null ? [req, upReq] : [req, out.body, upReq], (err) => {
+      const from = out.source ?? req;
+      relay(out.body === null ? [from, upReq] : [from, out.body, upReq], (err) => {
         uploading = null;
         resolve();
         if (err) fail(err);

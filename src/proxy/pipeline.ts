@@ -1,12 +1,12 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Transform } from 'node:stream';
-import type { SecretSpec } from '../config/index.js';
-import { minterInputs, type InjectSpec } from '../config/index.js';
-import type { MintService } from '../mint/index.js';
+import { Readable, type Transform } from 'node:stream';
+import { minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
+import { hmacNeedsBody, MintFailed, signHmac, signSigV4, sigv4NeedsBody, type MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, usesClock, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
-import { decide, type CompiledPolicy, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
+import { decide, type CompiledPolicy, type Declined, type Injection, type RequestFacts, type Verdict } from '../policy/index.js';
 import { SecretNotFound, type Secret } from '../secrets/index.js';
-import { endToEndPairs, formatAuthority, mediaType, requestFraming, type HeaderPair } from '../wire/index.js';
+import { endToEndPairs, formatAuthority, mediaType, requestFraming, type Framing, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
 import { forward } from './forward.js';
 import { Refusal } from './refusal.js';
@@ -66,6 +66,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const placements = placementsOf(verdict.injections, values, nowMs, minted);
     applyPlacements(parts, placements);
     if (scrubbed.length > 0) setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
+    // Signatures last: they cover the request exactly as it goes upstream (its Accept-Encoding included).
+    const signed = await signRequest(ex, req, parts, framing, verdict, values, nowMs);
     // Pipelined requests go upstream in turn; one behind an answer that closed the connection goes nowhere.
     if (!(await ex.mayForward())) return;
     // K5: every decision of this request is durable before the upstream request object even exists.
@@ -77,8 +79,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     forward(ex, target, req, res, {
       path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
       headers: parts.headers,
+      source: signed.body === null ? null : Readable.from([signed.body]),
       // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
-      framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : framing,
+      framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : signed.body === null ? framing : { kind: 'length', bytes: signed.body.length },
       body,
       scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, minted),
     });
@@ -108,11 +111,66 @@ function setHeader(headers: HeaderPair[], name: string, value: string): void {
   headers.splice(0, headers.length, ...kept, [name, value]);
 }
 
+/** The most a body is held to be hashed for a signature (SigV4 outside S3, HMAC with {body_sha256}). */
+const MAX_SIGNED_BODY = 16 * 1024 * 1024;
+
+/**
+ * Computes each signed site's signature (SigV4, HMAC) over the request as it will be sent, and writes its
+ * headers. A signature over the body's hash needs the body first: it is read whole (up to 16 MiB) and sent from
+ * memory; a body rewritten as it streams cannot be hashed first, so that combination is refused.
+ */
+async function signRequest(ex: Exchange, req: IncomingMessage, parts: RequestParts, framing: Framing, verdict: Extract<Verdict, { kind: 'forward' }>, values: ReadonlyMap<string, Secret>, nowMs: number): Promise<{ readonly body: Buffer | null }> {
+  const signers = verdict.injections.flatMap(({ sites }) => sites.flatMap((site) => (site.render.kind === 'signed' ? [{ site, signer: site.render.signer }] : [])));
+  if (signers.length === 0) return { body: null };
+  const needsBody = signers.some(({ signer }) => (signer.kind === 'sigv4' ? sigv4NeedsBody(parts.headers) : hmacNeedsBody(signer)));
+  if (needsBody && verdict.bodyInjectors.length > 0) throw new Refusal('signing_unsupported');
+  const body = needsBody ? await readWhole(req, framing) : null;
+  const reveal = (n: string): string => values.get(n)?.reveal() ?? '';
+  const query = parts.query === '' ? [] : parts.query.split('&').map((p): [string, string] => {
+    const eq = p.indexOf('=');
+    try {
+      return [decodeURIComponent(eq < 0 ? p : p.slice(0, eq)), decodeURIComponent(eq < 0 ? '' : p.slice(eq + 1))];
+    } catch {
+      throw new Refusal('bad_request'); // an escape no signer can canonicalise
+    }
+  });
+  const request = {
+    method: ex.method, host: parts.headers.find(([n]) => n === 'host')?.[1] ?? '', path: parts.path, query, rawQuery: parts.query,
+    headers: parts.headers, bodySha256: body === null ? null : createHash('sha256').update(body).digest('hex'),
+  };
+  for (const { site, signer } of signers) {
+    let set: [string, string][];
+    try {
+      set = signer.kind === 'sigv4'
+        ? await signSigV4(signer, { accessKeyId: reveal(signer.accessKeyIdSecret), secretAccessKey: reveal(signer.secretAccessKeySecret), sessionToken: signer.sessionTokenSecret === null ? null : reveal(signer.sessionTokenSecret) }, request, nowMs)
+        : signHmac(signer, site.type === 'header' ? site.header : '', reveal(signer.secretKeySecret), request, nowMs);
+    } catch (err) {
+      throw err instanceof MintFailed && err.reason === 'unsupported_payload' ? new Refusal('signing_unsupported', { cause: err }) : err;
+    }
+    for (const [name, value] of set) setHeader(parts.headers, name, value);
+  }
+  return { body };
+}
+
+/** The whole request body, as the agent framed it; over the limit, 413 and nothing sent. */
+async function readWhole(req: IncomingMessage, framing: Framing): Promise<Buffer> {
+  if (framing.kind === 'none') return Buffer.alloc(0);
+  if (framing.kind === 'length' && framing.bytes > MAX_SIGNED_BODY) throw new Refusal('body_too_large_to_sign');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_SIGNED_BODY) throw new Refusal('body_too_large_to_sign');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
 /** The text to place at each site an injection writes; reveal() happens here and nowhere else on the request path. */
 function placementsOf(injections: readonly Injection[], values: ReadonlyMap<string, Secret>, nowMs: number, minted: MintedBySite = new Map()): Placement[] {
   return injections.flatMap(({ secret, sites }) => {
     const plain = new Map(namesToFetch(secret).map((n) => [n, values.get(n)?.reveal() ?? '']));
-    return sites.map((site): Placement => ({ secret, site, text: renderSecret(secret, site, plain, nowMs, minted.get(site)?.value.reveal() ?? null) }));
+    return sites.filter((site) => site.render.kind !== 'signed').map((site): Placement => ({ secret, site, text: renderSecret(secret, site, plain, nowMs, minted.get(site)?.value.reveal() ?? null) }));
   });
 }
 

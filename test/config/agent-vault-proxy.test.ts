@@ -28,22 +28,20 @@ secrets:
   WEBHOOK:
     placeholder: "hmac-PLACEHOLDER-0123456789abcdef"
     inject:
-      type: hmac
-      secret_key_secret: WEBHOOK_KEY
-      signing_string: "{method}"
-      header: X-Signature
-      algorithm: sha256
+      type: sigv4a
+      region_set: ["*"]
+      access_key_id_secret: AK
     bindings: [ { host: api.hmac-example.com } ]
   AWS:
     placeholder: "AKIAPLACEHOLDER0123456789AB"
-    inject: { type: sigv4, region: us-east-1, service: s3, access_key_id_secret: AK, secret_access_key_secret: SK }
+    inject: { type: mtls, cert_secret: CERT }
     bindings: [ { host: s3.amazonaws.com } ]
   OK:
     placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ"
     inject: { header: Authorization, format: "Bearer {OK}", token_url: "https://x" }
     bindings: [ { host: api.example.com } ]
 `;
-  it('names each unsupported inject type first, once, without errors for its keys, and every other problem in the same pass; preflight is accepted', () => {
+  it('names each inject type keyswap does not have first, once, without errors for its keys, and every other problem in the same pass; preflight is accepted', () => {
     let messages: string[] = [];
     try {
       parseConfig(yaml, FILE);
@@ -51,9 +49,9 @@ secrets:
       messages = (err as { errors: { message: string }[] }).errors.map((e) => e.message);
     }
     expect(messages).toEqual([
-      `${FILE}:8: secrets.WEBHOOK.inject.type: inject type 'hmac' is not supported by this version of keyswap (supported: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, github_app, jwt_bearer)`,
-      `${FILE}:16: secrets.AWS.inject.type: inject type 'sigv4' is not supported by this version of keyswap (supported: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, github_app, jwt_bearer)`,
-      `${FILE}:20: secrets.OK.inject.token_url: not valid for inject type header; valid keys: type, header, format, template`,
+      `${FILE}:8: secrets.WEBHOOK.inject.type: inject type 'sigv4a' is not one this version of keyswap has (it has: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, github_app, jwt_bearer, sigv4, hmac)`,
+      `${FILE}:14: secrets.AWS.inject.type: inject type 'mtls' is not one this version of keyswap has (it has: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, github_app, jwt_bearer, sigv4, hmac)`,
+      `${FILE}:18: secrets.OK.inject.token_url: not valid for inject type header; valid keys: type, header, format, template`,
     ]);
   });
 

@@ -1,0 +1,85 @@
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { SignerSpec } from '../config/index.js';
+import { MintFailed } from './failure.js';
+
+type SigV4 = Extract<SignerSpec, { kind: 'sigv4' }>;
+
+/** The request as it goes upstream, for a signer: what SigV4 and HMAC read. */
+export interface SignableRequest {
+  readonly method: string;
+  /** The Host header as sent upstream. */
+  readonly host: string;
+  /** The path as sent, percent-encoded, without the query. */
+  readonly path: string;
+  /** Query pairs, decoded, in order. */
+  readonly query: readonly (readonly [string, string])[];
+  /** Lower-case names, as sent. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** SHA-256 of the body (hex) when it was read; null when the body streams untouched. */
+  readonly bodySha256: string | null;
+}
+
+export interface AwsCredentials { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken: string | null }
+
+const CONTENT_SHA256 = 'x-amz-content-sha256';
+
+/**
+ * Whether SigV4 needs the body's hash: unless the client declared the payload hash itself (S3's
+ * x-amz-content-sha256, a hex digest or UNSIGNED-PAYLOAD), the signature covers SHA-256 of the body.
+ */
+export function sigv4NeedsBody(headers: readonly (readonly [string, string])[]): boolean {
+  return !headers.some(([n]) => n === CONTENT_SHA256);
+}
+
+/**
+ * Re-signs the request with the real key (AWS's own signer, @smithy/signature-v4): method, canonical path and
+ * query, the headers the client signed plus host, x-amz-date, x-amz-content-sha256 and every x-amz-* it sent,
+ * over the payload hash. Returns the headers to set: Authorization, x-amz-date, x-amz-content-sha256 and, with a
+ * session token, x-amz-security-token.
+ */
+export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: SignableRequest, nowMs: number): Promise<[string, string][]> {
+  const declared = req.headers.find(([n]) => n === CONTENT_SHA256)?.[1];
+  // STREAMING-UNSIGNED-PAYLOAD-TRAILER (the SDKs' default for S3 uploads) carries no chunk signatures; the
+  // STREAMING-AWS4-… schemes sign each chunk with a signature chained to the client's own, which no re-signing of
+  // the head can repair.
+  if (declared !== undefined && !/^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-UNSIGNED-PAYLOAD-TRAILER)$/.test(declared)) {
+    throw new MintFailed('unsupported_payload', null);
+  }
+  const clientSigned = /SignedHeaders=([a-z0-9;-]+)/i.exec(req.headers.find(([n]) => n === 'authorization')?.[1] ?? '')?.[1]?.toLowerCase().split(';') ?? [];
+  const signed = new Set([...clientSigned, 'host', 'x-amz-date', CONTENT_SHA256, ...(creds.sessionToken === null ? [] : ['x-amz-security-token'])]);
+  const headers: Record<string, string> = { host: req.host };
+  for (const [name, value] of req.headers) {
+    if (name === 'authorization' || name === 'host') continue;
+    if (name.startsWith('x-amz-')) signed.add(name);
+    headers[name] = name in headers ? `${headers[name]},${value}` : value;
+  }
+  if (declared === undefined) {
+    if (req.bodySha256 === null) throw new MintFailed('unsupported_payload', null);
+    headers[CONTENT_SHA256] = req.bodySha256;
+  }
+  const query: Record<string, string | string[]> = {};
+  for (const [k, v] of req.query) {
+    const prev = query[k];
+    query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, ...(creds.sessionToken === null ? {} : { sessionToken: creds.sessionToken }) },
+    region: spec.region,
+    service: spec.service,
+    sha256: Hash.bind(null, 'sha256'),
+    // S3 signs the path as sent; every other service signs it encoded once more.
+    uriEscapePath: spec.service !== 's3',
+  });
+  const unsignable = new Set(Object.keys(headers).filter((n) => !signed.has(n)));
+  const out = await signer.sign(
+    { method: req.method, protocol: 'https:', hostname: req.host, path: req.path, query, headers, body: undefined },
+    { signingDate: new Date(nowMs), unsignableHeaders: unsignable },
+  );
+  const set: [string, string][] = [];
+  for (const name of ['authorization', 'x-amz-date', CONTENT_SHA256, 'x-amz-security-token']) {
+    const value = out.headers[name];
+    if (value !== undefined) set.push([name, value]);
+  }
+  return set;
+}

@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curlVia } from '../helpers/clients.js';
+import { KEYSWAP, REPO, startHarness, type Harness } from '../helpers/harness.js';
+import { sigv4Problem } from '../helpers/sigv4-verifier.js';
+
+// Issue #14: request signers. The agent signs with placeholder keys (curl --aws-sigv4, the AWS SDK for
+// JavaScript v3); keyswap re-signs with the real key, and an independent SigV4 verifier (written from AWS's
+// specification, not the signer keyswap uses) checks what the upstream received.
+const AKID_PH = 'AKIAPLACEHOLDER0123456789AB';
+const BEDROCK_PH = 'AKIABEDROCKPLACEHOLDER012345';
+const HMAC_PH = 'hmac-PLACEHOLDER-0123456789abcdef';
+const REAL = { AWS_ACCESS_KEY_ID: 'AKIAREALKEY0000000001', AWS_SECRET_ACCESS_KEY: `real-secret/${randomBytes(12).toString('base64')}`, WEBHOOK_KEY: `whk-${randomBytes(16).toString('hex')}` };
+const NO_DNS = `--require=${JSON.stringify(path.join(REPO, 'test/helpers/no-dns.cjs'))}`;
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({
+    secretValues: REAL,
+    secrets: `
+  AWS_S3:
+    placeholder: "${AKID_PH}"
+    inject: { type: sigv4, region: us-east-1, service: s3, access_key_id_secret: AWS_ACCESS_KEY_ID, secret_access_key_secret: AWS_SECRET_ACCESS_KEY }
+    bindings: [{ host: api.example.test, methods: [GET, PUT, HEAD] }]
+  AWS_BEDROCK:
+    placeholder: "${BEDROCK_PH}"
+    inject: { type: sigv4, region: us-west-2, service: bedrock, access_key_id_secret: AWS_ACCESS_KEY_ID, secret_access_key_secret: AWS_SECRET_ACCESS_KEY }
+    bindings: [{ host: other.example.test, methods: [POST] }]
+  WEBHOOK_HMAC:
+    placeholder: "${HMAC_PH}"
+    inject:
+      type: hmac
+      secret_key_secret: WEBHOOK_KEY
+      signing_string: "{method}\\n{path}\\n{body_sha256}\\n{timestamp}"
+      header: X-Signature
+      algorithm: sha256
+      encoding: hex
+      timestamp_header: X-Timestamp
+    bindings: [{ host: api.example.test, methods: [POST], paths: ["/v1/hooks/**"] }]
+`,
+  });
+});
+afterAll(async () => {
+  await h.close();
+});
+
+const last = () => {
+  const r = h.upstream.requests.at(-1);
+  if (r === undefined) throw new Error('nothing reached the upstream');
+  return r;
+};
+
+describe('sigv4', () => {
+  it('curl --aws-sigv4 for S3 with placeholder keys: the upstream gets a request signed with the real key', async () => {
+    const r = await curlVia(h, 'https://api.example.test/v1/upload?x-id=PutObject&acl=private', {
+      method: 'PUT', data: 'object body', headers: ['x-amz-meta-note: kept and signed'],
+      extra: ['--aws-sigv4', 'aws:amz:us-east-1:s3', '--user', `${AKID_PH}:placeholder-secret`],
+    });
+    expect(r.status, r.stderr + r.body).toBe(200);
+    const seen = last();
+    expect(sigv4Problem(seen, REAL.AWS_SECRET_ACCESS_KEY, REAL.AWS_ACCESS_KEY_ID)).toBeNull();
+    expect(String(seen.headers.authorization)).toContain('x-amz-meta-note');
+  });
+
+  it('a service without x-amz-content-sha256 (Bedrock): keyswap hashes the body it read, and signs over it', async () => {
+    const body = JSON.stringify({ prompt: 'hi', pad: 'x'.repeat(70_000) });
+    const r = await curlVia(h, 'https://other.example.test/v1/upload', {
+      method: 'POST', data: body, headers: ['content-type: application/json'],
+      extra: ['--aws-sigv4', 'aws:amz:us-west-2:bedrock', '--user', `${BEDROCK_PH}:placeholder-secret`],
+    });
+    expect(r.status, r.stderr + r.body).toBe(200);
+    const seen = last();
+    expect(seen.body.toString()).toBe(body);
+    expect(sigv4Problem(seen, REAL.AWS_SECRET_ACCESS_KEY, REAL.AWS_ACCESS_KEY_ID)).toBeNull();
+  });
+
+  it('the AWS SDK for JavaScript v3 under keyswap run: PutObject and GetObject signed with the real key', async () => {
+    const script = `
+      import { S3Client, PutObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
+      const s3 = new S3Client({ region: 'us-east-1', endpoint: 'https://api.example.test', forcePathStyle: true,
+        credentials: { accessKeyId: process.env.AWS_S3, secretAccessKey: 'placeholder-secret' }, maxAttempts: 1 });
+      await s3.send(new PutObjectCommand({ Bucket: 'v1', Key: 'upload', Body: 'from the sdk' }));
+      const got = await s3.send(new GetObjectCommand({ Bucket: 'v1', Key: 'upload' }));
+      console.log('ok', got.$metadata.httpStatusCode, (await got.Body.transformToString()).length > 0);
+      s3.destroy();`;
+    const before = h.upstream.requests.length;
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, [KEYSWAP, 'run', '--config', path.join(h.dir, 'keyswap.yaml'), '--', process.execPath, '--input-type=module', '-e', script], {
+        cwd: REPO, env: { PATH: process.env.PATH ?? '', HOME: h.dir, NODE_OPTIONS: NO_DNS, AWS_EC2_METADATA_DISABLED: 'true' },
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+      const timer = setTimeout(() => child.kill('SIGTERM'), 15_000);
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
+    });
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain('ok 200 true');
+    const calls = h.upstream.requests.slice(before);
+    expect(calls.map((c) => c.method)).toEqual(['PUT', 'GET']);
+    for (const c of calls) expect(sigv4Problem(c, REAL.AWS_SECRET_ACCESS_KEY, REAL.AWS_ACCESS_KEY_ID)).toBeNull();
+  });
+
+  it('a streaming-signed upload (chunk signatures chained to the client’s) is refused, nothing sent', async () => {
+    const before = h.upstream.requests.length;
+    const r = await curlVia(h, 'https://api.example.test/v1/upload', {
+      method: 'PUT', data: 'x', headers: ['x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD'],
+      extra: ['--aws-sigv4', 'aws:amz:us-east-1:s3', '--user', `${AKID_PH}:placeholder-secret`],
+    });
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('cannot be re-signed');
+    expect(h.upstream.requests.length).toBe(before);
+  });
+
+  it('an unsigned request carrying the placeholder elsewhere is not signed, and keeps it', async () => {
+    await curlVia(h, 'https://api.example.test/v1/echo', { headers: [`x-note: ${AKID_PH}`] });
+    expect(last().headers['x-note']).toBe(AKID_PH);
+    expect(last().headers.authorization).toBeUndefined();
+  });
+});
+
+describe('hmac', () => {
+  it('signs method, path, the body’s SHA-256 and a timestamp with the real key; the placeholder header is replaced', async () => {
+    const body = '{"event":"ping"}';
+    const r = await curlVia(h, 'https://api.example.test/v1/hooks/upload', { method: 'POST', data: body, headers: [`X-Signature: ${HMAC_PH}`, 'content-type: application/json'] });
+    expect(r.status, r.body).toBe(200);
+    const seen = last();
+    const ts = String(seen.headers['x-timestamp']);
+    expect(ts).toMatch(/^\d{10}$/);
+    const sha = (await import('node:crypto')).createHash('sha256').update(body).digest('hex');
+    const expected = createHmac('sha256', REAL.WEBHOOK_KEY).update(`POST\n/v1/hooks/upload\n${sha}\n${ts}`).digest('hex');
+    expect(seen.headers['x-signature']).toBe(expected);
+    expect(seen.body.toString()).toBe(body);
+  });
+});
+
+describe('what never leaves keyswap', () => {
+  it('no real key in any response, log or audit line', () => {
+    const text = h.auditText() + h.stdout() + h.stderr();
+    for (const v of Object.values(REAL)) expect(text.includes(v)).toBe(false);
+  });
+});
