@@ -4,7 +4,7 @@ import { reportIssue, type Report } from './report.js';
 import type { InjectSpec, MinterSpec, SignerSpec } from './types.js';
 import type { FieldPath } from './yaml-source.js';
 
-export const MINTED_TYPES = ['oauth2_client_credentials', 'oauth2_refresh', 'github_app', 'jwt_bearer'] as const;
+export const MINTED_TYPES = ['oauth2_client_credentials', 'oauth2_refresh', 'google_service_account', 'github_app', 'jwt_bearer'] as const;
 export type MintedType = (typeof MINTED_TYPES)[number];
 export const SIGNED_TYPES = ['sigv4', 'hmac'] as const;
 export type SignedType = (typeof SIGNED_TYPES)[number];
@@ -48,6 +48,15 @@ const shapes = {
     cache_ttl_max_seconds: seconds.optional(),
     refresh_token_write_back: z.boolean().optional(),
     write_back_min_interval_seconds: z.number().int().nonnegative().optional(),
+  }),
+  google_service_account: z.strictObject({
+    ...common,
+    service_account_key_secret: secretName,
+    scopes: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    subject: z.string().min(1).optional(),
+    token_url: httpsUrl.optional(),
+    cache_ttl_safety_seconds: z.number().int().nonnegative().optional(),
+    cache_ttl_max_seconds: seconds.optional(),
   }),
   github_app: z.strictObject({
     ...common,
@@ -134,6 +143,7 @@ export function signerInputs(s: SignerSpec): readonly string[] {
 const SLOTS: Record<MintedType, readonly [slot: string, defaultFormat: string]> = {
   oauth2_client_credentials: ['{access_token}', 'Bearer {access_token}'],
   oauth2_refresh: ['{access_token}', 'Bearer {access_token}'],
+  google_service_account: ['{access_token}', 'Bearer {access_token}'],
   github_app: ['{token}', 'token {token}'],
   jwt_bearer: ['{jwt}', 'Bearer {jwt}'],
 };
@@ -203,6 +213,15 @@ function minterOf(d: Record<string, unknown>, type: MintedType, p: FieldPath, er
         writeBack: o.refresh_token_write_back ?? true, writeBackMinIntervalMs: (o.write_back_min_interval_seconds ?? 60) * 1000,
       };
     }
+    case 'google_service_account': {
+      const o = d as z.infer<typeof shapes.google_service_account>;
+      return {
+        kind: type, keySecret: o.service_account_key_secret, scopes: scopesOf(o.scopes) ?? '', subject: o.subject ?? null,
+        // The key file's own token_uri is not followed: the endpoint a credential goes to is fixed here.
+        tokenUrl: o.token_url ?? 'https://oauth2.googleapis.com/token',
+        safetyMs: (o.cache_ttl_safety_seconds ?? 60) * 1000, maxMs: (o.cache_ttl_max_seconds ?? 3600) * 1000,
+      };
+    }
     case 'github_app': {
       const o = d as z.infer<typeof shapes.github_app>;
       return { kind: type, appId: String(o.app_id), installationId: String(o.installation_id), privateKeySecret: o.private_key_secret, apiBaseUrl: (o.api_base_url ?? 'https://api.github.com').replace(/\/+$/, '') };
@@ -233,6 +252,7 @@ export function minterInputs(m: MinterSpec): readonly string[] {
   switch (m.kind) {
     case 'oauth2_client_credentials': return [m.clientIdSecret, m.clientSecretSecret];
     case 'oauth2_refresh': return [m.clientIdSecret, m.clientSecretSecret, m.refreshTokenSecret];
+    case 'google_service_account': return [m.keySecret];
     case 'github_app': return [m.privateKeySecret];
     case 'jwt_bearer': return [m.signingKeySecret];
   }

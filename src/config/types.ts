@@ -76,6 +76,18 @@ export type MinterSpec =
       readonly writeBackMinIntervalMs: number;
     }
   | {
+      /** RFC 7523: a JWT signed with a Google service account's key, exchanged for an access token. */
+      readonly kind: 'google_service_account';
+      /** The service account's JSON key file, held as one secret. */
+      readonly keySecret: string;
+      readonly scopes: string;
+      /** Domain-wide delegation: the user the account acts as. */
+      readonly subject: string | null;
+      readonly tokenUrl: string;
+      readonly safetyMs: number;
+      readonly maxMs: number;
+    }
+  | {
       readonly kind: 'github_app';
       readonly appId: string;
       readonly installationId: string;

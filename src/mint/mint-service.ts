@@ -4,7 +4,7 @@ import { MintFailed } from './failure.js';
 import { signBearerJwt } from './jwt-bearer.js';
 import { installationToken } from './github-app.js';
 import { MintedCache, type Minted } from './minted-cache.js';
-import { clientCredentialsGrant, refreshTokenGrant } from './oauth2.js';
+import { clientCredentialsGrant, refreshTokenGrant, serviceAccountGrant } from './oauth2.js';
 import type { TokenTransport } from './transport.js';
 
 /** What proxy/ audits as `token_exchange` (audit/events.ts): never the credential or any input. */
@@ -85,6 +85,12 @@ export class MintService {
           const current = input(spec.refreshTokenSecret);
           const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), current, this.#deps.transport);
           if (grant.refreshToken !== null && grant.refreshToken !== current) writeBack.set(await this.#writeBack(secretName, spec, grant.refreshToken));
+          const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
+          return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs };
+        });
+      case 'google_service_account':
+        return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async () => {
+          const grant = await serviceAccountGrant(spec, input(spec.keySecret), this.#deps.transport, startMs);
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
           return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs };
         });

@@ -1,3 +1,5 @@
+import { createPrivateKey } from 'node:crypto';
+import { SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { MinterSpec } from '../config/index.js';
 import { checkCredentialText, MintFailed } from './failure.js';
@@ -39,6 +41,41 @@ export async function clientCredentialsGrant(spec: ClientCredentials, clientId: 
   try {
     const response = await oauth.clientCredentialsGrantRequest(as, client, auth, spec.scopes === null ? {} : { scope: spec.scopes }, { [oauth.customFetch]: fetchVia(transport, seen) });
     const result = await oauth.processClientCredentialsResponse(as, client, response);
+    return { accessToken: checkCredentialText(result.access_token), expiresInS: typeof result.expires_in === 'number' ? result.expires_in : null };
+  } catch (err) {
+    throw asMintFailed(err, seen.status);
+  }
+}
+
+type ServiceAccount = Extract<MinterSpec, { kind: 'google_service_account' }>;
+
+/**
+ * RFC 7523 §2.1 for a Google service account: an RS256 assertion (jose) from the key file's client_email,
+ * private_key and private_key_id, for the configured scopes and token endpoint, exchanged with oauth4webapi.
+ */
+export async function serviceAccountGrant(spec: ServiceAccount, keyFile: string, transport: TokenTransport, nowMs: number): Promise<Grant> {
+  let email: string;
+  let keyId: string | undefined;
+  let key;
+  try {
+    const parsed = JSON.parse(keyFile) as { client_email?: unknown; private_key?: unknown; private_key_id?: unknown };
+    if (typeof parsed.client_email !== 'string' || typeof parsed.private_key !== 'string') throw new Error('not a service account key');
+    email = parsed.client_email;
+    keyId = typeof parsed.private_key_id === 'string' ? parsed.private_key_id : undefined;
+    key = createPrivateKey(parsed.private_key);
+  } catch (err) {
+    throw new MintFailed('bad_key', null, { cause: err });
+  }
+  const iat = Math.floor(nowMs / 1000);
+  let assertion = new SignJWT({ scope: spec.scopes }).setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(keyId === undefined ? {} : { kid: keyId }) })
+    .setIssuer(email).setAudience(spec.tokenUrl).setIssuedAt(iat).setExpirationTime(iat + 3600);
+  if (spec.subject !== null) assertion = assertion.setSubject(spec.subject);
+  const as: oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
+  const client: oauth.Client = { client_id: email };
+  const seen = { status: null as number | null };
+  try {
+    const response = await oauth.genericTokenEndpointRequest(as, client, oauth.None(), 'urn:ietf:params:oauth:grant-type:jwt-bearer', { assertion: await assertion.sign(key) }, { [oauth.customFetch]: fetchVia(transport, seen) });
+    const result = await oauth.processGenericTokenEndpointResponse(as, client, response);
     return { accessToken: checkCredentialText(result.access_token), expiresInS: typeof result.expires_in === 'number' ? result.expires_in : null };
   } catch (err) {
     throw asMintFailed(err, seen.status);

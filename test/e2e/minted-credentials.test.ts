@@ -25,6 +25,11 @@ const app = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwtKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const GH_APP_KEY = app.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(); // GitHub's own format
 const JWT_KEY = jwtKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const SA_EMAIL = 'agent@keyswap-test.iam.gserviceaccount.com';
+// A service account key file as Google issues it; its token_uri points elsewhere and must not be followed.
+const SA_KEY = JSON.stringify({ type: 'service_account', client_email: SA_EMAIL, private_key_id: 'k1', private_key: sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), token_uri: 'https://evil.example.test/token' });
+const PH_SA = 'google-sa-PLACEHOLDER-0123456789abcdef';
 
 let h: Harness;
 let auth: FakeAuthorities;
@@ -34,12 +39,13 @@ beforeAll(async () => {
     tls: testCa.issue(['auth.example.test']),
     clients: { [SECRETS.CC_CLIENT_ID]: SECRETS.CC_CLIENT_SECRET, [SECRETS.B_CLIENT_ID]: SECRETS.B_CLIENT_SECRET },
     github: { appId: '12345', installationId: '678', publicKey: app.publicKey },
+    serviceAccount: { email: SA_EMAIL, publicKey: sa.publicKey, audience: 'https://auth.example.test/oauth2/token' },
     delayMs: 200,
   });
   h = await startHarness({
     testCa,
     resolve: { 'auth.example.test:443': `127.0.0.1:${auth.port}`, 'down.example.test:443': '127.0.0.1:1' },
-    secretValues: { ...SECRETS, GH_APP_KEY, JWT_KEY },
+    secretValues: { ...SECRETS, GH_APP_KEY, JWT_KEY, SA_KEY },
     secrets: `
   CC_TOKEN:
     placeholder: "${PH_CC}"
@@ -63,6 +69,10 @@ beforeAll(async () => {
     placeholder: "${PH_JWT}"
     inject: { type: jwt_bearer, signing_key_secret: JWT_KEY, algorithm: RS256, issuer: keyswap-test, audience: "https://api.example.test", ttl_seconds: 300, extra_claims: { scope: "read:data" } }
     bindings: [{ host: api.example.test }]
+  GOOGLE_SA:
+    placeholder: "${PH_SA}"
+    inject: { type: google_service_account, service_account_key_secret: SA_KEY, scopes: ["https://www.googleapis.com/auth/cloud-platform"], token_url: "https://auth.example.test/oauth2/token" }
+    bindings: [{ host: api.example.test }]
   DOWN_TOKEN:
     placeholder: "${PH_DOWN}"
     inject: { type: oauth2_client_credentials, token_url: "https://down.example.test/token", client_id_secret: CC_CLIENT_ID, client_secret_secret: CC_CLIENT_SECRET }
@@ -77,7 +87,7 @@ afterAll(async () => {
 
 const echo = (host: string, header: string) => curlVia(h, `https://${host}/v1/echo`, { headers: [`Authorization: ${header}`] });
 const sentAuthorization = (): string => String(h.upstream.requests.at(-1)?.headers.authorization ?? '');
-const everySecret = (): string[] => [...Object.values(SECRETS).filter((v) => v.length > 20), GH_APP_KEY.split('\n')[1] ?? '', JWT_KEY.split('\n')[1] ?? '', ...auth.issued];
+const everySecret = (): string[] => [...Object.values(SECRETS).filter((v) => v.length > 20), GH_APP_KEY.split('\n')[1] ?? '', JWT_KEY.split('\n')[1] ?? '', SA_KEY.slice(200, 260), ...auth.issued];
 
 describe('oauth2_client_credentials', () => {
   it('exchanges the client id and secret (form body) once, audits the exchange before use, injects the token and scrubs its echo', async () => {
@@ -137,6 +147,16 @@ describe('github_app', () => {
     expect(sentAuthorization()).toMatch(/^token ghs_[0-9a-f]{36}$/);
     expect(auth.calls.filter((c) => c.endpoint === 'github')).toHaveLength(1);
     expect(r.body).not.toContain('ghs_');
+  });
+});
+
+describe('google_service_account', () => {
+  it('exchanges an RS256 assertion from the key file at the configured endpoint (never the key file’s token_uri)', async () => {
+    const r = await echo('api.example.test', `Bearer ${PH_SA}`);
+    expect(r.status, r.body).toBe(200);
+    expect(sentAuthorization()).toMatch(/^Bearer ya29\.[0-9a-f]{40}$/);
+    expect(h.auditRecords().find((e) => e.type === 'token_exchange' && e.secret_name === 'GOOGLE_SA')).toMatchObject({ minter: 'google_service_account', endpoint: 'auth.example.test', outcome: 'minted' });
+    expect(r.body).not.toContain('ya29.');
   });
 });
 

@@ -30,6 +30,8 @@ export interface AuthorityOptions {
    * one and revokes the one used, as Microsoft, Slack and Atlassian do.
    */
   readonly refresh?: { readonly tokens: Map<string, string>; readonly rotate: boolean };
+  /** RFC 7523 (Google service accounts): assertions signed by this account's key, for this audience. */
+  readonly serviceAccount?: { readonly email: string; readonly publicKey: KeyObject; readonly audience: string };
   /** Milliseconds each answer waits: lets concurrent first requests pile up on one exchange. */
   readonly delayMs?: number;
 }
@@ -57,6 +59,17 @@ export async function startFakeAuthorities(o: AuthorityOptions): Promise<FakeAut
           calls.push({ endpoint: 'oauth2', clientId: id ?? null, auth: basic ? 'basic' : form.has('client_secret') ? 'body' : 'none' });
           const fail = failNext.shift();
           if (fail !== undefined) return send(fail.status, fail.body);
+          if (form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer' && o.serviceAccount) {
+            try {
+              const { payload } = await jwtVerify(form.get('assertion') ?? '', o.serviceAccount.publicKey, { issuer: o.serviceAccount.email, audience: o.serviceAccount.audience, algorithms: ['RS256'] });
+              if (typeof payload.scope !== 'string' || payload.scope === '') return send(400, { error: 'invalid_scope' });
+            } catch {
+              return send(400, { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' });
+            }
+            const token = `ya29.${randomBytes(20).toString('hex')}`;
+            issued.add(token);
+            return send(200, { access_token: token, token_type: 'Bearer', expires_in: 3599 });
+          }
           if (id === null || id === undefined || o.clients[id] !== secret) return send(401, { error: 'invalid_client' });
           const token = `at-${calls.length}-${randomBytes(12).toString('hex')}`;
           const grant = form.get('grant_type');
