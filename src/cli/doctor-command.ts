@@ -4,7 +4,10 @@ import { access, open, readFile, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { clientPolicy, ConfigErrors, describeClientPolicy, loadConfig, LooseWriteAccessError, type Config } from '../config/index.js';
+import { clientPolicy, ConfigErrors, describeClientPolicy, loadConfig, LooseWriteAccessError, minterEndpoint, minterInputs, type Config, type MinterSpec, type SecretSpec } from '../config/index.js';
+import { MintFailed, MintService, TransportError, type TokenTransport } from '../mint/index.js';
+import { tokenTransport, UpstreamClient } from '../proxy/index.js';
+import type { Secret } from '../secret.js';
 import { decryptedHosts } from '../policy/index.js';
 import { BackendUnavailable, openBackend, resolveKeySource, SecretNotFound } from '../secrets/index.js';
 import { describeConstraints, readCaConstraints, uncoveredHosts, type NameConstraints } from '../tls/index.js';
@@ -16,11 +19,13 @@ import { looksLikeRealKey } from './presets.js';
 import { pidFile } from './pid-file.js';
 import { namesToFetch } from '../inject/index.js';
 
-export const DOCTOR_USAGE = `usage: keyswap doctor [--config FILE]
+export const DOCTOR_USAGE = `usage: keyswap doctor [--config FILE] [--exchange]
 
 Checks the config, the CA files and their permissions, the CA's expiry and name constraints, that the CA is not
-trusted system-wide, the backend, the audit log, and this shell's proxy and CA variables. Each problem comes
-with the command that fixes it. Exit 0: all good; 1: problems found; 2: the config is invalid, or others could
+trusted system-wide, the backend, each token endpoint (answering over verified TLS, and a writable backend for
+rotated refresh tokens), the audit log, and this shell's proxy and CA variables. --exchange also mints each
+credential once (most providers rotate the refresh token when asked). Each problem comes with the command that
+fixes it. Exit 0: all good; 1: problems found; 2: the config is invalid, or others could
 write it or its extra_ca_file (then nothing else is checked).`;
 
 interface Check { readonly ok: boolean; readonly what: string; readonly fix?: string }
@@ -28,7 +33,7 @@ interface Check { readonly ok: boolean; readonly what: string; readonly fix?: st
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
 
 export async function doctorCommand(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' } }, strict: true });
+  const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, exchange: { type: 'boolean', default: false } }, strict: true });
   let config: Config;
   try {
     config = await loadConfig(path.resolve(io.cwd, values.config));
@@ -48,6 +53,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     clientCheck(config),
     ...(await caChecks(config)),
     ...(await backendChecks(config, io)),
+    ...(await mintingChecks(config, io, values.exchange)),
     ...(await auditChecks(config)),
     ...(await auditKeyChecks(config, io)),
     ...(await serviceChecks(config)),
@@ -132,6 +138,66 @@ async function backendChecks(config: Config, io: CliIo): Promise<Check[]> {
   }
   const fix = config.backend.type === 'file' ? missing.map((n) => `keyswap secret set ${n}`).join('; ') : config.backend.type === 'env' ? `set ${missing.map((n) => `KEYSWAP_SECRET_${n}`).join(', ')} in keyswap's own environment (not the agent's)` : `store ${missing.join(', ')} in the ${config.backend.type} backend`;
   out.push(missing.length > 0 ? { ok: false, what: `backend ${config.backend.type} has no value for ${missing.join(', ')}: requests using their placeholders get 503`, fix } : { ok: true, what: `backend ${config.backend.type} answers for ${names.length === 1 ? 'its one secret' : `all ${count(names.length, 'secret')}`}` });
+  return out;
+}
+
+/**
+ * Each minting secret's token endpoint: does it answer over TLS verified as keyswap verifies upstreams (a GET,
+ * no credential sent), and can a rotated refresh token be stored. With --exchange, one real exchange each.
+ */
+async function mintingChecks(config: Config, io: CliIo, exchange: boolean): Promise<Check[]> {
+  const minters = config.secrets.flatMap((s) => s.sites.flatMap((site) => {
+    const endpoint = site.render.kind === 'minted' ? minterEndpoint(site.render.minter) : null;
+    return site.render.kind === 'minted' && endpoint !== null ? [{ secret: s, minter: site.render.minter, endpoint }] : [];
+  }));
+  if (minters.length === 0) return [];
+  const upstream = new UpstreamClient(config.upstream, config.upstream.extraCaFile === null ? null : await readFile(config.upstream.extraCaFile, 'utf8'));
+  const transport = tokenTransport(upstream);
+  const out: Check[] = [];
+  try {
+    for (const { secret, minter, endpoint } of minters) {
+      try {
+        const r = await transport.send(endpoint, { method: 'GET', headers: {}, body: null });
+        out.push({ ok: true, what: `${secret.name}: token endpoint ${endpoint.host} answers over verified TLS (HTTP ${r.status} to a GET; nothing sent)` });
+      } catch (err) {
+        out.push({ ok: false, what: `${secret.name}: token endpoint ${endpoint.host} cannot be reached (${err instanceof TransportError ? err.reason : 'error'}): requests using ${secret.name} get 503`, fix: 'check the URL, upstream.resolve and upstream.extra_ca_file' });
+      }
+      if (minter.kind === 'oauth2_refresh' && minter.writeBack && config.backend.type !== 'file') {
+        out.push({ ok: false, what: `${secret.name}: a refresh token the provider rotates cannot be stored in the ${config.backend.type} backend: the request that gets one is refused`, fix: 'move its secrets to the file backend, or set refresh_token_write_back: false' });
+      }
+    }
+    if (exchange) out.push(...(await exchangeOnce(config, io, minters, transport)));
+  } finally {
+    upstream.close();
+  }
+  return out;
+}
+
+async function exchangeOnce(config: Config, io: CliIo, minters: readonly { secret: SecretSpec; minter: MinterSpec; endpoint: URL }[], transport: TokenTransport): Promise<Check[]> {
+  const backend = await openBackend(config.backend, { ...io.env }, () => {});
+  const out: Check[] = [];
+  try {
+    const mint = new MintService({
+      transport,
+      audit: async () => {}, // doctor serves nothing: there is no request for the record to vouch for
+      store: async (name, value) => {
+        if (backend.store === undefined) throw new Error('read-only backend');
+        await backend.store(name, value);
+      },
+    });
+    for (const { secret, minter, endpoint } of minters) {
+      try {
+        const inputs = new Map(await Promise.all(minterInputs(minter).map(async (n): Promise<[string, Secret]> => [n, await backend.fetch(n, { signal: AbortSignal.timeout(5000) })])));
+        await mint.credential(secret.name, minter, inputs); // minted to prove it can be; never printed
+        out.push({ ok: true, what: `${secret.name}: minted a credential at ${endpoint.host}` });
+      } catch (err) {
+        const why = err instanceof MintFailed ? `${err.reason}${err.status === null ? '' : ` (HTTP ${err.status})`}` : err instanceof SecretNotFound ? 'an input is not in the backend' : 'error';
+        out.push({ ok: false, what: `${secret.name}: no credential minted: ${why}`, fix: 'check its *_secret values and the provider; keyswap never prints them' });
+      }
+    }
+  } finally {
+    await backend.close?.();
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { clientPolicy, describeClientPolicy, loadConfig, type Config, type InjectSpec, type SecretSpec } from '../config/index.js';
+import { clientPolicy, describeClientPolicy, loadConfig, minterEndpoint, type Config, type InjectSpec, type SecretSpec } from '../config/index.js';
 import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
 import { routeConnect, type ConnectRoute } from '../proxy/index.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -25,7 +25,14 @@ function site(s: SecretSpec): string {
 }
 
 function describeSite(i: InjectSpec): string {
-  return i.type === 'header' ? `header ${i.header}` : i.type === 'query' ? `query parameter ${i.param}` : i.type === 'basic' ? 'Basic credentials' : i.type === 'path' ? 'a path segment' : 'the body';
+  const where = i.type === 'header' ? `header ${i.header}` : i.type === 'query' ? `query parameter ${i.param}` : i.type === 'basic' ? 'Basic credentials' : i.type === 'path' ? 'a path segment' : 'the body';
+  const r = i.render;
+  if (r.kind === 'minted') {
+    const endpoint = minterEndpoint(r.minter);
+    return `${where} (${r.minter.kind}: ${endpoint === null ? 'signed by keyswap' : `minted at ${endpoint.host}, cached until shortly before it expires`})`;
+  }
+  if (r.kind === 'signed') return `${where} (${r.signer.kind}: a signature${r.signer.kind === 'sigv4' ? ` for ${r.signer.service} in ${r.signer.region}` : ''} over the request as sent)`;
+  return where;
 }
 
 export async function explainCommand(args: string[], io: CliIo): Promise<number> {

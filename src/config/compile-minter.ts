@@ -247,6 +247,11 @@ function scopesOf(scopes: string | readonly string[] | undefined): string | null
   return text === '' ? null : text;
 }
 
+/** Where a minter exchanges its inputs (its token endpoint, or GitHub's API); null for one that only signs. */
+export function minterEndpoint(m: MinterSpec): URL | null {
+  return m.kind === 'jwt_bearer' ? null : new URL(m.kind === 'github_app' ? m.apiBaseUrl : m.tokenUrl);
+}
+
 /** The backend secrets a minter reads. */
 export function minterInputs(m: MinterSpec): readonly string[] {
   switch (m.kind) {

@@ -1,4 +1,4 @@
-export { mintServiceFor } from './mint-transport.js';
+export { mintServiceFor, tokenTransport } from './mint-transport.js';
 export { startProxy, type ProxyDeps, type RunningProxy } from './listener.js';
 export { UpstreamClient } from './upstream.js';
 export { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';

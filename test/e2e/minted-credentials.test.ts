@@ -1,10 +1,12 @@
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { jwtVerify } from 'jose';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
 import { startFakeAuthorities, type FakeAuthorities } from '../helpers/fake-authorities.js';
-import { startHarness, type Harness } from '../helpers/harness.js';
+import { KEYSWAP, startHarness, type Harness } from '../helpers/harness.js';
 import { createTestCa } from '../helpers/test-ca.js';
 
 // Issue #14: credentials keyswap mints from backend secrets at a token endpoint fixed by config, against local
@@ -169,6 +171,35 @@ describe('jwt_bearer', () => {
     expect(payload.scope).toBe('read:data');
     expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(300);
     expect(r.body).not.toContain(jwt);
+  });
+});
+
+describe('doctor and explain know the minted credentials', () => {
+  const cli = (args: string[]): Promise<string> => new Promise((resolve) => {
+    // Asynchronously: the authorities run in this process, and a blocking spawn would stall them.
+    const child = spawn(process.execPath, [KEYSWAP, ...args, '--config', path.join(h.dir, 'keyswap.yaml')], { cwd: h.dir, env: { PATH: process.env.PATH ?? '', HOME: h.dir, ...Object.fromEntries(Object.entries({ ...SECRETS, GH_APP_KEY, JWT_KEY, SA_KEY }).map(([k, v]) => [`KEYSWAP_SECRET_${k}`, v])) } });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+    child.on('close', () => resolve(out));
+  });
+
+  it('explain names the injector that would run and where it mints', async () => {
+    const out = await cli(['explain', 'GET', 'https://api.example.test/v1/x', '-H', `Authorization: Bearer ${PH_CC}`]);
+    expect(out).toContain('CC_TOKEN: injected at header authorization (oauth2_client_credentials: minted at auth.example.test');
+  });
+
+  it('doctor probes each token endpoint without minting; --exchange mints once, printing no credential', async () => {
+    const before = auth.calls.length;
+    const probe = await cli(['doctor']);
+    expect(probe).toContain('ok CC_TOKEN: token endpoint auth.example.test answers over verified TLS');
+    expect(probe).toMatch(/!! DOWN_TOKEN: token endpoint down\.example\.test cannot be reached \(unreachable\)/);
+    expect(auth.calls.length).toBe(before);
+    const exchanged = await cli(['doctor', '--exchange']);
+    expect(exchanged).toContain('ok CC_TOKEN: minted a credential at auth.example.test');
+    expect(exchanged).toContain('ok GH_APP: minted a credential at auth.example.test');
+    expect(auth.calls.length).toBeGreaterThan(before);
+    for (const s of everySecret()) expect(exchanged.includes(s)).toBe(false);
   });
 });
 
