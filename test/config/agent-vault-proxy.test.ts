@@ -9,8 +9,14 @@ describe('migrating from agent-vault-proxy', () => {
     const file = path.resolve(__dirname, '../fixtures/agent-vault-proxy.bindings.yaml');
     const c = parseConfig(readFileSync(file, 'utf8'), file);
     expect(c.secrets.map((s) => s.name)).toEqual([
-      'ANTHROPIC_API_KEY', 'GITHUB_PAT', 'GITHUB_GIT_PAT', 'JFROG_TOKEN', 'DO-API-TOKEN', 'SLACK_WEBHOOK_TOKEN', 'JIRA_API_BASIC', 'KRAKEN_TOTP_BODY', 'DECOY_AWS_PROD',
+      'ANTHROPIC_API_KEY', 'GITHUB_PAT', 'GITHUB_GIT_PAT', 'JFROG_TOKEN', 'DO-API-TOKEN', 'SLACK_WEBHOOK_TOKEN', 'JIRA_API_BASIC', 'KRAKEN_TOTP_BODY',
+      'WEBHOOK_DUAL', 'GOOGLE_OAUTH', 'AWS_S3', 'WEBHOOK_HMAC', 'API_JWT', 'API_OAUTH_CC', 'GITHUB_APP', 'DECOY_AWS_PROD',
     ]);
+    const kinds = new Map(c.secrets.map((s) => [s.name, s.sites.map((i) => (i.render.kind === 'minted' ? i.render.minter.kind : i.render.kind === 'signed' ? i.render.signer.kind : i.type))]));
+    expect(kinds.get('WEBHOOK_DUAL')).toEqual(['header', 'body']);
+    expect(kinds.get('GOOGLE_OAUTH')).toEqual(['oauth2_refresh']);
+    expect(c.secrets.find((s) => s.name === 'GOOGLE_OAUTH')?.sites[0].render).toMatchObject({ minter: { tokenUrl: 'https://oauth2.googleapis.com/token', clientAuth: 'body_post' } });
+    for (const [name, kind] of [['AWS_S3', 'sigv4'], ['WEBHOOK_HMAC', 'hmac'], ['API_JWT', 'jwt_bearer'], ['API_OAUTH_CC', 'oauth2_client_credentials'], ['GITHUB_APP', 'github_app']]) expect(kinds.get(name as string)).toEqual([kind]);
     expect(c.unmatchedDestinationPolicy).toBe('deny');
     expect(c.backend).toMatchObject({ type: 'bws', accessTokenFile: '/etc/agent-vault-proxy/bws-token', stateFile: '/var/lib/agent-vault-proxy/bws-state.json' });
     expect(c.secrets.find((s) => s.name === 'SLACK_WEBHOOK_TOKEN')?.sites[0]).toMatchObject({ type: 'body', contentType: 'application/json' });
@@ -49,8 +55,8 @@ secrets:
       messages = (err as { errors: { message: string }[] }).errors.map((e) => e.message);
     }
     expect(messages).toEqual([
-      `${FILE}:8: secrets.WEBHOOK.inject.type: inject type 'sigv4a' is not one this version of keyswap has (it has: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, github_app, jwt_bearer, sigv4, hmac)`,
-      `${FILE}:14: secrets.AWS.inject.type: inject type 'mtls' is not one this version of keyswap has (it has: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, github_app, jwt_bearer, sigv4, hmac)`,
+      `${FILE}:8: secrets.WEBHOOK.inject.type: inject type 'sigv4a' is not one this version of keyswap has (it has: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, google_service_account, github_app, jwt_bearer, sigv4, hmac)`,
+      `${FILE}:14: secrets.AWS.inject.type: inject type 'mtls' is not one this version of keyswap has (it has: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, google_service_account, github_app, jwt_bearer, sigv4, hmac)`,
       `${FILE}:18: secrets.OK.inject.token_url: not valid for inject type header; valid keys: type, header, format, template`,
     ]);
   });
