@@ -77,6 +77,10 @@ beforeAll(async () => {
     placeholder: "oauth-fail-PLACEHOLDER-attack3-0123456789"
     inject: { type: oauth2_client_credentials, token_url: "https://auth.example.test/oauth2/token", client_auth_method: basic, client_id_secret: CC_CLIENT_ID, client_secret_secret: CC_CLIENT_SECRET }
     bindings: [{ host: vault.example.test, methods: [GET] }]
+  CC_UNTRUSTED:
+    placeholder: "oauth-untrusted-PLACEHOLDER-attack3-0123"
+    inject: { type: oauth2_client_credentials, token_url: "https://untrusted.example.test/oauth2/token", client_id_secret: CC_CLIENT_ID, client_secret_secret: CC_CLIENT_SECRET }
+    bindings: [{ host: vault.example.test, methods: [GET] }]
   JWT_SHORT:
     placeholder: "${PH_JWT}"
     inject: { type: jwt_bearer, signing_key_secret: JWT_HS_KEY, algorithm: HS256, issuer: attack3, ttl_seconds: 10 }
@@ -119,7 +123,7 @@ describe('minted credentials outlive keyswap’s memory of them', () => {
   it('FINDING: an access token replaced by refresh-ahead is no longer scrubbed, though still valid: stored upstream, read back', async () => {
     const first = await via('https://vault.example.test/keep', { headers: [`Authorization: Bearer ${PH_CC}`] });
     expect(first.status, first.body).toBe(204);
-    const t1 = vault.kept.authorization.replace(/^Bearer /, '');
+    const t1 = String(vault.kept.authorization ?? '').replace(/^Bearer /, '');
     expect(auth.issued.has(t1)).toBe(true);
     // A second use hits the cache inside the refresh-ahead window: T2 is minted in the background and replaces T1.
     const calls = auth.calls.length;
@@ -135,7 +139,7 @@ describe('minted credentials outlive keyswap’s memory of them', () => {
   it('FINDING: a JWT that lives too short to be cached (ttl_seconds: 10) is scrubbed only in its own response: read back later in clear', async () => {
     const first = await via('https://vault.example.test/keep', { headers: [`Authorization: Bearer ${PH_JWT}`] });
     expect(first.status, first.body).toBe(204);
-    const jwt = vault.kept.authorization.replace(/^Bearer /, '');
+    const jwt = String(vault.kept.authorization ?? '').replace(/^Bearer /, '');
     expect(jwt.split('.')).toHaveLength(3);
     const back = await via('https://vault.example.test/read');
     expect(back.status).toBe(200);
@@ -252,6 +256,15 @@ describe('token endpoint misbehaving', () => {
     expect(c.status).toBe(503);
     const reasons = h.auditRecords().filter((e) => e.type === 'token_exchange' && e.secret_name === 'CC_FAIL').map((e) => e.reason);
     expect(reasons).toEqual(['oauth_error', 'http_status', 'too_large']);
+  });
+});
+
+describe('token endpoint on an untrusted certificate', () => {
+  it('held: 503, reason untrusted, and the impostor never receives an HTTP request (client secret never sent)', async () => {
+    const r = await via('https://vault.example.test/other', { headers: ['Authorization: Bearer oauth-untrusted-PLACEHOLDER-attack3-0123'] });
+    expect(r.status).toBe(503);
+    expect(h.untrustedUpstream.requests).toHaveLength(0);
+    expect(h.auditRecords().find((e) => e.type === 'token_exchange' && e.secret_name === 'CC_UNTRUSTED')).toMatchObject({ outcome: 'failed', reason: 'untrusted' });
   });
 });
 
