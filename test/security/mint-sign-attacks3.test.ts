@@ -81,6 +81,10 @@ beforeAll(async () => {
     placeholder: "oauth-untrusted-PLACEHOLDER-attack3-0123"
     inject: { type: oauth2_client_credentials, token_url: "https://untrusted.example.test/oauth2/token", client_id_secret: CC_CLIENT_ID, client_secret_secret: CC_CLIENT_SECRET }
     bindings: [{ host: vault.example.test, methods: [GET] }]
+  JWT_LONG:
+    placeholder: "jwt-long-PLACEHOLDER-attack3-0123456789"
+    inject: { type: jwt_bearer, signing_key_secret: JWT_HS_KEY, algorithm: HS256, issuer: attack3-long, ttl_seconds: 3600 }
+    bindings: [{ host: vault.example.test, methods: [GET, POST] }]
   JWT_SHORT:
     placeholder: "${PH_JWT}"
     inject: { type: jwt_bearer, signing_key_secret: JWT_HS_KEY, algorithm: HS256, issuer: attack3, ttl_seconds: 10 }
@@ -144,6 +148,23 @@ describe('minted credentials outlive keyswap’s memory of them', () => {
     const back = await via('https://vault.example.test/read');
     expect(back.status).toBe(200);
     expect(back.body.includes(jwt), 'a JWT valid for ~10 s reached the agent').toBe(false);
+  });
+});
+
+describe('minted credentials across a reload', () => {
+  it('FINDING: after an operator reload (SIGHUP, config unchanged) every live minted token is forgotten and reads back in clear', async () => {
+    const kept = await via('https://vault.example.test/keep', { headers: ['Authorization: Bearer jwt-long-PLACEHOLDER-attack3-0123456789'] });
+    expect(kept.status).toBe(204);
+    const token = String(vault.kept.authorization ?? '').replace(/^Bearer /, '');
+    expect(token.split('.')).toHaveLength(3);
+    // Control: before the reload, the cached JWT (valid an hour, not near renewal) is scrubbed when read back.
+    const control = await via('https://vault.example.test/read');
+    expect(control.body.includes(token)).toBe(false);
+    const before = h.auditRecords().filter((r) => r.type === 'config_reload').length;
+    h.child.kill('SIGHUP');
+    expect(await waitFor(() => h.auditRecords().filter((r) => r.type === 'config_reload').length > before)).toBe(true);
+    const back = await via('https://vault.example.test/read');
+    expect(back.body.includes(token), 'a JWT valid for an hour reached the agent after a reload').toBe(false);
   });
 });
 
