@@ -113,14 +113,15 @@ export type AuditEvent =
       readonly minter: string;
       readonly endpoint: string;
       readonly trigger: 'request' | 'refresh_ahead';
-      readonly outcome: 'minted' | 'failed';
+      /** started: durable before the inputs leave for the endpoint; minted: before the credential is used. */
+      readonly outcome: 'started' | 'minted' | 'failed';
       /** Why it failed: unreachable, timeout, untrusted, http_status, oauth_error, bad_response, input_unavailable. */
       readonly reason: string | null;
       /** The endpoint's HTTP status, when it answered. */
       readonly status: number | null;
       readonly expires_in_s: number | null;
-      /** oauth2_refresh: a rotated refresh token written back, not written (off, or rate-limited), or none rotated. */
-      readonly write_back: 'written' | 'disabled' | 'rate_limited' | null;
+      /** oauth2_refresh: a rotated refresh token written back, or none rotated (null). */
+      readonly write_back: 'written' | null;
     }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }

@@ -180,9 +180,12 @@ async function exchangeOnce(config: Config, io: CliIo, minters: readonly { secre
     const mint = new MintService({
       transport,
       audit: async () => {}, // doctor serves nothing: there is no request for the record to vouch for
-      store: async (name, value) => {
-        if (backend.store === undefined) throw new Error('read-only backend');
-        await backend.store(name, value);
+      secrets: {
+        get: (name) => backend.fetch(name, { signal: AbortSignal.timeout(5000) }),
+        store: async (name, value) => {
+          if (backend.store === undefined) throw new Error('read-only backend');
+          await backend.store(name, value);
+        },
       },
     });
     for (const { secret, minter, endpoint } of minters) {

@@ -210,7 +210,9 @@ function minterOf(d: Record<string, unknown>, type: MintedType, p: FieldPath, er
         kind: type, tokenUrl, clientAuth: o.client_auth_method ?? preset?.clientAuth ?? 'body_post', clientIdSecret: o.client_id_secret,
         clientSecretSecret: o.client_secret_secret, refreshTokenSecret: o.refresh_token_secret, scopes: scopesOf(o.scopes),
         safetyMs: (o.cache_ttl_safety_seconds ?? 60) * 1000, maxMs: (o.cache_ttl_max_seconds ?? 3600) * 1000,
-        writeBack: o.refresh_token_write_back ?? true, writeBackMinIntervalMs: (o.write_back_min_interval_seconds ?? 60) * 1000,
+        // write_back_min_interval_seconds is accepted and has no effect: keyswap never drops a rotated refresh
+        // token (that revokes the credential for good); exchanges are single-flight, cached and backed off instead.
+        writeBack: o.refresh_token_write_back ?? true,
       };
     }
     case 'google_service_account': {

@@ -71,9 +71,11 @@ export type MinterSpec =
       readonly scopes: string | null;
       readonly safetyMs: number;
       readonly maxMs: number;
-      /** A refresh token the provider rotates is stored back (a writable backend) before the new access token is used. */
+      /**
+       * A refresh token the provider rotates is stored back (a writable backend) before the new access token is
+       * used. False: such an exchange fails (write_back_failed) rather than drop the token and lock the credential out.
+       */
       readonly writeBack: boolean;
-      readonly writeBackMinIntervalMs: number;
     }
   | {
       /** RFC 7523: a JWT signed with a Google service account's key, exchanged for an access token. */

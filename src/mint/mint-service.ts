@@ -13,38 +13,49 @@ export interface TokenExchangeEvent {
   readonly minter: MinterSpec['kind'];
   readonly endpoint: string;
   readonly trigger: 'request' | 'refresh_ahead';
-  readonly outcome: 'minted' | 'failed';
+  /** `started` is durable before the inputs leave for the endpoint; `minted` before the credential is used. */
+  readonly outcome: 'started' | 'minted' | 'failed';
   readonly reason: string | null;
   readonly status: number | null;
   readonly expires_in_s: number | null;
-  /** A rotated refresh token: stored back, not stored (write-back off, or rate-limited), or none was rotated (null). */
-  readonly write_back: 'written' | 'disabled' | 'rate_limited' | null;
+  /** A rotated refresh token stored back, or none was rotated (null). */
+  readonly write_back: 'written' | null;
 }
 
 export interface MintDeps {
   readonly transport: TokenTransport;
-  /** Resolves once the record is durable: a minted credential is used only after its exchange is on disk. */
+  /** Resolves once the record is durable: inputs leave, and a credential is used, only after their record. */
   readonly audit: (event: TokenExchangeEvent) => Promise<void>;
-  /** Durable write-through of a backend secret (a rotated refresh token); rejects when it cannot be stored. */
-  readonly store: (name: string, value: Secret) => Promise<void>;
+  /** The backend through the secret cache: the refresh token is read at exchange time; a rotated one is stored. */
+  readonly secrets: { get(name: string): Promise<Secret>; store(name: string, value: Secret): Promise<void> };
   readonly now?: () => number;
+  /** Credentials the previous snapshot's service issued that are still valid (a reload keeps scrubbing them). */
+  readonly inherit?: MintService;
 }
 
+/** How long a credential whose issuer gave no expiry is still looked for in responses. */
+const UNKNOWN_LIFETIME_MS = 24 * 3600_000;
+/** SigV4 signatures are accepted for 15 minutes; an HMAC's window is the API's, assumed no longer. */
+const SIGNATURE_LIFETIME_MS = 15 * 60_000;
+const MAX_ISSUED_PER_SECRET = 4096;
+
 /**
- * The credentials keyswap mints: cached per inputs (minted-cache.ts), each endpoint exchange audited before its
- * result is used, every failure a MintFailed the pipeline turns into a 503 with nothing sent.
+ * The credentials keyswap mints: cached per inputs (minted-cache.ts); each endpoint exchange recorded durably
+ * before the inputs are sent and again before the result is used; every failure a MintFailed the pipeline turns
+ * into a 503 with nothing sent. Everything it issued (credentials, signatures) is remembered until it expires, apart
+ * from the cache, so responses are scrubbed of it whether or not it is still served.
  */
 export class MintService {
   readonly #cache: MintedCache;
   readonly #deps: MintDeps;
   readonly #now: () => number;
-  /** When each refresh token was last stored back: write_back_min_interval_seconds floors the gap. */
-  readonly #lastWriteBack = new Map<string, number>();
+  readonly #issued = new Map<string, { readonly value: Secret; readonly untilMs: number }[]>();
 
   constructor(deps: MintDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#cache = new MintedCache({ now: this.#now });
+    if (deps.inherit !== undefined) for (const [name, list] of deps.inherit.#issued) this.#issued.set(name, [...list]);
   }
 
   /** `inputs` holds the minter's backend secrets by name (config/minterInputs). */
@@ -53,12 +64,29 @@ export class MintService {
     // A refresh token is state, not identity: one the provider rotated (and keyswap stored back) keeps the key.
     const identity = [...inputs.keys()].filter((n) => spec.kind !== 'oauth2_refresh' || n !== spec.refreshTokenSecret).sort();
     const key = this.#cache.keyOf([secretName, JSON.stringify(spec), ...identity.map(input)]);
-    return this.#cache.get(key, secretName, (trigger) => this.#mint(secretName, spec, input, trigger));
+    return this.#cache.get(key, (trigger) => this.#mint(secretName, spec, input, trigger));
   }
 
-  /** The credentials minted for this secret that are still held: scrubbed from its destinations' responses. */
+  /** Every credential and signature issued for this secret that may still be valid: scrubbed from its destinations' responses. */
   live(secretName: string): Secret[] {
-    return this.#cache.live(secretName);
+    const now = this.#now();
+    const list = (this.#issued.get(secretName) ?? []).filter((e) => now < e.untilMs);
+    if (list.length === 0) this.#issued.delete(secretName);
+    else this.#issued.set(secretName, list);
+    return list.map((e) => e.value);
+  }
+
+  /** A request signature keyswap computed (SigV4, HMAC): as much a credential as a token, for its window. */
+  noteSignature(secretName: string, value: string): void {
+    this.#remember(secretName, new Secret(value), this.#now() + SIGNATURE_LIFETIME_MS);
+  }
+
+  #remember(secretName: string, value: Secret, untilMs: number): void {
+    const list = this.#issued.get(secretName) ?? [];
+    list.push({ value, untilMs });
+    // Bounded: past the cap the one that expires first goes, which is the one least likely still in use.
+    if (list.length > MAX_ISSUED_PER_SECRET) list.sort((a, b) => b.untilMs - a.untilMs).pop();
+    this.#issued.set(secretName, list);
   }
 
   clear(): void {
@@ -72,27 +100,28 @@ export class MintService {
         // Signed here, no exchange: nothing to audit beyond the request's own inject_decision.
         const { jwt, expiresAtMs } = await signBearerJwt(spec, input(spec.signingKeySecret), startMs);
         const lifetime = expiresAtMs - startMs;
-        return { value: new Secret(jwt), expiresAtMs, useByMs: expiresAtMs - Math.max(10_000, Math.min(60_000, lifetime / 5)) };
+        return this.#issue(secretName, { value: new Secret(jwt), expiresAtMs, useByMs: expiresAtMs - Math.max(10_000, Math.min(60_000, lifetime / 5)) });
       }
       case 'oauth2_client_credentials':
         return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async () => {
           const grant = await clientCredentialsGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), this.#deps.transport);
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
-          return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs };
+          return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
       case 'oauth2_refresh':
         return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (writeBack) => {
-          const current = input(spec.refreshTokenSecret);
+          // Read now, not with the request that triggered this: a write-back since then has the current one.
+          const current = (await this.#deps.secrets.get(spec.refreshTokenSecret)).reveal();
           const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), current, this.#deps.transport);
-          if (grant.refreshToken !== null && grant.refreshToken !== current) writeBack.set(await this.#writeBack(secretName, spec, grant.refreshToken));
+          if (grant.refreshToken !== null && grant.refreshToken !== current) writeBack.set(await this.#writeBack(spec, grant.refreshToken));
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
-          return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs };
+          return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
       case 'google_service_account':
         return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async () => {
           const grant = await serviceAccountGrant(spec, input(spec.keySecret), this.#deps.transport, startMs);
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
-          return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs };
+          return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
       case 'github_app':
         return this.#exchange(secretName, spec, new URL(spec.apiBaseUrl).host, trigger, async () => {
@@ -105,29 +134,34 @@ export class MintService {
 
   /**
    * Stores a rotated refresh token before the access token that came with it is used: a restart, or the next
-   * exchange, must find the new one, since most providers revoke the old one at once. Within the minimum interval
-   * since the last write (a provider rotating on every exchange), or with write-back off, it is not stored.
+   * exchange, must find the new one, since most providers revoke the old one at once. It is never dropped (that
+   * locks the credential out for good): with write-back off, the exchange fails instead, and says why.
    */
-  async #writeBack(secretName: string, spec: Extract<MinterSpec, { kind: 'oauth2_refresh' }>, refreshToken: string): Promise<'written' | 'disabled' | 'rate_limited'> {
-    if (!spec.writeBack) return 'disabled';
-    const last = this.#lastWriteBack.get(secretName);
-    if (last !== undefined && this.#now() - last < spec.writeBackMinIntervalMs) return 'rate_limited';
+  async #writeBack(spec: Extract<MinterSpec, { kind: 'oauth2_refresh' }>, refreshToken: string): Promise<'written'> {
     try {
-      await this.#deps.store(spec.refreshTokenSecret, new Secret(refreshToken));
+      if (!spec.writeBack) throw new Error('refresh_token_write_back is false');
+      await this.#deps.secrets.store(spec.refreshTokenSecret, new Secret(refreshToken));
     } catch (err) {
       throw new MintFailed('write_back_failed', null, { cause: err });
     }
-    this.#lastWriteBack.set(secretName, this.#now());
     return 'written';
   }
 
-  async #exchange<T extends Minted & { readonly useByMs: number }>(
+  /** Remembers what was issued until it expires (a day when the issuer did not say), whether or not it is cached. */
+  #issue<T extends Minted>(secretName: string, minted: T, expiryKnown = true): T {
+    this.#remember(secretName, minted.value, expiryKnown ? minted.expiresAtMs : Math.max(minted.expiresAtMs, this.#now() + UNKNOWN_LIFETIME_MS));
+    return minted;
+  }
+
+  async #exchange<T extends Minted & { readonly useByMs: number; readonly expiryKnown?: boolean }>(
     secretName: string, spec: MinterSpec, endpoint: string, trigger: 'request' | 'refresh_ahead',
     run: (writeBack: { set(v: TokenExchangeEvent['write_back']): void }) => Promise<T>,
   ): Promise<T> {
     const base = { secret_name: secretName, minter: spec.kind, endpoint, trigger } as const;
     let writeBack: TokenExchangeEvent['write_back'] = null;
     let minted: T;
+    // K5 for exchanges: the inputs leave for the endpoint only once that is on disk (an audit failure stops here).
+    await this.#deps.audit({ ...base, outcome: 'started', reason: null, status: null, expires_in_s: null, write_back: null });
     try {
       minted = await run({ set: (v) => { writeBack = v; } });
     } catch (err) {
@@ -135,6 +169,7 @@ export class MintService {
       await this.#deps.audit({ ...base, outcome: 'failed', reason: failed.reason, status: failed.status, expires_in_s: null, write_back: writeBack }).catch(() => {});
       throw failed;
     }
+    this.#issue(secretName, minted, minted.expiryKnown !== false);
     await this.#deps.audit({ ...base, outcome: 'minted', reason: null, status: null, expires_in_s: Math.round((minted.expiresAtMs - this.#now()) / 1000), write_back: writeBack });
     return minted;
   }

@@ -16,8 +16,6 @@ export interface MintedCacheOptions {
 }
 
 interface Entry {
-  /** The secret it was minted for: its credentials are scrubbed from that secret's destinations. */
-  readonly owner: string;
   readonly minted: Minted;
   /** When it stops being served: its expiry less the minter's safety margin. */
   readonly useByMs: number;
@@ -36,6 +34,8 @@ export class MintedCache {
   readonly #key = randomBytes(32);
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<Entry>>();
+  /** A failed mint is not retried before its backoff (1 s, doubling to 30 s): an endpoint that refuses is never stormed. */
+  readonly #failures = new Map<string, { readonly error: unknown; readonly untilMs: number; readonly backoffMs: number }>();
   readonly #now: () => number;
   readonly #minLifetimeMs: number;
   readonly #refreshAheadMs: number;
@@ -53,29 +53,26 @@ export class MintedCache {
     return mac.digest('base64url');
   }
 
-  async get(key: string, owner: string, mint: MintFn): Promise<Secret> {
+  async get(key: string, mint: MintFn): Promise<Secret> {
     const now = this.#now();
     const hit = this.#entries.get(key);
+    const failed = this.#failures.get(key);
+    const backingOff = failed !== undefined && now < failed.untilMs;
     if (hit !== undefined && now < hit.useByMs) {
-      if (hit.useByMs - now <= this.#refreshAheadMs && !this.#inflight.has(key)) {
+      if (hit.useByMs - now <= this.#refreshAheadMs && !this.#inflight.has(key) && !backingOff) {
         // Renewed ahead; a failure here is audited by the minter and the next request after use-by retries.
-        this.#start(key, owner, mint, 'refresh_ahead').catch(() => {});
+        this.#start(key, mint, 'refresh_ahead').catch(() => {});
       }
       return hit.minted.value;
     }
-    // Past its use-by time an entry is not served, but stays (until replaced) so its echoes are still scrubbed.
-    return (await (this.#inflight.get(key) ?? this.#start(key, owner, mint, 'request'))).minted.value;
+    const running = this.#inflight.get(key);
+    if (running === undefined && backingOff) throw failed.error;
+    return (await (running ?? this.#start(key, mint, 'request'))).minted.value;
   }
 
-  /** The credentials held for `owner`, until their expiry (a response may echo one an earlier request used). */
-  live(owner: string): Secret[] {
-    const now = this.#now();
-    return [...this.#entries.values()].filter((e) => e.owner === owner && now < e.minted.expiresAtMs).map((e) => e.minted.value);
-  }
-
-  #start(key: string, owner: string, mint: MintFn, trigger: 'request' | 'refresh_ahead'): Promise<Entry> {
+  #start(key: string, mint: MintFn, trigger: 'request' | 'refresh_ahead'): Promise<Entry> {
     const p = mint(trigger).then((m) => {
-      const entry = { owner, minted: m, useByMs: m.useByMs };
+      const entry = { minted: m, useByMs: m.useByMs };
       if (entry.useByMs - this.#now() >= this.#minLifetimeMs) {
         // Bounded: a rotated input leaves its old key behind; the oldest entries go first.
         if (this.#entries.size >= 1000) this.#entries.delete(this.#entries.keys().next().value as string);
@@ -84,12 +81,23 @@ export class MintedCache {
       return entry;
     });
     this.#inflight.set(key, p);
-    p.then(() => this.#inflight.delete(key), () => this.#inflight.delete(key));
+    p.then(
+      () => {
+        this.#inflight.delete(key);
+        this.#failures.delete(key);
+      },
+      (error: unknown) => {
+        this.#inflight.delete(key);
+        const backoffMs = Math.min((this.#failures.get(key)?.backoffMs ?? 500) * 2, 30_000);
+        this.#failures.set(key, { error, untilMs: this.#now() + backoffMs, backoffMs });
+      },
+    );
     return p;
   }
 
   /** A reload or `keyswap reload` drops every minted credential with the secrets they came from. */
   clear(): void {
     this.#entries.clear();
+    this.#failures.clear();
   }
 }

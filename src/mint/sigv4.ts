@@ -25,12 +25,16 @@ export interface AwsCredentials { readonly accessKeyId: string; readonly secretA
 const CONTENT_SHA256 = 'x-amz-content-sha256';
 
 /**
- * Whether SigV4 needs the body's hash: unless the client declared the payload hash itself (S3's
- * x-amz-content-sha256, a hex digest or UNSIGNED-PAYLOAD), the signature covers SHA-256 of the body.
+ * Whether SigV4 needs the body's hash. Only S3 checks a declared x-amz-content-sha256 against the body itself;
+ * for every other service the signature alone vouches for the body, so keyswap hashes what it sends, whatever the
+ * client declared (else an agent would get a valid signature for a body it never sent).
  */
-export function sigv4NeedsBody(headers: readonly (readonly [string, string])[]): boolean {
-  return !headers.some(([n]) => n === CONTENT_SHA256);
+export function sigv4NeedsBody(spec: SigV4, headers: readonly (readonly [string, string])[]): boolean {
+  return spec.service !== 's3' || !headers.some(([n]) => n === CONTENT_SHA256);
 }
+
+/** Query parameters of a presigned URL: a request keyswap signs in its head must not carry a second, unsigned one. */
+const PRESIGN_PARAMS = new Set(['x-amz-signature', 'x-amz-credential', 'x-amz-algorithm', 'x-amz-date', 'x-amz-signedheaders', 'x-amz-security-token', 'x-amz-expires']);
 
 /**
  * Re-signs the request with the real key (AWS's own signer, @smithy/signature-v4): method, canonical path and
@@ -39,7 +43,10 @@ export function sigv4NeedsBody(headers: readonly (readonly [string, string])[]):
  * session token, x-amz-security-token.
  */
 export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: SignableRequest, nowMs: number): Promise<[string, string][]> {
-  const declared = req.headers.find(([n]) => n === CONTENT_SHA256)?.[1];
+  const amz = req.headers.filter(([n]) => n.startsWith('x-amz-')).map(([n]) => n);
+  // One reading: a duplicated x-amz-* header would be checked by its first value and signed as both.
+  if (new Set(amz).size !== amz.length || req.query.some(([k]) => PRESIGN_PARAMS.has(k.toLowerCase()))) throw new MintFailed('ambiguous_request', null);
+  const declared = spec.service === 's3' ? req.headers.find(([n]) => n === CONTENT_SHA256)?.[1] : undefined;
   // STREAMING-UNSIGNED-PAYLOAD-TRAILER (the SDKs' default for S3 uploads) carries no chunk signatures; the
   // STREAMING-AWS4-… schemes sign each chunk with a signature chained to the client's own, which no re-signing of
   // the head can repair.
@@ -50,7 +57,7 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
   const signed = new Set([...clientSigned, 'host', 'x-amz-date', CONTENT_SHA256, ...(creds.sessionToken === null ? [] : ['x-amz-security-token'])]);
   const headers: Record<string, string> = { host: req.host };
   for (const [name, value] of req.headers) {
-    if (name === 'authorization' || name === 'host') continue;
+    if (name === 'authorization' || name === 'host' || (name === CONTENT_SHA256 && declared === undefined)) continue;
     if (name.startsWith('x-amz-')) signed.add(name);
     headers[name] = name in headers ? `${headers[name]},${value}` : value;
   }

@@ -51,10 +51,11 @@ function failureOf(err: Error & { code?: string }): 'unreachable' | 'timeout' | 
 }
 
 /** The mint service of a snapshot: its token requests go out through that snapshot's upstream client. */
-export function mintServiceFor(upstream: UpstreamClient, audit: AuditSink, secrets: SecretSource): MintService {
+export function mintServiceFor(upstream: UpstreamClient, audit: AuditSink, secrets: SecretSource, previous?: MintService): MintService {
   return new MintService({
     transport: tokenTransport(upstream),
-    store: (name, value) => secrets.store(name, value),
+    secrets,
+    ...(previous === undefined ? {} : { inherit: previous }),
     audit: async (e) => {
       try {
         await audit.append({ type: 'token_exchange', ...e });

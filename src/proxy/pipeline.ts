@@ -120,9 +120,9 @@ const MAX_SIGNED_BODY = 16 * 1024 * 1024;
  * memory; a body rewritten as it streams cannot be hashed first, so that combination is refused.
  */
 async function signRequest(ex: Exchange, req: IncomingMessage, parts: RequestParts, framing: Framing, verdict: Extract<Verdict, { kind: 'forward' }>, values: ReadonlyMap<string, Secret>, nowMs: number): Promise<{ readonly body: Buffer | null }> {
-  const signers = verdict.injections.flatMap(({ sites }) => sites.flatMap((site) => (site.render.kind === 'signed' ? [{ site, signer: site.render.signer }] : [])));
+  const signers = verdict.injections.flatMap(({ secret, sites }) => sites.flatMap((site) => (site.render.kind === 'signed' ? [{ secret, site, signer: site.render.signer }] : [])));
   if (signers.length === 0) return { body: null };
-  const needsBody = signers.some(({ signer }) => (signer.kind === 'sigv4' ? sigv4NeedsBody(parts.headers) : hmacNeedsBody(signer)));
+  const needsBody = signers.some(({ signer }) => (signer.kind === 'sigv4' ? sigv4NeedsBody(signer, parts.headers) : hmacNeedsBody(signer)));
   if (needsBody && verdict.bodyInjectors.length > 0) throw new Refusal('signing_unsupported');
   const body = needsBody ? await readWhole(req, framing) : null;
   const reveal = (n: string): string => values.get(n)?.reveal() ?? '';
@@ -138,16 +138,20 @@ async function signRequest(ex: Exchange, req: IncomingMessage, parts: RequestPar
     method: ex.method, host: parts.headers.find(([n]) => n === 'host')?.[1] ?? '', path: parts.path, query, rawQuery: parts.query,
     headers: parts.headers, bodySha256: body === null ? null : createHash('sha256').update(body).digest('hex'),
   };
-  for (const { site, signer } of signers) {
+  for (const { secret, site, signer } of signers) {
     let set: [string, string][];
     try {
       set = signer.kind === 'sigv4'
         ? await signSigV4(signer, { accessKeyId: reveal(signer.accessKeyIdSecret), secretAccessKey: reveal(signer.secretAccessKeySecret), sessionToken: signer.sessionTokenSecret === null ? null : reveal(signer.sessionTokenSecret) }, request, nowMs)
         : signHmac(signer, site.type === 'header' ? site.header : '', reveal(signer.secretKeySecret), request, nowMs);
     } catch (err) {
+      if (err instanceof MintFailed && err.reason === 'ambiguous_request') throw new Refusal('bad_request', { cause: err });
       throw err instanceof MintFailed && err.reason === 'unsupported_payload' ? new Refusal('signing_unsupported', { cause: err }) : err;
     }
     for (const [name, value] of set) setHeader(parts.headers, name, value);
+    // A signature is a credential for its window: an echo of it would let the agent replay the request unaudited.
+    const signature = signer.kind === 'sigv4' ? /Signature=([0-9a-f]{64})/.exec(set.find(([n]) => n === 'authorization')?.[1] ?? '')?.[1] : set[0]?.[1];
+    if (signature !== undefined) ex.snap.mint.noteSignature(secret.name, signature);
   }
   return { body };
 }

@@ -14,7 +14,8 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function isAmbiguousPath(path: string): boolean {
   if (!path.startsWith('/')) return true;
-  if (path.includes('\\') || path.includes(';')) return true;
+  // '#' starts a fragment to a WHATWG URL parser (Express, most routers): `/v1/echo#/read` is served as /v1/echo.
+  if (path.includes('\\') || path.includes(';') || path.includes('#')) return true;
   if (path.includes('%') && !hasSafeEscapes(path)) return true;
   for (const seg of path.split('/')) if (seg === '.' || seg === '..') return true;
   return false;

@@ -101,7 +101,10 @@ describe('oauth2_client_credentials', () => {
     expect(auth.calls.filter((c) => c.clientId === SECRETS.CC_CLIENT_ID)).toEqual([{ endpoint: 'oauth2', clientId: SECRETS.CC_CLIENT_ID, auth: 'body' }]);
     expect(r.body).toContain(PH_CC); // the echo comes back as the placeholder
     const records = h.auditRecords();
-    const exchange = records.findIndex((e) => e.type === 'token_exchange' && e.secret_name === 'CC_TOKEN');
+    const started = records.findIndex((e) => e.type === 'token_exchange' && e.secret_name === 'CC_TOKEN' && e.outcome === 'started');
+    const exchange = records.findIndex((e) => e.type === 'token_exchange' && e.secret_name === 'CC_TOKEN' && e.outcome === 'minted');
+    expect(started).toBeGreaterThanOrEqual(0);
+    expect(started).toBeLessThan(exchange);
     const decision = records.findIndex((e) => e.type === 'inject_decision' && e.secret_name === 'CC_TOKEN');
     expect(records[exchange]).toMatchObject({ minter: 'oauth2_client_credentials', endpoint: 'auth.example.test', outcome: 'minted', trigger: 'request', reason: null });
     expect(exchange).toBeGreaterThanOrEqual(0);
@@ -138,7 +141,7 @@ describe('oauth2_client_credentials', () => {
     expect(r.status).toBe(503);
     expect(r.body).toBe('keyswap: could not obtain a credential from its token endpoint; nothing was sent\n');
     expect(h.upstream.requests.length).toBe(before);
-    expect(h.auditRecords().find((e) => e.type === 'token_exchange' && e.secret_name === 'DOWN_TOKEN')).toMatchObject({ outcome: 'failed', reason: 'unreachable', status: null });
+    expect(h.auditRecords().find((e) => e.type === 'token_exchange' && e.secret_name === 'DOWN_TOKEN' && e.outcome === 'failed')).toMatchObject({ outcome: 'failed', reason: 'unreachable', status: null });
   });
 });
 
@@ -157,7 +160,7 @@ describe('google_service_account', () => {
     const r = await echo('api.example.test', `Bearer ${PH_SA}`);
     expect(r.status, r.body).toBe(200);
     expect(sentAuthorization()).toMatch(/^Bearer ya29\.[0-9a-f]{40}$/);
-    expect(h.auditRecords().find((e) => e.type === 'token_exchange' && e.secret_name === 'GOOGLE_SA')).toMatchObject({ minter: 'google_service_account', endpoint: 'auth.example.test', outcome: 'minted' });
+    expect(h.auditRecords().find((e) => e.type === 'token_exchange' && e.secret_name === 'GOOGLE_SA' && e.outcome === 'minted')).toMatchObject({ minter: 'google_service_account', endpoint: 'auth.example.test', outcome: 'minted' });
     expect(r.body).not.toContain('ya29.');
   });
 });

@@ -20,7 +20,7 @@ function world() {
 describe('MintedCache', () => {
   it('concurrent cold requests share one mint', async () => {
     const w = world();
-    const got = await Promise.all(Array.from({ length: 50 }, () => w.cache.get('k', 'S', w.mint(600_000))));
+    const got = await Promise.all(Array.from({ length: 50 }, () => w.cache.get('k', w.mint(600_000))));
     expect(new Set(got.map((s) => s.reveal()))).toEqual(new Set(['tok-1']));
     expect(w.mints).toEqual(['request']);
   });
@@ -28,34 +28,43 @@ describe('MintedCache', () => {
   it('serves until use-by, renews in the background within refresh-ahead, and never serves past use-by', async () => {
     const w = world();
     const m = w.mint(600_000);
-    expect((await w.cache.get('k', 'S', m)).reveal()).toBe('tok-1');
+    expect((await w.cache.get('k', m)).reveal()).toBe('tok-1');
     w.advance(540_000); // 50 s before use-by: inside refresh-ahead
-    expect((await w.cache.get('k', 'S', m)).reveal()).toBe('tok-1');
+    expect((await w.cache.get('k', m)).reveal()).toBe('tok-1');
     await new Promise((r) => setTimeout(r, 20));
     expect(w.mints).toEqual(['request', 'refresh_ahead']);
-    expect((await w.cache.get('k', 'S', m)).reveal()).toBe('tok-2');
+    expect((await w.cache.get('k', m)).reveal()).toBe('tok-2');
     w.advance(600_001); // past tok-2's use-by: the next request waits for a new one
-    expect((await w.cache.get('k', 'S', m)).reveal()).toBe('tok-3');
+    expect((await w.cache.get('k', m)).reveal()).toBe('tok-3');
     expect(w.mints).toEqual(['request', 'refresh_ahead', 'request']);
   });
 
   it('a credential that would live less than the minimum is used once and not cached', async () => {
     const w = world();
     const m = w.mint(12_000); // use-by 2 s away
-    await w.cache.get('k', 'S', m);
-    await w.cache.get('k', 'S', m);
+    await w.cache.get('k', m);
+    await w.cache.get('k', m);
     expect(w.mints).toEqual(['request', 'request']);
   });
 
-  it('a failed mint is not cached and is shared by the requests that waited for it', async () => {
+  it('a failed mint is shared by the requests that waited for it, and not retried before its backoff (1 s, doubling)', async () => {
     const w = world();
     let calls = 0;
     const failing = async () => { calls++; await new Promise((r) => setTimeout(r, 5)); throw new Error('down'); };
-    const results = await Promise.allSettled([w.cache.get('k', 'S', failing), w.cache.get('k', 'S', failing)]);
+    const results = await Promise.allSettled([w.cache.get('k', failing), w.cache.get('k', failing)]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(calls).toBe(1);
-    await expect(w.cache.get('k', 'S', failing)).rejects.toThrow('down');
+    for (let i = 0; i < 20; i++) await expect(w.cache.get('k', failing)).rejects.toThrow('down');
+    expect(calls).toBe(1);
+    w.advance(1_000);
+    await expect(w.cache.get('k', failing)).rejects.toThrow('down');
     expect(calls).toBe(2);
+    w.advance(1_000); // the backoff is now 2 s
+    await expect(w.cache.get('k', failing)).rejects.toThrow('down');
+    expect(calls).toBe(2);
+    w.advance(1_000);
+    const ok = w.mint(600_000);
+    expect((await w.cache.get('k', ok)).reveal()).toMatch(/^tok-/);
   });
 
   it('keys differ when any input differs, and hold no plain digest of them', () => {
@@ -66,14 +75,4 @@ describe('MintedCache', () => {
     expect(a.keyOf(['spec', 'secret-1'])).not.toBe(b.keyOf(['spec', 'secret-1']));
   });
 
-  it('live() lists the credentials held for a secret until they expire, past use-by too', async () => {
-    const w = world();
-    await w.cache.get('k', 'S', w.mint(600_000));
-    expect(w.cache.live('S').map((s) => s.reveal())).toEqual(['tok-1']);
-    expect(w.cache.live('T')).toEqual([]);
-    w.advance(595_000);
-    expect(w.cache.live('S').map((s) => s.reveal())).toEqual(['tok-1']);
-    w.advance(10_000);
-    expect(w.cache.live('S')).toEqual([]);
-  });
 });

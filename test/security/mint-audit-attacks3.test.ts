@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 describe('token exchanges and an audit log that cannot be written', () => {
-  it('FINDING: with the audit log failing, each request still sends the client secret to the token endpoint and has a token issued, unrecorded', async () => {
+  it('with the audit log failing, each request still sends the client secret to the token endpoint and has a token issued, unrecorded', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) statuses.push((await curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PH}`] })).status);
     expect(statuses.every((s) => s === 503), statuses.join(',')).toBe(true);

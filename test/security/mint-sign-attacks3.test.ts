@@ -124,7 +124,7 @@ const sigv4Auth = (ph: string, scope: string): string => `AWS4-HMAC-SHA256 Crede
 const sha256 = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 
 describe('minted credentials outlive keyswap’s memory of them', () => {
-  it('FINDING: an access token replaced by refresh-ahead is no longer scrubbed, though still valid: stored upstream, read back', async () => {
+  it('an access token replaced by refresh-ahead is no longer scrubbed, though still valid: stored upstream, read back', async () => {
     const first = await via('https://vault.example.test/keep', { headers: [`Authorization: Bearer ${PH_CC}`] });
     expect(first.status, first.body).toBe(204);
     const t1 = String(vault.kept.authorization ?? '').replace(/^Bearer /, '');
@@ -140,7 +140,7 @@ describe('minted credentials outlive keyswap’s memory of them', () => {
     expect(back.body.includes(t1), `T1 (valid ~60 s more) reached the agent: ${back.body}`).toBe(false);
   });
 
-  it('FINDING: a JWT that lives too short to be cached (ttl_seconds: 10) is scrubbed only in its own response: read back later in clear', async () => {
+  it('a JWT that lives too short to be cached (ttl_seconds: 10) is scrubbed only in its own response: read back later in clear', async () => {
     const first = await via('https://vault.example.test/keep', { headers: [`Authorization: Bearer ${PH_JWT}`] });
     expect(first.status, first.body).toBe(204);
     const jwt = String(vault.kept.authorization ?? '').replace(/^Bearer /, '');
@@ -152,7 +152,7 @@ describe('minted credentials outlive keyswap’s memory of them', () => {
 });
 
 describe('minted credentials across a reload', () => {
-  it('FINDING: after an operator reload (SIGHUP, config unchanged) every live minted token is forgotten and reads back in clear', async () => {
+  it('after an operator reload (SIGHUP, config unchanged) every live minted token is forgotten and reads back in clear', async () => {
     const kept = await via('https://vault.example.test/keep', { headers: ['Authorization: Bearer jwt-long-PLACEHOLDER-attack3-0123456789'] });
     expect(kept.status).toBe(204);
     const token = String(vault.kept.authorization ?? '').replace(/^Bearer /, '');
@@ -182,7 +182,7 @@ describe('minted credential echoes in the same response', () => {
 });
 
 describe('signatures', () => {
-  it('FINDING: the HMAC signature keyswap computed with the real key is echoed back to the agent unscrubbed, and replays through keyswap unaudited', async () => {
+  it('the HMAC signature keyswap computed with the real key is echoed back to the agent unscrubbed, and replays through keyswap unaudited', async () => {
     const body = '{"event":"ping"}';
     const r = await via('https://api.example.test/v1/hooks/x', { method: 'POST', data: body, headers: [`X-Signature: ${PH_HMAC}`, 'content-type: application/json'] });
     expect(r.status, r.body).toBe(200);
@@ -199,7 +199,7 @@ describe('signatures', () => {
     expect(r.body.includes(sig), 'the real HMAC signature reached the agent').toBe(false);
   });
 
-  it('FINDING: SigV4 for a non-S3 service trusts the agent’s x-amz-content-sha256: the signature covers a body that was never sent', async () => {
+  it('SigV4 for a non-S3 service ignores the agent’s x-amz-content-sha256: the signature covers the body that was sent', async () => {
     const benign = '{"prompt":"benign"}';
     const sent = '{"prompt":"something else entirely"}';
     const r = await via('https://other.example.test/v1/upload', {
@@ -210,13 +210,13 @@ describe('signatures', () => {
     const seen = h.upstream.requests.at(-1);
     if (seen === undefined) throw new Error('nothing upstream');
     expect(seen.body.toString()).toBe(sent);
-    // The signature is valid for the request with the benign body (a forgery for a request the agent never sent)…
-    expect(sigv4Problem({ ...seen, body: Buffer.from(benign) }, SECRETS.AWS_SECRET_ACCESS_KEY, SECRETS.AWS_ACCESS_KEY_ID)).toBeNull();
-    // …and not for the one that went upstream.
+    // Not a signature for the benign body (that would be a forgery for a request the agent never sent)…
+    expect(sigv4Problem({ ...seen, body: Buffer.from(benign) }, SECRETS.AWS_SECRET_ACCESS_KEY, SECRETS.AWS_ACCESS_KEY_ID)).not.toBeNull();
+    // …but for the one that went upstream.
     expect(sigv4Problem(seen, SECRETS.AWS_SECRET_ACCESS_KEY, SECRETS.AWS_ACCESS_KEY_ID)).toBeNull();
   });
 
-  it('FINDING: two x-amz-content-sha256 headers (UNSIGNED-PAYLOAD first) get a chained streaming payload past the refusal', async () => {
+  it('two x-amz-content-sha256 headers (UNSIGNED-PAYLOAD first) get a chained streaming payload past the refusal', async () => {
     const before = h.upstream.requests.length;
     const r = await via('https://api.example.test/v1/upload', {
       method: 'PUT', data: 'x',
@@ -227,17 +227,13 @@ describe('signatures', () => {
     expect(r.status).toBe(400);
   });
 
-  it('FINDING: a query parameter named X-Amz-Signature is sent upstream but left out of the signed canonical query', async () => {
+  it('a query parameter of a presigned URL (X-Amz-Signature), which AWS’s signer leaves out of the canonical query, is refused on a request keyswap signs', async () => {
+    const before = h.upstream.requests.length;
     const r = await via('https://api.example.test/v1/echo?a=1&X-Amz-Signature=attacker', {
       headers: [`Authorization: ${sigv4Auth(PH_S3, 'us-east-1/s3')}`, 'x-amz-date: 20260101T000000Z', 'x-amz-content-sha256: UNSIGNED-PAYLOAD'],
     });
-    expect(r.status, r.body).toBe(200);
-    const seen = h.upstream.requests.at(-1);
-    if (seen === undefined) throw new Error('nothing upstream');
-    expect(seen.url).toContain('X-Amz-Signature=attacker');
-    // The cause: the signature verifies for the request without that parameter (AWS's signer skips it).
-    expect(sigv4Problem({ ...seen, url: '/v1/echo?a=1' }, SECRETS.AWS_SECRET_ACCESS_KEY, SECRETS.AWS_ACCESS_KEY_ID)).toBeNull();
-    expect(sigv4Problem(seen, SECRETS.AWS_SECRET_ACCESS_KEY, SECRETS.AWS_ACCESS_KEY_ID)).toBeNull();
+    expect(r.status).toBe(400);
+    expect(h.upstream.requests.length).toBe(before);
   });
 
   it('held: S3 re-signing with dot segments, encoded slashes, +, empty values and repeated keys verifies for what was sent', async () => {
@@ -269,13 +265,16 @@ describe('token endpoint misbehaving', () => {
     auth.failNext.push({ status: 401, body: JSON.stringify({ error: 'invalid_client', error_description: `bad secret ${SECRETS.CC_CLIENT_SECRET}` }) });
     const a = await via('https://vault.example.test/other', { headers: ['Authorization: Bearer oauth-fail-PLACEHOLDER-attack3-0123456789'] });
     expect(a.status).toBe(503);
+    // A failed exchange is not retried before its backoff (1 s, then 2 s): wait each out.
+    await new Promise((r) => setTimeout(r, 1_100));
     auth.failNext.push({ status: 302, body: SECRETS.CC_CLIENT_SECRET });
     const b = await via('https://vault.example.test/other', { headers: ['Authorization: Bearer oauth-fail-PLACEHOLDER-attack3-0123456789'] });
     expect(b.status).toBe(503);
+    await new Promise((r) => setTimeout(r, 2_100));
     auth.failNext.push({ status: 200, body: JSON.stringify({ access_token: 'x'.repeat(70_000), token_type: 'Bearer' }) });
     const c = await via('https://vault.example.test/other', { headers: ['Authorization: Bearer oauth-fail-PLACEHOLDER-attack3-0123456789'] });
     expect(c.status).toBe(503);
-    const reasons = h.auditRecords().filter((e) => e.type === 'token_exchange' && e.secret_name === 'CC_FAIL').map((e) => e.reason);
+    const reasons = h.auditRecords().filter((e) => e.type === 'token_exchange' && e.secret_name === 'CC_FAIL' && e.outcome === 'failed').map((e) => e.reason);
     expect(reasons).toEqual(['oauth_error', 'http_status', 'too_large']);
   });
 });
@@ -285,7 +284,7 @@ describe('token endpoint on an untrusted certificate', () => {
     const r = await via('https://vault.example.test/other', { headers: ['Authorization: Bearer oauth-untrusted-PLACEHOLDER-attack3-0123'] });
     expect(r.status).toBe(503);
     expect(h.untrustedUpstream.requests).toHaveLength(0);
-    expect(h.auditRecords().find((e) => e.type === 'token_exchange' && e.secret_name === 'CC_UNTRUSTED')).toMatchObject({ outcome: 'failed', reason: 'untrusted' });
+    expect(h.auditRecords().find((e) => e.type === 'token_exchange' && e.secret_name === 'CC_UNTRUSTED' && e.outcome !== 'started')).toMatchObject({ outcome: 'failed', reason: 'untrusted' });
   });
 });
 

@@ -50,7 +50,7 @@ afterAll(async () => {
 const call = (ph: string, host = 'api.example.test') => curlVia(h, `https://${host}/v1/echo`, { headers: [`Authorization: Bearer ${ph}`] });
 
 describe('oauth2_refresh with default write_back_min_interval_seconds', () => {
-  it('FINDING: ordinary requests make keyswap discard a rotated refresh token (rate_limited) and brick the credential for good', async () => {
+  it('ordinary requests make keyswap discard a rotated refresh token (rate_limited) and brick the credential for good', async () => {
     expect((await call(PH_RF)).status).toBe(200); // RT0 → RT1, written
     const calls = auth.calls.length;
     expect((await call(PH_RF)).status).toBe(200); // refresh-ahead: RT1 → RT2, not written (rate_limited); RT1 revoked
@@ -63,7 +63,7 @@ describe('oauth2_refresh with default write_back_min_interval_seconds', () => {
 });
 
 describe('a failing token endpoint', () => {
-  it('FINDING: every request retries the exchange at once (no backoff, no negative caching): 20 requests, 20 token calls', async () => {
+  it('every request retries the exchange at once (no backoff, no negative caching): 20 requests, 20 token calls', async () => {
     const before = auth.calls.length;
     for (let i = 0; i < 20; i++) expect((await call(PH_BAD, 'other.example.test')).status).toBe(503);
     const made = auth.calls.length - before;

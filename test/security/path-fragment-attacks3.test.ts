@@ -38,14 +38,14 @@ describe('binding path globs and #', () => {
     expect(r.authorization).toBe(`Bearer ${PH}`);
   });
 
-  it('FINDING: /v1/echo#/read matches "/v1/*/read", so the real key goes to what the API routes as /v1/echo', async () => {
+  it('/v1/echo#/read matches "/v1/*/read", so the real key goes to what the API routes as /v1/echo', async () => {
     const r = await send('/v1/echo#/read');
     expect(r.url).toBe('/v1/echo#/read');
     expect(new URL(r.url ?? '/', 'http://x').pathname).toBe('/v1/echo'); // the upstream's router sees this path
     expect(r.authorization, 'the real key was injected for an out-of-scope path').toBe(`Bearer ${PH}`);
   });
 
-  it('FINDING: /v2/admin/delete#/comments matches "/v2/**/comments"', async () => {
+  it('/v2/admin/delete#/comments matches "/v2/**/comments"', async () => {
     const r = await send('/v2/admin/delete#/comments');
     expect(new URL(r.url ?? '/', 'http://x').pathname).toBe('/v2/admin/delete');
     expect(r.authorization, 'the real key was injected for an out-of-scope path').toBe(`Bearer ${PH}`);
