@@ -103,12 +103,8 @@ const SIGNING_TOKENS = new Set(['{method}', '{path}', '{query}', '{host}', '{bod
  * agent's SDK signed with), HMAC by its placeholder in `header`. Nothing is substituted: a signature is computed.
  */
 export function compileSigned(type: SignedType, raw: Record<string, unknown>, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {
-  const parsed = signerShapes[type].safeParse(raw);
-  if (!parsed.success) {
-    const root = p.reduceRight<unknown>((inner, key) => ({ [key]: inner }), raw);
-    for (const issue of parsed.error.issues) reportIssue({ ...issue, path: [...p, ...issue.path] } as z.core.$ZodIssue, err, root);
-    return null;
-  }
+  const parsed = parseAt(signerShapes[type], raw, p, err);
+  if (parsed === null) return null;
   if (compose !== undefined) {
     err([...p.slice(0, 2), 'compose'], `does not apply to inject type ${type}: its inputs are its *_secret keys`);
     return null;
@@ -161,15 +157,20 @@ const PROVIDERS: Record<string, { readonly tokenUrl: string | null; readonly cli
 };
 const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti'];
 
+/** An injector's keys checked by its shape; every issue reported at its field, in the config's words. */
+function parseAt<S extends z.ZodType>(shape: S, raw: Record<string, unknown>, p: FieldPath, err: Report): { readonly data: z.infer<S> } | null {
+  const parsed = shape.safeParse(raw);
+  if (parsed.success) return { data: parsed.data };
+  // reportIssue reads values by their path from the config's root: give it one with `raw` where it sits.
+  const root = p.reduceRight<unknown>((inner, key) => ({ [key]: inner }), raw);
+  for (const issue of parsed.error.issues) reportIssue({ ...issue, path: [...p, ...issue.path] } as z.core.$ZodIssue, err, root);
+  return null;
+}
+
 /** A minted injector as a header site; null (reported) when any key is wrong. */
 export function compileMinted(type: MintedType, raw: Record<string, unknown>, compose: readonly string[] | undefined, p: FieldPath, err: Report): InjectSpec | null {
-  const parsed = shapes[type].safeParse(raw);
-  if (!parsed.success) {
-    // reportIssue reads values by their path from the config's root: give it one with `raw` where it sits.
-    const root = p.reduceRight<unknown>((inner, key) => ({ [key]: inner }), raw);
-    for (const issue of parsed.error.issues) reportIssue({ ...issue, path: [...p, ...issue.path] } as z.core.$ZodIssue, err, root);
-    return null;
-  }
+  const parsed = parseAt(shapes[type], raw, p, err);
+  if (parsed === null) return null;
   const [slot, defaultFormat] = SLOTS[type];
   const data = parsed.data as { format?: string; access_token_format?: string };
   const format = data.format ?? data.access_token_format ?? defaultFormat;

@@ -49,7 +49,8 @@ beforeAll(async () => {
   proxyUrl = h.proxyUrl;
 });
 afterAll(async () => {
-  for (const c of extra) c.kill('SIGTERM');
+  // Each restarted keyswap is gone before the harness removes the state directory it writes in.
+  await Promise.all(extra.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((resolve) => { c.once('exit', resolve); c.kill('SIGTERM'); })));
   await h.close();
   await auth.close();
 });
