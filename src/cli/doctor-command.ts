@@ -162,8 +162,8 @@ async function mintingChecks(config: Config, io: CliIo, exchange: boolean): Prom
       } catch (err) {
         out.push({ ok: false, what: `${secret.name}: token endpoint ${endpoint.host} cannot be reached (${err instanceof TransportError ? err.reason : 'error'}): requests using ${secret.name} get 503`, fix: 'check the URL, upstream.resolve and upstream.extra_ca_file' });
       }
-      if (minter.kind === 'oauth2_refresh' && minter.writeBack && config.backend.type !== 'file') {
-        out.push({ ok: false, what: `${secret.name}: a refresh token the provider rotates cannot be stored in the ${config.backend.type} backend: the request that gets one is refused`, fix: 'move its secrets to the file backend, or set refresh_token_write_back: false' });
+      if (minter.kind === 'oauth2_refresh' && minter.writeBack && config.backend.type !== 'file' && config.backend.type !== 'bws') {
+        out.push({ ok: false, what: `${secret.name}: a refresh token the provider rotates cannot be stored in the ${config.backend.type} backend: the request that gets one is refused`, fix: 'move its secrets to the file or bws backend, or set refresh_token_write_back: false' });
       }
     }
     if (exchange) out.push(...(await exchangeOnce(config, io, minters, transport)));

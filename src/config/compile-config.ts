@@ -55,11 +55,11 @@ export function compileConfig(src: YamlSource): Config {
     if (spec) secrets.push(spec);
   }
   checkPlaceholders(secrets, err);
-  if (backend !== null && backend.type !== 'file') {
+  if (backend !== null && backend.type !== 'file' && backend.type !== 'bws') {
     for (const s of secrets) {
       for (const site of s.sites) {
         if (site.render.kind === 'minted' && site.render.minter.kind === 'oauth2_refresh' && site.render.minter.writeBack) {
-          warn(['secrets', s.name, 'inject'], `refresh_token_write_back needs a backend keyswap can write (file); with ${backend.type}, a refresh token the provider rotates cannot be stored, so the request that got it is refused (write_back_failed). Move the secrets to the file backend, or set refresh_token_write_back: false (the next exchange after a rotation then fails, invalid_grant)`);
+          warn(['secrets', s.name, 'inject'], `refresh_token_write_back needs a backend keyswap can write (file or bws); with ${backend.type}, a refresh token the provider rotates cannot be stored, so the request that got it is refused (write_back_failed). Move the secrets to the file or bws backend, or set refresh_token_write_back: false (the next exchange after a rotation then fails, invalid_grant)`);
         }
       }
     }

@@ -15,7 +15,7 @@ export interface SecretsBackend {
   fetch(name: string, ctx: FetchContext): Promise<Secret>;
   /**
    * Replaces a value (a refresh token the provider rotated), durably, before resolving. Only backends keyswap can
-   * write: the file store. Absent on read-only ones.
+   * write: the file store and BWS. Absent on read-only ones.
    */
   store?(name: string, value: Secret): Promise<void>;
   /** Names the backend holds, where it can tell without revealing values. */

@@ -14,7 +14,8 @@ interface SdkClient {
   auth(): { loginAccessToken(token: string, stateFile?: string): Promise<void> };
   secrets(): {
     list(organizationId: string): Promise<{ data: { id: string; key: string }[] }>;
-    getByIds(ids: string[]): Promise<{ data: { id: string; key: string; value: string }[] }>;
+    getByIds(ids: string[]): Promise<{ data: { id: string; key: string; value: string; note: string; projectId?: string | null }[] }>;
+    update(organizationId: string, id: string, key: string, value: string, note: string, projectIds: string[]): Promise<unknown>;
   };
 }
 type SdkModule = { BitwardenClient: new (settings: Record<string, string>, logLevel: number) => SdkClient };
@@ -79,6 +80,23 @@ export class BwsBackend implements SecretsBackend {
       throw new SecretNotFound(name);
     }
     return new Secret(found.value);
+  }
+
+  /**
+   * Replaces the value of the one secret with this name (a rotated refresh token), keeping its note and project:
+   * BWS's update takes every field, so the current ones are read first.
+   */
+  async store(name: string, value: Secret): Promise<void> {
+    await this.#ensureLogin();
+    if (!this.#ids.has(name)) await this.#refreshIds();
+    const ids = this.#ids.get(name);
+    if (ids === undefined) throw new SecretNotFound(name);
+    if (ids.length > 1) throw new BackendUnavailable('bws', `secret name ${name} is ambiguous in the organization (ids ${ids.join(', ')}); rename all but one`);
+    const id = ids[0] as string;
+    const current = (await this.#call('getByIds', () => this.#client.secrets().getByIds([id]))).data.find((s) => s.id === id);
+    if (current === undefined) throw new SecretNotFound(name);
+    const projects = current.projectId ? [current.projectId] : [];
+    await this.#call('update', () => this.#client.secrets().update(this.#spec.organizationId, id, name, value.reveal(), current.note, projects));
   }
 
   async list(): Promise<readonly string[]> {

@@ -1,4 +1,4 @@
-import { createCipheriv, createHmac, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -17,6 +17,8 @@ export interface FakeBws {
   set(name: string, value: string): string;
   /** Adds a secret under a new id even if the name exists (BWS names are not unique). */
   add(name: string, value: string): string;
+  /** The value stored under a name now (what an update wrote), for assertions. */
+  valueOf(name: string): string | undefined;
   close(): Promise<void>;
 }
 
@@ -30,6 +32,17 @@ function encString(key64: Buffer, plain: string): string {
   return `2.${iv.toString('base64')}|${ct.toString('base64')}|${mac.toString('base64')}`;
 }
 
+/** The inverse of encString: an update from the SDK arrives encrypted under the organization key. */
+function decString(key64: Buffer, enc: string): string {
+  const m = /^2\.([^|]+)\|([^|]+)\|(.+)$/.exec(enc);
+  if (!m) throw new Error('not an EncString of type 2');
+  const [iv, ct, mac] = [Buffer.from(m[1] ?? '', 'base64'), Buffer.from(m[2] ?? '', 'base64'), Buffer.from(m[3] ?? '', 'base64')];
+  const expected = createHmac('sha256', key64.subarray(32, 64)).update(Buffer.concat([iv, ct])).digest();
+  if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) throw new Error('EncString MAC mismatch');
+  const d = createDecipheriv('aes-256-cbc', key64.subarray(0, 32), iv);
+  return Buffer.concat([d.update(ct), d.final()]).toString('utf8');
+}
+
 const b64url = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 export async function startFakeBws(): Promise<FakeBws> {
@@ -41,7 +54,7 @@ export async function startFakeBws(): Promise<FakeBws> {
   const tokenKey = Buffer.from(hkdfSync('sha256', seed, 'bitwarden-accesstoken', 'sm-access-token', 64));
   const orgKey = randomBytes(64);
   const secrets = new Map<string, Stored>();
-  const calls: Record<string, number> = { login: 0, list: 0, 'get-by-ids': 0, get: 0 };
+  const calls: Record<string, number> = { login: 0, list: 0, 'get-by-ids': 0, get: 0, update: 0 };
   const sockets = new Set<import('node:net').Socket>();
 
   const secretJson = (s: Stored): Record<string, unknown> => ({
@@ -66,6 +79,9 @@ export async function startFakeBws(): Promise<FakeBws> {
       secrets.set(s.id, s);
       return s.id;
     },
+    valueOf(name) {
+      return [...secrets.values()].find((s) => s.name === name)?.value;
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
@@ -81,6 +97,7 @@ export async function startFakeBws(): Promise<FakeBws> {
         url.pathname === '/identity/connect/token' ? 'login'
         : url.pathname === `/api/organizations/${organizationId}/secrets` ? 'list'
         : url.pathname === '/api/secrets/get-by-ids' ? 'get-by-ids'
+        : url.pathname.startsWith('/api/secrets/') && req.method === 'PUT' ? 'update'
         : url.pathname.startsWith('/api/secrets/') ? 'get'
         : 'unknown';
       calls[route] = (calls[route] ?? 0) + 1;
@@ -109,6 +126,14 @@ export async function startFakeBws(): Promise<FakeBws> {
       if (route === 'get-by-ids') {
         const ids = (JSON.parse(body) as { ids: string[] }).ids;
         return send(200, { object: 'list', data: ids.flatMap((id) => (secrets.has(id) ? [secretJson(secrets.get(id) as Stored)] : [])), continuationToken: null });
+      }
+      if (route === 'update') {
+        const s = secrets.get(url.pathname.slice('/api/secrets/'.length));
+        if (s === undefined) return send(404, { message: 'Resource not found.' });
+        const update = JSON.parse(body) as { key: string; value: string };
+        const next: Stored = { id: s.id, name: decString(orgKey, update.key), value: decString(orgKey, update.value), revision: new Date().toISOString() };
+        secrets.set(s.id, next);
+        return send(200, secretJson(next));
       }
       if (route === 'get') {
         const s = secrets.get(url.pathname.slice('/api/secrets/'.length));

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
+import { openBackend, Secret, SecretNotFound } from '../../src/secrets/index.js';
 import { startFakeBws, type FakeBws } from '../helpers/fake-bws.js';
 import { KEYSWAP, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
@@ -61,6 +62,26 @@ describe('bws backend: the real SDK against a local server speaking the BWS prot
     expect(h.upstream.requests[1]?.headers.authorization).toBe('Bearer bws-value-2');
     expect(bws.calls.login).toBe(1);
     expect(h.stdout() + h.stderr() + h.auditText()).not.toMatch(/bws-value|0\.[0-9a-f-]{36}\./);
+  });
+
+  it('store() writes a value through the SDK (a rotated refresh token), keeping the secret; the next fetch reads it', async () => {
+    const fake = (bws = await startFakeBws());
+    fake.set('GOOGLE_OAUTH_REFRESH_TOKEN', 'rt-old');
+    const tokenFile = path.join('/tmp', `bws-token-${process.pid}-${Date.now()}`);
+    writeFileSync(tokenFile, fake.accessToken, { mode: 0o600 });
+    onTestFinished(() => rmSync(tokenFile, { force: true }));
+    const backend = await openBackend({ type: 'bws', organizationId: fake.organizationId, accessTokenFile: tokenFile, stateFile: null, apiUrl: `${fake.url}/api`, identityUrl: `${fake.url}/identity`, timeoutMs: 5000 }, {}, () => {});
+    try {
+      const signal = AbortSignal.timeout(5000);
+      expect((await backend.fetch('GOOGLE_OAUTH_REFRESH_TOKEN', { signal })).reveal()).toBe('rt-old');
+      await backend.store?.('GOOGLE_OAUTH_REFRESH_TOKEN', new Secret('rt-rotated-1'));
+      expect(fake.calls.update).toBe(1);
+      expect(fake.valueOf('GOOGLE_OAUTH_REFRESH_TOKEN')).toBe('rt-rotated-1');
+      expect((await backend.fetch('GOOGLE_OAUTH_REFRESH_TOKEN', { signal })).reveal()).toBe('rt-rotated-1');
+      await expect(backend.store?.('NOT_THERE', new Secret('x'))).rejects.toThrow(SecretNotFound);
+    } finally {
+      await backend.close?.();
+    }
   });
 
   it('20 concurrent requests on a cold cache cost one get-by-ids call', async () => {
