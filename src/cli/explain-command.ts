@@ -31,7 +31,7 @@ function describeSite(i: InjectSpec): string {
     const endpoint = minterEndpoint(r.minter);
     return `${where} (${r.minter.kind}: ${endpoint === null ? 'signed by keyswap' : `minted at ${endpoint.host}, cached until shortly before it expires`})`;
   }
-  if (r.kind === 'signed') return `${where} (${r.signer.kind}: a signature${r.signer.kind === 'sigv4' ? ` for ${r.signer.service} in ${r.signer.region}` : ''} over the request as sent)`;
+  if (r.kind === 'signed') return `${where} (${r.signer.kind}: a signature${r.signer.kind === 'sigv4' ? ` for ${r.signer.service ?? 'the service'} in ${r.signer.region ?? 'the region'}${r.signer.service === null || r.signer.region === null ? ' the client’s own signature names' : ''}` : ''} over the request as sent)`;
   return where;
 }
 

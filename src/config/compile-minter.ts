@@ -80,8 +80,9 @@ const shapes = {
 const signerShapes = {
   sigv4: z.strictObject({
     type: z.string(),
-    region: z.string().regex(/^[a-z0-9-]+$/, 'must be an AWS region (us-east-1)'),
-    service: z.string().regex(/^[a-z0-9-]+$/, 'must be an AWS signing name (s3, bedrock, sts)'),
+    // Either may be left out: then the client's own credential scope says it, and one binding serves many services.
+    region: z.string().regex(/^[a-z0-9-]+$/, 'must be an AWS region (us-east-1)').optional(),
+    service: z.string().regex(/^[a-z0-9-]+$/, 'must be an AWS signing name (s3, bedrock, sts)').optional(),
     access_key_id_secret: secretName,
     secret_access_key_secret: secretName,
     session_token_secret: secretName.optional(),
@@ -112,7 +113,7 @@ export function compileSigned(type: SignedType, raw: Record<string, unknown>, co
   if (type === 'sigv4') {
     const o = parsed.data as z.infer<typeof signerShapes.sigv4>;
     return { type: 'header', header: 'authorization', render: { kind: 'signed', signer: {
-      kind: 'sigv4', region: o.region, service: o.service, accessKeyIdSecret: o.access_key_id_secret,
+      kind: 'sigv4', region: o.region ?? null, service: o.service ?? null, accessKeyIdSecret: o.access_key_id_secret,
       secretAccessKeySecret: o.secret_access_key_secret, sessionTokenSecret: o.session_token_secret ?? null,
     } } };
   }

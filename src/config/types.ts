@@ -33,8 +33,9 @@ export type Renderer =
 export type SignerSpec =
   | {
       readonly kind: 'sigv4';
-      readonly region: string;
-      readonly service: string;
+      /** Null: the region, or the service, the client's own SigV4 credential scope names. */
+      readonly region: string | null;
+      readonly service: string | null;
       readonly accessKeyIdSecret: string;
       readonly secretAccessKeySecret: string;
       readonly sessionTokenSecret: string | null;

@@ -30,7 +30,20 @@ const CONTENT_SHA256 = 'x-amz-content-sha256';
  * client declared (else an agent would get a valid signature for a body it never sent).
  */
 export function sigv4NeedsBody(spec: SigV4, headers: readonly (readonly [string, string])[]): boolean {
-  return spec.service !== 's3' || !headers.some(([n]) => n === CONTENT_SHA256);
+  return scopeOf(spec, headers).service !== 's3' || !headers.some(([n]) => n === CONTENT_SHA256);
+}
+
+/**
+ * The region and service to sign for: the configured ones, or what the client's own signature scope names
+ * (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`). Letting the agent choose is safe: the binding fixes the
+ * host, and AWS refuses a signature scoped to another service than the one it is. Neither known: refused.
+ */
+function scopeOf(spec: SigV4, headers: readonly (readonly [string, string])[]): { readonly region: string; readonly service: string } {
+  const m = /Credential=[^/,]+\/\d{8}\/([a-z0-9-]+)\/([a-z0-9-]+)\/aws4_request/.exec(headers.find(([n]) => n === 'authorization')?.[1] ?? '');
+  const region = spec.region ?? m?.[1];
+  const service = spec.service ?? m?.[2];
+  if (region === undefined || service === undefined) throw new MintFailed('ambiguous_request', null);
+  return { region, service };
 }
 
 /** Query parameters of a presigned URL: a request keyswap signs in its head must not carry a second, unsigned one. */
@@ -46,7 +59,8 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
   const amz = req.headers.filter(([n]) => n.startsWith('x-amz-')).map(([n]) => n);
   // One reading: a duplicated x-amz-* header would be checked by its first value and signed as both.
   if (new Set(amz).size !== amz.length || req.query.some(([k]) => PRESIGN_PARAMS.has(k.toLowerCase()))) throw new MintFailed('ambiguous_request', null);
-  const declared = spec.service === 's3' ? req.headers.find(([n]) => n === CONTENT_SHA256)?.[1] : undefined;
+  const { region, service } = scopeOf(spec, req.headers);
+  const declared = service === 's3' ? req.headers.find(([n]) => n === CONTENT_SHA256)?.[1] : undefined;
   // STREAMING-UNSIGNED-PAYLOAD-TRAILER (the SDKs' default for S3 uploads) carries no chunk signatures; the
   // STREAMING-AWS4-… schemes sign each chunk with a signature chained to the client's own, which no re-signing of
   // the head can repair.
@@ -72,11 +86,11 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
   }
   const signer = new SignatureV4({
     credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, ...(creds.sessionToken === null ? {} : { sessionToken: creds.sessionToken }) },
-    region: spec.region,
-    service: spec.service,
+    region,
+    service,
     sha256: Hash.bind(null, 'sha256'),
     // S3 signs the path as sent; every other service signs it encoded once more.
-    uriEscapePath: spec.service !== 's3',
+    uriEscapePath: service !== 's3',
   });
   const unsignable = new Set(Object.keys(headers).filter((n) => !signed.has(n)));
   const out = await signer.sign(

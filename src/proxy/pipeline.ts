@@ -122,7 +122,7 @@ const MAX_SIGNED_BODY = 16 * 1024 * 1024;
 async function signRequest(ex: Exchange, req: IncomingMessage, parts: RequestParts, framing: Framing, verdict: Extract<Verdict, { kind: 'forward' }>, values: ReadonlyMap<string, Secret>, nowMs: number): Promise<{ readonly body: Buffer | null }> {
   const signers = verdict.injections.flatMap(({ secret, sites }) => sites.flatMap((site) => (site.render.kind === 'signed' ? [{ secret, site, signer: site.render.signer }] : [])));
   if (signers.length === 0) return { body: null };
-  const needsBody = signers.some(({ signer }) => (signer.kind === 'sigv4' ? sigv4NeedsBody(signer, parts.headers) : hmacNeedsBody(signer)));
+  const needsBody = signers.some(({ signer }) => (signer.kind === 'sigv4' ? signing(() => sigv4NeedsBody(signer, parts.headers)) : hmacNeedsBody(signer)));
   if (needsBody && verdict.bodyInjectors.length > 0) throw new Refusal('signing_unsupported');
   const body = needsBody ? await readWhole(req, framing) : null;
   const reveal = (n: string): string => values.get(n)?.reveal() ?? '';
@@ -139,21 +139,29 @@ async function signRequest(ex: Exchange, req: IncomingMessage, parts: RequestPar
     headers: parts.headers, bodySha256: body === null ? null : createHash('sha256').update(body).digest('hex'),
   };
   for (const { secret, site, signer } of signers) {
-    let set: [string, string][];
-    try {
-      set = signer.kind === 'sigv4'
-        ? await signSigV4(signer, { accessKeyId: reveal(signer.accessKeyIdSecret), secretAccessKey: reveal(signer.secretAccessKeySecret), sessionToken: signer.sessionTokenSecret === null ? null : reveal(signer.sessionTokenSecret) }, request, nowMs)
-        : signHmac(signer, site.type === 'header' ? site.header : '', reveal(signer.secretKeySecret), request, nowMs);
-    } catch (err) {
-      if (err instanceof MintFailed && err.reason === 'ambiguous_request') throw new Refusal('bad_request', { cause: err });
-      throw err instanceof MintFailed && err.reason === 'unsupported_payload' ? new Refusal('signing_unsupported', { cause: err }) : err;
-    }
+    const set = await signing(async () => (signer.kind === 'sigv4'
+      ? signSigV4(signer, { accessKeyId: reveal(signer.accessKeyIdSecret), secretAccessKey: reveal(signer.secretAccessKeySecret), sessionToken: signer.sessionTokenSecret === null ? null : reveal(signer.sessionTokenSecret) }, request, nowMs)
+      : signHmac(signer, site.type === 'header' ? site.header : '', reveal(signer.secretKeySecret), request, nowMs)));
     for (const [name, value] of set) setHeader(parts.headers, name, value);
     // A signature is a credential for its window: an echo of it would let the agent replay the request unaudited.
     const signature = signer.kind === 'sigv4' ? /Signature=([0-9a-f]{64})/.exec(set.find(([n]) => n === 'authorization')?.[1] ?? '')?.[1] : set[0]?.[1];
     if (signature !== undefined) ex.snap.mint.noteSignature(secret.name, signature);
   }
   return { body };
+}
+
+/** A signer's refusals in the one table's terms: a request it cannot read one way is 400, one it cannot re-sign 400 too. */
+function signing<T>(sign: () => T): T {
+  const refuse = (err: unknown): never => {
+    if (err instanceof MintFailed && err.reason === 'ambiguous_request') throw new Refusal('bad_request', { cause: err });
+    throw err instanceof MintFailed && err.reason === 'unsupported_payload' ? new Refusal('signing_unsupported', { cause: err }) : err;
+  };
+  try {
+    const out = sign();
+    return (out instanceof Promise ? out.catch(refuse) : out) as T;
+  } catch (err) {
+    return refuse(err);
+  }
 }
 
 /** The whole request body, as the agent framed it; over the limit, 413 and nothing sent. */

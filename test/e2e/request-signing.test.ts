@@ -12,6 +12,7 @@ import { sigv4Problem } from '../helpers/sigv4-verifier.js';
 const AKID_PH = 'AKIAPLACEHOLDER0123456789AB';
 const BEDROCK_PH = 'AKIABEDROCKPLACEHOLDER012345';
 const HMAC_PH = 'hmac-PLACEHOLDER-0123456789abcdef';
+const ANY_PH = 'AKIAANYSERVICEPLACEHOLDER0123';
 const REAL = { AWS_ACCESS_KEY_ID: 'AKIAREALKEY0000000001', AWS_SECRET_ACCESS_KEY: `real-secret/${randomBytes(12).toString('base64')}`, WEBHOOK_KEY: `whk-${randomBytes(16).toString('hex')}` };
 const NO_DNS = `--require=${JSON.stringify(path.join(REPO, 'test/helpers/no-dns.cjs'))}`;
 
@@ -28,6 +29,10 @@ beforeAll(async () => {
     placeholder: "${BEDROCK_PH}"
     inject: { type: sigv4, region: us-west-2, service: bedrock, access_key_id_secret: AWS_ACCESS_KEY_ID, secret_access_key_secret: AWS_SECRET_ACCESS_KEY }
     bindings: [{ host: other.example.test, methods: [POST] }]
+  AWS_ANY:
+    placeholder: "${ANY_PH}"
+    inject: { type: sigv4, access_key_id_secret: AWS_ACCESS_KEY_ID, secret_access_key_secret: AWS_SECRET_ACCESS_KEY }
+    bindings: [{ host: unbound.example.test, methods: [POST] }]
   WEBHOOK_HMAC:
     placeholder: "${HMAC_PH}"
     inject:
@@ -101,6 +106,22 @@ describe('sigv4', () => {
     const calls = h.upstream.requests.slice(before);
     expect(calls.map((c) => c.method)).toEqual(['PUT', 'GET']);
     for (const c of calls) expect(sigv4Problem(c, REAL.AWS_SECRET_ACCESS_KEY, REAL.AWS_ACCESS_KEY_ID)).toBeNull();
+  });
+
+  it('with no region or service configured, the scope the client signed for is used: one binding, any AWS service', async () => {
+    const r = await curlVia(h, 'https://unbound.example.test/v1/upload', {
+      method: 'POST', data: 'Action=SendMessage', extra: ['--aws-sigv4', 'aws:amz:eu-west-1:sqs', '--user', `${ANY_PH}:placeholder-secret`],
+    });
+    expect(r.status, r.stderr + r.body).toBe(200);
+    const seen = last();
+    expect(String(seen.headers.authorization)).toContain(`Credential=${REAL.AWS_ACCESS_KEY_ID}/`);
+    expect(String(seen.headers.authorization)).toContain('/eu-west-1/sqs/aws4_request');
+    expect(sigv4Problem(seen, REAL.AWS_SECRET_ACCESS_KEY, REAL.AWS_ACCESS_KEY_ID)).toBeNull();
+    // Without a scope to read (not a SigV4 header at all), there is nothing to sign for: 400, nothing sent.
+    const before = h.upstream.requests.length;
+    const bare = await curlVia(h, 'https://unbound.example.test/v1/upload', { method: 'POST', data: 'x', headers: [`Authorization: Bearer ${ANY_PH}`] });
+    expect(bare.status).toBe(400);
+    expect(h.upstream.requests.length).toBe(before);
   });
 
   it('a streaming-signed upload (chunk signatures chained to the client’s) is refused, nothing sent', async () => {
