@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
@@ -123,6 +124,26 @@ describe('sigv4', () => {
     expect(bare.status).toBe(400);
     expect(h.upstream.requests.length).toBe(before);
   });
+
+  it('a 1 GiB S3 upload signed UNSIGNED-PAYLOAD streams through, re-signed, without being held (peak RSS growth < 64 MB)', async () => {
+    const pid = h.child.pid as number;
+    const status = (): string => readFileSync(`/proc/${pid}/status`, 'utf8');
+    const baselineKb = Number(/VmRSS:\s+(\d+)/.exec(status())?.[1]);
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      // curl signs with the placeholder key over the declared UNSIGNED-PAYLOAD and streams stdin, chunked.
+      const child = spawn('sh', ['-c', `head -c 1073741824 /dev/zero | curl -sS --max-time 120 --proxy ${h.proxyUrl} --cacert ${h.caPath} -T - -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 aws:amz:us-east-1:s3 --user '${AKID_PH}:placeholder-secret' https://api.example.test/v1/upload`], { env: { PATH: process.env.PATH ?? '' } });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+      child.on('close', (code) => resolve({ code, out }));
+    });
+    expect(r.code, r.out).toBe(0);
+    const seen = last();
+    expect(seen.bodyBytes).toBe(1024 * 1024 * 1024);
+    expect(sigv4Problem({ ...seen, body: Buffer.alloc(0) }, REAL.AWS_SECRET_ACCESS_KEY, REAL.AWS_ACCESS_KEY_ID)).toBeNull();
+    const peakKb = Number(/VmHWM:\s+(\d+)/.exec(status())?.[1]);
+    expect((peakKb - baselineKb) / 1024).toBeLessThan(64);
+  }, 120_000);
 
   it('a streaming-signed upload (chunk signatures chained to the client’s) is refused, nothing sent', async () => {
     const before = h.upstream.requests.length;
