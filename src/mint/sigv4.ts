@@ -68,7 +68,10 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
     throw new MintFailed('unsupported_payload', null);
   }
   const clientSigned = /SignedHeaders=([a-z0-9;-]+)/i.exec(req.headers.find(([n]) => n === 'authorization')?.[1] ?? '')?.[1]?.toLowerCase().split(';') ?? [];
-  const signed = new Set([...clientSigned, 'host', 'x-amz-date', CONTENT_SHA256, ...(creds.sessionToken === null ? [] : ['x-amz-security-token'])]);
+  // The payload hash is in the canonical request either way; the header carrying it is sent (and signed) where S3
+  // needs it or the client sent one, never added where the client's own request had none.
+  const sendsContentHash = service === 's3' || req.headers.some(([n]) => n === CONTENT_SHA256);
+  const signed = new Set([...clientSigned, 'host', 'x-amz-date', ...(sendsContentHash ? [CONTENT_SHA256] : []), ...(creds.sessionToken === null ? [] : ['x-amz-security-token'])]);
   const headers: Record<string, string> = { host: req.host };
   for (const [name, value] of req.headers) {
     if (name === 'authorization' || name === 'host' || (name === CONTENT_SHA256 && declared === undefined)) continue;
@@ -77,6 +80,7 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
   }
   if (declared === undefined) {
     if (req.bodySha256 === null) throw new MintFailed('unsupported_payload', null);
+    // Read by the signer as the payload hash; signed and sent only when sendsContentHash.
     headers[CONTENT_SHA256] = req.bodySha256;
   }
   const query: Record<string, string | string[]> = {};
@@ -91,6 +95,7 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
     sha256: Hash.bind(null, 'sha256'),
     // S3 signs the path as sent; every other service signs it encoded once more.
     uriEscapePath: service !== 's3',
+    applyChecksum: false,
   });
   const unsignable = new Set(Object.keys(headers).filter((n) => !signed.has(n)));
   const out = await signer.sign(
@@ -98,7 +103,7 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
     { signingDate: new Date(nowMs), unsignableHeaders: unsignable },
   );
   const set: [string, string][] = [];
-  for (const name of ['authorization', 'x-amz-date', CONTENT_SHA256, 'x-amz-security-token']) {
+  for (const name of ['authorization', 'x-amz-date', ...(sendsContentHash ? [CONTENT_SHA256] : []), 'x-amz-security-token']) {
     const value = out.headers[name];
     if (value !== undefined) set.push([name, value]);
   }
