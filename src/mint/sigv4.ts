@@ -30,7 +30,15 @@ const CONTENT_SHA256 = 'x-amz-content-sha256';
  * client declared (else an agent would get a valid signature for a body it never sent).
  */
 export function sigv4NeedsBody(spec: SigV4, headers: readonly (readonly [string, string])[]): boolean {
-  return scopeOf(spec, headers).service !== 's3' || !headers.some(([n]) => n === CONTENT_SHA256);
+  return !trustsDeclaredHash(spec) || !headers.some(([n]) => n === CONTENT_SHA256);
+}
+
+/**
+ * A declared payload hash is trusted only when the operator configured `service: s3`: S3 checks it against the
+ * body itself. An `s3` the agent names in its own credential scope proves nothing about the host it is bound to.
+ */
+function trustsDeclaredHash(spec: SigV4): boolean {
+  return spec.service === 's3';
 }
 
 /**
@@ -60,7 +68,7 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
   // One reading: a duplicated x-amz-* header would be checked by its first value and signed as both.
   if (new Set(amz).size !== amz.length || req.query.some(([k]) => PRESIGN_PARAMS.has(k.toLowerCase()))) throw new MintFailed('ambiguous_request', null);
   const { region, service } = scopeOf(spec, req.headers);
-  const declared = service === 's3' ? req.headers.find(([n]) => n === CONTENT_SHA256)?.[1] : undefined;
+  const declared = trustsDeclaredHash(spec) ? req.headers.find(([n]) => n === CONTENT_SHA256)?.[1] : undefined;
   // STREAMING-UNSIGNED-PAYLOAD-TRAILER (the SDKs' default for S3 uploads) carries no chunk signatures; the
   // STREAMING-AWS4-… schemes sign each chunk with a signature chained to the client's own, which no re-signing of
   // the head can repair.
@@ -70,7 +78,7 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
   const clientSigned = /SignedHeaders=([a-z0-9;-]+)/i.exec(req.headers.find(([n]) => n === 'authorization')?.[1] ?? '')?.[1]?.toLowerCase().split(';') ?? [];
   // The payload hash is in the canonical request either way; the header carrying it is sent (and signed) where S3
   // needs it or the client sent one, never added where the client's own request had none.
-  const sendsContentHash = service === 's3' || req.headers.some(([n]) => n === CONTENT_SHA256);
+  const sendsContentHash = service === 's3' || req.headers.some(([n]) => n === CONTENT_SHA256) || clientSigned.includes(CONTENT_SHA256);
   const signed = new Set([...clientSigned, 'host', 'x-amz-date', ...(sendsContentHash ? [CONTENT_SHA256] : []), ...(creds.sessionToken === null ? [] : ['x-amz-security-token'])]);
   const headers: Record<string, string> = { host: req.host };
   for (const [name, value] of req.headers) {

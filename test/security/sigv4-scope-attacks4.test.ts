@@ -56,7 +56,7 @@ const last = () => {
 const valid = (req: Parameters<typeof sigv4Problem>[0]) => sigv4Problem(req, SECRETS.AWS_SECRET_ACCESS_KEY, SECRETS.AWS_ACCESS_KEY_ID);
 
 describe('scope from the agent’s Credential= (service omitted): claiming s3 toward a non-S3 host', () => {
-  it('FINDING: a declared x-amz-content-sha256 is trusted: the real-key signature covers a body that was never sent', async () => {
+  it('an s3 scope the agent names does not make keyswap trust its declared x-amz-content-sha256: the signature covers the body sent', async () => {
     const benign = '{"prompt":"benign, what the operator would audit"}';
     const sent = '{"prompt":"something else entirely"}';
     const r = await via('https://unbound.example.test/model/x/invoke', {
@@ -68,10 +68,10 @@ describe('scope from the agent’s Credential= (service omitted): claiming s3 to
     expect(seen.body.toString()).toBe(sent);
     expect(String(seen.headers.authorization)).toContain(`Credential=${SECRETS.AWS_ACCESS_KEY_ID}/`);
     expect(String(seen.headers.authorization)).toContain('/us-west-2/s3/aws4_request');
-    // The signature keyswap made with the real key is valid for the benign body the agent never sent…
-    expect(valid({ ...seen, body: Buffer.from(benign) })).toBeNull();
-    // …and not for the body that went upstream.
-    expect(valid(seen)).not.toBeNull();
+    // Not valid for the benign body the agent never sent (that would be a forgery)…
+    expect(valid({ ...seen, body: Buffer.from(benign) })).not.toBeNull();
+    // …but for the body that went upstream.
+    expect(valid(seen)).toBeNull();
     // Contrast: with the service configured (bedrock), the same trick is neutralised (attack3 test, still holds).
     const c = await via('https://api.example.test/model/x/invoke', {
       method: 'POST', data: sent,
@@ -82,7 +82,7 @@ describe('scope from the agent’s Credential= (service omitted): claiming s3 to
     expect(String(last().headers.authorization)).toContain('/us-west-2/bedrock/aws4_request');
   });
 
-  it('FINDING: UNSIGNED-PAYLOAD claimed under an s3 scope: the non-S3 body is not read and the signature covers any body', async () => {
+  it('UNSIGNED-PAYLOAD claimed under an agent-named s3 scope is replaced by the hash of the body sent', async () => {
     const sent = '{"prompt":"unread"}';
     const r = await via('https://unbound.example.test/model/x/invoke', {
       method: 'POST', data: sent,
@@ -90,8 +90,9 @@ describe('scope from the agent’s Credential= (service omitted): claiming s3 to
     });
     expect(r.status, r.body).toBe(200);
     const seen = last();
-    expect(seen.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
-    for (const body of ['', 'anything at all', sent]) expect(valid({ ...seen, body: Buffer.from(body) })).toBeNull();
+    expect(seen.headers['x-amz-content-sha256']).toBe(sha256(sent));
+    expect(valid(seen)).toBeNull();
+    for (const body of ['', 'anything at all']) expect(valid({ ...seen, body: Buffer.from(body) })).not.toBeNull();
   });
 
   it('held: region-only omission (service configured) takes the region from the agent but keeps the configured service', async () => {
@@ -171,20 +172,14 @@ describe('x-amz-content-sha256 only for S3 or when the client sent one', () => {
     expect(valid(seen)).toBeNull();
   });
 
-  it('non-S3, client lists x-amz-content-sha256 in SignedHeaders but does not send it: signed into the canonical request, not sent', async () => {
+  it('non-S3, client lists x-amz-content-sha256 in SignedHeaders but does not send it: keyswap sends the one it signs', async () => {
     const r = await via('https://unbound.example.test/', {
       method: 'POST', data: 'body', headers: [`Authorization: ${auth(PH_ANY, 'eu-west-1/sqs', 'host;x-amz-content-sha256;x-amz-date')}`, 'x-amz-date: 20260101T000000Z'],
     });
     expect(r.status).toBe(200);
     const seen = last();
-    console.log(`signedheaders-only: ${String(seen.headers.authorization)} / sha=${String(seen.headers['x-amz-content-sha256'])}`);
-    // Not a forgery either way; record whether the request is still verifiable as sent.
-    if (seen.headers['x-amz-content-sha256'] === undefined) {
-      expect(String(seen.headers.authorization)).toContain('x-amz-content-sha256');
-      expect(valid(seen)).not.toBeNull(); // unverifiable upstream (a broken request, not a forged one)
-    } else {
-      expect(valid(seen)).toBeNull();
-    }
+    expect(seen.headers['x-amz-content-sha256']).toBe(sha256('body'));
+    expect(valid(seen)).toBeNull();
   });
 
   it('held: the real secret and access key id are never in any response to the agent', () => {
