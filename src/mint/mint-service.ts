@@ -89,10 +89,6 @@ export class MintService {
     this.#issued.set(secretName, list);
   }
 
-  clear(): void {
-    this.#cache.clear();
-  }
-
   async #mint(secretName: string, spec: MinterSpec, input: (name: string) => string, trigger: 'request' | 'refresh_ahead'): Promise<Minted & { readonly useByMs: number }> {
     const startMs = this.#now();
     switch (spec.kind) {

@@ -94,10 +94,4 @@ export class MintedCache {
     );
     return p;
   }
-
-  /** A reload or `keyswap reload` drops every minted credential with the secrets they came from. */
-  clear(): void {
-    this.#entries.clear();
-    this.#failures.clear();
-  }
 }

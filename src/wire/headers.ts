@@ -99,3 +99,9 @@ export function requestFraming(raw: readonly string[]): Framing {
 export function mediaType(header: string | undefined): string | null {
   return header === undefined ? null : (header.split(';')[0] ?? '').trim().toLowerCase() || null;
 }
+
+/** Replaces every `name` header with one holding `value`, last. */
+export function setHeader(headers: HeaderPair[], name: string, value: string): void {
+  const kept = headers.filter(([n]) => n !== name);
+  headers.splice(0, headers.length, ...kept, [name, value]);
+}

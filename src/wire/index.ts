@@ -1,5 +1,5 @@
 export { parseAuthority, parseListenAddress, formatAuthority, isIpLiteral, isLocalHost, isLoopbackPeer, type Authority } from './authority.js';
-export { endToEndPairs, flatten, firstDuplicate, requestFraming, mediaType, type Framing, type HeaderPair } from './headers.js';
+export { endToEndPairs, flatten, firstDuplicate, requestFraming, mediaType, setHeader, type Framing, type HeaderPair } from './headers.js';
 export { decodeBasic, encodeBasic, type BasicCredentials } from './basic.js';
 export { isAmbiguousPath, queryPairs, decodeQueryComponent } from './path.js';
 export { NeedleSet, replacingStream, type Needle, type ReplacingStreamHooks } from './replacer.js';
