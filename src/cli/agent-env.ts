@@ -36,7 +36,7 @@ export const BUNDLE_VARIABLES = [
  * SSL_CERT_FILE; it reads WGETRC) and PHP (curl.cainfo and openssl.cafile, from an ini file in
  * PHP_INI_SCAN_DIR). keyswap writes both beside the bundle.
  */
-export function agentConfigFiles(bundlePath: string): { readonly wgetrc: string; readonly phpIniDir: string } {
+function agentConfigFiles(bundlePath: string): { readonly wgetrc: string; readonly phpIniDir: string } {
   const dir = path.join(path.dirname(bundlePath), 'agent');
   return { wgetrc: path.join(dir, 'wgetrc'), phpIniDir: path.join(dir, 'php') };
 }

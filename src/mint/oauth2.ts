@@ -83,7 +83,7 @@ export async function serviceAccountGrant(spec: ServiceAccount, keyFile: string,
 }
 
 /** oauth4webapi's fetch, answered by keyswap's transport: the URL is the configured one, never one from a response. */
-export function fetchVia(transport: TokenTransport, seen: { status: number | null }): typeof fetch {
+function fetchVia(transport: TokenTransport, seen: { status: number | null }): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit) => {
     const url = new URL(input instanceof Request ? input.url : String(input));
     const headers = Object.fromEntries(new Headers(init?.headers).entries());
@@ -94,7 +94,7 @@ export function fetchVia(transport: TokenTransport, seen: { status: number | nul
   }) as typeof fetch;
 }
 
-export function asMintFailed(err: unknown, status: number | null): MintFailed {
+function asMintFailed(err: unknown, status: number | null): MintFailed {
   if (err instanceof MintFailed) return err;
   if (err instanceof TransportError) return new MintFailed(err.reason, null, { cause: err });
   if (err instanceof oauth.ResponseBodyError) return new MintFailed(err.error === 'invalid_grant' ? 'invalid_grant' : 'oauth_error', err.status, { cause: err });
