@@ -35,14 +35,16 @@ export interface MintDeps {
 
 /** How long a credential whose issuer gave no expiry is still looked for in responses. */
 const UNKNOWN_LIFETIME_MS = 24 * 3600_000;
-/** SigV4 signatures are accepted for 15 minutes; an HMAC's window is the API's, assumed no longer. */
-const SIGNATURE_LIFETIME_MS = 15 * 60_000;
-const MAX_ISSUED_PER_SECRET = 4096;
+/**
+ * Each remembered credential is a needle in every response of its secret's destinations, rebuilt when the list
+ * changes: a credential minted per request (one too short-lived to cache) must not grow that set without bound.
+ */
+const MAX_ISSUED_PER_SECRET = 64;
 
 /**
  * The credentials keyswap mints: cached per inputs (minted-cache.ts); each endpoint exchange recorded durably
  * before the inputs are sent and again before the result is used; every failure a MintFailed the pipeline turns
- * into a 503 with nothing sent. Everything it issued (credentials, signatures) is remembered until it expires, apart
+ * into a 503 with nothing sent. Every credential it issued is remembered until it expires, apart
  * from the cache, so responses are scrubbed of it whether or not it is still served.
  */
 export class MintService {
@@ -67,18 +69,13 @@ export class MintService {
     return this.#cache.get(key, (trigger) => this.#mint(secretName, spec, input, trigger));
   }
 
-  /** Every credential and signature issued for this secret that may still be valid: scrubbed from its destinations' responses. */
+  /** Every credential issued for this secret that may still be valid: scrubbed from its destinations' responses. */
   live(secretName: string): Secret[] {
     const now = this.#now();
     const list = (this.#issued.get(secretName) ?? []).filter((e) => now < e.untilMs);
     if (list.length === 0) this.#issued.delete(secretName);
     else this.#issued.set(secretName, list);
     return list.map((e) => e.value);
-  }
-
-  /** A request signature keyswap computed (SigV4, HMAC): as much a credential as a token, for its window. */
-  noteSignature(secretName: string, value: string): void {
-    this.#remember(secretName, new Secret(value), this.#now() + SIGNATURE_LIFETIME_MS);
   }
 
   #remember(secretName: string, value: Secret, untilMs: number): void {
@@ -107,7 +104,9 @@ export class MintService {
       case 'oauth2_refresh':
         return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (writeBack) => {
           // Read now, not with the request that triggered this: a write-back since then has the current one.
-          const current = (await this.#deps.secrets.get(spec.refreshTokenSecret)).reveal();
+          const current = (await this.#deps.secrets.get(spec.refreshTokenSecret).catch((err: unknown) => {
+            throw new MintFailed('input_unavailable', null, { cause: err });
+          })).reveal();
           const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), current, this.#deps.transport);
           if (grant.refreshToken !== null && grant.refreshToken !== current) writeBack.set(await this.#writeBack(spec, grant.refreshToken));
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);

@@ -83,7 +83,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
       framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : signed.body === null ? framing : { kind: 'length', bytes: signed.body.length },
       body,
-      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, minted),
+      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]),
     });
   } catch (err) {
     ex.refuse(err);
@@ -167,8 +167,8 @@ function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: r
 const scrubSets = new WeakMap<CompiledPolicy, Map<string, { readonly values: readonly Secret[]; readonly set: ReturnType<typeof scrubNeedles> }>>();
 const echoFormsOf = new WeakMap<Secret, readonly string[]>();
 
-function scrubberFor(snap: Snapshot, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, nowMs: number, minted: MintedBySite): Scrubber {
-  const mintedOf = mintedValuesOf(snap.mint, minted);
+function scrubberFor(snap: Snapshot, target: Target, specs: readonly SecretSpec[], values: ReadonlyMap<string, Secret>, nowMs: number, here: IssuedHere): Scrubber {
+  const mintedOf = mintedValuesOf(snap.mint, here);
   // A totp rendering changes every 30 s: its needles are built per request, never kept.
   if (specs.some(hasClockTemplate)) return new Scrubber(scrubNeedles(scrubTargets(specs, values, nowMs, mintedOf)));
   const key = `${target.scheme}://${target.host}:${target.port}`;
@@ -184,12 +184,17 @@ function scrubberFor(snap: Snapshot, target: Target, specs: readonly SecretSpec[
   return new Scrubber(set);
 }
 
-/** A secret's minted credentials still in use (cached, or minted for this request): each is a credential to scrub. */
-function mintedValuesOf(mint: MintService, minted: MintedBySite): (secretName: string) => readonly Secret[] {
+type IssuedHere = readonly { readonly secretName: string; readonly value: Secret }[];
+
+/**
+ * A secret's credentials to scrub beyond its values: those the mint service still remembers, and those issued for
+ * this request (a credential too short-lived to remember, a signature computed for this request only).
+ */
+function mintedValuesOf(mint: MintService, here: IssuedHere): (secretName: string) => readonly Secret[] {
   return (name) => {
     const live = mint.live(name);
-    const here = [...minted.values()].filter((m) => m.secret.name === name && !live.includes(m.value)).map((m) => m.value);
-    return here.length === 0 ? live : [...live, ...here];
+    const now = here.filter((m) => m.secretName === name && !live.includes(m.value)).map((m) => m.value);
+    return now.length === 0 ? live : [...live, ...now];
   };
 }
 

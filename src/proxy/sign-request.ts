@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RequestParts } from '../inject/index.js';
 import { hmacNeedsBody, MintFailed, signHmac, signSigV4, sigv4NeedsBody } from '../mint/index.js';
 import type { Verdict } from '../policy/index.js';
-import type { Secret } from '../secrets/index.js';
+import { Secret } from '../secrets/index.js';
 import { setHeader, type Framing } from '../wire/index.js';
 import type { Exchange } from './exchange.js';
 import { Refusal } from './refusal.js';
@@ -16,9 +16,15 @@ const MAX_SIGNED_BODY = 16 * 1024 * 1024;
  * headers. A signature over the body's hash needs the body first: it is read whole (up to 16 MiB) and sent from
  * memory; a body rewritten as it streams cannot be hashed first, so that combination is refused.
  */
-export async function signRequest(ex: Exchange, req: IncomingMessage, parts: RequestParts, framing: Framing, verdict: Extract<Verdict, { kind: 'forward' }>, values: ReadonlyMap<string, Secret>, nowMs: number): Promise<{ readonly body: Buffer | null }> {
+/** What signing produced: the body it read (null: it streams untouched), and the signatures, scrubbed from this response. */
+export interface SignedRequest {
+  readonly body: Buffer | null;
+  readonly signatures: readonly { readonly secretName: string; readonly value: Secret }[];
+}
+
+export async function signRequest(ex: Exchange, req: IncomingMessage, parts: RequestParts, framing: Framing, verdict: Extract<Verdict, { kind: 'forward' }>, values: ReadonlyMap<string, Secret>, nowMs: number): Promise<SignedRequest> {
   const signers = verdict.injections.flatMap(({ secret, sites }) => sites.flatMap((site) => (site.render.kind === 'signed' ? [{ secret, site, signer: site.render.signer }] : [])));
-  if (signers.length === 0) return { body: null };
+  if (signers.length === 0) return { body: null, signatures: [] };
   const needsBody = signers.some(({ signer }) => (signer.kind === 'sigv4' ? signing(() => sigv4NeedsBody(signer, parts.headers)) : hmacNeedsBody(signer)));
   if (needsBody && verdict.bodyInjectors.length > 0) throw new Refusal('signing_unsupported');
   const body = needsBody ? await readWhole(req, framing) : null;
@@ -35,6 +41,7 @@ export async function signRequest(ex: Exchange, req: IncomingMessage, parts: Req
     method: ex.method, host: parts.headers.find(([n]) => n === 'host')?.[1] ?? '', path: parts.path, query, rawQuery: parts.query,
     headers: parts.headers, bodySha256: body === null ? null : createHash('sha256').update(body).digest('hex'),
   };
+  const signatures: { secretName: string; value: Secret }[] = [];
   for (const { secret, site, signer } of signers) {
     const set = await signing(async () => (signer.kind === 'sigv4'
       ? signSigV4(signer, { accessKeyId: reveal(signer.accessKeyIdSecret), secretAccessKey: reveal(signer.secretAccessKeySecret), sessionToken: signer.sessionTokenSecret === null ? null : reveal(signer.sessionTokenSecret) }, request, nowMs)
@@ -42,9 +49,9 @@ export async function signRequest(ex: Exchange, req: IncomingMessage, parts: Req
     for (const [name, value] of set) setHeader(parts.headers, name, value);
     // A signature is a credential for its window: an echo of it would let the agent replay the request unaudited.
     const signature = signer.kind === 'sigv4' ? /Signature=([0-9a-f]{64})/.exec(set.find(([n]) => n === 'authorization')?.[1] ?? '')?.[1] : set[0]?.[1];
-    if (signature !== undefined) ex.snap.mint.noteSignature(secret.name, signature);
+    if (signature !== undefined) signatures.push({ secretName: secret.name, value: new Secret(signature) });
   }
-  return { body };
+  return { body, signatures };
 }
 
 /** A signer's refusals in the one table's terms: a request it cannot read one way is 400, one it cannot re-sign 400 too. */
