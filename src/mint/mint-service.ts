@@ -71,6 +71,7 @@ export class MintService {
 
   /** Every credential issued for this secret that may still be valid: scrubbed from its destinations' responses. */
   live(secretName: string): Secret[] {
+    if (!this.#issued.has(secretName)) return []; // every request of a destination asks, minting secrets or not
     const now = this.#now();
     const list = (this.#issued.get(secretName) ?? []).filter((e) => now < e.untilMs);
     if (list.length === 0) this.#issued.delete(secretName);
