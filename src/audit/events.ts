@@ -40,6 +40,7 @@ export type DenyReason =
   | 'upstream_refused'
   | 'upstream_untrusted'
   | 'upstream_timeout'
+  | 'parent_proxy_failed'
   | 'upstream_echoed_secret'
   | 'rate_limited'
   | 'proxy_auth_required'

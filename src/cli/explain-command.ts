@@ -2,7 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientPolicy, describeClientPolicy, loadConfig, minterEndpoint, type Config, type InjectSpec, type SecretSpec } from '../config/index.js';
 import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
-import { routeConnect, type ConnectRoute } from '../proxy/index.js';
+import { Dialer, routeConnect, type ConnectRoute } from '../proxy/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -79,9 +79,12 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
     host = r.host;
     port = r.port;
     reqPath = route[2] ?? '/';
+    out.push(...parentLine(config, host));
   } else {
     out.push(connection(config, scheme, host, port));
-    if (scheme === 'https' && connectRoute(config, host, port).kind !== 'mitm') return print(io, out);
+    const kind = scheme === 'https' ? connectRoute(config, host, port).kind : 'mitm';
+    if (kind === 'mitm' || kind === 'tunnel') out.push(...parentLine(config, host));
+    if (kind !== 'mitm') return print(io, out);
   }
   const authority = port === (scheme === 'https' ? 443 : 80) ? host : `${host}:${port}`;
   const hostHeader = headers.find(([n]) => n === 'host')?.[1] ?? authority;
@@ -100,6 +103,16 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
   for (const b of verdict.bodyInjectors) out.push(`${b.secret.name}: a body placeholder would be replaced as the body streams (${site(b.secret)})`);
   if (verdict.injections.length === 0 && verdict.declined.length === 0) out.push('no placeholder in the request: forwarded as sent');
   return print(io, out);
+}
+
+/** How the upstream connection is made when `upstream.proxy` is set: through it, or directly (no_proxy). */
+function parentLine(config: Config, host: string): string[] {
+  const parent = config.upstream.parent;
+  if (parent === null) return [];
+  const via = new Dialer(config.upstream, null).parentFor(host);
+  return [via === null
+    ? `upstream: dialled directly (upstream.no_proxy names ${host})`
+    : `upstream: dialled through the parent proxy ${parent.host}:${parent.port} with CONNECT${parent.credentialsSecret === null ? '' : ` (credentials: secret ${parent.credentialsSecret})`}; TLS to ${host} is verified inside it`];
 }
 
 /** Where the proxy would send a CONNECT for host:port: the proxy's own answer (proxy/connect-route.ts). */

@@ -28,7 +28,7 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
   await leaves.prewarm(boundHosts(next));
   const extraCaPem = next.upstream.extraCaFile === null ? null : await readExtraCa(next);
   // The old upstream client is left to its in-flight requests; its idle sockets time out on their own.
-  const upstream = new UpstreamClient(next.upstream, extraCaPem);
+  const upstream = new UpstreamClient(next.upstream, extraCaPem, current.secrets);
   // Minted credentials go with the config they were minted for: a reload is also how an operator drops them.
   return { ...current, config: next, policy: compilePolicy(next), upstream, mint: mintServiceFor(upstream, current.audit, current.secrets, current.mint) };
 }

@@ -86,7 +86,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     maxBytes: config.audit.maxBytes,
     ...(metrics ? { observer: { event: (e) => metrics.onAuditEvent(e), write: (ms) => metrics.onAuditWrite(ms) } } : {}),
   });
-  const upstream = new UpstreamClient(config.upstream, extraCaPem);
+  const upstream = new UpstreamClient(config.upstream, extraCaPem, secrets);
   const limiter = new RateLimiter();
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
   let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, secrets) };

@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { compileUpstream } from './compile-upstream.js';
+import { parseHostPort } from './host-port.js';
 import { checkPlaceholders, compileSecret, SECRET_NAME } from './compile-secret.js';
 import { ConfigError, ConfigErrors } from './errors.js';
 import { reportIssue, type Report } from './report.js';
@@ -40,14 +42,7 @@ export function compileConfig(src: YamlSource): Config {
   }
   const allowWildcardHosts = raw.allow_wildcard_hosts ?? false;
   const backend = compileBackend(raw, stateDir, abs, err);
-  const resolve = new Map<string, HostPort>();
-  for (const [key, value] of Object.entries(raw.upstream?.resolve ?? {})) {
-    const from = parseHostPort(key, false);
-    const to = parseHostPort(value, false);
-    if (from === null || from.host !== from.host.toLowerCase()) err(['upstream', 'resolve', key], `key '${key}' must be a lower-case host:port`, true);
-    else if (to === null) err(['upstream', 'resolve', key], `'${value}' is not host:port (the address to dial instead)`);
-    else resolve.set(`${from.host}:${from.port}`, to);
-  }
+  const upstream = compileUpstream(raw, abs, err);
 
   const secrets: SecretSpec[] = [];
   for (const [name, rawSecret] of Object.entries(raw.secrets)) {
@@ -84,12 +79,7 @@ export function compileConfig(src: YamlSource): Config {
     },
     audit: { path: abs(raw.audit?.path ?? './audit.jsonl'), keyFile: raw.audit?.key_file ? abs(raw.audit.key_file) : `${stateDir}/audit.key`, failOnUnwritable: raw.audit?.fail_on_unwritable ?? true, maxBytes: raw.audit?.max_bytes ?? null },
     backend: backend as BackendSpec,
-    upstream: {
-      extraCaFile: raw.upstream?.extra_ca_file ? abs(raw.upstream.extra_ca_file) : null,
-      resolve,
-      connectTimeoutMs: (raw.upstream?.connect_timeout_seconds ?? 10) * 1000,
-      idleTimeoutMs: (raw.upstream?.idle_timeout_seconds ?? 60) * 1000,
-    },
+    upstream,
     timeouts: {
       requestHeadMs: (raw.timeouts?.request_head_seconds ?? 30) * 1000,
       keepAliveMs: (raw.timeouts?.keep_alive_seconds ?? 65) * 1000,
@@ -196,14 +186,4 @@ function compileBackend(raw: RawConfig, stateDir: string, abs: (p: string) => st
       };
     }
   }
-}
-
-
-/** host:port, [v6]:port; `allowZero` for listen (port 0 = pick a free port, used by tests). */
-export function parseHostPort(text: string, allowZero: boolean): HostPort | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(text);
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535 || (port === 0 && !allowZero)) return null;
-  return { host: (m[1] ?? m[2] ?? '').toLowerCase(), port };
 }

@@ -1,5 +1,6 @@
 export { loadConfig, parseConfig } from './load.js';
-export { parseHostPort } from './compile-config.js';
+export { parseHostPort } from './host-port.js';
+export { parseNoProxy } from './compile-upstream.js';
 export { parseTemplate, templateNames } from './template-parse.js';
 export { ConfigError, ConfigErrors, LooseWriteAccessError } from './errors.js';
 export type * from './types.js';

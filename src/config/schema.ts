@@ -68,6 +68,9 @@ export const rawConfigSchema = z.strictObject({
       resolve: z.record(z.string(), z.string()).optional(),
       connect_timeout_seconds: positiveInt.optional(),
       idle_timeout_seconds: positiveInt.optional(),
+      proxy: z.string().optional(),
+      proxy_credentials: z.string().min(1).optional(),
+      no_proxy: z.array(z.string()).optional(),
     })
     .optional(),
   timeouts: z

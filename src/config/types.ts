@@ -7,6 +7,16 @@ import type { TemplateSegment } from './template-ast.js';
 
 export interface HostPort { readonly host: string; readonly port: number }
 
+/** A corporate proxy keyswap dials its upstreams through; `credentialsSecret` names a backend secret holding `user:password`. */
+export interface ParentProxy extends HostPort { readonly credentialsSecret: string | null }
+
+/** One `upstream.no_proxy` entry, matched against the name the agent asked for (curl's NO_PROXY reading). */
+export type NoProxyRule =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'domain'; readonly domain: string }
+  | { readonly kind: 'ip'; readonly address: string }
+  | { readonly kind: 'cidr'; readonly address: string; readonly bits: number; readonly family: 'ipv4' | 'ipv6' };
+
 /** A base-URL route's upstream: always https, verified like any other upstream. */
 export interface Route { readonly name: string; readonly host: string; readonly port: number }
 
@@ -211,6 +221,9 @@ export interface Config {
     readonly resolve: ReadonlyMap<string, HostPort>;
     readonly connectTimeoutMs: number;
     readonly idleTimeoutMs: number;
+    /** `upstream.proxy`: every upstream connection is a CONNECT through it, except those `noProxy` matches. */
+    readonly parent: ParentProxy | null;
+    readonly noProxy: readonly NoProxyRule[];
   };
   /**
    * Agent-side connection lifetimes. requestHeadMs: a request head (a CONNECT, or a request on a decrypted

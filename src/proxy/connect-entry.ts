@@ -30,7 +30,8 @@ export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, sock
   const { timeouts, upstream } = ex.snap.config;
   if (route.kind === 'tunnel') {
     ctx.tunnels.add(socket);
-    openTunnel(socket, head, ex.snap.upstream.dialAddress(route.host, route.port), { connectTimeoutMs: upstream.connectTimeoutMs, idleMs: timeouts.tunnelIdleMs }, {
+    const dialled = ex.snap.upstream.dialer.tcp(route.host, ex.snap.upstream.dialAddress(route.host, route.port), upstream.connectTimeoutMs);
+    openTunnel(socket, head, dialled, { idleMs: timeouts.tunnelIdleMs }, {
       opened: () => ex.notePassthrough(),
       failed: (err) => ex.refuse(upstreamRefusal(err), 'tunnel_failed'),
       closed: () => ctx.tunnels.delete(socket),

@@ -6,3 +6,4 @@ export type { Snapshot, SecretSource, AuditSink } from './snapshot.js';
 export type { LeafSource } from './mitm.js';
 export { RateLimiter } from './rate-limiter.js';
 export { routeConnect, type ConnectRoute } from './connect-route.js';
+export { Dialer, ParentProxyError } from './dialer.js';

@@ -30,6 +30,7 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   upstream_refused: [502, 'keyswap: upstream refused the connection\n'],
   upstream_untrusted: [502, 'keyswap: upstream certificate not trusted\n'],
   upstream_timeout: [504, 'keyswap: upstream timed out\n'],
+  parent_proxy_failed: [502, 'keyswap: the parent proxy (upstream.proxy) refused or failed the connection\n'],
   rate_limited: [429, 'keyswap: rate limit for this credential reached; retry later\n'],
   proxy_auth_required: [407, 'keyswap: proxy authentication required (http://NAME:TOKEN@host:port)\n'],
   upstream_echoed_secret: [502, 'keyswap: upstream response echoed a credential; blocked\n'],
@@ -70,6 +71,7 @@ export function refusalHeaders(code: RefusalCode, extra: Readonly<Record<string,
  */
 export function upstreamRefusal(err: Error & { code?: string }): Refusal {
   const code = err.code ?? '';
+  if (code === 'EPARENTPROXY') return new Refusal('parent_proxy_failed', { cause: err });
   if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return new Refusal('upstream_timeout', { cause: err });
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NODATA' || code === 'EAI_NONAME') return new Refusal('upstream_unresolved', { cause: err });
   if (code === 'ECONNREFUSED') return new Refusal('upstream_refused', { cause: err });

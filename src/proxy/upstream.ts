@@ -1,8 +1,11 @@
 import http from 'node:http';
+import type net from 'node:net';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { Config, HostPort } from '../config/index.js';
 import { isIpLiteral } from '../wire/index.js';
+import { Dialer } from './dialer.js';
+import type { SecretSource } from './snapshot.js';
 
 export interface UpstreamTarget {
   readonly scheme: 'https' | 'http';
@@ -32,8 +35,11 @@ export class UpstreamClient {
   readonly #secureContext: tls.SecureContext;
   readonly #resolve: ReadonlyMap<string, HostPort>;
   readonly #connectTimeoutMs: number;
+  readonly dialer: Dialer;
 
-  constructor(upstream: Config['upstream'], extraCaPem: string | null) {
+  /** `secrets`: where the parent proxy's credentials come from (none needed without `upstream.proxy_credentials`). */
+  constructor(upstream: Config['upstream'], extraCaPem: string | null, secrets: SecretSource | null = null) {
+    this.dialer = new Dialer(upstream, secrets);
     this.#resolve = upstream.resolve;
     this.#connectTimeoutMs = upstream.connectTimeoutMs;
     // One context built once: passing `ca` per request would also put the whole CA bundle into the agent's
@@ -51,7 +57,9 @@ export class UpstreamClient {
     let pools = this.#pools.get(identity);
     if (pools === undefined) {
       const agentOptions = { keepAlive: true, maxFreeSockets: 64, timeout: this.#idleTimeoutMs, scheduling: 'lifo' as const };
-      pools = { https: new https.Agent(agentOptions), http: new http.Agent(agentOptions) };
+      pools = this.dialer.hasParent
+        ? { https: parentAwareAgent(new https.Agent(agentOptions), this.dialer, this.#connectTimeoutMs, true), http: parentAwareAgent(new http.Agent(agentOptions), this.dialer, this.#connectTimeoutMs, false) }
+        : { https: new https.Agent(agentOptions), http: new http.Agent(agentOptions) };
       this.#pools.set(identity, pools);
     }
     return pools;
@@ -69,7 +77,8 @@ export class UpstreamClient {
   request(target: UpstreamTarget, req: UpstreamRequest): http.ClientRequest {
     const dial = this.dialAddress(target.host, target.port);
     const pools = this.#poolsFor(target.identity);
-    const base = { host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[] };
+    // upstreamName travels with the options to the agent, which dials through the parent proxy unless no_proxy names it.
+    const base = { host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[], upstreamName: target.host };
     const out =
       target.scheme === 'https'
         ? https.request({
@@ -101,6 +110,37 @@ export class UpstreamClient {
       pools.http.destroy();
     }
   }
+}
+
+type CreateConnection = (options: ConnectOptions, cb: (err: Error | null, socket?: net.Socket) => void) => net.Socket | undefined;
+type ConnectOptions = tls.ConnectionOptions & { host: string; port: number; upstreamName?: string };
+
+/**
+ * An agent whose new connections go through the parent proxy (CONNECT, then TLS inside it for https) unless
+ * `no_proxy` names the upstream. The TLS options are the request's own: the same strict verification, the same
+ * servername, whatever carries the bytes.
+ */
+function parentAwareAgent<A extends http.Agent>(agent: A, dialer: Dialer, timeoutMs: number, secure: boolean): A {
+  const own = agent as unknown as { createConnection: CreateConnection };
+  const direct = own.createConnection.bind(agent);
+  own.createConnection = (options, cb) => {
+    const name = options.upstreamName ?? options.host;
+    if (dialer.parentFor(name) === null) return direct(options, cb);
+    dialer.tcp(name, { host: options.host, port: options.port }, timeoutMs).then(
+      (socket) => {
+        if (!secure) return cb(null, socket);
+        const secured = tls.connect({ ...options, socket });
+        // Connected already, so the request's connect timer never arms: the handshake inside the tunnel is bounded here.
+        const timer = setTimeout(() => secured.destroy(Object.assign(new Error('upstream TLS handshake timeout'), { code: 'ETIMEDOUT' })), timeoutMs);
+        secured.once('secureConnect', () => clearTimeout(timer));
+        secured.once('close', () => clearTimeout(timer));
+        cb(null, secured);
+      },
+      (err: Error) => cb(err),
+    );
+    return undefined;
+  };
+  return agent;
 }
 
 function armConnectTimeout(req: http.ClientRequest, ms: number): void {

@@ -39,6 +39,8 @@ export interface HarnessOptions {
   readonly testCa?: TestCa;
   /** Extra `upstream.resolve` entries ("host:port": "127.0.0.1:port"). */
   readonly resolve?: Readonly<Record<string, string>>;
+  /** Extra lines for the `upstream:` section (indented two spaces), e.g. a parent proxy. */
+  readonly upstreamLines?: string;
   /** Extra arguments for `keyswap serve`. */
   readonly args?: readonly string[];
   /** Run keyswap under this umask (e.g. 0o000, to prove a file is created with its final mode, not the umask's). */
@@ -92,6 +94,7 @@ ${opts.backend ?? 'backend: { type: env, config: { prefix: KEYSWAP_SECRET_ } }'}
 upstream:
   extra_ca_file: ${testCaPath}
   connect_timeout_seconds: 5
+${opts.upstreamLines ?? ''}
   resolve:
     "api.example.test:443": "${https}"
     "other.example.test:443": "${https}"
