@@ -25,7 +25,7 @@ function site(s: SecretSpec): string {
 }
 
 function describeSite(i: InjectSpec): string {
-  const where = i.type === 'header' ? `header ${i.header}` : i.type === 'query' ? `query parameter ${i.param}` : i.type === 'basic' ? 'Basic credentials' : i.type === 'path' ? 'a path segment' : 'the body';
+  const where = i.type === 'header' ? `header ${i.header}` : i.type === 'query' ? `query parameter ${i.param}` : i.type === 'basic' ? 'Basic credentials' : i.type === 'path' ? 'a path segment' : i.type === 'websocket_message' ? 'text messages on the WebSocket' : 'the body';
   const r = i.render;
   if (r.kind === 'minted') {
     const endpoint = minterEndpoint(r.minter);

@@ -19,7 +19,7 @@ const PUBLIC_SUFFIXES = new Set([
   'herokuapp.com', 'vercel.app', 'netlify.app', 'pages.dev', 'workers.dev', 'appspot.com', 'cloudfront.net',
   'amazonaws.com', 'azurewebsites.net', 'blob.core.windows.net', 'web.app', 'firebaseapp.com', 'fly.dev', 'onrender.com',
 ]);
-const SUPPORTED_INJECT = ['header', 'basic', 'query', 'path', 'body', 'multi', ...MINTED_TYPES, ...SIGNED_TYPES].join(', ');
+const SUPPORTED_INJECT = ['header', 'basic', 'query', 'path', 'body', 'websocket_message', 'multi', ...MINTED_TYPES, ...SIGNED_TYPES].join(', ');
 
 export interface SecretContext { readonly src: YamlSource; readonly err: Report; readonly allowWildcardHosts: boolean }
 
@@ -105,7 +105,7 @@ function compileInject(name: string, raw: RawInject, compose: readonly string[] 
   const type = raw.type ?? 'header';
   if ((MINTED_TYPES as readonly string[]).includes(type)) return compileMinted(type as MintedType, raw, compose, p, err);
   if ((SIGNED_TYPES as readonly string[]).includes(type)) return compileSigned(type as SignedType, raw, compose, p, err);
-  if (type !== 'header' && type !== 'basic' && type !== 'query' && type !== 'path' && type !== 'body') {
+  if (type !== 'header' && type !== 'basic' && type !== 'query' && type !== 'path' && type !== 'body' && type !== 'websocket_message') {
     // Named first, and nothing about its keys: they belong to a type this keyswap does not have.
     err([...p, 'type'], `inject type '${type}' is not one this version of keyswap has (it has: ${SUPPORTED_INJECT})`);
     return null;
@@ -116,6 +116,7 @@ function compileInject(name: string, raw: RawInject, compose: readonly string[] 
     query: ['type', 'param', 'format', 'template'],
     path: ['type', 'format', 'template'],
     body: ['type', 'content_type', 'format', 'template'],
+    websocket_message: ['type', 'format', 'template'],
   };
   for (const key of Object.keys(raw)) {
     if (!(allowed[type] ?? []).includes(key)) err([...p, key], `not valid for inject type ${type}; valid keys: ${(allowed[type] ?? []).join(', ')}`, true);
@@ -147,6 +148,8 @@ function compileInject(name: string, raw: RawInject, compose: readonly string[] 
       }
       return { type, param: raw.param, render };
     case 'path':
+      return { type, render };
+    case 'websocket_message':
       return { type, render };
     case 'body':
       return { type, contentType: raw.content_type ? raw.content_type.split(';')[0]?.trim().toLowerCase() ?? null : null, render };

@@ -136,7 +136,13 @@ export type InjectSpec =
    * The request body carries the placeholder; it is replaced as the body streams. `contentType` (a media type,
    * lower-case) limits this to bodies of that type; others pass byte-exact.
    */
-  | { readonly type: 'body'; readonly contentType: string | null; readonly render: Renderer };
+  | { readonly type: 'body'; readonly contentType: string | null; readonly render: Renderer }
+  /**
+   * Text messages the agent sends on a WebSocket whose handshake the binding covers: the placeholder is replaced
+   * in each message, and each substitution is audited before that message leaves. Opt-in: without this site a
+   * placeholder in a message travels verbatim.
+   */
+  | { readonly type: 'websocket_message'; readonly render: Renderer };
 
 export interface Binding {
   /** Lower-case DNS name, or `*.suffix` (one label) when allow_wildcard_hosts is set. */

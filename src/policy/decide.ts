@@ -49,12 +49,13 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
  */
 function bodyInjectorsFor(candidates: readonly CompiledBinding[], facts: RequestFacts, methods: readonly string[]): Injection[] {
   const out: Injection[] = [];
+  const bodySite = facts.isWebSocket === true ? 'websocket_message' : 'body';
   for (const c of candidates) {
-    const inject = c.secret.sites.find((s) => s.type === 'body');
+    const inject = c.secret.sites.find((s) => s.type === bodySite);
     if (inject === undefined || out.some((i) => i.secret === c.secret)) continue;
     if (facts.client !== null && !facts.client.secrets.has(c.secret.name)) continue;
     if (!isInScope(c, facts, methods) || (facts.scheme === 'http' && !c.binding.allowPlaintext)) continue;
-    if (inject.contentType !== null && inject.contentType !== facts.contentType) continue;
+    if (inject.type === 'body' && inject.contentType !== null && inject.contentType !== facts.contentType) continue;
     out.push({ secret: c.secret, bindingIndex: c.index, sites: [inject] });
   }
   return out;

@@ -21,6 +21,8 @@ export interface RequestFacts {
   readonly headers: readonly (readonly [name: string, value: string])[];
   /** The request's media type (lower-case, no parameters), or null: body injectors may be limited to one. */
   readonly contentType: string | null;
+  /** A WebSocket handshake: its body is the messages that follow, and `websocket_message` sites are its body sites. */
+  readonly isWebSocket?: boolean;
   /** The authenticated agent, when `clients:` is configured: it may unlock only these secrets. */
   readonly client: { readonly name: string; readonly secrets: ReadonlySet<string> } | null;
 }
@@ -52,7 +54,10 @@ export type Verdict =
       readonly kind: 'forward';
       readonly injections: readonly Injection[];
       readonly declined: readonly Declined[];
-      /** Body injectors this request is in scope for: their placeholders are replaced as the body streams. */
+      /**
+       * Body injectors this request is in scope for: their placeholders are replaced as the body streams. For a
+       * WebSocket handshake, the `websocket_message` sites: replaced in the agent's text messages.
+       */
       readonly bodyInjectors: readonly Injection[];
       /**
        * Every secret bound to this destination (response_scrub on, honeytokens aside): a response may echo any of

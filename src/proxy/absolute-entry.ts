@@ -26,7 +26,7 @@ export function handleAbsolute(ctx: ProxyContext, req: http.IncomingMessage, res
     ex.refuse(new Refusal('unbound_destination'));
     return;
   }
-  void runPipeline(ex, ex.target, req, res, url.path);
+  void runPipeline(ex, ex.target, req, { kind: 'response', res }, url.path);
 }
 
 export interface AbsoluteUrl { readonly scheme: 'http' | 'https'; readonly host: string; readonly port: number; readonly path: string }

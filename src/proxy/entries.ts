@@ -46,14 +46,14 @@ export function admit(ctx: ProxyContext, req: http.IncomingMessage, reply: Reply
  * force, per request: a token that expired or was rotated, or a client a reload removed or narrowed, must not keep its secrets
  * on a connection it opened before (keep-alive has no upper bound). Refused with 407 when it no longer passes.
  */
-export function admitConnection(ctx: ProxyContext, req: http.IncomingMessage, res: http.ServerResponse, target: Target): Exchange | null {
+export function admitConnection(ctx: ProxyContext, req: http.IncomingMessage, reply: Reply, target: Target): Exchange | null {
   const snap = ctx.deps.snapshot();
   const clients = snap.config.clients;
   const current = clients === null || target.client === null ? null : clients.get(target.client.name) ?? null;
   // Stale when removed, expired, or given a new token (a rotation revokes the old one on open connections too).
   const isStale = clients !== null && (current === null || current.tokenSha256 !== target.client?.tokenSha256
     || (current.expiresAtMs !== null && Date.now() >= current.expiresAtMs));
-  const ex = new Exchange(ctx.deps, snap, req.method ?? '', { ...target, client: current }, req.url ?? '', { kind: 'response', res });
+  const ex = new Exchange(ctx.deps, snap, req.method ?? '', { ...target, client: current }, req.url ?? '', reply);
   if (!isStale) return ex;
   ex.refuse(new Refusal('proxy_auth_required'));
   return null;

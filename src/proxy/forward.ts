@@ -79,7 +79,7 @@ export function forward(ex: Exchange, target: Target, req: IncomingMessage, res:
 }
 
 /** The response, to the agent that sent the request: head scrubbed, body decoded and scrubbed when secrets are bound. */
-function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upReq: ClientRequest, upRes: IncomingMessage, scrubber: Scrubber | null, gate: Transform | null): void {
+export function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upReq: ClientRequest, upRes: IncomingMessage, scrubber: Scrubber | null, gate: Transform | null): void {
   const status = upRes.statusCode ?? 502;
   let head: ResponseHead;
   try {

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { isLocalHost } from '../wire/index.js';
 import { handleAbsolute, parseAbsoluteUrl } from './absolute-entry.js';
 import { handleConnect } from './connect-entry.js';
-import { handleDecrypted } from './decrypted-entry.js';
+import { handleDecrypted, handleDecryptedUpgrade } from './decrypted-entry.js';
 import { refuseUnrouted, type ConnState, type ProxyContext } from './entries.js';
 import { answerHealth, HEALTH_HOST } from './health-entry.js';
 import type { LeafSource } from './mitm.js';
@@ -141,9 +141,12 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   });
   outer.on('clientError', onClientError);
   inner.on('clientError', onClientError);
-  for (const server of [outer, inner]) {
-    server.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => afterAnswers(socket, () => socket.end(rawRefusal('upgrade_unsupported'))));
-  }
+  // WebSockets are decrypted connections' only upgrade; on the outer listener (plain ws://, routes) none is served.
+  outer.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => afterAnswers(socket, () => socket.end(rawRefusal('upgrade_unsupported'))));
+  inner.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.pause();
+    afterAnswers(socket, () => handleDecryptedUpgrade(ctx, req, socket, head));
+  });
 
   await new Promise<void>((resolve, reject) => {
     outer.once('error', reject);

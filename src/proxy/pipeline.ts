@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable, type Transform } from 'node:stream';
+import { Readable, type Duplex, type Transform } from 'node:stream';
 import { minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
 import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, usesClock, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
@@ -12,6 +12,10 @@ import { Refusal } from './refusal.js';
 import { signRequest } from './sign-request.js';
 import { echoForms, Scrubber, scrubNeedles, type ScrubTarget } from './scrubber.js';
 import type { Snapshot } from './snapshot.js';
+import { checkHandshake, openWebSocket } from './websocket.js';
+
+/** Where the answer goes: an HTTP response, or the agent's socket once a WebSocket handshake is upgraded. */
+export type Delivery = { readonly kind: 'response'; readonly res: ServerResponse } | { readonly kind: 'websocket'; readonly socket: Duplex; readonly head: Buffer };
 
 /** The only content codings keyswap can undo to scrub a response, and so the only ones it asks for. */
 const ACCEPTED_ENCODINGS = 'gzip, deflate, br';
@@ -21,7 +25,7 @@ const ACCEPTED_ENCODINGS = 'gzip, deflate, br';
  * facts → decide → secrets → durable audit → build → upstream. Any failure before the upstream request exists
  * ends in a refusal and nothing is sent (K4); once the response head is out, a failure breaks the transfer.
  */
-export async function runPipeline(ex: Exchange, target: Target, req: IncomingMessage, res: ServerResponse, requestTarget: string): Promise<void> {
+export async function runPipeline(ex: Exchange, target: Target, req: IncomingMessage, to: Delivery, requestTarget: string): Promise<void> {
   try {
     const queryAt = requestTarget.indexOf('?');
     const path = queryAt < 0 ? requestTarget : requestTarget.slice(0, queryAt);
@@ -31,6 +35,11 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     // A HEAD with content has no defined meaning (RFC 9110 §9.3.2), and its answer ends before its body is read:
     // measured here, Node's server then read the rest of that body as the next request. Refused, never forwarded.
     if (framing.kind === 'ambiguous' || (ex.method === 'HEAD' && framing.kind !== 'none')) throw new Refusal('bad_request');
+    // A WebSocket handshake has no body: bytes after its head are frames, which only the bridge reads.
+    if (to.kind === 'websocket') {
+      if (framing.kind !== 'none') throw new Refusal('bad_request');
+      checkHandshake(req, target, requestTarget);
+    }
     if (ex.isLoop) throw new Refusal('self_destination');
 
     // One reading of the wire: policy decides on the headers that go upstream. The agent's Host is checked
@@ -47,6 +56,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const facts: RequestFacts = {
       scheme: target.scheme, connectHost: target.host, connectPort: target.port, sni: target.sni, hostHeader: agentHost,
       method: ex.method, path, query, headers, client: target.client, contentType: mediaType(req.headers['content-type']),
+      isWebSocket: to.kind === 'websocket',
     };
     const verdict = decide(facts, ex.snap.policy);
     if (verdict.kind === 'deny') throw new Refusal(verdict.reason);
@@ -66,24 +76,39 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const placements = placementsOf(verdict.injections, values, nowMs, minted);
     applyPlacements(parts, placements);
     if (scrubbed.length > 0) setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
+    // A WebSocket's handshake headers are written by the bridge's client, after any signature would be computed.
+    if (to.kind === 'websocket' && verdict.injections.some((i) => i.sites.some((s) => s.render.kind === 'signed'))) throw new Refusal('signing_unsupported');
     // Signatures last: they cover the request exactly as it goes upstream (its Accept-Encoding included).
     const signed = await signRequest(ex, req, parts, framing, verdict, values, nowMs);
     // Pipelined requests go upstream in turn; one behind an answer that closed the connection goes nowhere.
     if (!(await ex.mayForward())) return;
     // K5: every decision of this request is durable before the upstream request object even exists.
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
-    if (res.destroyed || req.socket.destroyed) return; // the agent left while we waited: send nothing
+    // The agent left while we waited: send nothing.
+    if ((to.kind === 'response' ? to.res.destroyed : to.socket.destroyed) || req.socket.destroyed) return;
 
     const bodyPlacements = placementsOf(verdict.bodyInjectors, values, nowMs);
+    const scrubber = scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]);
+    if (to.kind === 'websocket') {
+      openWebSocket(ex, target, req, to.socket, to.head, {
+        path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
+        headers: parts.headers,
+        scrubber,
+        substitutions: bodyPlacements.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
+        beforeSubstituting: (names) => auditBodyUse(ex, verdict.bodyInjectors, names),
+        idleMs: ex.snap.config.timeouts.tunnelIdleMs,
+      });
+      return;
+    }
     const body = framing.kind === 'none' ? null : bodyRewriter(ex, verdict.bodyInjectors, bodyPlacements);
-    forward(ex, target, req, res, {
+    forward(ex, target, req, to.res, {
       path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
       headers: parts.headers,
       source: signed.body === null ? null : Readable.from([signed.body]),
       // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
       framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : signed.body === null ? framing : { kind: 'length', bytes: signed.body.length },
       body,
-      scrubber: scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]),
+      scrubber,
     });
   } catch (err) {
     ex.refuse(err);
@@ -150,13 +175,18 @@ function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: r
     ...rendered.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
     ...honeytokens.map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
   ];
-  return createBodyRewriter(subs, async (names) => {
-    const injected = injectors.filter((i) => names.includes(i.secret.name));
-    // A binding's rate: counts a body site's use too; over it, the upstream request is cut before the value leaves.
-    enforceRates(ex, injected, Date.now());
-    const decoys = honeytokens.filter((s) => names.includes(s.name)).map((s): ExchangeEvent => ({ type: 'honeytoken_triggered', decision: 'denied', secret_name: s.name }));
-    await ex.audit([...decisionEvents(injected, []), ...decoys]);
-  });
+  return createBodyRewriter(subs, (names) => auditBodyUse(ex, injectors, names, honeytokens));
+}
+
+/**
+ * A body site's first use in this request (a body chunk, a WebSocket message): counted against the binding's
+ * `rate:` and made durable before the value leaves; over the rate, the body is cut before it does.
+ */
+async function auditBodyUse(ex: Exchange, injectors: readonly Injection[], names: readonly string[], honeytokens: readonly SecretSpec[] = []): Promise<void> {
+  const injected = injectors.filter((i) => names.includes(i.secret.name));
+  enforceRates(ex, injected, Date.now());
+  const decoys = honeytokens.filter((s) => names.includes(s.name)).map((s): ExchangeEvent => ({ type: 'honeytoken_triggered', decision: 'denied', secret_name: s.name }));
+  await ex.audit([...decisionEvents(injected, []), ...decoys]);
 }
 
 /**

@@ -33,5 +33,5 @@ export function handleRoute(ctx: ProxyContext, req: http.IncomingMessage, res: h
   if (hostName === undefined || !LOOPBACK_NAMES.has(hostName)) return early('route_host_not_loopback');
   const ex = admit(ctx, req, reply, place, path);
   if (ex === null || ex.target === null) return;
-  void runPipeline(ex, ex.target, req, res, path);
+  void runPipeline(ex, ex.target, req, { kind: 'response', res }, path);
 }

@@ -81,17 +81,7 @@ export class UpstreamClient {
     const base = { host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[], upstreamName: target.host };
     const out =
       target.scheme === 'https'
-        ? https.request({
-            ...base,
-            agent: pools.https,
-            ...this.#tlsContext(),
-            rejectUnauthorized: true,
-            minVersion: 'TLSv1.2',
-            // servername is the CONNECT host, never the Host header or the dialled address: verifying a name the
-            // client or the resolver chose is how a secret reaches the wrong upstream (K2, K3).
-            servername: isIpLiteral(target.host) ? undefined : target.host,
-            checkServerIdentity: (_name: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(target.host, cert),
-          })
+        ? https.request({ ...base, agent: pools.https, ...this.#strictTls(target.host) })
         : http.request({ ...base, agent: pools.http });
     armConnectTimeout(out, this.#connectTimeoutMs);
     // The agent's socket timeout only emits 'timeout'; an upstream that stops talking must end the request.
@@ -99,9 +89,42 @@ export class UpstreamClient {
     return out;
   }
 
-  // https.RequestOptions does not declare secureContext, but the agent hands every option to tls.connect().
-  #tlsContext(): Pick<tls.ConnectionOptions, 'secureContext'> {
-    return { secureContext: this.#secureContext };
+  /**
+   * The TLS every upstream connection uses, pooled or not. servername is the CONNECT host, never the Host header
+   * or the dialled address: verifying a name the client or the resolver chose is how a secret reaches the wrong
+   * upstream (K2, K3). (https.RequestOptions does not declare secureContext; the agent hands it to tls.connect().)
+   */
+  #strictTls(host: string): tls.ConnectionOptions {
+    return {
+      secureContext: this.#secureContext,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      servername: isIpLiteral(host) ? undefined : host,
+      checkServerIdentity: (_name: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(host, cert),
+    };
+  }
+
+  /**
+   * One connection of its own to an upstream (a WebSocket, an HTTP/2 session), dialled as requests are (resolve,
+   * parent proxy) and verified as strictly; resolves once TLS is up, offering `alpn`. Bounded by the connect
+   * timeout, handshake included.
+   */
+  async connect(target: Omit<UpstreamTarget, 'identity'>, alpn: readonly string[] = []): Promise<net.Socket> {
+    const socket = await this.dialer.tcp(target.host, this.dialAddress(target.host, target.port), this.#connectTimeoutMs);
+    if (target.scheme === 'http') return socket;
+    return new Promise<tls.TLSSocket>((resolve, reject) => {
+      const secured = tls.connect({ ...this.#strictTls(target.host), socket, ALPNProtocols: [...alpn] });
+      const timer = setTimeout(() => secured.destroy(Object.assign(new Error('upstream TLS handshake timeout'), { code: 'ETIMEDOUT' })), this.#connectTimeoutMs);
+      secured.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve(secured);
+      });
+      secured.once('error', (err) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      });
+    });
   }
 
   close(): void {
