@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ProxyAgent, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange, rawTlsVia } from '../helpers/clients.js';
@@ -13,6 +14,7 @@ const MSG_PH = 'wst-PLACEHOLDER-0123456789abcdef';
 const MSG_SECRET = `wst-real-${randomBytes(10).toString('hex')}`;
 const BLOCK_PH = 'blk-PLACEHOLDER-0123456789abcdef';
 const BLOCK_SECRET = `blk-real-${randomBytes(10).toString('hex')}`;
+const MISSING_PH = 'missing-PLACEHOLDER-0123456789abcdef';
 
 let h: Harness;
 let up: WsUpstream;
@@ -20,7 +22,7 @@ let dispatcher: ProxyAgent;
 beforeAll(async () => {
   const testCa = createTestCa();
   let auditPath = '';
-  up = await startWsUpstream({ tls: testCa.issue(['rt.example.test', 'strict.example.test']), auditPath: () => auditPath });
+  up = await startWsUpstream({ tls: testCa.issue(['rt.example.test', 'strict.example.test', 'missing.example.test']), auditPath: () => auditPath });
   h = await startHarness({
     testCa,
     secrets: `
@@ -29,6 +31,11 @@ beforeAll(async () => {
     inject: { header: Authorization, format: "Bearer {TEST_API_KEY}" }
     bindings:
       - { host: rt.example.test, methods: [GET], paths: ["/ws/**"] }
+  NOT_IN_BACKEND:
+    placeholder: "${MISSING_PH}"
+    inject: { header: X-Key, format: "{NOT_IN_BACKEND}" }
+    bindings:
+      - { host: missing.example.test }
   WS_TOKEN:
     placeholder: "${MSG_PH}"
     inject: { type: websocket_message }
@@ -42,7 +49,7 @@ beforeAll(async () => {
       - { host: strict.example.test }
 `,
     secretValues: { WS_TOKEN: MSG_SECRET, BLOCKED: BLOCK_SECRET },
-    resolve: { 'rt.example.test:443': `127.0.0.1:${up.port}`, 'strict.example.test:443': `127.0.0.1:${up.port}` },
+    resolve: { 'rt.example.test:443': `127.0.0.1:${up.port}`, 'strict.example.test:443': `127.0.0.1:${up.port}`, 'missing.example.test:443': `127.0.0.1:${up.port}` },
   });
   auditPath = h.auditPath;
   dispatcher = new ProxyAgent({ uri: h.proxyUrl, requestTls: { ca: h.caPem } });
@@ -208,6 +215,49 @@ describe('the WebSocket handshake keeps every request-path rule', () => {
     expect(up.seen.length).toBe(before);
   });
 
+  it('fail closed: a secret the backend cannot give refuses the handshake (503), nothing dialled', async () => {
+    const before = up.seen.length;
+    const answer = await exchange(await rawTlsVia(h, 'missing.example.test'), handshake('/ws/echo', `X-Key: ${MISSING_PH}\r\n`, 'missing.example.test'));
+    expect(answer).toMatch(/^HTTP\/1\.1 503 /);
+    expect(up.seen.length).toBe(before);
+  });
+
+  it('backpressure: an agent that stops reading stops the upstream, and keyswap holds no more than a few MiB for it', async () => {
+    const t = await rawTlsVia(h, 'rt.example.test');
+    const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${h.child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    const rssBefore = rss();
+    let received = 0;
+    const head = new Promise<string>((resolve) => {
+      let text: string | null = '';
+      const onData = (c: Buffer): void => {
+        received += c.length;
+        if (text === null) return;
+        text += c.toString('latin1');
+        if (text.includes('\r\n\r\n')) {
+          t.pause();
+          resolve(text.slice(0, text.indexOf('\r\n')));
+          text = null;
+        }
+      };
+      t.on('data', onData);
+    });
+    t.write(handshake('/ws/flood?mb=300', `Authorization: Bearer ${PLACEHOLDER}\r\n`));
+    expect(await head).toMatch(/^HTTP\/1\.1 101 /);
+    const seen = up.seen.at(-1);
+    // Wait until the upstream stops being able to send (bounded), then look at what everything holds.
+    let last = -1;
+    for (let i = 0; i < 50 && seen !== undefined && seen.floodSentMb !== last; i++) {
+      last = seen.floodSentMb;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(seen?.floodSentMb).toBeLessThan(100);
+    expect(rss() - rssBefore).toBeLessThan(64 * 1024 * 1024);
+    // Reading again lets it all through.
+    t.resume();
+    expect(await waitFor(() => received > 300 * 1024 * 1024, 60_000, 100)).toBe(true);
+    t.destroy();
+  }, 90_000);
+
   it('another upgrade (h2c) is refused with 501', async () => {
     const answer = await exchange(await rawTlsVia(h, 'rt.example.test'), `GET /ws/echo HTTP/1.1\r\nHost: rt.example.test\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.1 501 /);
@@ -218,5 +268,34 @@ describe('the WebSocket handshake keeps every request-path rule', () => {
       for (const secret of [h.canary, MSG_SECRET, BLOCK_SECRET]) expect(text).not.toContain(secret);
     }
     expect(findCanary(h)).toEqual([]);
+  });
+});
+
+describe('an idle WebSocket', () => {
+  it('is closed (1001) after timeouts.tunnel_idle_seconds with no message either way', async () => {
+    let auditPath = '';
+    const testCa = createTestCa();
+    const idleUp = await startWsUpstream({ tls: testCa.issue(['rt.example.test']), auditPath: () => auditPath });
+    const hi = await startHarness({ testCa, top: 'timeouts: { tunnel_idle_seconds: 1 }', resolve: { 'rt.example.test:443': `127.0.0.1:${idleUp.port}` }, secrets: `
+  TEST_API_KEY:
+    placeholder: "${PLACEHOLDER}"
+    inject: { header: Authorization, format: "Bearer {TEST_API_KEY}" }
+    bindings: [{ host: rt.example.test }]
+` });
+    auditPath = hi.auditPath;
+    const agent = new ProxyAgent({ uri: hi.proxyUrl, requestTls: { ca: hi.caPem } });
+    try {
+      const ws = new WebSocket('wss://rt.example.test/ws/echo', { dispatcher: agent, headers: auth });
+      const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
+      await new Promise((resolve) => ws.addEventListener('open', resolve));
+      const started = Date.now();
+      expect(await closed).toBe(1001);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      expect(await waitFor(() => idleUp.seen.at(-1)?.closed?.code === 1001)).toBe(true);
+    } finally {
+      await agent.close();
+      await hi.close();
+      await idleUp.close();
+    }
   });
 });

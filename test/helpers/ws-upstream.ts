@@ -11,6 +11,8 @@ export interface SeenSocket {
   readonly auditAtHandshake: string;
   readonly messages: { readonly data: Buffer; readonly isBinary: boolean }[];
   closed: { code: number; reason: string } | null;
+  /** /ws/flood: how many MiB it has handed to its socket so far. */
+  floodSentMb: number;
 }
 
 export interface WsUpstream {
@@ -42,7 +44,7 @@ export async function startWsUpstream(opts: { tls: { certPem: string; keyPem: st
       socket.end(`HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\nx-seen-auth: ${req.headers.authorization ?? ''}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
       return;
     }
-    const record: SeenSocket = { path: url.pathname + url.search, headers: req.headers, auditAtHandshake: readFileSync(opts.auditPath(), 'utf8'), messages: [], closed: null };
+    const record: SeenSocket = { path: url.pathname + url.search, headers: req.headers, auditAtHandshake: readFileSync(opts.auditPath(), 'utf8'), messages: [], closed: null, floodSentMb: 0 };
     seen.push(record);
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -60,6 +62,7 @@ export async function startWsUpstream(opts: { tls: { certPem: string; keyPem: st
         const pump = (): void => {
           while (sent < total && ws.bufferedAmount < 4 * 1024 * 1024) {
             sent++;
+            record.floodSentMb = sent;
             ws.send(chunk, { binary: true });
           }
           if (sent < total) setTimeout(pump, 5);
