@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { routeConnect } from './connect-route.js';
 import { admit, refuseUnrouted, type ProxyContext } from './entries.js';
 import { errorSummary } from './exchange.js';
+import { startH2Session } from './h2-entry.js';
 import { terminateTls } from './mitm.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
 import { openTunnel } from './tunnel.js';
@@ -42,8 +43,13 @@ export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, sock
     (context) => {
       if (socket.destroyed) return;
       const tlsSocket = terminateTls(socket, head, context, timeouts.tlsHandshakeMs);
-      ctx.states.set(tlsSocket, { host: route.host, port: route.port, client: ex.target?.client ?? null });
-      ctx.inner.emit('connection', tlsSocket);
+      const state = { host: route.host, port: route.port, client: ex.target?.client ?? null };
+      ctx.states.set(tlsSocket, state);
+      // The agent's ALPN choice picks the parser: HTTP/2's server, or the one HTTP/1.1 server.
+      tlsSocket.once('secure', () => {
+        if (tlsSocket.alpnProtocol === 'h2') startH2Session(ctx, tlsSocket, state, ex.snap);
+        else ctx.inner.emit('connection', tlsSocket);
+      });
     },
     (err: unknown) => {
       ex.log.error({ err: errorSummary(err), host: route.host }, 'TLS termination failed');

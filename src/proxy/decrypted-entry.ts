@@ -44,7 +44,7 @@ export function handleDecryptedUpgrade(ctx: ProxyContext, req: http.IncomingMess
     ex.refuse(new Refusal('upgrade_unsupported'));
     return;
   }
-  void runPipeline(ex, ex.target, req, { kind: 'websocket', socket, head }, req.url ?? '');
+  void runPipeline(ex, ex.target, req, { kind: 'websocket', req, socket, head }, req.url ?? '');
 }
 
 function targetOf(ctx: ProxyContext, req: http.IncomingMessage): Target | null {

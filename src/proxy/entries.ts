@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import type { Http2ServerRequest, Http2Server, ServerHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { ClientSpec } from '../config/index.js';
@@ -22,7 +23,13 @@ export interface ProxyContext {
   readonly inner: http.Server;
   /** Per decrypted socket: its CONNECT target, owned here and never patched onto Node's objects. */
   readonly states: WeakMap<TLSSocket, ConnState>;
-  /** Open opaque tunnels, closed on shutdown. */
+  /** The one HTTP/2 server, for decrypted connections whose agent chose h2 in ALPN. */
+  readonly inner2: Http2Server;
+  /** Per HTTP/2 session: its connection's CONNECT facts and SNI. */
+  readonly h2States: WeakMap<ServerHttp2Session, ConnState & { readonly sni: string | null }>;
+  /** Open HTTP/2 sessions, closed on shutdown. */
+  readonly h2Sessions: Set<ServerHttp2Session>;
+  /** Open opaque tunnels (and upgraded WebSockets), closed on shutdown. */
   readonly tunnels: Set<Duplex>;
 }
 
@@ -46,7 +53,7 @@ export function admit(ctx: ProxyContext, req: http.IncomingMessage, reply: Reply
  * force, per request: a token that expired or was rotated, or a client a reload removed or narrowed, must not keep its secrets
  * on a connection it opened before (keep-alive has no upper bound). Refused with 407 when it no longer passes.
  */
-export function admitConnection(ctx: ProxyContext, req: http.IncomingMessage, reply: Reply, target: Target): Exchange | null {
+export function admitConnection(ctx: ProxyContext, req: http.IncomingMessage | Http2ServerRequest, reply: Reply, target: Target): Exchange | null {
   const snap = ctx.deps.snapshot();
   const clients = snap.config.clients;
   const current = clients === null || target.client === null ? null : clients.get(target.client.name) ?? null;

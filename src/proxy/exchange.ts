@@ -5,6 +5,7 @@ import type { AuditEvent, Destination } from '../audit/index.js';
 import type { ClientSpec } from '../config/index.js';
 import { InvalidRendering } from '../inject/index.js';
 import type { Logger } from '../log.js';
+import { breakResponse, isGone, isHttp2, type AgentResponse } from './agent-response.js';
 import { destinationOf } from './audit-facts.js';
 import { OUTCOMES, Refusal, rawRefusal, refusalHeaders, type RefusalCode } from './refusal.js';
 import type { Snapshot } from './snapshot.js';
@@ -26,7 +27,7 @@ export interface Target {
 }
 
 /** How a refusal reaches the agent: as an HTTP response, or as raw bytes on a socket that has none (CONNECT). */
-export type Reply = { readonly kind: 'response'; readonly res: ServerResponse } | { readonly kind: 'socket'; readonly socket: Duplex };
+export type Reply = { readonly kind: 'response'; readonly res: AgentResponse } | { readonly kind: 'socket'; readonly socket: Duplex };
 
 type Scoped<E> = E extends { readonly request_id: string; readonly method: string } ? Omit<E, 'request_id' | 'method' | 'destination' | 'client'> : never;
 /** A request-scoped audit event without the fields the exchange fills in. */
@@ -64,7 +65,8 @@ export class Exchange {
     this.log = deps.log;
     this.now = deps.now;
     this.#isSelf = deps.isSelf;
-    this.#pipeline = reply.kind === 'response' ? placeInPipeline(deps.pipelines, reply.res) : null;
+    // HTTP/2 streams are independent: only an HTTP/1.1 connection's requests wait for each other.
+    this.#pipeline = reply.kind === 'response' && !isHttp2(reply.res) ? placeInPipeline(deps.pipelines, reply.res) : null;
     this.startedMs = deps.now();
     // The audit file never holds a query string (it may carry a credential).
     const pathOnly = path.split('?', 1)[0] ?? '/';
@@ -142,12 +144,14 @@ export class Exchange {
     }
     const res = this.reply.res;
     if (res.headersSent) {
-      res.socket?.destroy();
+      breakResponse(res);
       return;
     }
-    if (res.destroyed) return;
+    if (isGone(res)) return;
     if (this.#pipeline !== null) this.#pipeline.of.closedAt = Math.min(this.#pipeline.of.closedAt, this.#pipeline.at);
-    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), connection: 'close', ...refusalHeaders(code, extra) });
+    // An HTTP/1.1 refusal closes its connection; an HTTP/2 one ends its stream only (h2 has no Connection header).
+    const close: Record<string, string> = isHttp2(res) ? {} : { connection: 'close' };
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)), ...close, ...refusalHeaders(code, extra) });
     res.end(body);
   }
 }

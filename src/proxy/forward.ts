@@ -1,7 +1,9 @@
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import http2 from 'node:http2';
 import type { Readable, Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { endToEndPairs, flatten, type Framing, type HeaderPair } from '../wire/index.js';
+import { endToEndPairs, flatten, formatAuthority, type Framing, type HeaderPair } from '../wire/index.js';
+import { agentSink, breakResponse, isGone, isHttp2, type AgentResponse } from './agent-response.js';
 import type { Exchange, Target } from './exchange.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
 import { endAfter, relay } from './relay.js';
@@ -21,14 +23,29 @@ export interface Outbound {
   readonly source: Readable | null;
   /** Null when no secret is bound to this destination: nothing to scrub, the response passes as it came. */
   readonly scrubber: Scrubber | null;
+  /** The agent asked for trailers (`te: trailers`, as gRPC does): an HTTP/2 upstream is told so. */
+  readonly wantsTrailers: boolean;
 }
 
+/** An upstream's answer, whichever protocol carried it. */
+export interface UpstreamAnswer {
+  readonly status: number;
+  /** Raw header list as received (name, value, …), hop-by-hop ones included. */
+  readonly raw: readonly string[];
+  readonly body: Readable;
+  /** Resolves with the raw trailers once the body has ended (empty when none). */
+  readonly trailers: Promise<readonly string[]>;
+  /** Abandons the exchange upstream (the request and its response). */
+  abort(): void;
+}
+
+
 /**
- * Sends the request upstream and relays the one response to the agent that asked. Framing is explicit for every
- * method: Node's client writes a GET's body raw, with no length, which the upstream would read as a further
- * request on a pooled connection (a smuggled request, another agent's response).
+ * Sends the request upstream over HTTP/1.1 and relays the one response to the agent that asked. Framing is
+ * explicit for every method: Node's client writes a GET's body raw, with no length, which the upstream would read
+ * as a further request on a pooled connection (a smuggled request, another agent's response).
  */
-export function forward(ex: Exchange, target: Target, req: IncomingMessage, res: ServerResponse, out: Outbound): void {
+export function forward(ex: Exchange, target: Target, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, out: Outbound): void {
   const headers = flatten(out.headers);
   if (out.framing.kind === 'length') headers.push('content-length', String(out.framing.bytes));
   if (out.framing.kind === 'chunked') headers.push('transfer-encoding', 'chunked');
@@ -36,72 +53,167 @@ export function forward(ex: Exchange, target: Target, req: IncomingMessage, res:
     { scheme: target.scheme, host: target.host, port: target.port, identity: ex.clientName ?? '' },
     { method: ex.method, path: out.path, headers },
   );
-  // The agent leaving at any point cancels the upstream request: nothing keeps running on its behalf. Its socket
-  // is watched, not only its response: a pipelined response still queued behind another never emits 'close'.
-  const onGone = (): void => {
-    if (!res.writableFinished) upReq.destroy();
+  const exchange = start(ex, req, res, out, () => upReq.destroy());
+  const gate = exchange.upload(upReq);
+  // An upstream failure can also come after the body was sent (a hang-up before any response).
+  upReq.on('error', exchange.fail);
+  upReq.once('response', (upRes: IncomingMessage) => respond(ex, req, res, answerOf(upReq, upRes), out.scrubber, gate()));
+}
+
+/**
+ * The same over an HTTP/2 session the upstream offered (an HTTP/2 agent's request): one stream per request, its
+ * trailers relayed (gRPC's status travels in them).
+ */
+export function forwardH2(ex: Exchange, target: Target, req: http2.Http2ServerRequest, res: AgentResponse, out: Outbound, session: http2.ClientHttp2Session): void {
+  const headers: Record<string, string | string[]> = {
+    ':method': ex.method,
+    ':scheme': target.scheme,
+    ':authority': formatAuthority(target.host, target.port, target.scheme),
+    ':path': out.path,
   };
-  const socket = req.socket;
-  socket.once('close', onGone);
-  res.once('close', () => {
-    socket.off('close', onGone);
-    onGone();
+  for (const [name, value] of out.headers) {
+    if (name === 'host') continue;
+    const had = headers[name];
+    headers[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+  }
+  if (out.framing.kind === 'length') headers['content-length'] = String(out.framing.bytes);
+  if (out.wantsTrailers) headers.te = 'trailers';
+  let stream: http2.ClientHttp2Stream;
+  try {
+    stream = session.request(headers, { endStream: out.framing.kind === 'none' });
+  } catch (err) {
+    ex.refuse(upstreamRefusal(err as Error));
+    return;
+  }
+  const exchange = start(ex, req, res, out, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+  const gate = exchange.upload(stream);
+  stream.on('error', exchange.fail);
+  const trailers = new Promise<readonly string[]>((resolve) => {
+    stream.once('trailers', (t: http2.IncomingHttpHeaders) => resolve(rawOf(t)));
+    stream.once('close', () => resolve([]));
   });
+  stream.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+    respond(ex, req, res, { status: h[':status'] ?? 502, raw: rawOf(h), body: stream, trailers, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) }, out.scrubber, gate());
+  });
+}
+
+export function answerOf(upReq: ClientRequest, upRes: IncomingMessage): UpstreamAnswer {
+  return {
+    status: upRes.statusCode ?? 502,
+    raw: upRes.rawHeaders,
+    body: upRes,
+    trailers: new Promise((resolve) => {
+      upRes.once('end', () => resolve(upRes.rawTrailers));
+      upRes.once('close', () => resolve([]));
+    }),
+    abort: () => {
+      upReq.destroy();
+      upRes.destroy();
+    },
+  };
+}
+
+/** An HTTP/2 header object as a raw list, pseudo-headers left out. */
+function rawOf(headers: http2.IncomingHttpHeaders): string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) out.push(name, String(v));
+  }
+  return out;
+}
+
+/**
+ * What both protocols share once the upstream request exists: the agent leaving cancels it, a failure before the
+ * response refuses (or, after the head, breaks the transfer), and the body is streamed up.
+ */
+function start(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, out: Outbound, cancel: () => void): { fail: (err: Error) => void; upload: (sink: NodeJS.WritableStream) => () => Transform | null } {
+  // The agent leaving at any point cancels the upstream request: nothing keeps running on its behalf. An
+  // HTTP/1.1 agent's socket is watched, not only its response: a pipelined response still queued behind another
+  // never emits 'close'. An HTTP/2 stream closed with any code but NO_ERROR was reset (by the agent, or by its
+  // session ending): its writable side reads as finished even then, so the code is what tells.
+  const onGone = (): void => {
+    if (!res.writableFinished) cancel();
+  };
+  if (isHttp2(res)) {
+    const stream = res.stream;
+    stream.once('close', () => { if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) cancel(); });
+  }
+  else {
+    const socket = res.req.socket;
+    socket.once('close', onGone);
+    res.once('close', () => {
+      socket.off('close', onGone);
+      onGone();
+    });
+  }
   let failed = false;
   const fail = (err: Error): void => {
     if (failed) return;
     failed = true;
-    upReq.destroy();
-    if (!(err instanceof Refusal) && (!req.complete || res.destroyed)) {
+    cancel();
+    if (!(err instanceof Refusal) && (!req.complete || isGone(res))) {
       ex.log.info({ request_id: ex.id }, 'agent went away before the response');
       return;
     }
     ex.refuse(err instanceof Refusal ? err : upstreamRefusal(err));
   };
-  let uploading: Promise<void> | null = null;
-  if (out.framing.kind === 'none') {
-    req.resume();
-    upReq.end();
-  } else {
-    uploading = new Promise<void>((resolve) => {
-      const from = out.source ?? req;
-      relay(out.body === null ? [from, upReq] : [from, out.body, upReq], (err) => {
-        uploading = null;
+  // Returns the gate a response must pass: an early answer waits for the upload to finish before it ends (relay.ts, endAfter).
+  const upload = (sink: NodeJS.WritableStream): (() => Transform | null) => {
+    if (out.framing.kind === 'none') {
+      req.resume();
+      sink.end();
+      return () => null;
+    }
+    let settled = false;
+    const done = new Promise<void>((resolve) => {
+      const from = (out.source ?? req) as NodeJS.ReadableStream;
+      relay(out.body === null ? [from, sink] : [from, out.body, sink], (err) => {
+        settled = true;
         resolve();
         if (err) fail(err);
       });
     });
-  }
-  // An upstream failure can also come after the body was sent (a hang-up before any response).
-  upReq.on('error', fail);
-  // An early answer waits for the upload to finish before it ends (relay.ts, endAfter).
-  upReq.once('response', (upRes) => respond(ex, req, res, upReq, upRes, out.scrubber, uploading === null ? null : endAfter(uploading)));
+    return () => (settled ? null : endAfter(done));
+  };
+  return { fail, upload };
 }
 
 /** The response, to the agent that sent the request: head scrubbed, body decoded and scrubbed when secrets are bound. */
-export function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse, upReq: ClientRequest, upRes: IncomingMessage, scrubber: Scrubber | null, gate: Transform | null): void {
-  const status = upRes.statusCode ?? 502;
+export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, answer: UpstreamAnswer, scrubber: Scrubber | null, gate: Transform | null): void {
+  const status = answer.status;
   let head: ResponseHead;
   try {
-    head = responseHead(upRes, scrubber, req.method === 'HEAD' || status === 204 || status === 304);
+    head = responseHead(answer.raw, scrubber, req.method === 'HEAD' || status === 204 || status === 304);
     // No reason phrase is passed: Node writes the standard one for the code, so the upstream's text (which may
     // echo a credential) never reaches the agent.
-    res.writeHead(status, head.headers);
+    res.writeHead(status, head.headers as unknown as Record<string, string>); // a raw list: both servers take one
   } catch (err) {
     // The exchange is abandoned both ways: an upload still streaming must not keep the upstream waiting.
-    upReq.destroy();
-    upRes.destroy();
+    answer.abort();
     if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
     ex.refuse(err instanceof Refusal ? err : new Refusal(err instanceof EchoBlocked ? 'upstream_echoed_secret' : 'upstream_failed', { cause: err }));
     return;
   }
+  // Trailers reach an HTTP/2 agent (gRPC's status is one), scrubbed like the head; HTTP/1.1 agents never asked for them.
+  if (isHttp2(res)) {
+    void answer.trailers.then((raw) => {
+      if (raw.length === 0 || isGone(res)) return;
+      try {
+        res.addTrailers(Object.fromEntries(endToEndPairs(raw).map(([n, v]) => [scrub(scrubber, n), scrub(scrubber, v)])));
+      } catch (err) {
+        if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
+        breakResponse(res);
+      }
+    });
+  }
   let bytes = 0;
-  upRes.on('data', (chunk: Buffer) => { bytes += chunk.length; });
+  answer.body.on('data', (chunk: Buffer) => { bytes += chunk.length; });
   const done = (err: Error | null): void => {
     // A reset mid-body must reach the agent as a broken transfer, never as a clean end (DESIGN.md §2).
     if (err) {
-      res.socket?.destroy();
-      upReq.destroy();
+      breakResponse(res);
+      answer.abort();
     }
     if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
     for (const [secretName, count] of scrubber?.counts ?? []) ex.note({ type: 'response_scrubbed', secret_name: secretName, count, action: 'redacted' });
@@ -111,8 +223,10 @@ export function respond(ex: Exchange, req: IncomingMessage, res: ServerResponse,
   if (head.decoder !== null) middle.push(head.decoder);
   if (scrubber !== null) middle.push(scrubber.stream());
   if (gate !== null) middle.push(gate);
-  relay([upRes, ...middle, res], done);
+  relay([answer.body, ...middle, agentSink(res)], done, () => breakResponse(res));
 }
+
+const scrub = (scrubber: Scrubber | null, text: string): string => (scrubber === null ? text : scrubber.scrubText(text));
 
 interface ResponseHead { readonly headers: string[]; readonly decoder: Transform | null }
 
@@ -123,10 +237,10 @@ interface ResponseHead { readonly headers: string[]; readonly decoder: Transform
  * other (zstd, stacked `gzip, gzip`, a transfer coding) could carry an echo the scrubber cannot see, so it is
  * refused rather than passed on.
  */
-function responseHead(upRes: IncomingMessage, scrubber: Scrubber | null, isBodiless: boolean): ResponseHead {
-  const pairs = endToEndPairs(upRes.rawHeaders);
+function responseHead(raw: readonly string[], scrubber: Scrubber | null, isBodiless: boolean): ResponseHead {
+  const pairs = endToEndPairs(raw);
   if (scrubber === null) return { headers: flatten(pairs), decoder: null };
-  const decoder = isBodiless ? null : decoderFor(upRes);
+  const decoder = isBodiless ? null : decoderFor(raw);
   const out: HeaderPair[] = [];
   for (const [name, value] of pairs) {
     if (name === 'content-length' && !isBodiless) continue;
@@ -136,11 +250,18 @@ function responseHead(upRes: IncomingMessage, scrubber: Scrubber | null, isBodil
   return { headers: flatten(out), decoder };
 }
 
-function decoderFor(upRes: IncomingMessage): Transform | null {
-  const te = upRes.headers['transfer-encoding'];
+/** Every value of a header in a raw list, joined as Node joins repeated ones. */
+function joined(raw: readonly string[], name: string): string | undefined {
+  const values: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if ((raw[i] ?? '').toLowerCase() === name) values.push(raw[i + 1] ?? '');
+  return values.length === 0 ? undefined : values.join(', ');
+}
+
+function decoderFor(raw: readonly string[]): Transform | null {
+  const te = joined(raw, 'transfer-encoding');
   if (te !== undefined && te.trim().toLowerCase() !== 'chunked') throw new Refusal('upstream_encoding_unsupported');
-  // Node joins repeated Content-Encoding headers with ', ', so a stacked coding is seen whole here.
-  const codings = (upRes.headers['content-encoding'] ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  // Repeated Content-Encoding headers are read joined, so a stacked coding is seen whole here.
+  const codings = (joined(raw, 'content-encoding') ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
   if (codings.length === 0) return null;
   const only = codings.length === 1 ? codings[0] : undefined;
   if (only === 'gzip' || only === 'x-gzip') return createGunzip();
@@ -148,4 +269,3 @@ function decoderFor(upRes: IncomingMessage): Transform | null {
   if (only === 'br') return createBrotliDecompress();
   throw new Refusal('upstream_encoding_unsupported');
 }
-

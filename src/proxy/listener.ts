@@ -1,4 +1,5 @@
 import http from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -8,6 +9,7 @@ import { handleAbsolute, parseAbsoluteUrl } from './absolute-entry.js';
 import { handleConnect } from './connect-entry.js';
 import { handleDecrypted, handleDecryptedUpgrade } from './decrypted-entry.js';
 import { refuseUnrouted, type ConnState, type ProxyContext } from './entries.js';
+import { handleH2, h2Options } from './h2-entry.js';
 import { answerHealth, HEALTH_HOST } from './health-entry.js';
 import type { LeafSource } from './mitm.js';
 import { rawRefusal } from './refusal.js';
@@ -58,6 +60,7 @@ function serverOptions(snap: Snapshot): http.ServerOptions {
 export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const first = deps.snapshot();
   const inner = http.createServer(serverOptions(first));
+  const inner2 = http2.createServer(h2Options());
   const outer = http.createServer(serverOptions(first));
   let self: AddressInfo | null = null;
   const ctx: ProxyContext = {
@@ -70,6 +73,9 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     },
     leaves: deps.leaves,
     inner,
+    inner2,
+    h2States: new WeakMap(),
+    h2Sessions: new Set(),
     states: new WeakMap<TLSSocket, ConnState>(),
     tunnels: new Set<Duplex>(),
   };
@@ -94,6 +100,16 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     track(req, res);
     handleDecrypted(ctx, req, res);
   });
+  inner2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+    handleH2(ctx, req, res);
+  });
+  // A session-level failure (a flood, a protocol error) ends that session only.
+  inner2.on('sessionError', () => {});
   outer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     track(req, res);
     const url = req.url ?? '';
@@ -170,6 +186,9 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => outer.close(() => resolve()));
         inner.close();
+        inner2.close();
+        // GOAWAY: agents open no new stream here, and finish the ones in flight.
+        for (const s of ctx.h2Sessions) s.close();
         outer.closeIdleConnections();
         inner.closeIdleConnections();
         if (inFlight > 0) {
@@ -180,6 +199,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         }
         outer.closeAllConnections();
         inner.closeAllConnections();
+        for (const s of ctx.h2Sessions) s.destroy();
         for (const t of ctx.tunnels) t.destroy();
         await stopped;
       })();

@@ -6,7 +6,8 @@ export interface LeafSource { get(name: string): Promise<tls.SecureContext> }
 /**
  * Terminates the agent's TLS with the leaf chosen for the CONNECT target (not for the SNI: an agent whose SNI
  * names another host gets a certificate it will not accept, and any request that still arrives is refused by
- * the destination check). The decrypted socket goes to the one inner http.Server: no extra hop, no extra port.
+ * the destination check). The decrypted socket goes to the one inner http.Server, or to the HTTP/2 server when the
+ * agent chose h2: no extra hop, no extra port.
  * An agent that never completes the handshake is cut after `handshakeMs`.
  */
 export function terminateTls(client: Duplex, head: Buffer, context: tls.SecureContext, handshakeMs: number): tls.TLSSocket {
@@ -16,10 +17,16 @@ export function terminateTls(client: Duplex, head: Buffer, context: tls.SecureCo
     isServer: true,
     secureContext: context,
     SNICallback: (_servername, cb) => cb(null, context),
-    ALPNProtocols: ['http/1.1'],
+    ALPNProtocols: ['h2', 'http/1.1'],
   });
   const timer = setTimeout(() => socket.destroy(), handshakeMs).unref();
-  socket.once('secure', () => clearTimeout(timer));
+  // An agent that hangs up mid-handshake is gone: no server holds the socket yet to notice its FIN.
+  const hungUp = (): void => { socket.destroy(); };
+  socket.once('end', hungUp);
+  socket.once('secure', () => {
+    clearTimeout(timer);
+    socket.off('end', hungUp);
+  });
   socket.once('close', () => clearTimeout(timer));
   // A failed handshake (the agent does not trust the CA, or is not speaking TLS) only ends this connection.
   socket.once('error', () => socket.destroy());

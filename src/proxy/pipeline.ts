@@ -1,21 +1,23 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { Http2ServerRequest } from 'node:http2';
 import { Readable, type Duplex, type Transform } from 'node:stream';
 import { minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
 import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, usesClock, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type CompiledPolicy, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import { SecretNotFound, type Secret } from '../secrets/index.js';
-import { endToEndPairs, formatAuthority, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';
+import { endToEndPairs, formatAuthority, h2RequestHead, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
-import { forward } from './forward.js';
-import { Refusal } from './refusal.js';
+import { forward, forwardH2, type Outbound } from './forward.js';
+import { isGone, type AgentResponse } from './agent-response.js';
+import { Refusal, upstreamRefusal } from './refusal.js';
 import { signRequest } from './sign-request.js';
 import { echoForms, Scrubber, scrubNeedles, type ScrubTarget } from './scrubber.js';
 import type { Snapshot } from './snapshot.js';
 import { checkHandshake, openWebSocket } from './websocket.js';
 
 /** Where the answer goes: an HTTP response, or the agent's socket once a WebSocket handshake is upgraded. */
-export type Delivery = { readonly kind: 'response'; readonly res: ServerResponse } | { readonly kind: 'websocket'; readonly socket: Duplex; readonly head: Buffer };
+export type Delivery = { readonly kind: 'response'; readonly res: AgentResponse } | { readonly kind: 'websocket'; readonly req: IncomingMessage; readonly socket: Duplex; readonly head: Buffer };
 
 /** The only content codings keyswap can undo to scrub a response, and so the only ones it asks for. */
 const ACCEPTED_ENCODINGS = 'gzip, deflate, br';
@@ -25,26 +27,27 @@ const ACCEPTED_ENCODINGS = 'gzip, deflate, br';
  * facts → decide → secrets → durable audit → build → upstream. Any failure before the upstream request exists
  * ends in a refusal and nothing is sent (K4); once the response head is out, a failure breaks the transfer.
  */
-export async function runPipeline(ex: Exchange, target: Target, req: IncomingMessage, to: Delivery, requestTarget: string): Promise<void> {
+export async function runPipeline(ex: Exchange, target: Target, req: IncomingMessage | Http2ServerRequest, to: Delivery, requestTarget: string): Promise<void> {
   try {
     const queryAt = requestTarget.indexOf('?');
     const path = queryAt < 0 ? requestTarget : requestTarget.slice(0, queryAt);
     const query = queryAt < 0 ? '' : requestTarget.slice(queryAt + 1);
     if (!path.startsWith('/')) throw new Refusal('bad_request');
-    const framing = requestFraming(req.rawHeaders);
+    // One reading of the head for both protocols: an HTTP/2 request's is put in HTTP/1.1 form here, once.
+    const { raw, framing } = req instanceof Http2ServerRequest ? h2RequestHead(req.rawHeaders, req.stream.endAfterHeaders) : { raw: req.rawHeaders, framing: requestFraming(req.rawHeaders) };
     // A HEAD with content has no defined meaning (RFC 9110 §9.3.2), and its answer ends before its body is read:
     // measured here, Node's server then read the rest of that body as the next request. Refused, never forwarded.
     if (framing.kind === 'ambiguous' || (ex.method === 'HEAD' && framing.kind !== 'none')) throw new Refusal('bad_request');
     // A WebSocket handshake has no body: bytes after its head are frames, which only the bridge reads.
     if (to.kind === 'websocket') {
       if (framing.kind !== 'none') throw new Refusal('bad_request');
-      checkHandshake(req, target, requestTarget);
+      checkHandshake(to.req, target, requestTarget);
     }
     if (ex.isLoop) throw new Refusal('self_destination');
 
     // One reading of the wire: policy decides on the headers that go upstream. The agent's Host is checked
     // against the target, then sent in one canonical spelling; framing headers are set from `framing` alone.
-    const sent = endToEndPairs(req.rawHeaders);
+    const sent = endToEndPairs(raw);
     const agentHost = target.isRoute ? formatAuthority(target.host, target.port, 'https') : sent.find(([n]) => n === 'host')?.[1];
     const canonicalHost = formatAuthority(target.host, target.port, target.scheme);
     const headers: HeaderPair[] = [];
@@ -79,18 +82,23 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     // A WebSocket's handshake headers are written by the bridge's client, after any signature would be computed.
     if (to.kind === 'websocket' && verdict.injections.some((i) => i.sites.some((s) => s.render.kind === 'signed'))) throw new Refusal('signing_unsupported');
     // Signatures last: they cover the request exactly as it goes upstream (its Accept-Encoding included).
-    const signed = await signRequest(ex, req, parts, framing, verdict, values, nowMs);
+    const signed = await signRequest(ex, req as IncomingMessage, parts, framing, verdict, values, nowMs);
+    // An HTTP/2 agent's request goes upstream over HTTP/2 when the upstream offers it (gRPC needs it); opening the
+    // session sends nothing of the request.
+    const session = to.kind === 'response' && req instanceof Http2ServerRequest && target.scheme === 'https'
+      ? await ex.snap.upstream.h2Session({ scheme: 'https', host: target.host, port: target.port, identity: ex.clientName ?? '' }).catch((err: Error) => { throw upstreamRefusal(err); })
+      : null;
     // Pipelined requests go upstream in turn; one behind an answer that closed the connection goes nowhere.
     if (!(await ex.mayForward())) return;
     // K5: every decision of this request is durable before the upstream request object even exists.
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
     // The agent left while we waited: send nothing.
-    if ((to.kind === 'response' ? to.res.destroyed : to.socket.destroyed) || req.socket.destroyed) return;
+    if ((to.kind === 'response' ? isGone(to.res) : to.socket.destroyed) || req.socket.destroyed) return;
 
     const bodyPlacements = placementsOf(verdict.bodyInjectors, values, nowMs);
     const scrubber = scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]);
     if (to.kind === 'websocket') {
-      openWebSocket(ex, target, req, to.socket, to.head, {
+      openWebSocket(ex, target, to.req, to.socket, to.head, {
         path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
         headers: parts.headers,
         scrubber,
@@ -101,7 +109,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       return;
     }
     const body = framing.kind === 'none' ? null : bodyRewriter(ex, verdict.bodyInjectors, bodyPlacements);
-    forward(ex, target, req, to.res, {
+    const outbound: Outbound = {
       path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
       headers: parts.headers,
       source: signed.body === null ? null : Readable.from([signed.body]),
@@ -109,7 +117,10 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : signed.body === null ? framing : { kind: 'length', bytes: signed.body.length },
       body,
       scrubber,
-    });
+      wantsTrailers: raw.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'te' && raw[i + 1]?.trim().toLowerCase() === 'trailers'),
+    };
+    if (session !== null && req instanceof Http2ServerRequest) forwardH2(ex, target, req, to.res, outbound, session);
+    else forward(ex, target, req, to.res, outbound);
   } catch (err) {
     ex.refuse(err);
   }

@@ -11,12 +11,15 @@ type Piped = NodeJS.ReadableStream & NodeJS.WritableStream;
  * aborts on completion: that builds a DOMException with a stack trace, and with two pipelines per request it was
  * the single largest JavaScript cost in keyswap's CPU profile at concurrency 1 (docs/performance.md).
  */
-export function relay(streams: readonly [NodeJS.ReadableStream, ...Piped[], NodeJS.WritableStream], done: (err: Error | null) => void): void {
+export function relay(streams: readonly [NodeJS.ReadableStream, ...Piped[], NodeJS.WritableStream], done: (err: Error | null) => void, breakLast?: () => void): void {
   let settled = false;
   let pending = streams.length;
   const settle = (err: Error | null): void => {
     if (settled) return;
     settled = true;
+    // `breakLast` marks the destination broken its own way first (an HTTP/2 stream reset with an error code): a
+    // plain destroy() would end an HTTP/2 stream with NO_ERROR, which a client may read as a complete response.
+    if (err) breakLast?.();
     if (err) for (const s of streams) (s as unknown as { destroy(e?: Error): void }).destroy();
     done(err);
   };

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import type net from 'node:net';
+import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { Config, HostPort } from '../config/index.js';
-import { isIpLiteral } from '../wire/index.js';
+import { formatAuthority, isIpLiteral } from '../wire/index.js';
 import { Dialer } from './dialer.js';
 import type { SecretSource } from './snapshot.js';
 
@@ -127,7 +128,40 @@ export class UpstreamClient {
     });
   }
 
+  readonly #h2Sessions = new Map<string, Promise<http2.ClientHttp2Session | null>>();
+  readonly #h1Only = new Map<string, number>();
+
+  /**
+   * An HTTP/2 session to this upstream for this client identity, shared by its streams; null when the upstream
+   * did not offer h2 (then remembered for ten minutes, and HTTP/1.1 is used). Opening one sends no request.
+   */
+  h2Session(target: UpstreamTarget): Promise<http2.ClientHttp2Session | null> {
+    const key = `${target.identity}\0${target.host}:${target.port}`;
+    if ((this.#h1Only.get(key) ?? 0) > Date.now()) return Promise.resolve(null);
+    const open = this.#h2Sessions.get(key);
+    if (open !== undefined) return open;
+    const opening = this.connect(target, ['h2', 'http/1.1']).then((socket) => {
+      if ((socket as tls.TLSSocket).alpnProtocol !== 'h2') {
+        socket.destroy();
+        this.#h1Only.set(key, Date.now() + 600_000);
+        this.#h2Sessions.delete(key);
+        return null;
+      }
+      const session = http2.connect(`https://${formatAuthority(target.host, target.port, 'https')}`, { createConnection: () => socket, maxSessionMemory: 64 });
+      const forget = (): void => { if (this.#h2Sessions.get(key) === opening) this.#h2Sessions.delete(key); };
+      session.once('close', forget);
+      session.once('goaway', forget);
+      session.on('error', () => session.destroy());
+      session.setTimeout(this.#idleTimeoutMs, () => session.close());
+      return session;
+    });
+    this.#h2Sessions.set(key, opening);
+    opening.catch(() => this.#h2Sessions.delete(key));
+    return opening;
+  }
+
   close(): void {
+    for (const s of this.#h2Sessions.values()) s.then((session) => session?.close(), () => {});
     for (const pools of this.#pools.values()) {
       pools.https.destroy();
       pools.http.destroy();

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 import { endToEndPairs, flatten, formatAuthority, type HeaderPair } from '../wire/index.js';
 import type { Exchange, Target } from './exchange.js';
-import { respond } from './forward.js';
+import { answerOf, respond } from './forward.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
 import { EchoBlocked, type Scrubber } from './scrubber.js';
 
@@ -73,7 +73,7 @@ export function openWebSocket(ex: Exchange, target: Target, req: IncomingMessage
     res.assignSocket(socket as Socket);
     res.once('finish', () => socket.end());
     socket.resume();
-    respond(ex, req, res, upReq, upRes, plan.scrubber, null);
+    respond(ex, req, res, answerOf(upReq, upRes), plan.scrubber, null);
   });
   // Before the handshake completes, a failure is a refusal from the table; after it, the bridge ends both sides.
   upstream.on('error', (err: Error & { code?: string }) => {

@@ -3,3 +3,4 @@ export { endToEndPairs, flatten, firstDuplicate, requestFraming, mediaType, setH
 export { decodeBasic, encodeBasic, type BasicCredentials } from './basic.js';
 export { isAmbiguousPath, queryPairs, decodeQueryComponent } from './path.js';
 export { NeedleSet, replacingStream, type Needle, type ReplacingStreamHooks } from './replacer.js';
+export { h2RequestHead } from './h2.js';

@@ -55,8 +55,8 @@ secrets:
       messages = (err as { errors: { message: string }[] }).errors.map((e) => e.message);
     }
     expect(messages).toEqual([
-      `${FILE}:8: secrets.WEBHOOK.inject.type: inject type 'sigv4a' is not one this version of keyswap has (it has: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, google_service_account, github_app, jwt_bearer, sigv4, hmac)`,
-      `${FILE}:14: secrets.AWS.inject.type: inject type 'mtls' is not one this version of keyswap has (it has: header, basic, query, path, body, multi, oauth2_client_credentials, oauth2_refresh, google_service_account, github_app, jwt_bearer, sigv4, hmac)`,
+      `${FILE}:8: secrets.WEBHOOK.inject.type: inject type 'sigv4a' is not one this version of keyswap has (it has: header, basic, query, path, body, websocket_message, multi, oauth2_client_credentials, oauth2_refresh, google_service_account, github_app, jwt_bearer, sigv4, hmac)`,
+      `${FILE}:14: secrets.AWS.inject.type: inject type 'mtls' is not one this version of keyswap has (it has: header, basic, query, path, body, websocket_message, multi, oauth2_client_credentials, oauth2_refresh, google_service_account, github_app, jwt_bearer, sigv4, hmac)`,
       `${FILE}:18: secrets.OK.inject.token_url: not valid for inject type header; valid keys: type, header, format, template`,
     ]);
   });
