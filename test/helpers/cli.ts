@@ -15,6 +15,7 @@ export interface CliOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Standard input (blocking and collected runs). */
   readonly input?: string;
+  /** A bound, not a wait: past it the process gets SIGTERM (30 s for blocking runs, none otherwise). */
   readonly timeoutMs?: number;
   /** A command keyswap runs under (`setpriv …`, `sh -c '…; exec "$0" "$@"'`): node and the CLI follow its arguments. */
   readonly via?: readonly string[];
@@ -60,8 +61,8 @@ export interface CliProcess {
   readonly exited: Promise<number | null>;
   /** Resolves with the exit code once the process exited and its output is fully read. */
   readonly closed: Promise<number | null>;
-  /** The first match of `pattern` on stdout; rejects if the process exits first or the bound runs out. */
-  waitForStdout(pattern: RegExp, ms?: number): Promise<RegExpExecArray>;
+  /** The first match of `pattern` (a string matches as itself) on stdout; rejects if the process exits first or the bound runs out. */
+  waitForStdout(pattern: RegExp | string, ms?: number): Promise<RegExpExecArray>;
   /** The port a `serve` announces it listens on. */
   listeningPort(ms?: number): Promise<number>;
   /** Sends `signal` (SIGKILL after 10 s) and resolves with the exit code once the output is fully read. */
@@ -83,6 +84,10 @@ export function startCli(args: readonly string[], opts: CliOptions = {}): CliPro
     child.once('exit', (code) => resolve(code));
   });
   const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  if (opts.timeoutMs !== undefined) {
+    const bound = setTimeout(() => child.kill('SIGTERM'), opts.timeoutMs);
+    void closed.then(() => clearTimeout(bound));
+  }
   let stopping: Promise<number | null> | null = null;
   const p: CliProcess = {
     child,
@@ -90,7 +95,8 @@ export function startCli(args: readonly string[], opts: CliOptions = {}): CliPro
     stderr: () => err,
     exited,
     closed,
-    waitForStdout(pattern, ms = 15_000) {
+    waitForStdout(wanted, ms = 15_000) {
+      const pattern = typeof wanted === 'string' ? new RegExp(wanted.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : wanted;
       return new Promise((resolve, reject) => {
         const look = (): boolean => {
           const m = pattern.exec(out);
