@@ -19,6 +19,9 @@ export interface CliOptions {
   readonly timeoutMs?: number;
   /** A command keyswap runs under (`setpriv …`, `sh -c '…; exec "$0" "$@"'`): node and the CLI follow its arguments. */
   readonly via?: readonly string[];
+  /** Run as this user and group (as `spawn`'s uid and gid): for tests run as root about what another user may do. */
+  readonly uid?: number;
+  readonly gid?: number;
   /** Keep only the last this many characters of each stream (a long-running keyswap logs without end). */
   readonly keepChars?: number;
 }
@@ -37,7 +40,7 @@ const envOf = (opts: CliOptions): NodeJS.ProcessEnv => ({ PATH: process.env.PATH
  */
 export function cli(args: readonly string[], opts: CliOptions = {}): SpawnSyncReturns<string> {
   const [file, argv] = command(args, opts);
-  return spawnSync(file, argv, { cwd: opts.cwd, env: envOf(opts), input: opts.input, encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000 });
+  return spawnSync(file, argv, { cwd: opts.cwd, env: envOf(opts), input: opts.input, uid: opts.uid, gid: opts.gid, encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000 });
 }
 
 export interface CliResult {
@@ -72,7 +75,7 @@ export interface CliProcess {
 /** Starts the CLI and keeps it running; the caller stops it. */
 export function startCli(args: readonly string[], opts: CliOptions = {}): CliProcess {
   const [file, argv] = command(args, opts);
-  const child = spawn(file, argv, { cwd: opts.cwd, env: envOf(opts), stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  const child = spawn(file, argv, { cwd: opts.cwd, env: envOf(opts), uid: opts.uid, gid: opts.gid, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
   if (opts.input !== undefined) child.stdin?.end(opts.input);
   let out = '';
   let err = '';
