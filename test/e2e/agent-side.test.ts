@@ -3,8 +3,8 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE_VARIABLES } from '../../src/cli/agent-env.js';
+import { startGitStandIn, type GitStandIn } from '../clients/git-stand-in.mjs';
 import { curlVia } from '../helpers/clients.js';
-import { startGitServer, type GitServer } from '../helpers/git-server.js';
 import { cli, REPO, startCli, type CliResult } from '../helpers/cli.js';
 import { DEFAULT_SECRETS, findCanary, PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
 import { tempWorld } from '../helpers/temp-world.js';
@@ -14,10 +14,10 @@ const GIT_PLACEHOLDER = 'ghp_PLACEHOLDER-GIT-0123456789abcdefghij';
 const GIT_TOKEN = `git-token-${Date.now()}-canary`;
 
 let h: Harness;
-let gitServer: GitServer;
+let gitServer: GitStandIn;
 beforeAll(async () => {
   const testCa = createTestCa();
-  gitServer = await startGitServer({ tls: testCa.issue(['git.example.test']), token: GIT_TOKEN, readme: 'cloned through keyswap' });
+  gitServer = await startGitStandIn({ tls: testCa.issue(['git.example.test']), key: { real: GIT_TOKEN, placeholder: GIT_PLACEHOLDER }, repoPath: 'repo.git', readme: 'cloned through keyswap' });
   h = await startHarness({
     testCa,
     // closed.example.test: a destination that refuses connections, reached without any name lookup.
