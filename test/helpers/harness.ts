@@ -9,6 +9,7 @@ import { startUpstream, type Upstream } from './upstream.js';
 
 export const PLACEHOLDER = 'sk-PLACEHOLDER-TEST-0123456789abcdef';
 
+// Literal YAML, not built: reload and CA-scope tests edit this text in the config on disk.
 export const DEFAULT_SECRETS = `
   TEST_API_KEY:
     placeholder: "${PLACEHOLDER}"
