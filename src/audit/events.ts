@@ -19,7 +19,7 @@ interface RequestScoped {
   readonly client: string | null;
 }
 
-export type InjectReason =
+type InjectReason =
   | 'binding_matched'
   | 'client_not_allowed'
   | 'destination_not_in_binding'
@@ -154,7 +154,6 @@ export type AuditEvent =
    */
   | { readonly type: 'audit_tail_cut'; readonly expected_seq: number; readonly found_seq: number };
 
-export type AuditEventType = AuditEvent['type'];
 
 /**
  * What the writer puts on disk: the event plus its timestamp, schema version, chain link (`prev`: the previous

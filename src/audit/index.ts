@@ -5,5 +5,5 @@ export { AuditKey, GENESIS, sha256Hex, type ChainHead } from './chain.js';
 export { loadAuditKey } from './key.js';
 export { readHeadMark, writeHeadMark } from './head-mark.js';
 export { AuditKeyError, AuditLogBusy, AuditWriteFailed } from './errors.js';
-export { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditEventType, type AuditRecord, type DenyReason, type Destination, type InjectReason } from './events.js';
+export { type AuditEvent, type AuditRecord, type DenyReason, type Destination } from './events.js';
 export { rotatedFiles } from './rotation.js';

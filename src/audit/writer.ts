@@ -1,3 +1,9 @@
+// One file, past the ~300 lines the project aims at, on purpose: every method here moves the same state
+// together (the open file and its identity, the chain head, the records owed to the log, the outage) and must do
+// it inside the one queue (#drain, #exclusive), so that a batch, a followed path, a rotation and a recovery never
+// interleave. Split by method, each part would need that state handed to it and the queue's rule restated. What
+// stands alone already lives beside it: the lines (lines.ts), file I/O (log-file.ts), the owner lock, rotation
+// names and the chain.
 import { statSync } from 'node:fs';
 import { rename, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';

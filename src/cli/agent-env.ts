@@ -16,7 +16,7 @@ export interface AgentEnvInput {
 }
 
 /** The preload that makes Node 20's fetch() and node:https use the proxy (src/agent/node-preload.cts). */
-export const NODE_PRELOAD = fileURLToPath(new URL('../agent/node-preload.cjs', import.meta.url));
+const NODE_PRELOAD = fileURLToPath(new URL('../agent/node-preload.cjs', import.meta.url));
 
 /**
  * Variables that replace a runtime's whole trust store with the file they name, so they get the bundle (system

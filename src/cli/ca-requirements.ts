@@ -25,7 +25,7 @@ export function requireCoverage(ca: LocalCa, config: Config): void {
   );
 }
 
-export function daysLeft(ca: Pick<LocalCa, 'notAfter'>, now: Date): number {
+function daysLeft(ca: Pick<LocalCa, 'notAfter'>, now: Date): number {
   return Math.floor((ca.notAfter.getTime() - now.getTime()) / 86_400_000);
 }
 

@@ -25,7 +25,7 @@ export interface Preset {
 }
 
 // Order matters: more specific shapes first (sk-ant- and sk-or- before OpenAI's sk-).
-export const PRESETS: readonly Preset[] = [
+const PRESETS: readonly Preset[] = [
   {
     id: 'anthropic', label: 'Anthropic', names: /^ANTHROPIC_(API_)?KEY$|^CLAUDE_API_KEY$/, shape: /^sk-ant-[A-Za-z0-9_-]{20,}$/,
     placeholderPrefix: 'sk-ant-',

@@ -5,7 +5,7 @@ import { checkPlaceholders, compileSecret, SECRET_NAME } from './compile-secret.
 import { ConfigError, ConfigErrors } from './errors.js';
 import { reportIssue, type Report } from './report.js';
 import { backendSchemas, rawConfigSchema, type RawConfig } from './schema.js';
-import type { BackendSpec, ClientSpec, Config, HostPort, Route, SecretSpec } from './types.js';
+import type { BackendSpec, BaseUrlRoute, ClientSpec, Config, HostPort, SecretSpec } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:14322';
@@ -96,8 +96,8 @@ export function compileConfig(src: YamlSource): Config {
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** `routes: { openai: https://api.openai.com }`: an https origin (no path, no credentials) per lower-case name. */
-function compileRoutes(raw: RawConfig, err: Report): Map<string, Route> {
-  const routes = new Map<string, Route>();
+function compileRoutes(raw: RawConfig, err: Report): Map<string, BaseUrlRoute> {
+  const routes = new Map<string, BaseUrlRoute>();
   for (const [name, text] of Object.entries(raw.routes ?? {})) {
     const p: FieldPath = ['routes', name];
     if (!ROUTE_NAME.test(name)) {

@@ -1,7 +1,7 @@
 export { loadConfig, parseConfig } from './load.js';
 export { parseHostPort } from './host-port.js';
 export { parseNoProxy } from './compile-upstream.js';
-export { parseTemplate, templateNames } from './template-parse.js';
+export { parseTemplate } from './template-parse.js';
 export { ConfigError, ConfigErrors, LooseWriteAccessError } from './errors.js';
 export type * from './types.js';
 export type { TemplateExpr, TemplateFilter, TemplateFunction, TemplateSegment } from './template-ast.js';

@@ -18,7 +18,7 @@ export type NoProxyRule =
   | { readonly kind: 'cidr'; readonly address: string; readonly bits: number; readonly family: 'ipv4' | 'ipv6' };
 
 /** A base-URL route's upstream: always https, verified like any other upstream. */
-export interface Route { readonly name: string; readonly host: string; readonly port: number }
+export interface BaseUrlRoute { readonly name: string; readonly host: string; readonly port: number }
 
 /** Where a value is found: the YAML file, 1-based line, and the dotted field path (`secrets.A.bindings[0].host`). */
 export interface SourceRef { readonly file: string; readonly line: number; readonly field: string }
@@ -249,7 +249,7 @@ export interface Config {
    * Base-URL mode: `http://<listen>/p/<name>/…` goes to the route's https origin through the same pipeline, for
    * SDKs that take a base URL and need no CA (`routes: { openai: https://api.openai.com }`).
    */
-  readonly routes: ReadonlyMap<string, Route>;
+  readonly routes: ReadonlyMap<string, BaseUrlRoute>;
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */
   readonly clients: ReadonlyMap<string, ClientSpec> | null;
   /** Non-fatal findings at load (e.g. a compatibility key keyswap ignores), each naming file:line:field. */

@@ -1,7 +1,7 @@
 export { mintServiceFor, tokenTransport } from './mint-transport.js';
 export { startProxy, type ProxyDeps, type RunningProxy } from './listener.js';
 export { UpstreamClient } from './upstream.js';
-export { OUTCOMES, Refusal, type RefusalCode } from './refusal.js';
+export { OUTCOMES, type RefusalCode } from './refusal.js';
 export type { Snapshot, SecretSource, AuditSink } from './snapshot.js';
 export type { LeafSource } from './mitm.js';
 export { RateLimiter } from './rate-limiter.js';

@@ -62,7 +62,7 @@ export function positiveSerial(): string {
  */
 export const CA_VALIDITY_DAYS = 365;
 /** Leaves are short-lived and minted in memory; one never outlives its CA (mintLeafCertificate caps it). */
-export const LEAF_VALIDITY_DAYS = 90;
+const LEAF_VALIDITY_DAYS = 90;
 const DAY_MS = 24 * 3600_000;
 
 /** A self-signed CA, CA:true pathlen 0, valid CA_VALIDITY_DAYS, with these name constraints (critical) if any. */

@@ -27,7 +27,7 @@ export type NameConstraints =
   | { readonly kind: 'none' }
   | { readonly kind: 'subtrees'; readonly permitted: readonly Subtree[]; readonly excluded: readonly Subtree[] };
 
-export const NAME_CONSTRAINTS_OID = '2.5.29.30';
+const NAME_CONSTRAINTS_OID = '2.5.29.30';
 
 /**
  * A DNS name no real host has (RFC 6761 reserves `.invalid`): the permitted subtree of a CA that decrypts

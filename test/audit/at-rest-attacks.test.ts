@@ -1,44 +1,26 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AuditWriter, describeFinding, loadAuditKey, verifyAuditFiles, type AuditEvent } from '../../src/audit/index.js';
 import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
-import { KEYSWAP } from '../helpers/harness.js';
+import { cli, startCli } from '../helpers/cli.js';
+import { bearer, configYaml } from '../helpers/config-yaml.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 // Issue #18, attacked: what someone who can write the audit log (not read audit.key) still gets past `audit verify`.
 // Each test here failed when it was written; each names the claim it checks.
 
 const event = (i: number): AuditEvent => ({ type: 'tls_passthrough', request_id: `r${i}`, destination: { host: 'a.test', port: 443, path_prefix: '/' }, client: null });
-const tmp = (): string => {
-  const d = mkdtempSync(path.join(tmpdir(), 'keyswap-audit-attack-'));
-  onTestFinished(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-};
+const tmp = (): string => tempWorld('audit-attack').dir;
 const lines = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
 const write = (f: string, l: readonly string[]): void => writeFileSync(f, `${l.join('\n')}\n`, { mode: 0o600 });
 
 /** Runs `keyswap serve` until it listens, stops it with SIGTERM, and returns every `audit_head` it logged. */
 async function serveOnce(dir: string): Promise<string[]> {
-  const child = spawn(process.execPath, [KEYSWAP, 'serve', '--config', path.join(dir, 'keyswap.yaml')], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KEYSWAP_SECRET_A: 'a-value-nobody-sees-0123' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const until = Date.now() + 15_000;
-  while (!/listening on/.test(out)) {
-    if (Date.now() > until || child.exitCode !== null) throw new Error(`keyswap did not start\n${out}\n${err}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  child.kill('SIGTERM');
-  await exited;
-  return [...err.matchAll(/"audit_head":"(\d+:[0-9a-f]{64})"/g)].map((m) => m[1] as string);
+  const keyswap = startCli(['serve', '--config', path.join(dir, 'keyswap.yaml')], { cwd: dir, env: { HOME: dir, KEYSWAP_SECRET_A: 'a-value-nobody-sees-0123' } });
+  await keyswap.listeningPort();
+  await keyswap.stop();
+  return [...keyswap.stderr().matchAll(/"audit_head":"(\d+:[0-9a-f]{64})"/g)].map((m) => m[1] as string);
 }
 
 describe('the head outside the file, across a restart', () => {
@@ -48,17 +30,14 @@ describe('the head outside the file, across a restart', () => {
     // keyswap computed from the cut file, so that check passes.
     const dir = tmp();
     const audit = path.join(dir, 'audit.jsonl');
-    writeFileSync(path.join(dir, 'keyswap.yaml'), `version: 1
-listen: 127.0.0.1:0
-state_dir: ${dir}/state
-audit: { path: ${audit} }
-backend: { type: env, config: { prefix: KEYSWAP_SECRET_ } }
-secrets:
-  A:
-    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ"
-    inject: { header: Authorization, format: "Bearer {A}" }
-    bindings: [ { host: api.example.com } ]
-`);
+    writeFileSync(path.join(dir, 'keyswap.yaml'), configYaml({
+      version: 1,
+      listen: '127.0.0.1:0',
+      state_dir: `${dir}/state`,
+      audit: { path: audit },
+      backend: { type: 'env', config: { prefix: 'KEYSWAP_SECRET_' } },
+      secrets: { A: { placeholder: 'sk-PLACEHOLDER-0123456789ABCDEFGHIJ', inject: bearer('A'), bindings: [{ host: 'api.example.com' }] } },
+    }));
     await serveOnce(dir);
     await serveOnce(dir); // records 3 and 4: what the attacker wants gone
     expect(lines(audit)).toHaveLength(4);
@@ -66,7 +45,7 @@ secrets:
     write(audit, lines(audit).slice(0, -2));
     const heads = await serveOnce(dir);
     const last = heads.at(-1) as string;
-    const r = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--config', path.join(dir, 'keyswap.yaml'), '--head', last, audit], { encoding: 'utf8', cwd: dir });
+    const r = cli(['audit', 'verify', '--config', path.join(dir, 'keyswap.yaml'), '--head', last, audit], { cwd: dir });
     expect(r.status, r.stdout).toBe(1);
   }, 60_000);
 });

@@ -1,14 +1,13 @@
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditWriter, describeFinding, verifyAuditFiles, type AuditEvent } from '../../src/audit/index.js';
 import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_FILE } from '../helpers/audit-key.js';
-import { KEYSWAP } from '../helpers/harness.js';
+import { cli } from '../helpers/cli.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 const event = (i: number): AuditEvent => ({ type: 'tls_passthrough', request_id: `r${i}`, destination: { host: 'a.test', port: 443, path_prefix: '/' }, client: null });
-async function logWith(n: number, file = path.join(mkdtempSync(path.join(tmpdir(), 'keyswap-chain-')), 'audit.jsonl')): Promise<string> {
+async function logWith(n: number, file = tempWorld('chain').path('audit.jsonl')): Promise<string> {
   const w = await AuditWriter.open(file, { key: TEST_AUDIT_KEY });
   await Promise.all(Array.from({ length: n }, (_, i) => w.append(event(i))));
   await w.close();
@@ -73,13 +72,13 @@ describe('the hash-chained audit log (K6)', () => {
 
   it('keyswap audit verify exits 0 on an intact log and 1 naming the first bad line otherwise', async () => {
     const file = await logWith(6);
-    const ok = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, file], { encoding: 'utf8' });
+    const ok = cli(['audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, file]);
     expect(ok.status).toBe(0);
     expect(ok.stdout).toContain('intact: 6 records');
     const l = lines(file);
     l[1] = (l[1] ?? '').replace('tls_passthrough', 'tls_passthrouGH');
     writeFileSync(file, `${l.join('\n')}\n`);
-    const bad = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, file], { encoding: 'utf8' });
+    const bad = cli(['audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, file]);
     expect(bad.status).toBe(1);
     expect(bad.stdout.split('\n')[0]).toBe(`${file}:2: edited (its MAC or the next record's link does not match this line: changed, or written without the audit key)`);
   });
@@ -92,7 +91,7 @@ describe('records the writer adds, in `keyswap audit verify`', () => {
     unlinkSync(deleted);
     await w.append(event(2));
     await w.close();
-    const bad = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, deleted], { encoding: 'utf8' });
+    const bad = cli(['audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, deleted]);
     expect(bad.status).toBe(1);
     expect(bad.stdout).toContain(`${deleted}:1: the audit file was deleted or overwritten while keyswap wrote it; keyswap continued here, linked to its last record, which only a copy of the old file still holds`);
     const moved = await logWith(2);
@@ -100,7 +99,7 @@ describe('records the writer adds, in `keyswap audit verify`', () => {
     renameSync(moved, `${moved}.1`);
     await m.append(event(2));
     await m.close();
-    const ok = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, `${moved}.1`, moved], { encoding: 'utf8' });
+    const ok = cli(['audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, `${moved}.1`, moved]);
     expect(ok.status).toBe(0);
     expect(ok.stdout).toContain(`${moved}:1: the audit file was moved away while keyswap wrote it`);
     expect(ok.stdout).toContain('intact: 4 records');
@@ -109,7 +108,7 @@ describe('records the writer adds, in `keyswap audit verify`', () => {
 
 describe('size rotation', () => {
   it('past max_bytes the log moves to <path>.<timestamp> and the new file links to it', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-rot-'));
+    const dir = tempWorld('rot').dir;
     const file = path.join(dir, 'audit.jsonl');
     const w = await AuditWriter.open(file, { key: TEST_AUDIT_KEY, maxBytes: 4096 });
     for (let i = 0; i < 40; i++) await w.append(event(i));

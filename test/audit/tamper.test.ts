@@ -1,18 +1,19 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditKey, AuditWriter, GENESIS, sha256Hex, verifyAuditFiles, type AuditEvent } from '../../src/audit/index.js';
 import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_FILE } from '../helpers/audit-key.js';
 import { curlVia } from '../helpers/clients.js';
-import { KEYSWAP, PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
+import { cli } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 // Issue #18: what someone who can write the audit log (but not read the audit key) can do to it.
 
 const event = (i: number): AuditEvent => ({ type: 'tls_passthrough', request_id: `r${i}`, destination: { host: 'a.test', port: 443, path_prefix: '/' }, client: null });
 async function logWith(n: number): Promise<string> {
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'keyswap-tamper-')), 'audit.jsonl');
+  const file = tempWorld('tamper').path('audit.jsonl');
   const w = await AuditWriter.open(file, { key: TEST_AUDIT_KEY });
   for (let i = 0; i < n; i++) await w.append(event(i));
   await w.close();
@@ -89,7 +90,7 @@ describe('rewriting history needs the key', () => {
   });
 
   it('a whole log of unkeyed records, chained from genesis, is not intact: no keyed record vouches for it', async () => {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'keyswap-tamper-')), 'audit.jsonl');
+    const file = tempWorld('tamper').path('audit.jsonl');
     const forged = relinked(Array.from({ length: 3 }, (_, i) => JSON.stringify({ ts: '2026-01-01T00:00:00.000Z', v: 1, seq: 0, prev: '', type: 'proxy_stop', pid: i, reason: 'forged' })), (line) => ({ prev: sha256Hex(line) }));
     write(file, forged);
     expect(await verify([file])).toMatchObject({ intact: false, findings: [{ kind: 'unkeyed', records: 3 }] });
@@ -106,13 +107,13 @@ describe('rewriting history needs the key', () => {
 
 describe('keyswap audit verify: the files, the key, the anchors', () => {
   it('given only the live file, verifies the files keyswap rotated beside it first, in order; a removed rotated file shows', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-tamper-'));
+    const dir = tempWorld('tamper').dir;
     const file = path.join(dir, 'audit.jsonl');
     const w = await AuditWriter.open(file, { key: TEST_AUDIT_KEY, maxBytes: 4096 });
     for (let i = 0; i < 40; i++) await w.append(event(i));
     await w.close();
-    const cli = () => spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, file], { encoding: 'utf8' });
-    const ok = cli();
+    const verifyCli = () => cli(['audit', 'verify', '--key', TEST_AUDIT_KEY_FILE, file]);
+    const ok = verifyCli();
     expect(ok.status, ok.stdout).toBe(0);
     expect(ok.stdout).toMatch(/checked \d+ rotated file\(s\) first/);
     expect(ok.stdout).toContain('intact: 40 records');
@@ -120,7 +121,7 @@ describe('keyswap audit verify: the files, the key, the anchors', () => {
     const { readdirSync, rmSync } = await import('node:fs');
     const oldest = readdirSync(dir).filter((f) => /^audit\.jsonl\.\d{4}-/.test(f)).sort()[0] as string;
     rmSync(path.join(dir, oldest));
-    const bad = cli();
+    const bad = verifyCli();
     expect(bad.status).toBe(1);
     expect(bad.stdout).toContain('not the start of the chain');
   });
@@ -130,10 +131,10 @@ describe('keyswap audit verify: the files, the key, the anchors', () => {
     const loose = path.join(path.dirname(file), 'loose.key');
     writeFileSync(loose, readFileSync(TEST_AUDIT_KEY_FILE));
     chmodSync(loose, 0o644);
-    const r = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--key', loose, file], { encoding: 'utf8', cwd: path.dirname(file) });
+    const r = cli(['audit', 'verify', '--key', loose, file], { cwd: path.dirname(file) });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`chmod 600 ${loose}`);
-    const none = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', file], { encoding: 'utf8', cwd: path.dirname(file), env: { PATH: process.env.PATH ?? '' } });
+    const none = cli(['audit', 'verify', file], { cwd: path.dirname(file) });
     expect(none.status).toBe(2);
     expect(none.stderr).toContain('needs the audit key');
   });
@@ -156,16 +157,16 @@ describe('the head outside the file (a real keyswap)', () => {
     const head = heads.at(-1) as string;
     const config = path.join(h.dir, 'keyswap.yaml');
     expect(spawnSync('stat', ['-c', '%a', path.join(h.dir, 'state', 'audit.key')], { encoding: 'utf8' }).stdout.trim()).toBe('600');
-    const cli = (...extra: string[]) => spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--config', config, ...extra, h.auditPath], { encoding: 'utf8', cwd: h.dir });
-    const ok = cli('--head', head);
+    const verifyCli = (...extra: string[]) => cli(['audit', 'verify', '--config', config, ...extra, h.auditPath], { cwd: h.dir });
+    const ok = verifyCli('--head', head);
     expect(ok.status, ok.stdout + ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`head: ${head} (ends with proxy_stop`);
     // Cut the last two records (proxy_stop among them): without the anchor the rest still verifies; with it, not.
     const l = lines(h.auditPath);
     writeFileSync(`${h.auditPath}.cut`, `${l.slice(0, -2).join('\n')}\n`, { mode: 0o600 });
     renameSync(`${h.auditPath}.cut`, h.auditPath);
-    expect(cli().status).toBe(0);
-    const cut = cli('--head', head);
+    expect(verifyCli().status).toBe(0);
+    const cut = verifyCli('--head', head);
     expect(cut.status).toBe(1);
     expect(cut.stdout).toMatch(/ends at seq \d+, but keyswap logged seq \d+ as written: records were cut from the end/);
     expect(h.stderr() + h.stdout()).not.toContain(h.canary);

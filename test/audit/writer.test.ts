@@ -1,13 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { AuditWriteFailed, AuditWriter, GENESIS, readAuditFile, sha256Hex, verifyAuditFiles, type AuditEvent, type Finding, type Verification } from '../../src/audit/index.js';
 import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 import { waitFor } from '../helpers/harness.js';
+import { makeTempWorld, tempWorld } from '../helpers/temp-world.js';
 
-const dir = (): string => mkdtempSync(path.join(tmpdir(), 'keyswap-audit-'));
+const dir = (): string => tempWorld('audit').dir;
 const event = (i: number): AuditEvent => ({ type: 'tls_passthrough', request_id: `r${i}`, destination: { host: 'a.test', port: 443, path_prefix: '/' }, client: null });
 
 describe('AuditWriter', () => {
@@ -206,7 +206,6 @@ function runChild(command: string, args: readonly string[], script: string): Rec
 /** Appends until one fails (bounded), then three more that must be refused at once; names the failure's errno. */
 const FAIL_THEN_REFUSE = `
 const ev = (i) => ({ type: 'tls_passthrough', request_id: 'r' + i, destination: { host: 'a.test', port: 443, path_prefix: '/' }, client: null });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let failedAt = -1, code = null;
 for (let i = 0; i < 2000 && failedAt < 0; i++) {
   await w.append(ev(i)).catch((e) => { failedAt = i; code = e.cause?.code ?? null; });
@@ -216,7 +215,8 @@ let refused = 0;
 for (let j = 0; j < 3; j++) await w.append(ev(100000 + j)).then(() => {}, () => { refused++; });
 `;
 const RECOVER_THEN_CLOSE = `
-for (let k = 0; k < 500 && !w.isHealthy; k++) await sleep(10);
+// The writer announces recovery only through isHealthy: poll it, bounded, while its retry timer runs.
+for (const until = Date.now() + 5_000; !w.isHealthy && Date.now() < until;) await new Promise((r) => setTimeout(r, 10));
 const healthyAgain = w.isHealthy;
 for (let j = 0; j < 3; j++) await w.append(ev(200000 + j));
 await w.close();
@@ -224,8 +224,10 @@ await w.close();
 
 /** Mounting a small tmpfs in a user+mount namespace is how a test gets a real full disk without root. */
 const canMountTmpfs = ((): boolean => {
-  const at = dir();
-  return spawnSync('unshare', ['-Urm', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs "$0"', at]).status === 0;
+  const at = makeTempWorld('audit-tmpfs');
+  const can = spawnSync('unshare', ['-Urm', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs "$0"', at.dir]).status === 0;
+  at.remove();
+  return can;
 })();
 
 describe('recovery after failed writes (K4, K6)', () => {
@@ -292,6 +294,5 @@ process.stdout.write(JSON.stringify({ failedAt, code, healthyAfterFailure, refus
     expect(v.intact).toBe(true);
     expect(v.records).toBe(failedAt + 5 + torn);
     expect(v.findings.filter((f) => f.kind !== 'torn')).toEqual([{ kind: 'file_moved', file, line: 1 }, { kind: 'recovered', file, line: 2 + torn, refused: 4, code: 'EFBIG' }]);
-    rmSync(base, { recursive: true });
   });
 });

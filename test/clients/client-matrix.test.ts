@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempWorld, type TempWorld } from '../helpers/temp-world.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { CLIENTS, type ClientSpec } from './client-catalog.mjs';
 
@@ -56,6 +56,7 @@ const leaksIn = (text: string): boolean => canaryForms.some((f) => text.includes
 const redact = (text: string): string => canaryForms.reduce((t, f) => t.split(f).join('<REAL KEY>'), text);
 
 let dir = '';
+let world: TempWorld | undefined;
 let results: Results | null = null;
 let runnerFailure = '';
 let auditText = '';
@@ -65,7 +66,8 @@ const started = Date.now();
 describe.skipIf('skip' in ns)('client matrix: real clients under keyswap run, in a network namespace with only loopback', () => {
   beforeAll(async () => {
     if (!('argv' in ns)) return;
-    dir = mkdtempSync(path.join(tmpdir(), 'keyswap-matrix-'));
+    world = makeTempWorld('matrix');
+    dir = world.dir;
     const ca = createTestCa('keyswap client matrix stand-in CA');
     const input = {
       dir,
@@ -109,7 +111,7 @@ describe.skipIf('skip' in ns)('client matrix: real clients under keyswap run, in
     console.log(`client matrix (${((Date.now() - started) / 1000).toFixed(1)} s in all)\n${phaseLine}${goLine}${[line(['client', 'seconds', 'stream', 'result']), ...rows.map(line)].join('\n')}`);
     // KEYSWAP_MATRIX_KEEP=1 keeps the config, audit log and per-client results for a look after a failure.
     if (dir !== '' && process.env.KEYSWAP_MATRIX_KEEP === '1') console.log(`client matrix files kept in ${dir}`);
-    else if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    else world?.remove();
   });
 
   it('the runner started the stand-ins and keyswap inside the namespace', () => {

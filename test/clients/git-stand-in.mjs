@@ -1,8 +1,8 @@
 // A GitHub stand-in for git over smart HTTP: git's own http-backend behind HTTPS, asking for Basic credentials
-// (401 + WWW-Authenticate, as GitHub does) and accepting only x-access-token:<real token>. Plain .mjs rather than
-// test/helpers/git-server.ts because it runs inside the network namespace, where no TypeScript loader is.
+// (401 + WWW-Authenticate, as GitHub does) and accepting only x-access-token:<real token>. Plain .mjs because the
+// client matrix runs it inside a network namespace with plain node; the TypeScript tests import this same file.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,11 +24,13 @@ export async function startGitStandIn(opts) {
   git(['clone', '-q', '--bare', work, path.join(root, opts.repoPath)], root);
 
   const requests = [];
+  const credentials = [];
   const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, (req, res) => {
     const auth = String(req.headers.authorization ?? '');
     const basic = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : null;
     const password = basic === null ? '' : basic.slice(basic.indexOf(':') + 1);
     const kind = basic === null ? 'none' : password === opts.key.real ? 'real' : password === opts.key.placeholder ? 'placeholder' : 'other';
+    if (basic !== null) credentials.push(basic);
     const record = { api: 'git', method: req.method, path: req.url, host: req.headers.host, via: basic === null ? 'none' : 'basic', key: kind, status: 0, at: Date.now() };
     requests.push(record);
     res.on('finish', () => { record.status = res.statusCode; });
@@ -81,9 +83,11 @@ export async function startGitStandIn(opts) {
   return {
     port: server.address().port,
     requests,
+    credentials,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      rmSync(root, { recursive: true, force: true });
     },
   };
 }

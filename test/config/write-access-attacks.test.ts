@@ -1,8 +1,8 @@
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigErrors, loadConfig, LooseWriteAccessError } from '../../src/config/index.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 // Issue #18 item 7, attacked: configs that pass the write-access check although someone other than keyswap's user
 // (and root) can change what keyswap reads. Each test here failed when it was written.
@@ -11,8 +11,7 @@ const CONFIG = 'version: 1\nbackend: { type: env }\nsecrets: {}\n';
 const isRoot = process.getuid?.() === 0;
 
 function base(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-wa-attack-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const { dir } = tempWorld('wa-attack');
   chmodSync(dir, 0o755);
   return dir;
 }

@@ -1,17 +1,15 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigErrors, loadConfig, LooseWriteAccessError } from '../../src/config/index.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 const CONFIG = 'version: 1\nbackend: { type: env }\nsecrets: {}\n';
 
 /** A config in a fresh private directory, with the mode given (chmod, so the umask plays no part). */
 function writeConfig(mode: number, text = CONFIG): { dir: string; file: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-mode-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'keyswap.yaml');
-  writeFileSync(file, text);
+  const { dir, write } = tempWorld('mode');
+  const file = write('keyswap.yaml', text);
   chmodSync(file, mode);
   return { dir, file };
 }

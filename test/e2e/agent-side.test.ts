@@ -1,23 +1,23 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE_VARIABLES } from '../../src/cli/agent-env.js';
+import { startGitStandIn, type GitStandIn } from '../clients/git-stand-in.mjs';
 import { curlVia } from '../helpers/clients.js';
-import { startGitServer, type GitServer } from '../helpers/git-server.js';
-import { DEFAULT_SECRETS, findCanary, KEYSWAP, PLACEHOLDER, REPO, startHarness, type Harness } from '../helpers/harness.js';
+import { cli, REPO, startCli, type CliResult } from '../helpers/cli.js';
+import { DEFAULT_SECRETS, findCanary, PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
+import { tempWorld } from '../helpers/temp-world.js';
 import { createTestCa } from '../helpers/test-ca.js';
 
 const GIT_PLACEHOLDER = 'ghp_PLACEHOLDER-GIT-0123456789abcdefghij';
 const GIT_TOKEN = `git-token-${Date.now()}-canary`;
 
 let h: Harness;
-let gitServer: GitServer;
+let gitServer: GitStandIn;
 beforeAll(async () => {
   const testCa = createTestCa();
-  gitServer = await startGitServer({ tls: testCa.issue(['git.example.test']), token: GIT_TOKEN, readme: 'cloned through keyswap' });
+  gitServer = await startGitStandIn({ tls: testCa.issue(['git.example.test']), key: { real: GIT_TOKEN, placeholder: GIT_PLACEHOLDER }, repoPath: 'repo.git', readme: 'cloned through keyswap' });
   h = await startHarness({
     testCa,
     // closed.example.test: a destination that refuses connections, reached without any name lookup.
@@ -42,26 +42,15 @@ const configPath = (): string => path.join(h.dir, 'keyswap.yaml');
 const lastSeen = (): { headers: Record<string, unknown>; url: string } => h.upstream.requests[h.upstream.requests.length - 1] as never;
 
 /** `keyswap run --config <harness config> -- …`, from the repository (so Node finds the openai package). */
-function keyswapRun(command: string[], opts: { signalOn?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [KEYSWAP, 'run', '--config', configPath(), '--', ...command], {
-      cwd: REPO,
-      env: { PATH: process.env.PATH ?? '', HOME: h.dir, ...opts.env },
-    });
-    let stdout = '';
-    let stderr = '';
-    let signalled = false;
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-      // Signal once the child says it is ready (its trap is set), never after a guessed delay.
-      if (opts.signalOn !== undefined && !signalled && stdout.includes(opts.signalOn)) {
-        signalled = true;
-        child.kill('SIGTERM');
-      }
-    });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+async function keyswapRun(command: string[], opts: { signalOn?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const p = startCli(['run', '--config', configPath(), '--', ...command], { cwd: REPO, env: { HOME: h.dir, ...opts.env } });
+  if (opts.signalOn !== undefined) {
+    // Signal once the child says it is ready (its trap is set), never after a guessed delay.
+    await p.waitForStdout(opts.signalOn);
+    p.child.kill('SIGTERM');
+  }
+  const code = await p.closed;
+  return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
 
 describe('keyswap run: any command behind keyswap, in one step', () => {
@@ -171,7 +160,7 @@ describe('keyswap run: any command behind keyswap, in one step', () => {
   });
 
   it('keyswap env prints the same environment as export lines', () => {
-    const r = spawnSync(process.execPath, [KEYSWAP, 'env', '--config', configPath()], { encoding: 'utf8' });
+    const r = cli(['env', '--config', configPath()]);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`export HTTPS_PROXY='${h.proxyUrl}'`);
     expect(r.stdout).toContain(`export TEST_API_KEY='${PLACEHOLDER}'`);
@@ -211,7 +200,7 @@ console.log(JSON.stringify({ whole: done.choices[0].message.content, streamed: t
   });
 
   it('git clone over HTTPS with the token placeholder in Basic auth (under keyswap run)', async () => {
-    const dest = path.join(mkdtempSync(path.join(tmpdir(), 'keyswap-clone-')), 'repo');
+    const dest = tempWorld('clone').path('repo');
     const r = await keyswapRun(['git', '-c', 'credential.helper=', 'clone', '-q', `https://x-access-token:${GIT_PLACEHOLDER}@git.example.test/repo.git`, dest]);
     expect(r.stderr).not.toMatch(/fatal/);
     expect(r.code).toBe(0);

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findCanary, KEYSWAP, PLACEHOLDER, REPO, startHarness, type Harness } from '../helpers/harness.js';
+import { cliCollect, type CliResult } from '../helpers/cli.js';
+import { findCanary, PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
 
 // The env backend under a non-default prefix: keyswap reads TEST_API_KEY from CI_VAULT_TEST_API_KEY. The harness's
 // own keyswap is stopped at once, so each `keyswap run` below starts its own from the same environment the
@@ -40,16 +40,7 @@ function shellEnv(): Record<string, string> {
 const MATERIAL = ['CI_VAULT_TEST_API_KEY', 'KEYSWAP_SECRET_OTHER', 'BWS_ACCESS_TOKEN', 'KEYSWAP_PASSPHRASE_FILE', 'CREDENTIALS_DIRECTORY'];
 const VALUES = (): string[] => [h.canary, OTHER_SECRET, BWS_TOKEN, PASSPHRASE_FILE, credentialsDir];
 
-function keyswap(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [KEYSWAP, ...args], { cwd: REPO, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const keyswap = (args: string[], env: Record<string, string>): Promise<CliResult> => cliCollect(args, { env });
 const configPath = (): string => path.join(h.dir, 'keyswap.yaml');
 
 describe('backend material never reaches the agent', () => {

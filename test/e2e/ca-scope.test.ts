@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { SpawnSyncReturns } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -9,17 +9,14 @@ import { createCaCertificate, generateKeyPair, keyPairFromPem } from '../../src/
 import { LocalCa } from '../../src/tls/local-ca.js';
 import { constraintsFor, type NameScope } from '../../src/tls/name-constraints.js';
 import { curlVia, rawTlsVia, undiciVia } from '../helpers/clients.js';
-import { KEYSWAP, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { cli, startCli, type CliProcess } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 const DAY_MS = 86_400_000;
 let h: Harness | undefined;
-const extra: ChildProcess[] = [];
+const extra: CliProcess[] = [];
 afterEach(async () => {
-  await Promise.all(extra.splice(0).map((c) => new Promise<void>((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve();
-    c.once('exit', () => resolve());
-    c.kill();
-  })));
+  await Promise.all(extra.splice(0).map((p) => p.stop()));
   await h?.close();
   h = undefined;
 });
@@ -27,33 +24,19 @@ afterEach(async () => {
 const configOf = (harness: Harness): string => path.join(harness.dir, 'keyswap.yaml');
 const stateOf = (harness: Harness): string => path.dirname(harness.caPath);
 
-const ks = (harness: Harness, ...args: string[]): ReturnType<typeof spawnSync> =>
-  spawnSync(process.execPath, [KEYSWAP, ...args, '--config', configOf(harness)], { cwd: harness.dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 });
+const ks = (harness: Harness, ...args: string[]): SpawnSyncReturns<string> => cli([...args, '--config', configOf(harness)], { cwd: harness.dir });
 
 /** Another `keyswap serve` on the harness's config (after the first stopped): its port, or how it exited. */
 function serveAgain(harness: Harness): Promise<{ port: number; stderr: () => string } | { code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [KEYSWAP, 'serve', '--config', configOf(harness)], {
-    cwd: harness.dir, env: { PATH: process.env.PATH ?? '', KEYSWAP_SECRET_TEST_API_KEY: harness.canary }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  extra.push(child);
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`keyswap neither started nor exited: ${out}${err}`)), 15_000);
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ port: Number(m[1]), stderr: () => err });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr: err });
-    });
-  });
+  const p = startCli(['serve', '--config', configOf(harness)], { cwd: harness.dir, env: { KEYSWAP_SECRET_TEST_API_KEY: harness.canary } });
+  extra.push(p);
+  return p.listeningPort().then(
+    (port) => ({ port, stderr: p.stderr }),
+    (e: unknown) => {
+      if (p.child.exitCode === null && p.child.signalCode === null) throw e;
+      return { code: p.child.exitCode, stderr: p.stderr() };
+    },
+  );
 }
 
 /** Adds a binding for `host` to the harness's TEST_API_KEY, on disk. */
@@ -191,7 +174,7 @@ describe("the CA's expiry", () => {
     if (!('port' in started)) throw new Error(`keyswap did not start: ${started.stderr}`);
     expect(await waitFor(() => started.stderr().includes("keyswap's CA expires in 24 days; rotate it: keyswap ca rotate"))).toBe(true);
     expect(ks(h, 'doctor').stdout).toMatch(/!! the CA expires in 24 days\n {3}fix: keyswap ca rotate/);
-    await Promise.all(extra.splice(0).map((c) => new Promise<void>((resolve) => { c.once('exit', () => resolve()); c.kill(); })));
+    await Promise.all(extra.splice(0).map((p) => p.stop()));
 
     plantCa(h, new Date(Date.now() - 366 * DAY_MS), HARNESS_HOSTS);
     const refused = await serveAgain(h);

@@ -1,46 +1,29 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { SpawnSyncReturns } from 'node:child_process';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { curlVia, rawTlsVia } from '../helpers/clients.js';
-import { KEYSWAP, PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
+import { cli, startCli, type CliProcess } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
 
 let h: Harness | undefined;
-const extra: ChildProcess[] = [];
+const extra: CliProcess[] = [];
 afterEach(async () => {
   // Wait for each extra keyswap to exit: one still stopping writes its proxy_stop into the directory being removed.
-  await Promise.all(extra.splice(0).map((c) => new Promise<void>((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve();
-    c.once('exit', () => resolve());
-    c.kill();
-  })));
+  await Promise.all(extra.splice(0).map((p) => p.stop()));
   await h?.close();
   h = undefined;
 });
 
-const ca = (harness: Harness, ...args: string[]): ReturnType<typeof spawnSync> =>
-  spawnSync(process.execPath, [KEYSWAP, 'ca', ...args, '--config', path.join(harness.dir, 'keyswap.yaml')], { cwd: harness.dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 });
+const ca = (harness: Harness, ...args: string[]): SpawnSyncReturns<string> =>
+  cli(['ca', ...args, '--config', path.join(harness.dir, 'keyswap.yaml')], { cwd: harness.dir });
 
 /** A second keyswap on the same config (after the first has stopped): its port, once it listens. */
-async function serveAgain(harness: Harness): Promise<number> {
-  const child = spawn(process.execPath, [KEYSWAP, 'serve', '--config', path.join(harness.dir, 'keyswap.yaml')], {
-    cwd: harness.dir, env: { PATH: process.env.PATH ?? '', KEYSWAP_SECRET_TEST_API_KEY: harness.canary }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  extra.push(child);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`keyswap did not start: ${out}`)), 15_000);
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`keyswap exited with ${code}: ${out}`)));
-  });
+function serveAgain(harness: Harness): Promise<number> {
+  const p = startCli(['serve', '--config', path.join(harness.dir, 'keyswap.yaml')], { cwd: harness.dir, env: { KEYSWAP_SECRET_TEST_API_KEY: harness.canary } });
+  extra.push(p);
+  return p.listeningPort();
 }
 
 const keyBody = (pem: string): string => pem.replace(/-----[^-]+-----|\s/g, '');

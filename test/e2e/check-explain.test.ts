@@ -1,20 +1,17 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { KEYSWAP } from '../helpers/harness.js';
+import type { SpawnSyncReturns } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cli } from '../helpers/cli.js';
+import { makeTempWorld, tempWorld } from '../helpers/temp-world.js';
 
 const P = 'sk-PLACEHOLDER-EXPLAIN-0123456789abcdef';
 const G = 'ghp_PLACEHOLDER-EXPLAIN-0123456789abcdef';
 
-function configDir(yaml: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-check-'));
-  writeFileSync(path.join(dir, 'keyswap.yaml'), yaml);
-  return dir;
+function configDir(yaml: string, world = tempWorld('check')): string {
+  world.write('keyswap.yaml', yaml);
+  return world.dir;
 }
-const run = (dir: string, ...args: string[]): ReturnType<typeof spawnSync> =>
-  spawnSync(process.execPath, [KEYSWAP, ...args], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', KEYSWAP_SECRET_OPENAI: 'real-secret-never-fetched-by-explain' } });
+const run = (dir: string, ...args: string[]): SpawnSyncReturns<string> =>
+  cli(args, { cwd: dir, env: { KEYSWAP_SECRET_OPENAI: 'real-secret-never-fetched-by-explain' } });
 
 const CLEAN = `version: 1
 backend: { type: env }
@@ -78,7 +75,9 @@ clients:
 });
 
 describe('keyswap explain (offline: no network, no secret fetched)', () => {
-  const dir = configDir(CLEAN);
+  const world = makeTempWorld('check');
+  afterAll(() => world.remove());
+  const dir = configDir(CLEAN, world);
   const explain = (...args: string[]): string => {
     const r = run(dir, 'explain', ...args);
     expect(r.status).toBe(0);

@@ -1,22 +1,15 @@
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { KEYSWAP } from '../helpers/harness.js';
+import { cli } from '../helpers/cli.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
-const run = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
-  const r = spawnSync(process.execPath, [KEYSWAP, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+const run = (args: string[]) => cli(args);
 
 describe('keyswap client', () => {
   it('add prints the token once, stores only its SHA-256, keeps the file’s comments; list and revoke work', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-client-'));
-    const file = path.join(dir, 'keyswap.yaml');
     const original = `# my config\nversion: 1\nsecrets:\n  K:\n    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ" # keep me\n    inject: { header: A, format: "{K}" }\n    bindings: [ { host: a.example.com, methods: [GET], paths: ["/v1/**"] } ]\n`;
-    writeFileSync(file, original);
+    const file = tempWorld('client').write('keyswap.yaml', original);
     const add = run(['client', 'add', 'ci-agent', '--secrets', 'K', '--expires', '30d', '--config', file]);
     expect(add.status).toBe(0);
     const token = /\n {2}(ks_\S+)\n/.exec(add.stdout)?.[1] ?? '';
@@ -38,9 +31,7 @@ describe('keyswap client', () => {
   });
 
   it('after the last revoke, every command says what the proxy does: nobody may use it (407)', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-client-'));
-    const file = path.join(dir, 'keyswap.yaml');
-    writeFileSync(file, `version: 1\nbackend: { type: env }\nsecrets:\n  K:\n    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ"\n    inject: { header: A, format: "{K}" }\n    bindings: [ { host: a.example.com } ]\n`);
+    const file = tempWorld('client').write('keyswap.yaml', `version: 1\nbackend: { type: env }\nsecrets:\n  K:\n    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ"\n    inject: { header: A, format: "{K}" }\n    bindings: [ { host: a.example.com } ]\n`);
     expect(run(['explain', 'GET', 'https://a.example.com/', '-H', 'A: sk-PLACEHOLDER-0123456789ABCDEFGHIJ', '--config', file]).stdout).not.toContain('407');
     expect(run(['client', 'add', 'only', '--secrets', 'K', '--config', file]).status).toBe(0);
     // With a client configured, a request without one is refused at the door.

@@ -1,10 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import type { SpawnSyncReturns } from 'node:child_process';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { cli } from '../helpers/cli.js';
 import { curlVia } from '../helpers/clients.js';
-import { KEYSWAP, startHarness, waitFor } from '../helpers/harness.js';
+import { startHarness, waitFor } from '../helpers/harness.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 const CONFIG = `version: 1
 listen: 127.0.0.1:0
@@ -19,16 +20,13 @@ secrets:
 `;
 
 function configWithMode(mode: number): { dir: string; file: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-perm-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'keyswap.yaml');
-  writeFileSync(file, CONFIG);
+  const w = tempWorld('perm');
+  const file = w.write('keyswap.yaml', CONFIG);
   chmodSync(file, mode);
-  return { dir, file };
+  return { dir: w.dir, file };
 }
 
-const keyswap = (dir: string, args: readonly string[]): ReturnType<typeof spawnSync> =>
-  spawnSync(process.execPath, [KEYSWAP, ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH ?? '' } });
+const keyswap = (dir: string, args: readonly string[]): SpawnSyncReturns<string> => cli(args, { cwd: dir, timeoutMs: 20_000 });
 
 // Every command that reads the config: a marker file shows whether `run`'s command ran.
 const COMMANDS: readonly [string, (file: string) => string[]][] = [

@@ -1,16 +1,16 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { KEYSWAP } from '../helpers/harness.js';
+import { cli } from '../helpers/cli.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
-const ks = (cwd: string, env: Record<string, string>, ...args: string[]): ReturnType<typeof spawnSync> =>
-  spawnSync(process.execPath, [KEYSWAP, ...args], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 });
+const ks = (cwd: string, env: Record<string, string>, ...args: string[]): SpawnSyncReturns<string> => cli(args, { cwd, env, timeoutMs: 60_000 });
+const setSecret = (cwd: string): SpawnSyncReturns<string> => cli(['secret', 'set', 'OPENAI_API_KEY'], { cwd, input: 'sk-stored-value-1234567890\n' });
 
 describe('keyswap demo', () => {
   it('shows, on loopback alone, what the agent sent, what the API received, what came back and the audit line', () => {
-    const r = ks(mkdtempSync(path.join(tmpdir(), 'keyswap-demo-cwd-')), {}, 'demo');
+    const r = ks(tempWorld('demo-cwd').dir, {}, 'demo');
     expect(r.status).toBe(0);
     const out = r.stdout as string;
     const secret = /DEMO_KEY=(demo-secret-\w+)/.exec(out)?.[1] as string;
@@ -26,7 +26,7 @@ describe('keyswap demo', () => {
 
 describe('keyswap doctor', () => {
   const setUp = (): string => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-doctor-'));
+    const dir = tempWorld('doctor').dir;
     // The binding first: init makes the CA constrained to the hosts bound then.
     writeFileSync(path.join(dir, 'keyswap.yaml'), `version: 1
 state_dir: ./certs
@@ -44,7 +44,7 @@ secrets:
 
   it('all good on a fresh init with its secret stored', () => {
     const dir = setUp();
-    expect(spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', 'OPENAI_API_KEY'], { cwd: dir, input: 'sk-stored-value-1234567890\n', encoding: 'utf8' }).status).toBe(0);
+    expect(setSecret(dir).status).toBe(0);
     const r = ks(dir, {}, 'doctor');
     expect(r.stdout).toMatch(/all good/);
     expect(r.status).toBe(0);
@@ -71,10 +71,10 @@ secrets:
     'run as the user who can read the store key (the quick start), the first finding says so, with keyswap install as the fix',
     () => {
       const dir = setUp();
-      expect(spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', 'OPENAI_API_KEY'], { cwd: dir, input: 'sk-stored-value-1234567890\n', encoding: 'utf8' }).status).toBe(0);
+      expect(setSecret(dir).status).toBe(0);
       // The quick start's files belong to the agent's user: here `nobody`, who then runs doctor.
       expect(spawnSync('chown', ['-R', '65534:65534', dir]).status).toBe(0);
-      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, KEYSWAP, 'doctor'], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 });
+      const r = cli(['doctor'], { cwd: dir, via: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], timeoutMs: 60_000 });
       const first = r.stdout.split('\n')[0] ?? '';
       expect(first, r.stdout + r.stderr).toMatch(/^!! the store key .*store\.key is readable by this user \(nobody\): anything running as this user/);
       expect(r.stdout).toContain('fix: run keyswap under its own user: sudo keyswap install');
@@ -83,7 +83,7 @@ secrets:
   );
 
   it('an invalid config exits 2 with file:line: field', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-doctor-'));
+    const dir = tempWorld('doctor').dir;
     writeFileSync(path.join(dir, 'keyswap.yaml'), 'version: 2\nsecrets: {}\n');
     const r = ks(dir, {}, 'doctor');
     expect(r.status).toBe(2);

@@ -1,9 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEYSWAP } from '../helpers/harness.js';
+import { cli, cliCollect } from '../helpers/cli.js';
+import { makeTempWorld, tempWorld, type TempWorld } from '../helpers/temp-world.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -37,14 +37,16 @@ DATABASE_URL=postgres://localhost/app
 DEBUG=1
 `;
 
+let world: TempWorld;
 let dir: string;
 let upstream: Upstream;
-const ks = (...args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [KEYSWAP, ...args], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+const ks = (...args: string[]): SpawnSyncReturns<string> => cli(args, { cwd: dir });
 /** Every file under dir except the encrypted store, concatenated: where a moved key must never be. */
 const everyFile = (d = dir): string => readdirSync(d).map((f) => path.join(d, f)).map((p) => (statSync(p).isDirectory() ? everyFile(p) : p.endsWith('secrets.enc') ? '' : readFileSync(p, 'latin1'))).join('\n');
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'keyswap-init-'));
+  world = makeTempWorld('init');
+  dir = world.dir;
   const ca = createTestCa();
   writeFileSync(path.join(dir, 'upstream-ca.pem'), ca.certPem);
   upstream = await startUpstream({ tls: ca.issue(['api.openai.com']) });
@@ -65,6 +67,7 @@ secrets: {}
 });
 afterAll(async () => {
   await upstream.close();
+  world.remove();
 });
 
 describe('keyswap init --from-env', () => {
@@ -129,14 +132,8 @@ describe('keyswap init --from-env', () => {
   });
 
   it('then one more command runs an agent behind keyswap: the upstream gets the real key from the .env’s placeholder', async () => {
-    const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const child = spawn(process.execPath, [KEYSWAP, 'run', '--env-file', '.env', '--', 'sh', '-c', 'curl -sS https://api.openai.com/v1/models -H "Authorization: Bearer $OPENAI_API_KEY"'], { cwd: dir, env: { PATH: process.env.PATH ?? '' } });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-      child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-      child.on('close', (code) => resolve({ code, out, err }));
-    });
+    const run = await cliCollect(['run', '--env-file', '.env', '--', 'sh', '-c', 'curl -sS https://api.openai.com/v1/models -H "Authorization: Bearer $OPENAI_API_KEY"'], { cwd: dir });
+    const r = { code: run.code, out: run.stdout, err: run.stderr };
     expect(r.err).not.toMatch(/curl:/);
     expect(r.code).toBe(0);
     expect(upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${KEYS.OPENAI_API_KEY}`);
@@ -146,11 +143,11 @@ describe('keyswap init --from-env', () => {
 
 describe('keyswap init inside a git work tree', () => {
   it('keeps the state directory out of commits: one `git add -A` stages no key, store or CA key', () => {
-    const repo = mkdtempSync(path.join(tmpdir(), 'keyswap-init-git-'));
+    const repo = tempWorld('init-git').dir;
     const git = (...a: string[]) => spawnSync('git', a, { cwd: repo, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: repo, GIT_CONFIG_NOSYSTEM: '1' } });
     expect(git('init', '-q').status).toBe(0);
     writeFileSync(path.join(repo, '.env'), `OPENAI_API_KEY=sk-proj-${'Ab3'.repeat(16)}\n`);
-    const r = spawnSync(process.execPath, [KEYSWAP, 'init', '--from-env', '.env'], { cwd: repo, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const r = cli(['init', '--from-env', '.env'], { cwd: repo });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('is inside a git work tree: wrote');
     expect(git('add', '-A').status).toBe(0);

@@ -1,11 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEYSWAP, listeningPort } from '../helpers/harness.js';
+import { cli, cliCollect, startCli, type CliProcess } from '../helpers/cli.js';
+import { makeTempWorld, type TempWorld } from '../helpers/temp-world.js';
 import { createTestCa, UPSTREAM_HOSTS } from '../helpers/test-ca.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -28,13 +28,15 @@ function freePort(): Promise<number> {
 describe.skipIf(!isRoot)('keyswap install / uninstall (as root, in a temporary root)', () => {
   const user = `ksi${randomBytes(4).toString('hex')}`;
   const canary = `real-secret-${randomBytes(12).toString('hex')}`;
+  let world: TempWorld | undefined;
   let root: string;
   let project: string;
   let upstream: Upstream;
-  let serve: ChildProcess | null = null;
+  let serve: CliProcess | null = null;
   const at = (p: string): string => path.join(root, p);
   const env = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: project, KEYSWAP_INSTALL_ROOT: root, KEYSWAP_INSTALL_USER: user });
-  const keyswap = (args: string[], input?: string) => spawnSync(process.execPath, [KEYSWAP, ...args], { cwd: project, env: env(), input, encoding: 'utf8' });
+  const keyswap = (args: string[], input?: string) => cli(args, { cwd: project, env: env(), ...(input === undefined ? {} : { input }) });
+  const asUser = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
   const uidOf = (name: string): number => Number(spawnSync('id', ['-u', name], { encoding: 'utf8' }).stdout.trim());
   const modeOf = (p: string): string => (statSync(p).mode & 0o7777).toString(8);
   const asNobody = (cmd: string[]) => spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', ...cmd], { encoding: 'utf8' });
@@ -50,7 +52,8 @@ describe.skipIf(!isRoot)('keyswap install / uninstall (as root, in a temporary r
     });
 
   beforeAll(async () => {
-    root = mkdtempSync(path.join(tmpdir(), 'keyswap-install-'));
+    world = makeTempWorld('install');
+    root = world.dir;
     chmodSync(root, 0o755); // the service user and the agent's user walk through it, as through /
     project = path.join(root, 'home/dev/project');
     mkdirSync(project, { recursive: true, mode: 0o755 });
@@ -83,18 +86,14 @@ secrets:
   }, 60_000);
 
   afterAll(async () => {
-    if (serve !== null && serve.exitCode === null) {
-      const gone = new Promise((resolve) => serve?.once('exit', resolve));
-      serve.kill('SIGTERM');
-      await gone; // userdel refuses a user that still runs a process
-    }
+    await serve?.stop(); // userdel refuses a user that still runs a process
     await upstream?.close();
     if (spawnSync('id', [user], { stdio: 'ignore' }).status === 0) spawnSync('userdel', [user]); // only ours: the name is fresh
-    if (root) rmSync(root, { recursive: true, force: true });
+    world?.remove();
   });
 
   it('refuses without root, saying why', () => {
-    const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, KEYSWAP, 'install'], { cwd: root, env: env(), encoding: 'utf8' });
+    const r = cli(['install'], { cwd: root, env: env(), via: asUser(NOBODY) });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/keyswap install must run as root: it creates the keyswap user/);
   });
@@ -144,17 +143,8 @@ secrets:
     copyFileSync(at('/etc/keyswap/credentials/keyswap-store-key'), path.join(creds, 'keyswap-store-key'));
     chmodSync(path.join(creds, 'keyswap-store-key'), 0o400);
     chownSync(path.join(creds, 'keyswap-store-key'), uid, uid);
-    const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, KEYSWAP, 'serve', '--config', at('/etc/keyswap/keyswap.yaml')], {
-      cwd: root,
-      env: { PATH: process.env.PATH, CREDENTIALS_DIRECTORY: creds },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    serve = child;
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => { out += c.toString(); });
-    child.stderr?.on('data', (c: Buffer) => { out += c.toString(); });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const port = await listeningPort(child, exited, () => out);
+    serve = startCli(['serve', '--config', at('/etc/keyswap/keyswap.yaml')], { cwd: root, env: { CREDENTIALS_DIRECTORY: creds }, via: asUser(uid) });
+    const port = await serve.listeningPort();
     expect(statSync(at('/var/lib/keyswap/audit.key')).uid).toBe(uid); // made by the first serve, as the service user
 
     for (const f of ['/etc/keyswap/credentials/keyswap-store-key', '/run/credentials/keyswap.service/keyswap-store-key', '/var/lib/keyswap/ca-key.pem', '/var/lib/keyswap/audit.key', '/var/lib/keyswap/secrets.enc']) {
@@ -171,16 +161,16 @@ secrets:
 
     // keyswap run as the agent's user: it cannot read the state directory, so it finds the service at the
     // config's listen address and the CA that install published, and builds its bundle in a directory of its own.
-    const run = await asNobodyAsync([process.execPath, KEYSWAP, 'run', '--config', at('/etc/keyswap/keyswap.yaml'), '--',
-      'sh', '-c', 'curl -sS --max-time 10 -H "Authorization: Bearer $TEST_API_KEY" https://api.example.test/v1/echo && echo "|$NODE_EXTRA_CA_CERTS|$SSL_CERT_FILE"']);
+    const ran = await cliCollect(['run', '--config', at('/etc/keyswap/keyswap.yaml'), '--',
+      'sh', '-c', 'curl -sS --max-time 10 -H "Authorization: Bearer $TEST_API_KEY" https://api.example.test/v1/echo && echo "|$NODE_EXTRA_CA_CERTS|$SSL_CERT_FILE"'], { via: asUser(NOBODY) });
+    const run = { status: ran.code, stdout: ran.stdout, stderr: ran.stderr };
     expect(run.status, run.stderr).toBe(0);
     expect(upstream.requests.map((q) => q.headers.authorization)).toEqual([`Bearer ${canary}`, `Bearer ${canary}`]);
     expect(run.stdout + run.stderr).not.toContain(canary);
     const [, caSeen, bundleSeen] = run.stdout.trim().split('\n').at(-1)?.split('|') ?? [];
     expect(caSeen).toBe(at('/etc/keyswap/ca.pem'));
     expect(statSync(bundleSeen ?? '').uid).toBe(NOBODY);
-    child.kill('SIGTERM');
-    await exited;
+    await serve.stop();
     serve = null;
   }, 30_000);
 

@@ -1,19 +1,16 @@
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { curlVia, rawTlsVia } from '../helpers/clients.js';
-import { KEYSWAP, PLACEHOLDER, startHarness } from '../helpers/harness.js';
+import { cli } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness } from '../helpers/harness.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 function serveWith(config: string): { status: number | null; stdout: string; stderr: string; file: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-cfg-'));
-  const file = path.join(dir, 'keyswap.yaml');
-  writeFileSync(file, config);
-  const r = spawnSync(process.execPath, [KEYSWAP, 'serve', '--config', file], { encoding: 'utf8', timeout: 15_000, env: { PATH: process.env.PATH ?? '' } });
-  rmSync(dir, { recursive: true, force: true });
+  const file = tempWorld('cfg').write('keyswap.yaml', config);
+  const r = cli(['serve', '--config', file], { timeoutMs: 15_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, file };
 }
 
@@ -40,7 +37,7 @@ describe('keyswap serve lifecycle', () => {
       const types = h.auditRecords().map((r) => r.type);
       expect(types[0]).toBe('proxy_start');
       expect(types[types.length - 1]).toBe('proxy_stop');
-      const verify = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--config', path.join(h.dir, 'keyswap.yaml'), h.auditPath], { encoding: 'utf8' });
+      const verify = cli(['audit', 'verify', '--config', path.join(h.dir, 'keyswap.yaml'), h.auditPath]);
       expect(verify.status).toBe(0);
     } finally {
       await h.close();
@@ -48,17 +45,17 @@ describe('keyswap serve lifecycle', () => {
   });
 
   it('a flag keyswap does not know, or one missing its value, is one plain sentence and exit 2', () => {
-    const cli = (...args: string[]) => spawnSync(process.execPath, [KEYSWAP, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
-    expect(cli('secret', '--bogus').stderr).toBe("keyswap: unknown option --bogus\nRun 'keyswap help' for usage.\n");
-    const missing = cli('serve', '--config');
+    const ks = (...args: string[]) => cli(args);
+    expect(ks('secret', '--bogus').stderr).toBe("keyswap: unknown option --bogus\nRun 'keyswap help' for usage.\n");
+    const missing = ks('serve', '--config');
     expect([missing.status, missing.stderr.split('\n')[0]]).toEqual([2, 'keyswap: option --config needs a value']);
-    expect(cli('reload', 'extra').stderr.split('\n')[0]).toBe("keyswap: unexpected argument 'extra'");
+    expect(ks('reload', 'extra').stderr.split('\n')[0]).toBe("keyswap: unexpected argument 'extra'");
   });
 
   it('a second serve on the same audit log exits 1 with one sentence naming the running keyswap', async () => {
     const h = await startHarness();
     try {
-      const second = spawnSync(process.execPath, [KEYSWAP, 'serve', '--config', path.join(h.dir, 'keyswap.yaml')], { encoding: 'utf8', cwd: h.dir, env: { PATH: process.env.PATH ?? '', KEYSWAP_SECRET_TEST_API_KEY: 'x' }, timeout: 20_000 });
+      const second = cli(['serve', '--config', path.join(h.dir, 'keyswap.yaml')], { cwd: h.dir, env: { KEYSWAP_SECRET_TEST_API_KEY: 'x' }, timeoutMs: 20_000 });
       expect(second.status).toBe(1);
       expect(second.stderr.trim()).toBe(`keyswap: audit log ${h.auditPath} is being written by another keyswap (process ${h.child.pid}); stop it, or give this one its own audit.path`);
     } finally {
@@ -72,7 +69,7 @@ describe('keyswap serve lifecycle', () => {
       await Promise.all(Array.from({ length: 20 }, () => curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] })));
       h.child.kill('SIGKILL');
       await h.stop();
-      const verify = spawnSync(process.execPath, [KEYSWAP, 'audit', 'verify', '--config', path.join(h.dir, 'keyswap.yaml'), h.auditPath], { encoding: 'utf8' });
+      const verify = cli(['audit', 'verify', '--config', path.join(h.dir, 'keyswap.yaml'), h.auditPath]);
       expect(verify.status).toBe(0);
       expect(h.auditRecords().filter((r) => r.type === 'inject_decision')).toHaveLength(20);
     } finally {

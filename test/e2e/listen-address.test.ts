@@ -1,20 +1,17 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import type { SpawnSyncReturns } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { KEYSWAP } from '../helpers/harness.js';
+import { describe, expect, it } from 'vitest';
+import { cli } from '../helpers/cli.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 function configListening(listen: string): { dir: string; file: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-listen-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'keyswap.yaml');
-  writeFileSync(file, `version: 1\nlisten: ${listen}\nstate_dir: ./state\naudit: { path: ./audit.jsonl }\nbackend: { type: env }\nsecrets: {}\n`);
-  return { dir, file };
+  const w = tempWorld('listen');
+  const file = w.write('keyswap.yaml', `version: 1\nlisten: ${listen}\nstate_dir: ./state\naudit: { path: ./audit.jsonl }\nbackend: { type: env }\nsecrets: {}\n`);
+  return { dir: w.dir, file };
 }
 
-const keyswap = (dir: string, args: readonly string[]): ReturnType<typeof spawnSync> =>
-  spawnSync(process.execPath, [KEYSWAP, ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH ?? '' } });
+const keyswap = (dir: string, args: readonly string[]): SpawnSyncReturns<string> => cli(args, { cwd: dir, timeoutMs: 20_000 });
 
 // Every entry point that starts a proxy; `run`'s command would create a marker file.
 const LISTENERS: readonly [string, (file: string) => string[]][] = [

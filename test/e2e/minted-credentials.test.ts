@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { jwtVerify } from 'jose';
@@ -6,7 +5,8 @@ import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
 import { startFakeAuthorities, type FakeAuthorities } from '../helpers/fake-authorities.js';
-import { KEYSWAP, startHarness, type Harness } from '../helpers/harness.js';
+import { cliCollect } from '../helpers/cli.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
 import { createTestCa } from '../helpers/test-ca.js';
 
 // Issue #14: credentials keyswap mints from backend secrets at a token endpoint fixed by config, against local
@@ -178,14 +178,12 @@ describe('jwt_bearer', () => {
 });
 
 describe('doctor and explain know the minted credentials', () => {
-  const cli = (args: string[]): Promise<string> => new Promise((resolve) => {
-    // Asynchronously: the authorities run in this process, and a blocking spawn would stall them.
-    const child = spawn(process.execPath, [KEYSWAP, ...args, '--config', path.join(h.dir, 'keyswap.yaml')], { cwd: h.dir, env: { PATH: process.env.PATH ?? '', HOME: h.dir, ...Object.fromEntries(Object.entries({ ...SECRETS, GH_APP_KEY, JWT_KEY, SA_KEY }).map(([k, v]) => [`KEYSWAP_SECRET_${k}`, v])) } });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-    child.on('close', () => resolve(out));
-  });
+  // Not blocking: the authorities run in this process, and a blocking spawn would stall them.
+  const cli = async (args: string[]): Promise<string> => {
+    const env = Object.fromEntries(Object.entries({ ...SECRETS, GH_APP_KEY, JWT_KEY, SA_KEY }).map(([k, v]) => [`KEYSWAP_SECRET_${k}`, v]));
+    const r = await cliCollect([...args, '--config', path.join(h.dir, 'keyswap.yaml')], { cwd: h.dir, env: { HOME: h.dir, ...env } });
+    return r.stdout + r.stderr;
+  };
 
   it('explain names the injector that would run and where it mints', async () => {
     const out = await cli(['explain', 'GET', 'https://api.example.test/v1/x', '-H', `Authorization: Bearer ${PH_CC}`]);

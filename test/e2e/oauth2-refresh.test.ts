@@ -1,11 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStore } from '../../src/secrets/index.js';
 import { curlVia } from '../helpers/clients.js';
 import { startFakeAuthorities, type FakeAuthorities } from '../helpers/fake-authorities.js';
-import { KEYSWAP, startHarness, type Harness } from '../helpers/harness.js';
+import { cli, startCli, type CliProcess } from '../helpers/cli.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
 import { createTestCa } from '../helpers/test-ca.js';
 
 // Issue #14: oauth2_refresh against a provider that rotates the refresh token on every exchange and revokes the
@@ -19,7 +19,7 @@ const INITIAL_RT = `rt-initial-${randomBytes(10).toString('hex')}`;
 let h: Harness;
 let auth: FakeAuthorities;
 const refreshTokens = new Map([[CLIENT_ID, INITIAL_RT]]);
-const extra: ChildProcess[] = [];
+const extra: CliProcess[] = [];
 let proxyUrl = '';
 
 beforeAll(async () => {
@@ -43,14 +43,14 @@ beforeAll(async () => {
 `,
   });
   for (const [name, value] of [['RF_CLIENT_ID', CLIENT_ID], ['RF_CLIENT_SECRET', CLIENT_SECRET], ['RF_REFRESH_TOKEN', INITIAL_RT]]) {
-    const r = spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', name as string, '--config', path.join(h.dir, 'keyswap.yaml')], { input: value, encoding: 'utf8' });
+    const r = cli(['secret', 'set', name as string, '--config', path.join(h.dir, 'keyswap.yaml')], { input: value });
     expect(r.status, r.stderr).toBe(0);
   }
   proxyUrl = h.proxyUrl;
 });
 afterAll(async () => {
   // Each restarted keyswap is gone before the harness removes the state directory it writes in.
-  await Promise.all(extra.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((resolve) => { c.once('exit', resolve); c.kill('SIGTERM'); })));
+  await Promise.all(extra.map((p) => p.stop()));
   await h.close();
   await auth.close();
 });
@@ -63,19 +63,10 @@ const call = () => curlVia({ ...h, proxyUrl }, 'https://api.example.test/v1/echo
 async function restart(): Promise<void> {
   const running = extra.at(-1);
   if (running === undefined) await h.stop();
-  else await new Promise((resolve) => { running.once('exit', resolve); running.kill('SIGTERM'); });
-  const child = spawn(process.execPath, [KEYSWAP, 'serve', '--config', path.join(h.dir, 'keyswap.yaml')], { cwd: h.dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  extra.push(child);
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-    child.once('exit', (code) => reject(new Error(`keyswap exited ${code}: ${out}`)));
-  });
+  else await running.stop();
+  const keyswap = startCli(['serve', '--config', path.join(h.dir, 'keyswap.yaml')], { cwd: h.dir });
+  extra.push(keyswap);
+  const port = await keyswap.listeningPort();
   proxyUrl = `http://127.0.0.1:${port}`;
 }
 

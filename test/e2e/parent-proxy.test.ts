@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliCollect } from '../helpers/cli.js';
 import { curlVia } from '../helpers/clients.js';
 import { startFakeAuthorities, type FakeAuthorities } from '../helpers/fake-authorities.js';
-import { findCanary, KEYSWAP, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { startParentProxy, type ParentProxy } from '../helpers/parent-proxy.js';
 import { createTestCa } from '../helpers/test-ca.js';
 
@@ -27,7 +26,6 @@ const SECRETS = `
     bindings: [{ host: api.example.test, paths: ["/v1/minted/**"] }]
 `;
 
-const run = promisify(execFile);
 const relayed = (p: ParentProxy): string => p.seen.map((s) => `${s.up.toString('latin1')}${s.down.toString('latin1')}`).join('');
 
 describe('a parent proxy with credentials', () => {
@@ -93,7 +91,7 @@ describe('a parent proxy with credentials', () => {
   it('explain and doctor know the parent: which hosts go through it, and whether it accepts the credentials', async () => {
     // Asynchronous: the parent proxy runs in this process and must answer while the command runs.
     const cli = async (args: string[], env: Record<string, string> = {}): Promise<string> =>
-      (await run(process.execPath, [KEYSWAP, ...args, '--config', path.join(h.dir, 'keyswap.yaml')], { env: { PATH: process.env.PATH ?? '', HOME: h.dir, ...env } }).catch((e: { stdout: string }) => e)).stdout;
+      (await cliCollect([...args, '--config', path.join(h.dir, 'keyswap.yaml')], { env: { HOME: h.dir, ...env } })).stdout;
     expect(await cli(['explain', 'POST', 'https://api.example.test/v1/echo'])).toContain(`upstream: dialled through the parent proxy 127.0.0.1:${parent.port} with CONNECT (credentials: secret CORP_PROXY)`);
     expect(await cli(['explain', 'GET', 'https://other.example.test/v1/echo'])).toContain('upstream: dialled directly (upstream.no_proxy names other.example.test)');
     expect(await cli(['doctor'], { KEYSWAP_SECRET_CORP_PROXY: PROXY_CREDENTIALS })).toContain(`ok parent proxy 127.0.0.1:${parent.port} answers CONNECT api.example.test:443 with the credentials in secret CORP_PROXY`);

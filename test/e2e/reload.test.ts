@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliCollect } from '../helpers/cli.js';
 import { exchange, rawTlsVia } from '../helpers/clients.js';
 import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
@@ -46,15 +47,11 @@ describe('reload (SIGHUP)', () => {
   });
 
   it('keyswap reload validates the file, signals the running keyswap, and waits for the outcome: exit 1 when refused', async () => {
-    const { spawn } = await import('node:child_process');
-    const { KEYSWAP } = await import('../helpers/harness.js');
-    // spawn, not spawnSync: the harness reads keyswap's output on this event loop while the reload waits.
-    const run = () => new Promise<{ status: number | null; stdout: string }>((resolve) => {
-      const p = spawn(process.execPath, [KEYSWAP, 'reload', '--config', configPath]);
-      let stdout = '';
-      p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-      p.on('exit', (status) => resolve({ status, stdout }));
-    });
+    // Not blocking: the harness reads keyswap's output on this event loop while the reload waits.
+    const run = async () => {
+      const r = await cliCollect(['reload', '--config', configPath]);
+      return { status: r.code, stdout: r.stdout };
+    };
     const ok = await run();
     expect(ok.status).toBe(0);
     expect(ok.stdout).toBe(`reload requested (pid ${h.child.pid})\nreload applied\n`);

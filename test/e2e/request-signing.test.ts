@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
-import { KEYSWAP, REPO, startHarness, type Harness } from '../helpers/harness.js';
+import { cliCollect, REPO } from '../helpers/cli.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
 import { sigv4Problem } from '../helpers/sigv4-verifier.js';
 
 // Issue #14: request signers. The agent signs with placeholder keys (curl --aws-sigv4, the AWS SDK for
@@ -92,16 +93,10 @@ describe('sigv4', () => {
       console.log('ok', got.$metadata.httpStatusCode, (await got.Body.transformToString()).length > 0);
       s3.destroy();`;
     const before = h.upstream.requests.length;
-    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, [KEYSWAP, 'run', '--config', path.join(h.dir, 'keyswap.yaml'), '--', process.execPath, '--input-type=module', '-e', script], {
-        cwd: REPO, env: { PATH: process.env.PATH ?? '', HOME: h.dir, NODE_OPTIONS: NO_DNS, AWS_EC2_METADATA_DISABLED: 'true' },
-      });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-      child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-      const timer = setTimeout(() => child.kill('SIGTERM'), 15_000);
-      child.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
+    const run = await cliCollect(['run', '--config', path.join(h.dir, 'keyswap.yaml'), '--', process.execPath, '--input-type=module', '-e', script], {
+      cwd: REPO, env: { HOME: h.dir, NODE_OPTIONS: NO_DNS, AWS_EC2_METADATA_DISABLED: 'true' }, timeoutMs: 15_000,
     });
+    const r = { code: run.code, out: run.stdout + run.stderr };
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain('ok 200 true');
     const calls = h.upstream.requests.slice(before);

@@ -1,9 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEYSWAP, PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
+import { cli, cliCollect, type CliResult } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
 
 // Issue #13: with clients: configured, `keyswap run` and `keyswap env` hand the agent a proxy URL that carries its
 // identity, so its requests are not all answered 407.
@@ -11,19 +11,10 @@ const TOKEN = `ks_${'Tk9'.repeat(14)}x`;
 let h: Harness;
 let tokenFile: string;
 const config = () => path.join(h.dir, 'keyswap.yaml');
-const run = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, [KEYSWAP, ...args], { encoding: 'utf8', cwd: h.dir, env: { PATH: process.env.PATH ?? '', HOME: h.dir, ...env }, timeout: 30_000 });
+const run = (args: string[], env: Record<string, string> = {}) => cli(args, { cwd: h.dir, env: { HOME: h.dir, ...env } });
 
-/** Async: the test upstream lives in this process, so its event loop must keep turning while the agent runs. */
-const runAsync = (args: string[]): Promise<{ stdout: string; stderr: string }> =>
-  new Promise((resolve) => {
-    const p = spawn(process.execPath, [KEYSWAP, ...args], { cwd: h.dir, env: { PATH: process.env.PATH ?? '', HOME: h.dir } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    p.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    p.on('close', () => resolve({ stdout, stderr }));
-  });
+/** Not blocking: the test upstream lives in this process, so its event loop must keep turning while the agent runs. */
+const runAsync = (args: string[]): Promise<CliResult> => cliCollect(args, { cwd: h.dir, env: { HOME: h.dir } });
 
 beforeAll(async () => {
   h = await startHarness({ top: `clients:\n  agent1:\n    token_sha256: "${createHash('sha256').update(TOKEN).digest('hex')}"\n    secrets: [TEST_API_KEY]` });

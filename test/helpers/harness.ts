@@ -1,15 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { startCli } from './cli.js';
+import { makeTempWorld } from './temp-world.js';
 import { createTestCa, UPSTREAM_HOSTS, type TestCa } from './test-ca.js';
 import { startUpstream, type Upstream } from './upstream.js';
 
-export const REPO = path.resolve(__dirname, '../..');
-export const KEYSWAP = path.join(REPO, 'dist/cli/main.js');
 export const PLACEHOLDER = 'sk-PLACEHOLDER-TEST-0123456789abcdef';
 
+// Literal YAML, not built: reload and CA-scope tests edit this text in the config on disk.
 export const DEFAULT_SECRETS = `
   TEST_API_KEY:
     placeholder: "${PLACEHOLDER}"
@@ -73,7 +73,8 @@ export interface Harness {
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-test-'));
+  const world = makeTempWorld('test');
+  const dir = world.dir;
   const auditPath = path.join(dir, 'audit.jsonl');
   const testCa = opts.testCa ?? createTestCa();
   const untrustedCa = createTestCa('untrusted CA');
@@ -113,26 +114,20 @@ secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KEYSWAP_SECRET_TEST_API_KEY: canary };
   for (const [k, v] of Object.entries(opts.secretValues ?? {})) env[`KEYSWAP_SECRET_${k}`] = v;
   Object.assign(env, opts.env ?? {});
-  const args = [KEYSWAP, 'serve', '--config', configPath, ...(opts.args ?? [])];
   const shellSetup = [
     ...(opts.umask === undefined ? [] : [`umask ${opts.umask.toString(8).padStart(3, '0')}`]),
     // RLIMIT_FSIZE makes writes past the limit fail with EFBIG: a real audit write failure. XFSZ is ignored so
     // the kernel's signal does not kill keyswap first (an ignored disposition survives exec).
     ...(opts.fileSizeLimitBlocks === undefined ? [] : [`trap '' XFSZ`, `ulimit -f ${opts.fileSizeLimitBlocks}`]),
   ];
-  const child =
-    shellSetup.length === 0
-      ? spawn(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('sh', ['-c', `${shellSetup.join('; ')}; exec "$0" "$@"`, process.execPath, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr?.on('data', (c: Buffer) => { err += c.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-
-  const port = await listeningPort(child, exited, () => `stdout:\n${out}\nstderr:\n${err}`);
+  const keyswap = startCli(['serve', '--config', configPath, ...(opts.args ?? [])], {
+    cwd: dir,
+    env,
+    ...(shellSetup.length === 0 ? {} : { via: ['sh', '-c', `${shellSetup.join('; ')}; exec "$0" "$@"`] }),
+  });
+  const child = keyswap.child;
+  const port = await keyswap.listeningPort();
   const caPath = path.join(dir, 'state', 'ca.pem');
-  let stopped: Promise<number | null> | null = null;
   const h: Harness = {
     dir,
     proxyUrl: `http://127.0.0.1:${port}`,
@@ -159,45 +154,16 @@ secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
             return []; // a torn last line
           }
         }),
-    stdout: () => out,
-    stderr: () => err,
-    stop() {
-      stopped ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        const code = await exited;
-        clearTimeout(timer);
-        return code;
-      })();
-      return stopped;
-    },
+    stdout: keyswap.stdout,
+    stderr: keyswap.stderr,
+    stop: () => keyswap.stop(),
     async close() {
       await h.stop();
       await Promise.all([upstream.close(), plainUpstream.close(), untrustedUpstream.close()]);
-      rmSync(dir, { recursive: true, force: true });
+      world.remove();
     },
   };
   return h;
-}
-
-/** The port a spawned `keyswap serve` announces it listens on; rejects if it exits first or takes over 15 s. */
-export function listeningPort(child: ChildProcess, exited: Promise<number | null>, output: () => string): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`keyswap did not start within 15 s\n${output()}`)), 15_000);
-    child.stdout?.on('data', (c: Buffer) => {
-      seen += c.toString();
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`keyswap exited with ${code} before listening\n${output()}`));
-    });
-  });
 }
 
 /** K1: the canary must appear nowhere the agent or an operator could read it. */

@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { KEYSWAP, listeningPort } from './harness.js';
+import { startCli } from './cli.js';
 import { AuditTail, startRecordingUpstream, type RecordingUpstream } from './recording-upstream.js';
+import { makeTempWorld } from './temp-world.js';
 import { createTestCa } from './test-ca.js';
 
 /**
@@ -103,7 +103,8 @@ export interface PropHarness {
 }
 
 export async function startPropHarness(): Promise<PropHarness> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-prop-'));
+  const world = makeTempWorld('prop');
+  const dir = world.dir;
   const auditPath = path.join(dir, 'audit.jsonl');
   const testCa = createTestCa();
   const testCaPath = path.join(dir, 'test-ca.pem');
@@ -141,13 +142,8 @@ ${BINDINGS[n].map((b) => `      - ${bindingYaml(b)}`).join('\n')}`).join('\n')}
   writeFileSync(configPath, config);
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
   for (const [n, v] of secrets) env[`KEYSWAP_SECRET_${n}`] = v;
-  const child = spawn(process.execPath, [KEYSWAP, 'serve', '--config', configPath], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => { out = (out + c.toString()).slice(-200_000); });
-  child.stderr?.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-200_000); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const port = await listeningPort(child, exited, () => `${out}\n${err}`);
+  const keyswap = startCli(['serve', '--config', configPath], { cwd: dir, env, keepChars: 200_000 });
+  const port = await keyswap.listeningPort();
   return {
     proxyPort: port,
     caPem: readFileSync(path.join(dir, 'state', 'ca.pem'), 'utf8'),
@@ -157,15 +153,12 @@ ${BINDINGS[n].map((b) => `      - ${bindingYaml(b)}`).join('\n')}`).join('\n')}
     tokens,
     httpsUpstream,
     plainUpstream,
-    child,
-    stderr: () => err,
+    child: keyswap.child,
+    stderr: keyswap.stderr,
     async close() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+      await keyswap.stop();
       await Promise.all([httpsUpstream.close(), plainUpstream.close()]);
-      rmSync(dir, { recursive: true, force: true });
+      world.remove();
     },
   };
 }

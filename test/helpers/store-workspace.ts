@@ -1,13 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { onTestFinished } from 'vitest';
 import { readStore, updateStore, type KeySource } from '../../src/secrets/index.js';
+import { tempWorld } from './temp-world.js';
 
 /** A 0700 state directory in a fresh temp dir, removed after the test: the store, its key file and a key-file source. */
 export function storeWorkspace(): { dir: string; state: string; store: string; key: string; source: KeySource } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-store-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const { dir } = tempWorld('store');
   const state = path.join(dir, 'state');
   mkdirSync(state, { mode: 0o700 });
   const key = path.join(state, 'store.key');

@@ -8,13 +8,24 @@ function world() {
   let now = 1_000_000;
   const cache = new MintedCache({ now: () => now, refreshAheadMs: 60_000, minLifetimeMs: 5_000 });
   const mints: string[] = [];
-  const mint = (lifetimeMs: number) => async (trigger: 'request' | 'refresh_ahead') => {
-    mints.push(trigger);
-    await new Promise((r) => setTimeout(r, 5));
-    const value = new Secret(`tok-${mints.length}`);
-    return { value, expiresAtMs: now + lifetimeMs, useByMs: now + lifetimeMs - 10_000 };
+  const running: Promise<unknown>[] = [];
+  const mint = (lifetimeMs: number) => (trigger: 'request' | 'refresh_ahead') => {
+    const minted = (async () => {
+      mints.push(trigger);
+      // Answers on a later turn of the event loop, as an authority does.
+      await new Promise((r) => setImmediate(r));
+      const value = new Secret(`tok-${mints.length}`);
+      return { value, expiresAtMs: now + lifetimeMs, useByMs: now + lifetimeMs - 10_000 };
+    })();
+    running.push(minted);
+    return minted;
   };
-  return { cache, mints, mint, advance: (ms: number) => { now += ms; } };
+  /** Resolves once every mint started so far has finished and the cache has taken its result. */
+  const settled = async (): Promise<void> => {
+    await Promise.allSettled(running);
+    await new Promise((r) => setImmediate(r));
+  };
+  return { cache, mints, mint, settled, advance: (ms: number) => { now += ms; } };
 }
 
 describe('MintedCache', () => {
@@ -31,7 +42,7 @@ describe('MintedCache', () => {
     expect((await w.cache.get('k', m)).reveal()).toBe('tok-1');
     w.advance(540_000); // 50 s before use-by: inside refresh-ahead
     expect((await w.cache.get('k', m)).reveal()).toBe('tok-1');
-    await new Promise((r) => setTimeout(r, 20));
+    await w.settled();
     expect(w.mints).toEqual(['request', 'refresh_ahead']);
     expect((await w.cache.get('k', m)).reveal()).toBe('tok-2');
     w.advance(600_001); // past tok-2's use-by: the next request waits for a new one
@@ -50,7 +61,7 @@ describe('MintedCache', () => {
   it('a failed mint is shared by the requests that waited for it, and not retried before its backoff (1 s, doubling)', async () => {
     const w = world();
     let calls = 0;
-    const failing = async () => { calls++; await new Promise((r) => setTimeout(r, 5)); throw new Error('down'); };
+    const failing = async () => { calls++; await new Promise((r) => setImmediate(r)); throw new Error('down'); };
     const results = await Promise.allSettled([w.cache.get('k', failing), w.cache.get('k', failing)]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(calls).toBe(1);

@@ -1,7 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
-import { KEYSWAP, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { cli } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 let h: Harness;
 let metricsUrl: string;
@@ -63,13 +63,13 @@ describe('Prometheus metrics (--metrics HOST:PORT)', () => {
 
 describe('--metrics refuses what would expose it', () => {
   it('a non-loopback address exits 2 with the reason, before anything listens', () => {
-    const r = spawnSync(process.execPath, [KEYSWAP, 'serve', '--metrics', '0.0.0.0:9464', '--config', '/nonexistent/keyswap.yaml'], { encoding: 'utf8' });
+    const r = cli(['serve', '--metrics', '0.0.0.0:9464', '--config', '/nonexistent/keyswap.yaml']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--metrics 0\.0\.0\.0:9464: 0\.0\.0\.0 is not a loopback address/);
   });
 
   it('a malformed address exits 2 naming the expected form', () => {
-    const r = spawnSync(process.execPath, [KEYSWAP, 'serve', '--metrics', 'localhost', '--config', '/nonexistent/keyswap.yaml'], { encoding: 'utf8' });
+    const r = cli(['serve', '--metrics', 'localhost', '--config', '/nonexistent/keyswap.yaml']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/expected HOST:PORT/);
   });

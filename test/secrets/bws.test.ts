@@ -1,12 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
 import { openBackend, Secret, SecretNotFound } from '../../src/secrets/index.js';
 import { startFakeBws, type FakeBws } from '../helpers/fake-bws.js';
-import { KEYSWAP, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { cli } from '../helpers/cli.js';
+import { startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 let h: Harness | undefined;
 let bws: FakeBws | undefined;
@@ -128,9 +128,7 @@ describe('bws backend: the real SDK against a local server speaking the BWS prot
 
 describe('bws backend: the state file (the SDK caches a login token there) is never readable by others', () => {
   const stateDir = (): string => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-bws-state-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    return dir;
+    return tempWorld('bws-state').dir;
   };
 
   it('is created 0600 before the SDK writes it, even under umask 000, and stays 0600 once it holds the token', async () => {
@@ -179,7 +177,7 @@ backend:
   config: { organization_id: "${fake.organizationId}", access_token_file: ${tokenFile}, state_file: ${stateFile}, api_url: ${fake.url}/api, identity_url: ${fake.url}/identity }
 secrets: {}
 `);
-    const r = spawnSync(process.execPath, [KEYSWAP, 'serve', '--config', config], { cwd: dir, uid: nobody, gid: nobody, encoding: 'utf8', timeout: 15_000, env: { PATH: process.env.PATH ?? '' } });
+    const r = cli(['serve', '--config', config], { cwd: dir, uid: nobody, gid: nobody, timeoutMs: 15_000 });
     expect(r.stdout).not.toContain('listening');
     expect(r.stderr).toBe(`keyswap: bws backend: the state file ${stateFile} is readable by group or others and cannot be made private (EPERM); run: chmod 600 ${stateFile}\n`);
     expect(r.status).toBe(2);

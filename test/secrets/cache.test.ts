@@ -10,7 +10,8 @@ class RemoteStore implements SecretsBackend {
   mode: 'ok' | 'down' | 'hang' = 'ok';
   async fetch(name: string): Promise<Secret> {
     this.calls++;
-    await new Promise((r) => setTimeout(r, 5));
+    // Answers on a later turn of the event loop, as a remote does: concurrent callers overlap without a guessed latency.
+    await new Promise((r) => setImmediate(r));
     if (this.mode === 'down') throw new BackendUnavailable('remote', 'connection refused');
     if (this.mode === 'hang') return new Promise(() => {});
     const v = this.values.get(name);

@@ -1,12 +1,13 @@
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
-import { KEYSWAP, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { cli, cliCollect } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 let h: Harness;
 const setSecret = (value: string): number | null =>
-  spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', 'TEST_API_KEY', '--config', path.join(h.dir, 'keyswap.yaml')], { input: value, env: { PATH: process.env.PATH ?? '' } }).status;
+  cli(['secret', 'set', 'TEST_API_KEY', '--config', path.join(h.dir, 'keyswap.yaml')], { input: value }).status;
 
 beforeAll(async () => {
   h = await startHarness({ backend: 'backend: { type: file }', top: 'cache: { ttl_seconds: 1, jitter_seconds: 0 }' });
@@ -35,7 +36,7 @@ describe('a changed value, applied at once', () => {
   it('after keyswap reload, the value just stored is injected though the old one is still cached', async () => {
     const r = await startHarness({ backend: 'backend: { type: file }', top: 'cache: { ttl_seconds: 3600, jitter_seconds: 0 }' });
     const config = path.join(r.dir, 'keyswap.yaml');
-    const set = (value: string) => spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', 'TEST_API_KEY', '--config', config], { input: value, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const set = (value: string) => cli(['secret', 'set', 'TEST_API_KEY', '--config', config], { input: value });
     const ask = () => curlVia(r, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] });
     try {
       expect(set('reload-value-1').status).toBe(0);
@@ -45,8 +46,7 @@ describe('a changed value, applied at once', () => {
       expect(second.stdout).toContain('or at once after: keyswap reload');
       await ask();
       expect(r.upstream.requests.at(-1)?.headers.authorization).toBe('Bearer reload-value-1'); // cached for an hour
-      const { spawn } = await import('node:child_process');
-      const reloaded = await new Promise<number | null>((resolve) => spawn(process.execPath, [KEYSWAP, 'reload', '--config', config]).on('exit', resolve));
+      const reloaded = (await cliCollect(['reload', '--config', config])).code;
       expect(reloaded).toBe(0);
       await ask();
       expect(r.upstream.requests.at(-1)?.headers.authorization).toBe('Bearer reload-value-2');
@@ -58,10 +58,9 @@ describe('a changed value, applied at once', () => {
 
 describe('credentials backend through keyswap serve', () => {
   it('injects the value systemd put in $CREDENTIALS_DIRECTORY', async () => {
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-creds-'));
-    writeFileSync(path.join(dir, 'TEST_API_KEY'), 'cred-value\n', { mode: 0o400 });
+    const creds = tempWorld('creds');
+    creds.write('TEST_API_KEY', 'cred-value\n', 0o400);
+    const dir = creds.dir;
     const c = await startHarness({ backend: 'backend: { type: credentials }', env: { CREDENTIALS_DIRECTORY: dir } });
     try {
       await curlVia(c, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] });

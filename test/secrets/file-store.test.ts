@@ -1,23 +1,20 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readStore, rekeyStore, updateStore, type KeySource, type StoredEntry } from '../../src/secrets/index.js';
-import { KEYSWAP } from '../helpers/harness.js';
+import { cli as runCli } from '../helpers/cli.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 const PH = 'sk-PLACEHOLDER-0123456789ABCDEFGHIJ';
 function workspace(): { dir: string; config: string; store: string; key: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-store-'));
+  const { dir } = tempWorld('store');
   const config = path.join(dir, 'keyswap.yaml');
   writeFileSync(config, `version: 1\nstate_dir: ./state\nsecrets:\n  OPENAI_API_KEY:\n    placeholder: "${PH}"\n    inject: { header: Authorization, format: "Bearer {OPENAI_API_KEY}" }\n    bindings: [ { host: api.example.com } ]\n`);
   spawnSync('mkdir', ['-m', '700', path.join(dir, 'state')]);
   return { dir, config, store: path.join(dir, 'state', 'secrets.enc'), key: path.join(dir, 'state', 'store.key') };
 }
-function cli(args: string[], input?: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [KEYSWAP, ...args], { input, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], input?: string, env: Record<string, string> = {}) => runCli(args, { env, timeoutMs: 20_000, ...(input === undefined ? {} : { input }) });
 const entry = (value: string) => ({ value, updatedAt: new Date().toISOString() });
 /** Replaces the store's entries with exactly these (a write through the one writer). */
 const writeStore = (file: string, source: KeySource, entries: Map<string, StoredEntry>) =>
@@ -130,10 +127,17 @@ describe('keyswap secret: the embedded store', () => {
     for (let round = 0; round < 10; round++) {
       const child = spawn(process.execPath, [fixture, w.store, w.key], { stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
-      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-      await new Promise((r) => setTimeout(r, 40 + Math.floor(Math.random() * 120)));
+      // Killed once it reported a varying number of durable writes: the next one is then in flight.
+      const writes = 1 + Math.floor(Math.random() * 8);
+      await new Promise<void>((resolve) => {
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          if (out.split('\n').length > writes) resolve();
+        });
+        child.once('exit', () => resolve());
+      });
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
       const value = (await valueOf(w.store, source, 'K')) ?? '';
       expect(value).toMatch(/^value-(\d+|initial)$/);
       // A write the loop reported durable is never lost; the only other candidate is the one in flight.
@@ -149,7 +153,7 @@ describe('keyswap secret: the embedded store', () => {
 describe('credentials backend (systemd LoadCredential=)', () => {
   it('reads NAME from $CREDENTIALS_DIRECTORY and never walks out of it', async () => {
     const { CredentialsBackend } = await import('../../src/secrets/index.js');
-    const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-creds-'));
+    const { dir } = tempWorld('creds');
     writeFileSync(path.join(dir, 'OPENAI_API_KEY'), 'cred-value\n', { mode: 0o400 });
     writeFileSync(path.join(dir, 'LOOSE'), 'x', { mode: 0o644 });
     const b = await CredentialsBackend.open(null, { CREDENTIALS_DIRECTORY: dir });

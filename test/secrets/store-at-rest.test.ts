@@ -1,11 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, lchownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, lchownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeFileAtomic } from '../../src/atomic-file.js';
 import { readStore, rekeyStore, updateStore, type KeySource } from '../../src/secrets/index.js';
-import { KEYSWAP } from '../helpers/harness.js';
+import { cli as runCli } from '../helpers/cli.js';
 import { setEntry, storeWorkspace, valueOf } from '../helpers/store-workspace.js';
 
 // Issue #18: what someone who can read or write keyswap's state directory can do to the store.
@@ -72,7 +71,7 @@ describe('rekey changes the key material', () => {
     writeFileSync(newPass, 'the new passphrase for the store\n', { mode: 0o600 });
     const config = path.join(w.dir, 'keyswap.yaml');
     writeFileSync(config, `version: 1\nstate_dir: ./state\nbackend:\n  type: file\n  config: { path: ./state/secrets.enc, passphrase_file: ./pass }\nsecrets:\n  A:\n    placeholder: "sk-PLACEHOLDER-0123456789ABCDEFGHIJ"\n    inject: { header: Authorization, format: "Bearer {A}" }\n    bindings: [ { host: api.example.com } ]\n`);
-    const cli = (args: string[], input?: string) => spawnSync(process.execPath, [KEYSWAP, ...args, '--config', config], { input, encoding: 'utf8', cwd: w.dir, env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 });
+    const cli = (args: string[], input?: string) => runCli([...args, '--config', config], { cwd: w.dir, ...(input === undefined ? {} : { input }) });
     expect(cli(['secret', 'set', 'A'], 'alpha-secret-value').status).toBe(0);
     const refused = cli(['secret', 'rekey']);
     expect(refused.status).toBe(1);

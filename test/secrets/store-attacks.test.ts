@@ -1,12 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { acquireFileLock } from '../../src/file-lock.js';
-import { readStore, rekeyStore, updateStore, type KeySource } from '../../src/secrets/index.js';
+import { readStore, rekeyStore } from '../../src/secrets/index.js';
 import { writeTrustBundle } from '../../src/tls/local-ca.js';
-import { REPO } from '../helpers/harness.js';
+import { REPO } from '../helpers/cli.js';
 import { setEntry, storeWorkspace } from '../helpers/store-workspace.js';
 
 // Issue #18, attacked: what someone who can write the store's directory (not read the keys), or who runs keyswap

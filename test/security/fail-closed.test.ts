@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { curlVia, rawTlsVia } from '../helpers/clients.js';
+import { bearer, secretsYaml } from '../helpers/config-yaml.js';
 import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 let h: Harness | undefined;
@@ -9,6 +10,7 @@ afterEach(async () => {
   h = undefined;
 });
 const AUTH = `Authorization: Bearer ${PLACEHOLDER}`;
+const API = { host: 'api.example.test' };
 
 describe('fail closed (K4, K5)', () => {
   it('an audit log that cannot be written gives 503 and the upstream receives nothing', async () => {
@@ -28,11 +30,7 @@ describe('fail closed (K4, K5)', () => {
 
   it('a secret the backend does not have gives 503 and nothing is sent', async () => {
     h = await startHarness({
-      secrets: `
-  MISSING_KEY:
-    placeholder: "sk-PLACEHOLDER-MISSING-0123456789ab"
-    inject: { header: Authorization, format: "Bearer {MISSING_KEY}" }
-    bindings: [ { host: api.example.test } ]`,
+      secrets: secretsYaml({ MISSING_KEY: { placeholder: 'sk-PLACEHOLDER-MISSING-0123456789ab', inject: bearer('MISSING_KEY'), bindings: [API] } }),
     });
     const res = await curlVia(h, 'https://api.example.test/v1/echo', { headers: ['Authorization: Bearer sk-PLACEHOLDER-MISSING-0123456789ab'] });
     expect(res.status).toBe(503);
@@ -46,15 +44,10 @@ describe('fail closed (K4, K5)', () => {
 
   it('two different placeholders competing for one site give 400 and nothing is sent', async () => {
     h = await startHarness({
-      secrets: `
-  A_KEY:
-    placeholder: "sk-PLACEHOLDER-AAAA-0123456789abcdef"
-    inject: { header: Authorization, format: "Bearer {A_KEY}" }
-    bindings: [ { host: api.example.test } ]
-  B_KEY:
-    placeholder: "sk-PLACEHOLDER-BBBB-0123456789abcdef"
-    inject: { header: Authorization, format: "Bearer {B_KEY}" }
-    bindings: [ { host: api.example.test } ]`,
+      secrets: secretsYaml({
+        A_KEY: { placeholder: 'sk-PLACEHOLDER-AAAA-0123456789abcdef', inject: bearer('A_KEY'), bindings: [API] },
+        B_KEY: { placeholder: 'sk-PLACEHOLDER-BBBB-0123456789abcdef', inject: bearer('B_KEY'), bindings: [API] },
+      }),
       secretValues: { A_KEY: 'a-value', B_KEY: 'b-value' },
     });
     const res = await curlVia(h, 'https://api.example.test/v1/echo', { headers: ['Authorization: Bearer sk-PLACEHOLDER-AAAA-0123456789abcdef sk-PLACEHOLDER-BBBB-0123456789abcdef'] });
@@ -90,11 +83,7 @@ describe('fail closed (K4, K5)', () => {
 describe('query and Basic sites', () => {
   it('?key= injection replaces the value and never adds a duplicate parameter', async () => {
     h = await startHarness({
-      secrets: `
-  MAPS_KEY:
-    placeholder: "maps-PLACEHOLDER-0123456789abcdefgh"
-    inject: { type: query, param: key }
-    bindings: [ { host: api.example.test, paths: ["/v1/*"] } ]`,
+      secrets: secretsYaml({ MAPS_KEY: { placeholder: 'maps-PLACEHOLDER-0123456789abcdefgh', inject: { type: 'query', param: 'key' }, bindings: [{ ...API, paths: ['/v1/*'] }] } }),
       secretValues: { MAPS_KEY: 'real&value=x' },
     });
     await curlVia(h, 'https://api.example.test/v1/echo?a=1&key=maps-PLACEHOLDER-0123456789abcdefgh&b=2');
@@ -103,11 +92,7 @@ describe('query and Basic sites', () => {
 
   it('a placeholder inside Basic credentials is replaced inside them (git-style auth)', async () => {
     h = await startHarness({
-      secrets: `
-  GIT_TOKEN:
-    placeholder: "ghp_PLACEHOLDER_0123456789abcdefgh"
-    inject: { type: basic }
-    bindings: [ { host: api.example.test, methods: [GET] } ]`,
+      secrets: secretsYaml({ GIT_TOKEN: { placeholder: 'ghp_PLACEHOLDER_0123456789abcdefgh', inject: { type: 'basic' }, bindings: [{ ...API, methods: ['GET'] }] } }),
       secretValues: { GIT_TOKEN: 'ghp_real' },
     });
     await curlVia(h, 'https://api.example.test/v1/echo', { extra: ['-u', 'x-access-token:ghp_PLACEHOLDER_0123456789abcdefgh'] });
@@ -143,15 +128,10 @@ describe('no second resolution', () => {
     const B_PH = 'sk-PLACEHOLDER-BBBB-0123456789abcdef';
     h = await startHarness({
       secretValues: { A_KEY: B_PH, B_KEY: 'b-real-value' },
-      secrets: `
-  A_KEY:
-    placeholder: "sk-PLACEHOLDER-AAAA-0123456789abcdef"
-    inject: { header: Authorization, format: "Bearer {A_KEY}" }
-    bindings: [ { host: api.example.test } ]
-  B_KEY:
-    placeholder: "${B_PH}"
-    inject: { header: Authorization, format: "Bearer {B_KEY}" }
-    bindings: [ { host: api.example.test } ]`,
+      secrets: secretsYaml({
+        A_KEY: { placeholder: 'sk-PLACEHOLDER-AAAA-0123456789abcdef', inject: bearer('A_KEY'), bindings: [API] },
+        B_KEY: { placeholder: B_PH, inject: bearer('B_KEY'), bindings: [API] },
+      }),
     });
     await curlVia(h, 'https://api.example.test/v1/upload', { headers: ['Authorization: Bearer sk-PLACEHOLDER-AAAA-0123456789abcdef'] });
     expect(h.upstream.requests[0]?.headers.authorization).toBe(`Bearer ${B_PH}`);
@@ -164,12 +144,9 @@ describe('composite secrets through a live keyswap', () => {
     const seed = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
     h = await startHarness({
       secretValues: { TOTP_SEED: seed },
-      secrets: `
-  OTP:
-    placeholder: "otp-PLACEHOLDER-0123456789abcdefghi"
-    inject: { header: x-otp, template: "{{ totp(TOTP_SEED) }}" }
-    compose: [TOTP_SEED]
-    bindings: [ { host: api.example.test } ]`,
+      secrets: secretsYaml({
+        OTP: { placeholder: 'otp-PLACEHOLDER-0123456789abcdefghi', inject: { header: 'x-otp', template: '{{ totp(TOTP_SEED) }}' }, compose: ['TOTP_SEED'], bindings: [API] },
+      }),
     });
     const before = Date.now();
     await curlVia(h, 'https://api.example.test/v1/upload', { headers: ['x-otp: otp-PLACEHOLDER-0123456789abcdefghi'] });

@@ -133,7 +133,8 @@ describe('minted credentials outlive keyswap’s memory of them', () => {
     const calls = auth.calls.length;
     await via('https://vault.example.test/other', { headers: [`Authorization: Bearer ${PH_CC}`] });
     expect(await waitFor(() => auth.calls.length > calls, 5_000)).toBe(true);
-    await new Promise((r) => setTimeout(r, 300));
+    // T2 is audited as minted just before the cache takes it in place of T1.
+    await waitFor(() => h.auditRecords().some((e) => e.type === 'token_exchange' && e.secret_name === 'CC_TOKEN' && e.trigger === 'refresh_ahead' && e.outcome === 'minted'), 5_000);
     // T1 lives 70 s at its authority; the agent reads it back from the API that kept it.
     const back = await via('https://vault.example.test/read');
     expect(back.status).toBe(200);

@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia } from '../helpers/clients.js';
 import { startFakeAuthorities, type FakeAuthorities } from '../helpers/fake-authorities.js';
-import { KEYSWAP, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { cli } from '../helpers/cli.js';
+import { startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { createTestCa } from '../helpers/test-ca.js';
 
 // Red-team (attack3): the minted cache's state under an agent that only sends ordinary requests. A provider that
@@ -38,7 +38,7 @@ beforeAll(async () => {
 `,
   });
   for (const [name, value] of [['RF_CLIENT_ID', CLIENT_ID], ['RF_CLIENT_SECRET', CLIENT_SECRET], ['RF_REFRESH_TOKEN', INITIAL_RT], ['WRONG_SECRET', `wrong-${randomBytes(8).toString('hex')}`]]) {
-    const r = spawnSync(process.execPath, [KEYSWAP, 'secret', 'set', name as string, '--config', path.join(h.dir, 'keyswap.yaml')], { input: value, encoding: 'utf8' });
+    const r = cli(['secret', 'set', name as string, '--config', path.join(h.dir, 'keyswap.yaml')], { input: value });
     expect(r.status, r.stderr).toBe(0);
   }
 });

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoForms } from '../../src/proxy/scrubber.js';
 import { curlVia } from '../helpers/clients.js';
-import { PLACEHOLDER, REPO, startHarness, type Harness } from '../helpers/harness.js';
+import { REPO } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
 
 // Red-team: the agent-side Node preload (src/agent/node-preload.cts).
 const PRELOAD = path.join(REPO, 'dist/agent/node-preload.cjs');

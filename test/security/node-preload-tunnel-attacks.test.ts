@@ -3,7 +3,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoForms } from '../../src/proxy/scrubber.js';
-import { PLACEHOLDER, REPO, startHarness, type Harness } from '../helpers/harness.js';
+import { REPO } from '../helpers/cli.js';
+import { PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
 
 // Red-team (second pass): the preload's tunnel stream (src/agent/node-preload.cts tunnel()) against proxies that
 // misbehave, and against a real keyswap (keep-alive reuse, agent: false, a Host other than the connection's).

@@ -1,13 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import forge from 'node-forge';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createCaCertificate, generateKeyPair, positiveSerial } from '../../src/tls/certificates.js';
 import { constraintsFor } from '../../src/tls/name-constraints.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 // The CA's name constraints, attacked as someone who copied ca-key.pem: leaves keyswap itself never mints, for a
 // host outside the constraints, that agents' TLS clients might still accept. Each test here failed when written.
@@ -55,8 +55,7 @@ function nodeHandshake(port: number, servername: string): Promise<string> {
 const hasCurl = spawnSync('curl', ['--version'], { stdio: 'ignore' }).status === 0;
 
 function curlHandshake(port: number, name: string): Promise<number | null> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-nc-attack-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const { dir } = tempWorld('nc-attack');
   writeFileSync(path.join(dir, 'ca.pem'), caPem);
   const args = ['-sS', '--max-time', '10', '--cacert', path.join(dir, 'ca.pem'), '--resolve', `${name}:${port}:127.0.0.1`, `https://${name}:${port}/`];
   return new Promise((resolve) => {

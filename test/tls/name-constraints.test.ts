@@ -1,8 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import forge from 'node-forge';
@@ -11,6 +10,7 @@ import { CA_VALIDITY_DAYS, createCaCertificate, generateKeyPair } from '../../sr
 import { LeafCache } from '../../src/tls/leaf-cache.js';
 import { LocalCa } from '../../src/tls/local-ca.js';
 import { constraintsFor, describeConstraints, readNameConstraints, type NameScope } from '../../src/tls/name-constraints.js';
+import { tempWorld } from '../helpers/temp-world.js';
 
 const DAY_MS = 86_400_000;
 const caKey = generateKeyPair();
@@ -49,8 +49,7 @@ const hasCurl = spawnSync('curl', ['--version'], { stdio: 'ignore' }).status ===
 
 /** curl with the CA as its only trust anchor (--cacert), the name pinned to the loopback server: exit code and stderr. */
 function curlHandshake(port: number, name: string, caPem: string = ca.certPem): Promise<{ code: number | null; stderr: string }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyswap-nc-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const { dir } = tempWorld('nc');
   writeFileSync(path.join(dir, 'ca.pem'), caPem);
   const args = ['-sS', '--max-time', '10', '--cacert', path.join(dir, 'ca.pem'), '--resolve', `${name}:${port}:127.0.0.1`, `https://${name}:${port}/`];
   return new Promise((resolve) => {
