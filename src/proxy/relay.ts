@@ -17,10 +17,10 @@ export function relay(streams: readonly [NodeJS.ReadableStream, ...Piped[], Node
   const settle = (err: Error | null): void => {
     if (settled) return;
     settled = true;
-    // `breakLast` marks the destination broken its own way first (an HTTP/2 stream reset with an error code): a
-    // plain destroy() would end an HTTP/2 stream with NO_ERROR, which a client may read as a complete response.
+    // `breakLast` ends the destination broken its own way instead of a plain destroy(): an HTTP/2 stream reset
+    // with an error code (destroy() would end it NO_ERROR, or drop the queued RST_STREAM with its handle).
     if (err) breakLast?.();
-    if (err) for (const s of streams) (s as unknown as { destroy(e?: Error): void }).destroy();
+    if (err) for (const s of streams) if (breakLast === undefined || s !== streams[streams.length - 1]) (s as unknown as { destroy(e?: Error): void }).destroy();
     done(err);
   };
   streams.forEach((stream, i) => {
