@@ -180,8 +180,9 @@ function start(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, re
 }
 
 /** The response, to the agent that sent the request: head scrubbed, body decoded and scrubbed when secrets are bound. */
-export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, answer: UpstreamAnswer, scrubber: Scrubber | null, gate: Transform | null): void {
+export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, answer: UpstreamAnswer, anyScrubber: Scrubber | null, gate: Transform | null): void {
   const status = answer.status;
+  const scrubber = anyScrubber !== null && isGrpc(answer.raw) ? anyScrubber.blocking() : anyScrubber;
   let head: ResponseHead;
   try {
     head = responseHead(answer.raw, scrubber, req.method === 'HEAD' || status === 204 || status === 304);
@@ -224,6 +225,11 @@ export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRe
   if (scrubber !== null) middle.push(scrubber.stream());
   if (gate !== null) middle.push(gate);
   relay([answer.body, ...middle, agentSink(res)], done, () => breakResponse(res));
+}
+
+/** A gRPC response (application/grpc, +proto, +json…): length-prefixed messages, so echoes are blocked, never redacted. */
+function isGrpc(raw: readonly string[]): boolean {
+  return /^application\/grpc(?:[+;]|$)/i.test((joined(raw, 'content-type') ?? '').trim());
 }
 
 const scrub = (scrubber: Scrubber | null, text: string): string => (scrubber === null ? text : scrubber.scrubText(text));

@@ -89,14 +89,27 @@ export class Scrubber {
   readonly counts = new Map<string, number>();
   readonly #set: NeedleSet<Tag>;
 
-  constructor(set: NeedleSet<Tag>) {
+  readonly #blockAll: boolean;
+
+  /** `blockAll`: every echo fails the response, whatever the secret's `response_scrub` says (see blocking()). */
+  constructor(set: NeedleSet<Tag>, blockAll = false) {
     this.#set = set;
+    this.#blockAll = blockAll;
+  }
+
+  /**
+   * The same needles, each echo failing the response: for bodies whose framing counts bytes (gRPC's
+   * length-prefixed messages, protobuf inside them), where a placeholder of another length would corrupt every
+   * message after it, so an echo cannot be redacted and the stream is reset instead.
+   */
+  blocking(): Scrubber {
+    return new Scrubber(this.#set, true);
   }
 
   get isEmpty(): boolean { return this.#set.isEmpty; }
 
   readonly #onHit = (n: Needle<Tag>, count: number): void => {
-    if (n.tag.block) throw new EchoBlocked(n.tag.secretName);
+    if (n.tag.block || this.#blockAll) throw new EchoBlocked(n.tag.secretName);
     this.counts.set(n.tag.secretName, (this.counts.get(n.tag.secretName) ?? 0) + count);
   };
 
