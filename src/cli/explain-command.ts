@@ -66,7 +66,11 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
   if (client === null && policy.kind !== 'open') {
     return print(io, [...out, policy.kind === 'closed' ? `refused: ${describeClientPolicy(policy)} → 407` : `refused: a client is required: ${describeClientPolicy(policy)}; explain what one gets with --client NAME → 407`]);
   }
-  let scheme: 'https' | 'http' = url.protocol === 'https:' ? 'https' : 'http';
+  // wss:// is a WebSocket handshake over the same CONNECT and TLS as https:// (ws:// is not served).
+  const isWebSocket = url.protocol === 'wss:' || url.protocol === 'ws:';
+  if (url.protocol === 'ws:') return print(io, [...out, 'refused: plain ws:// upgrades are not served (501); use wss://']);
+  if (isWebSocket && method !== 'GET') return print(io, [...out, 'refused: a WebSocket handshake is a GET (400)']);
+  let scheme: 'https' | 'http' = url.protocol === 'https:' || url.protocol === 'wss:' ? 'https' : 'http';
   let host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   let port = url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port);
   let reqPath = url.pathname;
@@ -92,6 +96,7 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
     scheme, connectHost: host, connectPort: port, sni: scheme === 'https' ? host : null, hostHeader, method,
     path: reqPath, query: url.search.slice(1), headers: [['host', hostHeader], ...headers.filter(([n]) => n !== 'host')],
     contentType: headers.find(([n]) => n === 'content-type')?.[1]?.split(';')[0]?.trim().toLowerCase() ?? null, client,
+    isWebSocket,
   };
   const verdict = decide(facts, compilePolicy(config));
   if (verdict.kind === 'deny') return print(io, [...out, `refused: ${verdict.reason}; nothing is sent upstream`]);
@@ -100,7 +105,12 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
     out.push(`${inj.secret.name}: injected at ${inj.sites.map(describeSite).join(' and ')}; binding ${b ? `${path.basename(b.source.file)}:${b.source.line}` : '?'} (${b?.host}, methods ${b?.methods?.join(' ') ?? 'any'}, paths ${b?.paths?.join(' ') ?? 'any'}); audited before it is sent`);
   }
   for (const d of verdict.declined) out.push(`${d.secret.name}: placeholder kept (${d.reason}): ${WHY[d.reason]}${d.reason === 'site_violation' ? ` (${site(d.secret)})` : ''}; audited`);
-  for (const b of verdict.bodyInjectors) out.push(`${b.secret.name}: a body placeholder would be replaced as the body streams (${site(b.secret)})`);
+  for (const b of verdict.bodyInjectors) {
+    out.push(isWebSocket
+      ? `${b.secret.name}: its placeholder would be replaced in each text message the agent sends, each audited before it leaves`
+      : `${b.secret.name}: a body placeholder would be replaced as the body streams (${site(b.secret)})`);
+  }
+  if (isWebSocket) out.push('WebSocket: messages are relayed both ways; upstream messages are scrubbed of every secret bound here (response_scrub: block closes with 1008)');
   if (verdict.injections.length === 0 && verdict.declined.length === 0) out.push('no placeholder in the request: forwarded as sent');
   return print(io, out);
 }

@@ -18,7 +18,7 @@ const SERVICE = {
 let h: Harness;
 let server: grpc.Server;
 const seenAuth: string[] = [];
-let client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+let client: grpc.Client & { Echo: (...args: unknown[]) => unknown; Watch: (...args: unknown[]) => unknown };
 const savedProxy = process.env.grpc_proxy;
 
 beforeAll(async () => {
@@ -58,7 +58,7 @@ beforeAll(async () => {
   // target's name and resolves only the proxy's address, so no name lookup leaves this process.
   process.env.grpc_proxy = h.proxyUrl;
   const Client = grpc.makeGenericClientConstructor(SERVICE, 'Echo');
-  client = new Client('grpc.example.test:443', grpc.credentials.createSsl(Buffer.from(h.caPem))) as typeof client;
+  client = new Client('grpc.example.test:443', grpc.credentials.createSsl(Buffer.from(h.caPem))) as unknown as typeof client;
 });
 afterAll(async () => {
   client?.close();

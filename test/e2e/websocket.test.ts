@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { ProxyAgent, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from '../helpers/cli.js';
 import { exchange, rawTlsVia } from '../helpers/clients.js';
 import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { createTestCa } from '../helpers/test-ca.js';
@@ -261,6 +263,16 @@ describe('the WebSocket handshake keeps every request-path rule', () => {
   it('another upgrade (h2c) is refused with 501', async () => {
     const answer = await exchange(await rawTlsVia(h, 'rt.example.test'), `GET /ws/echo HTTP/1.1\r\nHost: rt.example.test\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.1 501 /);
+  });
+
+  it('keyswap explain knows a wss:// handshake: the header injected, the message site, the scrubbing; ws:// refused', () => {
+    const explain = (method: string, url: string, ...hs: string[]): string =>
+      cli(['explain', method, url, ...hs.flatMap((x) => ['-H', x]), '--config', path.join(h.dir, 'keyswap.yaml')], { env: { HOME: h.dir } }).stdout;
+    const out = explain('GET', 'wss://rt.example.test/ws/echo', `Authorization: Bearer ${PLACEHOLDER}`);
+    expect(out).toContain('TEST_API_KEY: injected at header authorization');
+    expect(out).toContain('WS_TOKEN: its placeholder would be replaced in each text message the agent sends');
+    expect(out).toContain('WebSocket: messages are relayed both ways');
+    expect(explain('GET', 'ws://rt.example.test/ws/echo')).toContain('refused: plain ws:// upgrades are not served');
   });
 
   it('no secret form in any log or audit line', () => {
