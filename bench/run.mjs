@@ -12,6 +12,7 @@ import { rssMb, withPeakRss } from './lib/rss.mjs';
 import { report } from './lib/report.mjs';
 import { makeTlsMaterial } from './lib/tls-material.mjs';
 import { startUpstream } from './lib/upstream.mjs';
+import { h2Load, startProtocolUpstreams, wsEcho } from './lib/protocols.mjs';
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');
@@ -27,7 +28,8 @@ const caPath = path.join(dir, 'bench-ca.pem');
 writeFileSync(caPath, tls.caPem);
 const up = await startUpstream({ ...tls, ...env });
 const bound = `https://localhost:${up.port}`;
-const common = { dir, caPath, ...env, upstreamPort: up.port };
+const protocols = await startProtocolUpstreams({ ...tls, ...env });
+const common = { dir, caPath, ...env, upstreamPort: up.port, extraPorts: [protocols.h2Port, protocols.wsPort] };
 
 // ---- the paths ------------------------------------------------------------------------------------------------
 const children = [];
@@ -70,6 +72,16 @@ for (const [name, opts, on] of scenarios) {
   for (const p of on) results.scenarios[name][p.kind] = await load(p, env, { ...opts, timeLimitMs: TIME_LIMIT_MS });
 }
 
+// HTTP/2 and WebSocket: keyswap against direct only (neither peer MITM speaks them).
+const viaProtocols = paths.filter((p) => p.kind === 'direct' || p.kind === 'keyswap');
+note('HTTP/2, concurrency 32 over one connection');
+results.h2 = {};
+for (const p of viaProtocols) await h2Load(p, env, { port: protocols.h2Port, total: 500, concurrency: 32, timeLimitMs: TIME_LIMIT_MS });
+for (const p of viaProtocols) results.h2[p.kind] = await h2Load(p, env, { port: protocols.h2Port, total: QUICK ? 2000 : 20000, concurrency: 32, timeLimitMs: TIME_LIMIT_MS });
+note('WebSocket echo round trip');
+results.ws = {};
+for (const p of viaProtocols) results.ws[p.kind] = await wsEcho(p, env, { port: protocols.wsPort, messages: QUICK ? 500 : 3000, timeLimitMs: TIME_LIMIT_MS });
+
 note('server-sent events');
 results.sse = {};
 for (const p of main) results.sse[p.kind] = await sse(p, env, { streams: QUICK ? 3 : 10, events: 20, gapMs: 50 });
@@ -103,6 +115,7 @@ if (!QUICK) {
 for (const c of children) c.kill('SIGTERM');
 up.server.closeAllConnections();
 up.server.close();
+protocols.close();
 if (failures > 0) {
   console.error(`bench: ${failures} responses failed verification`);
   process.exit(1);

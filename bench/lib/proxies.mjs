@@ -21,7 +21,7 @@ function waitForUrl(child, what) {
 }
 
 /** keyswap with the env backend and one header binding; `auditDir` decides what an fsync costs. */
-export async function startKeyswap({ dir, auditDir, upstreamPort, caPath, placeholder, secret }) {
+export async function startKeyswap({ dir, auditDir, upstreamPort, extraPorts = [], caPath, placeholder, secret }) {
   const id = randomBytes(3).toString('hex');
   const stateDir = path.join(dir, `state-${id}`);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -36,7 +36,7 @@ secrets:
   BENCH_KEY:
     placeholder: "${placeholder}"
     inject: { header: Authorization, format: "Bearer {BENCH_KEY}" }
-    bindings: [ { host: localhost, port: ${upstreamPort} } ]
+    bindings: [ ${[upstreamPort, ...extraPorts].map((port) => `{ host: localhost, port: ${port} }`).join(', ')} ]
 `);
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
   const child = spawn(process.execPath, [...prof, path.join(REPO, 'dist/cli/main.js'), 'serve', '--config', cfg, '--log-level', 'error'], {

@@ -39,6 +39,16 @@ export function report(r, quick) {
     md += `| ${kind} | ${x.open} of ${r.idle.count} | ${f(x.rssBeforeMb)} | ${f(x.rssMb)} | ${f(((x.rssMb - x.rssBeforeMb) * 1024) / Math.max(1, x.open), 1)} |\n`;
   }
 
+  if (r.h2 && r.ws) {
+    md += '\n| path | HTTP/2 req/s, concurrency 32 over one connection | p50 ms | p99 ms | WebSocket echo round trip p50 ms | p99 ms | bad |\n|---|---|---|---|---|---|---|\n';
+    for (const kind of Object.keys(r.h2)) {
+      const h = r.h2[kind]; const w = r.ws[kind];
+      failures += h.bad + w.bad;
+      md += `| ${kind} | ${f(h.rps)} | ${f(h.p50, 2)} | ${f(h.p99, 2)} | ${f(w.p50, 3)} | ${f(w.p99, 3)} | ${h.bad + w.bad} |\n`;
+    }
+    if (r.h2.keyswap && r.h2.direct) md += `| keyswap ÷ direct | ${f(r.h2.keyswap.rps / r.h2.direct.rps, 2)}× | | | +${f(r.ws.keyswap.p50 - r.ws.direct.p50, 3)} ms | | |\n`;
+  }
+
   md += `\n${targets(r)}`;
   return { markdown: md, failures };
 }
