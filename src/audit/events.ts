@@ -41,6 +41,7 @@ export type DenyReason =
   | 'upstream_untrusted'
   | 'upstream_timeout'
   | 'parent_proxy_failed'
+  | 'plaintext_via_parent'
   | 'upstream_echoed_secret'
   | 'rate_limited'
   | 'proxy_auth_required'

@@ -186,6 +186,8 @@ export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRe
   let head: ResponseHead;
   try {
     head = responseHead(answer.raw, scrubber, req.method === 'HEAD' || status === 204 || status === 304);
+    // A compressed gRPC message is out of the scrubber's sight; keyswap asked for none, so one is refused.
+    if (scrubber !== null && isGrpc(answer.raw) && !['identity', undefined].includes(joined(answer.raw, 'grpc-encoding')?.trim().toLowerCase())) throw new Refusal('upstream_encoding_unsupported');
     // No reason phrase is passed: Node writes the standard one for the code, so the upstream's text (which may
     // echo a credential) never reaches the agent.
     res.writeHead(status, head.headers as unknown as Record<string, string>); // a raw list: both servers take one
@@ -227,9 +229,9 @@ export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRe
   relay([answer.body, ...middle, agentSink(res)], done, () => breakResponse(res));
 }
 
-/** A gRPC response (application/grpc, +proto, +json…): length-prefixed messages, so echoes are blocked, never redacted. */
+/** A gRPC or gRPC-Web response (+proto, +json, -text…): length-prefixed messages, so echoes are blocked, never redacted. */
 function isGrpc(raw: readonly string[]): boolean {
-  return /^application\/grpc(?:[+;]|$)/i.test((joined(raw, 'content-type') ?? '').trim());
+  return /^application\/grpc(?:-web(?:-text)?)?(?:[+;]|$)/i.test((joined(raw, 'content-type') ?? '').trim());
 }
 
 const scrub = (scrubber: Scrubber | null, text: string): string => (scrubber === null ? text : scrubber.scrubText(text));

@@ -64,6 +64,10 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const verdict = decide(facts, ex.snap.policy);
     if (verdict.kind === 'deny') throw new Refusal(verdict.reason);
 
+    // A plain-http hop through the parent proxy would show it the secret: https, or a host no_proxy names, only.
+    if (target.scheme === 'http' && (verdict.injections.length > 0 || verdict.bodyInjectors.length > 0) && ex.snap.upstream.dialer.parentFor(target.host) !== null) {
+      throw new Refusal('plaintext_via_parent');
+    }
     enforceRates(ex, verdict.injections, Date.now());
     // Every secret this request may carry, and every secret bound to this destination, fetched before anything
     // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
@@ -78,7 +82,11 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const minted = await mintedCredentials(ex.snap.mint, verdict.injections, values);
     const placements = placementsOf(verdict.injections, values, nowMs, minted);
     applyPlacements(parts, placements);
-    if (scrubbed.length > 0) setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
+    if (scrubbed.length > 0) {
+      setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
+      // gRPC compresses each message on its own (grpc-encoding), out of the scrubber's sight: keyswap asks for none.
+      if (/^application\/grpc/i.test(facts.contentType ?? '')) setHeader(parts.headers, 'grpc-accept-encoding', 'identity');
+    }
     // A WebSocket's handshake headers are written by the bridge's client, after any signature would be computed.
     if (to.kind === 'websocket' && verdict.injections.some((i) => i.sites.some((s) => s.render.kind === 'signed'))) throw new Refusal('signing_unsupported');
     // Signatures last: they cover the request exactly as it goes upstream (its Accept-Encoding included).
@@ -102,8 +110,11 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
         path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
         headers: parts.headers,
         scrubber,
-        substitutions: bodyPlacements.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
-        beforeSubstituting: (names) => auditBodyUse(ex, verdict.bodyInjectors, names),
+        substitutions: [
+          ...bodyPlacements.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
+          ...watchedHoneytokens(ex, verdict.bodyInjectors).map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
+        ],
+        beforeSubstituting: (names) => auditBodyUse(ex, verdict.bodyInjectors, names, watchedHoneytokens(ex, verdict.bodyInjectors)),
         idleMs: ex.snap.config.timeouts.tunnelIdleMs,
       });
       return;
@@ -180,13 +191,18 @@ async function mintedCredentials(mint: MintService, injections: readonly Injecti
  * nothing in a body can matter, so ordinary bodies stream untouched.
  */
 function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: readonly Placement[]): Transform | null {
-  const honeytokens = ex.snap.policy.hasHoneytokens ? ex.snap.policy.secrets.filter((s) => s.honeytoken && !injectors.some((i) => i.secret === s)) : [];
+  const honeytokens = watchedHoneytokens(ex, injectors);
   if (injectors.length === 0 && honeytokens.length === 0) return null;
   const subs: BodySubstitution[] = [
     ...rendered.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
     ...honeytokens.map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
   ];
   return createBodyRewriter(subs, (names) => auditBodyUse(ex, injectors, names, honeytokens));
+}
+
+/** The honeytokens whose placeholder a body (or WebSocket message) is watched for: any use of one is recorded. */
+function watchedHoneytokens(ex: Exchange, injectors: readonly Injection[]): SecretSpec[] {
+  return ex.snap.policy.hasHoneytokens ? ex.snap.policy.secrets.filter((s) => s.honeytoken && !injectors.some((i) => i.secret === s)) : [];
 }
 
 /**

@@ -108,6 +108,14 @@ export class Scrubber {
 
   get isEmpty(): boolean { return this.#set.isEmpty; }
 
+  /** How many chars of what came before a text a needle can reach back into. */
+  get reach(): number { return Math.max(0, this.#set.longest - 1); }
+
+  /** The secret the first echo in `text` belongs to, or null. */
+  secretIn(text: string): string | null {
+    return this.#set.occurring(text)[0]?.tag.secretName ?? null;
+  }
+
   readonly #onHit = (n: Needle<Tag>, count: number): void => {
     if (n.tag.block || this.#blockAll) throw new EchoBlocked(n.tag.secretName);
     this.counts.set(n.tag.secretName, (this.counts.get(n.tag.secretName) ?? 0) + count);

@@ -16,11 +16,14 @@ const HIGH_WATER = 4 * 1024 * 1024;
 /** The handshake's own headers: ws writes them for each side; the agent's are never forwarded. */
 const HANDSHAKE_HEADERS = new Set(['host', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept']);
 
-/** A placeholder to replace in the agent's text messages (a `websocket_message` site the handshake's binding covers). */
+/**
+ * A placeholder to look for in the agent's text messages: a `websocket_message` site the handshake's binding
+ * covers (replaced by `value`), or a honeytoken's (value null: only its use is recorded, and it travels verbatim).
+ */
 export interface MessageSubstitution {
   readonly secretName: string;
   readonly placeholder: string;
-  readonly value: string;
+  readonly value: string | null;
 }
 
 /** The upgraded request as the pipeline built it: secrets placed in its head, decisions durable. */
@@ -88,15 +91,17 @@ export function openWebSocket(ex: Exchange, target: Target, req: IncomingMessage
       return;
     }
     let extra: string[];
+    let chosen: string | false;
     try {
       extra = upgradeHead === null ? [] : acceptHeaders(upgradeHead, plan.scrubber);
+      chosen = protocolForAgent(req, upstream.protocol, plan.scrubber);
     } catch (err) {
       upstream.terminate();
       if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
-      ex.refuse(new Refusal('upstream_echoed_secret', { cause: err }));
+      ex.refuse(err instanceof Refusal ? err : new Refusal('upstream_echoed_secret', { cause: err }));
       return;
     }
-    const server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES, handleProtocols: () => upstream.protocol === '' ? false : upstream.protocol });
+    const server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES, handleProtocols: () => chosen });
     server.once('headers', (headers: string[]) => headers.push(...extra));
     socket.resume();
     server.handleUpgrade(req, socket as Socket, head, (agent) => {
@@ -143,6 +148,19 @@ function acceptHeaders(res: IncomingMessage, scrubber: Scrubber | null): string[
 
 const scrub = (scrubber: Scrubber | null, text: string): string => (scrubber === null ? text : scrubber.scrubText(text));
 
+/**
+ * The subprotocol the agent is told: the upstream's choice as the agent offered it. A subprotocol can carry a
+ * credential (Kubernetes' `base64url.bearer.authorization.k8s.io.<token>`), injected at a header site, so the
+ * upstream's echo of it is scrubbed back to the agent's own token; a choice the agent did not offer is refused.
+ */
+function protocolForAgent(req: IncomingMessage, upstreamChoice: string, scrubber: Scrubber | null): string | false {
+  if (upstreamChoice === '') return false;
+  const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const seen = scrub(scrubber, upstreamChoice);
+  if (!offered.includes(seen)) throw new Refusal(seen === upstreamChoice ? 'upstream_failed' : 'upstream_echoed_secret');
+  return seen;
+}
+
 /** Headers as ws takes them: one value per name, repeated ones joined as HTTP allows (cookies with '; '). */
 function headerObject(pairs: readonly HeaderPair[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -170,18 +188,28 @@ function bridge(ex: Exchange, agent: WebSocket, upstream: WebSocket, plan: WebSo
     ex.note({ type: 'upstream_response', status: 101, bytes: bytesDown, ms: Math.round(ex.now() - ex.startedMs), complete: clean }, true);
   };
 
+  // What the agent has been sent so far, as far back as an echo could reach: messages arrive whole, but an
+  // upstream can cut a value across two of them, and the agent can join them again.
+  let tail = '';
   upstream.on('message', (data: RawData, isBinary: boolean) => {
     touch();
     const bytes = data as Buffer;
     let out = bytes;
     if (plan.scrubber !== null) {
+      const text = bytes.toString('latin1');
+      let scrubbed: string;
       try {
-        out = Buffer.from(plan.scrubber.scrubText(bytes.toString('latin1')), 'latin1');
+        scrubbed = plan.scrubber.scrubText(tail + text);
+        // An echo that begins in what was already sent cannot be redacted: the connection is closed instead.
+        if (!scrubbed.startsWith(tail)) throw new EchoBlocked(plan.scrubber.secretIn(tail + text) ?? '');
       } catch (err) {
         if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
         end(1008, 'keyswap: upstream message echoed a credential', false);
         return;
       }
+      const sent = scrubbed.slice(tail.length);
+      tail = (tail + sent).slice(-plan.scrubber.reach);
+      out = Buffer.from(sent, 'latin1');
     }
     bytesDown += out.length;
     sendWithBackpressure(upstream, agent, out, isBinary);
@@ -205,7 +233,7 @@ function bridge(ex: Exchange, agent: WebSocket, upstream: WebSocket, plan: WebSo
       if (found.length > 0) {
         await plan.beforeSubstituting(found.map((s) => s.secretName));
         let text = bytes.toString('utf8');
-        for (const s of found) text = text.replaceAll(s.placeholder, s.value);
+        for (const s of found) if (s.value !== null) text = text.replaceAll(s.placeholder, s.value);
         out = Buffer.from(text, 'utf8');
       }
       if (!ended) sendWithBackpressure(agent, upstream, out, false);

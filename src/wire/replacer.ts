@@ -30,6 +30,9 @@ export class NeedleSet<T> {
 
   get isEmpty(): boolean { return this.needles.length === 0; }
 
+  /** The length of the longest needle: a needle can span at most this many chars less one of what came before. */
+  get longest(): number { return this.#maxLen; }
+
   /** The needles that occur in `text`. */
   occurring(text: string): Needle<T>[] {
     return this.needles.filter((n) => text.includes(n.find));

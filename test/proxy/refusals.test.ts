@@ -16,6 +16,7 @@ const PINNED: Record<string, readonly [number, string]> = {
   upstream_refused: [502, 'keyswap: upstream refused the connection\n'],
   upstream_untrusted: [502, 'keyswap: upstream certificate not trusted\n'],
   upstream_timeout: [504, 'keyswap: upstream timed out\n'],
+  plaintext_via_parent: [403, 'keyswap: a secret is never sent over plain http through the parent proxy (upstream.proxy); use https, or list the host in upstream.no_proxy\n'],
   parent_proxy_failed: [502, 'keyswap: the parent proxy (upstream.proxy) refused or failed the connection\n'],
   rate_limited: [429, 'keyswap: rate limit for this credential reached; retry later\n'],
   proxy_auth_required: [407, 'keyswap: proxy authentication required (http://NAME:TOKEN@host:port)\n'],
