@@ -20,6 +20,9 @@ export async function startUpstream({ certPem, keyPem, secret, placeholder }) {
       res.end(JSON.stringify({ sawSecret, ok, bytes }));
     });
   });
+  // Explicit, and longer than a run: Node's 5 s default closed pooled sockets between scenarios, so a run paid
+  // handshakes that belong to no scenario.
+  server.keepAliveTimeout = 600_000;
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: server.address().port };
 }

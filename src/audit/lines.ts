@@ -6,7 +6,20 @@ import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
 export interface Entry { readonly ts: string; readonly body: string }
 
 export function entry(event: AuditEvent): Entry {
-  return { ts: new Date().toISOString(), body: JSON.stringify(event) };
+  return { ts: isoNow(), body: JSON.stringify(event) };
+}
+
+let lastMs = -1;
+let lastIso = '';
+
+/** The time as ISO 8601, formatted once per millisecond: a busy proxy writes many records in each. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 export interface Chained { readonly text: string; readonly heads: readonly ChainHead[] }

@@ -7,6 +7,7 @@ import { authenticate } from './client-auth.js';
 import { Exchange, type ExchangeDeps, type Reply, type Target } from './exchange.js';
 import type { LeafSource } from './mitm.js';
 import { Refusal } from './refusal.js';
+import type { Snapshot } from './snapshot.js';
 
 /** The facts a decrypted connection carries for its requests: its CONNECT target and who opened it. */
 export interface ConnState {
@@ -55,15 +56,23 @@ export function admit(ctx: ProxyContext, req: http.IncomingMessage, reply: Reply
  */
 export function admitConnection(ctx: ProxyContext, req: http.IncomingMessage | Http2ServerRequest, reply: Reply, target: Target): Exchange | null {
   const snap = ctx.deps.snapshot();
-  const clients = snap.config.clients;
-  const current = clients === null || target.client === null ? null : clients.get(target.client.name) ?? null;
-  // Stale when removed, expired, or given a new token (a rotation revokes the old one on open connections too).
-  const isStale = clients !== null && (current === null || current.tokenSha256 !== target.client?.tokenSha256
-    || (current.expiresAtMs !== null && Date.now() >= current.expiresAtMs));
+  const { current, isStale } = clientNow(snap, target.client);
   const ex = new Exchange(ctx.deps, snap, req.method ?? '', { ...target, client: current }, req.url ?? '', reply);
   if (!isStale) return ex;
   ex.refuse(new Refusal('proxy_auth_required'));
   return null;
+}
+
+/**
+ * The client an agent authenticated as, as the configuration in force now knows it: stale when removed, expired,
+ * or given a new token (a rotation revokes the old one on open connections too).
+ */
+export function clientNow(snap: Snapshot, client: ClientSpec | null): { readonly current: ClientSpec | null; readonly isStale: boolean } {
+  const clients = snap.config.clients;
+  const current = clients === null || client === null ? null : clients.get(client.name) ?? null;
+  const isStale = clients !== null && (current === null || current.tokenSha256 !== client?.tokenSha256
+    || (current.expiresAtMs !== null && Date.now() >= current.expiresAtMs));
+  return { current, isStale };
 }
 
 /** Refuses a request that no entry mode accepts, from the one table. */

@@ -57,6 +57,8 @@ export class Exchange {
   readonly startedMs: number;
   readonly destination: Destination;
   readonly #isSelf: ExchangeDeps['isSelf'];
+  /** The configuration in force now, which a long-lived exchange (a WebSocket) re-reads; `snap` is the one at entry. */
+  readonly current: () => Snapshot;
   /** This request's place among its connection's requests, and that connection's record (response replies). */
   readonly #pipeline: { readonly at: number; readonly of: Pipeline; readonly previousAnswered: Promise<void> } | null;
 
@@ -65,6 +67,7 @@ export class Exchange {
     this.log = deps.log;
     this.now = deps.now;
     this.#isSelf = deps.isSelf;
+    this.current = deps.snapshot;
     // HTTP/2 streams are independent: only an HTTP/1.1 connection's requests wait for each other.
     this.#pipeline = reply.kind === 'response' && !isHttp2(reply.res) ? placeInPipeline(deps.pipelines, reply.res) : null;
     this.startedMs = deps.now();

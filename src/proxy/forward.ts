@@ -33,8 +33,8 @@ export interface UpstreamAnswer {
   /** Raw header list as received (name, value, …), hop-by-hop ones included. */
   readonly raw: readonly string[];
   readonly body: Readable;
-  /** Resolves with the raw trailers once the body has ended (empty when none). */
-  readonly trailers: Promise<readonly string[]>;
+  /** Resolves with the raw trailers once the body has ended (empty when none); asked for only when they are relayed. */
+  trailers(): Promise<readonly string[]>;
   /** Abandons the exchange upstream (the request and its response). */
   abort(): void;
 }
@@ -93,7 +93,7 @@ export function forwardH2(ex: Exchange, target: Target, req: http2.Http2ServerRe
     stream.once('close', () => resolve([]));
   });
   stream.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
-    respond(ex, req, res, { status: h[':status'] ?? 502, raw: rawOf(h), body: stream, trailers, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) }, out.scrubber, gate());
+    respond(ex, req, res, { status: h[':status'] ?? 502, raw: rawOf(h), body: stream, trailers: () => trailers, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) }, out.scrubber, gate());
   });
 }
 
@@ -102,7 +102,7 @@ export function answerOf(upReq: ClientRequest, upRes: IncomingMessage): Upstream
     status: upRes.statusCode ?? 502,
     raw: upRes.rawHeaders,
     body: upRes,
-    trailers: new Promise((resolve) => {
+    trailers: () => new Promise((resolve) => {
       upRes.once('end', () => resolve(upRes.rawTrailers));
       upRes.once('close', () => resolve([]));
     }),
@@ -182,25 +182,31 @@ function start(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, re
 /** The response, to the agent that sent the request: head scrubbed, body decoded and scrubbed when secrets are bound. */
 export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, answer: UpstreamAnswer, anyScrubber: Scrubber | null, gate: Transform | null): void {
   const status = answer.status;
-  const scrubber = anyScrubber !== null && isGrpc(answer.raw) ? anyScrubber.blocking() : anyScrubber;
+  // gRPC is known from the request as well as the response: an upstream that relabels its answer is still read as one.
+  const grpc = anyScrubber !== null && (isGrpc(answer.raw) || isGrpcContentType(req.headers['content-type']));
+  const scrubber = grpc ? (anyScrubber as Scrubber).blocking() : anyScrubber;
+  const isBodiless = req.method === 'HEAD' || status === 204 || status === 304;
   let head: ResponseHead;
   try {
-    head = responseHead(answer.raw, scrubber, req.method === 'HEAD' || status === 204 || status === 304);
+    head = responseHead(answer.raw, scrubber, isBodiless);
     // A compressed gRPC message is out of the scrubber's sight; keyswap asked for none, so one is refused.
-    if (scrubber !== null && isGrpc(answer.raw) && !['identity', undefined].includes(joined(answer.raw, 'grpc-encoding')?.trim().toLowerCase())) throw new Refusal('upstream_encoding_unsupported');
+    // Refused whatever the content-type says: a gRPC client decompresses what grpc-encoding names.
+    if (scrubber !== null && !['identity', undefined].includes(joined(answer.raw, 'grpc-encoding')?.trim().toLowerCase())) throw new Refusal('upstream_encoding_unsupported');
+    const length = scrubber !== null && !grpc && head.decoder === null && gate === null && !isBodiless && !isHttp2(res) ? smallLength(answer.raw) : null;
+    if (length !== null) {
+      respondWhole(ex, res, answer, scrubber as Scrubber, head.headers, length);
+      return;
+    }
     // No reason phrase is passed: Node writes the standard one for the code, so the upstream's text (which may
     // echo a credential) never reaches the agent.
     res.writeHead(status, head.headers as unknown as Record<string, string>); // a raw list: both servers take one
   } catch (err) {
-    // The exchange is abandoned both ways: an upload still streaming must not keep the upstream waiting.
-    answer.abort();
-    if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
-    ex.refuse(err instanceof Refusal ? err : new Refusal(err instanceof EchoBlocked ? 'upstream_echoed_secret' : 'upstream_failed', { cause: err }));
+    abandon(ex, answer, err);
     return;
   }
   // Trailers reach an HTTP/2 agent (gRPC's status is one), scrubbed like the head; HTTP/1.1 agents never asked for them.
   if (isHttp2(res)) {
-    void answer.trailers.then((raw) => {
+    void answer.trailers().then((raw) => {
       if (raw.length === 0 || isGone(res)) return;
       try {
         res.addTrailers(Object.fromEntries(endToEndPairs(raw).map(([n, v]) => [scrub(scrubber, n), scrub(scrubber, v)])));
@@ -224,14 +230,81 @@ export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRe
   };
   const middle: Transform[] = [];
   if (head.decoder !== null) middle.push(head.decoder);
-  if (scrubber !== null) middle.push(scrubber.stream());
+  // A gRPC body is guarded message by message (never rewritten: a length prefix would lie); gRPC-Web text is base64, read as any body.
+  if (scrubber !== null) middle.push(grpc && !/grpc-web-text/i.test(joined(answer.raw, 'content-type') ?? '') ? scrubber.grpcGuard() : scrubber.stream());
   if (gate !== null) middle.push(gate);
   relay([answer.body, ...middle, agentSink(res)], done, () => breakResponse(res));
 }
 
+/** The exchange is abandoned both ways before any of the response left: an upload still streaming must not keep the upstream waiting. */
+function abandon(ex: Exchange, answer: UpstreamAnswer, err: unknown): void {
+  answer.abort();
+  if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
+  ex.refuse(err instanceof Refusal ? err : new Refusal(err instanceof EchoBlocked ? 'upstream_echoed_secret' : upstreamRefusal(err as Error).code, { cause: err }));
+}
+
+/** Bodies up to this size, with a length, are scrubbed whole and sent with their new length. */
+const WHOLE_MAX = 64 * 1024;
+
+function smallLength(raw: readonly string[]): number | null {
+  const text = joined(raw, 'content-length');
+  if (text === undefined || !/^\d{1,6}$/.test(text.trim())) return null;
+  const n = Number(text);
+  return n <= WHOLE_MAX ? n : null;
+}
+
+/**
+ * A small response with a length (most API answers) is read whole, scrubbed once, and sent with its new length in
+ * one write: one TLS record to the agent instead of a chunk and then its terminator, no stream per response, and
+ * an echo under `response_scrub: block` becomes a clean 502 since nothing has been sent yet.
+ */
+function respondWhole(ex: Exchange, res: AgentResponse, answer: UpstreamAnswer, scrubber: Scrubber, headers: readonly string[], length: number): void {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let settled = false;
+  const note = (complete: boolean): void => {
+    for (const [secretName, count] of scrubber.counts) ex.note({ type: 'response_scrubbed', secret_name: secretName, count, action: 'redacted' });
+    ex.note({ type: 'upstream_response', status: answer.status, bytes, ms: Math.round(ex.now() - ex.startedMs), complete }, true);
+  };
+  const fail = (err: Error): void => {
+    if (settled) return;
+    settled = true;
+    abandon(ex, answer, err);
+    note(false);
+  };
+  // The agent leaving while the body is read takes the upstream request with it.
+  const onGone = (): void => { if (!settled) { settled = true; answer.abort(); note(false); } };
+  res.once('close', onGone);
+  answer.body.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > length) fail(new Refusal('upstream_failed', { cause: new Error('upstream body longer than its content-length') }));
+    else chunks.push(chunk);
+  });
+  answer.body.once('error', fail);
+  answer.body.once('end', () => {
+    if (settled) return;
+    if (bytes !== length) return fail(new Refusal('upstream_failed', { cause: new Error('upstream body shorter than its content-length') }));
+    let body: Buffer;
+    try {
+      body = Buffer.from(scrubber.scrubText(Buffer.concat(chunks, bytes).toString('latin1')), 'latin1');
+      res.writeHead(answer.status, [...headers, 'content-length', String(body.length)] as unknown as Record<string, string>);
+    } catch (err) {
+      return fail(err as Error);
+    }
+    settled = true;
+    res.off('close', onGone);
+    res.end(body);
+    note(true);
+  });
+}
+
 /** A gRPC or gRPC-Web response (+proto, +json, -text…): length-prefixed messages, so echoes are blocked, never redacted. */
 function isGrpc(raw: readonly string[]): boolean {
-  return /^application\/grpc(?:-web(?:-text)?)?(?:[+;]|$)/i.test((joined(raw, 'content-type') ?? '').trim());
+  return isGrpcContentType(joined(raw, 'content-type'));
+}
+
+function isGrpcContentType(value: string | undefined): boolean {
+  return /^application\/grpc(?:-web(?:-text)?)?(?:[+;]|$)/i.test((value ?? '').trim());
 }
 
 const scrub = (scrubber: Scrubber | null, text: string): string => (scrubber === null ? text : scrubber.scrubText(text));

@@ -8,6 +8,7 @@ import { decide, type CompiledPolicy, type Declined, type Injection, type Reques
 import { SecretNotFound, type Secret } from '../secrets/index.js';
 import { endToEndPairs, formatAuthority, h2RequestHead, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
+import { clientNow } from './entries.js';
 import { forward, forwardH2, type Outbound } from './forward.js';
 import { isGone, type AgentResponse } from './agent-response.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
@@ -114,7 +115,10 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
           ...bodyPlacements.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
           ...watchedHoneytokens(ex, verdict.bodyInjectors).map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
         ],
-        beforeSubstituting: (names) => auditBodyUse(ex, verdict.bodyInjectors, names, watchedHoneytokens(ex, verdict.bodyInjectors)),
+        beforeSubstituting: async (names) => {
+          stillEntitled(ex, facts, target, names.filter((n) => verdict.bodyInjectors.some((i) => i.secret.name === n)));
+          await auditBodyUse(ex, verdict.bodyInjectors, names, watchedHoneytokens(ex, verdict.bodyInjectors));
+        },
         idleMs: ex.snap.config.timeouts.tunnelIdleMs,
       });
       return;
@@ -198,6 +202,20 @@ function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: r
     ...honeytokens.map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
   ];
   return createBodyRewriter(subs, (names) => auditBodyUse(ex, injectors, names, honeytokens));
+}
+
+/**
+ * A WebSocket outlives the configuration it was decided under: before a message carries a secret, the client is
+ * checked against the configuration in force now, and the handshake decided again under it. A client a reload
+ * removed, expired or re-keyed, or a binding it dropped, ends the substitutions (the connection closes 1008).
+ */
+function stillEntitled(ex: Exchange, facts: RequestFacts, target: Target, names: readonly string[]): void {
+  const now = ex.current();
+  if (now === ex.snap || names.length === 0) return;
+  const { current, isStale } = clientNow(now, target.client);
+  if (isStale) throw new Refusal('proxy_auth_required');
+  const verdict = decide({ ...facts, client: current }, now.policy);
+  if (verdict.kind === 'deny' || names.some((n) => !verdict.bodyInjectors.some((i) => i.secret.name === n))) throw new Refusal('unbound_destination');
 }
 
 /** The honeytokens whose placeholder a body (or WebSocket message) is watched for: any use of one is recorded. */

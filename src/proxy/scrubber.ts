@@ -1,4 +1,4 @@
-import type { Transform } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { NeedleSet, replacingStream, type Needle } from '../wire/index.js';
 
 /** One secret whose echoes a response must not carry, with the values it is made of (composed secrets: several). */
@@ -124,6 +124,46 @@ export class Scrubber {
   /** Scrubs a complete text (a header name or value, as Node hands it over: latin1). Throws EchoBlocked. */
   scrubText(text: string): string {
     return this.#set.replaceAll(text, this.#onHit).text;
+  }
+
+  /**
+   * For gRPC bodies (this scrubber blocking): the bytes pass unchanged, while the messages' payloads, their
+   * 5-byte length prefixes taken out, are read as one text: an echo cut across two messages of a stream, or
+   * across chunks, is found there, and fails the body with EchoBlocked.
+   */
+  grpcGuard(): Transform {
+    let tail = '';
+    let prefix = Buffer.alloc(0);
+    let payloadLeft = 0;
+    return new Transform({
+      transform: (chunk: Buffer, _enc, done: TransformCallback) => {
+        const parts: Buffer[] = [];
+        for (let i = 0; i < chunk.length;) {
+          if (payloadLeft > 0) {
+            const take = Math.min(payloadLeft, chunk.length - i);
+            parts.push(chunk.subarray(i, i + take));
+            payloadLeft -= take;
+            i += take;
+            continue;
+          }
+          const take = Math.min(5 - prefix.length, chunk.length - i);
+          prefix = Buffer.concat([prefix, chunk.subarray(i, i + take)]);
+          i += take;
+          if (prefix.length === 5) {
+            payloadLeft = prefix.readUInt32BE(1);
+            prefix = Buffer.alloc(0);
+          }
+        }
+        const text = tail + Buffer.concat(parts).toString('latin1');
+        const found = this.secretIn(text);
+        if (found !== null) {
+          done(new EchoBlocked(found));
+          return;
+        }
+        tail = text.slice(-this.reach);
+        done(null, chunk);
+      },
+    });
   }
 
   /** A body transform: scrubbed bytes out, holding back only a possible partial echo. Fails with EchoBlocked. */

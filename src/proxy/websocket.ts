@@ -106,7 +106,7 @@ export function openWebSocket(ex: Exchange, target: Target, req: IncomingMessage
     socket.resume();
     server.handleUpgrade(req, socket as Socket, head, (agent) => {
       stage = 'bridged';
-      bridge(ex, agent, upstream, plan);
+      bridge(ex, agent, upstream, plan, socket);
     });
   });
 }
@@ -169,7 +169,30 @@ function headerObject(pairs: readonly HeaderPair[]): Record<string, string> {
 }
 
 /** Relays messages both ways until either side closes; audits the end like any response. */
-function bridge(ex: Exchange, agent: WebSocket, upstream: WebSocket, plan: WebSocketPlan): void {
+/**
+ * Bytes of unfinished agent messages, across every WebSocket: ws holds a message whole until its last frame, so
+ * many agents each stopping one byte short of 16 MiB would otherwise pin that much each. Past the budget, the
+ * connection that pushes it over (holding more than 1 MiB itself) is cut.
+ */
+const ASSEMBLY_BUDGET = 64 * 1024 * 1024;
+let assembling = 0;
+
+function bridge(ex: Exchange, agent: WebSocket, upstream: WebSocket, plan: WebSocketPlan, raw: Duplex): void {
+  let pending = 0;
+  const settlePending = (): void => {
+    assembling -= pending;
+    pending = 0;
+  };
+  raw.on('data', (chunk: Buffer) => {
+    pending += chunk.length;
+    assembling += chunk.length;
+    if (assembling > ASSEMBLY_BUDGET && pending > 1024 * 1024) {
+      ex.log.warn({ request_id: ex.id }, 'websocket closed: unfinished messages past the shared budget');
+      // Cut, not closed: a close handshake would keep the half-read message until the agent answered it.
+      agent.terminate();
+      end(1001, '', false, agent);
+    }
+  });
   let bytesDown = 0;
   let ended = false;
   let idle: NodeJS.Timeout | null = null;
@@ -182,6 +205,7 @@ function bridge(ex: Exchange, agent: WebSocket, upstream: WebSocket, plan: WebSo
   const end = (code: number | null, reason: string, clean: boolean, failed: WebSocket | null = null): void => {
     if (ended) return;
     ended = true;
+    settlePending();
     if (idle !== null) clearTimeout(idle);
     for (const side of [agent, upstream]) if (side !== failed) closeWith(side, failed === null ? code : 1001, failed === null ? reason : '');
     for (const [secretName, count] of plan.scrubber?.counts ?? []) ex.note({ type: 'response_scrubbed', secret_name: secretName, count, action: 'redacted' });
@@ -220,6 +244,7 @@ function bridge(ex: Exchange, agent: WebSocket, upstream: WebSocket, plan: WebSo
   let queued = 0;
   agent.on('message', (data: RawData, isBinary: boolean) => {
     touch();
+    settlePending();
     const bytes = data as Buffer;
     const found = isBinary ? [] : plan.substitutions.filter((s) => bytes.includes(s.placeholder));
     if (found.length === 0 && queued === 0) {
@@ -247,13 +272,23 @@ function bridge(ex: Exchange, agent: WebSocket, upstream: WebSocket, plan: WebSo
     });
   });
 
-  agent.on('close', (code: number, reason: Buffer) => end(code, reason.toString('utf8'), true));
+  // Close reasons are text like messages. The agent's is dropped when it holds a watched placeholder (a
+  // honeytoken's use is still recorded); the upstream's is read after what was already sent, as a message is.
+  agent.on('close', (code: number, reason: Buffer) => {
+    const text = reason.toString('utf8');
+    const watched = plan.substitutions.filter((s) => text.includes(s.placeholder));
+    for (const s of watched) if (s.value === null) ex.note({ type: 'honeytoken_triggered', decision: 'denied', secret_name: s.secretName });
+    end(code, watched.length > 0 ? '' : text, true);
+  });
   upstream.on('close', (code: number, reason: Buffer) => {
     let text = reason.toString('utf8');
-    try {
-      text = plan.scrubber === null ? text : Buffer.from(plan.scrubber.scrubText(reason.toString('latin1')), 'latin1').toString('utf8');
-    } catch {
-      text = '';
+    if (plan.scrubber !== null) {
+      try {
+        const scrubbed = plan.scrubber.scrubText(tail + reason.toString('latin1'));
+        text = scrubbed.startsWith(tail) ? Buffer.from(scrubbed.slice(tail.length), 'latin1').toString('utf8') : '';
+      } catch {
+        text = '';
+      }
     }
     end(code, text, true);
   });

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// keyswap against the bare Node MITM, in alternating repetitions (median of each), with the CPU each proxy
+// process used per request read from its own scheduler statistics: steadier than req/s on a shared machine.
+// Usage: node bench/paired.mjs [--reps N] [--quick]   (npm run bench:paired)
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { load } from './lib/load.mjs';
+import { startBare, startKeyswap } from './lib/proxies.mjs';
+import { makeTlsMaterial } from './lib/tls-material.mjs';
+import { startUpstream } from './lib/upstream.mjs';
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick');
+const REPS = Number(argv[argv.indexOf('--reps') + 1]) || (QUICK ? 3 : 5);
+const env = { placeholder: 'sk-PLACEHOLDER-BENCH-0123456789abcdef', secret: `bench-secret-${randomBytes(8).toString('hex')}` };
+const dir = mkdtempSync(path.join(os.tmpdir(), 'keyswap-paired-'));
+const tls = makeTlsMaterial();
+const caPath = path.join(dir, 'bench-ca.pem');
+writeFileSync(caPath, tls.caPem);
+const up = await startUpstream({ ...tls, ...env });
+const common = { dir, caPath, ...env, upstreamPort: up.port };
+const bound = `https://localhost:${up.port}`;
+
+const ks = await startKeyswap({ ...common, auditDir: dir });
+const bare = await startBare({ ...common, tls });
+const tmpfs = existsSync('/dev/shm') ? await startKeyswap({ ...common, auditDir: mkdtempSync('/dev/shm/keyswap-paired-') }) : null;
+const paths = [
+  { kind: 'bare MITM', url: bare.url, target: bound, caPem: bare.caPem, injects: true, pid: bare.child.pid },
+  { kind: 'keyswap', url: ks.url, target: bound, caPem: ks.caPem, injects: true, pid: ks.child.pid },
+  ...(tmpfs ? [{ kind: 'keyswap, audit on tmpfs', url: tmpfs.url, target: bound, caPem: tmpfs.caPem, injects: true, pid: tmpfs.child.pid }] : []),
+];
+
+/** utime + stime in clock ticks (100 Hz), and context switches, of one process. */
+function sched(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const n = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return { ticks: Number(stat[11]) + Number(stat[12]), switches: n('voluntary_ctxt_switches') + n('nonvoluntary_ctxt_switches') };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const scenarios = [['keep-alive, concurrency 32', { total: QUICK ? 3000 : 12000, concurrency: 32 }], ['keep-alive, concurrency 1', { total: QUICK ? 500 : 2000, concurrency: 1 }]];
+for (const p of paths) await load(p, env, { total: 500, concurrency: 8, timeLimitMs: 30_000 });
+const results = {};
+for (const [name, opts] of scenarios) {
+  results[name] = Object.fromEntries(paths.map((p) => [p.kind, []]));
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const p of rep % 2 === 0 ? paths : [...paths].reverse()) {
+      const before = sched(p.pid);
+      const r = await load(p, env, { ...opts, timeLimitMs: 60_000 });
+      const after = sched(p.pid);
+      results[name][p.kind].push({ ...r, cpuUsPerReq: ((after.ticks - before.ticks) * 10_000) / r.requests, switchesPerReq: (after.switches - before.switches) / r.requests });
+    }
+  }
+}
+
+let md = `Paired run ${new Date().toISOString()} on ${os.cpus().length} cores, Node ${process.version}: ${REPS} alternating repetitions, medians. Command: \`node bench/paired.mjs${QUICK ? ' --quick' : ''}\`.\n\n`;
+md += '| scenario | path | req/s | p50 ms | p99 ms | proxy CPU µs/request | context switches/request | bad |\n|---|---|---|---|---|---|---|---|\n';
+for (const [name, byPath] of Object.entries(results)) {
+  const m = {};
+  for (const [kind, runs] of Object.entries(byPath)) {
+    m[kind] = { rps: median(runs.map((x) => x.rps)), p50: median(runs.map((x) => x.p50)), p99: median(runs.map((x) => x.p99)), cpu: median(runs.map((x) => x.cpuUsPerReq)), sw: median(runs.map((x) => x.switchesPerReq)), bad: runs.reduce((a, x) => a + x.bad, 0) };
+    md += `| ${name} | ${kind} | ${m[kind].rps.toFixed(0)} | ${m[kind].p50.toFixed(2)} | ${m[kind].p99.toFixed(2)} | ${m[kind].cpu.toFixed(0)} | ${m[kind].sw.toFixed(2)} | ${m[kind].bad} |\n`;
+  }
+  const k = m.keyswap; const b = m['bare MITM'];
+  md += `| ${name} | keyswap ÷ bare MITM | ${(k.rps / b.rps).toFixed(2)}× | +${(k.p50 - b.p50).toFixed(2)} ms | | +${(k.cpu - b.cpu).toFixed(0)} µs | ${(k.sw / b.sw).toFixed(1)}× | |\n`;
+  if (m['keyswap, audit on tmpfs']) md += `| ${name} | keyswap, audit on tmpfs ÷ bare MITM | ${(m['keyswap, audit on tmpfs'].rps / b.rps).toFixed(2)}× | | | +${(m['keyswap, audit on tmpfs'].cpu - b.cpu).toFixed(0)} µs | | |\n`;
+}
+console.log(md);
+for (const c of [ks.child, bare.child, tmpfs?.child]) c?.kill('SIGTERM');
+up.server.closeAllConnections();
+up.server.close();
+const bad = Object.values(results).flatMap((x) => Object.values(x).flat()).reduce((a, x) => a + x.bad, 0);
+process.exit(bad > 0 ? 1 : 0);
