@@ -49,7 +49,8 @@ secrets:
 export async function startBare({ dir, tls, caPath, placeholder, secret }) {
   writeFileSync(path.join(dir, 'bare-cert.pem'), tls.certPem);
   writeFileSync(path.join(dir, 'bare-key.pem'), tls.keyPem);
-  const child = spawn(process.execPath, [path.join(REPO, 'bench/peers/bare-mitm.mjs')], {
+  const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.join(process.env.BENCH_PROF, 'bare')] : [];
+  const child = spawn(process.execPath, [...prof, path.join(REPO, 'bench/peers/bare-mitm.mjs')], {
     env: { PATH: process.env.PATH, BARE_CERT: path.join(dir, 'bare-cert.pem'), BARE_KEY: path.join(dir, 'bare-key.pem'), BARE_UPSTREAM_CA: caPath, PLACEHOLDER: placeholder, SECRET: secret },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

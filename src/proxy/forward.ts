@@ -1,8 +1,8 @@
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Readable, Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { endToEndPairs, flatten, formatAuthority, type Framing, type HeaderPair } from '../wire/index.js';
+import { endToEndPairs, flatten, formatAuthority, type Framing, type HeaderPair, type Replacer } from '../wire/index.js';
 import { agentSink, breakResponse, isGone, isHttp2, type AgentResponse } from './agent-response.js';
 import type { Exchange, Target } from './exchange.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
@@ -228,12 +228,78 @@ export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRe
     for (const [secretName, count] of scrubber?.counts ?? []) ex.note({ type: 'response_scrubbed', secret_name: secretName, count, action: 'redacted' });
     ex.note({ type: 'upstream_response', status, bytes, ms: Math.round(ex.now() - ex.startedMs), complete: !err }, true);
   };
+  if (head.decoder === null && gate === null && !grpc && !isHttp2(res)) {
+    relayInline(answer.body, res as ServerResponse, scrubber?.inline() ?? null, done);
+    return;
+  }
   const middle: Transform[] = [];
   if (head.decoder !== null) middle.push(head.decoder);
   // A gRPC body is guarded message by message (never rewritten: a length prefix would lie); gRPC-Web text is base64, read as any body.
   if (scrubber !== null) middle.push(grpc && !/grpc-web-text/i.test(joined(answer.raw, 'content-type') ?? '') ? scrubber.grpcGuard() : scrubber.stream());
   if (gate !== null) middle.push(gate);
   relay([answer.body, ...middle, agentSink(res)], done, () => breakResponse(res));
+}
+
+/**
+ * The common case, without a stream per response: the body scrubbed on the upstream's own 'data' events, and the
+ * writes of one turn of the event loop (often the whole body and its chunked terminator) corked into one TLS
+ * record for the agent. A Transform here ended the response a tick after the socket uncorked, so the terminator
+ * went out as a record of its own. Backpressure: the upstream is paused while the agent's socket is full.
+ */
+function relayInline<T>(body: Readable, res: ServerResponse, replacer: Replacer<T> | null, done: (err: Error | null) => void): void {
+  let settled = false;
+  const settle = (err: Error | null): void => {
+    if (settled) return;
+    settled = true;
+    body.off('data', onData);
+    if (err) {
+      breakResponse(res);
+      body.destroy();
+    }
+    done(err);
+  };
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    res.uncork();
+  };
+  const write = (text: string | Buffer): void => {
+    if (!corked) {
+      corked = true;
+      res.cork();
+      setImmediate(uncork);
+    }
+    if (!res.write(text)) {
+      body.pause();
+      res.once('drain', () => body.resume());
+    }
+  };
+  const onData = (chunk: Buffer): void => {
+    if (replacer === null) return write(chunk);
+    let text: string;
+    try {
+      text = replacer.push(chunk);
+    } catch (err) {
+      return settle(err as Error);
+    }
+    if (text.length > 0) write(Buffer.from(text, 'latin1'));
+  };
+  body.on('data', onData);
+  body.once('end', () => {
+    let last = '';
+    try {
+      last = replacer?.end() ?? '';
+    } catch (err) {
+      return settle(err as Error);
+    }
+    if (last.length > 0) write(Buffer.from(last, 'latin1'));
+    res.end();
+  });
+  // Plain listeners, not stream.finished(): it allocates per call, and this runs for every response.
+  body.once('error', settle);
+  body.once('close', () => { if (!body.readableEnded) settle(new Error('upstream body ended early')); });
+  res.once('finish', () => settle(null));
+  res.once('close', () => { if (!res.writableFinished) settle(new Error('agent went away mid-response')); });
 }
 
 /** The exchange is abandoned both ways before any of the response left: an upload still streaming must not keep the upstream waiting. */

@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { NeedleSet, replacingStream, type Needle } from '../wire/index.js';
+import { NeedleSet, Replacer, replacingStream, type Needle } from '../wire/index.js';
 
 /** One secret whose echoes a response must not carry, with the values it is made of (composed secrets: several). */
 export interface ScrubTarget {
@@ -164,6 +164,11 @@ export class Scrubber {
         done(null, chunk);
       },
     });
+  }
+
+  /** The body scrubber without a stream (forward.ts's inline relay): push() and end() throw EchoBlocked. */
+  inline(): Replacer<Tag> {
+    return new Replacer(this.#set, this.#onHit);
   }
 
   /** A body transform: scrubbed bytes out, holding back only a possible partial echo. Fails with EchoBlocked. */

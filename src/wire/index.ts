@@ -2,5 +2,5 @@ export { parseAuthority, parseListenAddress, formatAuthority, isIpLiteral, isLoc
 export { endToEndPairs, flatten, firstDuplicate, requestFraming, mediaType, setHeader, type Framing, type HeaderPair } from './headers.js';
 export { decodeBasic, encodeBasic, type BasicCredentials } from './basic.js';
 export { isAmbiguousPath, queryPairs, decodeQueryComponent } from './path.js';
-export { NeedleSet, replacingStream, type Needle, type ReplacingStreamHooks } from './replacer.js';
+export { NeedleSet, Replacer, replacingStream, type Needle, type ReplacingStreamHooks } from './replacer.js';
 export { h2RequestHead } from './h2.js';

@@ -88,24 +88,49 @@ export interface ReplacingStreamHooks<T> {
 }
 
 /**
- * A Transform that applies `set` to a byte stream in constant memory: it holds back only a tail that could still
- * begin a needle, so one split across chunks is still found, and a chunk that cannot hold one passes at once.
+ * `set` applied to a byte stream in constant memory, without a stream of its own: it holds back only a tail that
+ * could still begin a needle, so one split across chunks is still found, and a chunk that cannot hold one passes
+ * at once. push() and end() return what may be released (latin1); they throw what `onHit` throws.
  */
+export class Replacer<T> {
+  #carry = '';
+
+  constructor(readonly set: NeedleSet<T>, readonly onHit?: (needle: Needle<T>, count: number) => void) {}
+
+  /** The text a chunk adds, with what was held back before it: what push() would scan. */
+  pending(chunk: Buffer): string {
+    return this.#carry + chunk.toString('latin1');
+  }
+
+  push(chunk: Buffer): string {
+    return this.step(this.pending(chunk), false);
+  }
+
+  end(): string {
+    return this.step(this.#carry, true);
+  }
+
+  step(text: string, final: boolean): string {
+    const out = this.set.replaceAll(text, this.onHit);
+    // Only unreplaced bytes are held back, so a replacement is never rescanned with the next chunk.
+    const hold = final ? 0 : Math.min(this.set.holdback(out.text), out.text.length - out.end);
+    this.#carry = out.text.slice(out.text.length - hold);
+    return out.text.slice(0, out.text.length - hold);
+  }
+}
+
+/** A Replacer as a Transform, whose `beforeRelease` hook may hold bytes back until it resolves. */
 export function replacingStream<T>(set: NeedleSet<T>, hooks: ReplacingStreamHooks<T> = {}): Transform {
-  let carry = '';
+  const replacer = new Replacer(set, hooks.onHit);
   const step = (text: string, final: boolean, done: TransformCallback): void => {
     const emit = (): void => {
-      let out: { text: string; end: number };
+      let ready: string;
       try {
-        out = set.replaceAll(text, hooks.onHit);
+        ready = replacer.step(text, final);
       } catch (err) {
         done(err as Error);
         return;
       }
-      // Only unreplaced bytes are held back, so a replacement is never rescanned with the next chunk.
-      const hold = final ? 0 : Math.min(set.holdback(out.text), out.text.length - out.end);
-      carry = out.text.slice(out.text.length - hold);
-      const ready = out.text.slice(0, out.text.length - hold);
       done(null, ready.length > 0 ? Buffer.from(ready, 'latin1') : undefined);
     };
     const found = hooks.beforeRelease === undefined ? [] : set.occurring(text);
@@ -117,10 +142,10 @@ export function replacingStream<T>(set: NeedleSet<T>, hooks: ReplacingStreamHook
   };
   return new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
-      step(carry + chunk.toString('latin1'), false, done);
+      step(replacer.pending(chunk), false, done);
     },
     flush(done: TransformCallback) {
-      step(carry, true, done);
+      step(replacer.pending(Buffer.alloc(0)), true, done);
     },
   });
 }
