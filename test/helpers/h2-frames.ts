@@ -1,4 +1,7 @@
 /** Raw HTTP/2 frames and HPACK fields, for sending what no well-behaved client would (floods, bombs). */
+import type { TLSSocket } from 'node:tls';
+import { rawTlsVia } from './clients.js';
+import type { Harness } from './harness.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 export const TYPE = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, GOAWAY: 7, CONTINUATION: 9 } as const;
@@ -42,4 +45,25 @@ export function indexed(index: number): Buffer {
 /** GET https://<authority>/<path> as a header block: :method GET, :scheme https, :path, :authority. */
 export function getBlock(authority: string, path = '/v1/echo'): Buffer {
   return Buffer.concat([indexed(2), indexed(7), Buffer.concat([Buffer.from([0x04]), str(path)]), Buffer.concat([Buffer.from([0x01]), str(authority)])]);
+}
+
+export interface RawFrame { readonly type: number; readonly flags: number; readonly stream: number; readonly payload: Buffer }
+
+/** A raw HTTP/2 connection through keyswap's CONNECT (preface and SETTINGS sent), collecting every frame it gets. */
+export async function rawH2(h: Harness, host: string): Promise<{ socket: TLSSocket; frames: RawFrame[]; closed: Promise<void> }> {
+  const socket = await rawTlsVia(h, host, 443, { ALPNProtocols: ['h2'] });
+  const frames: RawFrame[] = [];
+  let buf = Buffer.alloc(0);
+  socket.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      const len = buf.readUIntBE(0, 3);
+      frames.push({ type: buf[3] ?? 0, flags: buf[4] ?? 0, stream: buf.readUInt32BE(5) & 0x7fffffff, payload: buf.subarray(9, 9 + len) });
+      buf = buf.subarray(9 + len);
+    }
+  });
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(Buffer.concat([PREFACE, frame(TYPE.SETTINGS, 0, 0)]));
+  return { socket, frames, closed };
 }

@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawTlsVia } from '../helpers/clients.js';
 import { h2Request, h2Via } from '../helpers/h2-client.js';
-import { FLAG, frame, getBlock, indexed, literal, PREFACE, TYPE } from '../helpers/h2-frames.js';
+import { FLAG, frame, getBlock, indexed, literal, rawH2, TYPE } from '../helpers/h2-frames.js';
 import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 // The HTTP/2 attacks of recent years, sent raw at keyswap's MITM: each must end in a refused stream or a
@@ -18,23 +16,6 @@ afterAll(async () => {
 
 const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${h.child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
 
-async function rawH2(): Promise<{ socket: TLSSocket; frames: { type: number; flags: number; stream: number; payload: Buffer }[]; closed: Promise<void> }> {
-  const socket = await rawTlsVia(h, 'api.example.test', 443, { ALPNProtocols: ['h2'] });
-  const frames: { type: number; flags: number; stream: number; payload: Buffer }[] = [];
-  let buf = Buffer.alloc(0);
-  socket.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-      const len = buf.readUIntBE(0, 3);
-      frames.push({ type: buf[3] ?? 0, flags: buf[4] ?? 0, stream: buf.readUInt32BE(5) & 0x7fffffff, payload: buf.subarray(9, 9 + len) });
-      buf = buf.subarray(9 + len);
-    }
-  });
-  socket.on('error', () => {});
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  socket.write(Buffer.concat([PREFACE, frame(TYPE.SETTINGS, 0, 0)]));
-  return { socket, frames, closed };
-}
 
 /** keyswap still answers a fresh HTTP/2 connection. */
 async function stillServes(): Promise<void> {
@@ -66,7 +47,7 @@ describe('HTTP/2 limits against a live keyswap', () => {
 
   it('CONTINUATION flood: a header block that never ends is cut, memory bounded', async () => {
     const before = rss();
-    const { socket, frames, closed } = await rawH2();
+    const { socket, frames, closed } = await rawH2(h, 'api.example.test');
     socket.write(frame(TYPE.HEADERS, FLAG.END_STREAM, 1, getBlock('api.example.test')));
     const filler = literal('x-flood', 'a'.repeat(100));
     let sent = 0;
@@ -87,7 +68,7 @@ describe('HTTP/2 limits against a live keyswap', () => {
   it('HPACK bomb: one 4 KB entry referenced 4,000 times (16 MB decoded) is refused, nothing forwarded', async () => {
     const before = rss();
     const upstreamBefore = h.upstream.requests.length;
-    const { socket, frames, closed } = await rawH2();
+    const { socket, frames, closed } = await rawH2(h, 'api.example.test');
     const refs = Buffer.alloc(4_000, indexed(62)[0]);
     const block = Buffer.concat([getBlock('api.example.test'), literal('x-bomb', 'b'.repeat(4_000), true), refs]);
     socket.write(frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, block));

@@ -9,7 +9,8 @@ import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia, exchange, rawTlsVia } from '../helpers/clients.js';
 import { h2Request, h2Via } from '../helpers/h2-client.js';
-import { FLAG, frame, getBlock, literal, PREFACE, TYPE } from '../helpers/h2-frames.js';
+import { FLAG, frame, getBlock, literal, rawH2, TYPE } from '../helpers/h2-frames.js';
+import { clientFrame, handshake, parseFrames, rawWs } from '../helpers/ws-frames.js';
 import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { startParentProxy, type ParentProxy } from '../helpers/parent-proxy.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
@@ -168,49 +169,9 @@ async function startH2Up(cert: { certPem: string; keyPem: string }): Promise<H2U
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const wsKey = (): string => randomBytes(16).toString('base64');
-const handshake = (path: string, host: string, extra: string): string =>
-  `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${wsKey()}\r\n${extra}\r\n`;
 
-/** Unmasked server frames → { opcode, payload } list (no fragmentation expected from ws's sender). */
-function parseFrames(buf: Buffer): { opcode: number; payload: Buffer }[] {
-  const out: { opcode: number; payload: Buffer }[] = [];
-  let i = 0;
-  while (i + 2 <= buf.length) {
-    const opcode = (buf[i] ?? 0) & 0x0f;
-    let len = (buf[i + 1] ?? 0) & 0x7f;
-    let off = i + 2;
-    if (len === 126) { len = buf.readUInt16BE(off); off += 2; }
-    else if (len === 127) { len = Number(buf.readBigUInt64BE(off)); off += 8; }
-    if (off + len > buf.length) break;
-    out.push({ opcode, payload: buf.subarray(off, off + len) });
-    i = off + len;
-  }
-  return out;
-}
 
-/** A masked client frame. */
-function clientFrame(opcode: number, payload: Buffer, fin = true): Buffer {
-  const mask = randomBytes(4);
-  const masked = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] ?? 0)));
-  const len = payload.length;
-  const head = len < 126 ? Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | len]) : Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | 126, len >> 8, len & 0xff]);
-  return Buffer.concat([head, mask, masked]);
-}
 
-/** Opens a raw WebSocket through keyswap; returns the 101 head text and a reader of all bytes after it. */
-async function rawWs(h: Harness, path: string, extra: string, host = 'ws.example.test'): Promise<{ head: string; rest: () => Buffer; socket: tls.TLSSocket; closed: Promise<void> }> {
-  const t = await rawTlsVia(h, host);
-  let buf = Buffer.alloc(0);
-  t.on('data', (c: Buffer) => { buf = Buffer.concat([buf, c]); });
-  t.on('error', () => {});
-  const closed = new Promise<void>((r) => t.once('close', () => r()));
-  t.write(handshake(path, host, extra));
-  await waitFor(() => buf.includes('\r\n\r\n') || t.destroyed, 5000);
-  const end = buf.indexOf('\r\n\r\n');
-  const head = end < 0 ? buf.toString('latin1') : buf.subarray(0, end + 4).toString('latin1');
-  return { head, rest: () => (end < 0 ? Buffer.alloc(0) : buf.subarray(end + 4)), socket: t, closed };
-}
 
 const containsSecret = (text: string, secret: string): boolean =>
   [secret, Buffer.from(secret).toString('base64').slice(0, -4), encodeURIComponent(secret)].some((f) => text.includes(f));
@@ -351,22 +312,6 @@ describe('WebSocket bridge attacks', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-async function rawH2(host: string): Promise<{ socket: tls.TLSSocket; frames: { type: number; flags: number; stream: number; payload: Buffer }[] }> {
-  const socket = await rawTlsVia(h, host, 443, { ALPNProtocols: ['h2'] });
-  const frames: { type: number; flags: number; stream: number; payload: Buffer }[] = [];
-  let buf = Buffer.alloc(0);
-  socket.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-      const len = buf.readUIntBE(0, 3);
-      frames.push({ type: buf[3] ?? 0, flags: buf[4] ?? 0, stream: buf.readUInt32BE(5) & 0x7fffffff, payload: buf.subarray(9, 9 + len) });
-      buf = buf.subarray(9 + len);
-    }
-  });
-  socket.on('error', () => {});
-  socket.write(Buffer.concat([PREFACE, frame(TYPE.SETTINGS, 0, 0)]));
-  return { socket, frames };
-}
 
 async function stillServesH2(): Promise<void> {
   const s = await h2Via(h, 'h2.example.test');
@@ -450,7 +395,7 @@ describe('HTTP/2 agent-side attacks', () => {
 
   it('holds: CONNECT over an h2 stream (to another authority) is never forwarded or tunnelled', async () => {
     const before = h2Up.requests.length;
-    const { socket, frames } = await rawH2('h2.example.test');
+    const { socket, frames } = await rawH2(h, 'h2.example.test');
     const block = Buffer.concat([literal(':method', 'CONNECT'), literal(':authority', 'evil.example.test:443'), literal('authorization', `Bearer ${PLACEHOLDER}`)]);
     socket.write(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, block));
     await waitFor(() => frames.some((f) => f.stream === 1 && (f.type === TYPE.HEADERS || f.type === TYPE.RST_STREAM)) || socket.destroyed, 3000);
@@ -466,7 +411,7 @@ describe('HTTP/2 agent-side attacks', () => {
 
   it('holds: extended CONNECT (:protocol websocket, RFC 8441) is refused, nothing forwarded', async () => {
     const before = h2Up.requests.length;
-    const { socket } = await rawH2('h2.example.test');
+    const { socket } = await rawH2(h, 'h2.example.test');
     const block = Buffer.concat([literal(':method', 'CONNECT'), literal(':protocol', 'websocket'), literal(':scheme', 'https'), literal(':path', '/ws/echo'), literal(':authority', 'h2.example.test'), literal('authorization', `Bearer ${PLACEHOLDER}`)]);
     socket.write(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, block));
     await new Promise((r) => setTimeout(r, 400));
@@ -477,7 +422,7 @@ describe('HTTP/2 agent-side attacks', () => {
 
   it('holds: :path of *, an absolute URI, or a path without / is refused, and :authority of another host is 421', async () => {
     const before = h2Up.requests.length;
-    const { socket, frames } = await rawH2('h2.example.test');
+    const { socket, frames } = await rawH2(h, 'h2.example.test');
     const req = (id: number, path: string, authority: string): Buffer => frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, Buffer.concat([getBlock(authority, path), literal('authorization', `Bearer ${PLACEHOLDER}`)]));
     socket.write(Buffer.concat([
       req(1, '*', 'h2.example.test'),
@@ -494,7 +439,7 @@ describe('HTTP/2 agent-side attacks', () => {
 
   it('holds: a host header without :authority naming another host is 421', async () => {
     const before = h2Up.requests.length;
-    const { socket, frames } = await rawH2('h2.example.test');
+    const { socket, frames } = await rawH2(h, 'h2.example.test');
     const block = Buffer.concat([literal(':method', 'GET'), literal(':scheme', 'https'), literal(':path', '/v1/echo'), literal('host', 'evil.example.test'), literal('authorization', `Bearer ${PLACEHOLDER}`)]);
     socket.write(frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, block));
     await waitFor(() => frames.some((f) => f.stream === 1 && (f.type === TYPE.HEADERS || f.type === TYPE.RST_STREAM)), 3000);
@@ -505,7 +450,7 @@ describe('HTTP/2 agent-side attacks', () => {
 
   it('holds: connection-specific headers (upgrade, te: gzip, transfer-encoding) on an h2 request are refused, not forwarded', async () => {
     const before = h2Up.requests.length;
-    const { socket } = await rawH2('h2.example.test');
+    const { socket } = await rawH2(h, 'h2.example.test');
     const bad = [literal('upgrade', 'websocket'), literal('te', 'gzip'), literal('transfer-encoding', 'chunked'), literal('connection', 'keep-alive')];
     bad.forEach((b, i) => socket.write(frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1 + 2 * i, Buffer.concat([getBlock('h2.example.test', '/v1/echo'), b, literal('authorization', `Bearer ${PLACEHOLDER}`)]))));
     await new Promise((r) => setTimeout(r, 500));

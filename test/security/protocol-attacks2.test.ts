@@ -14,6 +14,7 @@ import { h2Request, h2Via } from '../helpers/h2-client.js';
 import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { respondHeader, type RespondSpec } from '../helpers/upstream.js';
+import { clientFrame, parseFrames, rawWs, wsOn } from '../helpers/ws-frames.js';
 
 // Second round of attacks on the WebSocket bridge, the HTTP/2 agent side and gRPC, aimed at the fixes of the
 // first review (tests in protocol-attacks.test.ts) and at what it did not cover. Every test asserts the SAFE
@@ -184,60 +185,10 @@ async function startH2Up(cert: { certPem: string; keyPem: string }): Promise<H2U
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const wsKey = (): string => randomBytes(16).toString('base64');
-const handshake = (p: string, host: string, extra: string): string =>
-  `GET ${p} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${wsKey()}\r\n${extra}\r\n`;
 
-/** Unmasked server frames → { opcode, payload } list. */
-function parseFrames(buf: Buffer): { opcode: number; payload: Buffer }[] {
-  const out: { opcode: number; payload: Buffer }[] = [];
-  let i = 0;
-  while (i + 2 <= buf.length) {
-    const opcode = (buf[i] ?? 0) & 0x0f;
-    let len = (buf[i + 1] ?? 0) & 0x7f;
-    let off = i + 2;
-    if (len === 126) { len = buf.readUInt16BE(off); off += 2; }
-    else if (len === 127) { len = Number(buf.readBigUInt64BE(off)); off += 8; }
-    if (off + len > buf.length) break;
-    out.push({ opcode, payload: buf.subarray(off, off + len) });
-    i = off + len;
-  }
-  return out;
-}
 
-/** A masked client frame (64-bit length when needed). */
-function clientFrame(opcode: number, payload: Buffer, fin = true, declaredLength = payload.length): Buffer {
-  const mask = randomBytes(4);
-  const masked = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] ?? 0)));
-  const len = declaredLength;
-  const first = (fin ? 0x80 : 0) | opcode;
-  let head: Buffer;
-  if (len < 126) head = Buffer.from([first, 0x80 | len]);
-  else if (len < 65536) head = Buffer.from([first, 0x80 | 126, len >> 8, len & 0xff]);
-  else {
-    head = Buffer.alloc(10);
-    head[0] = first;
-    head[1] = 0x80 | 127;
-    head.writeBigUInt64BE(BigInt(len), 2);
-  }
-  return Buffer.concat([head, mask, masked]);
-}
 
-/** Opens a raw WebSocket through keyswap on a TLS socket already through CONNECT. */
-async function wsOn(t: tls.TLSSocket, p: string, host: string, extra: string): Promise<{ head: string; rest: () => Buffer; socket: tls.TLSSocket }> {
-  let buf = Buffer.alloc(0);
-  t.on('data', (c: Buffer) => { buf = Buffer.concat([buf, c]); });
-  t.on('error', () => {});
-  t.write(handshake(p, host, extra));
-  await waitFor(() => buf.includes('\r\n\r\n') || t.destroyed, 5000);
-  const end = buf.indexOf('\r\n\r\n');
-  const head = end < 0 ? buf.toString('latin1') : buf.subarray(0, end + 4).toString('latin1');
-  return { head, rest: () => (end < 0 ? Buffer.alloc(0) : buf.subarray(end + 4)), socket: t };
-}
 
-async function rawWs(hh: Harness, p: string, extra: string, host = 'ws.example.test'): Promise<{ head: string; rest: () => Buffer; socket: tls.TLSSocket }> {
-  return wsOn(await rawTlsVia(hh, host), p, host, extra);
-}
 
 /** Everything the agent could read out of the frames it got: data payloads joined, and close reasons. */
 function agentView(buf: Buffer): string {
