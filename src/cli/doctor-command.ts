@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientPolicy, ConfigErrors, describeClientPolicy, loadConfig, LooseWriteAccessError, minterEndpoint, minterInputs, type Config, type MinterSpec, type SecretSpec } from '../config/index.js';
 import { MintFailed, MintService, TransportError, type TokenTransport } from '../mint/index.js';
-import { Dialer, ParentProxyError, tokenTransport, UpstreamClient } from '../proxy/index.js';
+import { tokenTransport, UpstreamClient } from '../proxy/index.js';
 import type { Secret } from '../secret.js';
 import { decryptedHosts } from '../policy/index.js';
 import { BackendUnavailable, openBackend, resolveKeySource, SecretNotFound } from '../secrets/index.js';
@@ -28,7 +28,7 @@ credential once (most providers rotate the refresh token when asked). Each probl
 fixes it. Exit 0: all good; 1: problems found; 2: the config is invalid, or others could
 write it or its extra_ca_file (then nothing else is checked).`;
 
-interface Check { readonly ok: boolean; readonly what: string; readonly fix?: string }
+import { backendSource, parentProxyChecks, type Check } from './doctor-parent.js';
 
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
 
@@ -111,43 +111,6 @@ function constraintCheck(pem: string, config: Config): Check {
   if (constraints.kind === 'none' && scope.kind === 'hosts') return { ok: false, what: 'the CA is unconstrained: its key could sign for any site, though only bound hosts are decrypted', fix: `rotate to constrain it: ${ROTATE_FIX}` };
   if (constraints.kind === 'none') return { ok: true, what: 'the CA is unconstrained, as tls_termination: all needs (its key can sign for any site)' };
   return { ok: true, what: `the CA's name constraints cover every decrypted host (${describeConstraints(constraints)})` };
-}
-
-/**
- * upstream.proxy: does the parent answer a CONNECT (to the first host a binding names, port 443) with 2xx, its
- * credentials fetched from the backend as keyswap serve would. Nothing is sent inside the tunnel.
- */
-async function parentProxyChecks(config: Config, io: CliIo): Promise<Check[]> {
-  const parent = config.upstream.parent;
-  if (parent === null) return [];
-  const name = `parent proxy ${parent.host}:${parent.port}`;
-  const host = config.secrets.flatMap((s) => s.bindings.map((b) => b.host)).find((h) => !h.includes('*') && new Dialer(config.upstream, null).parentFor(h) !== null);
-  if (host === undefined) return [{ ok: true, what: `${name}: no bound host goes through it (upstream.no_proxy names them all)` }];
-  const secrets = parent.credentialsSecret === null ? null : backendSource(config, io);
-  try {
-    const dial = config.upstream.resolve.get(`${host}:443`) ?? { host, port: 443 };
-    const socket = await new Dialer(config.upstream, secrets).tcp(host, dial, config.upstream.connectTimeoutMs);
-    socket.destroy();
-    return [{ ok: true, what: `${name} answers CONNECT ${host}:443${parent.credentialsSecret === null ? '' : ` with the credentials in secret ${parent.credentialsSecret}`}` }];
-  } catch (err) {
-    if (err instanceof ParentProxyError && err.status === 407) return [{ ok: false, what: `${name} refused keyswap's credentials (407)`, fix: parent.credentialsSecret === null ? 'store user:password as a secret (keyswap secret set NAME) and set upstream.proxy_credentials: NAME' : `check the user:password stored as ${parent.credentialsSecret}: keyswap secret set ${parent.credentialsSecret}` }];
-    if (err instanceof ParentProxyError && err.status !== 0) return [{ ok: false, what: `${name} answered CONNECT ${host}:443 with ${err.status}`, fix: 'ask its operator to allow CONNECT to the hosts your bindings name' }];
-    if (err instanceof SecretNotFound) return [{ ok: false, what: `${name}: credentials secret ${parent.credentialsSecret} is not in the ${config.backend.type} backend`, fix: `keyswap secret set ${parent.credentialsSecret} (its value: user:password)` }];
-    const code = (err as { code?: string }).code ?? (err instanceof ParentProxyError ? (err.cause as { code?: string } | undefined)?.code : undefined);
-    return [{ ok: false, what: `${name} cannot be reached${code ? ` (${code})` : ''}`, fix: 'check upstream.proxy in the config, and that the proxy runs' }];
-  } finally {
-    await secrets?.close();
-  }
-}
-
-/** The backend as a secret source, opened at the first fetch (the parent proxy's credentials). */
-function backendSource(config: Config, io: CliIo): { get(name: string): Promise<Secret>; store(): Promise<void>; close(): Promise<void> } {
-  let opened: ReturnType<typeof openBackend> | null = null;
-  return {
-    get: async (name) => (await (opened ??= openBackend(config.backend, { ...io.env }, () => {}))).fetch(name, { signal: AbortSignal.timeout(5000) }),
-    store: () => Promise.reject(new Error('doctor stores nothing')),
-    close: async () => { await (await opened?.catch(() => null))?.close?.(); },
-  };
 }
 
 async function backendChecks(config: Config, io: CliIo): Promise<Check[]> {
