@@ -107,17 +107,18 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const bodyPlacements = placementsOf(verdict.bodyInjectors, values, nowMs);
     const scrubber = scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]);
     if (to.kind === 'websocket') {
+      const honeytokens = watchedHoneytokens(ex, verdict.bodyInjectors);
       openWebSocket(ex, target, to.req, to.socket, to.head, {
         path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
         headers: parts.headers,
         scrubber,
         substitutions: [
           ...bodyPlacements.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
-          ...watchedHoneytokens(ex, verdict.bodyInjectors).map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
+          ...honeytokens.map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
         ],
         beforeSubstituting: async (names) => {
           stillEntitled(ex, facts, target, names.filter((n) => verdict.bodyInjectors.some((i) => i.secret.name === n)));
-          await auditBodyUse(ex, verdict.bodyInjectors, names, watchedHoneytokens(ex, verdict.bodyInjectors));
+          await auditBodyUse(ex, verdict.bodyInjectors, names, honeytokens);
         },
         idleMs: ex.snap.config.timeouts.tunnelIdleMs,
       });

@@ -47,16 +47,18 @@ export function answerOf(upReq: ClientRequest, upRes: IncomingMessage): Upstream
 export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, answer: UpstreamAnswer, anyScrubber: Scrubber | null, gate: Transform | null): void {
   const status = answer.status;
   // gRPC is known from the request as well as the response: an upstream that relabels its answer is still read as one.
-  const grpc = anyScrubber !== null && (isGrpc(answer.raw) || isGrpcContentType(req.headers['content-type']));
+  // The headers the scrubbing path reads, in one pass over the answer's raw list (none when nothing is scrubbed).
+  const facts = anyScrubber === null ? null : headFacts(answer.raw);
+  const grpc = facts !== null && (isGrpcContentType(facts['content-type']) || isGrpcContentType(req.headers['content-type']));
   const scrubber = grpc ? (anyScrubber as Scrubber).blocking() : anyScrubber;
   const isBodiless = req.method === 'HEAD' || status === 204 || status === 304;
   let head: ResponseHead;
   try {
-    head = responseHead(answer.raw, scrubber, isBodiless);
+    head = responseHead(answer.raw, scrubber, isBodiless, facts);
     // A compressed gRPC message is out of the scrubber's sight; keyswap asked for none, so one is refused.
     // Refused whatever the content-type says: a gRPC client decompresses what grpc-encoding names.
-    if (scrubber !== null && !['identity', undefined].includes(joined(answer.raw, 'grpc-encoding')?.trim().toLowerCase())) throw new Refusal('upstream_encoding_unsupported');
-    const length = scrubber !== null && !grpc && head.decoder === null && gate === null && !isBodiless && !isHttp2(res) ? smallLength(answer.raw) : null;
+    if (facts !== null && !['identity', undefined].includes(facts['grpc-encoding']?.trim().toLowerCase())) throw new Refusal('upstream_encoding_unsupported');
+    const length = facts !== null && !grpc && head.decoder === null && gate === null && !isBodiless && !isHttp2(res) ? smallLength(facts['content-length']) : null;
     if (length !== null) {
       respondWhole(ex, res, answer, scrubber as Scrubber, head.headers, length);
       return;
@@ -99,7 +101,7 @@ export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRe
   const middle: Transform[] = [];
   if (head.decoder !== null) middle.push(head.decoder);
   // A gRPC body is guarded message by message (never rewritten: a length prefix would lie); gRPC-Web text is base64, read as any body.
-  if (scrubber !== null) middle.push(grpc && !/grpc-web-text/i.test(joined(answer.raw, 'content-type') ?? '') ? scrubber.grpcGuard() : scrubber.stream());
+  if (scrubber !== null) middle.push(grpc && !/grpc-web-text/i.test(facts?.['content-type'] ?? '') ? scrubber.grpcGuard() : scrubber.stream());
   if (gate !== null) middle.push(gate);
   relay([answer.body, ...middle, agentSink(res)], done, () => breakResponse(res));
 }
@@ -176,8 +178,7 @@ function abandon(ex: Exchange, answer: UpstreamAnswer, err: unknown): void {
 /** Bodies up to this size, with a length, are scrubbed whole and sent with their new length. */
 const WHOLE_MAX = 64 * 1024;
 
-function smallLength(raw: readonly string[]): number | null {
-  const text = joined(raw, 'content-length');
+function smallLength(text: string | undefined): number | null {
   if (text === undefined || !/^\d{1,6}$/.test(text.trim())) return null;
   const n = Number(text);
   return n <= WHOLE_MAX ? n : null;
@@ -228,11 +229,7 @@ function respondWhole(ex: Exchange, res: AgentResponse, answer: UpstreamAnswer, 
   });
 }
 
-/** A gRPC or gRPC-Web response (+proto, +json, -text…): length-prefixed messages, so echoes are blocked, never redacted. */
-function isGrpc(raw: readonly string[]): boolean {
-  return isGrpcContentType(joined(raw, 'content-type'));
-}
-
+/** A gRPC or gRPC-Web body (+proto, +json, -text…): length-prefixed messages, so echoes are blocked, never redacted. */
 function isGrpcContentType(value: string | undefined): boolean {
   return /^application\/grpc(?:-web(?:-text)?)?(?:[+;]|$)/i.test((value ?? '').trim());
 }
@@ -248,10 +245,10 @@ interface ResponseHead { readonly headers: string[]; readonly decoder: Transform
  * other (zstd, stacked `gzip, gzip`, a transfer coding) could carry an echo the scrubber cannot see, so it is
  * refused rather than passed on.
  */
-function responseHead(raw: readonly string[], scrubber: Scrubber | null, isBodiless: boolean): ResponseHead {
+function responseHead(raw: readonly string[], scrubber: Scrubber | null, isBodiless: boolean, facts: HeadFacts | null): ResponseHead {
   const pairs = endToEndPairs(raw);
   if (scrubber === null) return { headers: flatten(pairs), decoder: null };
-  const decoder = isBodiless ? null : decoderFor(raw);
+  const decoder = isBodiless || facts === null ? null : decoderFor(facts);
   const out: HeaderPair[] = [];
   for (const [name, value] of pairs) {
     if (name === 'content-length' && !isBodiless) continue;
@@ -261,18 +258,26 @@ function responseHead(raw: readonly string[], scrubber: Scrubber | null, isBodil
   return { headers: flatten(out), decoder };
 }
 
-/** Every value of a header in a raw list, joined as Node joins repeated ones. */
-function joined(raw: readonly string[], name: string): string | undefined {
-  const values: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if ((raw[i] ?? '').toLowerCase() === name) values.push(raw[i + 1] ?? '');
-  return values.length === 0 ? undefined : values.join(', ');
+const FACT_NAMES = ['content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'grpc-encoding'] as const;
+type HeadFacts = Partial<Record<(typeof FACT_NAMES)[number], string>>;
+
+/** The headers scrubbing depends on, each with every value joined as Node joins repeated ones. */
+function headFacts(raw: readonly string[]): HeadFacts {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] ?? '').toLowerCase();
+    if (!(FACT_NAMES as readonly string[]).includes(name)) continue;
+    out[name] = out[name] === undefined ? (raw[i + 1] ?? '') : `${out[name]}, ${raw[i + 1] ?? ''}`;
+  }
+  return out;
 }
 
-function decoderFor(raw: readonly string[]): Transform | null {
-  const te = joined(raw, 'transfer-encoding');
+
+function decoderFor(facts: HeadFacts): Transform | null {
+  const te = facts['transfer-encoding'];
   if (te !== undefined && te.trim().toLowerCase() !== 'chunked') throw new Refusal('upstream_encoding_unsupported');
   // Repeated Content-Encoding headers are read joined, so a stacked coding is seen whole here.
-  const codings = (joined(raw, 'content-encoding') ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  const codings = (facts['content-encoding'] ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
   if (codings.length === 0) return null;
   const only = codings.length === 1 ? codings[0] : undefined;
   if (only === 'gzip' || only === 'x-gzip') return createGunzip();

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ProxyAgent, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
+import { rssBytes } from '../helpers/process-memory.js';
 import { exchange, rawTlsVia } from '../helpers/clients.js';
 import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { createTestCa } from '../helpers/test-ca.js';
@@ -226,7 +226,7 @@ describe('the WebSocket handshake keeps every request-path rule', () => {
 
   it('backpressure: an agent that stops reading stops the upstream, and keyswap holds no more than a few MiB for it', async () => {
     const t = await rawTlsVia(h, 'rt.example.test');
-    const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${h.child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    const rss = (): number => rssBytes(h.child.pid as number);
     const rssBefore = rss();
     let received = 0;
     const head = new Promise<string>((resolve) => {

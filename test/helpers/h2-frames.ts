@@ -67,3 +67,11 @@ export async function rawH2(h: Harness, host: string): Promise<{ socket: TLSSock
   socket.write(Buffer.concat([PREFACE, frame(TYPE.SETTINGS, 0, 0)]));
   return { socket, frames, closed };
 }
+
+/** One gRPC message as it travels in a body: a compressed flag, a 4-byte length, the message. */
+export function grpcFrame(msg: Buffer, compressed: boolean): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = compressed ? 1 : 0;
+  head.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([head, msg]);
+}

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h2Request, h2Via } from '../helpers/h2-client.js';
+import { rssBytes } from '../helpers/process-memory.js';
 import { FLAG, frame, getBlock, indexed, literal, rawH2, TYPE } from '../helpers/h2-frames.js';
 import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
@@ -14,7 +14,7 @@ afterAll(async () => {
   await h.close();
 });
 
-const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${h.child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+const rss = (): number => rssBytes(h.child.pid as number);
 
 
 /** keyswap still answers a fresh HTTP/2 connection. */

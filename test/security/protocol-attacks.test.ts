@@ -9,7 +9,7 @@ import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curlVia, exchange, rawTlsVia } from '../helpers/clients.js';
 import { h2Request, h2Via } from '../helpers/h2-client.js';
-import { FLAG, frame, getBlock, literal, rawH2, TYPE } from '../helpers/h2-frames.js';
+import { FLAG, frame, getBlock, grpcFrame, literal, rawH2, TYPE } from '../helpers/h2-frames.js';
 import { clientFrame, handshake, parseFrames, rawWs } from '../helpers/ws-frames.js';
 import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { startParentProxy, type ParentProxy } from '../helpers/parent-proxy.js';
@@ -99,12 +99,6 @@ async function startWsUp(cert: { certPem: string; keyPem: string }): Promise<WsU
 }
 
 /** gRPC framing: flag byte, 4-byte length, message. */
-const grpcFrame = (msg: Buffer, compressed: boolean): Buffer => {
-  const head = Buffer.alloc(5);
-  head[0] = compressed ? 1 : 0;
-  head.writeUInt32BE(msg.length, 1);
-  return Buffer.concat([head, msg]);
-};
 
 interface H2Up { port: number; requests: { path: string; headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: string }[]; close(): Promise<void> }
 

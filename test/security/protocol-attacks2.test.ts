@@ -15,6 +15,8 @@ import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/har
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { respondHeader, type RespondSpec } from '../helpers/upstream.js';
 import { clientFrame, parseFrames, rawWs, wsOn } from '../helpers/ws-frames.js';
+import { grpcFrame } from '../helpers/h2-frames.js';
+import { rssBytes } from '../helpers/process-memory.js';
 
 // Second round of attacks on the WebSocket bridge, the HTTP/2 agent side and gRPC, aimed at the fixes of the
 // first review (tests in protocol-attacks.test.ts) and at what it did not cover. Every test asserts the SAFE
@@ -98,12 +100,6 @@ async function startWsUp(cert: { certPem: string; keyPem: string }): Promise<WsU
 }
 
 /** gRPC framing: flag byte, 4-byte length, message. */
-const grpcFrame = (msg: Buffer, compressed: boolean): Buffer => {
-  const head = Buffer.alloc(5);
-  head[0] = compressed ? 1 : 0;
-  head.writeUInt32BE(msg.length, 1);
-  return Buffer.concat([head, msg]);
-};
 
 /** What a gRPC client makes of a body: each message, decompressed when flagged and grpc-encoding says gzip. */
 function grpcMessages(body: Buffer, encoding: string | undefined): string[] {
@@ -195,11 +191,6 @@ function agentView(buf: Buffer): string {
   return parseFrames(buf).map((f) => (f.opcode === 8 ? f.payload.subarray(2) : f.opcode <= 2 ? f.payload : Buffer.alloc(0)).toString('latin1')).join('');
 }
 
-/** Resident memory of a process, in MiB. */
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? '0') / 1024;
-}
 
 let h: Harness;
 let testCa: TestCa;
@@ -361,7 +352,7 @@ describe('HTTP/2 agent, HTTP/1.1 or HTTP/2 upstream: heads that do not translate
 
   it('holds: an agent with a zero flow-control window does not make keyswap buffer a 256 MiB upstream response', async () => {
     const pid = h.child.pid as number;
-    const before = rssMiB(pid);
+    const before = rssBytes(pid) / 1048576;
     const socket = await rawTlsVia(h, 'h2.example.test', 443, { ALPNProtocols: ['h2'] });
     const s = http2.connect('https://h2.example.test', { createConnection: () => socket, settings: { initialWindowSize: 0 } });
     s.on('error', () => {});
@@ -370,7 +361,7 @@ describe('HTTP/2 agent, HTTP/1.1 or HTTP/2 upstream: heads that do not translate
     st.pause();
     await new Promise((r) => setTimeout(r, 3000));
     expect(h2Up.requests.at(-1)?.path).toBe('/big?mb=256');
-    const peak = rssMiB(pid);
+    const peak = rssBytes(pid) / 1048576;
     st.close(http2.constants.NGHTTP2_CANCEL);
     s.destroy();
     expect(peak - before).toBeLessThan(96);
@@ -380,7 +371,7 @@ describe('HTTP/2 agent, HTTP/1.1 or HTTP/2 upstream: heads that do not translate
 describe('WebSocket resource limits', () => {
   it('ws-memory: 24 agents each holding an unfinished 16 MiB message do not make keyswap hold 384 MiB', async () => {
     const pid = h.child.pid as number;
-    const before = rssMiB(pid);
+    const before = rssBytes(pid) / 1048576;
     const sockets: tls.TLSSocket[] = [];
     const size = 16 * 1024 * 1024 - 16;
     const payload = randomBytes(size - 1);
@@ -392,7 +383,7 @@ describe('WebSocket resource limits', () => {
       sockets.push(ws.socket);
     }
     await new Promise((r) => setTimeout(r, 3000));
-    const peak = rssMiB(pid);
+    const peak = rssBytes(pid) / 1048576;
     for (const s of sockets) s.destroy();
     expect(h.child.exitCode).toBeNull();
     expect(peak - before, `keyswap RSS grew from ${before.toFixed(0)} to ${peak.toFixed(0)} MiB`).toBeLessThan(256);
