@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // keyswap against the bare Node MITM, in alternating repetitions (median of each), with the CPU each proxy
 // process used per request read from its own scheduler statistics: steadier than req/s on a shared machine.
-// Usage: node bench/paired.mjs [--reps N] [--quick]   (npm run bench:paired)
+// Usage: node bench/paired.mjs [--reps N] [--quick] [--baseline CHECKOUT]   (npm run bench:paired)
+// --baseline adds another built checkout of keyswap (audit on disk) to the same run: how a change is judged.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import { startUpstream } from './lib/upstream.mjs';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
+const BASELINE = argv.includes('--baseline') ? path.resolve(argv[argv.indexOf('--baseline') + 1]) : null;
 const REPS = Number(argv[argv.indexOf('--reps') + 1]) || (QUICK ? 3 : 5);
 const env = { placeholder: 'sk-PLACEHOLDER-BENCH-0123456789abcdef', secret: `bench-secret-${randomBytes(8).toString('hex')}` };
 const dir = mkdtempSync(path.join(os.tmpdir(), 'keyswap-paired-'));
@@ -26,9 +28,11 @@ const bound = `https://localhost:${up.port}`;
 const ks = await startKeyswap({ ...common, auditDir: dir });
 const bare = await startBare({ ...common, tls });
 const tmpfs = existsSync('/dev/shm') ? await startKeyswap({ ...common, auditDir: mkdtempSync('/dev/shm/keyswap-paired-') }) : null;
+const base = BASELINE === null ? null : await startKeyswap({ ...common, auditDir: dir, repo: BASELINE });
 const paths = [
   { kind: 'bare MITM', url: bare.url, target: bound, caPem: bare.caPem, injects: true, pid: bare.child.pid },
   { kind: 'keyswap', url: ks.url, target: bound, caPem: ks.caPem, injects: true, pid: ks.child.pid },
+  ...(base ? [{ kind: 'keyswap, baseline', url: base.url, target: bound, caPem: base.caPem, injects: true, pid: base.child.pid }] : []),
   ...(tmpfs ? [{ kind: 'keyswap, audit on tmpfs', url: tmpfs.url, target: bound, caPem: tmpfs.caPem, injects: true, pid: tmpfs.child.pid }] : []),
 ];
 
@@ -56,7 +60,7 @@ for (const [name, opts] of scenarios) {
   }
 }
 
-let md = `Paired run ${new Date().toISOString()} on ${os.cpus().length} cores, Node ${process.version}: ${REPS} alternating repetitions, medians. Command: \`node bench/paired.mjs${QUICK ? ' --quick' : ''}\`.\n\n`;
+let md = `Paired run ${new Date().toISOString()} on ${os.cpus().length} cores, Node ${process.version}: ${REPS} alternating repetitions, medians. Command: \`node bench/paired.mjs${QUICK ? ' --quick' : ''}${BASELINE ? ' --baseline <checkout>' : ''}\`.\n\n`;
 md += '| scenario | path | req/s | p50 ms | p99 ms | proxy CPU µs/request | context switches/request | bad |\n|---|---|---|---|---|---|---|---|\n';
 for (const [name, byPath] of Object.entries(results)) {
   const m = {};
@@ -66,10 +70,11 @@ for (const [name, byPath] of Object.entries(results)) {
   }
   const k = m.keyswap; const b = m['bare MITM'];
   md += `| ${name} | keyswap ÷ bare MITM | ${(k.rps / b.rps).toFixed(2)}× | +${(k.p50 - b.p50).toFixed(2)} ms | | +${(k.cpu - b.cpu).toFixed(0)} µs | ${(k.sw / b.sw).toFixed(1)}× | |\n`;
+  if (m['keyswap, baseline']) md += `| ${name} | keyswap ÷ keyswap, baseline | ${(k.rps / m['keyswap, baseline'].rps).toFixed(2)}× | ${(k.p50 - m['keyswap, baseline'].p50).toFixed(2)} ms | | ${(k.cpu - m['keyswap, baseline'].cpu).toFixed(0)} µs | ${(k.sw / m['keyswap, baseline'].sw).toFixed(2)}× | |\n`;
   if (m['keyswap, audit on tmpfs']) md += `| ${name} | keyswap, audit on tmpfs ÷ bare MITM | ${(m['keyswap, audit on tmpfs'].rps / b.rps).toFixed(2)}× | | | +${(m['keyswap, audit on tmpfs'].cpu - b.cpu).toFixed(0)} µs | | |\n`;
 }
 console.log(md);
-for (const c of [ks.child, bare.child, tmpfs?.child]) c?.kill('SIGTERM');
+for (const c of [ks.child, bare.child, tmpfs?.child, base?.child]) c?.kill('SIGTERM');
 up.server.closeAllConnections();
 up.server.close();
 const bad = Object.values(results).flatMap((x) => Object.values(x).flat()).reduce((a, x) => a + x.bad, 0);

@@ -20,8 +20,11 @@ function waitForUrl(child, what) {
   });
 }
 
-/** keyswap with the env backend and one header binding; `auditDir` decides what an fsync costs. */
-export async function startKeyswap({ dir, auditDir, upstreamPort, extraPorts = [], caPath, placeholder, secret }) {
+/** Extra node flags for both Node proxies, e.g. BENCH_NODE_FLAGS=--perf-basic-prof for `perf record`. */
+const nodeFlags = () => (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+
+/** keyswap with the env backend and one header binding; `auditDir` decides what an fsync costs, `repo` which build runs. */
+export async function startKeyswap({ repo = REPO, dir, auditDir, upstreamPort, extraPorts = [], caPath, placeholder, secret }) {
   const id = randomBytes(3).toString('hex');
   const stateDir = path.join(dir, `state-${id}`);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -38,8 +41,8 @@ secrets:
     inject: { header: Authorization, format: "Bearer {BENCH_KEY}" }
     bindings: [ ${[upstreamPort, ...extraPorts].map((port) => `{ host: localhost, port: ${port} }`).join(', ')} ]
 `);
-  const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
-  const child = spawn(process.execPath, [...prof, path.join(REPO, 'dist/cli/main.js'), 'serve', '--config', cfg, '--log-level', 'error'], {
+  const prof = [...nodeFlags(), ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [])];
+  const child = spawn(process.execPath, [...prof, path.join(repo, 'dist/cli/main.js'), 'serve', '--config', cfg, '--log-level', 'error'], {
     env: { PATH: process.env.PATH, KEYSWAP_SECRET_BENCH_KEY: secret }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await waitForUrl(child, 'keyswap');
@@ -49,7 +52,7 @@ secrets:
 export async function startBare({ dir, tls, caPath, placeholder, secret }) {
   writeFileSync(path.join(dir, 'bare-cert.pem'), tls.certPem);
   writeFileSync(path.join(dir, 'bare-key.pem'), tls.keyPem);
-  const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.join(process.env.BENCH_PROF, 'bare')] : [];
+  const prof = [...nodeFlags(), ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.join(process.env.BENCH_PROF, 'bare')] : [])];
   const child = spawn(process.execPath, [...prof, path.join(REPO, 'bench/peers/bare-mitm.mjs')], {
     env: { PATH: process.env.PATH, BARE_CERT: path.join(dir, 'bare-cert.pem'), BARE_KEY: path.join(dir, 'bare-key.pem'), BARE_UPSTREAM_CA: caPath, PLACEHOLDER: placeholder, SECRET: secret },
     stdio: ['ignore', 'pipe', 'inherit'],
