@@ -167,21 +167,36 @@ interface Pipeline {
   isGone: boolean;
   /** Resolves when the last request placed so far has been answered, or the connection is gone. */
   lastAnswered: Promise<void>;
-  readonly gone: Promise<void>;
+  /** The answers still owed: the connection's close settles them all (a queued response never sees its own). */
+  readonly owed: Set<() => void>;
 }
 
 function placeInPipeline(pipelines: ExchangeDeps['pipelines'], res: ServerResponse): { at: number; of: Pipeline; previousAnswered: Promise<void> } {
   const socket = res.req.socket;
   let of = pipelines.get(socket);
   if (of === undefined) {
-    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    of = { count: 0, closedAt: Number.POSITIVE_INFINITY, isGone: false, lastAnswered: Promise.resolve(), gone };
-    const record = of;
-    void gone.then(() => { record.isGone = true; });
-    pipelines.set(socket, of);
+    const record: Pipeline = { count: 0, closedAt: Number.POSITIVE_INFINITY, isGone: false, lastAnswered: Promise.resolve(), owed: new Set() };
+    socket.once('close', () => {
+      record.isGone = true;
+      for (const settle of record.owed) settle();
+    });
+    pipelines.set(socket, record);
+    of = record;
   }
   const previousAnswered = of.lastAnswered;
-  of.lastAnswered = Promise.race([new Promise<void>((resolve) => res.once('close', () => resolve())), of.gone]);
+  // Not a race against a promise of the connection's close: each race would leave a reaction on that pending
+  // promise, so a keep-alive connection held memory for every request it ever carried (measured: 40,000 promises
+  // after 20,000 requests). A settled answer leaves nothing behind.
+  const owed = of.owed;
+  of.lastAnswered = new Promise<void>((resolve) => {
+    const settle = (): void => {
+      owed.delete(settle);
+      resolve();
+    };
+    owed.add(settle);
+    res.once('close', settle);
+    if (socket.destroyed) settle();
+  });
   return { at: of.count++, of, previousAnswered };
 }
 
