@@ -6,9 +6,17 @@ import { evaluateTemplate } from './template-eval.js';
  * inputs a minted credential is made from.
  */
 export function namesToFetch(secret: SecretSpec): readonly string[] {
-  const names = secret.sites.flatMap(({ render: r }) => (r.kind === 'template' ? r.compose : r.kind === 'minted' ? minterInputs(r.minter) : r.kind === 'signed' ? signerInputs(r.signer) : [secret.name]));
-  return names.length === 1 ? names : [...new Set(names)];
+  let names = fetchedNames.get(secret);
+  if (names === undefined) {
+    const all = secret.sites.flatMap(({ render: r }) => (r.kind === 'template' ? r.compose : r.kind === 'minted' ? minterInputs(r.minter) : r.kind === 'signed' ? signerInputs(r.signer) : [secret.name]));
+    names = Object.freeze(all.length === 1 ? all : [...new Set(all)]);
+    fetchedNames.set(secret, names);
+  }
+  return names;
 }
+
+/** A spec never changes once loaded (a reload builds new ones), and every request asks this of each secret it carries. */
+const fetchedNames = new WeakMap<SecretSpec, readonly string[]>();
 
 /**
  * Renders the text to place at the site. `{NAME}` and `{secret}` are literal replacements, never a format
