@@ -16,7 +16,7 @@ export function dispatcherFor(p, connections = 64) {
 const percentile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
 /** Runs up to `total` requests at `concurrency` within `timeLimitMs`; returns req/s and latency percentiles. */
-export async function load(p, env, { total, concurrency, fresh = false, timeLimitMs }) {
+export async function load(p, env, { total, concurrency, fresh = false, timeLimitMs, query = '' }) {
   let started = 0; let bad = 0; const lat = [];
   const deadline = performance.now() + timeLimitMs;
   const shared = fresh ? null : dispatcherFor(p);
@@ -26,7 +26,7 @@ export async function load(p, env, { total, concurrency, fresh = false, timeLimi
       started++;
       const d = shared ?? dispatcherFor(p);
       const t = performance.now();
-      if (!(await verifiedEcho(p, env, d))) bad++;
+      if (!(await verifiedEcho(p, env, d, query))) bad++;
       lat.push(performance.now() - t);
       if (!shared) await d.close();
     }
@@ -37,9 +37,9 @@ export async function load(p, env, { total, concurrency, fresh = false, timeLimi
   return { requests: lat.length, bad, rps: lat.length / secs, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
 }
 
-async function verifiedEcho(p, env, dispatcher) {
+async function verifiedEcho(p, env, dispatcher, query = '') {
   try {
-    const res = await request(`${p.target}/v1/echo`, { dispatcher, method: 'POST', headers: { authorization: `Bearer ${env.placeholder}` }, body: '{}' });
+    const res = await request(`${p.target}/v1/echo${query}`, { dispatcher, method: 'POST', headers: { authorization: `Bearer ${env.placeholder}` }, body: '{}' });
     const body = await res.body.text();
     const j = JSON.parse(body);
     return res.statusCode === 200 && j.sawSecret === p.injects && !body.includes(env.secret);

@@ -16,8 +16,10 @@ export async function startUpstream({ certPem, keyPem, secret, placeholder }) {
     let bytes = 0;
     req.on('data', (c) => { bytes += c.length; });
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ sawSecret, ok, bytes }));
+      const body = JSON.stringify({ sawSecret, ok, bytes });
+      // Chunked (writeHead before end sets no length), as every run before had it; ?fixed adds a content-length.
+      res.writeHead(200, url.searchParams.has('fixed') ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : { 'content-type': 'application/json' });
+      res.end(body);
     });
   });
   // Explicit, and longer than a run: Node's 5 s default closed pooled sockets between scenarios, so a run paid
