@@ -10,7 +10,7 @@ import { openTunnel } from './tunnel.js';
 
 /** CONNECT: decrypt a bound destination, tunnel or refuse the rest (K7). Refusals go out in the socket form. */
 export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-  socket.on('error', () => socket.destroy());
+  socket.on('error', destroyOnError);
   const reply = { kind: 'socket', socket } as const;
   const snap = ctx.deps.snapshot();
   const route = routeConnect(req.url, snap.policy);
@@ -56,4 +56,12 @@ export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, sock
       ex.refuse(new Refusal('internal', { cause: err }));
     },
   );
+}
+
+/**
+ * The socket's error listener lives as long as the connection: a closure made in handleConnect would share its
+ * scope and keep the CONNECT request and its exchange reachable for all that time (measured: idle connections).
+ */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }

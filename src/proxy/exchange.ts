@@ -117,15 +117,13 @@ export class Exchange {
   /** Records an event nothing waits on; `lazy` lets it ride with the next durable batch. Failures are logged. */
   note(e: ExchangeEvent, lazy = false): void {
     const event = this.#scoped(e);
-    (lazy ? this.snap.audit.appendLazy(event) : this.snap.audit.append(event)).catch((err: unknown) =>
-      this.log.error({ err: errorSummary(err), request_id: this.id }, 'audit append failed'),
-    );
+    (lazy ? this.snap.audit.appendLazy(event) : this.snap.audit.append(event)).catch(logFailedAppend(this.log, this.id));
   }
 
   /** Records a connection-level event (a tunnel) with this exchange's id and destination. */
   notePassthrough(): void {
     this.snap.audit.appendLazy({ type: 'tls_passthrough', request_id: this.id, destination: this.destination, client: this.clientName })
-      .catch((err: unknown) => this.log.error({ err: errorSummary(err), request_id: this.id }, 'audit append failed'));
+      .catch(logFailedAppend(this.log, this.id));
   }
 
   /**
@@ -159,6 +157,14 @@ export class Exchange {
   }
 }
 
+/**
+ * What a failed append that nothing waits on does. Made outside the exchange: a lazy event waits in the writer's
+ * queue (up to 100 ms), and a handler that closed over the exchange would keep its whole request reachable so long.
+ */
+function logFailedAppend(log: Logger, requestId: string): (err: unknown) => void {
+  return (err) => log.error({ err: errorSummary(err), request_id: requestId }, 'audit append failed');
+}
+
 /** One agent connection's requests, in wire order ('request' events arrive in that order). */
 interface Pipeline {
   count: number;
@@ -175,13 +181,8 @@ function placeInPipeline(pipelines: ExchangeDeps['pipelines'], res: ServerRespon
   const socket = res.req.socket;
   let of = pipelines.get(socket);
   if (of === undefined) {
-    const record: Pipeline = { count: 0, closedAt: Number.POSITIVE_INFINITY, isGone: false, lastAnswered: Promise.resolve(), owed: new Set() };
-    socket.once('close', () => {
-      record.isGone = true;
-      for (const settle of record.owed) settle();
-    });
-    pipelines.set(socket, record);
-    of = record;
+    of = openPipeline(socket);
+    pipelines.set(socket, of);
   }
   const previousAnswered = of.lastAnswered;
   // Not a race against a promise of the connection's close: each race would leave a reaction on that pending
@@ -198,6 +199,19 @@ function placeInPipeline(pipelines: ExchangeDeps['pipelines'], res: ServerRespon
     if (socket.destroyed) settle();
   });
   return { at: of.count++, of, previousAnswered };
+}
+
+/**
+ * A connection's record, its close listener made here: a closure made in placeInPipeline would share that call's
+ * scope and keep its request and response reachable for as long as the connection stays open.
+ */
+function openPipeline(socket: Duplex): Pipeline {
+  const record: Pipeline = { count: 0, closedAt: Number.POSITIVE_INFINITY, isGone: false, lastAnswered: Promise.resolve(), owed: new Set() };
+  socket.once('close', () => {
+    record.isGone = true;
+    for (const settle of record.owed) settle();
+  });
+  return record;
 }
 
 /**

@@ -16,7 +16,7 @@ export function terminateTls(client: Duplex, head: Buffer, context: tls.SecureCo
   const socket = new tls.TLSSocket(client, {
     isServer: true,
     secureContext: context,
-    SNICallback: (_servername, cb) => cb(null, context),
+    SNICallback: sniAnswer(context),
     ALPNProtocols: ['h2', 'http/1.1'],
   });
   const timer = setTimeout(() => socket.destroy(), handshakeMs).unref();
@@ -31,4 +31,12 @@ export function terminateTls(client: Duplex, head: Buffer, context: tls.SecureCo
   // A failed handshake (the agent does not trust the CA, or is not speaking TLS) only ends this connection.
   socket.once('error', () => socket.destroy());
   return socket;
+}
+
+/**
+ * The SNI callback stays on the socket for its whole life: made in terminateTls it would share that call's scope
+ * and keep the handshake's timer and closures reachable as long as the connection is open.
+ */
+function sniAnswer(context: tls.SecureContext): (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void {
+  return (_servername, cb) => cb(null, context);
 }

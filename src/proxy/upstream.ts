@@ -228,7 +228,15 @@ function connectTimer(ms: number): (this: http.ClientRequest, socket: net.Socket
     // A pooled socket is already connected; only a fresh dial can hang.
     if (!socket.connecting) return;
     const timer = setTimeout(() => this.destroy(Object.assign(new Error('upstream connect timeout'), { code: 'ETIMEDOUT' })), ms);
-    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => clearTimeout(timer));
-    socket.once('close', () => clearTimeout(timer));
+    const connected = socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect';
+    // Both listeners go once either fires: left on the pooled socket, they would keep this request (and through
+    // its listeners, the agent's response) reachable for as long as the connection is pooled.
+    const disarm = (): void => {
+      clearTimeout(timer);
+      socket.off(connected, disarm);
+      socket.off('close', disarm);
+    };
+    socket.once(connected, disarm);
+    socket.once('close', disarm);
   };
 }

@@ -63,7 +63,7 @@ async function liveObjects(): Promise<Map<string, number>> {
 }
 
 describe('memory on a long-lived keep-alive connection', () => {
-  it('does not grow with the number of requests the connection has carried (was: two promises kept per request until the connection closed)', async () => {
+  it('does not grow with the number of requests the connection has carried (was: two promises kept per request until the connection closed), and holds none of them once idle', async () => {
     const agent = new ProxyAgent({ uri: h.proxyUrl, requestTls: { ca: h.caPem }, connections: 1 });
     const send = async (n: number): Promise<void> => {
       for (let i = 0; i < n; i++) {
@@ -80,6 +80,9 @@ describe('memory on a long-lived keep-alive connection', () => {
       const late = await liveObjects();
       // Same connection throughout: what one request leaves behind shows up 2000 times over.
       for (const name of ['Promise', 'Object', 'Array']) expect({ name, grew: (late.get(name) ?? 0) - (early.get(name) ?? 0) }).toEqual({ name, grew: expect.toSatisfy((n: number) => n < 400) });
+      // And an idle connection holds none of its requests: no exchange, no response, no upstream request stays
+      // reachable once the answer is out (was: the connection's first request, through listeners made in its scope).
+      expect(['Exchange', 'ServerResponse', 'IncomingMessage', 'ClientRequest'].map((name) => [name, late.get(name) ?? 0])).toEqual(['Exchange', 'ServerResponse', 'IncomingMessage', 'ClientRequest'].map((name) => [name, 0]));
     } finally {
       await agent.close();
     }
