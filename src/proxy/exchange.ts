@@ -202,6 +202,15 @@ function placeInPipeline(pipelines: ExchangeDeps['pipelines'], res: ServerRespon
 }
 
 /**
+ * keyswap's own answers (the health endpoint) take their place in the connection's order like a proxied request's:
+ * one that closes the connection keeps every request pipelined behind it from going upstream, as a refusal does.
+ */
+export function placeOwnAnswer(pipelines: ExchangeDeps['pipelines'], res: ServerResponse, closes: boolean): void {
+  const place = placeInPipeline(pipelines, res);
+  if (closes) place.of.closedAt = Math.min(place.of.closedAt, place.at);
+}
+
+/**
  * A connection's record, its close listener made here: a closure made in placeInPipeline would share that call's
  * scope and keep its request and response reachable for as long as the connection stays open.
  */
