@@ -5,22 +5,6 @@ import { BackendConfigError } from '../secrets/index.js';
 import { TlsStateError } from '../tls/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { auditCommand, AUDIT_USAGE } from './audit-command.js';
-import { caCommand, CA_USAGE } from './ca-command.js';
-import { clientCommand, CLIENT_USAGE } from './client-command.js';
-import { placeholderCommand } from './placeholder.js';
-import { quickstart } from './quickstart-command.js';
-import { checkCommand, CHECK_USAGE } from './check-command.js';
-import { demoCommand } from './demo-command.js';
-import { doctorCommand, DOCTOR_USAGE } from './doctor-command.js';
-import { explainCommand, EXPLAIN_USAGE } from './explain-command.js';
-import { initCommand, INIT_USAGE } from './init-command.js';
-import { installCommand, INSTALL_USAGE } from './install-command.js';
-import { uninstallCommand, UNINSTALL_USAGE } from './uninstall-command.js';
-import { reloadCommand } from './reload-command.js';
-import { envCommand, runCommand, RUN_USAGE } from './run-command.js';
-import { secretCommand, SECRET_USAGE } from './secret-command.js';
-import { serve, SERVE_USAGE } from './serve-command.js';
 import { VERSION } from './version.js';
 
 const USAGE = `keyswap ${VERSION}: agents hold placeholders; keyswap swaps in real secrets only for bound, audited, verified requests.
@@ -50,28 +34,29 @@ commands:
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.`;
 
 type Command = (args: string[], io: CliIo) => Promise<number>;
+interface Loaded { readonly run: Command; readonly usage?: string }
 
-const COMMANDS: Record<string, Command> = {
-  serve,
-  quickstart,
-  secret: secretCommand,
-  placeholder: placeholderCommand,
-  audit: auditCommand,
-  ca: caCommand,
-  client: clientCommand,
-  reload: reloadCommand,
-  init: initCommand,
-  check: checkCommand,
-  doctor: doctorCommand,
-  demo: demoCommand,
-  explain: explainCommand,
-  run: runCommand,
-  env: envCommand,
-  install: installCommand,
-  uninstall: uninstallCommand,
+// Each command's module is loaded when it runs: `serve` then never holds the code (and the libraries) of the
+// other sixteen. Measured: a fresh `serve` took 94 MB RSS against the bare Node MITM's 76 MB.
+const COMMANDS: Record<string, () => Promise<Loaded>> = {
+  serve: async () => { const m = await import('./serve-command.js'); return { run: m.serve, usage: m.SERVE_USAGE }; },
+  quickstart: async () => ({ run: (await import('./quickstart-command.js')).quickstart }),
+  secret: async () => { const m = await import('./secret-command.js'); return { run: m.secretCommand, usage: m.SECRET_USAGE }; },
+  placeholder: async () => ({ run: (await import('./placeholder.js')).placeholderCommand }),
+  audit: async () => { const m = await import('./audit-command.js'); return { run: m.auditCommand, usage: m.AUDIT_USAGE }; },
+  ca: async () => { const m = await import('./ca-command.js'); return { run: m.caCommand, usage: m.CA_USAGE }; },
+  client: async () => { const m = await import('./client-command.js'); return { run: m.clientCommand, usage: m.CLIENT_USAGE }; },
+  reload: async () => ({ run: (await import('./reload-command.js')).reloadCommand }),
+  init: async () => { const m = await import('./init-command.js'); return { run: m.initCommand, usage: m.INIT_USAGE }; },
+  check: async () => { const m = await import('./check-command.js'); return { run: m.checkCommand, usage: m.CHECK_USAGE }; },
+  doctor: async () => { const m = await import('./doctor-command.js'); return { run: m.doctorCommand, usage: m.DOCTOR_USAGE }; },
+  demo: async () => ({ run: (await import('./demo-command.js')).demoCommand }),
+  explain: async () => { const m = await import('./explain-command.js'); return { run: m.explainCommand, usage: m.EXPLAIN_USAGE }; },
+  run: async () => { const m = await import('./run-command.js'); return { run: m.runCommand, usage: m.RUN_USAGE }; },
+  env: async () => { const m = await import('./run-command.js'); return { run: m.envCommand, usage: m.RUN_USAGE }; },
+  install: async () => { const m = await import('./install-command.js'); return { run: m.installCommand, usage: m.INSTALL_USAGE }; },
+  uninstall: async () => { const m = await import('./uninstall-command.js'); return { run: m.uninstallCommand, usage: m.UNINSTALL_USAGE }; },
 };
-
-const USAGES: Record<string, string> = { doctor: DOCTOR_USAGE, check: CHECK_USAGE, explain: EXPLAIN_USAGE, init: INIT_USAGE, run: RUN_USAGE, env: RUN_USAGE, serve: SERVE_USAGE, secret: SECRET_USAGE, audit: AUDIT_USAGE, client: CLIENT_USAGE, ca: CA_USAGE, install: INSTALL_USAGE, uninstall: UNINSTALL_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
@@ -84,19 +69,20 @@ async function main(argv: string[]): Promise<number> {
     io.stdout.write(`${VERSION}\n`);
     return EXIT.ok;
   }
-  const command = COMMANDS[name];
-  if (command === undefined) {
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (load === undefined) {
     io.stderr.write(`keyswap: unknown command '${name}'\n\n${USAGE}\n`);
     return EXIT.usage;
   }
+  const command = await load();
   // After `--`, the arguments are the child's (keyswap run -- cmd --help).
   const own = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
   if (own.includes('--help') || own.includes('-h')) {
-    io.stdout.write(`${USAGES[name] ?? USAGE}\n`);
+    io.stdout.write(`${command.usage ?? USAGE}\n`);
     return EXIT.ok;
   }
   try {
-    return await command(args, io);
+    return await command.run(args, io);
   } catch (err) {
     const [message, code] = describe(err);
     io.stderr.write(`${message}\n`);

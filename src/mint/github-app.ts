@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
-import { SignJWT } from 'jose';
 import type { MinterSpec } from '../config/index.js';
 import { checkCredentialText, MintFailed } from './failure.js';
+import { loadJose } from './libraries.js';
 import { TransportError, type TokenTransport } from './transport.js';
 
 type GitHubApp = Extract<MinterSpec, { kind: 'github_app' }>;
@@ -18,6 +18,7 @@ export async function installationToken(spec: GitHubApp, privateKeyPem: string, 
   } catch (err) {
     throw new MintFailed('bad_key', null, { cause: err });
   }
+  const { SignJWT } = await loadJose();
   const now = Math.floor(nowMs / 1000);
   const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setIssuer(spec.appId).setIssuedAt(now - 60).setExpirationTime(now + 540).sign(key);
   const url = new URL(`${spec.apiBaseUrl}/app/installations/${encodeURIComponent(spec.installationId)}/access_tokens`);

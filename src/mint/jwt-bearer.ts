@@ -1,7 +1,7 @@
 import { createPrivateKey, randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
 import type { MinterSpec } from '../config/index.js';
 import { MintFailed } from './failure.js';
+import { loadJose } from './libraries.js';
 
 type JwtBearer = Extract<MinterSpec, { kind: 'jwt_bearer' }>;
 
@@ -13,6 +13,7 @@ export async function signBearerJwt(spec: JwtBearer, signingKey: string, nowMs: 
   } catch (err) {
     throw new MintFailed('bad_key', null, { cause: err });
   }
+  const { SignJWT } = await loadJose();
   const iat = Math.floor(nowMs / 1000);
   let token = new SignJWT({ ...spec.extraClaims }).setProtectedHeader({ alg: spec.algorithm, typ: 'JWT' }).setIssuedAt(iat).setExpirationTime(iat + spec.ttlSeconds).setJti(randomUUID());
   if (spec.issuer !== null) token = token.setIssuer(spec.issuer);

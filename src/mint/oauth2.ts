@@ -1,8 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
-import { SignJWT } from 'jose';
-import * as oauth from 'oauth4webapi';
+import type * as Oauth from 'oauth4webapi';
 import type { MinterSpec } from '../config/index.js';
 import { checkCredentialText, MintFailed } from './failure.js';
+import { loadJose, loadOauth } from './libraries.js';
 import { TransportError, type TokenTransport } from './transport.js';
 
 export interface Grant { readonly accessToken: string; readonly expiresInS: number | null }
@@ -12,8 +12,9 @@ type Refresh = Extract<MinterSpec, { kind: 'oauth2_refresh' }>;
 
 /** RFC 6749 §6: a refresh token exchanged for an access token, and the new refresh token when the provider rotates it. */
 export async function refreshTokenGrant(spec: Refresh, clientId: string, clientSecret: string, refreshToken: string, transport: TokenTransport): Promise<Grant & { readonly refreshToken: string | null }> {
-  const as: oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
-  const client: oauth.Client = { client_id: clientId };
+  const oauth = await loadOauth();
+  const as: Oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
+  const client: Oauth.Client = { client_id: clientId };
   const auth = spec.clientAuth === 'basic' ? oauth.ClientSecretBasic(clientSecret) : oauth.ClientSecretPost(clientSecret);
   const seen = { status: null as number | null };
   try {
@@ -28,14 +29,15 @@ export async function refreshTokenGrant(spec: Refresh, clientId: string, clientS
       refreshToken: result.refresh_token === undefined ? null : checkCredentialText(result.refresh_token),
     };
   } catch (err) {
-    throw asMintFailed(err, seen.status);
+    throw asMintFailed(err, seen.status, oauth);
   }
 }
 
 /** RFC 6749 §4.4 with oauth4webapi: the request, client authentication and response checks are its, the wire ours. */
 export async function clientCredentialsGrant(spec: ClientCredentials, clientId: string, clientSecret: string, transport: TokenTransport): Promise<Grant> {
-  const as: oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
-  const client: oauth.Client = { client_id: clientId };
+  const oauth = await loadOauth();
+  const as: Oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
+  const client: Oauth.Client = { client_id: clientId };
   const auth = spec.clientAuth === 'basic' ? oauth.ClientSecretBasic(clientSecret) : oauth.ClientSecretPost(clientSecret);
   const seen = { status: null as number | null };
   try {
@@ -43,7 +45,7 @@ export async function clientCredentialsGrant(spec: ClientCredentials, clientId: 
     const result = await oauth.processClientCredentialsResponse(as, client, response);
     return { accessToken: checkCredentialText(result.access_token), expiresInS: typeof result.expires_in === 'number' ? result.expires_in : null };
   } catch (err) {
-    throw asMintFailed(err, seen.status);
+    throw asMintFailed(err, seen.status, oauth);
   }
 }
 
@@ -66,19 +68,20 @@ export async function serviceAccountGrant(spec: ServiceAccount, keyFile: string,
   } catch (err) {
     throw new MintFailed('bad_key', null, { cause: err });
   }
+  const [{ SignJWT }, oauth] = await Promise.all([loadJose(), loadOauth()]);
   const iat = Math.floor(nowMs / 1000);
   let assertion = new SignJWT({ scope: spec.scopes }).setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(keyId === undefined ? {} : { kid: keyId }) })
     .setIssuer(email).setAudience(spec.tokenUrl).setIssuedAt(iat).setExpirationTime(iat + 3600);
   if (spec.subject !== null) assertion = assertion.setSubject(spec.subject);
-  const as: oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
-  const client: oauth.Client = { client_id: email };
+  const as: Oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
+  const client: Oauth.Client = { client_id: email };
   const seen = { status: null as number | null };
   try {
     const response = await oauth.genericTokenEndpointRequest(as, client, oauth.None(), 'urn:ietf:params:oauth:grant-type:jwt-bearer', { assertion: await assertion.sign(key) }, { [oauth.customFetch]: fetchVia(transport, seen) });
     const result = await oauth.processGenericTokenEndpointResponse(as, client, response);
     return { accessToken: checkCredentialText(result.access_token), expiresInS: typeof result.expires_in === 'number' ? result.expires_in : null };
   } catch (err) {
-    throw asMintFailed(err, seen.status);
+    throw asMintFailed(err, seen.status, oauth);
   }
 }
 
@@ -94,7 +97,7 @@ function fetchVia(transport: TokenTransport, seen: { status: number | null }): t
   }) as typeof fetch;
 }
 
-function asMintFailed(err: unknown, status: number | null): MintFailed {
+function asMintFailed(err: unknown, status: number | null, oauth: typeof Oauth): MintFailed {
   if (err instanceof MintFailed) return err;
   if (err instanceof TransportError) return new MintFailed(err.reason, null, { cause: err });
   if (err instanceof oauth.ResponseBodyError) return new MintFailed(err.error === 'invalid_grant' ? 'invalid_grant' : 'oauth_error', err.status, { cause: err });

@@ -1,7 +1,6 @@
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import type { SignerSpec } from '../config/index.js';
 import { MintFailed } from './failure.js';
+import { loadSigV4 } from './libraries.js';
 
 type SigV4 = Extract<SignerSpec, { kind: 'sigv4' }>;
 
@@ -96,6 +95,7 @@ export async function signSigV4(spec: SigV4, creds: AwsCredentials, req: Signabl
     const prev = query[k];
     query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
   }
+  const { SignatureV4, Hash } = await loadSigV4();
   const signer = new SignatureV4({
     credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, ...(creds.sessionToken === null ? {} : { sessionToken: creds.sessionToken }) },
     region,
