@@ -52,6 +52,13 @@ describe('keyswap serve lifecycle', () => {
     expect(ks('reload', 'extra').stderr.split('\n')[0]).toBe("keyswap: unexpected argument 'extra'");
   });
 
+  it('a command keyswap does not have is exit 2 naming it, even one spelled like a built-in property (was: an internal error)', () => {
+    for (const name of ['bogus', 'constructor', 'toString', '__proto__']) {
+      const r = cli([name]);
+      expect([r.status, r.stderr.split('\n')[0]]).toEqual([2, `keyswap: unknown command '${name}'`]);
+    }
+  });
+
   it('a second serve on the same audit log exits 1 with one sentence naming the running keyswap', async () => {
     const h = await startHarness();
     try {
