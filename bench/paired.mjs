@@ -3,26 +3,18 @@
 // process used per request read from its own scheduler statistics: steadier than req/s on a shared machine.
 // Usage: node bench/paired.mjs [--reps N] [--quick] [--baseline CHECKOUT]   (npm run bench:paired)
 // --baseline adds another built checkout of keyswap (audit on disk) to the same run: how a change is judged.
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { load } from './lib/load.mjs';
 import { startBare, startKeyswap } from './lib/proxies.mjs';
-import { makeTlsMaterial } from './lib/tls-material.mjs';
-import { startUpstream } from './lib/upstream.mjs';
+import { benchWorld } from './lib/world.mjs';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const BASELINE = argv.includes('--baseline') ? path.resolve(argv[argv.indexOf('--baseline') + 1]) : null;
 const REPS = Number(argv[argv.indexOf('--reps') + 1]) || (QUICK ? 3 : 5);
-const env = { placeholder: 'sk-PLACEHOLDER-BENCH-0123456789abcdef', secret: `bench-secret-${randomBytes(8).toString('hex')}` };
-const dir = mkdtempSync(path.join(os.tmpdir(), 'keyswap-paired-'));
-const tls = makeTlsMaterial();
-const caPath = path.join(dir, 'bench-ca.pem');
-writeFileSync(caPath, tls.caPem);
-const up = await startUpstream({ ...tls, ...env });
-const common = { dir, caPath, ...env, upstreamPort: up.port };
+const { env, dir, tls, up, common } = await benchWorld('paired');
 const bound = `https://localhost:${up.port}`;
 
 const ks = await startKeyswap({ ...common, auditDir: dir });

@@ -2,7 +2,6 @@
 // keyswap benchmark: direct vs a plain CONNECT tunnel vs a bare Node MITM (the ceiling) vs keyswap vs mitmproxy,
 // in one run on one machine. Every response is verified; every load is bounded by a count and a time limit.
 // Usage: node bench/run.mjs [--quick] [--no-mitmproxy]    (BENCH_PROF=DIR: CPU profiles of keyswap into DIR)
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,8 +9,7 @@ import { firstRequest, holdIdle, load, sse, transfer } from './lib/load.mjs';
 import { startBare, startKeyswap, startMitmproxy } from './lib/proxies.mjs';
 import { rssMb, withPeakRss } from './lib/rss.mjs';
 import { report } from './lib/report.mjs';
-import { makeTlsMaterial } from './lib/tls-material.mjs';
-import { startUpstream } from './lib/upstream.mjs';
+import { benchWorld } from './lib/world.mjs';
 import { h2Load, startProtocolUpstreams, wsEcho } from './lib/protocols.mjs';
 
 const args = new Set(process.argv.slice(2));
@@ -19,14 +17,9 @@ const QUICK = args.has('--quick');
 const WANT_MITM = !args.has('--no-mitmproxy') && !QUICK;
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const TIME_LIMIT_MS = QUICK ? 20_000 : 60_000; // per scenario and path
-const env = { placeholder: 'sk-PLACEHOLDER-BENCH-0123456789abcdef', secret: `bench-secret-${randomBytes(8).toString('hex')}` };
-const dir = mkdtempSync(path.join(os.tmpdir(), 'keyswap-bench-'));
+const { env, dir, tls, caPath, up } = await benchWorld('bench');
 const TMPFS = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/keyswap-bench-') : null;
 
-const tls = makeTlsMaterial();
-const caPath = path.join(dir, 'bench-ca.pem');
-writeFileSync(caPath, tls.caPem);
-const up = await startUpstream({ ...tls, ...env });
 const bound = `https://localhost:${up.port}`;
 const protocols = await startProtocolUpstreams({ ...tls, ...env });
 const common = { dir, caPath, ...env, upstreamPort: up.port, extraPorts: [protocols.h2Port, protocols.wsPort] };

@@ -3,25 +3,14 @@
 // proxy's bytes after its CONNECT answer as TLS records and counts them. A small response written as one record
 // costs one encryption, one write and one read; the terminator of a chunked body sent on its own costs all three again.
 // Usage: node bench/tls-records.mjs [--requests N]   (npm run bench:records)
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { load } from './lib/load.mjs';
 import { startBare, startKeyswap } from './lib/proxies.mjs';
-import { makeTlsMaterial } from './lib/tls-material.mjs';
-import { startUpstream } from './lib/upstream.mjs';
+import { benchWorld } from './lib/world.mjs';
 
 const argv = process.argv.slice(2);
 const N = Number(argv[argv.indexOf('--requests') + 1]) || 2000;
-const env = { placeholder: 'sk-PLACEHOLDER-BENCH-0123456789abcdef', secret: `bench-secret-${randomBytes(8).toString('hex')}` };
-const dir = mkdtempSync(path.join(os.tmpdir(), 'keyswap-records-'));
-const tls = makeTlsMaterial();
-const caPath = path.join(dir, 'bench-ca.pem');
-writeFileSync(caPath, tls.caPem);
-const up = await startUpstream({ ...tls, ...env });
-const common = { dir, caPath, ...env, upstreamPort: up.port };
+const { env, dir, tls, up, common } = await benchWorld('records');
 
 /** A relay in front of `proxyUrl` that counts, per TLS content type, the records the proxy sends after CONNECT. */
 async function countingRelay(proxyUrl) {
