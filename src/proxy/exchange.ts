@@ -109,9 +109,14 @@ export class Exchange {
    * have a later one's secret already sent behind it.
    */
   async mayForward(): Promise<boolean> {
-    if (this.#pipeline === null) return true;
+    if (this.#pipeline === null || this.reply.kind !== 'response' || isHttp2(this.reply.res)) return true;
     await this.#pipeline.previousAnswered;
-    return this.#pipeline.of.closedAt > this.#pipeline.at && !this.#pipeline.of.isGone;
+    if (this.#pipeline.of.closedAt <= this.#pipeline.at || this.#pipeline.of.isGone) return false;
+    // Not every answer on the connection is an exchange's: the health endpoint answers, and Node's server writes
+    // its own (a 400 for a missing Host, a 417 for an unknown Expect) without a request keyswap ever sees. Node's
+    // queue of answers is the one record of them all: a response gets the connection only once every answer ahead
+    // of it is out, and never behind one that closed it.
+    return holdsConnection(this.reply.res);
   }
 
   /** Records an event nothing waits on; `lazy` lets it ride with the next durable batch. Failures are logged. */
@@ -201,13 +206,24 @@ function placeInPipeline(pipelines: ExchangeDeps['pipelines'], res: ServerRespon
   return { at: of.count++, of, previousAnswered };
 }
 
-/**
- * keyswap's own answers (the health endpoint) take their place in the connection's order like a proxied request's:
- * one that closes the connection keeps every request pipelined behind it from going upstream, as a refusal does.
- */
-export function placeOwnAnswer(pipelines: ExchangeDeps['pipelines'], res: ServerResponse, closes: boolean): void {
-  const place = placeInPipeline(pipelines, res);
-  if (closes) place.of.closedAt = Math.min(place.of.closedAt, place.at);
+/** Resolves true once `res` is the connection's current answer; false if the connection or the response ends first. */
+function holdsConnection(res: ServerResponse): boolean | Promise<boolean> {
+  if (res.socket !== null) return true;
+  const socket = res.req.socket;
+  if (socket.destroyed) return false;
+  return new Promise<boolean>((resolve) => {
+    const settle = (held: boolean) => (): void => {
+      res.off('socket', onSocket);
+      res.off('close', onEnd);
+      socket.off('close', onEnd);
+      resolve(held);
+    };
+    const onSocket = settle(true);
+    const onEnd = settle(false);
+    res.once('socket', onSocket);
+    res.once('close', onEnd);
+    socket.once('close', onEnd);
+  });
 }
 
 /**

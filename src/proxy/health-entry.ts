@@ -1,5 +1,4 @@
 import type http from 'node:http';
-import { placeOwnAnswer, type ExchangeDeps } from './exchange.js';
 import type { Snapshot } from './snapshot.js';
 
 /** `.invalid` never resolves (RFC 2606), so this name can only ever mean keyswap itself. */
@@ -9,11 +8,8 @@ export const HEALTH_HOST = 'keyswap.invalid';
  * `GET http://keyswap.invalid/healthz` through the proxy: 200 while keyswap can serve injected requests, 503 once
  * the audit log has failed (every injected request is then refused). No secret, name or path in the answer.
  */
-export function answerHealth(req: http.IncomingMessage, res: http.ServerResponse, snap: Snapshot, path: string, pipelines: ExchangeDeps['pipelines']): void {
-  const known = path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD');
-  // In the connection's order: the 404 closes the connection, so nothing pipelined behind it may go upstream.
-  placeOwnAnswer(pipelines, res, !known);
-  if (!known) {
+export function answerHealth(req: http.IncomingMessage, res: http.ServerResponse, snap: Snapshot, path: string): void {
+  if (path !== '/healthz' || (req.method !== 'GET' && req.method !== 'HEAD')) {
     res.writeHead(404, { 'content-type': 'text/plain', connection: 'close' });
     res.end('keyswap: the only local endpoint is GET http://keyswap.invalid/healthz\n');
     return;

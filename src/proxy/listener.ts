@@ -116,7 +116,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     if (url.startsWith(ROUTE_PREFIX)) return handleRoute(ctx, req, res);
     const absolute = parseAbsoluteUrl(url);
     if (absolute === null) return refuseUnrouted(ctx, req, { kind: 'response', res }, 'not_a_proxy_request');
-    if (absolute.host === HEALTH_HOST) return answerHealth(req, res, deps.snapshot(), absolute.path, ctx.deps.pipelines);
+    if (absolute.host === HEALTH_HOST) return answerHealth(req, res, deps.snapshot(), absolute.path);
     return handleAbsolute(ctx, req, res, absolute);
   });
   // Answers leave a connection in the order its requests came. Whatever ends or takes over the connection (a
