@@ -6,6 +6,7 @@ import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metri
 import type { Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { mintServiceFor, RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
+import { ScrubberCache } from '../scrub/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
 import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, exportLines, writeAgentConfigFiles } from './agent-env.js';
@@ -89,7 +90,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   const upstream = new UpstreamClient(config.upstream, extraCaPem, secrets);
   const limiter = new RateLimiter();
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
-  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, secrets) };
+  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, secrets), scrubbers: new ScrubberCache() };
 
   try {
     proxy = await startProxy({ host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log });

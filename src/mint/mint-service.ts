@@ -4,6 +4,7 @@ import { MintFailed } from './failure.js';
 import { signBearerJwt } from './jwt-bearer.js';
 import { installationToken } from './github-app.js';
 import { MintedCache, type Minted } from './minted-cache.js';
+import { destinationOf, SentLedger, type SentValue } from './sent-ledger.js';
 import { clientCredentialsGrant, refreshTokenGrant, serviceAccountGrant } from './oauth2.js';
 import type { TokenTransport } from './transport.js';
 
@@ -52,12 +53,22 @@ export class MintService {
   readonly #deps: MintDeps;
   readonly #now: () => number;
   readonly #issued = new Map<string, { readonly value: Secret; readonly untilMs: number }[]>();
+  readonly #sent: SentLedger;
 
   constructor(deps: MintDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#cache = new MintedCache({ now: this.#now });
+    this.#sent = new SentLedger(this.#now, deps.inherit === undefined ? undefined : deps.inherit.#sent);
     if (deps.inherit !== undefined) for (const [name, list] of deps.inherit.#issued) this.#issued.set(name, [...list]);
+  }
+
+  /**
+   * What keyswap's token requests carried to `destination` (`https://host:port`) that may still be valid: client
+   * secrets as encoded, assertions, App JWTs, refresh tokens. Scrubbed from that destination's responses.
+   */
+  sentTo(destination: string): readonly SentValue[] {
+    return this.#sent.live(destination);
   }
 
   /** `inputs` holds the minter's backend secrets by name (config/minterInputs). */
@@ -97,31 +108,35 @@ export class MintService {
         return this.#issue(secretName, { value: new Secret(jwt), expiresAtMs, useByMs: expiresAtMs - Math.max(10_000, Math.min(60_000, lifetime / 5)) });
       }
       case 'oauth2_client_credentials':
-        return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async () => {
-          const grant = await clientCredentialsGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), this.#deps.transport);
+        return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (transport) => {
+          const grant = await clientCredentialsGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), transport);
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
           return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
       case 'oauth2_refresh':
-        return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (writeBack) => {
+        return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (transport, writeBack) => {
           // Read now, not with the request that triggered this: a write-back since then has the current one.
           const current = (await this.#deps.secrets.get(spec.refreshTokenSecret).catch((err: unknown) => {
             throw new MintFailed('input_unavailable', null, { cause: err });
           })).reveal();
-          const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), current, this.#deps.transport);
-          if (grant.refreshToken !== null && grant.refreshToken !== current) writeBack.set(await this.#writeBack(spec, grant.refreshToken));
+          const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), current, transport);
+          if (grant.refreshToken !== null && grant.refreshToken !== current) {
+            // The next exchange sends it: scrubbed from the endpoint's responses from now on, not only from then.
+            this.#sent.record(destinationOf(new URL(spec.tokenUrl)), secretName, grant.refreshToken);
+            writeBack.set(await this.#writeBack(spec, grant.refreshToken));
+          }
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
           return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
       case 'google_service_account':
-        return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async () => {
-          const grant = await serviceAccountGrant(spec, input(spec.keySecret), this.#deps.transport, startMs);
+        return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (transport) => {
+          const grant = await serviceAccountGrant(spec, input(spec.keySecret), transport, startMs);
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
           return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
       case 'github_app':
-        return this.#exchange(secretName, spec, new URL(spec.apiBaseUrl).host, trigger, async () => {
-          const { token, expiresAtMs } = await installationToken(spec, input(spec.privateKeySecret), this.#deps.transport, startMs);
+        return this.#exchange(secretName, spec, new URL(spec.apiBaseUrl).host, trigger, async (transport) => {
+          const { token, expiresAtMs } = await installationToken(spec, input(spec.privateKeySecret), transport, startMs);
           // GitHub's tokens live an hour; stop five minutes short, so a long request never carries an expired one.
           return { value: new Secret(token), expiresAtMs, useByMs: Math.min(expiresAtMs - 300_000, startMs + 3_600_000) };
         });
@@ -151,7 +166,7 @@ export class MintService {
 
   async #exchange<T extends Minted & { readonly useByMs: number; readonly expiryKnown?: boolean }>(
     secretName: string, spec: MinterSpec, endpoint: string, trigger: 'request' | 'refresh_ahead',
-    run: (writeBack: { set(v: TokenExchangeEvent['write_back']): void }) => Promise<T>,
+    run: (transport: TokenTransport, writeBack: { set(v: TokenExchangeEvent['write_back']): void }) => Promise<T>,
   ): Promise<T> {
     const base = { secret_name: secretName, minter: spec.kind, endpoint, trigger } as const;
     let writeBack: TokenExchangeEvent['write_back'] = null;
@@ -159,7 +174,8 @@ export class MintService {
     // K5 for exchanges: the inputs leave for the endpoint only once that is on disk (an audit failure stops here).
     await this.#deps.audit({ ...base, outcome: 'started', reason: null, status: null, expires_in_s: null, write_back: null });
     try {
-      minted = await run({ set: (v) => { writeBack = v; } });
+      // Everything the exchange sends is recorded as it goes out (sent-ledger.ts).
+      minted = await run(this.#sent.recording(this.#deps.transport, secretName), { set: (v) => { writeBack = v; } });
     } catch (err) {
       const failed = err instanceof MintFailed ? err : new MintFailed('bad_response', null, { cause: err });
       await this.#deps.audit({ ...base, outcome: 'failed', reason: failed.reason, status: failed.status, expires_in_s: null, write_back: writeBack }).catch(() => {});

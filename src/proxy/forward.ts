@@ -7,7 +7,7 @@ import type { Exchange, Target } from './exchange.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
 import { endAfter, relay } from './relay.js';
 import { answerOf, respond } from './respond.js';
-import type { Scrubber } from './scrubber.js';
+import type { Scrubber } from '../scrub/index.js';
 
 /** The upstream request as the pipeline built it: secrets placed, decisions durable. */
 export interface Outbound {

@@ -14,7 +14,7 @@ import { isGone, type AgentResponse } from './agent-response.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
 import { signRequest } from './sign-request.js';
 import type { Snapshot } from './snapshot.js';
-import { scrubberFor } from './scrub-set.js';
+import { scrubberFor, scrubsAt } from './scrub-targets.js';
 import { checkHandshake, openWebSocket } from './websocket.js';
 
 /** Where the answer goes: an HTTP response, or the agent's socket once a WebSocket handshake is upgraded. */
@@ -83,7 +83,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const minted = await mintedCredentials(ex.snap.mint, verdict.injections, values);
     const placements = placementsOf(verdict.injections, values, nowMs, minted);
     applyPlacements(parts, placements);
-    if (scrubbed.length > 0) {
+    if (scrubsAt(ex.snap, target, scrubbed)) {
       setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
       // gRPC compresses each message on its own (grpc-encoding), out of the scrubber's sight: keyswap asks for none.
       if (/^application\/grpc/i.test(facts.contentType ?? '')) setHeader(parts.headers, 'grpc-accept-encoding', 'identity');
@@ -105,7 +105,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     if ((to.kind === 'response' ? isGone(to.res) : to.socket.destroyed) || req.socket.destroyed) return;
 
     const bodyPlacements = placementsOf(verdict.bodyInjectors, values, nowMs);
-    const scrubber = scrubbed.length === 0 ? null : scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]);
+    const scrubber = scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]);
     if (to.kind === 'websocket') {
       const honeytokens = watchedHoneytokens(ex, verdict.bodyInjectors);
       openWebSocket(ex, target, to.req, to.socket, to.head, {

@@ -2,6 +2,7 @@ import type { AuditEvent } from '../audit/index.js';
 import type { Config } from '../config/index.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import type { MintService } from '../mint/index.js';
+import type { ScrubberCache } from '../scrub/index.js';
 import type { Secret } from '../secrets/index.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { UpstreamClient } from './upstream.js';
@@ -36,4 +37,6 @@ export interface Snapshot {
   readonly limiter: RateLimiter;
   /** Minted credentials (OAuth2, GitHub App, JWT), cached per inputs; a reload starts a new one. */
   readonly mint: MintService;
+  /** Compiled scrubbers per policy and destination: kept across reloads (each policy's go with it). */
+  readonly scrubbers: ScrubberCache;
 }

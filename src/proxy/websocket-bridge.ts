@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { type RawData } from 'ws';
 import type { Exchange } from './exchange.js';
 import { Refusal } from './refusal.js';
-import { EchoBlocked } from './scrubber.js';
+import { EchoBlocked } from '../scrub/index.js';
 import type { WebSocketPlan } from './websocket.js';
 
 /** Past this many bytes queued towards one side, the other side is paused until it drains. */

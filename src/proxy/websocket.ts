@@ -6,7 +6,7 @@ import { endToEndPairs, flatten, formatAuthority, type HeaderPair } from '../wir
 import type { Exchange, Target } from './exchange.js';
 import { answerOf, respond } from './respond.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
-import { EchoBlocked, type Scrubber } from './scrubber.js';
+import { EchoBlocked, type Scrubber } from '../scrub/index.js';
 import { bridge } from './websocket-bridge.js';
 
 /** A message larger than this (after reassembly) closes the connection with 1009: keyswap holds each message whole to read it. */

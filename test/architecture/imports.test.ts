@@ -4,10 +4,12 @@ import { describe, expect, it } from 'vitest';
 
 // DESIGN.md §3: cli → proxy → {policy, inject, mint, secrets, audit, tls} → {config, wire}. Peers never import each
 // other; wire/ (every wire-format question, answered once) imports nothing. secret.ts, the opaque value, is for all.
-// metrics/ (issue #6) sits beside proxy: it reads audit events, and only cli/ wires it in.
+// metrics/ (issue #6) sits beside proxy: it reads audit events, and only cli/ wires it in. scrub/ (issue #32) is a
+// peer of inject/ and mint/: it matches and replaces; proxy/ gathers what to scrub and calls it per response.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['proxy', 'metrics', 'policy', 'inject', 'mint', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
-  proxy: ['policy', 'inject', 'mint', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts', 'secret.ts'],
+  cli: ['proxy', 'metrics', 'policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
+  proxy: ['policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'config', 'wire', 'log.ts', 'secret.ts'],
+  scrub: ['wire', 'secret.ts'],
   mint: ['config', 'secret.ts'],
   policy: ['config', 'wire'],
   inject: ['config', 'wire'],

@@ -1,3 +1,4 @@
+import { decodeHTML } from 'entities';
 /**
  * The forms in which an upstream can echo a secret, and the needles that find each form in bytes an agent
  * received. Independent of keyswap's scrubber (src/proxy/scrubber.ts), so a bug there cannot hide here.
@@ -56,4 +57,59 @@ export function findSecretForms(haystack: string, needles: ReadonlyMap<string, r
     for (const nd of list) if (haystack.includes(nd.text)) found.push({ secret, form: nd.form });
   }
   return found;
+}
+
+const HEX = /^[0-9a-fA-F]+$/;
+
+/**
+ * `text` (latin1 bytes) with every escape decoded once, greedily left to right: JSON/JavaScript (\uXXXX with
+ * surrogate pairs, \xHH, one-letter and punctuation escapes), HTML references (numeric, any case, leading zeros;
+ * named, through the `entities` library) and percent-encoding. Written apart from src/scrub, as the tests' oracle.
+ */
+export function decodeOnce(text: string): string {
+  const out: number[] = [];
+  const utf8 = (cp: number): void => { for (const b of Buffer.from(String.fromCodePoint(cp), 'utf8')) out.push(b); };
+  const one: Record<string, number> = { n: 10, r: 13, t: 9, b: 8, f: 12, v: 11 };
+  for (let i = 0; i < text.length;) {
+    const c = text[i] as string;
+    const rest = text.slice(i, i + 40);
+    let m: RegExpExecArray | null;
+    if (c === '\\' && (m = /^\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})/.exec(rest))) {
+      utf8(0x10000 + ((parseInt(m[1] as string, 16) - 0xd800) << 10) + (parseInt(m[2] as string, 16) - 0xdc00));
+      i += 12;
+    } else if (c === '\\' && (m = /^\\u([0-9a-fA-F]{4})/.exec(rest))) {
+      utf8(parseInt(m[1] as string, 16));
+      i += 6;
+    } else if (c === '\\' && (m = /^\\x([0-9a-fA-F]{2})/.exec(rest))) {
+      utf8(parseInt(m[1] as string, 16));
+      i += 4;
+    } else if (c === '\\' && i + 1 < text.length && (one[text[i + 1] as string] !== undefined || /[!-/:-@[-`{-~]/.test(text[i + 1] as string))) {
+      out.push(one[text[i + 1] as string] ?? (text.charCodeAt(i + 1)));
+      i += 2;
+    } else if (c === '&' && (m = /^&#([xX])([0-9a-fA-F]{1,30});?|^&#([0-9]{1,30});?/.exec(rest))) {
+      utf8(m[2] !== undefined ? parseInt(m[2], 16) : Number(m[3]));
+      i += m[0].length;
+    } else if (c === '&' && (m = /^&[A-Za-z][A-Za-z0-9]{1,31};/.exec(rest)) && decodeHTML(m[0]) !== m[0]) {
+      for (const b of Buffer.from(decodeHTML(m[0]), 'utf8')) out.push(b);
+      i += m[0].length;
+    } else if (c === '%' && HEX.test(text.slice(i + 1, i + 3)) && i + 2 < text.length) {
+      out.push(parseInt(text.slice(i + 1, i + 3), 16));
+      i += 3;
+    } else {
+      out.push(text.charCodeAt(i));
+      i++;
+    }
+  }
+  return Buffer.from(out).toString('latin1');
+}
+
+/**
+ * The forms of `value` found in `text` (latin1): as received or once every escape is decoded — raw, base64 at
+ * every alignment (standard and URL-safe), percent, JSON, and hex in either case. Empty: no leak.
+ */
+export function leaksIn(text: string, value: string): string[] {
+  const hex = Buffer.from(value, 'utf8').toString('hex');
+  const needles = [...needlesOf(value), { form: 'hex', text: hex }, { form: 'HEX', text: hex.toUpperCase() }].filter((n) => n.text.length >= 8);
+  const decoded = decodeOnce(text);
+  return needles.flatMap((n) => [...(text.includes(n.text) ? [n.form] : []), ...(decoded.includes(n.text) ? [`${n.form} (decoded)`] : [])]);
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totp } from '../../src/inject/template-eval.js';
-import { echoForms } from '../../src/proxy/scrubber.js';
+import { leaksIn as formsIn } from '../helpers/secret-forms.js';
 import { curlVia, type ClientResult } from '../helpers/clients.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { playConnection, type AgentResult } from '../helpers/raw-agent.js';
@@ -78,7 +78,7 @@ function leaksIn(text: string, withOtp = true): string[] {
   const out: string[] = [];
   const values: Record<string, string> = { ...canaries, TB_BASIC: basicOf() };
   delete values.SEED; // a public test seed; what must not leak is the code (below)
-  for (const [name, v] of Object.entries(values)) for (const f of echoForms(v)) if (text.includes(f)) out.push(`${name}:${f}`);
+  for (const [name, v] of Object.entries(values)) for (const f of formsIn(text, v)) out.push(`${name}:${f}`);
   if (withOtp) {
     const now = Date.now();
     for (const t of [now - 30_000, now, now + 30_000]) {

@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createTestCa } from '../helpers/test-ca.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoForms } from '../../src/proxy/scrubber.js';
+import { leaksIn } from '../helpers/secret-forms.js';
 import { PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
 import { playConnection, type AgentResult } from '../helpers/raw-agent.js';
 import { respondHeader } from '../helpers/upstream.js';
@@ -118,7 +118,7 @@ async function play(requests: string[], pipelined = false, connect: string | nul
 function leaks(text: string): string[] {
   const out: string[] = [];
   for (const [name, value] of Object.entries(canaries)) {
-    for (const f of echoForms(value)) if (text.includes(f)) out.push(`${name}:${f}`);
+    for (const f of leaksIn(text, value)) out.push(`${name}:${f}`);
   }
   return out;
 }
@@ -131,7 +131,7 @@ function misdirected(): string[] {
     const text = `${r.url}\n${JSON.stringify(r.headers)}\n${r.body.toString('latin1')}`;
     for (const [name, value] of Object.entries(canaries)) {
       if ((BOUND[name] ?? []).includes(host)) continue;
-      for (const f of echoForms(value)) if (text.includes(f)) out.push(`${name} at ${host} (${r.url})`);
+      for (const f of leaksIn(text, value)) out.push(`${name} ${f} at ${host} (${r.url})`);
     }
   }
   return out;

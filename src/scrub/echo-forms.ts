@@ -1,0 +1,34 @@
+/** What an echo of one value can look like once its characters are decoded: the forms the matcher searches for. */
+export interface ValueForm {
+  readonly bytes: Buffer;
+  /** Letters match in either case (hex). */
+  readonly foldCase: boolean;
+}
+
+/** Forms shorter than this are not searched for: replacing every "abc" in a body would corrupt it and protect nothing. */
+export const MIN_FORM_BYTES = 8;
+
+/**
+ * The forms of a value: its UTF-8 bytes (each character then spelled any way spellings.ts reads), the hex of those
+ * bytes in either case, and base64, standard and URL-safe, at all three byte alignments. An echo inside a larger
+ * base64 blob — Basic `user:secret` with a user of any length, a JSON document base64'd whole — encodes the
+ * value starting at byte offset 0, 1 or 2 of a 3-byte group; for each, the characters that depend only on the
+ * value's bytes are the same wherever it sits, so they are what is searched for. Base64 and hex are ASCII, so an
+ * encoder that escapes one of their characters (Gson's `\u003d` for `=`) is read like any other echo.
+ */
+export function valueForms(value: string): ValueForm[] {
+  const bytes = Buffer.from(value, 'utf8');
+  if (bytes.length < MIN_FORM_BYTES) return [];
+  const texts: string[] = [];
+  const b64 = bytes.toString('base64');
+  texts.push(b64);
+  for (let k = 0; k < 3; k++) {
+    const shifted = Buffer.concat([Buffer.alloc(k), bytes]).toString('base64');
+    // Skip the group holding the k filler bytes; stop before the group the next bytes would complete.
+    const core = shifted.slice(k === 0 ? 0 : 4, Math.floor((k + bytes.length) / 3) * 4);
+    texts.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
+  }
+  const forms: ValueForm[] = [{ bytes, foldCase: false }, ...[...new Set(texts)].map((t) => ({ bytes: Buffer.from(t, 'latin1'), foldCase: false }))];
+  forms.push({ bytes: Buffer.from(bytes.toString('hex'), 'latin1'), foldCase: true });
+  return forms.filter((f) => f.bytes.length >= MIN_FORM_BYTES);
+}
