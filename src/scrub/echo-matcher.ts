@@ -244,7 +244,9 @@ export class EchoScan<T> {
       this.#matched(s, w, form, families);
       return;
     }
-    // One thread per (form, progress, next position): two spellings that lead to the same place are one.
+    // One thread per (form, progress, next position): two readings that lead to the same place are one, and the one
+    // that began first is kept, as a decoder reading left to right would read it (`\x30` is one escape, not `\x3`
+    // followed by a raw `0`).
     let t = this.#threads;
     for (let i = 0; i < this.#count; i++) {
       const o = i * STRIDE;
@@ -266,14 +268,17 @@ export class EchoScan<T> {
     t[o + FAMILY] = families;
   }
 
-  /** An echo at [start, end): kept in order, merged with any echo it overlaps (the union is replaced). */
+  /**
+   * An echo at [start, end), kept in order; echoes that overlap are replaced as their union. That is the
+   * leftmost-longest reading a decoder makes: `\u005c` ending a secret whose last character is `\` is one echo
+   * to its end, not one that stops at the backslash and leaves `u005c` behind.
+   */
   #matched(start: number, end: number, form: EchoForm<T>, families: number): void {
     this.#onEcho?.(form.tag);
     const replace = Buffer.from(respell(form.replace, families), 'utf8');
     const list = this.#matches;
     let i = list.length;
     while (i > 0 && (list[i - 1] as Match).end > start) i--;
-    // list[i..] are the ones that end after this begins: merge those that overlap.
     let merged: Match = { start, end, replace };
     let k = i;
     while (k < list.length && (list[k] as Match).start < merged.end) {

@@ -106,7 +106,8 @@ function backslash(text: Buffer, p: number, isFinal: boolean, out: Spellings): n
       if ((text[p + 2] as number) === 0x7b) return braced(text, p + 3, 3, FAMILY_JSON, isFinal, out);
       const h = hexRun(text, p + 2, 4);
       if (h.digits < 4) return incomplete(p + 2 + h.digits);
-      if (h.value >= 0xd800 && h.value <= 0xdbff) {
+      const high = h.value;
+      if (high >= 0xd800 && high <= 0xdbff) {
         // A high surrogate reads only with the low one after it: alone it is no character of any secret.
         if (p + 6 >= end) return isFinal ? out.count : -1;
         if ((text[p + 6] as number) !== BACKSLASH) return out.count;
@@ -114,10 +115,10 @@ function backslash(text: Buffer, p: number, isFinal: boolean, out: Spellings): n
         if ((text[p + 7] as number) !== 0x75) return out.count;
         const low = hexRun(text, p + 8, 4);
         if (low.digits < 4) return incomplete(p + 8 + low.digits);
-        if (low.value >= 0xdc00 && low.value <= 0xdfff) out.add(KIND_CODE_POINT, 0x10000 + ((h.value - 0xd800) << 10) + (low.value - 0xdc00), -1, 12, FAMILY_JSON);
+        if (low.value >= 0xdc00 && low.value <= 0xdfff) out.add(KIND_CODE_POINT, 0x10000 + ((high - 0xd800) << 10) + (low.value - 0xdc00), -1, 12, FAMILY_JSON);
         return out.count;
       }
-      if (h.value < 0xdc00 || h.value > 0xdfff) out.add(KIND_CODE_POINT, h.value, -1, 6, FAMILY_JSON);
+      if (high < 0xdc00 || high > 0xdfff) out.add(KIND_CODE_POINT, high, -1, 6, FAMILY_JSON);
       return out.count;
     }
     case 0x55: { // \UXXXXXXXX (Python, Go, C)
@@ -184,7 +185,7 @@ for (let i = 0; i < 6; i++) hexValue[0x41 + i] = hexValue[0x61 + i] = 10 + i;
 
 const run = { digits: 0, value: 0 };
 
-/** Up to `max` hex digits from `from` (shared result object: read it before the next call). */
+/** Up to `max` hex digits from `from`. The result object is shared: copy its value before the next call. */
 function hexRun(text: Buffer, from: number, max: number): { digits: number; value: number } {
   run.digits = 0;
   run.value = 0;

@@ -1,10 +1,14 @@
 import { decodeHTML } from 'entities';
 /**
  * The forms in which an upstream can echo a secret, and the needles that find each form in bytes an agent
- * received. Independent of keyswap's scrubber (src/proxy/scrubber.ts), so a bug there cannot hide here.
+ * received. Independent of keyswap's scrubber (src/scrub/), so a bug there cannot hide here.
  */
 
-export const ECHO_FORMS = ['raw', 'b64-0', 'b64-1', 'b64-2', 'b64url-0', 'b64url-1', 'b64url-2', 'pct', 'json'] as const;
+/**
+ * Whole-value forms, and spelled ones (issue #32): every character \uXXXX (upper-case hex, as .NET writes), every
+ * character an HTML hex or decimal reference, each character in another family in turn, and hex of the bytes.
+ */
+export const ECHO_FORMS = ['raw', 'b64-0', 'b64-1', 'b64-2', 'b64url-0', 'b64url-1', 'b64url-2', 'pct', 'json', 'json-u', 'html-hex', 'html-dec', 'mixed', 'hex'] as const;
 export type EchoForm = (typeof ECHO_FORMS)[number];
 
 const FILLER = Buffer.from('\x01\x02', 'latin1');
@@ -21,7 +25,17 @@ export function renderEcho(value: string, form: EchoForm): string {
     case 'json': return JSON.stringify(value).slice(1, -1);
     case 'b64-0': case 'b64-1': case 'b64-2': return prefixed(value, Number(form.slice(-1))).toString('base64');
     case 'b64url-0': case 'b64url-1': case 'b64url-2': return prefixed(value, Number(form.slice(-1))).toString('base64url');
+    case 'json-u': return [...value].map((c) => units(c).map((u) => `\\u${u.toString(16).toUpperCase().padStart(4, '0')}`).join('')).join('');
+    case 'html-hex': return [...value].map((c) => `&#x${(c.codePointAt(0) as number).toString(16)};`).join('');
+    case 'html-dec': return [...value].map((c) => `&#${c.codePointAt(0) as number};`).join('');
+    case 'mixed': return [...value].map((c, i) => [c, `&#${c.codePointAt(0) as number};`, [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join(''), units(c).map((u) => `\\u${u.toString(16).padStart(4, '0')}`).join('')][i % 4] as string).join('');
+    case 'hex': return Buffer.from(value, 'utf8').toString('hex');
   }
+}
+
+/** A character's UTF-16 code units (two for one outside the BMP: a JSON surrogate pair). */
+function units(c: string): number[] {
+  return Array.from({ length: c.length }, (_, i) => c.charCodeAt(i));
 }
 
 /**
@@ -43,6 +57,8 @@ export function needlesOf(value: string): Needle[] {
   for (const form of ECHO_FORMS) {
     let text = renderEcho(value, form);
     if (form.startsWith('b64')) text = valueOnlyChars(text, Number(form.slice(-1)), n);
+    // A spelled echo is found once decoded (findSecretForms decodes every haystack once).
+    if (['json-u', 'html-hex', 'html-dec', 'mixed'].includes(form)) text = value;
     out.push({ form, text: Buffer.from(text, 'utf8').toString('latin1') });
   }
   return out;
@@ -50,11 +66,12 @@ export function needlesOf(value: string): Needle[] {
 
 export interface Found { readonly secret: string; readonly form: EchoForm }
 
-/** Every (secret, form) whose needle occurs in `haystack` (latin1). */
+/** Every (secret, form) whose needle occurs in `haystack` (latin1), as it is or with every escape decoded once. */
 export function findSecretForms(haystack: string, needles: ReadonlyMap<string, readonly Needle[]>): Found[] {
   const found: Found[] = [];
+  const decoded = decodeOnce(haystack);
   for (const [secret, list] of needles) {
-    for (const nd of list) if (haystack.includes(nd.text)) found.push({ secret, form: nd.form });
+    for (const nd of list) if (haystack.includes(nd.text) || decoded.includes(nd.text) || (nd.form === 'hex' && (haystack.includes(nd.text.toUpperCase()) || decoded.includes(nd.text.toUpperCase())))) found.push({ secret, form: nd.form });
   }
   return found;
 }
@@ -108,8 +125,5 @@ export function decodeOnce(text: string): string {
  * every alignment (standard and URL-safe), percent, JSON, and hex in either case. Empty: no leak.
  */
 export function leaksIn(text: string, value: string): string[] {
-  const hex = Buffer.from(value, 'utf8').toString('hex');
-  const needles = [...needlesOf(value), { form: 'hex', text: hex }, { form: 'HEX', text: hex.toUpperCase() }].filter((n) => n.text.length >= 8);
-  const decoded = decodeOnce(text);
-  return needles.flatMap((n) => [...(text.includes(n.text) ? [n.form] : []), ...(decoded.includes(n.text) ? [`${n.form} (decoded)`] : [])]);
+  return findSecretForms(text, new Map([[value, needlesOf(value).filter((n) => n.text.length >= 8)]])).map((f) => f.form);
 }
