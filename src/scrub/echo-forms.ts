@@ -29,6 +29,9 @@ export function valueForms(value: string): ValueForm[] {
     texts.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
   }
   const forms: ValueForm[] = [{ bytes, foldCase: false }, ...[...new Set(texts)].map((t) => ({ bytes: Buffer.from(t, 'latin1'), foldCase: false }))];
+  // A header carries a value's characters as latin1 bytes (é as 0xE9, not UTF-8's C3 A9): an upstream that reflects
+  // the bytes it received echoes that form.
+  if (/[\u0080-\u00ff]/.test(value) && !/[^\u0000-\u00ff]/.test(value)) forms.push({ bytes: Buffer.from(value, 'latin1'), foldCase: false });
   forms.push({ bytes: Buffer.from(bytes.toString('hex'), 'latin1'), foldCase: true });
   return forms.filter((f) => f.bytes.length >= MIN_FORM_BYTES);
 }
