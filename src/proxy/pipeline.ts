@@ -6,7 +6,7 @@ import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import { SecretNotFound, type Secret } from '../secrets/index.js';
-import { endToEndPairs, formatAuthority, h2RequestHead, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';
+import { endToEndPairs, formatAuthority, h2RequestHead, isMethodToken, isRequestTarget, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
 import { clientNow } from './entries.js';
 import { forward, forwardH2, type Outbound } from './forward.js';
@@ -33,7 +33,10 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const queryAt = requestTarget.indexOf('?');
     const path = queryAt < 0 ? requestTarget : requestTarget.slice(0, queryAt);
     const query = queryAt < 0 ? '' : requestTarget.slice(queryAt + 1);
-    if (!path.startsWith('/')) throw new Refusal('bad_request');
+    // The method and target are the bytes that go upstream: an HTTP/2 method in lower case (nghttp2 takes `head`,
+    // Node's client sends HEAD) or a raw byte past ASCII in the target (nghttp2 passes them) is refused, never
+    // decided on as one thing and sent as another.
+    if (!path.startsWith('/') || !isRequestTarget(requestTarget) || !isMethodToken(ex.method)) throw new Refusal('bad_request');
     // One reading of the head for both protocols: an HTTP/2 request's is put in HTTP/1.1 form here, once.
     const { raw, framing } = req instanceof Http2ServerRequest ? h2RequestHead(req.rawHeaders, req.stream.endAfterHeaders) : { raw: req.rawHeaders, framing: requestFraming(req.rawHeaders) };
     // A HEAD with content has no defined meaning (RFC 9110 §9.3.2), and its answer ends before its body is read:

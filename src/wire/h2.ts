@@ -10,14 +10,18 @@ import { requestFraming, type Framing } from './headers.js';
 export function h2RequestHead(raw: readonly string[], endAfterHeaders: boolean): { readonly raw: string[]; readonly framing: Framing } {
   let authority: string | null = null;
   const hosts: string[] = [];
+  const cookies: string[] = [];
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] ?? '';
     const value = raw[i + 1] ?? '';
     if (name === ':authority') authority = value;
     else if (name === 'host') hosts.push(value);
+    else if (name === 'cookie') cookies.push(value);
     else if (!name.startsWith(':')) out.push(name, value);
   }
+  // HTTP/2 may split Cookie into crumbs; one Cookie line, joined with "; ", is what HTTP/1.1 allows (RFC 9113 §8.2.3).
+  if (cookies.length > 0) out.push('cookie', cookies.join('; '));
   const host = authority ?? hosts[0];
   if (hosts.length > 1 || (authority !== null && hosts.length === 1 && hosts[0] !== authority)) return { raw: out, framing: { kind: 'ambiguous' } };
   const withHost = host === undefined ? out : ['host', host, ...out];

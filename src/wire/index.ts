@@ -1,6 +1,6 @@
 export { parseAuthority, parseListenAddress, formatAuthority, isIpLiteral, isLocalHost, isLoopbackPeer, type Authority } from './authority.js';
 export { endToEndPairs, flatten, firstDuplicate, requestFraming, mediaType, setHeader, type Framing, type HeaderPair } from './headers.js';
 export { decodeBasic, encodeBasic, type BasicCredentials } from './basic.js';
-export { isAmbiguousPath, queryPairs, decodeQueryComponent } from './path.js';
+export { isAmbiguousPath, isMethodToken, isRequestTarget, queryPairs, decodeQueryComponent } from './path.js';
 export { NeedleSet, Replacer, replacingStream, type Needle, type ReplacingStreamHooks } from './replacer.js';
 export { h2RequestHead } from './h2.js';

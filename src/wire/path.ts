@@ -6,6 +6,20 @@
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
+ * A request target as RFC 9112 §3.2 has it: visible ASCII only. A raw byte past ASCII (`/v1/\xc0\xae`, which
+ * HTTP/2 lets through; overlong UTF-8 for `.`) is read one way by a lenient upstream decoder and another by a glob;
+ * keyswap refuses the request (400) rather than percent-encoding it for the agent.
+ */
+export function isRequestTarget(target: string): boolean {
+  return /^[\x21-\x7e]*$/.test(target);
+}
+
+/** A method as it goes upstream: a token with no lower-case letter (Node's HTTP/1.1 client upper-cases any other). */
+export function isMethodToken(method: string): boolean {
+  return /^[!#$%&'*+\-.^_`|~0-9A-Z]+$/.test(method);
+}
+
+/**
  * Paths the upstream might read differently from us are never in scope: dot segments (raw or encoded),
  * encoded slashes or backslashes, NUL, `;` path parameters (`/v1/..;/admin` is `/admin` to a servlet container),
  * an encoded percent (`%252e` decodes to `%2e` at a second layer), malformed escapes, and escapes that are not
@@ -13,7 +27,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  * `/v1/ok/**` and then be resolved upstream to `/admin` with a secret attached.
  */
 export function isAmbiguousPath(path: string): boolean {
-  if (!path.startsWith('/')) return true;
+  if (!path.startsWith('/') || !isRequestTarget(path)) return true;
   // '#' starts a fragment to a WHATWG URL parser (Express, most routers): `/v1/echo#/read` is served as /v1/echo.
   if (path.includes('\\') || path.includes(';') || path.includes('#')) return true;
   if (path.includes('%') && !hasSafeEscapes(path)) return true;

@@ -30,7 +30,7 @@ export function hpackInt(value: number, prefixBits: number, mask: number): Buffe
   return Buffer.from(out);
 }
 
-const str = (s: string): Buffer => Buffer.concat([hpackInt(Buffer.byteLength(s), 7, 0), Buffer.from(s, 'latin1')]);
+const str = (s: string): Buffer => Buffer.concat([hpackInt(Buffer.byteLength(s, 'latin1'), 7, 0), Buffer.from(s, 'latin1')]);
 
 /** A literal field with a new name: without indexing, or added to the dynamic table (`index`). */
 export function literal(name: string, value: string, index = false): Buffer {

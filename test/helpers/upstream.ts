@@ -9,6 +9,8 @@ export interface SeenRequest {
   readonly method: string;
   readonly url: string;
   readonly headers: http.IncomingHttpHeaders;
+  /** The header lines as received, repeated ones apart (Node joins some, Cookie among them, in `headers`). */
+  readonly rawHeaders: readonly string[];
   /** The audit file as it was the moment this request's head arrived: proof of K5 ordering. */
   readonly auditAtArrival: string;
   bodyBytes: number;
@@ -60,7 +62,7 @@ export async function startUpstream(opts: { tls: { certPem: string; keyPem: stri
         auditAtArrival = '';
       }
     }
-    const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, auditAtArrival, bodyBytes: 0, bodySha256: '', aborted: false, responseDone: false, auditAtFirstBodyByte: null, body: Buffer.alloc(0) };
+    const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, auditAtArrival, bodyBytes: 0, bodySha256: '', aborted: false, responseDone: false, auditAtFirstBodyByte: null, body: Buffer.alloc(0) };
     requests.push(seen);
     const hash = createHash('sha256');
     const kept: Buffer[] = [];
