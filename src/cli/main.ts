@@ -59,7 +59,7 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
 };
 
 async function main(argv: string[]): Promise<number> {
-  const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
+  const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: { ...process.env }, cwd: process.cwd() };
   const [name, ...args] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     io.stdout.write(`${USAGE}\n`);

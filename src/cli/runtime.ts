@@ -9,11 +9,12 @@ import { mintServiceFor, RateLimiter, startProxy, UpstreamClient, type RunningPr
 import { ScrubberCache } from '../scrub/index.js';
 import { openBackend, SecretCache } from '../secrets/index.js';
 import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
-import { agentEnvironment, exportLines, writeAgentConfigFiles } from './agent-env.js';
+import { agentEnvironment, backendMaterialNames, exportLines, writeAgentConfigFiles } from './agent-env.js';
 import { anchorAuditHead, headMarkFile } from './audit-anchor.js';
 import { auditKeyLocation } from './audit-key.js';
 import { checkExpiry, requireCoverage } from './ca-requirements.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { clearInitialEnvironment } from './initial-environment.js';
 import type { CliIo } from './io.js';
 import { checkListenAddress } from './loopback.js';
 import { pidFile } from './pid-file.js';
@@ -72,6 +73,11 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   }, VERSION);
 
   const backend = await openBackend(config.backend, { ...io.env }, (m) => log.warn(m));
+  // K1: the backend holds its own copy now; the block /proc/<pid>/environ shows any same-user process (an agent
+  // this keyswap runs among them) keeps no value of it.
+  const material = backendMaterialNames(io.env, config.backend);
+  const cleared = clearInitialEnvironment(material);
+  if (cleared.kind === 'failed') log.warn({ names: material, why: cleared.why }, 'backend material could not be cleared from keyswap\'s initial environment: same-user processes can read it at /proc/<pid>/environ');
   secrets = new SecretCache(backend, {
     ...(metrics ? { onBackendCall: (ms: number, ok: boolean) => metrics.onBackendCall(ms, ok) } : {}),
     ttlMs: config.cache.ttlSeconds * 1000,

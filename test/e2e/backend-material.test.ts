@@ -63,6 +63,34 @@ console.log(JSON.stringify({ status: r.status, env: process.env }));`;
     expect(findCanary(h, [r.stdout, r.stderr])).toEqual([]);
   });
 
+  it('no environment block the agent can read holds a value: its own, keyswap run’s (its parent), any ancestor’s, any process’s it can open', async () => {
+    // The agent walks the tree as a prompt-injected one would: /proc/<pid>/environ of every ancestor, then of every
+    // process it may open (all of them when the tests run as root).
+    const script = `const fs = require('node:fs');
+const blocks = {};
+for (const pid of fs.readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p))) {
+  try { blocks[pid] = fs.readFileSync('/proc/' + pid + '/environ').toString('base64'); } catch {}
+}
+const ancestors = [];
+for (let pid = process.pid; pid > 1;) {
+  const st = fs.readFileSync('/proc/' + pid + '/stat', 'latin1');
+  pid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+  ancestors.push(pid);
+}
+console.log(JSON.stringify({ self: process.pid, ancestors, blocks }));`;
+    const r = await keyswap(['run', '--config', configPath(), '--', process.execPath, '-e', script], shellEnv());
+    expect(r.code, r.stderr).toBe(0);
+    const seen = JSON.parse(r.stdout) as { self: number; ancestors: number[]; blocks: Record<string, string> };
+    // The blocks were readable: the agent's own and its parent's (keyswap run) at least.
+    expect(Object.keys(seen.blocks)).toContain(String(seen.self));
+    expect(Object.keys(seen.blocks)).toContain(String(seen.ancestors[0]));
+    const secretValues = [h.canary, OTHER_SECRET, BWS_TOKEN];
+    const holding = Object.entries(seen.blocks).filter(([, b64]) => secretValues.some((v) => Buffer.from(b64, 'base64').toString('latin1').includes(v))).map(([pid]) => pid);
+    expect(holding).toEqual([]);
+    // keyswap run's block still names the variables, emptied: what it cleared, not a block it never had.
+    expect(Buffer.from(seen.blocks[String(seen.ancestors[0])] ?? '', 'base64').toString('latin1')).toContain('CI_VAULT_TEST_API_KEY=\0');
+  });
+
   it('keyswap run removes backend material that --env-file brings, as well as the shell’s', async () => {
     const envFile = path.join(h.dir, 'agent.env');
     writeFileSync(envFile, `KEYSWAP_SECRET_FROM_FILE=${OTHER_SECRET}\nFILE_SETTING=kept\n`);
