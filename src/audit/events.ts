@@ -53,6 +53,7 @@ export type DenyReason =
   | 'upgrade_unsupported'
   | 'headers_too_large'
   | 'request_timeout'
+  | 'upload_timeout'
   | 'self_destination'
   | 'upstream_encoding_unsupported'
   | 'token_exchange_failed'
@@ -125,6 +126,12 @@ export type AuditEvent =
       /** oauth2_refresh: a rotated refresh token written back, or none rotated (null). */
       readonly write_back: 'written' | null;
     }
+  /**
+   * keyswap closed what a client still held open — connections (their HTTP/1.1 requests and uploads, HTTP/2 sessions
+   * and tunnels) and WebSockets (1008) — because the configuration in force no longer admits it: removed, or given a
+   * new token, by a reload or the control API ('client_revoked'), or past its `expires` ('client_expired').
+   */
+  | { readonly type: 'client_disconnected'; readonly client: string; readonly reason: 'client_revoked' | 'client_expired'; readonly connections: number; readonly websockets: number }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }
   /** SIGHUP: ok with the new file in force, or the errors (file:line: field, never a value) and the old config kept. */

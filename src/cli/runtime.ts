@@ -148,6 +148,8 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       );
       log[errors.length === 0 ? 'info' : 'error']({ errors }, errors.length === 0 ? 'configuration reloaded' : 'reload refused; the running configuration stays');
       await audit.append({ type: 'config_reload', ok: errors.length === 0, config: config.file, errors }).catch(() => {});
+      // After its record: what a client the new configuration no longer admits holds open is closed now.
+      if (errors.length === 0) proxy?.configChanged();
     });
   };
   process.on('SIGHUP', onReload);

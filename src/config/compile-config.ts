@@ -85,6 +85,8 @@ export function compileConfig(src: YamlSource): Config {
       keepAliveMs: (raw.timeouts?.keep_alive_seconds ?? 65) * 1000,
       tlsHandshakeMs: (raw.timeouts?.tls_handshake_seconds ?? 30) * 1000,
       tunnelIdleMs: (raw.timeouts?.tunnel_idle_seconds ?? 600) * 1000,
+      uploadIdleMs: (raw.timeouts?.upload_idle_seconds ?? 30) * 1000,
+      uploadMaxMs: (raw.timeouts?.upload_max_seconds ?? 300) * 1000,
     },
     secrets,
     routes,

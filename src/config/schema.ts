@@ -79,6 +79,8 @@ export const rawConfigSchema = z.strictObject({
       keep_alive_seconds: positiveInt.optional(),
       tls_handshake_seconds: positiveInt.optional(),
       tunnel_idle_seconds: positiveInt.optional(),
+      upload_idle_seconds: positiveInt.optional(),
+      upload_max_seconds: positiveInt.optional(),
     })
     .optional(),
   secrets: z.record(z.string(), secret),

@@ -235,13 +235,16 @@ export interface Config {
    * Agent-side connection lifetimes. requestHeadMs: a request head (a CONNECT, or a request on a decrypted
    * connection) must arrive complete within this, counted from its first byte or from the connection's start;
    * keepAliveMs: idle time between requests; tlsHandshakeMs: CONNECT answered → TLS handshake done;
-   * tunnelIdleMs: an opaque tunnel with no byte either way.
+   * tunnelIdleMs: an opaque tunnel with no byte either way; uploadIdleMs and uploadMaxMs: a request body that a
+   * binding substitutes into, with no byte for that long, or still arriving that long after it began.
    */
   readonly timeouts: {
     readonly requestHeadMs: number;
     readonly keepAliveMs: number;
     readonly tlsHandshakeMs: number;
     readonly tunnelIdleMs: number;
+    readonly uploadIdleMs: number;
+    readonly uploadMaxMs: number;
   };
   /** In file order. */
   readonly secrets: readonly SecretSpec[];

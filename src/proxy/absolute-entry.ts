@@ -1,5 +1,4 @@
 import type http from 'node:http';
-import { isBoundDestination } from '../policy/index.js';
 import { isLoopbackPeer, parseAuthority } from '../wire/index.js';
 import { admit, type ProxyContext } from './entries.js';
 import { Exchange } from './exchange.js';
@@ -21,11 +20,8 @@ export function handleAbsolute(ctx: ProxyContext, req: http.IncomingMessage, res
     return;
   }
   const ex = admit(ctx, req, { kind: 'response', res }, place, url.path);
+  if (ex !== null) ctx.deps.live.watch(req.socket, ex.target?.client ?? null);
   if (ex === null || ex.target === null) return;
-  if (ex.snap.policy.unmatchedDestinationPolicy === 'deny' && !isBoundDestination(ex.snap.policy, url.host, url.port, url.scheme)) {
-    ex.refuse(new Refusal('unbound_destination'));
-    return;
-  }
   void runPipeline(ex, ex.target, req, { kind: 'response', res }, url.path);
 }
 

@@ -20,6 +20,8 @@ export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, sock
   }
   const ex = admit(ctx, req, reply, { scheme: 'https', host: route.host, port: route.port, sni: null, isRoute: false }, '/');
   if (ex === null) return;
+  // Everything this connection will carry (decrypted requests, an HTTP/2 session, a tunnel) acts as its client.
+  ctx.deps.live.watch(socket, ex.target?.client ?? null);
   if (route.kind === 'deny') {
     ex.refuse(new Refusal('unbound_destination'));
     return;

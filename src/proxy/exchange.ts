@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { breakResponse, isGone, isHttp2, type AgentResponse } from './agent-response.js';
 import { destinationOf } from './audit-facts.js';
 import { OUTCOMES, Refusal, rawRefusal, refusalHeaders, type RefusalCode } from './refusal.js';
+import type { LiveKind, LiveClients } from './live-clients.js';
 import type { Snapshot } from './snapshot.js';
 
 /**
@@ -43,6 +44,8 @@ export interface ExchangeDeps {
   readonly isSelf: (host: string, port: number) => boolean;
   /** Per agent socket, its requests in wire order (see Pipeline). */
   readonly pipelines: WeakMap<object, Pipeline>;
+  /** What authenticated clients hold open, closed when the configuration stops admitting them. */
+  readonly live: LiveClients;
 }
 
 /**
@@ -57,6 +60,7 @@ export class Exchange {
   readonly startedMs: number;
   readonly destination: Destination;
   readonly #isSelf: ExchangeDeps['isSelf'];
+  readonly #live: LiveClients;
   /** The configuration in force now, which a long-lived exchange (a WebSocket) re-reads; `snap` is the one at entry. */
   readonly current: () => Snapshot;
   /** This request's place among its connection's requests, and that connection's record (response replies). */
@@ -67,6 +71,7 @@ export class Exchange {
     this.log = deps.log;
     this.now = deps.now;
     this.#isSelf = deps.isSelf;
+    this.#live = deps.live;
     this.current = deps.snapshot;
     // HTTP/2 streams are independent: only an HTTP/1.1 connection's requests wait for each other.
     this.#pipeline = reply.kind === 'response' && !isHttp2(reply.res) ? placeInPipeline(deps.pipelines, reply.res) : null;
@@ -77,6 +82,15 @@ export class Exchange {
   }
 
   get clientName(): string | null { return this.target?.client?.name ?? null; }
+
+  /** Holds `key` open under this exchange's client until let go: closed if the client stops being admitted. */
+  holdOpen(key: object, kind: LiveKind, close: () => void): void {
+    this.#live.hold(key, kind, this.target?.client ?? null, close);
+  }
+
+  letGo(key: object): void {
+    this.#live.release(key);
+  }
 
   /**
    * Whether this destination, once `upstream.resolve` has mapped it, is keyswap's own listener: a CONNECT to

@@ -11,6 +11,7 @@ import { handleDecrypted, handleDecryptedUpgrade } from './decrypted-entry.js';
 import { refuseUnrouted, type ConnState, type ProxyContext } from './entries.js';
 import { handleH2, h2Options } from './h2-entry.js';
 import { answerHealth, HEALTH_HOST } from './health-entry.js';
+import { LiveClients } from './live-clients.js';
 import type { LeafSource } from './mitm.js';
 import { rawRefusal } from './refusal.js';
 import { handleRoute, ROUTE_PREFIX } from './route-entry.js';
@@ -29,6 +30,11 @@ export interface RunningProxy {
   readonly address: { readonly host: string; readonly port: number };
   /** Agent connections open now: plain, tunnelled and decrypted alike (each is one outer socket). */
   readonly openConnections: number;
+  /**
+   * The configuration changed (a reload, the control API): whatever a client it no longer admits holds open is
+   * closed now, and audited. Clients' expiries are watched without it.
+   */
+  configChanged(): void;
   /** Stops accepting, lets in-flight requests finish (up to drainMs), then closes every connection. */
   close(drainMs?: number): Promise<void>;
 }
@@ -63,6 +69,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const inner2 = http2.createServer(h2Options());
   const outer = http.createServer(serverOptions(first));
   let self: AddressInfo | null = null;
+  const live = new LiveClients(deps.snapshot);
   const ctx: ProxyContext = {
     deps: {
       snapshot: deps.snapshot,
@@ -70,6 +77,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       now: deps.now ?? (() => performance.now()),
       isSelf: (host, port) => self !== null && port === self.port && (isLocalHost(host) || host === self.address),
       pipelines: new WeakMap(),
+      live,
     },
     leaves: deps.leaves,
     inner,
@@ -182,8 +190,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   return {
     address: { host: self.address, port: self.port },
     get openConnections(): number { return open; },
+    configChanged: () => live.sweep(),
     close(drainMs = 10_000): Promise<void> {
       closing ??= (async () => {
+        live.stop();
         const stopped = new Promise<void>((resolve) => outer.close(() => resolve()));
         inner.close();
         inner2.close();

@@ -4,7 +4,7 @@ import { Readable, type Duplex, type Transform } from 'node:stream';
 import { minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
 import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
-import { decide, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
+import { decide, isBoundDestination, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import { SecretNotFound, type Secret } from '../secrets/index.js';
 import { endToEndPairs, formatAuthority, h2RequestHead, isMethodToken, isRequestTarget, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
@@ -48,6 +48,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       checkHandshake(to.req, target, requestTarget);
     }
     if (ex.isLoop) throw new Refusal('self_destination');
+    // `unmatched_destination_policy: deny` holds per request, on whichever connection it came: a reload that leaves
+    // this host unbound stops requests on connections decrypted before it, not only new CONNECTs.
+    if (ex.snap.policy.unmatchedDestinationPolicy === 'deny' && !isBoundDestination(ex.snap.policy, target.host, target.port, target.scheme)) throw new Refusal('unbound_destination');
 
     // One reading of the wire: policy decides on the headers that go upstream. The agent's Host is checked
     // against the target, then sent in one canonical spelling; framing headers are set from `framing` alone.
@@ -127,7 +130,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       });
       return;
     }
-    const body = framing.kind === 'none' ? null : bodyRewriter(ex, verdict.bodyInjectors, bodyPlacements);
+    const body = framing.kind === 'none' ? null : bodyRewriter(ex, verdict.bodyInjectors, bodyPlacements, (names) => stillEntitled(ex, facts, target, names));
     const outbound: Outbound = {
       path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
       headers: parts.headers,
@@ -198,14 +201,41 @@ async function mintedCredentials(mint: MintService, injections: readonly Injecti
  * before any byte of that chunk leaves (K5); a failure there aborts the upstream request mid-body. Null when
  * nothing in a body can matter, so ordinary bodies stream untouched.
  */
-function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: readonly Placement[]): Transform | null {
+function bodyRewriter(ex: Exchange, injectors: readonly Injection[], rendered: readonly Placement[], entitled: (names: readonly string[]) => void): Transform | null {
   const honeytokens = watchedHoneytokens(ex, injectors);
   if (injectors.length === 0 && honeytokens.length === 0) return null;
   const subs: BodySubstitution[] = [
     ...rendered.map((p) => ({ secretName: p.secret.name, placeholder: p.secret.placeholder, value: p.text })),
     ...honeytokens.map((s) => ({ secretName: s.name, placeholder: s.placeholder, value: null })),
   ];
-  return createBodyRewriter(subs, (names) => auditBodyUse(ex, injectors, names, honeytokens));
+  const rewriter = createBodyRewriter(subs, async (names, firstSeen) => {
+    // Asked at every write, not once at the start: a body can stream on after a reload removed its client or binding.
+    entitled(names.filter((n) => injectors.some((i) => i.secret.name === n)));
+    if (firstSeen.length > 0) await auditBodyUse(ex, injectors, firstSeen, honeytokens);
+  });
+  if (injectors.length > 0) boundUpload(rewriter, ex.snap.config.timeouts);
+  return rewriter;
+}
+
+/**
+ * A body a binding substitutes into may not be held open at will: with no byte for `upload_idle_seconds`, or still
+ * arriving `upload_max_seconds` after it began, it is cut (408 before the response, a reset upstream either way).
+ */
+function boundUpload(body: Transform, timeouts: { readonly uploadIdleMs: number; readonly uploadMaxMs: number }): void {
+  const cut = (): void => { body.destroy(new Refusal('upload_timeout')); };
+  const idle = setTimeout(cut, timeouts.uploadIdleMs);
+  const max = setTimeout(cut, timeouts.uploadMaxMs);
+  idle.unref();
+  max.unref();
+  const stop = (): void => {
+    clearTimeout(idle);
+    clearTimeout(max);
+  };
+  // Progress is the agent's bytes arriving, read on the source piped in (a listener on the rewriter's own output
+  // would set it flowing before its destination is piped).
+  body.once('pipe', (source: NodeJS.ReadableStream) => source.on('data', () => idle.refresh()));
+  body.once('finish', stop);
+  body.once('close', stop);
 }
 
 /**

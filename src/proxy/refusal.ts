@@ -43,6 +43,7 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   upgrade_unsupported: [501, 'keyswap: protocol upgrades are not supported\n'],
   headers_too_large: [431, 'keyswap: request headers too large\n'],
   request_timeout: [408, 'keyswap: request head not received in time\n'],
+  upload_timeout: [408, 'keyswap: request body not received in time (timeouts.upload_idle_seconds, upload_max_seconds)\n'],
   self_destination: [403, 'keyswap: a request to keyswap itself is refused\n'],
   signing_unsupported: [400, 'keyswap: this request cannot be re-signed (SigV4 streaming payloads, or a body both signed and rewritten)\n'],
   body_too_large_to_sign: [413, 'keyswap: a body signed by keyswap may be at most 16 MiB (S3: send x-amz-content-sha256: UNSIGNED-PAYLOAD)\n'],

@@ -32,6 +32,7 @@ export function handleRoute(ctx: ProxyContext, req: http.IncomingMessage, res: h
   const hostName = parseAuthority(req.headers.host ?? '')?.host;
   if (hostName === undefined || !LOOPBACK_NAMES.has(hostName)) return early('route_host_not_loopback');
   const ex = admit(ctx, req, reply, place, path);
+  if (ex !== null) ctx.deps.live.watch(req.socket, ex.target?.client ?? null);
   if (ex === null || ex.target === null) return;
   void runPipeline(ex, ex.target, req, { kind: 'response', res }, path);
 }

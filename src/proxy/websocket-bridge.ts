@@ -41,10 +41,17 @@ export function bridge(ex: Exchange, agent: WebSocket, upstream: WebSocket, plan
   };
   idle = setTimeout(() => end(1001, 'idle', true), plan.idleMs);
   idle.unref();
+  // A client the configuration stops admitting loses its WebSocket at once, not at its next substitution.
+  ex.holdOpen(agent, 'websocket', () => {
+    end(1008, 'keyswap: client no longer admitted', false);
+    // Not the close handshake's 30 s: the agent gets its 1008 and the connection goes.
+    setTimeout(() => { agent.terminate(); upstream.terminate(); }, 200).unref();
+  });
   // `failed`: the side whose protocol error ended it; ws has already sent it its close (1002, 1007, 1009).
   const end = (code: number | null, reason: string, clean: boolean, failed: WebSocket | null = null): void => {
     if (ended) return;
     ended = true;
+    ex.letGo(agent);
     settlePending();
     if (idle !== null) clearTimeout(idle);
     for (const side of [agent, upstream]) if (side !== failed) closeWith(side, failed === null ? code : 1001, failed === null ? reason : '');

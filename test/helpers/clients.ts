@@ -105,14 +105,15 @@ export function pythonRequestsVia(h: Harness, url: string, o: { method?: string;
   });
 }
 
-/** Opens a CONNECT tunnel by hand and returns the TLS socket keyswap terminates, for raw malformed requests. */
-export async function rawTlsVia(h: Harness, host: string, port = 443, tlsOptions: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
+/** Opens a CONNECT tunnel by hand (as NAME:TOKEN with `proxyAuth`) and returns the TLS socket keyswap terminates. */
+export async function rawTlsVia(h: Harness, host: string, port = 443, tlsOptions: tls.ConnectionOptions = {}, proxyAuth: string | null = null): Promise<tls.TLSSocket> {
   const sock = net.connect(h.proxyPort, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject);
     sock.once('connect', () => resolve());
   });
-  sock.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`);
+  const auth = proxyAuth === null ? '' : `Proxy-Authorization: Basic ${Buffer.from(proxyAuth).toString('base64')}\r\n`;
+  sock.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n${auth}\r\n`);
   await new Promise<void>((resolve, reject) => {
     let head = '';
     const onData = (c: Buffer): void => {
