@@ -59,6 +59,46 @@ function serverOptions(snap: Snapshot): http.ServerOptions {
 }
 
 /**
+ * Pipelined requests parsed ahead of their turn, per connection. Every one is held whole (its request, response and
+ * exchange) until the ones before it are answered: 100,000 small ones on one connection took keyswap to 889 MB.
+ * Past this many keyswap stops reading the socket (Node still parses the chunk it has, a TLS record or one read),
+ * and the kernel's buffers push back on the agent; it reads again once half have been answered.
+ */
+const MAX_QUEUED = 16;
+
+/**
+ * Node's HTTP server reads a socket through its parser, straight from the socket's handle, so pausing the stream
+ * alone reads on. Reading stops at the handle (a TLS socket's stops the connection under it); what is already in
+ * hand (a TLS record's cleartext) is still parsed. Only then is `_paused` set, the flag of Node's own flood guard,
+ * which every `req.resume()` checks before it restarts the socket: set during the parse, it would make Node pause
+ * the parser with cleartext still to come, and that fails the connection (HPE_PAUSED, measured on TLS). Each side
+ * resumes only its own pause: Node's on drain, keyswap's once half the queue is answered.
+ */
+type ServerSocket = Duplex & { _paused?: boolean; parser?: { resume(): void } | null; _handle?: { readStop(): number; readStart(): number } | null };
+const pausedHere = new WeakSet<Duplex>();
+
+function pauseReading(socket: ServerSocket): void {
+  socket._handle?.readStop();
+  if (pausedHere.has(socket) || socket._paused === true) return;
+  pausedHere.add(socket);
+  setImmediate(() => {
+    if (pausedHere.has(socket)) socket._paused = true;
+  });
+}
+
+function resumeReading(socket: ServerSocket): void {
+  if (!pausedHere.has(socket) || socket.destroyed) return;
+  // An agent that is not reading its answers keeps the socket paused (Node's guard; its drain handler resumes):
+  // reading on would pile answers up in keyswap's memory instead.
+  if (socket.writableNeedDrain) return;
+  pausedHere.delete(socket);
+  socket._paused = false;
+  socket.parser?.resume();
+  socket.resume();
+  socket._handle?.readStart();
+}
+
+/**
  * Starts the listener; resolves once it is accepting connections on the bound address. It only accepts and
  * dispatches: each entry mode (CONNECT, decrypted request, absolute-form http, base-URL route, health) is a
  * module of its own that builds one Exchange.
@@ -92,14 +132,22 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   let drained: (() => void) | null = null;
   // The last response still to be written on each agent socket, so a parse error in a pipelined request behind it waits for it.
   const answering = new WeakMap<Duplex, http.ServerResponse>();
+  // Requests parsed and not yet answered, per agent socket: past MAX_QUEUED keyswap stops reading the socket.
+  const queued = new WeakMap<Duplex, number>();
   const track = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     inFlight++;
     // req.socket, not res.socket: a pipelined response is queued, and gets its socket only when its turn comes.
     const socket = req.socket;
     answering.set(socket, res);
+    const waiting = (queued.get(socket) ?? 0) + 1;
+    queued.set(socket, waiting);
+    if (waiting > MAX_QUEUED) pauseReading(socket);
     res.once('close', () => {
       inFlight--;
       if (answering.get(socket) === res) answering.delete(socket);
+      const left = (queued.get(socket) ?? 1) - 1;
+      queued.set(socket, left);
+      if (left <= MAX_QUEUED / 2) resumeReading(socket);
       if (inFlight === 0) drained?.();
     });
   };

@@ -22,4 +22,10 @@ describe('systemd/keyswap.service', () => {
     expect(unit).toMatch(/\nLoadCredential(Encrypted)?=keyswap-store-key:/);
     expect(unit).not.toMatch(/\nMemoryDenyWriteExecute=yes/);
   });
+
+  it('caps its memory and tasks (issue #33): a flood is refused by systemd, not felt by the machine', () => {
+    const unit = readFileSync(UNIT, 'utf8');
+    expect(unit).toMatch(/\nMemoryMax=\d+[MG]\n/);
+    expect(unit).toMatch(/\nTasksMax=\d+\n/);
+  });
 });
