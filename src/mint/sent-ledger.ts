@@ -88,14 +88,27 @@ export function credentialsIn(req: TokenRequest): string[] {
     }
     const [, kind, token] = scheme as unknown as [string, string, string];
     out.push(token);
-    // Basic's user:password, with each part form-encoded as RFC 6749 §2.3.1 has it: the spelling that went out.
-    if (kind.toLowerCase() === 'basic') out.push(Buffer.from(token, 'base64').toString('utf8'));
+    if (kind.toLowerCase() === 'basic') {
+      // Basic's user:password, each part form-encoded first as RFC 6749 §2.3.1 has it: the pair and the password as
+      // they went out, and the password as an endpoint that parses them reads it.
+      const pair = Buffer.from(token, 'base64').toString('utf8');
+      const password = pair.slice(pair.indexOf(':') + 1);
+      out.push(pair, password, formDecoded(password));
+    }
   }
   const type = Object.entries(req.headers).find(([n]) => n.toLowerCase() === 'content-type')?.[1] ?? '';
   if (req.body !== null && /^application\/x-www-form-urlencoded/i.test(type)) {
     for (const [name, value] of new URLSearchParams(req.body)) if (!PUBLIC_PARAMS.has(name)) out.push(value);
   }
   return out.filter((v) => v.length > 0);
+}
+
+function formDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    return text;
+  }
 }
 
 /** A JWT's `exp` in ms, read without verifying (it is keyswap's own or its library's); null for anything else. */

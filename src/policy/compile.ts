@@ -30,6 +30,11 @@ export interface CompiledPolicy {
   /** Headers that policy reads, so a request may carry each at most once (wire/firstDuplicate). */
   readonly singletonHeaders: ReadonlySet<string>;
   readonly hasHoneytokens: boolean;
+  /**
+   * Per `host:port`, the secrets whose minter exchanges there (a token endpoint, GitHub's API): what keyswap sends
+   * there is scrubbed from its responses whether or not a binding names it, and after a restart as before.
+   */
+  readonly mintedAt: ReadonlyMap<string, readonly SecretSpec[]>;
 }
 
 /** Headers that tell a framework to treat a request as another method; the scope check counts them. */
@@ -65,6 +70,20 @@ export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestina
       }
     });
   }
+  const mintedAt = new Map<string, SecretSpec[]>();
+  for (const secret of config.secrets) {
+    for (const site of secret.sites) {
+      if (site.render.kind !== 'minted') continue;
+      const m = site.render.minter;
+      const endpoint = m.kind === 'github_app' ? m.apiBaseUrl : m.kind === 'jwt_bearer' ? null : m.tokenUrl;
+      if (endpoint === null) continue;
+      const url = new URL(endpoint);
+      const key = `${url.hostname.replace(/^\[|\]$/g, '').toLowerCase()}:${url.port === '' ? 443 : Number(url.port)}`;
+      const list = mintedAt.get(key) ?? [];
+      if (!list.includes(secret)) list.push(secret);
+      mintedAt.set(key, list);
+    }
+  }
   const singletonHeaders = new Set(ALWAYS_SINGLE);
   for (const secret of config.secrets) for (const site of secret.sites) if (site.type === 'header') singletonHeaders.add(site.header);
   return {
@@ -76,6 +95,7 @@ export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestina
     tlsTermination: config.tlsTermination,
     singletonHeaders,
     hasHoneytokens: config.secrets.some((s) => s.honeytoken),
+    mintedAt,
   };
 }
 
@@ -109,11 +129,13 @@ export function isBoundDestination(policy: CompiledPolicy, host: string, port: n
  * have stored a secret upstream for a later plain GET to read back. Honeytokens too: one bound and injected has a
  * value, and its echo is as much a leak as any secret's (one with no value in the backend has nothing to find).
  */
-export function scrubbedSecretsOf(candidates: readonly CompiledBinding[]): SecretSpec[] {
+export function scrubbedSecretsOf(candidates: readonly CompiledBinding[], mintedHere: readonly SecretSpec[] = []): SecretSpec[] {
   const out: SecretSpec[] = [];
   for (const c of candidates) {
     if (c.secret.responseScrub !== 'off' && !out.includes(c.secret)) out.push(c.secret);
   }
+  // A token endpoint reached as a destination: the minter's inputs (client secret, refresh token, keys) went there.
+  for (const s of mintedHere) if (!out.includes(s)) out.push(s);
   return out;
 }
 

@@ -19,7 +19,7 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy): Verdict {
   const candidates = bindingsFor(policy, facts.connectHost, facts.connectPort, facts.scheme);
   const methods = methodsOf(facts);
   const bodyInjectors = bodyInjectorsFor(candidates, facts, methods);
-  const scrubbed = scrubbedSecretsOf(candidates);
+  const scrubbed = scrubbedSecretsOf(candidates, facts.scheme === 'https' ? policy.mintedAt.get(`${facts.connectHost}:${facts.connectPort}`) : undefined);
   const sightings = scanPlaceholders(facts, policy);
   if (sightings.length === 0) return { kind: 'forward', injections: [], declined: [], bodyInjectors, scrubbed };
 

@@ -1,7 +1,7 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type http2 from 'node:http2';
 import type { Duplex, Readable, Transform } from 'node:stream';
-import { EchoBlocked, scrubResponse, scrubTrailers, UnreadableResponse, type BodyScrub, type Scrubber, type ScrubbedResponse } from '../scrub/index.js';
+import { EchoBlocked, scrubResponse, UnreadableResponse, type BodyScrub, type Scrubber, type ScrubbedResponse } from '../scrub/index.js';
 import { endToEndPairs, flatten } from '../wire/index.js';
 import { agentSink, breakResponse, isGone, isHttp2, type AgentResponse } from './agent-response.js';
 import type { Exchange } from './exchange.js';
@@ -66,7 +66,7 @@ export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRe
     void answer.trailers().then((raw) => {
       if (raw.length === 0 || isGone(res)) return;
       try {
-        res.addTrailers(scrubber === null ? Object.fromEntries(endToEndPairs(raw)) : scrubTrailers(scrubber, raw));
+        res.addTrailers(head === null ? Object.fromEntries(endToEndPairs(raw)) : head.trailers(raw));
       } catch (err) {
         if (err instanceof EchoBlocked) ex.note({ type: 'response_scrubbed', secret_name: err.secretName, count: 1, action: 'blocked' });
         breakResponse(res);

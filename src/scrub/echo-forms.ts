@@ -17,21 +17,28 @@ export const MIN_FORM_BYTES = 8;
  * encoder that escapes one of their characters (Gson's `\u003d` for `=`) is read like any other echo.
  */
 export function valueForms(value: string): ValueForm[] {
-  const bytes = Buffer.from(value, 'utf8');
-  if (bytes.length < MIN_FORM_BYTES) return [];
-  const texts: string[] = [];
-  const b64 = bytes.toString('base64');
-  texts.push(b64);
+  const utf8 = Buffer.from(value, 'utf8');
+  if (utf8.length < MIN_FORM_BYTES) return [];
+  // A header carries a value's characters as latin1 bytes (é as 0xE9, not UTF-8's C3 A9): an upstream that
+  // reflects the bytes it received echoes those, raw or encoded.
+  const latin1 = /[\u0080-\u00ff]/.test(value) && !/[^\u0000-\u00ff]/.test(value) ? [Buffer.from(value, 'latin1')] : [];
+  const forms = [utf8, ...latin1].flatMap(bytesForms);
+  const seen = new Set<string>();
+  return forms.filter((f) => f.bytes.length >= MIN_FORM_BYTES && !seen.has(f.bytes.toString('latin1')) && seen.add(f.bytes.toString('latin1')));
+}
+
+/** The bytes themselves, base64 at every alignment (standard and URL-safe), and hex. */
+function bytesForms(bytes: Buffer): ValueForm[] {
+  const texts = [bytes.toString('base64')];
   for (let k = 0; k < 3; k++) {
     const shifted = Buffer.concat([Buffer.alloc(k), bytes]).toString('base64');
     // Skip the group holding the k filler bytes; stop before the group the next bytes would complete.
     const core = shifted.slice(k === 0 ? 0 : 4, Math.floor((k + bytes.length) / 3) * 4);
     texts.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
   }
-  const forms: ValueForm[] = [{ bytes, foldCase: false }, ...[...new Set(texts)].map((t) => ({ bytes: Buffer.from(t, 'latin1'), foldCase: false }))];
-  // A header carries a value's characters as latin1 bytes (é as 0xE9, not UTF-8's C3 A9): an upstream that reflects
-  // the bytes it received echoes that form.
-  if (/[\u0080-\u00ff]/.test(value) && !/[^\u0000-\u00ff]/.test(value)) forms.push({ bytes: Buffer.from(value, 'latin1'), foldCase: false });
-  forms.push({ bytes: Buffer.from(bytes.toString('hex'), 'latin1'), foldCase: true });
-  return forms.filter((f) => f.bytes.length >= MIN_FORM_BYTES);
+  return [
+    { bytes, foldCase: false },
+    ...texts.map((t) => ({ bytes: Buffer.from(t, 'latin1'), foldCase: false })),
+    { bytes: Buffer.from(bytes.toString('hex'), 'latin1'), foldCase: true },
+  ];
 }

@@ -1,4 +1,4 @@
-import { FAMILY_HTML, FAMILY_PERCENT, KIND_BYTE, MAX_SPELLING, readSpellings, Spellings, AMPERSAND, BACKSLASH, PERCENT, PLUS } from './spellings.js';
+import { AMPERSAND, BACKSLASH, EQUALS, FAMILY_HTML, FAMILY_PERCENT, KIND_BYTE, MAX_SPELLING, PERCENT, PLUS, readSpellings, Spellings } from './spellings.js';
 
 /*
  * The decoder-matcher: finds echoes of secret forms in text, each character of an echo spelled in any way
@@ -79,7 +79,7 @@ export class EchoMatcher<T> {
         }
       }
     });
-    const escapes = [BACKSLASH, AMPERSAND, PERCENT, ...(this.plusIsSpace ? [PLUS] : [])];
+    const escapes = [BACKSLASH, AMPERSAND, PERCENT, EQUALS, ...(this.plusIsSpace ? [PLUS] : [])];
     for (const e of escapes) this.classOf[e] = CLASS_ESCAPE;
     for (let b = 0; b < 256; b++) {
       for (const e of escapes) {
@@ -155,6 +155,17 @@ export class EchoScan<T> {
   end(): Buffer {
     const stopAt = this.#run(this.#carry, this.#scanned, true);
     return this.#release(this.#carry, stopAt, true);
+  }
+
+  /** The furthest partial echo still open at the end of what was pushed: its form's tag and bytes matched, or null. */
+  partial(): { readonly tag: T; readonly matched: number } | null {
+    let best: { tag: T; matched: number } | null = null;
+    const t = this.#threads;
+    for (let i = 0; i < this.#count; i++) {
+      const matched = t[i * STRIDE + AT] as number;
+      if (best === null || matched > best.matched) best = { tag: (this.#m.forms[t[i * STRIDE + FORM] as number] as EchoForm<T>).tag, matched };
+    }
+    return best;
   }
 
   /** A whole text in one call (only on a fresh scan). */

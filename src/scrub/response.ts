@@ -1,7 +1,7 @@
 import type { Duplex, Transform } from 'node:stream';
 import { endToEndPairs, flatten, type HeaderPair } from '../wire/index.js';
 import { decoderFor, UnreadableResponse } from './decoders.js';
-import type { Scrubber } from './scrubber.js';
+import { EchoBlocked, type GrpcGuard, type Scrubber } from './scrubber.js';
 
 /*
  * The one entry proxy/ calls per response to a destination with secrets bound: the head scrubbed, and what the
@@ -31,6 +31,11 @@ export interface ScrubbedResponse {
   readonly wholeLength: number | null;
   /** The body transform when it streams: gRPC message payloads guarded, anything else scrubbed. */
   bodyTransform(): Transform;
+  /**
+   * The trailers for the agent, scrubbed; for gRPC read after the last message's payload, so an echo cut between
+   * the body and grpc-message is found. Throws EchoBlocked.
+   */
+  trailers(raw: readonly string[]): Record<string, string>;
 }
 
 /** Bodies up to this size, with a length, are scrubbed whole and sent with their new length. */
@@ -57,6 +62,7 @@ export function scrubResponse(anyScrubber: Scrubber, r: ResponseFacts): Scrubbed
     out.push([scrubber.scrubText(name), scrubber.scrubText(value)]);
   }
   const isGrpcText = /grpc-web-text/i.test(facts['content-type'] ?? '');
+  let guard: GrpcGuard | null = null;
   return {
     headers: flatten(out),
     decoder,
@@ -64,14 +70,19 @@ export function scrubResponse(anyScrubber: Scrubber, r: ResponseFacts): Scrubbed
     isBodiless,
     scrubber,
     wholeLength: isGrpc || decoder !== null || isBodiless ? null : smallLength(facts['content-length']),
-    // gRPC-Web text is base64: read as any body.
-    bodyTransform: () => (isGrpc && !isGrpcText ? scrubber.grpcGuard() : scrubber.stream()),
+    bodyTransform: () => (isGrpc ? (guard = scrubber.grpcGuard(isGrpcText ? 'base64' : 'binary')) : scrubber.stream()),
+    trailers: (raw) => {
+      const pairs = endToEndPairs(raw);
+      const found = guard === null ? null : scrubber.echoAfter(guard.tail, pairs.map(([n, v]) => `${n}: ${v}\n`).join(''));
+      if (found !== null) throw new EchoBlocked(found);
+      return scrubTrailers(scrubber, pairs);
+    },
   };
 }
 
-/** Trailers (an HTTP/2 agent's, gRPC's status among them), scrubbed like the head. Throws EchoBlocked. */
-export function scrubTrailers(scrubber: Scrubber, raw: readonly string[]): Record<string, string> {
-  return Object.fromEntries(endToEndPairs(raw).map(([n, v]) => [scrubber.scrubText(n), scrubber.scrubText(v)]));
+/** Trailers scrubbed like the head, each name and value on its own. Throws EchoBlocked. */
+function scrubTrailers(scrubber: Scrubber, pairs: readonly (readonly [string, string])[]): Record<string, string> {
+  return Object.fromEntries(pairs.map(([n, v]) => [scrubber.scrubText(n), scrubber.scrubText(v)]));
 }
 
 /** A gRPC or gRPC-Web body (+proto, +json, -text…): length-prefixed messages, so echoes are blocked, never redacted. */

@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { EchoMatcher, ScanOverload, type EchoForm, type EchoScan } from './echo-matcher.js';
-import { valueForms, type ValueForm } from './echo-forms.js';
+import { MIN_FORM_BYTES, valueForms, type ValueForm } from './echo-forms.js';
 
 /** One secret whose echoes a response must not carry, with every value it went out as (composed secrets: several). */
 export interface ScrubTarget {
@@ -128,51 +128,98 @@ export class Scrubber {
   }
 
   /**
-   * For gRPC bodies (this scrubber blocking): the bytes pass unchanged, while the messages' payloads, their
-   * 5-byte length prefixes taken out, are read as one text: an echo cut across two messages of a stream, or
-   * across chunks, is found there, and fails the body with EchoBlocked.
+   * For gRPC and gRPC-Web bodies (this scrubber blocking): the bytes pass unchanged, while the messages' payloads,
+   * their 5-byte length prefixes taken out, are read as one text: an echo cut across two messages of a stream, or
+   * across chunks, is found there, and fails the body with EchoBlocked. gRPC-Web text is base64 first, each message
+   * (or each flush) padded on its own: it is decoded group by group before the payloads are read.
    */
-  grpcGuard(): Transform {
-    const scan = this.#scan();
-    let prefix = Buffer.alloc(0);
-    let payloadLeft = 0;
-    return new Transform({
-      transform: (chunk: Buffer, _enc, done: TransformCallback) => {
-        const parts: Buffer[] = [];
-        for (let i = 0; i < chunk.length;) {
-          if (payloadLeft > 0) {
-            const take = Math.min(payloadLeft, chunk.length - i);
-            parts.push(chunk.subarray(i, i + take));
-            payloadLeft -= take;
-            i += take;
-            continue;
-          }
-          const take = Math.min(5 - prefix.length, chunk.length - i);
-          prefix = Buffer.concat([prefix, chunk.subarray(i, i + take)]);
-          i += take;
-          if (prefix.length === 5) {
-            payloadLeft = prefix.readUInt32BE(1);
-            prefix = Buffer.alloc(0);
-          }
-        }
-        try {
-          guarded(() => scan.push(Buffer.concat(parts)));
-        } catch (err) {
-          done(err as Error);
-          return;
-        }
-        done(null, chunk);
-      },
-      flush: (done: TransformCallback) => {
-        try {
-          guarded(() => scan.end());
-        } catch (err) {
-          done(err as Error);
-          return;
-        }
-        done();
-      },
-    });
+  grpcGuard(encoding: 'binary' | 'base64' = 'binary'): GrpcGuard {
+    return new GrpcGuard(this.#scan(), this.reach, encoding);
+  }
+
+  /** Whether `text` (trailers, a close reason) read after `tail` completes an echo; the secret it belongs to, or null. */
+  echoAfter(tail: Buffer, text: string): string | null {
+    return this.secretIn(tail.toString('latin1') + text);
+  }
+}
+
+/** A gRPC body's guard: a pass-through Transform that scans the message payloads, and keeps their last bytes. */
+export class GrpcGuard extends Transform {
+  readonly #scan: EchoScan<EchoTag>;
+  readonly #reach: number;
+  readonly #base64: boolean;
+  #b64carry = '';
+  #prefix = Buffer.alloc(0);
+  #payloadLeft = 0;
+  /** The last payload bytes, as far back as an echo could reach: trailers are read after them. */
+  tail = Buffer.alloc(0);
+
+  constructor(scan: EchoScan<EchoTag>, reach: number, encoding: 'binary' | 'base64') {
+    super();
+    this.#scan = scan;
+    this.#reach = reach;
+    this.#base64 = encoding === 'base64';
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.#payloads(this.#base64 ? this.#decode(chunk) : chunk);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done(null, chunk);
+  }
+
+  /** A message's payload bytes: scanned, kept as the tail; at a message's end, an echo left open blocks. */
+  #read(payload: Buffer, messageEnds: boolean): void {
+    guarded(() => this.#scan.push(payload));
+    this.tail = Buffer.concat([this.tail, payload]).subarray(-this.#reach);
+    if (!messageEnds) return;
+    // A stream of messages can carry one value in pieces, each inside a field of its own (protobuf's tag and length
+    // between them): the pieces never touch in the payload bytes. A message that ends inside an echo blocks.
+    const open = this.#scan.partial();
+    if (open !== null && open.matched >= MIN_FORM_BYTES) throw new EchoBlocked(open.tag.secretName);
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      guarded(() => this.#scan.end());
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
+  }
+
+  /** Whole base64 groups of 4; a padded group ends its piece, and the next begins aligned again. */
+  #decode(chunk: Buffer): Buffer {
+    const text = this.#b64carry + chunk.toString('latin1').replace(/[^A-Za-z0-9+/=_-]/g, '');
+    const whole = text.length - (text.length % 4);
+    this.#b64carry = text.slice(whole);
+    const out: Buffer[] = [];
+    for (let i = 0; i < whole; i += 4) out.push(Buffer.from(text.slice(i, i + 4), 'base64'));
+    return Buffer.concat(out);
+  }
+
+  /** Reads a run of length-prefixed messages, prefixes taken out, message by message. */
+  #payloads(bytes: Buffer): void {
+    for (let i = 0; i < bytes.length;) {
+      if (this.#payloadLeft > 0) {
+        const take = Math.min(this.#payloadLeft, bytes.length - i);
+        this.#payloadLeft -= take;
+        this.#read(bytes.subarray(i, i + take), this.#payloadLeft === 0);
+        i += take;
+        continue;
+      }
+      const take = Math.min(5 - this.#prefix.length, bytes.length - i);
+      this.#prefix = Buffer.concat([this.#prefix, bytes.subarray(i, i + take)]);
+      i += take;
+      if (this.#prefix.length === 5) {
+        this.#payloadLeft = this.#prefix.readUInt32BE(1);
+        this.#prefix = Buffer.alloc(0);
+      }
+    }
   }
 }
 

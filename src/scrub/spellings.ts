@@ -12,6 +12,11 @@ import { DecodingMode, EntityDecoder, htmlDecodeTree } from 'entities/decode';
 export const FAMILY_JSON = 1;
 export const FAMILY_HTML = 2;
 export const FAMILY_PERCENT = 4;
+/** CSS escapes, quoted-printable: the placeholder goes back raw. */
+export const FAMILY_OTHER = 8;
+
+/** More readings than one position has: one layer gives at most four, a second adds at most three per escape. */
+const CAPACITY = 16;
 
 /**
  * The longest spelling of one character the matcher decodes. HTML allows any number of leading zeros in a numeric
@@ -29,13 +34,14 @@ export const MAX_SPELLING = 40;
  */
 export class Spellings {
   count = 0;
-  readonly kind = new Uint8Array(8); // KIND_CODE_POINT | KIND_BYTE
-  readonly first = new Int32Array(8); // the code point or byte
-  readonly second = new Int32Array(8); // a second code point (some named entities), or -1
-  readonly length = new Int32Array(8); // bytes of text the spelling takes
-  readonly family = new Uint8Array(8);
+  readonly kind = new Uint8Array(CAPACITY); // KIND_CODE_POINT | KIND_BYTE
+  readonly first = new Int32Array(CAPACITY); // the code point or byte
+  readonly second = new Int32Array(CAPACITY); // a second code point (some named entities), or -1
+  readonly length = new Int32Array(CAPACITY); // bytes of text the spelling takes
+  readonly family = new Uint8Array(CAPACITY);
 
   add(kind: number, first: number, second: number, length: number, family: number): void {
+    if (this.count === CAPACITY) return;
     // The same reading twice (\x41 as a code point and as a byte) would only make two identical threads.
     for (let i = 0; i < this.count; i++) {
       if (this.first[i] === first && this.second[i] === second && this.length[i] === length && (this.kind[i] === kind || first < 0x80)) return;
@@ -57,6 +63,7 @@ export const BACKSLASH = 0x5c;
 export const AMPERSAND = 0x26;
 export const PERCENT = 0x25;
 export const PLUS = 0x2b;
+export const EQUALS = 0x3d;
 
 const ONE_LETTER: Record<number, number> = {
   0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09, 0x62: 0x08, 0x66: 0x0c, 0x76: 0x0b, 0x61: 0x07, 0x65: 0x1b, // n r t b f v a e
@@ -70,8 +77,70 @@ const entities = new EntityDecoder(htmlDecodeTree, (cp) => { entityOut.push(cp);
  * an escape begins at `p` but the text ends before it can be read whole (a streaming body: wait for more bytes).
  * With `isFinal`, the text ends for good and what is there is read as is.
  * `plusIsSpace`: `+` also reads as a space (form encoding), asked for only when some secret holds a space.
+ *
+ * Two layers: stacks escape what is already escaped (a login redirect URL-encodes a URL holding `%2B`, giving
+ * `%252B`; Go's encoding/json wraps html/template's `&#43;` as `\u0026#43;`; PHP json_encode of JSON gives `\\\/`).
+ * An escape that spells an escape's first character (`%25`, `\\`, `&amp;`, `\u0026`, `%5C`…) may begin an inner
+ * escape, each of whose characters may be spelled once more; three layers are not read (docs/attacks.md).
  */
 export function readSpellings(text: Buffer, p: number, isFinal: boolean, plusIsSpace: boolean, out: Spellings): number {
+  const count = readOne(text, p, isFinal, plusIsSpace, out);
+  if (count <= 1) return count;
+  for (let a = 0; a < count; a++) {
+    const first = out.first[a] as number;
+    if ((out.length[a] as number) > 1 && (first === PERCENT || first === BACKSLASH || first === AMPERSAND) && out.second[a] === -1) {
+      if (inner(text, p, a, isFinal, out) < 0) return -1;
+    }
+  }
+  return out.count;
+}
+
+/** The longest inner escape, in characters, read behind an escaped first character. */
+const INNER_CHARS = 14;
+const gathered = new Spellings();
+const decodedInner = new Spellings();
+
+/**
+ * The inner escape behind alternative `a` at `p` (an escape spelling `%`, `\` or `&`): its characters are read one
+ * spelling each (an escaped character that is visible ASCII is taken over its raw reading), the escape is read from
+ * them, and each reading is added to `out` with the length it takes in the text. -1: the text ends too soon.
+ */
+function inner(text: Buffer, p: number, a: number, isFinal: boolean, out: Spellings): number {
+  const chars: number[] = [out.first[a] as number];
+  const ends: number[] = [p + (out.length[a] as number)];
+  let q = ends[0] as number;
+  let complete = true;
+  while (chars.length < INNER_CHARS && q - p < MAX_SPELLING) {
+    if (q >= text.length) {
+      complete = isFinal;
+      break;
+    }
+    const n = readOne(text, q, isFinal, false, gathered);
+    if (n < 0) {
+      complete = false;
+      break;
+    }
+    let pick = 0;
+    for (let i = 1; i < n; i++) {
+      const c = gathered.first[i] as number;
+      if ((gathered.length[i] as number) > 1 && gathered.second[i] === -1 && c >= 0x21 && c <= 0x7e) pick = i;
+    }
+    chars.push(gathered.first[pick] as number);
+    q += gathered.length[pick] as number;
+    ends.push(q);
+  }
+  const n = readOne(Buffer.from(chars), 0, complete || chars.length >= INNER_CHARS || q - p >= MAX_SPELLING, false, decodedInner);
+  if (n < 0) return -1;
+  const outer = out.family[a] as number;
+  for (let i = 1; i < n; i++) {
+    const len = decodedInner.length[i] as number;
+    out.add(decodedInner.kind[i] as number, decodedInner.first[i] as number, decodedInner.second[i] as number, (ends[len - 1] as number) - p, outer | (decodedInner.family[i] as number));
+  }
+  return out.count;
+}
+
+/** One layer: the raw byte, and each single escape that begins at `p`. */
+function readOne(text: Buffer, p: number, isFinal: boolean, plusIsSpace: boolean, out: Spellings): number {
   out.count = 0;
   const b = text[p] as number;
   out.add(KIND_BYTE, b, -1, 1, 0);
@@ -80,9 +149,10 @@ export function readSpellings(text: Buffer, p: number, isFinal: boolean, plusIsS
     case PLUS:
       if (plusIsSpace) out.add(KIND_BYTE, 0x20, -1, 1, FAMILY_PERCENT);
       return out.count;
-    case PERCENT: {
+    case PERCENT:
+    case EQUALS: { // percent-encoding; quoted-printable (=3D) in mail bodies and MIME parts
       const h = hexRun(text, p + 1, 2);
-      if (h.digits === 2) out.add(KIND_BYTE, h.value, -1, 3, FAMILY_PERCENT);
+      if (h.digits === 2) out.add(KIND_BYTE, h.value, -1, 3, b === PERCENT ? FAMILY_PERCENT : FAMILY_OTHER);
       else if (p + 1 + h.digits >= end && !isFinal) return -1;
       return out.count;
     }
@@ -136,6 +206,14 @@ function backslash(text: Buffer, p: number, isFinal: boolean, out: Spellings): n
       return out.count;
     }
     default: {
+      // CSS: up to six hex digits and one optional whitespace (Go's html/template writes `\2b ` in a style).
+      if (c < 128 && (hexValue[c] as number) >= 0) {
+        const h = hexRun(text, p + 1, 6);
+        const after = p + 1 + h.digits;
+        if (h.digits < 6 && after >= end && !isFinal) return -1;
+        const space = text[after] === 0x20 || text[after] === 0x09 || text[after] === 0x0a ? 1 : 0;
+        if (isCodePoint(h.value) && h.value > 0) out.add(KIND_CODE_POINT, h.value, -1, after + space - p, FAMILY_OTHER);
+      }
       if (c >= 0x30 && c <= 0x37) { // octal, up to three digits (C, Perl, Python's bytes)
         let value = 0;
         let q = p + 1;

@@ -66,6 +66,30 @@ describe('each character in any spelling, independently', () => {
     expect(scrubbed('v=open+sesame+2024%21&x=1', scrubber('redact', 'open sesame 2024!'))).toBe(`v=${PH}&x=1`);
   });
 
+  it.each([
+    ['a URL-encoded URL holding percent escapes (%252B, Django’s login redirect)', encodeURIComponent(encodeURIComponent(SECRET))],
+    ['JSON inside JSON (\\u003d, \\\\)', JSON.stringify(JSON.stringify(SECRET).slice(1, -1).replace('=', '\\u003d')).slice(1, -1)],
+    ['html/template inside Go’s JSON (\\u0026#43;)', SECRET.replace('+', '\\u0026#43;').replace('=', '\\u0026#61;')],
+    ['HTML-escaped HTML (&amp;#43;)', SECRET.replace('+', '&amp;#43;').replace('<', '&amp;lt;')],
+    ['a URL-encoded JSON string (%5Cu002B)', SECRET.replace('+', encodeURIComponent('\\u002B'))],
+    ['a URL-encoded HTML reference (%26%2343%3B)', SECRET.replace('+', encodeURIComponent('&#43;'))],
+  ])('two layers: %s', (_name, echo) => {
+    expect(scrubbed(`[${echo}]`)).toBe(`[${PH}]`);
+  });
+
+  it('CSS escapes (\\2b and one whitespace, as Go’s html/template writes in a style) and quoted-printable (=2B)', () => {
+    const value = 'css+and=qp/secret-0042';
+    expect(scrubbed(`a{content:"${value.replace('+', '\\2b ').replace('/', '\\00002f')}"}`, scrubber('redact', value))).toBe(`a{content:"${PH}"}`);
+    expect(scrubbed(`body: ${value.replace('=', '=3D').replace('+', '=2B')}`, scrubber('redact', value))).toBe(`body: ${PH}`);
+  });
+
+  it('a header value’s latin1 bytes (é as 0xE9), raw, base64 and hex: what an upstream reflecting the header bytes echoes', () => {
+    const value = 'clé-secrète-0123456789';
+    const bytes = Buffer.from(value, 'latin1');
+    const s = scrubber('redact', value);
+    for (const echo of [bytes.toString('latin1'), bytes.toString('base64'), bytes.toString('hex')]) expect(s.scrubText(echo), echo).toBe(PH);
+  });
+
   it('hex of the secret bytes, in either case', () => {
     const hex = Buffer.from(SECRET, 'utf8').toString('hex');
     expect(scrubbed(`${hex} ${hex.toUpperCase()}`)).toBe(`${PH} ${PH}`);

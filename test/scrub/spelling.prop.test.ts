@@ -9,7 +9,7 @@ import { decodeOnce, leaksIn } from '../helpers/secret-forms.js';
  * Issue #32's property, attacked with generated inputs: secrets drawn from the alphabets real credentials use, each
  * character of each echo spelled independently in a family an encoder writes (JSON/JavaScript escapes in either
  * case and every form, HTML numeric references decimal or hex with leading zeros, named references, percent in
- * either case, + for a space), embedded in JSON, HTML and text bodies with escapes of their own, compressed as an
+ * either case, + for a space, CSS, quoted-printable, and two layers of the common ones), embedded in JSON, HTML and text bodies with escapes of their own, compressed as an
  * upstream compresses, and cut into chunks at random. The body goes through scrub/'s own entry (scrubResponse:
  * the decoder and the streaming scrubber keyswap runs per response).
  *
@@ -48,8 +48,10 @@ const NAMED: Record<string, readonly string[]> = {
 };
 const ONE_LETTER: Record<string, string> = { '"': '\\"', '\\': '\\\\', '/': '\\/', "'": "\\'" };
 
-type Family = 'raw' | 'json-lower' | 'json-upper' | 'json-x' | 'json-short' | 'html-dec' | 'html-hex' | 'html-zeros' | 'html-named' | 'pct-upper' | 'pct-lower' | 'form-space';
-const FAMILIES: readonly Family[] = ['raw', 'json-lower', 'json-upper', 'json-x', 'json-short', 'html-dec', 'html-hex', 'html-zeros', 'html-named', 'pct-upper', 'pct-lower', 'form-space'];
+type Family = 'raw' | 'json-lower' | 'json-upper' | 'json-x' | 'json-short' | 'html-dec' | 'html-hex' | 'html-zeros' | 'html-named' | 'pct-upper' | 'pct-lower' | 'form-space'
+  | 'css' | 'quoted-printable' | 'pct-of-pct' | 'json-of-html' | 'html-of-html' | 'json-of-json' | 'pct-of-json';
+const FAMILIES: readonly Family[] = ['raw', 'json-lower', 'json-upper', 'json-x', 'json-short', 'html-dec', 'html-hex', 'html-zeros', 'html-named', 'pct-upper', 'pct-lower', 'form-space',
+  'css', 'quoted-printable', 'pct-of-pct', 'json-of-html', 'html-of-html', 'json-of-json', 'pct-of-json'];
 const hex4 = (u: number, upper: boolean) => { const h = u.toString(16).padStart(4, '0'); return upper ? h.toUpperCase() : h; };
 
 /** One character in one family; a family that has no spelling for it writes it raw. */
@@ -69,6 +71,16 @@ function spell(c: string, family: Family, zeros: number): string {
     case 'pct-upper': return [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
     case 'pct-lower': return [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
     case 'form-space': return c === ' ' ? '+' : encodeURIComponent(c);
+    // CSS (Go's html/template in a style) and quoted-printable, as their encoders write them.
+    case 'css': return `\\${cp.toString(16)} `;
+    case 'quoted-printable': return [...Buffer.from(c, 'utf8')].map((b) => `=${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+    // Two layers, as stacks write them: a URL-encoded URL holding %2B, html/template's &#43; inside Go's JSON,
+    // an HTML-escaped HTML fragment, JSON inside JSON, a URL-encoded JSON string.
+    case 'pct-of-pct': return spell(c, 'pct-upper', zeros).replaceAll('%', '%25');
+    case 'json-of-html': return `\\u0026#${cp};`;
+    case 'html-of-html': return `&amp;#x${cp.toString(16)};`;
+    case 'json-of-json': return spell(c, 'json-lower', zeros).replaceAll('\\', '\\\\');
+    case 'pct-of-json': return encodeURIComponent(spell(c, 'json-upper', zeros));
   }
 }
 
@@ -84,13 +96,15 @@ const fillerArb = fc.constantFrom(
 interface Part { readonly text: string; readonly isEcho: boolean }
 
 /**
- * A part that ends in `\`, `&` or `%` next to an echo would make one escape with the character after it (a filler
+ * A part that ends in `\`, `&` or `%` (or an escape of one) next to an echo would make one escape with the character after it (a filler
  * `\` and an echo's `~` are `\~`, which decodes to `~`; an echo's last `\` and the next echo's first are `\\`): the
  * echo's bounds would then be the decoder's, not the generator's. A space keeps them apart, so P2 can hold the
  * bounds exactly.
  */
 function separated(parts: readonly Part[]): Part[] {
-  return parts.flatMap((p, i) => (/[\\&%]$/.test(p.text) && (p.isEcho || parts[i + 1]?.isEcho === true) && i + 1 < parts.length ? [p, { text: ' ', isEcho: false }] : [p]));
+  // Spelled or not: an escape that spells `\` (`\u005c`) begins an inner escape with what follows, read two layers deep.
+  const endsOpen = (text: string): boolean => /[\\&%]$/.test(text) || /[\\&%]$/.test(decodeOnce(text));
+  return parts.flatMap((p, i) => (endsOpen(p.text) && (p.isEcho || parts[i + 1]?.isEcho === true) && i + 1 < parts.length ? [p, { text: ' ', isEcho: false }] : [p]));
 }
 
 const caseArb = secretArb.chain((secret) => fc.record({

@@ -144,6 +144,14 @@ async function startH2Up(cert: { certPem: string; keyPem: string }): Promise<H2U
         setTimeout(() => stream.end(grpcFrame(Buffer.from(auth.slice(half)), false)), 30);
         return;
       }
+      if (url.pathname === '/grpc-split-trailer') {
+        // An error whose message ends what the last message began: the second half in grpc-message.
+        const half = Math.floor(auth.length / 2);
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '3', 'grpc-message': auth.slice(half) }));
+        stream.end(grpcFrame(Buffer.from(auth.slice(0, half)), false));
+        return;
+      }
       if (url.pathname === '/early-hints') {
         stream.additionalHeaders({ ':status': 103, link: `</s.css>; rel=preload; x="${auth}"`, 'x-echo-auth': auth });
         setTimeout(() => {
@@ -261,6 +269,24 @@ describe('gRPC: the fixes of row 103 and row 98', () => {
     const messages = grpcMessages(r.body, undefined);
     // A streaming client joins the messages of a byte stream as a WebSocket agent joins messages (row 102).
     expect(messages.join('')).not.toContain(h.canary);
+  });
+});
+
+describe('gRPC: an echo cut between the last message and the trailers (issue #32 review)', () => {
+  it('grpc-split-trailer: the agent cannot join the last message and grpc-message into the value', async () => {
+    const s = await h2Via(h, 'h2.example.test');
+    let trailers: http2.IncomingHttpHeaders = {};
+    const r = await new Promise<{ body: Buffer }>((resolve) => {
+      const st = s.request({ ':method': 'POST', ':path': '/grpc-split-trailer', 'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${PLACEHOLDER}` });
+      const chunks: Buffer[] = [];
+      st.on('trailers', (t) => { trailers = t; });
+      st.on('data', (c: Buffer) => chunks.push(c));
+      st.on('error', () => {});
+      st.on('close', () => resolve({ body: Buffer.concat(chunks) }));
+      st.end(grpcFrame(Buffer.from('hi'), false));
+    });
+    s.close();
+    expect(grpcMessages(r.body, undefined).join('') + String(trailers['grpc-message'] ?? '')).not.toContain(h.canary);
   });
 });
 
