@@ -58,6 +58,7 @@ export type DenyReason =
   | 'upstream_encoding_unsupported'
   | 'token_exchange_failed'
   | 'signing_unsupported'
+  | 'signing_scope_violation'
   | 'body_too_large_to_sign'
   | 'internal';
 

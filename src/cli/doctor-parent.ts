@@ -20,7 +20,7 @@ export async function parentProxyChecks(config: Config, io: CliIo): Promise<Chec
   const secrets = parent.credentialsSecret === null ? null : backendSource(config, io);
   try {
     const dial = config.upstream.resolve.get(`${host}:443`) ?? { host, port: 443 };
-    const socket = await new Dialer(config.upstream, secrets).tcp(host, dial, config.upstream.connectTimeoutMs);
+    const socket = await new Dialer(config.upstream, secrets).tcp({ host, port: 443 }, dial, config.upstream.connectTimeoutMs);
     socket.destroy();
     return [{ ok: true, what: `${name} answers CONNECT ${host}:443${parent.credentialsSecret === null ? '' : ` with the credentials in secret ${parent.credentialsSecret}`}` }];
   } catch (err) {

@@ -33,7 +33,7 @@ export function handleConnect(ctx: ProxyContext, req: http.IncomingMessage, sock
   const { timeouts, upstream } = ex.snap.config;
   if (route.kind === 'tunnel') {
     ctx.tunnels.add(socket);
-    const dialled = ex.snap.upstream.dialer.tcp(route.host, ex.snap.upstream.dialAddress(route.host, route.port), upstream.connectTimeoutMs);
+    const dialled = ex.snap.upstream.dialer.tcp(route, ex.snap.upstream.dialAddress(route.host, route.port), upstream.connectTimeoutMs);
     openTunnel(socket, head, dialled, { idleMs: timeouts.tunnelIdleMs }, {
       opened: () => ex.notePassthrough(),
       failed: (err) => ex.refuse(upstreamRefusal(err), 'tunnel_failed'),

@@ -51,17 +51,21 @@ export class Dialer {
   }
 
   /**
-   * A connected TCP socket to `address` for the upstream named `name` (the name `no_proxy` is read against;
-   * `address` is what `upstream.resolve` made of it). Rejects with ETIMEDOUT past `timeoutMs`.
+   * A connected TCP socket to the upstream `destination` (its name and port, which `no_proxy` is read against),
+   * dialled at `address` (what `upstream.resolve` made of it). Rejects with ETIMEDOUT past `timeoutMs`.
    */
-  tcp(name: string, address: HostPort, timeoutMs: number): Promise<net.Socket> {
-    const parent = this.parentFor(name);
-    return parent === null ? direct(address, timeoutMs) : this.#throughParent(parent, address, timeoutMs);
+  tcp(destination: HostPort, address: HostPort, timeoutMs: number): Promise<net.Socket> {
+    const parent = this.parentFor(destination.host);
+    return parent === null ? direct(address, timeoutMs) : this.#throughParent(parent, destination, timeoutMs);
   }
 
-  async #throughParent(parent: ParentProxy, address: HostPort, timeoutMs: number): Promise<net.Socket> {
+  /**
+   * A tunnel through the parent to the destination by its name: the parent resolves it and filters by it, so
+   * `upstream.resolve` (this machine's view) is never what a parent is asked for.
+   */
+  async #throughParent(parent: ParentProxy, destination: HostPort, timeoutMs: number): Promise<net.Socket> {
     // CONNECT always names the port (RFC 9110 §9.3.6).
-    const authority = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+    const authority = `${destination.host.includes(':') ? `[${destination.host}]` : destination.host}:${destination.port}`;
     const headers: Record<string, string> = { host: authority };
     if (parent.credentialsSecret !== null) {
       if (this.#secrets === null) throw new ParentProxyError(0, { cause: new Error('no secret source for the parent proxy credentials') });

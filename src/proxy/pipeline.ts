@@ -4,7 +4,7 @@ import { Readable, type Duplex, type Transform } from 'node:stream';
 import { minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
 import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
-import { decide, isBoundDestination, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
+import { decide, isBoundDestination, namedResources, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import { SecretNotFound, type Secret } from '../secrets/index.js';
 import { endToEndPairs, formatAuthority, h2RequestHead, isMethodToken, isRequestTarget, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
@@ -96,6 +96,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     }
     // A WebSocket's handshake headers are written by the bridge's client, after any signature would be computed.
     if (to.kind === 'websocket' && verdict.injections.some((i) => i.sites.some((s) => s.render.kind === 'signed'))) throw new Refusal('signing_unsupported');
+    // A signature authorises every header it signs: one naming another object to read must be allowed as that GET.
+    checkNamedResources(ex, facts, verdict.injections);
     // Signatures last: they cover the request exactly as it goes upstream (its Accept-Encoding included).
     const signed = await signRequest(ex, req as IncomingMessage, parts, framing, verdict, values, nowMs);
     // An HTTP/2 agent's request goes upstream over HTTP/2 when the upstream offers it (gRPC needs it); opening the
@@ -145,6 +147,23 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     else forward(ex, target, req, to.res, outbound);
   } catch (err) {
     ex.refuse(err);
+  }
+}
+
+/**
+ * A SigV4 signature covers the `x-amz-copy-source` it signs, and S3 then reads that object with the signer's rights:
+ * each resource a signed request's headers name is decided as a GET of its own, and must be allowed to the same
+ * secrets; one policy cannot place (an access point ARN) is refused.
+ */
+function checkNamedResources(ex: Exchange, facts: RequestFacts, injections: readonly Injection[]): void {
+  const signers = injections.filter((i) => i.sites.some((s) => s.render.kind === 'signed' && s.render.signer.kind === 'sigv4'));
+  if (signers.length === 0) return;
+  const named = namedResources(facts.connectHost, facts.headers);
+  if (named === 'unreadable') throw new Refusal('signing_scope_violation');
+  for (const r of named) {
+    const headers = facts.headers.map(([n, v]): HeaderPair => [n, n === 'host' ? r.host : v]);
+    const read = decide({ ...facts, method: 'GET', connectHost: r.host, sni: facts.sni === null ? null : r.host, hostHeader: r.host, path: r.path, query: '', headers }, ex.snap.policy);
+    if (read.kind === 'deny' || signers.some((s) => !read.injections.some((i) => i.secret === s.secret))) throw new Refusal('signing_scope_violation');
   }
 }
 

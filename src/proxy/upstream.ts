@@ -86,11 +86,11 @@ export class UpstreamClient {
     if (target.scheme === 'https') {
       const verify = this.#verifierFor(target.host);
       out = https.request({
-        host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[], upstreamName: target.host, agent: pools.https,
+        host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[], upstreamName: target.host, upstreamPort: target.port, agent: pools.https,
         secureContext: this.#secureContext, rejectUnauthorized: true, minVersion: 'TLSv1.2', servername: verify.servername, checkServerIdentity: verify.check,
       } as https.RequestOptions);
     } else {
-      out = http.request({ host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[], upstreamName: target.host, agent: pools.http } as http.RequestOptions);
+      out = http.request({ host: dial.host, port: dial.port, method: req.method, path: req.path, headers: req.headers as string[], upstreamName: target.host, upstreamPort: target.port, agent: pools.http } as http.RequestOptions);
     }
     out.once('socket', this.#armConnectTimeout);
     // The agent's socket timeout only emits 'timeout'; an upstream that stops talking must end the request.
@@ -128,7 +128,7 @@ export class UpstreamClient {
    * timeout, handshake included.
    */
   async connect(target: Omit<UpstreamTarget, 'identity'>, alpn: readonly string[] = []): Promise<net.Socket> {
-    const socket = await this.dialer.tcp(target.host, this.dialAddress(target.host, target.port), this.#connectTimeoutMs);
+    const socket = await this.dialer.tcp(target, this.dialAddress(target.host, target.port), this.#connectTimeoutMs);
     if (target.scheme === 'http') return socket;
     return new Promise<tls.TLSSocket>((resolve, reject) => {
       const secured = tls.connect({ ...this.#strictTls(target.host), socket, ALPNProtocols: [...alpn] });
@@ -187,7 +187,7 @@ export class UpstreamClient {
 }
 
 type CreateConnection = (options: ConnectOptions, cb: (err: Error | null, socket?: net.Socket) => void) => net.Socket | undefined;
-type ConnectOptions = tls.ConnectionOptions & { host: string; port: number; upstreamName?: string };
+type ConnectOptions = tls.ConnectionOptions & { host: string; port: number; upstreamName?: string; upstreamPort?: number };
 
 /**
  * An agent whose new connections go through the parent proxy (CONNECT, then TLS inside it for https) unless
@@ -200,7 +200,7 @@ function parentAwareAgent<A extends http.Agent>(agent: A, dialer: Dialer, timeou
   own.createConnection = (options, cb) => {
     const name = options.upstreamName ?? options.host;
     if (dialer.parentFor(name) === null) return direct(options, cb);
-    dialer.tcp(name, { host: options.host, port: options.port }, timeoutMs).then(
+    dialer.tcp({ host: name, port: options.upstreamPort ?? options.port }, { host: options.host, port: options.port }, timeoutMs).then(
       (socket) => {
         if (!secure) return cb(null, socket);
         const secured = tls.connect({ ...options, socket });

@@ -33,7 +33,7 @@ describe('a parent proxy with credentials', () => {
   let parent: ParentProxy;
   let auth: FakeAuthorities;
   beforeAll(async () => {
-    parent = await startParentProxy({ credentials: PROXY_CREDENTIALS });
+    parent = await startParentProxy({ credentials: PROXY_CREDENTIALS, resolve: () => h.resolved });
     const testCa = createTestCa();
     auth = await startFakeAuthorities({ tls: testCa.issue(['auth.example.test']), clients: { 'cc-id': CC_SECRET } });
     h = await startHarness({
@@ -54,7 +54,9 @@ describe('a parent proxy with credentials', () => {
     const r = await curlVia(h, 'https://api.example.test/v1/echo', { headers: [`Authorization: Bearer ${PLACEHOLDER}`] });
     expect(r.status).toBe(200);
     expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${h.canary}`);
-    const connect = parent.seen.find((s) => s.authority === `127.0.0.1:${h.upstream.port}` && s.status === 200);
+    // The parent is asked for the name, which it resolves (and filters by) itself: never upstream.resolve's address.
+    const connect = parent.seen.find((s) => s.authority === 'api.example.test:443' && s.status === 200);
+    expect(parent.seen.some((s) => s.authority.startsWith('127.0.0.1:'))).toBe(false);
     expect(connect?.proxyAuthorization).toBe(`Basic ${Buffer.from(PROXY_CREDENTIALS).toString('base64')}`);
     // The SNI is the name the agent asked for; nothing of the request is readable by the parent.
     expect(connect?.up.toString('latin1')).toContain('api.example.test');
@@ -67,7 +69,7 @@ describe('a parent proxy with credentials', () => {
     const before = parent.seen.length;
     const r = await curlVia(h, 'https://unbound.example.test/v1/echo', { cacert: h.testCaPath });
     expect(r.status).toBe(200);
-    expect(parent.seen.slice(before).some((s) => s.authority === `127.0.0.1:${h.upstream.port}` && s.status === 200)).toBe(true);
+    expect(parent.seen.slice(before).some((s) => s.authority === 'unbound.example.test:443' && s.status === 200)).toBe(true);
     expect(await waitFor(() => h.auditRecords().some((e) => e.type === 'tls_passthrough' && JSON.stringify(e.destination).includes('unbound.example.test')))).toBe(true);
   });
 
@@ -76,7 +78,7 @@ describe('a parent proxy with credentials', () => {
     const r = await curlVia(h, 'https://api.example.test/v1/minted/echo', { headers: [`Authorization: Bearer ${PH_CC}`] });
     expect(r.status).toBe(200);
     expect(auth.calls.length).toBeGreaterThan(0);
-    expect(parent.seen.slice(before).some((s) => s.authority === `127.0.0.1:${auth.port}` && s.status === 200)).toBe(true);
+    expect(parent.seen.slice(before).some((s) => s.authority === 'auth.example.test:443' && s.status === 200)).toBe(true);
     expect(relayed(parent)).not.toContain(CC_SECRET);
   });
 

@@ -58,6 +58,8 @@ export interface Harness {
   readonly testCaPem: string;
   readonly testCaPath: string;
   readonly canary: string;
+  /** Every `upstream.resolve` entry of the config ("host:port" → "127.0.0.1:port"): for a parent proxy to resolve by. */
+  readonly resolved: Readonly<Record<string, string>>;
   readonly upstream: Upstream;
   readonly plainUpstream: Upstream;
   readonly untrustedUpstream: Upstream;
@@ -87,6 +89,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 
   const https = `127.0.0.1:${upstream.port}`;
   const plain = `127.0.0.1:${plainUpstream.port}`;
+  const resolved: Record<string, string> = {
+    'api.example.test:443': https, 'other.example.test:443': https, 'unbound.example.test:443': https,
+    'untrusted.example.test:443': `127.0.0.1:${untrustedUpstream.port}`, 'api.example.test:80': plain, 'plain.example.test:80': plain,
+    'unbound.example.test:80': plain, ...opts.resolve,
+  };
   const config = `version: 1
 listen: 127.0.0.1:0
 state_dir: ${dir}/state
@@ -137,6 +144,7 @@ secrets:${opts.secrets ?? DEFAULT_SECRETS}`;
     testCaPem: testCa.certPem,
     testCaPath,
     canary,
+    resolved,
     upstream,
     plainUpstream,
     untrustedUpstream,

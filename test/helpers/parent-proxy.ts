@@ -19,10 +19,12 @@ export interface ParentProxy {
 
 /**
  * A corporate-style parent proxy on 127.0.0.1: answers CONNECT (407 without the expected Basic credentials),
- * relays bytes and keeps them, so a test can show it saw a host and port and never a request. `redirectTo`
- * makes it a hostile parent that connects every tunnel to another address.
+ * relays bytes and keeps them, so a test can show it saw a host and port and never a request. It resolves names
+ * itself, as a parent does, through `resolve` ("host:port" → "127.0.0.1:port", e.g. a harness's own map); a name it
+ * cannot resolve gets 502 with no lookup. `redirectTo` makes it a hostile parent that connects every tunnel to
+ * another address.
  */
-export async function startParentProxy(opts: { credentials?: string; redirectTo?: () => { host: string; port: number } } = {}): Promise<ParentProxy> {
+export async function startParentProxy(opts: { credentials?: string; redirectTo?: () => { host: string; port: number }; resolve?: () => Readonly<Record<string, string>> } = {}): Promise<ParentProxy> {
   const seen: SeenConnect[] = [];
   const server = http.createServer((_req, res) => {
     res.writeHead(405, { connection: 'close' });
@@ -45,11 +47,14 @@ export async function startParentProxy(opts: { credentials?: string; redirectTo?
       client.end('HTTP/1.1 407 Proxy Authentication Required\r\nproxy-authenticate: Basic realm="corp"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
-    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(authority);
-    const to = opts.redirectTo?.() ?? (m ? { host: m[1] as string, port: Number(m[2]) } : null);
+    const mapped = opts.resolve?.()[authority];
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(mapped ?? authority);
+    // Loopback tests only: an unmapped name is never looked up.
+    const isAddress = m !== null && net.isIP(m[1] as string) !== 0;
+    const to = opts.redirectTo?.() ?? (m && isAddress ? { host: m[1] as string, port: Number(m[2]) } : null);
     if (to === null) {
-      (record as { status: number }).status = 400;
-      client.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      (record as { status: number }).status = m === null ? 400 : 502;
+      client.end(m === null ? 'HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n' : 'HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
     const upstream = net.connect(to.port, to.host);

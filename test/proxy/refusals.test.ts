@@ -32,6 +32,7 @@ const PINNED: Record<string, readonly [number, string]> = {
   upload_timeout: [408, 'keyswap: request body not received in time (timeouts.upload_idle_seconds, upload_max_seconds)\n'],
   self_destination: [403, 'keyswap: a request to keyswap itself is refused\n'],
   signing_unsupported: [400, 'keyswap: this request cannot be re-signed (SigV4 streaming payloads, or a body both signed and rewritten)\n'],
+  signing_scope_violation: [403, 'keyswap: a signed header names a resource the binding does not allow reading (x-amz-copy-source)\n'],
   body_too_large_to_sign: [413, 'keyswap: a body signed by keyswap may be at most 16 MiB (S3: send x-amz-content-sha256: UNSIGNED-PAYLOAD)\n'],
   token_exchange_failed: [503, 'keyswap: could not obtain a credential from its token endpoint; nothing was sent\n'],
   upstream_encoding_unsupported: [502, 'keyswap: upstream response used an encoding keyswap cannot inspect; blocked\n'],

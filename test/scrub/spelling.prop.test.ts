@@ -104,7 +104,9 @@ interface Part { readonly text: string; readonly isEcho: boolean }
 function separated(parts: readonly Part[]): Part[] {
   // Spelled or not: an escape that spells `\` (`\u005c`) begins an inner escape with what follows, read two layers deep.
   const endsOpen = (text: string): boolean => /[\\&%]$/.test(text) || /[\\&%]$/.test(decodeOnce(text));
-  return parts.flatMap((p, i) => (endsOpen(p.text) && (p.isEcho || parts[i + 1]?.isEcho === true) && i + 1 < parts.length ? [p, { text: ' ', isEcho: false }] : [p]));
+  // Two echoes back to back are apart too: read two layers deep, the last escape of one and the first of the next
+  // can spell a character together (`\\u005c` then `\u002b` holds `\u005c\u002b`, which is `\+`, which is `+`).
+  return parts.flatMap((p, i) => ((endsOpen(p.text) && (p.isEcho || parts[i + 1]?.isEcho === true)) || (p.isEcho && parts[i + 1]?.isEcho === true)) && i + 1 < parts.length ? [p, { text: ' ', isEcho: false }] : [p]);
 }
 
 const caseArb = secretArb.chain((secret) => fc.record({

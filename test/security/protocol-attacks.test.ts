@@ -461,7 +461,7 @@ describe('parent proxy attacks', () => {
   let parent: ParentProxy;
   const relayed = (): string => parent.seen.map((s) => `${s.up.toString('latin1')}${s.down.toString('latin1')}`).join('');
   beforeAll(async () => {
-    parent = await startParentProxy({ credentials: 'corp:pw-0123456789' });
+    parent = await startParentProxy({ credentials: 'corp:pw-0123456789', resolve: () => hp.resolved });
     hp = await startHarness({
       testCa,
       secrets: SECRETS,
