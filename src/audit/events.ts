@@ -124,8 +124,8 @@ export type AuditEvent =
       /** The endpoint's HTTP status, when it answered. */
       readonly status: number | null;
       readonly expires_in_s: number | null;
-      /** oauth2_refresh: a rotated refresh token written back, or none rotated (null). */
-      readonly write_back: 'written' | null;
+      /** oauth2_refresh: a rotated refresh token written back, kept to be written (retried until it is), or none rotated (null). */
+      readonly write_back: 'written' | 'pending' | null;
     }
   /**
    * keyswap closed what a client still held open — connections (their HTTP/1.1 requests and uploads, HTTP/2 sessions

@@ -9,7 +9,7 @@ import { MintFailed, MintService, TransportError, type TokenTransport } from '..
 import { tokenTransport, UpstreamClient } from '../proxy/index.js';
 import type { Secret } from '../secret.js';
 import { decryptedHosts } from '../policy/index.js';
-import { BackendUnavailable, openBackend, resolveKeySource, SecretNotFound } from '../secrets/index.js';
+import { BackendUnavailable, openBackend, PENDING_WRITES_FILE, pendingSummary, resolveKeySource, SecretNotFound } from '../secrets/index.js';
 import { describeConstraints, readCaConstraints, uncoveredHosts, type NameConstraints } from '../tls/index.js';
 import { auditKeyLocation } from './audit-key.js';
 import { CA_EXPIRY_WARNING_DAYS, ROTATE_FIX } from './ca-requirements.js';
@@ -54,6 +54,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     ...(await caChecks(config)),
     ...(await backendChecks(config, io)),
     ...(await mintingChecks(config, io, values.exchange)),
+    ...(await pendingWriteChecks(config)),
     ...(await parentProxyChecks(config, io)),
     ...(await auditChecks(config)),
     ...(await auditKeyChecks(config, io)),
@@ -188,6 +189,7 @@ async function exchangeOnce(config: Config, io: CliIo, minters: readonly { secre
         store: async (name, value) => {
           if (backend.store === undefined) throw new Error('read-only backend');
           await backend.store(name, value);
+          return 'written';
         },
       },
     });
@@ -205,6 +207,19 @@ async function exchangeOnce(config: Config, io: CliIo, minters: readonly { secre
     await backend.close?.();
   }
   return out;
+}
+
+/** A rotated value keyswap could not save yet (a full disk, the store's lock held): it retries, and says so here. */
+async function pendingWriteChecks(config: Config): Promise<Check[]> {
+  let waiting: Awaited<ReturnType<typeof pendingSummary>>;
+  try {
+    waiting = await pendingSummary(path.join(config.stateDir, PENDING_WRITES_FILE));
+  } catch (err) {
+    // A state directory under keyswap's own user is not this user's to read: the service reports it in its log.
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') return [];
+    return [{ ok: false, what: `${path.join(config.stateDir, PENDING_WRITES_FILE)}: ${(err as Error).message}` }];
+  }
+  return waiting.map((w) => ({ ok: false, what: `${w.name}: a rotated value has waited to be saved since ${w.since}; keyswap serves it and retries`, fix: 'check free disk space and that no `keyswap secret` command holds the store lock' }));
 }
 
 async function auditChecks(config: Config): Promise<Check[]> {

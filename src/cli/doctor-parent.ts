@@ -35,7 +35,7 @@ export async function parentProxyChecks(config: Config, io: CliIo): Promise<Chec
 }
 
 /** The backend as a secret source, opened at the first fetch (the parent proxy's credentials). */
-export function backendSource(config: Config, io: CliIo): { get(name: string): Promise<Secret>; store(): Promise<void>; close(): Promise<void> } {
+export function backendSource(config: Config, io: CliIo): { get(name: string): Promise<Secret>; store(): Promise<'written' | 'pending'>; close(): Promise<void> } {
   let opened: ReturnType<typeof openBackend> | null = null;
   return {
     get: async (name) => (await (opened ??= openBackend(config.backend, { ...io.env }, () => {}))).fetch(name, { signal: AbortSignal.timeout(5000) }),

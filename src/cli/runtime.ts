@@ -1,4 +1,5 @@
 import { unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { AuditWriter, loadAuditKey, readHeadMark } from '../audit/index.js';
 import type { Config, HostPort } from '../config/index.js';
@@ -7,7 +8,7 @@ import type { Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { mintServiceFor, RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { ScrubberCache } from '../scrub/index.js';
-import { openBackend, SecretCache } from '../secrets/index.js';
+import { openBackend, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
 import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, backendMaterialNames, exportLines, writeAgentConfigFiles } from './agent-env.js';
 import { anchorAuditHead, headMarkFile } from './audit-anchor.js';
@@ -93,10 +94,13 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     maxBytes: config.audit.maxBytes,
     ...(metrics ? { observer: { event: (e) => metrics.onAuditEvent(e), write: (ms) => metrics.onAuditWrite(ms) } } : {}),
   });
-  const upstream = new UpstreamClient(config.upstream, extraCaPem, secrets);
+  // Values keyswap writes itself (rotated refresh tokens) are never dropped: one that cannot be saved waits here.
+  const pending = await PendingWrites.open(secrets, path.join(config.stateDir, PENDING_WRITES_FILE), log);
+  const source = { get: (name: string) => pending.get(name), store: (name: string, value: Secret) => pending.store(name, value) };
+  const upstream = new UpstreamClient(config.upstream, extraCaPem, source);
   const limiter = new RateLimiter();
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
-  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, secrets), scrubbers: new ScrubberCache() };
+  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source), scrubbers: new ScrubberCache() };
 
   try {
     proxy = await startProxy({ host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log });
@@ -186,6 +190,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       await audit.append({ type: 'proxy_stop', pid: process.pid, reason }).catch(() => {});
       await anchor.mark();
       await audit.close();
+      await pending.close();
       await backend.close?.();
       log.info('stopped');
     },

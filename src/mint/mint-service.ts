@@ -19,8 +19,8 @@ export interface TokenExchangeEvent {
   readonly reason: string | null;
   readonly status: number | null;
   readonly expires_in_s: number | null;
-  /** A rotated refresh token stored back, or none was rotated (null). */
-  readonly write_back: 'written' | null;
+  /** A rotated refresh token stored back, kept to be stored (the backend could not be written yet), or none (null). */
+  readonly write_back: 'written' | 'pending' | null;
 }
 
 export interface MintDeps {
@@ -28,7 +28,7 @@ export interface MintDeps {
   /** Resolves once the record is durable: inputs leave, and a credential is used, only after their record. */
   readonly audit: (event: TokenExchangeEvent) => Promise<void>;
   /** The backend through the secret cache: the refresh token is read at exchange time; a rotated one is stored. */
-  readonly secrets: { get(name: string): Promise<Secret>; store(name: string, value: Secret): Promise<void> };
+  readonly secrets: { get(name: string): Promise<Secret>; store(name: string, value: Secret): Promise<'written' | 'pending'> };
   readonly now?: () => number;
   /** Credentials the previous snapshot's service issued that are still valid (a reload keeps scrubbing them). */
   readonly inherit?: MintService;
@@ -146,16 +146,12 @@ export class MintService {
   /**
    * Stores a rotated refresh token before the access token that came with it is used: a restart, or the next
    * exchange, must find the new one, since most providers revoke the old one at once. It is never dropped (that
-   * locks the credential out for good): with write-back off, the exchange fails instead, and says why.
+   * locks the credential out for good): a write that fails is kept, served as the current token, and retried until
+   * it lands (secrets/PendingWrites); with write-back off, the exchange fails instead, and says why.
    */
-  async #writeBack(spec: Extract<MinterSpec, { kind: 'oauth2_refresh' }>, refreshToken: string): Promise<'written'> {
-    try {
-      if (!spec.writeBack) throw new Error('refresh_token_write_back is false');
-      await this.#deps.secrets.store(spec.refreshTokenSecret, new Secret(refreshToken));
-    } catch (err) {
-      throw new MintFailed('write_back_failed', null, { cause: err });
-    }
-    return 'written';
+  async #writeBack(spec: Extract<MinterSpec, { kind: 'oauth2_refresh' }>, refreshToken: string): Promise<'written' | 'pending'> {
+    if (!spec.writeBack) throw new MintFailed('write_back_failed', null, { cause: new Error('refresh_token_write_back is false') });
+    return this.#deps.secrets.store(spec.refreshTokenSecret, new Secret(refreshToken));
   }
 
   /** Remembers what was issued until it expires (a day when the issuer did not say), whether or not it is cached. */

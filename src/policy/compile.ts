@@ -1,4 +1,4 @@
-import type { Binding, Config, SecretSpec } from '../config/index.js';
+import { minterEndpoint, type Binding, type Config, type SecretSpec } from '../config/index.js';
 import { compilePathGlob, type PathGlob } from './path-glob.js';
 
 /** Every placeholder contains this marker (a load-time rule), so text without it is skipped at once. */
@@ -74,10 +74,8 @@ export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestina
   for (const secret of config.secrets) {
     for (const site of secret.sites) {
       if (site.render.kind !== 'minted') continue;
-      const m = site.render.minter;
-      const endpoint = m.kind === 'github_app' ? m.apiBaseUrl : m.kind === 'jwt_bearer' ? null : m.tokenUrl;
-      if (endpoint === null) continue;
-      const url = new URL(endpoint);
+      const url = minterEndpoint(site.render.minter);
+      if (url === null) continue;
       const key = `${url.hostname.replace(/^\[|\]$/g, '').toLowerCase()}:${url.port === '' ? 443 : Number(url.port)}`;
       const list = mintedAt.get(key) ?? [];
       if (!list.includes(secret)) list.push(secret);

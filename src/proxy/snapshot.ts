@@ -7,11 +7,11 @@ import type { Secret } from '../secrets/index.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { UpstreamClient } from './upstream.js';
 
-/** Where secrets come from, as the pipeline sees it (secrets/SecretCache). */
+/** Where secrets come from, as the pipeline sees it (secrets/PendingWrites over the SecretCache). */
 export interface SecretSource {
   get(name: string): Promise<Secret>;
-  /** Write-through (secrets/SecretCache.store): rejects when the backend is read-only or the write fails. */
-  store(name: string, value: Secret): Promise<void>;
+  /** A value keyswap produced (a rotated refresh token): written, or kept and retried until it is (never dropped). */
+  store(name: string, value: Secret): Promise<'written' | 'pending'>;
 }
 
 /** Where audit events go, as the pipeline sees it (audit/AuditWriter). */

@@ -1,5 +1,10 @@
 import type { Secret } from './secret.js';
 
+export interface StoreOptions {
+  /** How long to wait for another writer's lock (a rotated refresh token waits long rather than fail). */
+  readonly lockWaitMs?: number;
+}
+
 export interface FetchContext {
   /** Aborted when the caller no longer needs the value (timeout, shutdown). */
   readonly signal: AbortSignal;
@@ -17,7 +22,7 @@ export interface SecretsBackend {
    * Replaces a value (a refresh token the provider rotated), durably, before resolving. Only backends keyswap can
    * write: the file store and BWS. Absent on read-only ones.
    */
-  store?(name: string, value: Secret): Promise<void>;
+  store?(name: string, value: Secret, opts?: StoreOptions): Promise<void>;
   /** Names the backend holds, where it can tell without revealing values. */
   list?(ctx: FetchContext): Promise<readonly string[]>;
   close?(): Promise<void>;

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
-import type { SecretsBackend } from './backend.js';
+import type { SecretsBackend, StoreOptions } from './backend.js';
 import { BackendUnavailable, SecretNotFound } from './errors.js';
 import type { Secret } from './secret.js';
 
@@ -88,9 +88,9 @@ export class SecretCache {
    * Writes a value through to the backend, then serves it: a rotated refresh token must be stored before the
    * credential minted with it is used. Rejects with BackendUnavailable when the backend cannot be written.
    */
-  async store(name: string, value: Secret): Promise<void> {
+  async store(name: string, value: Secret, opts: StoreOptions = {}): Promise<void> {
     if (this.#backend.store === undefined) throw new BackendUnavailable(this.#backend.type, 'this backend is read-only');
-    await this.#backend.store(name, value);
+    await this.#backend.store(name, value, opts);
     // A fetch under way may hold the old value: a new generation keeps it out of the cache.
     this.#generation++;
     const t = this.#o.now();

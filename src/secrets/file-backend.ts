@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { BackendSpec } from '../config/index.js';
-import type { FetchContext, SecretsBackend } from './backend.js';
+import type { FetchContext, SecretsBackend, StoreOptions } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
 import { BackendUnavailable, SecretNotFound } from './errors.js';
 import { readStore, refuseLoose, StoreError, updateStore, type KeySource, type StoredEntry } from './file-store.js';
@@ -74,12 +74,12 @@ export class FileBackend implements SecretsBackend {
   }
 
   /** One locked read-modify-write of the store (the same writer as `keyswap secret set`). */
-  async store(name: string, value: Secret): Promise<void> {
+  async store(name: string, value: Secret, opts: StoreOptions = {}): Promise<void> {
     try {
       await updateStore(this.#file, this.#source, (entries) => {
         entries.set(name, { value: value.reveal(), updatedAt: new Date().toISOString() });
         return true;
-      });
+      }, opts.lockWaitMs);
       await this.#refresh();
     } catch (err) {
       throw new BackendUnavailable('file', err instanceof StoreError ? err.message : 'the store cannot be written', { cause: err });

@@ -167,7 +167,7 @@ function cannotDecrypt(file: string, source: KeySource): string {
  * The one way to change the store: under the lock, read it, let `change` edit the entries, and write it back as
  * the next revision when `change` returns true. Returns what `change` returned.
  */
-export async function updateStore(given: string, source: KeySource, change: (entries: Map<string, StoredEntry>) => boolean): Promise<boolean> {
+export async function updateStore(given: string, source: KeySource, change: (entries: Map<string, StoredEntry>) => boolean, lockWaitMs = 5000): Promise<boolean> {
   const file = await storePath(given);
   return withStoreLock(file, async () => {
     const current = await readStore(file, source);
@@ -175,7 +175,7 @@ export async function updateStore(given: string, source: KeySource, change: (ent
     if (!change(entries)) return false;
     await writeStore(file, source, entries, current.revision + 1);
     return true;
-  });
+  }, lockWaitMs);
 }
 
 /** Encrypts the entries under a fresh DEK (and, for a passphrase, a fresh salt) and replaces the store atomically. */
@@ -217,11 +217,11 @@ async function readRevisionMark(file: string): Promise<number | null> {
   return n;
 }
 
-/** Runs `fn` holding the store's lock (waiting up to 5 s for another writer); see file-lock.ts. */
-export async function withStoreLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+/** Runs `fn` holding the store's lock (waiting up to `waitMs` for another writer); see file-lock.ts. */
+export async function withStoreLock<T>(file: string, fn: () => Promise<T>, waitMs = 5000): Promise<T> {
   let release: () => Promise<void>;
   try {
-    release = await acquireFileLock(file, { waitMs: 5000 });
+    release = await acquireFileLock(file, { waitMs });
   } catch (err) {
     if (err instanceof LockBusy) throw new StoreError(`${err.message}; try again when it has finished${err.elsewhere ? ` (if no keyswap runs there any more, remove ${file}.lock.d)` : ''}`);
     if (err instanceof LockDamaged) throw new StoreError(err.message);
