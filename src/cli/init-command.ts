@@ -1,5 +1,6 @@
-import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { constants, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
@@ -14,7 +15,7 @@ import { CliError, EXIT } from './exit-codes.js';
 import { prepareStateDir } from './state-dir.js';
 import type { CliIo } from './io.js';
 import { mintPlaceholder } from './placeholder.js';
-import { placeholderPrefixFor, presetFor, type Preset } from './presets.js';
+import { looksLikeRealKey, placeholderPrefixFor, presetFor, type Preset } from './presets.js';
 
 export const INIT_USAGE = `usage: keyswap init [--config FILE] [--from-env ENVFILE]
 
@@ -103,7 +104,10 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
   const env = DotEnv.parse(text);
   const entries = env.entries;
   const configured = new Set(config.secrets.map((s) => s.name));
+  // Loaders take the last assignment of a name: that is the value moved, and every line holding it is rewritten.
+  const inForce = new Map(entries.map((e) => [e.name, e]));
   const moved: Moved[] = [];
+  const movedLines = new Set<number>();
   let refused = 0;
   let untouched = 0;
   entries.forEach((e, i) => {
@@ -113,21 +117,31 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
       io.stdout.write(`${where}: already a placeholder; nothing to do\n`);
       return;
     }
-    const preset = presetFor(e.name, e.value);
+    const last = inForce.get(e.name) as typeof e;
+    const preset = presetFor(e.name, last.value);
     if (preset === null || e.value === '') {
       untouched++;
       return;
     }
-    if (configured.has(e.name) || moved.some((m) => m.name === e.name)) {
+    if (e !== last) {
+      // An earlier assignment loaders never read: rewritten with the placeholder when it holds the same key.
+      if (e.value === last.value) movedLines.add(e.line);
+      return;
+    }
+    if (configured.has(e.name)) {
       io.stdout.write(`${where}: not moved: ${config.file} already has a secret ${e.name} (an earlier init?). Remove it there first, or rename the variable.\n`);
       refused++;
       return;
     }
+    movedLines.add(e.line);
     moved.push({ name: e.name, preset, line: e.line, value: e.value, placeholder: mintPlaceholder(placeholderPrefixFor(preset, e.value)), shapeMatched: preset.shape?.test(e.value) ?? false });
   });
+  const left = keysLeft(env, movedLines, new Set(moved.map((m) => m.name)));
+  warnAboutCopies(envPath, envName, io);
   if (moved.length === 0) {
     io.stdout.write(`no provider keys to move in ${envName} (${untouched} other variable${untouched === 1 ? '' : 's'} left unchanged)\n`);
-    return refused > 0 ? EXIT.runtime : EXIT.ok;
+    reportLeft(left, envName, io);
+    return refused > 0 || left.length > 0 ? EXIT.runtime : EXIT.ok;
   }
 
   // Order matters for a crash at any point: the store first (a value is never only in a file keyswap cannot read),
@@ -146,7 +160,12 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
   for (const m of moved) addSecret(doc, m);
   await writeFileAtomic(config.file, doc.toString({ lineWidth: 0 }), ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
   await loadConfig(config.file); // what was written must load: a bug here must not leave a broken config silently
-  for (const m of moved) env.replace(m.line, m.placeholder);
+  // From the last line up: a multi-line value replaced by one line leaves the lines above where they were.
+  const placeholderOf = new Map(moved.map((m) => [m.name, m.placeholder]));
+  for (const e of [...entries].reverse()) {
+    const ph = placeholderOf.get(e.name);
+    if (ph !== undefined && movedLines.has(e.line)) env.replace(e.line, ph);
+  }
   await writeFileAtomic(envPath, env.toString(), mode, { followOperatorLink: true });
 
   for (const m of moved) {
@@ -158,7 +177,43 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
     `\nmoved ${moved.length} key${moved.length === 1 ? '' : 's'}; ${untouched} other variable${untouched === 1 ? '' : 's'} left unchanged.\n` +
       `next: keyswap run --env-file ${envName} -- <your agent>   (review the bindings in ${path.basename(config.file)}; \`keyswap check\` lints them)\n`,
   );
-  return refused > 0 ? EXIT.runtime : EXIT.ok;
+  reportLeft(left, envName, io);
+  return refused > 0 || left.length > 0 ? EXIT.runtime : EXIT.ok;
+}
+
+/**
+ * Lines that still look like a provider key once init is done: an assignment it did not move (an earlier,
+ * different value of a name; a name the config already binds) or text no loader reads as an assignment. A real key
+ * left in clear must never pass in silence.
+ */
+function keysLeft(env: DotEnv, movedLines: ReadonlySet<number>, movedNames: ReadonlySet<string>): { line: number; label: string }[] {
+  const out: { line: number; label: string }[] = [];
+  for (const e of env.entries) {
+    if (movedLines.has(e.line) || e.value.includes('PLACEHOLDER-')) continue;
+    const label = looksLikeRealKey(e.name, e.value) ?? (movedNames.has(e.name) ? 'provider' : null);
+    if (label !== null) out.push({ line: e.line, label });
+  }
+  for (const l of env.otherLines) {
+    const label = l.text.split(/[\s=:'"`,;]+/).map((t) => looksLikeRealKey('', t)).find((x) => x !== null) ?? null;
+    if (label !== null) out.push({ line: l.line, label });
+  }
+  return out.sort((a, b) => a.line - b.line);
+}
+
+function reportLeft(left: readonly { line: number; label: string }[], envName: string, io: CliIo): void {
+  for (const l of left) io.stderr.write(`keyswap: ${envName}:${l.line}: still holds what looks like a ${l.label} key, not moved (a second value under a name, a name the config already binds, or a line no loader reads as NAME=value): move or remove it by hand\n`);
+}
+
+/** A .env that git tracks keeps every key in its history; one with another hard link keeps them under that name. */
+function warnAboutCopies(envPath: string, envName: string, io: CliIo): void {
+  const tracked = spawnSync('git', ['ls-files', '--error-unmatch', path.basename(envPath)], { cwd: path.dirname(envPath), stdio: 'ignore' });
+  if (tracked.status === 0) io.stderr.write(`keyswap: warning: ${envName} is tracked by git: its history still holds the keys moved now; rotate them, and stop tracking the file (git rm --cached ${envName})\n`);
+  try {
+    const links = statSync(envPath).nlink;
+    if (links > 1) io.stderr.write(`keyswap: warning: ${envName} has ${links - 1} other hard link${links === 2 ? '' : 's'}: rewriting it replaces this name only, and the other name${links === 2 ? '' : 's'} still hold${links === 2 ? 's' : ''} the keys; remove ${links === 2 ? 'it' : 'them'} (find / -samefile ${envName})\n`);
+  } catch {
+    // Read once already: a file gone since is reported by the write below.
+  }
 }
 
 /** The secret, its preset binding and its route, added to the config document (comments and order kept). */
