@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { constants, existsSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -10,6 +10,8 @@ import { resolveKeySource } from '../secrets/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { hasTool, installLayout, lookupUser, requireRoot, runTool, type InstallLayout } from './install-layout.js';
+import { moveOwned, readOwnedFile } from './root-files.js';
+import { writeFileAtomic } from '../atomic-file.js';
 
 export const INSTALL_USAGE = `usage: keyswap install [--config FILE]      (as root)
 
@@ -69,8 +71,8 @@ export async function installCommand(args: string[], io: CliIo): Promise<number>
     if (from !== null) await moveState(lay, from, svc, changes, io);
   }
   const config = await loadConfig(lay.config);
-  await ensureStoreKey(lay, config, changes, io);
-  await copyCa(lay, changes, io);
+  await ensureStoreKey(lay, config, svc, changes, io);
+  await copyCa(lay, svc, changes, io);
   await writeUnit(lay, changes);
 
   if (lay.hasSystemd) {
@@ -181,20 +183,9 @@ async function moveState(lay: InstallLayout, from: Config, svc: Owner, changes: 
       io.stdout.write(`note: ${dst} exists; ${src} was left where it is (not overwritten)\n`);
       continue;
     }
-    await moveFile(src, dst);
-    await chown(dst, owner.uid, owner.gid);
-    changes.add(`moved ${src} to ${dst} (${((await stat(dst)).mode & 0o777).toString(8)}, ${owner.uid === 0 ? 'root' : lay.user})`);
-  }
-}
-
-async function moveFile(src: string, dst: string): Promise<void> {
-  try {
-    await rename(src, dst);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    await copyFile(src, dst, constants.COPYFILE_EXCL);
-    await chmod(dst, (await stat(src)).mode & 0o777);
-    await unlink(src);
+    // Owner and mode set on the open file before it is renamed into a directory the service user controls.
+    await moveOwned(src, dst, owner, null);
+    changes.add(`moved ${src} to ${dst} (${owner.uid === 0 ? 'root' : lay.user})`);
   }
 }
 
@@ -202,14 +193,14 @@ async function moveFile(src: string, dst: string): Promise<void> {
  * The unit reads the credential file as root and hands it to the service; it must exist before the first start
  * (a missing LoadCredential= source fails the unit). With no store yet, a fresh key is made now.
  */
-async function ensureStoreKey(lay: InstallLayout, config: Config, changes: Changes, io: CliIo): Promise<void> {
+async function ensureStoreKey(lay: InstallLayout, config: Config, svc: Owner, changes: Changes, io: CliIo): Promise<void> {
   if (config.backend.type !== 'file' || config.backend.keyFile !== null || config.backend.passphraseFile !== null) return;
   if (existsSync(lay.credential)) return;
   const beside = path.join(path.dirname(config.backend.path), 'store.key');
-  if (existsSync(beside)) {
-    await moveFile(beside, lay.credential);
-    await chown(lay.credential, 0, 0);
-    await chmod(lay.credential, 0o600);
+  // lstat: a link planted beside the store (to a root-only file) is there to be refused, not followed.
+  if (await lstat(beside).then(() => true, () => false)) {
+    // A key the service user made (its first serve) or root did; never one reached through a link.
+    await moveOwned(beside, lay.credential, ROOT, 0o600, [svc.uid, 0]);
     changes.add(`moved ${beside} to ${lay.credential} (600, root)`);
     return;
   }
@@ -222,19 +213,29 @@ async function ensureStoreKey(lay: InstallLayout, config: Config, changes: Chang
   changes.add(`made a new store key at ${lay.credential} (600, root): the store is created at the first \`secret set\``);
 }
 
-async function copyCa(lay: InstallLayout, changes: Changes, io: CliIo): Promise<void> {
+/**
+ * Publishes the CA certificate for agents (0644). It is read from the service user's directory, so it is read as
+ * that directory deserves: never through a link, only a file the service user or root owns, and only a PEM
+ * certificate is published (whatever else is there stays there).
+ */
+async function copyCa(lay: InstallLayout, svc: Owner, changes: Changes, io: CliIo): Promise<void> {
   const ca = path.join(lay.stateDir, 'ca.pem');
-  if (!existsSync(ca)) {
+  if (!(await lstat(ca).then(() => true, () => false))) {
     io.stdout.write(`CA: not made yet; the first serve makes it in ${lay.stateDir}; run keyswap install again then to copy ca.pem to ${lay.caCopy} for agents\n`);
     return;
   }
-  const pem = await readFile(ca, 'utf8');
+  const pem = (await readOwnedFile(ca, [svc.uid, 0], 64 * 1024)).toString('utf8');
+  try {
+    if (!/^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\r?\n?$/.test(pem)) throw new Error('not one PEM certificate');
+    if (!new X509Certificate(pem).ca) throw new Error('not a CA certificate');
+  } catch (err) {
+    throw new CliError(`${ca}: ${(err as Error).message}: refused, nothing published`, EXIT.runtime);
+  }
   const current = await readFile(lay.caCopy, 'utf8').catch(() => null);
-  const st = await stat(lay.caCopy).catch(() => null);
-  if (current === pem && st !== null && (st.mode & 0o777) === 0o644 && st.uid === 0) return;
-  await writeFile(lay.caCopy, pem, { mode: 0o644 });
-  await chown(lay.caCopy, 0, 0);
-  await chmod(lay.caCopy, 0o644);
+  const st = await lstat(lay.caCopy).catch(() => null);
+  if (current === pem && st !== null && st.isFile() && (st.mode & 0o777) === 0o644 && st.uid === 0) return;
+  await writeFileAtomic(lay.caCopy, pem, 0o644);
+  await chmod(lay.caCopy, 0o644); // /etc/keyswap is root's: a path is safe here, and the umask narrowed the mode
   changes.add(`copied the CA certificate to ${lay.caCopy} (644, for agents; the key stays in ${lay.stateDir})`);
 }
 
