@@ -11,6 +11,7 @@ import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { hasTool, installLayout, lookupUser, requireRoot, runTool, type InstallLayout } from './install-layout.js';
 import { moveOwned, readOwnedFile } from './root-files.js';
+import { identityPublicOf, newIdentityKey } from '../tls/index.js';
 import { writeFileAtomic } from '../atomic-file.js';
 
 export const INSTALL_USAGE = `usage: keyswap install [--config FILE]      (as root)
@@ -73,15 +74,19 @@ export async function installCommand(args: string[], io: CliIo): Promise<number>
   const config = await loadConfig(lay.config);
   await ensureStoreKey(lay, config, svc, changes, io);
   await copyCa(lay, svc, changes, io);
+  await ensureIdentity(lay, changes);
   await writeUnit(lay, changes);
+  await writeSocketUnit(lay, config, changes);
 
   if (lay.hasSystemd) {
     if (changes.done.length > 0) runTool('systemctl', ['daemon-reload']);
     const active = runQuiet('systemctl', ['is-active', '--quiet', 'keyswap']) && runQuiet('systemctl', ['is-enabled', '--quiet', 'keyswap']);
     if (!active || changes.done.length > 0) {
+      // The socket first: it holds the port from now on, whether the service runs or not.
+      runTool('systemctl', ['enable', '--now', 'keyswap.socket']);
       runTool('systemctl', ['enable', 'keyswap']);
       runTool('systemctl', [active ? 'restart' : 'start', 'keyswap']);
-      changes.add('systemd: keyswap.service enabled and started');
+      changes.add('systemd: keyswap.socket and keyswap.service enabled and started');
     }
   }
   io.stdout.write(changes.done.length === 0 ? '\nnothing to change: keyswap is installed as configured\n' : `\ninstalled (${changes.done.length} change${changes.done.length === 1 ? '' : 's'})\n`);
@@ -240,6 +245,33 @@ async function copyCa(lay: InstallLayout, svc: Owner, changes: Changes, io: CliI
 }
 
 /**
+ * Publishes keyswap's identity public key beside the config (0644): `keyswap run` checks that what answers on the
+ * listen address holds the matching key before it sends a token or starts an agent. Read as the CA is: never
+ * through a link, only a file the service user or root owns, only an Ed25519 public key.
+ */
+/**
+ * keyswap's identity key, root's like the store key (a credential the unit loads: the service user uses it, cannot
+ * replace it), made once; its public half is published beside the config, where `keyswap run` reads it.
+ */
+async function ensureIdentity(lay: InstallLayout, changes: Changes): Promise<void> {
+  let privatePem = await readFile(lay.identityCredential, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (privatePem === null) {
+    const made = newIdentityKey().privatePem;
+    await writeFileAtomic(lay.identityCredential, made, 0o600);
+    privatePem = made;
+    changes.add(`made keyswap's identity key ${lay.identityCredential} (600, root; the unit loads it as a credential)`);
+  }
+  const pem = identityPublicOf(privatePem);
+  if ((await readFile(lay.identityPublic, 'utf8').catch(() => null)) === pem) return;
+  await writeFileAtomic(lay.identityPublic, pem, 0o644);
+  await chmod(lay.identityPublic, 0o644);
+  changes.add(`published its public half ${lay.identityPublic} (644: keyswap run checks what answers on the port against it)`);
+}
+
+/**
  * The packaged unit, adapted: ExecStart names this node and this keyswap; the store key is loaded with
  * LoadCredential= from the 0600 root file, not LoadCredentialEncrypted=, because encrypting it needs
  * systemd-creds and the host's credential secret or a TPM, which install cannot count on (a container, a host
@@ -254,6 +286,7 @@ async function writeUnit(lay: InstallLayout, changes: Changes): Promise<void> {
     .replace(/^Group=.*$/m, `Group=${lay.user}`)
     .replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} ${MAIN_JS} serve --config ${lay.config}`)
     .replace(/^LoadCredentialEncrypted=keyswap-store-key:.*$/m, `# Written by keyswap install: the key file is 0600 root; systemd reads it as root and hands the service a private copy.\nLoadCredential=keyswap-store-key:${lay.credential}`)
+    .replace(/^LoadCredential=keyswap-identity-key:.*$/m, `LoadCredential=keyswap-identity-key:${lay.identityCredential}`)
     .replace(/^ConfigurationDirectoryMode=.*$/m, 'ConfigurationDirectoryMode=0755')
     .replace(/^LogsDirectoryMode=.*$/m, 'LogsDirectoryMode=0750');
   const current = await readFile(lay.unitFile, 'utf8').catch(() => null);
@@ -264,12 +297,26 @@ async function writeUnit(lay: InstallLayout, changes: Changes): Promise<void> {
   changes.add(`${current === null ? 'installed' : 'updated'} ${lay.unitFile}`);
 }
 
+/** keyswap.socket with the config's listen address: systemd binds it, and holds it while keyswap is down. */
+async function writeSocketUnit(lay: InstallLayout, config: Config, changes: Changes): Promise<void> {
+  const shipped = await readFile(path.join(PACKAGE_ROOT, 'systemd/keyswap.socket'), 'utf8');
+  const { host, port } = config.listen;
+  const unit = shipped.replace(/^ListenStream=.*$/m, `ListenStream=${host.includes(':') ? `[${host}]` : host}:${port}`);
+  const current = await readFile(lay.socketFile, 'utf8').catch(() => null);
+  if (current === unit) return;
+  await mkdir(path.dirname(lay.socketFile), { recursive: true, mode: 0o755 });
+  await writeFile(lay.socketFile, unit, { mode: 0o644 });
+  await chmod(lay.socketFile, 0o644);
+  changes.add(`${current === null ? 'installed' : 'updated'} ${lay.socketFile} (ListenStream=${host}:${port})`);
+}
+
 function startSteps(lay: InstallLayout): string {
   const creds = `${lay.root === '/' ? '' : lay.root}/run/credentials/keyswap.service`;
   return `
 systemd is not running here${lay.root === '/' ? '' : ` (or the install root is ${lay.root})`}; start keyswap by hand, as the unit would:
   install -d -m 0700 -o ${lay.user} -g ${lay.user} ${creds}
   install -m 0400 -o ${lay.user} -g ${lay.user} ${lay.credential} ${creds}/keyswap-store-key
+  install -m 0400 -o ${lay.user} -g ${lay.user} ${lay.identityCredential} ${creds}/keyswap-identity-key
   CREDENTIALS_DIRECTORY=${creds} runuser -u ${lay.user} -- ${process.execPath} ${MAIN_JS} serve --config ${lay.config}
 `;
 }

@@ -18,9 +18,14 @@ export interface InstallLayout {
   /** The store key, loaded by the unit as the credential `keyswap-store-key`. */
   readonly credential: string;
   readonly caCopy: string;
+  /** keyswap's identity key (root's credential) and its public half, which `keyswap run` checks. */
+  readonly identityCredential: string;
+  readonly identityPublic: string;
   readonly stateDir: string;
   readonly logDir: string;
   readonly unitFile: string;
+  /** keyswap.socket: systemd holds the listener while the service restarts. */
+  readonly socketFile: string;
   /** systemd is PID 1 here and the root is the real one: install may run systemctl. */
   readonly hasSystemd: boolean;
 }
@@ -36,9 +41,12 @@ export function installLayout(env: Readonly<Record<string, string | undefined>>)
     credentialsDir: at('/etc/keyswap/credentials'),
     credential: at('/etc/keyswap/credentials/keyswap-store-key'),
     caCopy: at('/etc/keyswap/ca.pem'),
+    identityCredential: at('/etc/keyswap/credentials/keyswap-identity-key'),
+    identityPublic: at('/etc/keyswap/identity.pub'),
     stateDir: at('/var/lib/keyswap'),
     logDir: at('/var/log/keyswap'),
     unitFile: at('/etc/systemd/system/keyswap.service'),
+    socketFile: at('/etc/systemd/system/keyswap.socket'),
     hasSystemd: root === '/' && existsSync('/run/systemd/system'),
   };
 }

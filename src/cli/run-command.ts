@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { agentTrust, isStateDirPrivate } from './agent-files.js';
 import { looksLikeRealKey } from './presets.js';
 import { runningServe } from './pid-file.js';
 import { start, type Started } from './runtime.js';
+import { IDENTITY_PUBLIC_FILE, isIdentityPublicKey, verifyIdentity } from '../tls/index.js';
 
 export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]] [--allow-non-loopback] -- CMD [ARGS…]
        keyswap env [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]]
@@ -145,17 +146,63 @@ async function runningEndpoint(config: Config, env: Readonly<Record<string, stri
   const url = (await runningServe(config.stateDir))?.url ?? (await isStateDirPrivate(config) ? listenUrl(config) : undefined);
   if (url === undefined || !/^http:\/\/[^/]+$/.test(url)) return null;
   const { hostname, port } = new URL(url);
-  const healthy = await new Promise<boolean>((resolve) => {
-    const req = http.request({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port), method: 'GET', path: 'http://keyswap.invalid/healthz', timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
+  const host = hostname.replace(/^\[|\]$/g, '');
+  const health = await localGet(host, Number(port), '/healthz');
+  if (health?.status !== 200) return null;
+  // What answers is the keyswap of this config, not a process that took its port while it was down: it proves it
+  // holds the identity key before a token, or an agent's traffic, goes there.
+  await verifyIdentityAt(config, host, Number(port));
+  return { proxyUrl: url, ...(await agentTrust(config, env)) };
+}
+
+/** keyswap's identity public key: in the state directory, or as install published it beside the config. */
+async function identityPublicKey(config: Config): Promise<string | null> {
+  for (const file of [path.join(config.stateDir, IDENTITY_PUBLIC_FILE), path.join(path.dirname(config.file), IDENTITY_PUBLIC_FILE)]) {
+    const pem = await readFile(file, 'utf8').catch(() => null);
+    if (pem !== null && isIdentityPublicKey(pem)) return pem;
+  }
+  return null;
+}
+
+async function verifyIdentityAt(config: Config, host: string, port: number): Promise<void> {
+  const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const publicKey = await identityPublicKey(config);
+  if (publicKey === null) {
+    throw new CliError(`cannot tell whether what answers on ${at} is keyswap: no identity.pub in ${config.stateDir} or beside ${config.file} (keyswap serve makes it; sudo keyswap install publishes it); nothing was sent`, EXIT.runtime);
+  }
+  const nonce = randomBytes(32).toString('hex');
+  const answer = await localGet(host, port, `/identity?nonce=${nonce}`);
+  let proof = '';
+  try {
+    proof = (JSON.parse(answer?.body ?? '') as { proof?: unknown }).proof as string;
+  } catch {
+    proof = '';
+  }
+  // The address this connection reached, as keyswap reads it from its side: a proof made for another address (a
+  // squatter relaying the question to a keyswap elsewhere) does not verify.
+  if (answer?.status !== 200 || typeof proof !== 'string' || !verifyIdentity(publicKey, nonce, answer.peer, proof)) {
+    throw new CliError(`what answers on ${at} is not the keyswap of ${config.file}: it cannot prove it holds keyswap's identity key (another process may have taken the port while keyswap was down); nothing was sent and the command was not started`, EXIT.runtime);
+  }
+}
+
+/**
+ * One GET of keyswap's own endpoints through the proxy at host:port, with the address the connection reached
+ * (host:port, no brackets); null when nothing answers in time.
+ */
+function localGet(host: string, port: number, endpoint: string): Promise<{ status: number; body: string; peer: string } | null> {
+  return new Promise((resolve) => {
+    const req = http.request({ host, port, method: 'GET', path: `http://keyswap.invalid${endpoint}`, timeout: 2000, agent: false }, (res) => {
+      const peer = `${(res.socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${res.socket.remotePort ?? 0}`;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { if (body.length < 4096) body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, peer }));
+      res.on('error', () => resolve(null));
     });
-    req.on('error', () => resolve(false));
+    req.on('error', () => resolve(null));
     req.on('timeout', () => req.destroy());
     req.end();
   });
-  if (!healthy) return null;
-  return { proxyUrl: url, ...(await agentTrust(config, env)) };
 }
 
 function listenUrl(config: Config): string {

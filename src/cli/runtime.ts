@@ -9,7 +9,7 @@ import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { mintServiceFor, RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { ScrubberCache } from '../scrub/index.js';
 import { openBackend, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
-import { createLeafKey, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
+import { createLeafKey, Identity, IDENTITY_CREDENTIAL, IDENTITY_KEY_FILE, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, backendMaterialNames, exportLines, writeAgentConfigFiles } from './agent-env.js';
 import { anchorAuditHead, headMarkFile } from './audit-anchor.js';
 import { auditKeyLocation } from './audit-key.js';
@@ -44,6 +44,8 @@ export interface StartOptions {
   readonly listen?: HostPort;
   /** --allow-non-loopback: the operator restricts who connects by other means (checkListenAddress). */
   readonly allowNonLoopback: boolean;
+  /** A listening socket systemd handed over (socket activation, `keyswap.socket`): listened on instead of an address. */
+  readonly inheritedFd?: number;
 }
 
 export async function start(config: Config, io: CliIo, log: Logger, opts: StartOptions): Promise<Started> {
@@ -102,11 +104,25 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
   let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source), scrubbers: new ScrubberCache() };
 
+  const identity = await Identity.open(config.stateDir, io.env.CREDENTIALS_DIRECTORY).catch(async (err: Error) => {
+    await audit.close();
+    throw new CliError(`keyswap's identity key (${IDENTITY_CREDENTIAL} credential, else ${config.stateDir}/${IDENTITY_KEY_FILE}): ${err.message}`, EXIT.runtime);
+  });
   try {
-    proxy = await startProxy({ host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log });
+    proxy = await startProxy({ host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log, identity, ...(opts.inheritedFd === undefined ? {} : { fd: opts.inheritedFd }) });
   } catch (err) {
     await audit.close();
     throw new CliError(`cannot listen on ${listenAt.host}:${listenAt.port}: ${(err as Error).message}`, EXIT.runtime);
+  }
+  // An inherited socket's address is the one systemd bound: held to the same loopback rule as the config's.
+  if (opts.inheritedFd !== undefined) {
+    try {
+      checkListenAddress('proxy', 'the socket systemd handed over (keyswap.socket: ListenStream)', proxy.address.host, opts.allowNonLoopback);
+    } catch (err) {
+      await proxy.close();
+      await audit.close();
+      throw err;
+    }
   }
   const listen = `${proxy.address.host}:${proxy.address.port}`;
   let metricsServer: MetricsServer | null = null;

@@ -41,10 +41,28 @@ export async function serve(args: string[], io: CliIo): Promise<number> {
   // Order matters: the handlers exist before anyone can learn the address, so a SIGTERM sent the moment the
   // banner appears drains cleanly instead of killing the process with the default action.
   const stopSignal = waitForStopSignal(log);
-  const running = await start(config, io, log, { metricsAt, allowNonLoopback: values['allow-non-loopback'], announce: (text) => io.stdout.write(text), writePid: true });
+  const inheritedFd = listenFdFromSystemd(io.env);
+  if (inheritedFd !== undefined) log.info({ fd: inheritedFd }, 'listening on the socket systemd handed over (keyswap.socket)');
+  const running = await start(config, io, log, { metricsAt, allowNonLoopback: values['allow-non-loopback'], announce: (text) => io.stdout.write(text), writePid: true, ...(inheritedFd === undefined ? {} : { inheritedFd }) });
   await stopSignal;
   await running.stop('signal');
   return EXIT.ok;
+}
+
+/**
+ * systemd's socket activation (sd_listen_fds): LISTEN_PID names this process and LISTEN_FDS counts the sockets,
+ * the first at fd 3. keyswap.socket hands over one, the proxy's listener; it stays bound while keyswap restarts.
+ */
+function listenFdFromSystemd(env: Readonly<Record<string, string | undefined>>): number | undefined {
+  if (env.LISTEN_PID !== String(process.pid)) return undefined;
+  const count = Number(env.LISTEN_FDS);
+  if (!Number.isInteger(count) || count < 1) return undefined;
+  if (count > 1) throw new CliError(`systemd handed over ${count} sockets; keyswap.socket must have one ListenStream= (the proxy's listen address)`, EXIT.usage);
+  // Not passed on to anything keyswap starts.
+  delete process.env.LISTEN_PID;
+  delete process.env.LISTEN_FDS;
+  delete process.env.LISTEN_FDNAMES;
+  return 3;
 }
 
 /** `--metrics HOST:PORT`: a loopback address unless the operator allowed otherwise, as for the proxy itself. */

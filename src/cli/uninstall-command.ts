@@ -7,10 +7,11 @@ import { installLayout, lookupUser, requireRoot, runTool } from './install-layou
 
 export const UNINSTALL_USAGE = `usage: keyswap uninstall [--purge]      (as root)
 
-Stops and disables keyswap.service (when systemd runs) and removes the unit and the CA copy in /etc/keyswap.
+Stops and disables keyswap.service and keyswap.socket (when systemd runs) and removes the units, the CA copy and
+the identity public key in /etc/keyswap.
 Keeps /var/lib/keyswap (the store, the CA and audit keys), the store key credential, the keyswap user, the config
-and the audit log. With --purge, also removes /var/lib/keyswap, the credential and the user: every stored secret
-is gone for good. The config and the audit log are kept either way.`;
+and the audit log. With --purge, also removes /var/lib/keyswap, the credentials (store and identity keys) and the
+user: every stored secret is gone for good. The config and the audit log are kept either way.`;
 
 export async function uninstallCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({ args, options: { purge: { type: 'boolean', default: false } }, strict: true });
@@ -18,10 +19,10 @@ export async function uninstallCommand(args: string[], io: CliIo): Promise<numbe
   const lay = installLayout(io.env);
   const removed: string[] = [];
   if (lay.hasSystemd && existsSync(lay.unitFile)) {
-    runTool('systemctl', ['disable', '--now', 'keyswap']);
-    removed.push('stopped and disabled keyswap.service');
+    runTool('systemctl', ['disable', '--now', 'keyswap', 'keyswap.socket']);
+    removed.push('stopped and disabled keyswap.service and keyswap.socket');
   }
-  for (const file of [lay.unitFile, lay.caCopy]) {
+  for (const file of [lay.unitFile, lay.socketFile, lay.caCopy, lay.identityPublic]) {
     if (!existsSync(file)) continue;
     await rm(file);
     removed.push(`removed ${file}`);

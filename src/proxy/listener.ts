@@ -10,7 +10,7 @@ import { handleConnect } from './connect-entry.js';
 import { handleDecrypted, handleDecryptedUpgrade } from './decrypted-entry.js';
 import { refuseUnrouted, type ConnState, type ProxyContext } from './entries.js';
 import { handleH2, h2Options } from './h2-entry.js';
-import { answerHealth, HEALTH_HOST } from './health-entry.js';
+import { answerHealth, HEALTH_HOST, type IdentityProver } from './health-entry.js';
 import { LiveClients } from './live-clients.js';
 import type { LeafSource } from './mitm.js';
 import { rawRefusal } from './refusal.js';
@@ -24,6 +24,10 @@ export interface ProxyDeps {
   readonly leaves: LeafSource;
   readonly log: Logger;
   readonly now?: () => number;
+  /** Proves this is the keyswap the agent's launcher expects (`/identity`). */
+  readonly identity: IdentityProver;
+  /** A listening socket handed over by systemd (socket activation): used instead of host and port. */
+  readonly fd?: number;
 }
 
 export interface RunningProxy {
@@ -172,7 +176,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     if (url.startsWith(ROUTE_PREFIX)) return handleRoute(ctx, req, res);
     const absolute = parseAbsoluteUrl(url);
     if (absolute === null) return refuseUnrouted(ctx, req, { kind: 'response', res }, 'not_a_proxy_request');
-    if (absolute.host === HEALTH_HOST) return answerHealth(req, res, deps.snapshot(), absolute.path);
+    if (absolute.host === HEALTH_HOST) return answerHealth(req, res, deps.snapshot(), absolute.path, deps.identity);
     return handleAbsolute(ctx, req, res, absolute);
   });
   // Answers leave a connection in the order its requests came. Whatever ends or takes over the connection (a
@@ -222,10 +226,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
 
   await new Promise<void>((resolve, reject) => {
     outer.once('error', reject);
-    outer.listen(deps.port, deps.host, () => {
+    const onListening = (): void => {
       outer.off('error', reject);
       resolve();
-    });
+    };
+    // Socket activation: systemd holds the port while keyswap restarts, so nothing else can take it meanwhile.
+    if (deps.fd === undefined) outer.listen(deps.port, deps.host, onListening);
+    else outer.listen({ fd: deps.fd }, onListening);
   });
   self = outer.address() as AddressInfo;
   // The inner server never listens: it is handed decrypted sockets. 'listening' is what starts Node's tracking

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -109,17 +109,22 @@ secrets:
       ['/etc/keyswap/ca.pem', '644', 0],
       ['/etc/keyswap/credentials', '700', 0],
       ['/etc/keyswap/credentials/keyswap-store-key', '600', 0],
+      ['/etc/keyswap/credentials/keyswap-identity-key', '600', 0],
+      ['/etc/keyswap/identity.pub', '644', 0],
       ['/var/lib/keyswap', '700', uid],
       ['/var/lib/keyswap/secrets.enc', '600', uid],
       ['/var/lib/keyswap/ca-key.pem', '600', uid],
       ['/var/lib/keyswap/ca.pem', '644', uid],
       ['/var/log/keyswap', '750', uid],
       ['/etc/systemd/system/keyswap.service', '644', 0],
+      ['/etc/systemd/system/keyswap.socket', '644', 0],
     ];
     expect(expected.map(([p]) => [p, modeOf(at(p)), statSync(at(p)).uid])).toEqual(expected);
     for (const gone of ['certs/store.key', 'certs/secrets.enc', 'certs/ca-key.pem']) expect(existsSync(path.join(project, gone)), gone).toBe(false);
     const unit = spawnSync('cat', [at('/etc/systemd/system/keyswap.service')], { encoding: 'utf8' }).stdout;
     expect(unit).toContain(`\nLoadCredential=keyswap-store-key:${at('/etc/keyswap/credentials/keyswap-store-key')}\n`);
+    expect(unit).toContain(`\nLoadCredential=keyswap-identity-key:${at('/etc/keyswap/credentials/keyswap-identity-key')}\n`);
+    expect(readFileSync(at('/etc/systemd/system/keyswap.socket'), 'utf8')).toMatch(/^ListenStream=127\.0\.0\.1:\d+$/m);
     expect(unit).toContain(`\nUser=${user}\n`);
     expect(r.stdout).toContain(`NODE_EXTRA_CA_CERTS=${at('/etc/keyswap/ca.pem')}`);
     expect(r.stdout).toContain(`TEST_API_KEY=${PLACEHOLDER}`);
@@ -140,14 +145,16 @@ secrets:
     mkdirSync(path.dirname(creds), { recursive: true, mode: 0o755 }); // like /run/credentials: traversable
     mkdirSync(creds, { mode: 0o700 });
     chownSync(creds, uid, uid);
-    copyFileSync(at('/etc/keyswap/credentials/keyswap-store-key'), path.join(creds, 'keyswap-store-key'));
-    chmodSync(path.join(creds, 'keyswap-store-key'), 0o400);
-    chownSync(path.join(creds, 'keyswap-store-key'), uid, uid);
+    for (const credential of ['keyswap-store-key', 'keyswap-identity-key']) { // as the unit's LoadCredential= would
+      copyFileSync(at(`/etc/keyswap/credentials/${credential}`), path.join(creds, credential));
+      chmodSync(path.join(creds, credential), 0o400);
+      chownSync(path.join(creds, credential), uid, uid);
+    }
     serve = startCli(['serve', '--config', at('/etc/keyswap/keyswap.yaml')], { cwd: root, env: { CREDENTIALS_DIRECTORY: creds }, via: asUser(uid) });
     const port = await serve.listeningPort();
     expect(statSync(at('/var/lib/keyswap/audit.key')).uid).toBe(uid); // made by the first serve, as the service user
 
-    for (const f of ['/etc/keyswap/credentials/keyswap-store-key', '/run/credentials/keyswap.service/keyswap-store-key', '/var/lib/keyswap/ca-key.pem', '/var/lib/keyswap/audit.key', '/var/lib/keyswap/secrets.enc']) {
+    for (const f of ['/etc/keyswap/credentials/keyswap-store-key', '/run/credentials/keyswap.service/keyswap-store-key', '/etc/keyswap/credentials/keyswap-identity-key', '/run/credentials/keyswap.service/keyswap-identity-key', '/var/lib/keyswap/ca-key.pem', '/var/lib/keyswap/audit.key', '/var/lib/keyswap/secrets.enc']) {
       const r = asNobody(['cat', at(f)]);
       expect(r.status, f).not.toBe(0);
       expect(r.stderr, f).toMatch(/Permission denied/);
