@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import net from 'node:net';
 import type tls from 'node:tls';
-import { gzipSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange, rawPlain, rawTlsVia } from '../helpers/clients.js';
 import { DEFAULT_SECRETS, findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
@@ -221,6 +221,18 @@ describe('scrubbing cannot be switched off by the agent or the upstream', () => 
     expect(answer).toMatch(/^HTTP\/1\.1 502 /);
     expect(answer).toContain('encoding keyswap cannot inspect');
     expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'deny' && r.reason === 'upstream_encoding_unsupported'))).toBe(true);
+    expectNoSecret(answer);
+  });
+
+  it.each([
+    ['raw deflate (as many servers send it)', deflateRawSync],
+    ['zlib deflate (as RFC 9110 means it)', deflateSync],
+  ])('a body labelled deflate in %s is decoded and scrubbed as browsers read it, not cut (issue #33)', async (_name, deflate) => {
+    const body = deflate(Buffer.from(`{"k":"${h.canary}","note":"still readable"}`));
+    const answer = await respond({ headers: { 'content-encoding': 'deflate' }, chunks: [body.subarray(0, 7).toString('base64'), body.subarray(7).toString('base64')] });
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain('"note":"still readable"');
+    expect(answer.toLowerCase()).not.toContain('content-encoding');
     expectNoSecret(answer);
   });
 
