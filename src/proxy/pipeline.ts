@@ -107,6 +107,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       : null;
     // Pipelined requests go upstream in turn; one behind an answer that closed the connection goes nowhere.
     if (!(await ex.mayForward())) return;
+    // The waits above (a request queued behind a slow answer, minting, a session) may span a reload: what goes
+    // upstream must still be allowed by the configuration in force now, not only by the one it was decided under.
+    decisionStands(ex, facts, target, verdict);
     // K5: every decision of this request is durable before the upstream request object even exists.
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
     // The agent left while we waited: send nothing.
@@ -262,6 +265,24 @@ function boundUpload(body: Transform, timeouts: { readonly uploadIdleMs: number;
  * checked against the configuration in force now, and the handshake decided again under it. A client a reload
  * removed, expired or re-keyed, or a binding it dropped, ends the substitutions (the connection closes 1008).
  */
+/**
+ * A decision made before a wait, checked against the configuration in force after it: the destination still
+ * admitted, the client still admitted, and every secret the request carries still allowed where it goes.
+ */
+function decisionStands(ex: Exchange, facts: RequestFacts, target: Target, verdict: { readonly injections: readonly Injection[]; readonly bodyInjectors: readonly Injection[] }): void {
+  const now = ex.current();
+  if (now === ex.snap) return;
+  if (now.policy.unmatchedDestinationPolicy === 'deny' && !isBoundDestination(now.policy, target.host, target.port, target.scheme)) throw new Refusal('unbound_destination');
+  const { current, isStale } = clientNow(now, target.client);
+  if (isStale) throw new Refusal('proxy_auth_required');
+  const again = decide({ ...facts, client: current }, now.policy);
+  if (again.kind === 'deny') throw new Refusal(again.reason);
+  const allowed = (list: readonly Injection[]): Set<string> => new Set(list.map((i) => i.secret.name));
+  const header = allowed(again.injections);
+  const body = allowed(again.bodyInjectors);
+  if (verdict.injections.some((i) => !header.has(i.secret.name)) || verdict.bodyInjectors.some((i) => !body.has(i.secret.name))) throw new Refusal('unbound_destination');
+}
+
 function stillEntitled(ex: Exchange, facts: RequestFacts, target: Target, names: readonly string[]): void {
   const now = ex.current();
   if (now === ex.snap || names.length === 0) return;
