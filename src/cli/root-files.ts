@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { CliError, EXIT } from './exit-codes.js';
 
 /*
@@ -8,7 +8,7 @@ import { CliError, EXIT } from './exit-codes.js';
  * install used to read /var/lib/keyswap/ca.pem and publish it 0644 (a link to /etc/shadow published the shadow
  * file), and chown a moved file by its path after the rename (a link swapped in between made a root file the service
  * user's). Here every file is opened without following a link, checked on the descriptor it was opened as, and
- * changed through that descriptor; nothing is done by path after a rename.
+ * read or changed through that descriptor; a move is a copy from it, never a rename of a name.
  */
 
 type Owner = { readonly uid: number; readonly gid: number };
@@ -48,25 +48,22 @@ export async function readOwnedFile(file: string, owners: readonly number[], max
 }
 
 /**
- * Moves `src` to `dst`, owned by `owner` with `mode`, set on the open file before it is renamed into place: the
- * destination's directory may belong to someone who would swap a link in after the rename. Across file systems the
- * copy is created exclusively (never through a link) and set up on its own descriptor before the source goes.
+ * Moves `src` to `dst`, owned by `owner` with `mode`. Never a rename: the name `src` may point elsewhere by the time
+ * a rename runs (a link swapped in after the checks, and the link, not the checked file, lands at `dst`). The
+ * contents are copied from the descriptor that was checked into a file created exclusively at `dst` (never through
+ * a link; whatever was there is removed first), set up on its own descriptor, synced; then `src` goes.
  */
 export async function moveOwned(src: string, dst: string, owner: Owner, modeOrKeep: number | null, owners: readonly number[] | null = null): Promise<void> {
   const fh = await openChecked(src, constants.O_RDONLY, owners);
   try {
     const mode = modeOrKeep ?? (await fh.stat()).mode & 0o777;
-    await fh.chown(owner.uid, owner.gid);
-    await fh.chmod(mode);
+    const contents = await fh.readFile();
+    await unlink(dst).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    const out = await open(dst, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
-      await rename(src, dst);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    }
-    const out = await open(dst, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
-    try {
-      await out.writeFile(await fh.readFile());
+      await out.writeFile(contents);
       await out.chown(owner.uid, owner.gid);
       await out.chmod(mode);
       await out.sync();
