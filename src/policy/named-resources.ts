@@ -15,11 +15,18 @@ export interface NamedResource {
   readonly path: string;
 }
 
+/** AWS S3 endpoints: path style is `s3[.-]…amazonaws.com`; anything before such a name is a bucket (dots allowed). */
+const AWS_S3_ENDPOINT = /^s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$/;
+const AWS_S3_VIRTUAL = /^(.+)\.(s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?)$/;
+
 /**
  * The resources a request's headers name, as the host and path a GET of each would go to, or 'unreadable' for a
- * value policy cannot place (an access point or Outposts ARN, a value that is not a bucket and key). S3 addressing:
- * path style (`/bucket/key` on the request's own host) unless the host is virtual-hosted (`bucket.s3…`), where the
- * source bucket becomes the first label of the host.
+ * value policy cannot place: an access point or Outposts ARN, a value that is not a bucket and key, or any host that
+ * is not an AWS S3 endpoint. Only AWS's names say where the bucket is: path style (`s3.us-east-1.amazonaws.com/
+ * bucket/key`) or virtual-hosted (`logs.bucket-a.s3.us-east-1.amazonaws.com`, the bucket everything before the
+ * endpoint, dots and all). Other providers put the bucket in a label of their own choosing (`bucket.nyc3.
+ * digitaloceanspaces.com`) or in the path (MinIO), and one shape cannot tell which: reading it wrong would decide a
+ * copy from another bucket as a read of this one, so keyswap signs no copy there.
  */
 export function namedResources(host: string, headers: readonly (readonly [string, string])[]): NamedResource[] | 'unreadable' {
   const out: NamedResource[] = [];
@@ -30,10 +37,13 @@ export function namedResources(host: string, headers: readonly (readonly [string
     const path = source.startsWith('/') ? source : `/${source}`;
     const slash = path.indexOf('/', 1);
     if (slash < 2 || slash === path.length - 1) return 'unreadable';
-    const virtual = /^[^.]+(\.s3[.-].+)$/.exec(host);
-    out.push(virtual === null
-      ? { header: name, host, path }
-      : { header: name, host: `${path.slice(1, slash)}${virtual[1] as string}`, path: path.slice(slash) });
+    if (AWS_S3_ENDPOINT.test(host)) {
+      out.push({ header: name, host, path });
+      continue;
+    }
+    const virtual = AWS_S3_VIRTUAL.exec(host);
+    if (virtual === null) return 'unreadable';
+    out.push({ header: name, host: `${path.slice(1, slash)}.${virtual[2] as string}`, path: path.slice(slash) });
   }
   return out;
 }
