@@ -33,6 +33,7 @@ export class PendingWrites {
   #timer: NodeJS.Timeout | null = null;
   #delayMs = RETRY_FIRST_MS;
   #retrying: Promise<void> = Promise.resolve();
+  readonly #turns = new Map<string, Promise<void>>();
 
   private constructor(cache: SecretCache, file: string, log: Log) {
     this.#cache = cache;
@@ -62,19 +63,38 @@ export class PendingWrites {
    * written now (kept, served and retried until it is). Never rejects for a failed write.
    */
   async store(name: string, value: Secret): Promise<'written' | 'pending'> {
-    try {
-      await this.#cache.store(name, value, { lockWaitMs: LOCK_WAIT_MS });
-      if (this.#pending.delete(name)) await this.#persist();
-      return 'written';
-    } catch (err) {
-      this.#pending.set(name, { value, sinceMs: this.#pending.get(name)?.sinceMs ?? Date.now() });
-      // The sidecar is best effort: on a full disk it cannot be written either, and the value lives in memory.
-      await this.#persist().catch((e: unknown) => this.#log.warn({ name, code: (e as NodeJS.ErrnoException).code }, 'pending value could not be written beside the store; kept in memory'));
-      this.#log.warn({ name, err: (err as Error).message }, 'value could not be saved; kept, and retried until it is');
-      this.#delayMs = RETRY_FIRST_MS;
-      this.#schedule(this.#delayMs);
-      return 'pending';
-    }
+    // The newest value is the one in force from now on, even while an older one's write still holds the lock.
+    const entry: Pending = { value, sinceMs: this.#pending.get(name)?.sinceMs ?? Date.now() };
+    this.#pending.set(name, entry);
+    return this.#inTurn(name, async () => {
+      // A newer value came meanwhile: that one is written in its turn, this one never after it.
+      if (this.#pending.get(name) !== entry) return 'written';
+      try {
+        await this.#cache.store(name, value, { lockWaitMs: LOCK_WAIT_MS });
+        if (this.#pending.get(name) === entry) this.#pending.delete(name);
+        await this.#persist().catch(() => {});
+        return 'written';
+      } catch (err) {
+        // The sidecar is best effort: on a full disk it cannot be written either, and the value lives in memory.
+        await this.#persist().catch((e: unknown) => this.#log.warn({ name, code: (e as NodeJS.ErrnoException).code }, 'pending value could not be written beside the store; kept in memory'));
+        this.#log.warn({ name, err: (err as Error).message }, 'value could not be saved; kept, and retried until it is');
+        this.#delayMs = RETRY_FIRST_MS;
+        this.#schedule(this.#delayMs);
+        return 'pending';
+      }
+    });
+  }
+
+  /**
+   * Writes of one name run one after another, each with the value in force when its turn comes: a retry of an
+   * older value that waited for the lock can never land after a newer one.
+   */
+  #inTurn<T>(name: string, write: () => Promise<T>): Promise<T> {
+    const turn = (this.#turns.get(name) ?? Promise.resolve()).then(write, write);
+    const settled = turn.then(() => undefined, () => undefined);
+    this.#turns.set(name, settled);
+    void settled.then(() => { if (this.#turns.get(name) === settled) this.#turns.delete(name); });
+    return turn;
   }
 
   /** What waits to be saved (names and since when, never values). */
@@ -99,14 +119,18 @@ export class PendingWrites {
   }
 
   async #retry(): Promise<void> {
-    for (const [name, p] of [...this.#pending]) {
-      try {
-        await this.#cache.store(name, p.value, { lockWaitMs: LOCK_WAIT_MS });
-        if (this.#pending.get(name) === p) this.#pending.delete(name);
-        this.#log.info({ name }, 'pending value saved');
-      } catch {
-        // Kept: tried again later.
-      }
+    for (const name of [...this.#pending.keys()]) {
+      await this.#inTurn(name, async () => {
+        const p = this.#pending.get(name);
+        if (p === undefined) return; // a newer value was written in the meantime
+        try {
+          await this.#cache.store(name, p.value, { lockWaitMs: LOCK_WAIT_MS });
+          if (this.#pending.get(name) === p) this.#pending.delete(name);
+          this.#log.info({ name }, 'pending value saved');
+        } catch {
+          // Kept: tried again later.
+        }
+      });
     }
     await this.#persist().catch(() => {});
     if (this.#pending.size > 0) {
