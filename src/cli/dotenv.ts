@@ -102,6 +102,9 @@ function parseValue(lines: readonly Line[], i: number, before: string, name: str
     let span = 1;
     for (;;) {
       const close = closingQuote(text, q);
+      // A quote closes a value only when nothing but spaces and a comment follow it on its line (dotenv's rule);
+      // otherwise loaders read the opening line alone, unquoted, and the lines after it as lines of their own.
+      if (close >= 0 && !/^\s*(?:#.*)?$/.test(text.slice(close + 1))) return unquoted(i, before, name, rest);
       if (close >= 0) {
         const raw = text.slice(0, close);
         const value = q === '"' ? unescapeDouble(raw) : raw;
@@ -113,6 +116,11 @@ function parseValue(lines: readonly Line[], i: number, before: string, name: str
       span++;
     }
   }
+  return unquoted(i, before, name, rest);
+}
+
+/** A value read to the end of its line (a comment after a space cut off). */
+function unquoted(i: number, before: string, name: string, rest: string): Assignment {
   const hash = rest.search(/\s#|^#/);
   const valueText = hash < 0 ? rest : rest.slice(0, hash);
   const value = valueText.trimEnd();

@@ -192,12 +192,22 @@ function keysLeft(env: DotEnv, movedLines: ReadonlySet<number>, movedNames: Read
     if (movedLines.has(e.line) || e.value.includes('PLACEHOLDER-')) continue;
     const label = looksLikeRealKey(e.name, e.value) ?? (movedNames.has(e.name) ? 'provider' : null);
     if (label !== null) out.push({ line: e.line, label });
+    // A value over several lines may hold a key on any of them (where loaders disagree on where it ends).
+    else if (e.value.includes('\n')) {
+      const inside = e.value.split('\n').findIndex((text) => tokenKeyLabel(text) !== null);
+      if (inside >= 0) out.push({ line: e.line + inside, label: tokenKeyLabel(e.value.split('\n')[inside] as string) as string });
+    }
   }
   for (const l of env.otherLines) {
-    const label = l.text.split(/[\s=:'"`,;]+/).map((t) => looksLikeRealKey('', t)).find((x) => x !== null) ?? null;
+    const label = tokenKeyLabel(l.text);
     if (label !== null) out.push({ line: l.line, label });
   }
   return out.sort((a, b) => a.line - b.line);
+}
+
+/** The provider of the first token of `text` that looks like a real key, if any. */
+function tokenKeyLabel(text: string): string | null {
+  return text.split(/[\s=:'"`,;]+/).map((t) => looksLikeRealKey('', t)).find((x) => x !== null) ?? null;
 }
 
 function reportLeft(left: readonly { line: number; label: string }[], envName: string, io: CliIo): void {

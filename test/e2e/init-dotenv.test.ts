@@ -87,6 +87,22 @@ describe('init --from-env reads a .env as its loaders do', () => {
     expect(r.stderr).toMatch(/\.env:2: still holds what looks like a Stripe key, not moved/);
   });
 
+  // Found attacking the fix: an unclosed quote made the lines after it one value, closed by the next line's quote.
+  it('a quote that does not close its value (text after the closing quote) is read as dotenv reads it: the next line\'s key is moved', () => {
+    const w = world(`APP_TITLE="My app\nOPENAI_API_KEY=${OPENAI}\nGREETING="hi"\n`);
+    const r = w.run('init', '--from-env', '.env');
+    expect(r.status, r.stderr).toBe(0);
+    expect(w.env()).not.toContain(OPENAI);
+    expect(w.env()).toMatch(/^APP_TITLE="My app\nOPENAI_API_KEY=sk-proj-PLACEHOLDER-[^\n]+\nGREETING="hi"\n$/);
+  });
+
+  it('a key inside a value over several lines (where loaders may disagree on its end) is named, exit 1', () => {
+    const w = world(`NOTES="first line\n${GITHUB}\nlast line"\nDEBUG=1\n`);
+    const r = w.run('init', '--from-env', '.env');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/\.env:2: still holds what looks like a GitHub key, not moved/);
+  });
+
   it('warns when git tracks the .env (its history keeps the keys) and when it has a second hard link', () => {
     const w = world(`GROQ_API_KEY=${GROQ}\n`);
     const git = (...a: string[]) => spawnSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...a], { cwd: w.dir, encoding: 'utf8' });
