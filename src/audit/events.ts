@@ -132,7 +132,7 @@ export type AuditEvent =
    * and tunnels) and WebSockets (1008) — because the configuration in force no longer admits it: removed, or given a
    * new token, by a reload or the control API ('client_revoked'), or past its `expires` ('client_expired').
    */
-  | { readonly type: 'client_disconnected'; readonly client: string; readonly reason: 'client_revoked' | 'client_expired'; readonly connections: number; readonly websockets: number }
+  | { readonly type: 'client_disconnected'; readonly client: string | null; readonly reason: 'client_revoked' | 'client_expired' | 'clients_required'; readonly connections: number; readonly websockets: number }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }
   /** SIGHUP: ok with the new file in force, or the errors (file:line: field, never a value) and the old config kept. */

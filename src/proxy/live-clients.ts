@@ -3,9 +3,9 @@ import { clientNow } from './entries.js';
 import type { Snapshot } from './snapshot.js';
 
 /*
- * Every open connection, HTTP/2 session and WebSocket an authenticated client holds, so that a client the
- * configuration in force stops admitting — removed or given a new token by a reload, past its `expires` — loses
- * them at once, not at its next request: a WebSocket relays on the upstream session its secret opened, a streaming
+ * Every open connection, HTTP/2 session and WebSocket, under the client that opened it (none while there is no
+ * `clients:`), so that a client the configuration in force stops admitting — removed or given a new token by a
+ * reload, past its `expires`, or anyone at all once a reload adds `clients:` — loses them at once, not at its next request: a WebSocket relays on the upstream session its secret opened, a streaming
  * upload keeps going, an HTTP/2 session keeps its streams. Checked on every change of configuration and at each
  * client's expiry; what is closed is audited (`client_disconnected`).
  */
@@ -13,7 +13,8 @@ import type { Snapshot } from './snapshot.js';
 /** A connection's outer socket (its TLS, HTTP/1.1, HTTP/2 or tunnel go with it), or a WebSocket (closed 1008). */
 export type LiveKind = 'connection' | 'websocket';
 
-interface Live { readonly kind: LiveKind; readonly client: ClientSpec; readonly close: () => void }
+/** `client` null: opened while the configuration had no `clients:`, anyone on loopback then. */
+interface Live { readonly kind: LiveKind; readonly client: ClientSpec | null; readonly close: () => void }
 
 /** How long a connection being closed may still flush what is already written (a WebSocket's close frame). */
 const CLOSE_GRACE_MS = 200;
@@ -33,9 +34,9 @@ export class LiveClients {
 
   /** Holds `key` (a WebSocket) under its client until release(); a key held twice is held once. */
   hold(key: object, kind: LiveKind, client: ClientSpec | null, close: () => void): void {
-    if (client === null || this.#live.has(key)) return;
+    if (this.#live.has(key)) return;
     this.#live.set(key, { kind, client, close });
-    this.#arm(client.expiresAtMs);
+    this.#arm(client?.expiresAtMs ?? null);
   }
 
   /**
@@ -44,7 +45,7 @@ export class LiveClients {
    * longer allows (every request and substitution on it is checked against the configuration in force meanwhile).
    */
   watch(socket: NodeJS.EventEmitter & { end(): void; destroy(): void }, client: ClientSpec | null): void {
-    if (client === null || this.#live.has(socket)) return;
+    if (this.#live.has(socket)) return;
     this.hold(socket, 'connection', client, () => {
       socket.end();
       setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
@@ -64,18 +65,20 @@ export class LiveClients {
    */
   sweep(): void {
     const snap = this.#snapshot();
-    const closed = new Map<string, { reason: 'client_revoked' | 'client_expired'; connections: number; websockets: number }>();
+    const closed = new Map<string | null, { reason: 'client_revoked' | 'client_expired' | 'clients_required'; connections: number; websockets: number }>();
     // WebSockets first: their close frames go out before the connections that carry them are ended.
     const order = [...this.#live].sort(([, a], [, b]) => (a.kind === b.kind ? 0 : a.kind === 'websocket' ? -1 : 1));
     for (const [key, live] of order) {
       const { current, isStale } = clientNow(snap, live.client);
       if (!isStale) continue;
       this.#live.delete(key);
-      const expired = current !== null && current.tokenSha256 === live.client.tokenSha256;
-      const entry = closed.get(live.client.name) ?? { reason: expired ? 'client_expired' : 'client_revoked', connections: 0, websockets: 0 };
+      // What was opened with no client (no `clients:` then) goes once a reload requires one.
+      const expired = current !== null && current.tokenSha256 === live.client?.tokenSha256;
+      const name = live.client?.name ?? null;
+      const entry = closed.get(name) ?? { reason: live.client === null ? 'clients_required' : expired ? 'client_expired' : 'client_revoked', connections: 0, websockets: 0 };
       if (live.kind === 'websocket') entry.websockets++;
       else entry.connections++;
-      closed.set(live.client.name, entry);
+      closed.set(name, entry);
       live.close();
     }
     for (const [client, c] of closed) void snap.audit.appendLazy({ type: 'client_disconnected', client, reason: c.reason, connections: c.connections, websockets: c.websockets }).catch(() => {});

@@ -137,6 +137,23 @@ describe('a revoked client loses what it holds open within a second', () => {
     expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'client_disconnected' && r.client === 'agent-a' && r.websockets === 1), 3000)).toBe(true);
   });
 
+  // Found attacking the fix: what was opened with no client was held under none, so it outlived a reload that
+  // turned `clients:` on (new anonymous CONNECTs got 407 while an old WebSocket kept relaying).
+  it('a reload that adds clients: closes what anyone opened before it (WebSocket 1008, the connection), audited', async () => {
+    const testCa = createTestCa();
+    ws = await startWsUpstream({ tls: testCa.issue(['ws.example.test']), auditPath: () => h.auditPath });
+    h = await startHarness({ testCa, secrets: SECRETS, secretValues: { BODY_KEY: 'body-real-anon' }, resolve: { 'ws.example.test:443': `127.0.0.1:${ws.port}` } });
+    const sock = await rawTlsVia(h, 'ws.example.test', 443, {});
+    const w = await wsOn(sock, '/ws/echo', 'ws.example.test', `Authorization: Bearer ${PH}\r\n`);
+    expect(w.head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(String(ws.seen.at(-1)?.headers.authorization)).toBe(`Bearer ${h.canary}`);
+    const closedAt = w.closed.then(() => Date.now());
+    const at = await reloadWith((y) => y.replace('\nsecrets:', `\nclients:\n  agent-a: { token_sha256: "${sha(TOKEN)}", secrets: [TEST_API_KEY] }\nsecrets:`));
+    expect((await closedAt) - at).toBeLessThan(1000);
+    expect(parseFrames(w.rest()).find((f) => f.opcode === 8)?.payload.readUInt16BE(0)).toBe(1008);
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'client_disconnected' && r.client === null && r.reason === 'clients_required' && r.websockets === 1), 3000)).toBe(true);
+  });
+
   it('expiry: a client whose `expires` passes while its connection is open loses it within 1 s of that instant', async () => {
     const expiresAt = Date.now() + 3000;
     await start('', new Date(expiresAt).toISOString());
