@@ -151,8 +151,10 @@ async function runningEndpoint(config: Config, env: Readonly<Record<string, stri
   if (health?.status !== 200) return null;
   // What answers is the keyswap of this config, not a process that took its port while it was down: it proves it
   // holds the identity key before a token, or an agent's traffic, goes there.
-  await verifyIdentityAt(config, host, Number(port));
-  return { proxyUrl: url, ...(await agentTrust(config, env)) };
+  const verified = await verifyIdentityAt(config, host, Number(port));
+  // The agent is handed the address that proved itself, not a name it might resolve to another (`localhost` to ::1
+  // where a squatter listens, when keyswap is on 127.0.0.1).
+  return { proxyUrl: `http://${verified}`, ...(await agentTrust(config, env)) };
 }
 
 /** keyswap's identity public key: in the state directory, or as install published it beside the config. */
@@ -164,7 +166,8 @@ async function identityPublicKey(config: Config): Promise<string | null> {
   return null;
 }
 
-async function verifyIdentityAt(config: Config, host: string, port: number): Promise<void> {
+/** The address (host:port, IPv6 in brackets) of the keyswap that proved it holds the identity key. */
+async function verifyIdentityAt(config: Config, host: string, port: number): Promise<string> {
   const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const publicKey = await identityPublicKey(config);
   if (publicKey === null) {
@@ -183,6 +186,9 @@ async function verifyIdentityAt(config: Config, host: string, port: number): Pro
   if (answer?.status !== 200 || typeof proof !== 'string' || !verifyIdentity(publicKey, nonce, answer.peer, proof)) {
     throw new CliError(`what answers on ${at} is not the keyswap of ${config.file}: it cannot prove it holds keyswap's identity key (another process may have taken the port while keyswap was down); nothing was sent and the command was not started`, EXIT.runtime);
   }
+  const colon = answer.peer.lastIndexOf(':');
+  const address = answer.peer.slice(0, colon);
+  return `${address.includes(':') ? `[${address}]` : address}${answer.peer.slice(colon)}`;
 }
 
 /**
