@@ -174,6 +174,8 @@ function compileBackend(raw: RawConfig, stateDir: string, abs: (p: string) => st
     }
     case 'credentials':
       return { type, directory: str('directory') ? abs(str('directory') as string) : null };
+    case 'files':
+      return { type, directory: abs(str('directory') ?? '') };
     case 'bws': {
       const token = str('access_token_file') ?? str('access_token_path');
       const state = str('state_file') ?? str('state_path');

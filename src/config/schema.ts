@@ -61,7 +61,7 @@ export const rawConfigSchema = z.strictObject({
     })
     .optional(),
   audit: z.strictObject({ path: path.optional(), key_file: path.optional(), fail_on_unwritable: z.boolean().optional(), max_bytes: z.number().int().min(4096).optional() }).optional(),
-  backend: z.strictObject({ type: z.enum(['env', 'static', 'file', 'credentials', 'bws']), config: backendConfig.optional() }).optional(),
+  backend: z.strictObject({ type: z.enum(['env', 'static', 'file', 'credentials', 'files', 'bws']), config: backendConfig.optional() }).optional(),
   upstream: z
     .strictObject({
       extra_ca_file: path.nullable().optional(),
@@ -110,6 +110,7 @@ export const backendSchemas = {
   static: z.strictObject({ type: z.literal('static').optional(), path }),
   file: z.strictObject({ type: z.literal('file').optional(), path: path.optional(), key_file: path.optional(), passphrase_file: path.optional() }),
   credentials: z.strictObject({ type: z.literal('credentials').optional(), directory: path.optional() }),
+  files: z.strictObject({ type: z.literal('files').optional(), directory: path }),
   bws: z.strictObject({
     type: z.literal('bws').optional(),
     organization_id: z.uuid(),

@@ -183,6 +183,7 @@ export type BackendSpec =
   | { readonly type: 'static'; readonly path: string }
   | { readonly type: 'file'; readonly path: string; readonly keyFile: string | null; readonly passphraseFile: string | null }
   | { readonly type: 'credentials'; readonly directory: string | null }
+  | { readonly type: 'files'; readonly directory: string }
   | {
       readonly type: 'bws';
       readonly organizationId: string;

@@ -7,4 +7,5 @@ export { openBackend, type Env } from './open-backend.js';
 export { FileBackend, readPassphraseFile, resolveKeySource } from './file-backend.js';
 export { readStore, updateStore, rekeyStore, StoreError, type KeySource, type StoredEntry, type StoreContents } from './file-store.js';
 export { CredentialsBackend } from './credentials-backend.js';
+export { FilesBackend } from './files-backend.js';
 export { PENDING_WRITES_FILE, PendingWrites, pendingSummary, type PendingSummary } from './pending-writes.js';

@@ -4,6 +4,7 @@ import { BwsBackend } from './bws-backend.js';
 import { CredentialsBackend } from './credentials-backend.js';
 import { EnvBackend } from './env-backend.js';
 import { FileBackend } from './file-backend.js';
+import { FilesBackend } from './files-backend.js';
 import { StaticBackend } from './static-backend.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -19,6 +20,8 @@ export async function openBackend(spec: BackendSpec, env: Env, warn: (message: s
       return FileBackend.open(spec, env);
     case 'credentials':
       return CredentialsBackend.open(spec.directory, env);
+    case 'files':
+      return FilesBackend.open(spec.directory);
     case 'bws':
       return BwsBackend.open(spec, env, warn);
   }
