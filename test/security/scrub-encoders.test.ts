@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +9,7 @@ import { curlVia } from '../helpers/clients.js';
 import { startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { leaksIn } from '../helpers/secret-forms.js';
 import { makeTempWorld } from '../helpers/temp-world.js';
+import { runEncoder } from '../helpers/encoder-process.js';
 import { createTestCa } from '../helpers/test-ca.js';
 
 /*
@@ -65,19 +66,7 @@ const ENCODERS: readonly Encoder[] = [
   { name: 'node-encodeuricomponent', contentType: 'text/plain', argv: () => [process.execPath, '-e', 'let v="";process.stdin.on("data",(c)=>v+=c).on("end",()=>process.stdout.write("/callback?key="+encodeURIComponent(v)))'] },
 ];
 
-function run(argv: readonly string[], input: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv as [string, ...string[]];
-    const p = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: tmpdir() } });
-    const out: Buffer[] = [];
-    let err = '';
-    p.stdout.on('data', (c: Buffer) => out.push(c));
-    p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
-    p.stdin.end(input);
-  });
-}
+const run = runEncoder;
 
 let h: Harness;
 let server: https.Server;

@@ -1,10 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runEncoder } from '../helpers/encoder-process.js';
 import { curlVia } from '../helpers/clients.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { makeTempWorld } from '../helpers/temp-world.js';
@@ -47,19 +48,7 @@ const world = makeTempWorld('review');
 /** What the upstream sent for each route (proof of what the agent had to decode). */
 const written = new Map<string, string>();
 
-function run(argv: readonly string[], input: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv as [string, ...string[]];
-    const p = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: tmpdir() } });
-    const out: Buffer[] = [];
-    let err = '';
-    p.stdout.on('data', (c: Buffer) => out.push(c));
-    p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
-    p.stdin.end(input);
-  });
-}
+const run = runEncoder;
 
 let h: Harness;
 let server: https.Server;
