@@ -93,8 +93,9 @@ const DEFAULT_SECRET_PREFIX = 'KEYSWAP_SECRET_';
  * would hand the agent the path. Also any KEYSWAP_PASSPHRASE… and KEYSWAP_…KEY… name: no keyswap variable is meant
  * for an agent, and these are the spellings a store key or passphrase would take. Names only: values are never read.
  */
-export function backendMaterialNames(env: Readonly<Record<string, string | undefined>>, backend: BackendSpec): string[] {
-  const prefixes = backend.type === 'env' ? [DEFAULT_SECRET_PREFIX, backend.prefix] : [DEFAULT_SECRET_PREFIX];
+export function backendMaterialNames(env: Readonly<Record<string, string | undefined>>, config: Pick<Config, 'backend' | 'backends'>): string[] {
+  const specs: BackendSpec[] = [config.backend, ...config.backends.values()];
+  const prefixes = [DEFAULT_SECRET_PREFIX, ...specs.flatMap((b) => (b.type === 'env' ? [b.prefix] : []))];
   return Object.keys(env).filter(
     (name) =>
       env[name] !== undefined &&

@@ -1,11 +1,10 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config, type SourceRef } from '../config/index.js';
+import { namesToFetch, loadConfig, type Config, type SourceRef } from '../config/index.js';
 import { readStore, resolveKeySource } from '../secrets/index.js';
 import { EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { isLoopback } from './loopback.js';
-import { namesToFetch } from '../inject/index.js';
 
 export const CHECK_USAGE = `usage: keyswap check [--config FILE]
 

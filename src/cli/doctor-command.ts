@@ -4,12 +4,12 @@ import { access, open, readFile, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { clientPolicy, ConfigErrors, describeClientPolicy, loadConfig, LooseWriteAccessError, minterEndpoint, minterInputs, type Config, type MinterSpec, type SecretSpec } from '../config/index.js';
+import { backendOfSecret, clientPolicy, namesToFetch, ConfigErrors, describeClientPolicy, loadConfig, LooseWriteAccessError, minterEndpoint, minterInputs, type BackendSpec, type Config, type MinterSpec, type SecretSpec } from '../config/index.js';
 import { MintFailed, MintService, TransportError, type TokenTransport } from '../mint/index.js';
 import { tokenTransport, UpstreamClient } from '../proxy/index.js';
 import type { Secret } from '../secret.js';
 import { decryptedHosts } from '../policy/index.js';
-import { BackendUnavailable, openBackend, PENDING_WRITES_FILE, pendingSummary, resolveKeySource, SecretNotFound } from '../secrets/index.js';
+import { BackendUnavailable, openBackends, PENDING_WRITES_FILE, pendingSummary, resolveKeySource, SecretNotFound, type SecretsBackend } from '../secrets/index.js';
 import { describeConstraints, readCaConstraints, uncoveredHosts, type NameConstraints } from '../tls/index.js';
 import { auditKeyLocation } from './audit-key.js';
 import { CA_EXPIRY_WARNING_DAYS, ROTATE_FIX } from './ca-requirements.js';
@@ -17,7 +17,6 @@ import { EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { looksLikeRealKey } from './presets.js';
 import { pidFile } from './pid-file.js';
-import { namesToFetch } from '../inject/index.js';
 
 export const DOCTOR_USAGE = `usage: keyswap doctor [--config FILE] [--exchange]
 
@@ -117,30 +116,44 @@ function constraintCheck(pem: string, config: Config): Check {
 async function backendChecks(config: Config, io: CliIo): Promise<Check[]> {
   let backend;
   try {
-    backend = await openBackend(config.backend, { ...io.env }, () => {});
+    backend = await openBackends(config, { ...io.env }, () => {});
   } catch (err) {
-    return [{ ok: false, what: `backend ${config.backend.type} cannot be opened: ${(err as Error).message}`, fix: 'see docs/backends.md' }];
+    return [{ ok: false, what: `a backend cannot be opened: ${(err as Error).message}`, fix: 'see docs/backends.md' }];
   }
-  const names = [...new Set(config.secrets.flatMap((s) => namesToFetch(s)))];
-  const missing: string[] = [];
+  const byBackend = new Map<string, string[]>([['', []], ...[...config.backends.keys()].map((k): [string, string[]] => [k, []])]);
+  for (const name of new Set(config.secrets.flatMap((s) => namesToFetch(s)))) byBackend.get(backend.partition(name).key)?.push(name);
   const out: Check[] = [];
   try {
-    for (const name of names) {
-      const signal = AbortSignal.timeout(5000);
-      try {
-        (await backend.fetch(name, { signal })).reveal(); // fetched to prove reachability; never printed
-      } catch (err) {
-        if (err instanceof SecretNotFound) missing.push(name);
-        else if (err instanceof BackendUnavailable) return [{ ok: false, what: `backend ${config.backend.type} unavailable: ${err.message}`, fix: 'see docs/backends.md for its settings' }];
-        else throw err;
+    for (const [key, names] of byBackend) {
+      const spec = key === '' ? config.backend : (config.backends.get(key) as BackendSpec);
+      const label = key === '' ? `backend ${spec.type}` : `backends.${key} (${spec.type})`;
+      if (key !== '' && names.length === 0) {
+        out.push({ ok: false, what: `${label} is opened but no secret reads from it`, fix: `name it in a secret (backend: ${key}) or remove it` });
+        continue;
       }
+      out.push(await oneBackendCheck(backend, label, spec, names));
     }
   } finally {
-    await backend.close?.();
+    await backend.close();
   }
-  const fix = config.backend.type === 'file' ? missing.map((n) => `keyswap secret set ${n}`).join('; ') : config.backend.type === 'env' ? `set ${missing.map((n) => `KEYSWAP_SECRET_${n}`).join(', ')} in keyswap's own environment (not the agent's)` : `store ${missing.join(', ')} in the ${config.backend.type} backend`;
-  out.push(missing.length > 0 ? { ok: false, what: `backend ${config.backend.type} has no value for ${missing.join(', ')}: requests using their placeholders get 503`, fix } : { ok: true, what: `backend ${config.backend.type} answers for ${names.length === 1 ? 'its one secret' : `all ${count(names.length, 'secret')}`}` });
   return out;
+}
+
+/** One backend: each name it should hold, fetched (proving reachability and auth), never printed. */
+async function oneBackendCheck(backend: SecretsBackend, label: string, spec: BackendSpec, names: readonly string[]): Promise<Check> {
+  const missing: string[] = [];
+  for (const name of names) {
+    try {
+      (await backend.fetch(name, { signal: AbortSignal.timeout(5000) })).reveal(); // fetched to prove reachability; never printed
+    } catch (err) {
+      if (err instanceof SecretNotFound) missing.push(name);
+      else if (err instanceof BackendUnavailable) return { ok: false, what: `${label} unavailable: ${err.message}`, fix: 'see docs/backends.md for its settings' };
+      else throw err;
+    }
+  }
+  const fix = spec.type === 'file' ? missing.map((n) => `keyswap secret set ${n}`).join('; ') : spec.type === 'env' ? `set ${missing.map((n) => `${spec.prefix}${n}`).join(', ')} in keyswap's own environment (not the agent's)` : `store ${missing.join(', ')} in the ${spec.type} backend`;
+  if (missing.length > 0) return { ok: false, what: `${label} has no value for ${missing.join(', ')}: requests using their placeholders get 503`, fix };
+  return { ok: true, what: `${label} answers for ${names.length === 1 ? 'its one secret' : `all ${count(names.length, 'secret')}`}` };
 }
 
 /**
@@ -165,8 +178,9 @@ async function mintingChecks(config: Config, io: CliIo, exchange: boolean): Prom
       } catch (err) {
         out.push({ ok: false, what: `${secret.name}: token endpoint ${endpoint.host} cannot be reached (${err instanceof TransportError ? err.reason : 'error'}): requests using ${secret.name} get 503`, fix: 'check the URL, upstream.resolve and upstream.extra_ca_file' });
       }
-      if (minter.kind === 'oauth2_refresh' && minter.writeBack && config.backend.type !== 'file' && config.backend.type !== 'bws') {
-        out.push({ ok: false, what: `${secret.name}: a refresh token the provider rotates cannot be stored in the ${config.backend.type} backend: the request that gets one is refused`, fix: 'move its secrets to the file or bws backend, or set refresh_token_write_back: false' });
+      const holder = backendOfSecret(config, secret)?.type ?? config.backend.type;
+      if (minter.kind === 'oauth2_refresh' && minter.writeBack && holder !== 'file' && holder !== 'bws') {
+        out.push({ ok: false, what: `${secret.name}: a refresh token the provider rotates cannot be stored in the ${holder} backend: the request that gets one is refused`, fix: 'move its secrets to the file or bws backend, or set refresh_token_write_back: false' });
       }
     }
     if (exchange) out.push(...(await exchangeOnce(config, io, minters, transport)));
@@ -178,7 +192,7 @@ async function mintingChecks(config: Config, io: CliIo, exchange: boolean): Prom
 }
 
 async function exchangeOnce(config: Config, io: CliIo, minters: readonly { secret: SecretSpec; minter: MinterSpec; endpoint: URL }[], transport: TokenTransport): Promise<Check[]> {
-  const backend = await openBackend(config.backend, { ...io.env }, () => {});
+  const backend = await openBackends(config, { ...io.env }, () => {});
   const out: Check[] = [];
   try {
     const mint = new MintService({

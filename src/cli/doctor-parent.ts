@@ -1,7 +1,7 @@
 import type { Config } from '../config/index.js';
 import { Dialer, ParentProxyError } from '../proxy/index.js';
 import type { Secret } from '../secret.js';
-import { openBackend, SecretNotFound } from '../secrets/index.js';
+import { openBackends, SecretNotFound } from '../secrets/index.js';
 import type { CliIo } from './io.js';
 
 /** A doctor finding: what was checked, and the command that fixes it when it failed. */
@@ -36,9 +36,9 @@ export async function parentProxyChecks(config: Config, io: CliIo): Promise<Chec
 
 /** The backend as a secret source, opened at the first fetch (the parent proxy's credentials). */
 export function backendSource(config: Config, io: CliIo): { get(name: string): Promise<Secret>; store(): Promise<'written' | 'pending'>; close(): Promise<void> } {
-  let opened: ReturnType<typeof openBackend> | null = null;
+  let opened: ReturnType<typeof openBackends> | null = null;
   return {
-    get: async (name) => (await (opened ??= openBackend(config.backend, { ...io.env }, () => {}))).fetch(name, { signal: AbortSignal.timeout(5000) }),
+    get: async (name) => (await (opened ??= openBackends(config, { ...io.env }, () => {}))).fetch(name, { signal: AbortSignal.timeout(5000) }),
     store: () => Promise.reject(new Error('doctor stores nothing')),
     close: async () => { await (await opened?.catch(() => null))?.close?.(); },
   };

@@ -1,13 +1,12 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig } from '../config/index.js';
+import { namesToFetch, loadConfig } from '../config/index.js';
 import { FileBackend } from '../secrets/index.js';
 import type { CliIo } from './io.js';
 import { mintPlaceholder } from './placeholder.js';
 import { serve } from './serve-command.js';
 import { prepareStateDir } from './state-dir.js';
-import { namesToFetch } from '../inject/index.js';
 
 const CONFIG = 'keyswap.yaml';
 

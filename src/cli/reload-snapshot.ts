@@ -18,6 +18,7 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
     ['listen', `${was.listen.host}:${was.listen.port}` !== `${next.listen.host}:${next.listen.port}`],
     ['state_dir', was.stateDir !== next.stateDir],
     ['backend', JSON.stringify(was.backend) !== JSON.stringify(next.backend)],
+    ['backends', JSON.stringify([...was.backends]) !== JSON.stringify([...next.backends])],
     ['audit', JSON.stringify(was.audit) !== JSON.stringify(next.audit)],
     ['cache', JSON.stringify(was.cache) !== JSON.stringify(next.cache)],
     ['timeouts', JSON.stringify(was.timeouts) !== JSON.stringify(next.timeouts)],

@@ -118,7 +118,7 @@ function childEnvironment(io: CliIo, config: Config, endpoint: Endpoint, fromFil
   for (const [k, v] of Object.entries(io.env)) if (v !== undefined) env[k] = v;
   Object.assign(env, fromFile);
   // K1: a secret the env backend holds is no placeholder once the agent can read it from its own environment.
-  const removed = backendMaterialNames(env, config.backend);
+  const removed = backendMaterialNames(env, config);
   for (const name of removed) delete env[name];
   if (removed.length > 0) io.stderr.write(`keyswap: removed ${removed.join(', ')} from the command's environment (backend material)\n`);
   const input = { ...endpoint, secrets: config.secrets, inherited: { ...env } };
@@ -287,11 +287,11 @@ export async function envCommand(args: string[], io: CliIo): Promise<number> {
   for (const note of agentEnvironmentNotes(input)) io.stderr.write(`keyswap: note: ${note}\n`);
   const names = new Set(env.map(([k]) => k));
   // K1: backend material from the env file is never printed; in the shell itself it cannot be taken back, so say so.
-  const material = new Set(backendMaterialNames(fromFile, config.backend));
+  const material = new Set(backendMaterialNames(fromFile, config));
   const extra = Object.entries(fromFile).filter(([k]) => !names.has(k) && !material.has(k));
   io.stdout.write(`${exportLines([...env, ...extra])}\n`);
   if (material.size > 0) io.stderr.write(`keyswap: left ${[...material].join(', ')} out of the export lines (backend material)\n`);
-  const inShell = backendMaterialNames(io.env, config.backend);
+  const inShell = backendMaterialNames(io.env, config);
   if (inShell.length > 0) {
     io.stderr.write(`keyswap: warning: this shell holds ${inShell.join(', ')} (backend material) and every command started from it sees them; unset them, or start the agent with keyswap run, which removes them\n`);
   }

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { mintServiceFor, RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { ScrubberCache } from '../scrub/index.js';
-import { openBackend, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
+import { openBackends, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
 import { createLeafKey, Identity, IDENTITY_CREDENTIAL, IDENTITY_KEY_FILE, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, backendMaterialNames, exportLines, writeAgentConfigFiles } from './agent-env.js';
 import { anchorAuditHead, headMarkFile } from './audit-anchor.js';
@@ -75,10 +75,10 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     auditHealthy: () => audit?.isHealthy ?? false,
   }, VERSION);
 
-  const backend = await openBackend(config.backend, { ...io.env }, (m) => log.warn(m));
+  const backend = await openBackends(config, { ...io.env }, (m) => log.warn(m));
   // K1: the backend holds its own copy now; the block /proc/<pid>/environ shows any same-user process (an agent
   // this keyswap runs among them) keeps no value of it.
-  const material = backendMaterialNames(io.env, config.backend);
+  const material = backendMaterialNames(io.env, config);
   const cleared = clearInitialEnvironment(material);
   if (cleared.kind === 'failed') log.warn({ names: material, why: cleared.why }, 'backend material could not be cleared from keyswap\'s initial environment: same-user processes can read it at /proc/<pid>/environ');
   secrets = new SecretCache(backend, {
@@ -160,6 +160,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       const errors = await reloadedSnapshot(snapshot, ca, leaves).then(
         (next) => {
           snapshot = next;
+          backend.reroute(next.config);
           // A reload is also how an operator says "use the values I just stored": cached ones are dropped.
           secrets?.flush();
           return [];

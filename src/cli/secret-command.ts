@@ -2,12 +2,11 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, type BackendSpec } from '../config/index.js';
+import { namesToFetch, loadConfig, type BackendSpec } from '../config/index.js';
 import { readPassphraseFile, readStore, rekeyStore, resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { readSecretValue } from './read-secret.js';
-import { namesToFetch } from '../inject/index.js';
 
 export const SECRET_USAGE = `usage: keyswap secret set NAME   (value from stdin, or a no-echo prompt)
        keyswap secret list       (names and update times, never values)
@@ -16,13 +15,15 @@ export const SECRET_USAGE = `usage: keyswap secret set NAME   (value from stdin,
            every entry re-encrypted under new key material: a key-file store gets a new random key file; a
            passphrase store needs the new passphrase (FILE, 0600), which then replaces the configured passphrase
            file. The old key or passphrase opens nothing written afterwards; copies made before still open with it.
-options: --config FILE (default ./keyswap.yaml)`;
+options: --config FILE (default ./keyswap.yaml)
+         --backend NAME  list or rekey the file store named NAME under backends: (set and rm go to the store
+                         the config reads NAME from)`;
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 /** `keyswap secret …`: manages the embedded encrypted store named by the config's `file` backend. */
 export async function secretCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, 'new-passphrase-file': { type: 'string' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, backend: { type: 'string' }, 'new-passphrase-file': { type: 'string' } }, allowPositionals: true, strict: true });
   const [verb, name, ...rest] = positionals;
   if (verb === undefined) throw new CliError(`expected a verb\n${SECRET_USAGE}`, EXIT.usage);
   if (verb === 'set' && rest.length > 0) {
@@ -30,9 +31,14 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
   }
   if (rest.length > 0) throw new CliError(`'secret ${verb}' takes ${verb === 'list' || verb === 'rekey' ? 'no NAME' : 'one NAME'}; got extra: ${rest.join(' ')}\n${SECRET_USAGE}`, EXIT.usage);
   const config = await loadConfig(path.resolve(io.cwd, values.config));
-  const spec: BackendSpec = config.backend;
+  // A name goes to the store it is read from; list and rekey take --backend for a named store.
+  const routed = (verb === 'set' || verb === 'rm') && name !== undefined ? config.backendOf.get(name) : values.backend;
+  const spec: BackendSpec | undefined = routed === undefined ? config.backend : config.backends.get(routed);
+  const label = routed === undefined ? 'backend' : `backends.${routed}`;
+  if (spec === undefined) throw new CliError(`${config.file}: no backend named ${routed} under backends: (${[...config.backends.keys()].join(', ') || 'none'})`, EXIT.usage);
   if (spec.type !== 'file') {
-    throw new CliError(`${config.file}: backend.type is ${spec.type}; 'keyswap secret' manages the embedded store (backend type file). Store values with your ${spec.type} backend's own tools.`, EXIT.usage);
+    const whose = routed !== undefined && values.backend === undefined ? `${name} is read from ${label}, whose ` : '';
+    throw new CliError(`${config.file}: ${whose}${label}.type is ${spec.type}; 'keyswap secret' manages the embedded store (backend type file). Store values with your ${spec.type} backend's own tools.`, EXIT.usage);
   }
   const needName = (): string => {
     if (name === undefined || !NAME.test(name)) throw new CliError(`'secret ${verb}' needs a NAME (letters, digits, '_' or '-', starting with a letter)`, EXIT.usage);

@@ -4,8 +4,9 @@ import { parseHostPort } from './host-port.js';
 import { checkPlaceholders, compileSecret, SECRET_NAME } from './compile-secret.js';
 import { ConfigError, ConfigErrors } from './errors.js';
 import { reportIssue, type Report } from './report.js';
-import { backendSchemas, rawConfigSchema, type RawConfig } from './schema.js';
-import type { BackendSpec, BaseUrlRoute, ClientSpec, Config, HostPort, SecretSpec } from './types.js';
+import { rawConfigSchema, type RawConfig } from './schema.js';
+import { backendOfSecret, compileBackends, type CompiledBackends } from './compile-backends.js';
+import type { BaseUrlRoute, ClientSpec, Config, HostPort, SecretSpec } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:14322';
@@ -41,7 +42,6 @@ export function compileConfig(src: YamlSource): Config {
     warn(['audit', 'fail_on_unwritable'], 'keyswap always fails closed when the audit log cannot be written (K5); false is accepted for compatibility and has no effect');
   }
   const allowWildcardHosts = raw.allow_wildcard_hosts ?? false;
-  const backend = compileBackend(raw, stateDir, abs, err);
   const upstream = compileUpstream(raw, abs, err);
 
   const secrets: SecretSpec[] = [];
@@ -50,8 +50,11 @@ export function compileConfig(src: YamlSource): Config {
     if (spec) secrets.push(spec);
   }
   checkPlaceholders(secrets, err);
-  if (backend !== null && backend.type !== 'file' && backend.type !== 'bws') {
+  const backends = compileBackends(raw, secrets, stateDir, abs, err);
+  if (backends !== null) {
     for (const s of secrets) {
+      const backend = backendOfSecret(backends, s);
+      if (backend === undefined || backend.type === 'file' || backend.type === 'bws') continue;
       for (const site of s.sites) {
         if (site.render.kind === 'minted' && site.render.minter.kind === 'oauth2_refresh' && site.render.minter.writeBack) {
           warn(['secrets', s.name, 'inject'], `refresh_token_write_back needs a backend keyswap can write (file or bws); with ${backend.type}, a refresh token the provider rotates cannot be stored, so the request that got it is refused (write_back_failed). Move the secrets to the file or bws backend, or set refresh_token_write_back: false (the next exchange after a rotation then fails, invalid_grant)`);
@@ -78,7 +81,7 @@ export function compileConfig(src: YamlSource): Config {
       maxStaleSeconds: raw.cache?.max_stale_seconds ?? 0,
     },
     audit: { path: abs(raw.audit?.path ?? './audit.jsonl'), keyFile: raw.audit?.key_file ? abs(raw.audit.key_file) : `${stateDir}/audit.key`, failOnUnwritable: raw.audit?.fail_on_unwritable ?? true, maxBytes: raw.audit?.max_bytes ?? null },
-    backend: backend as BackendSpec,
+    ...(backends as CompiledBackends),
     upstream,
     timeouts: {
       requestHeadMs: (raw.timeouts?.request_head_seconds ?? 30) * 1000,
@@ -143,51 +146,3 @@ function compileClients(raw: RawConfig, secrets: readonly SecretSpec[], err: Rep
 }
 
 
-function compileBackend(raw: RawConfig, stateDir: string, abs: (p: string) => string, err: Report): BackendSpec | null {
-  const type = raw.backend?.type ?? 'file';
-  const cfg = raw.backend?.config ?? {};
-  const p: FieldPath = ['backend', 'config'];
-  if (typeof cfg.type === 'string' && cfg.type !== type) {
-    err([...p, 'type'], `'${cfg.type}' disagrees with backend.type '${type}'`);
-    return null;
-  }
-  const parsed = backendSchemas[type].safeParse(cfg);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) reportIssue({ ...issue, path: ['backend', 'config', ...issue.path] }, err, { backend: { config: cfg } });
-    return null;
-  }
-  const c = parsed.data as Record<string, unknown>;
-  const str = (k: string): string | null => (typeof c[k] === 'string' ? (c[k] as string) : null);
-  switch (type) {
-    case 'env':
-      return { type, prefix: str('prefix') ?? 'KEYSWAP_SECRET_' };
-    case 'static':
-      return { type, path: abs(str('path') ?? '') };
-    case 'file': {
-      if (str('key_file') && str('passphrase_file')) {
-        err([...p, 'passphrase_file'], 'key_file and passphrase_file are exclusive; keep one');
-        return null;
-      }
-      const keyFile = str('key_file');
-      const passphraseFile = str('passphrase_file');
-      return { type, path: abs(str('path') ?? path.join(stateDir, 'secrets.enc')), keyFile: keyFile ? abs(keyFile) : null, passphraseFile: passphraseFile ? abs(passphraseFile) : null };
-    }
-    case 'credentials':
-      return { type, directory: str('directory') ? abs(str('directory') as string) : null };
-    case 'files':
-      return { type, directory: abs(str('directory') ?? '') };
-    case 'bws': {
-      const token = str('access_token_file') ?? str('access_token_path');
-      const state = str('state_file') ?? str('state_path');
-      return {
-        type,
-        organizationId: str('organization_id') ?? '',
-        accessTokenFile: token ? abs(token) : null,
-        stateFile: state ? abs(state) : null,
-        apiUrl: str('api_url') ?? 'https://api.bitwarden.com',
-        identityUrl: str('identity_url') ?? 'https://identity.bitwarden.com',
-        timeoutMs: (typeof c.timeout_seconds === 'number' ? c.timeout_seconds : 10) * 1000,
-      };
-    }
-  }
-}

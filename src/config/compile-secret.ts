@@ -4,7 +4,7 @@ import type { Report } from './report.js';
 import type { RawBinding, RawInject, RawInjectField, RawSecret } from './schema.js';
 import { compileMinted, compileSigned, MINTED_TYPES, SIGNED_TYPES, type MintedType, type SignedType } from './compile-minter.js';
 import { siteKey } from './site-key.js';
-import type { Binding, InjectSpec, Renderer, SecretSpec, SourceRef } from './types.js';
+import type { BackendLocation, Binding, InjectSpec, Renderer, SecretSpec, SourceRef } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 export const SECRET_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
@@ -42,7 +42,20 @@ export function compileSecret(name: string, raw: RawSecret, ctx: SecretContext):
   if (raw.bindings.length === 0) err([...base, 'bindings'], 'is empty; a secret with no binding can never be used — list at least one {host: …}');
   const bindings = raw.bindings.map((b, i) => compileBinding(b, [...base, 'bindings', i], sub)).filter((b): b is Binding => b !== null);
   if (failed || sites === null) return null;
-  return { name, placeholder: ph, sites, bindings, honeytoken: raw.honeytoken ?? false, responseScrub: raw.response_scrub ?? 'redact', source: sourceOf(src, base) };
+  return { name, placeholder: ph, sites, bindings, honeytoken: raw.honeytoken ?? false, responseScrub: raw.response_scrub ?? 'redact', backend: backendName(raw.backend), location: backendLocation(raw.backend), source: sourceOf(src, base) };
+}
+
+/** `backend: NAME` or `backend: { name: NAME, … }`; `default` (or no name) is the unnamed `backend:`. */
+export function backendName(raw: RawSecret['backend']): string | null {
+  const name = typeof raw === 'string' ? raw : raw?.name;
+  return name === undefined || name === DEFAULT_BACKEND ? null : name;
+}
+
+export const DEFAULT_BACKEND = 'default';
+
+function backendLocation(raw: RawSecret['backend']): BackendLocation | null {
+  if (typeof raw !== 'object' || (raw.path === undefined && raw.field === undefined)) return null;
+  return { path: raw.path ?? null, field: raw.field ?? null };
 }
 
 /**

@@ -8,3 +8,5 @@ export type { TemplateExpr, TemplateFilter, TemplateFunction, TemplateSegment } 
 export { siteKey, type SiteKey } from './site-key.js';
 export { minterEndpoint, minterInputs, signerInputs } from './compile-minter.js';
 export { clientPolicy, describeClientPolicy, isOpenToAnyClient, type ClientPolicy } from './client-policy.js';
+export { namesToFetch } from './fetched-names.js';
+export { backendOfSecret } from './compile-backends.js';

@@ -41,9 +41,13 @@ const secret = z.strictObject({
   bindings: z.array(binding),
   response_scrub: z.enum(['redact', 'block', 'off']).optional(),
   honeytoken: z.boolean().optional(),
+  // Which backend holds it (a name under `backends:`), and for backends with paths and JSON values, where.
+  backend: z.union([z.string().min(1), z.strictObject({ name: z.string().min(1).optional(), path: z.string().min(1).optional(), field: z.string().min(1).optional() })]).optional(),
 });
 
 const backendConfig = z.record(z.string(), z.unknown());
+const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws'] as const;
+const backendEntry = z.strictObject({ type: z.enum(BACKEND_TYPES), config: backendConfig.optional() });
 
 export const rawConfigSchema = z.strictObject({
   version: z.literal(1),
@@ -61,7 +65,8 @@ export const rawConfigSchema = z.strictObject({
     })
     .optional(),
   audit: z.strictObject({ path: path.optional(), key_file: path.optional(), fail_on_unwritable: z.boolean().optional(), max_bytes: z.number().int().min(4096).optional() }).optional(),
-  backend: z.strictObject({ type: z.enum(['env', 'static', 'file', 'credentials', 'files', 'bws']), config: backendConfig.optional() }).optional(),
+  backend: backendEntry.optional(),
+  backends: z.record(z.string(), backendEntry).optional(),
   upstream: z
     .strictObject({
       extra_ca_file: path.nullable().optional(),
@@ -101,6 +106,7 @@ export const rawConfigSchema = z.strictObject({
 
 export type RawConfig = z.infer<typeof rawConfigSchema>;
 export type RawSecret = z.infer<typeof secret>;
+export type RawBackend = z.infer<typeof backendEntry>;
 export type RawBinding = z.infer<typeof binding>;
 export type RawInject = z.infer<typeof site>;
 export type RawInjectField = z.infer<typeof inject>;

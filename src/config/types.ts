@@ -175,8 +175,15 @@ export interface SecretSpec {
   readonly honeytoken: boolean;
   /** What keyswap does when a response echoes this secret: redact (default), block (502), off. */
   readonly responseScrub: 'redact' | 'block' | 'off';
+  /** The `backends:` name that holds it and every name it fetches; null: the default `backend:`. */
+  readonly backend: string | null;
+  /** `backend: { path, field }`: where that backend finds this secret's own value (null: by its name). */
+  readonly location: BackendLocation | null;
   readonly source: SourceRef;
 }
+
+/** `backend: { path, field }` on a secret: where a backend with paths and JSON values finds it (null: by its name). */
+export interface BackendLocation { readonly path: string | null; readonly field: string | null }
 
 export type BackendSpec =
   | { readonly type: 'env'; readonly prefix: string }
@@ -221,7 +228,14 @@ export interface Config {
   /** maxBytes: rotate to `<path>.<timestamp>` past this size (null: rotate only on SIGUSR1). */
   /** keyFile: the chain's MAC key (default `<state_dir>/audit.key`; a systemd credential `keyswap-audit-key` wins). */
   readonly audit: { readonly path: string; readonly keyFile: string; readonly failOnUnwritable: boolean; readonly maxBytes: number | null };
+  /** The unnamed `backend:` (default: the file store in state_dir): every name no secret routes elsewhere. */
   readonly backend: BackendSpec;
+  /** `backends: { NAME: … }`, opened beside the default one. */
+  readonly backends: ReadonlyMap<string, BackendSpec>;
+  /** Each fetched name a secret routes to a named backend (absent: the default); checked to be unambiguous. */
+  readonly backendOf: ReadonlyMap<string, string>;
+  /** Where a secret's own value is found, for secrets that said `backend: { path, field }`. */
+  readonly locations: ReadonlyMap<string, BackendLocation>;
   readonly upstream: {
     readonly extraCaFile: string | null;
     /** `"api.example.com:443" → 127.0.0.1:9443`: changes only the address dialled, never the name verified. */

@@ -1,9 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { Http2ServerRequest } from 'node:http2';
 import { Readable, type Duplex, type Transform } from 'node:stream';
-import { minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
+import { namesToFetch, minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
 import type { MintService } from '../mint/index.js';
-import { applyPlacements, createBodyRewriter, namesToFetch, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
+import { applyPlacements, createBodyRewriter, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, isBoundDestination, namedResources, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import { SecretNotFound, type Secret } from '../secrets/index.js';
 import { endToEndPairs, formatAuthority, h2RequestHead, isMethodToken, isRequestTarget, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';

@@ -1,5 +1,5 @@
-import type { SecretSpec } from '../config/index.js';
-import { namesToFetch, renderSecret, usesClock } from '../inject/index.js';
+import { namesToFetch, type SecretSpec } from '../config/index.js';
+import { renderSecret, usesClock } from '../inject/index.js';
 import { compileTargets, Scrubber, type ScrubTarget } from '../scrub/index.js';
 import type { Secret } from '../secrets/index.js';
 import type { Target } from './exchange.js';

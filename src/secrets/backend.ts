@@ -1,3 +1,4 @@
+import type { BackendLocation } from '../config/index.js';
 import type { Secret } from './secret.js';
 
 export interface StoreOptions {
@@ -8,6 +9,8 @@ export interface StoreOptions {
 export interface FetchContext {
   /** Aborted when the caller no longer needs the value (timeout, shutdown). */
   readonly signal: AbortSignal;
+  /** Where a secret said its value is (`backend: { path, field }`); absent or null: found by its name. */
+  readonly location?: BackendLocation | null;
 }
 
 /**

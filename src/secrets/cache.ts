@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { SecretsBackend, StoreOptions } from './backend.js';
 import { BackendUnavailable, SecretNotFound } from './errors.js';
+import { RoutedBackend } from './routed-backend.js';
 import type { Secret } from './secret.js';
 
 export interface SecretCacheOptions {
@@ -42,9 +43,8 @@ export class SecretCache {
   readonly #entries: LRUCache<string, Entry>;
   readonly #inflight = new Map<string, Promise<Secret>>();
   #generation = 0;
-  #backoffMs = 0;
-  #backoffUntilMs = 0;
-  #lastError: Error | null = null;
+  /** Per backend (RoutedBackend's partitions): an outage of one backs off only the names it holds. */
+  readonly #backoff = new Map<string, { ms: number; untilMs: number; lastError: Error }>();
   readonly stats = { hits: 0, misses: 0, backendCalls: 0, staleServed: 0, failures: 0 };
 
   constructor(backend: SecretsBackend, opts: SecretCacheOptions) {
@@ -69,7 +69,7 @@ export class SecretCache {
         this.stats.hits++;
         return entry.value;
       }
-      throw entry.error ?? new BackendUnavailable(this.#backend.type, 'unknown failure');
+      throw entry.error ?? new BackendUnavailable(this.#partition(name).backend.type, 'unknown failure');
     }
     this.stats.misses++;
     try {
@@ -110,13 +110,13 @@ export class SecretCache {
   #refresh(name: string, now: number): Promise<Secret> {
     const running = this.#inflight.get(name);
     if (running) return running;
-    if (now < this.#backoffUntilMs && this.#lastError) return Promise.reject(this.#lastError);
+    const { key, backend } = this.#partition(name);
+    const backoff = this.#backoff.get(key);
+    if (backoff !== undefined && now < backoff.untilMs) return Promise.reject(backoff.lastError);
     const generation = this.#generation;
-    const call = this.#callBackend(name)
+    const call = this.#callBackend(name, backend)
       .then((value) => {
-        this.#backoffMs = 0;
-        this.#backoffUntilMs = 0;
-        this.#lastError = null;
+        this.#backoff.delete(key);
         if (generation === this.#generation) {
           const t = this.#o.now();
           const jitter = (this.#o.random() * 2 - 1) * this.#o.jitterMs;
@@ -129,10 +129,10 @@ export class SecretCache {
         this.stats.failures++;
         const t = this.#o.now();
         if (err instanceof BackendUnavailable) {
-          this.#backoffMs = this.#backoffMs === 0 ? BACKOFF_START_MS : Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS);
+          const previousMs = this.#backoff.get(key)?.ms ?? 0;
+          const ms = previousMs === 0 ? BACKOFF_START_MS : Math.min(previousMs * 2, BACKOFF_MAX_MS);
           // Full jitter within the window's upper half: clients of one outage do not retry in lockstep.
-          this.#backoffUntilMs = t + this.#backoffMs * (0.5 + this.#o.random() / 2);
-          this.#lastError = err;
+          this.#backoff.set(key, { ms, untilMs: t + ms * (0.5 + this.#o.random() / 2), lastError: err });
         }
         const previous = this.#entries.get(name);
         if (generation === this.#generation && !(previous?.value && err instanceof BackendUnavailable)) {
@@ -145,7 +145,11 @@ export class SecretCache {
     return call;
   }
 
-  async #callBackend(name: string): Promise<Secret> {
+  #partition(name: string): { readonly key: string; readonly backend: SecretsBackend } {
+    return this.#backend instanceof RoutedBackend ? this.#backend.partition(name) : { key: '', backend: this.#backend };
+  }
+
+  async #callBackend(name: string, backend: SecretsBackend): Promise<Secret> {
     this.stats.backendCalls++;
     const started = performance.now();
     let ok = false;
@@ -154,17 +158,17 @@ export class SecretCache {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         controller.abort();
-        reject(new BackendUnavailable(this.#backend.type, `no answer within ${this.#o.fetchTimeoutMs} ms`));
+        reject(new BackendUnavailable(backend.type, `no answer within ${this.#o.fetchTimeoutMs} ms`));
       }, this.#o.fetchTimeoutMs);
     });
     try {
       // The race bounds a backend that ignores the abort signal (the Bitwarden SDK has no timeouts at all).
-      const value = await Promise.race([this.#backend.fetch(name, { signal: controller.signal }), timeout]);
+      const value = await Promise.race([backend.fetch(name, { signal: controller.signal }), timeout]);
       ok = true;
       return value;
     } catch (err) {
       if (err instanceof SecretNotFound || err instanceof BackendUnavailable) throw err;
-      throw new BackendUnavailable(this.#backend.type, 'unexpected backend error', { cause: err });
+      throw new BackendUnavailable(backend.type, 'unexpected backend error', { cause: err });
     } finally {
       clearTimeout(timer);
       this.#o.onBackendCall(performance.now() - started, ok);

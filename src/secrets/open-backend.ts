@@ -1,15 +1,39 @@
-import type { BackendSpec } from '../config/index.js';
+import type { BackendSpec, Config } from '../config/index.js';
 import type { SecretsBackend } from './backend.js';
 import { BwsBackend } from './bws-backend.js';
 import { CredentialsBackend } from './credentials-backend.js';
 import { EnvBackend } from './env-backend.js';
 import { FileBackend } from './file-backend.js';
 import { FilesBackend } from './files-backend.js';
+import { RoutedBackend } from './routed-backend.js';
 import { StaticBackend } from './static-backend.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Builds the configured backend. `env` is the copy of the process environment that cli/ took at start. */
+/**
+ * Opens the default backend and every named one, routed as the config says. A backend that fails to open closes
+ * the ones already opened, and the error names which backend it was.
+ */
+export async function openBackends(config: Pick<Config, 'backend' | 'backends' | 'backendOf' | 'locations'>, env: Env, warn: (message: string) => void = () => {}): Promise<RoutedBackend> {
+  const fallback = await openBackend(config.backend, env, warn);
+  const named = new Map<string, SecretsBackend>();
+  try {
+    for (const [name, spec] of config.backends) {
+      try {
+        named.set(name, await openBackend(spec, env, warn));
+      } catch (err) {
+        if (err instanceof Error) err.message = `backends.${name}: ${err.message}`;
+        throw err;
+      }
+    }
+  } catch (err) {
+    await Promise.allSettled([fallback, ...named.values()].map((b) => b.close?.()));
+    throw err;
+  }
+  return new RoutedBackend(fallback, named, config);
+}
+
+/** Builds one configured backend. `env` is the copy of the process environment that cli/ took at start. */
 export async function openBackend(spec: BackendSpec, env: Env, warn: (message: string) => void = () => {}): Promise<SecretsBackend> {
   switch (spec.type) {
     case 'env':

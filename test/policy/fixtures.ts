@@ -8,7 +8,7 @@ export function binding(host: string, extra: Partial<Binding> = {}): Binding {
 }
 
 export function secret(name: string, placeholder: string, inject: InjectSpec | [InjectSpec, ...InjectSpec[]], bindings: Binding[]): SecretSpec {
-  return { name, placeholder, sites: Array.isArray(inject) ? inject : [inject], bindings, honeytoken: false, responseScrub: 'redact', source };
+  return { name, placeholder, sites: Array.isArray(inject) ? inject : [inject], bindings, honeytoken: false, responseScrub: 'redact', backend: null, location: null, source };
 }
 
 export const bearer = (header = 'authorization', name = 'A'): InjectSpec => ({ type: 'header', header, render: { kind: 'format', format: `Bearer {${name}}` } });
