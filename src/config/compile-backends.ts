@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { DEFAULT_BACKEND } from './compile-secret.js';
+import { compileVaultConnection } from './compile-vault.js';
 import { namesToFetch } from './fetched-names.js';
 import { reportIssue, type Report } from './report.js';
 import { backendSchemas, type RawBackend, type RawConfig } from './schema.js';
@@ -8,7 +9,7 @@ import type { FieldPath } from './yaml-source.js';
 
 const BACKEND_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 /** Backends that read a secret at a path of their own and may hold JSON: `backend: { path, field }` means something to them. */
-const LOCATING: ReadonlySet<BackendSpec['type']> = new Set<BackendSpec['type']>([]);
+const LOCATING: ReadonlySet<BackendSpec['type']> = new Set<BackendSpec['type']>(['vault']);
 
 export interface CompiledBackends {
   readonly backend: BackendSpec;
@@ -103,6 +104,12 @@ function compileBackend(entry: Partial<RawBackend>, at: FieldPath, stateDir: str
       return { type, directory: str('directory') ? abs(str('directory') as string) : null };
     case 'files':
       return { type, directory: abs(str('directory') ?? '') };
+    case 'vault': {
+      const conn = compileVaultConnection(c as unknown as Parameters<typeof compileVaultConnection>[0], p, abs, err);
+      if (conn === null) return null;
+      const mount = (str('mount') ?? 'secret').replace(/^\/+|\/+$/g, '');
+      return { type, mount, prefix: str('prefix') ?? '', field: str('field') ?? 'value', ...conn };
+    }
     case 'bws': {
       const token = str('access_token_file') ?? str('access_token_path');
       const state = str('state_file') ?? str('state_path');

@@ -46,7 +46,7 @@ const secret = z.strictObject({
 });
 
 const backendConfig = z.record(z.string(), z.unknown());
-const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws'] as const;
+const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws', 'vault'] as const;
 const backendEntry = z.strictObject({ type: z.enum(BACKEND_TYPES), config: backendConfig.optional() });
 
 export const rawConfigSchema = z.strictObject({
@@ -117,6 +117,25 @@ export const backendSchemas = {
   file: z.strictObject({ type: z.literal('file').optional(), path: path.optional(), key_file: path.optional(), passphrase_file: path.optional() }),
   credentials: z.strictObject({ type: z.literal('credentials').optional(), directory: path.optional() }),
   files: z.strictObject({ type: z.literal('files').optional(), directory: path }),
+  vault: z.strictObject({
+    type: z.literal('vault').optional(),
+    address: z.url(),
+    mount: z.string().min(1).optional(),
+    prefix: z.string().optional(),
+    field: z.string().min(1).optional(),
+    namespace: z.string().min(1).optional(),
+    ca_file: path.optional(),
+    timeout_seconds: positiveInt.optional(),
+    auth: z.strictObject({
+      method: z.enum(['token', 'approle', 'kubernetes']),
+      mount: z.string().min(1).optional(),
+      token_file: path.optional(),
+      role_id_file: path.optional(),
+      secret_id_file: path.optional(),
+      role: z.string().min(1).optional(),
+      jwt_file: path.optional(),
+    }),
+  }),
   bws: z.strictObject({
     type: z.literal('bws').optional(),
     organization_id: z.uuid(),

@@ -185,12 +185,28 @@ export interface SecretSpec {
 /** `backend: { path, field }` on a secret: where a backend with paths and JSON values finds it (null: by its name). */
 export interface BackendLocation { readonly path: string | null; readonly field: string | null }
 
+/** How keyswap logs in to Vault: a token file (Vault Agent's sink), an AppRole, or a Kubernetes service account. */
+export type VaultAuth =
+  | { readonly method: 'token'; readonly tokenFile: string }
+  | { readonly method: 'approle'; readonly mount: string; readonly roleIdFile: string; readonly secretIdFile: string }
+  | { readonly method: 'kubernetes'; readonly mount: string; readonly role: string; readonly jwtFile: string };
+
+/** Where a Vault (or OpenBao) answers, and as whom keyswap talks to it: the backend's and transit's. */
+export interface VaultConnection {
+  readonly address: string;
+  readonly namespace: string | null;
+  readonly caFile: string | null;
+  readonly timeoutMs: number;
+  readonly auth: VaultAuth;
+}
+
 export type BackendSpec =
   | { readonly type: 'env'; readonly prefix: string }
   | { readonly type: 'static'; readonly path: string }
   | { readonly type: 'file'; readonly path: string; readonly keyFile: string | null; readonly passphraseFile: string | null }
   | { readonly type: 'credentials'; readonly directory: string | null }
   | { readonly type: 'files'; readonly directory: string }
+  | ({ readonly type: 'vault'; readonly mount: string; readonly prefix: string; readonly field: string } & VaultConnection)
   | {
       readonly type: 'bws';
       readonly organizationId: string;

@@ -163,7 +163,7 @@ export class SecretCache {
     });
     try {
       // The race bounds a backend that ignores the abort signal (the Bitwarden SDK has no timeouts at all).
-      const value = await Promise.race([backend.fetch(name, { signal: controller.signal }), timeout]);
+      const value = await Promise.race([this.#backend.fetch(name, { signal: controller.signal }), timeout]);
       ok = true;
       return value;
     } catch (err) {

@@ -10,3 +10,4 @@ export { readStore, updateStore, rekeyStore, StoreError, type KeySource, type St
 export { CredentialsBackend } from './credentials-backend.js';
 export { FilesBackend } from './files-backend.js';
 export { PENDING_WRITES_FILE, PendingWrites, pendingSummary, type PendingSummary } from './pending-writes.js';
+export { VaultBackend } from './vault-backend.js';

@@ -7,6 +7,7 @@ import { FileBackend } from './file-backend.js';
 import { FilesBackend } from './files-backend.js';
 import { RoutedBackend } from './routed-backend.js';
 import { StaticBackend } from './static-backend.js';
+import { VaultBackend } from './vault-backend.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -48,5 +49,7 @@ export async function openBackend(spec: BackendSpec, env: Env, warn: (message: s
       return FilesBackend.open(spec.directory);
     case 'bws':
       return BwsBackend.open(spec, env, warn);
+    case 'vault':
+      return VaultBackend.open(spec, warn);
   }
 }
