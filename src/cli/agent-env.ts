@@ -82,6 +82,8 @@ export function agentEnvironmentNotes(input: AgentEnvInput): string[] {
   return [`WGETRC is set (${wgetrc}), so wget reads that file, not keyswap's: add to it the line: ca_certificate = ${input.bundlePath}`];
 }
 
+const AWS_CREDENTIALS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+
 /** The env backend's default prefix, stripped whatever the configured backend (a shell may serve another keyswap). */
 const DEFAULT_SECRET_PREFIX = 'KEYSWAP_SECRET_';
 
@@ -96,11 +98,14 @@ const DEFAULT_SECRET_PREFIX = 'KEYSWAP_SECRET_';
 export function backendMaterialNames(env: Readonly<Record<string, string | undefined>>, config: Pick<Config, 'backend' | 'backends'>): string[] {
   const specs: BackendSpec[] = [config.backend, ...config.backends.values()];
   const prefixes = [DEFAULT_SECRET_PREFIX, ...specs.flatMap((b) => (b.type === 'env' ? [b.prefix] : []))];
+  // The credentials an AWS backend signs with are keyswap's, never the agent's.
+  const aws = specs.some((b) => b.type === 'aws_secrets_manager') ? AWS_CREDENTIALS : [];
   return Object.keys(env).filter(
     (name) =>
       env[name] !== undefined &&
       (prefixes.some((p) => name.startsWith(p)) ||
         name === 'BWS_ACCESS_TOKEN' ||
+        aws.includes(name) ||
         name === 'CREDENTIALS_DIRECTORY' ||
         name.startsWith('KEYSWAP_PASSPHRASE') ||
         /^KEYSWAP_.*KEY/.test(name)),

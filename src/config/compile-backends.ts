@@ -9,7 +9,7 @@ import type { FieldPath } from './yaml-source.js';
 
 const BACKEND_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 /** Backends that read a secret at a path of their own and may hold JSON: `backend: { path, field }` means something to them. */
-const LOCATING: ReadonlySet<BackendSpec['type']> = new Set<BackendSpec['type']>(['vault']);
+const LOCATING: ReadonlySet<BackendSpec['type']> = new Set<BackendSpec['type']>(['vault', 'aws_secrets_manager']);
 
 export interface CompiledBackends {
   readonly backend: BackendSpec;
@@ -110,6 +110,16 @@ function compileBackend(entry: Partial<RawBackend>, at: FieldPath, stateDir: str
       const mount = (str('mount') ?? 'secret').replace(/^\/+|\/+$/g, '');
       return { type, mount, prefix: str('prefix') ?? '', field: str('field') ?? 'value', ...conn };
     }
+    case 'aws_secrets_manager':
+      return {
+        type,
+        region: str('region'),
+        endpoint: str('endpoint'),
+        prefix: str('prefix') ?? '',
+        field: str('field'),
+        caFile: str('ca_file') ? abs(str('ca_file') as string) : null,
+        timeoutMs: (typeof c.timeout_seconds === 'number' ? c.timeout_seconds : 10) * 1000,
+      };
     case 'bws': {
       const token = str('access_token_file') ?? str('access_token_path');
       const state = str('state_file') ?? str('state_path');

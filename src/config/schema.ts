@@ -46,7 +46,7 @@ const secret = z.strictObject({
 });
 
 const backendConfig = z.record(z.string(), z.unknown());
-const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws', 'vault'] as const;
+const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws', 'vault', 'aws_secrets_manager'] as const;
 const backendEntry = z.strictObject({ type: z.enum(BACKEND_TYPES), config: backendConfig.optional() });
 
 export const rawConfigSchema = z.strictObject({
@@ -135,6 +135,15 @@ export const backendSchemas = {
       role: z.string().min(1).optional(),
       jwt_file: path.optional(),
     }),
+  }),
+  aws_secrets_manager: z.strictObject({
+    type: z.literal('aws_secrets_manager').optional(),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must be an AWS region such as eu-west-1').optional(),
+    endpoint: z.url().optional(),
+    prefix: z.string().optional(),
+    field: z.string().min(1).optional(),
+    ca_file: path.optional(),
+    timeout_seconds: positiveInt.optional(),
   }),
   bws: z.strictObject({
     type: z.literal('bws').optional(),

@@ -206,6 +206,16 @@ export type BackendSpec =
   | { readonly type: 'file'; readonly path: string; readonly keyFile: string | null; readonly passphraseFile: string | null }
   | { readonly type: 'credentials'; readonly directory: string | null }
   | { readonly type: 'files'; readonly directory: string }
+  | {
+      readonly type: 'aws_secrets_manager';
+      readonly region: string | null;
+      readonly endpoint: string | null;
+      readonly prefix: string;
+      /** null: the whole SecretString. */
+      readonly field: string | null;
+      readonly caFile: string | null;
+      readonly timeoutMs: number;
+    }
   | ({ readonly type: 'vault'; readonly mount: string; readonly prefix: string; readonly field: string } & VaultConnection)
   | {
       readonly type: 'bws';

@@ -1,5 +1,6 @@
 import type { BackendSpec, Config } from '../config/index.js';
 import type { SecretsBackend } from './backend.js';
+import { AwsSecretsBackend } from './aws-secrets-backend.js';
 import { BwsBackend } from './bws-backend.js';
 import { CredentialsBackend } from './credentials-backend.js';
 import { EnvBackend } from './env-backend.js';
@@ -51,5 +52,7 @@ export async function openBackend(spec: BackendSpec, env: Env, warn: (message: s
       return BwsBackend.open(spec, env, warn);
     case 'vault':
       return VaultBackend.open(spec, warn);
+    case 'aws_secrets_manager':
+      return AwsSecretsBackend.open(spec, env);
   }
 }
