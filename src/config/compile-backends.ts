@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { DEFAULT_BACKEND } from './compile-secret.js';
-import { compileVaultConnection } from './compile-vault.js';
+import { compileVaultConnection, httpsOrLoopback } from './compile-vault.js';
 import { namesToFetch } from './fetched-names.js';
 import { reportIssue, type Report } from './report.js';
 import { backendSchemas, type RawBackend, type RawConfig } from './schema.js';
@@ -9,7 +9,7 @@ import type { FieldPath } from './yaml-source.js';
 
 const BACKEND_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 /** Backends that read a secret at a path of their own and may hold JSON: `backend: { path, field }` means something to them. */
-const LOCATING: ReadonlySet<BackendSpec['type']> = new Set<BackendSpec['type']>(['vault', 'aws_secrets_manager']);
+const LOCATING: ReadonlySet<BackendSpec['type']> = new Set<BackendSpec['type']>(['vault', 'aws_secrets_manager', 'onepassword']);
 
 export interface CompiledBackends {
   readonly backend: BackendSpec;
@@ -120,6 +120,22 @@ function compileBackend(entry: Partial<RawBackend>, at: FieldPath, stateDir: str
         caFile: str('ca_file') ? abs(str('ca_file') as string) : null,
         timeoutMs: (typeof c.timeout_seconds === 'number' ? c.timeout_seconds : 10) * 1000,
       };
+    case 'onepassword': {
+      const url = new URL(str('url') as string);
+      if (!httpsOrLoopback(url)) {
+        err([...p, 'url'], `'${str('url')}' must be https:// (plain http only to a loopback address, such as a Connect server beside keyswap)`);
+        return null;
+      }
+      return {
+        type,
+        url: url.origin + '/',
+        tokenFile: abs(str('token_file') as string),
+        vault: str('vault') as string,
+        field: str('field'),
+        caFile: str('ca_file') ? abs(str('ca_file') as string) : null,
+        timeoutMs: (typeof c.timeout_seconds === 'number' ? c.timeout_seconds : 10) * 1000,
+      };
+    }
     case 'bws': {
       const token = str('access_token_file') ?? str('access_token_path');
       const state = str('state_file') ?? str('state_path');

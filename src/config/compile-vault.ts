@@ -5,6 +5,11 @@ import type { FieldPath } from './yaml-source.js';
 const KUBERNETES_JWT_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 
+/** A backend's address may be plain http only on this host: a token sent in clear across a network is given away. */
+export function httpsOrLoopback(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.test(url.hostname));
+}
+
 /** What each login method needs, and may have. */
 const AUTH_KEYS: Record<VaultAuth['method'], { readonly required: readonly string[]; readonly optional: readonly string[] }> = {
   token: { required: ['token_file'], optional: [] },
@@ -28,7 +33,7 @@ interface RawConnection {
 export function compileVaultConnection(c: RawConnection, p: FieldPath, abs: (f: string) => string, err: Report): VaultConnection | null {
   const url = new URL(c.address);
   let ok = true;
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) {
+  if (!httpsOrLoopback(url)) {
     err([...p, 'address'], `'${c.address}' must be https:// (plain http only to a loopback address, such as Vault Agent's listener)`);
     ok = false;
   }

@@ -46,7 +46,7 @@ const secret = z.strictObject({
 });
 
 const backendConfig = z.record(z.string(), z.unknown());
-const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws', 'vault', 'aws_secrets_manager'] as const;
+const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws', 'vault', 'aws_secrets_manager', 'onepassword'] as const;
 const backendEntry = z.strictObject({ type: z.enum(BACKEND_TYPES), config: backendConfig.optional() });
 
 export const rawConfigSchema = z.strictObject({
@@ -141,6 +141,15 @@ export const backendSchemas = {
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must be an AWS region such as eu-west-1').optional(),
     endpoint: z.url().optional(),
     prefix: z.string().optional(),
+    field: z.string().min(1).optional(),
+    ca_file: path.optional(),
+    timeout_seconds: positiveInt.optional(),
+  }),
+  onepassword: z.strictObject({
+    type: z.literal('onepassword').optional(),
+    url: z.url(),
+    token_file: path,
+    vault: z.string().min(1),
     field: z.string().min(1).optional(),
     ca_file: path.optional(),
     timeout_seconds: positiveInt.optional(),

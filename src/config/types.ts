@@ -216,6 +216,16 @@ export type BackendSpec =
       readonly caFile: string | null;
       readonly timeoutMs: number;
     }
+  | {
+      readonly type: 'onepassword';
+      readonly url: string;
+      readonly tokenFile: string;
+      readonly vault: string;
+      /** A field label; null: the item's password, else its `credential` field. */
+      readonly field: string | null;
+      readonly caFile: string | null;
+      readonly timeoutMs: number;
+    }
   | ({ readonly type: 'vault'; readonly mount: string; readonly prefix: string; readonly field: string } & VaultConnection)
   | {
       readonly type: 'bws';

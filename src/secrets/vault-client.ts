@@ -1,17 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { Agent, request, type Dispatcher } from 'undici';
-import type { VaultAuth, VaultConnection } from '../config/index.js';
-import { BackendConfigError } from './backend-config-error.js';
+import type { Dispatcher } from 'undici';
+import type { VaultConnection } from '../config/index.js';
 import { readCredentialFile } from './credential-file.js';
 import { BackendUnavailable } from './errors.js';
+import { backendDispatcher, jsonCall, type JsonAnswer } from './json-http.js';
 
-/** Projected service-account token, where Kubernetes mounts it in every pod. */
-export const KUBERNETES_JWT_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-export interface VaultAnswer {
-  readonly status: number;
-  readonly body: unknown;
-}
+export type VaultAnswer = JsonAnswer;
 
 /** Vault refused the credentials themselves (a login or token lookup answered 400/403): a user mistake at start. */
 export class VaultAuthRefused extends Error {
@@ -48,17 +41,7 @@ export class VaultClient {
   }
 
   static async open(conn: VaultConnection, what: string): Promise<VaultClient> {
-    let ca: string | undefined;
-    if (conn.caFile !== null) {
-      try {
-        ca = await readFile(conn.caFile, 'utf8');
-      } catch (err) {
-        throw new BackendConfigError(`${what}: cannot read ca_file ${conn.caFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
-    }
-    // Strict TLS, and never a proxy: keyswap's own backend calls do not loop through an agent-facing listener.
-    const dispatcher = new Agent({ connect: { ...(ca === undefined ? {} : { ca }), rejectUnauthorized: true }, connections: 8 });
-    return new VaultClient(conn, dispatcher);
+    return new VaultClient(conn, await backendDispatcher(conn.caFile, what));
   }
 
   /**
@@ -154,32 +137,11 @@ export class VaultClient {
     return read.value;
   }
 
-  async #send(method: string, apiPath: string, body: unknown, token: string | null, signal: AbortSignal): Promise<VaultAnswer> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+  #send(method: string, apiPath: string, body: unknown, token: string | null, signal: AbortSignal): Promise<VaultAnswer> {
+    const headers: Record<string, string> = {};
     if (token !== null) headers['x-vault-token'] = token;
     if (this.#conn.namespace !== null) headers['x-vault-namespace'] = this.#conn.namespace;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    try {
-      const res = await request(new URL(`v1/${apiPath}`, this.#conn.address), {
-        method: method as Dispatcher.HttpMethod,
-        headers,
-        body: body === undefined ? null : JSON.stringify(body),
-        dispatcher: this.#dispatcher,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.#conn.timeoutMs)]),
-        maxRedirections: 0,
-      } as Parameters<typeof request>[1]);
-      const text = await res.body.text();
-      let parsed: unknown = null;
-      try {
-        parsed = text === '' ? null : JSON.parse(text);
-      } catch {
-        parsed = null;
-      }
-      return { status: res.statusCode, body: parsed };
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? (err as Error).name;
-      throw new BackendUnavailable('vault', `${this.#conn.address} cannot be reached (${code})`);
-    }
+    return jsonCall('vault', this.#dispatcher, new URL(`v1/${apiPath}`, this.#conn.address), { method, headers, body, signal, timeoutMs: this.#conn.timeoutMs });
   }
 }
 
@@ -216,4 +178,3 @@ function leaseFor(token: string, seconds: number, renewable: boolean): Lease {
   return { token, renewAtMs: now + (seconds * 1000 * 2) / 3, expiresAtMs: now + seconds * 1000, renewable };
 }
 
-export type { VaultAuth };
