@@ -174,7 +174,9 @@ async function moveState(lay: InstallLayout, from: Config, svc: Owner, changes: 
   ];
   if (from.backend.type === 'file') {
     files.push([from.backend.path, path.join(lay.stateDir, 'secrets.enc'), svc], [`${from.backend.path}.revision`, path.join(lay.stateDir, 'secrets.enc.revision'), svc]);
-    if (from.backend.passphraseFile === null) {
+    if (from.backend.keyKms !== null) {
+      io.stdout.write(`note: the store key is wrapped by ${from.backend.keyKms}; only its wrapped form is in the store, so nothing else moves. The service needs the KMS's credentials (backend.config.kms)\n`);
+    } else if (from.backend.passphraseFile === null) {
       // Only a key file moves (the process env is ignored: the quick start's own key is the one beside its store).
       const source = await resolveKeySource(from.backend, {});
       if (source.kind === 'keyfile') files.push([source.path, lay.credential, ROOT]);
@@ -199,7 +201,7 @@ async function moveState(lay: InstallLayout, from: Config, svc: Owner, changes: 
  * (a missing LoadCredential= source fails the unit). With no store yet, a fresh key is made now.
  */
 async function ensureStoreKey(lay: InstallLayout, config: Config, svc: Owner, changes: Changes, io: CliIo): Promise<void> {
-  if (config.backend.type !== 'file' || config.backend.keyFile !== null || config.backend.passphraseFile !== null) return;
+  if (config.backend.type !== 'file' || config.backend.keyFile !== null || config.backend.passphraseFile !== null || config.backend.keyKms !== null) return;
   if (existsSync(lay.credential)) return;
   const beside = path.join(path.dirname(config.backend.path), 'store.key');
   // lstat: a link planted beside the store (to a root-only file) is there to be refused, not followed.

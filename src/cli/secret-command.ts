@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { namesToFetch, loadConfig, type BackendSpec } from '../config/index.js';
-import { readPassphraseFile, readStore, rekeyStore, resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
+import { openKmsKeySource, readPassphraseFile, readStore, rekeyStore, resolveKeySource, StoreError, updateStore, type KeySource } from '../secrets/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { count, type CliIo } from './io.js';
 import { readSecretValue } from './read-secret.js';
@@ -15,15 +15,28 @@ export const SECRET_USAGE = `usage: keyswap secret set NAME   (value from stdin,
            every entry re-encrypted under new key material: a key-file store gets a new random key file; a
            passphrase store needs the new passphrase (FILE, 0600), which then replaces the configured passphrase
            file. The old key or passphrase opens nothing written afterwards; copies made before still open with it.
+       keyswap secret rekey --to-kms URI      move the store onto a KMS-wrapped key (aws_kms://ARN, vault_transit://KEY,
+                                              reached as backend.config.kms says); then set key_kms: URI
+       keyswap secret rekey --to-key-file FILE move it back onto a key file (created 0600 if absent); then set key_file
 options: --config FILE (default ./keyswap.yaml)
          --backend NAME  list or rekey the file store named NAME under backends: (set and rm go to the store
                          the config reads NAME from)`;
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
+/** What a rekey did, and the config change a move needs before keyswap can open the store again. */
+function rekeyedMessage(store: string, done: number, source: KeySource, next: KeySource | null, label: string): string {
+  const entries = count(done, 'entry', 'entries');
+  if (next?.kind === 'kms') return `moved ${store}: ${entries} now under a key wrapped by ${next.uri}; only its wrapped form is on disk. Now set ${label}.config.key_kms: ${next.uri} (and remove key_file / passphrase_file) before keyswap starts again`;
+  if (next?.kind === 'keyfile') return `moved ${store}: ${entries} now under the key file ${next.path}. Now set ${label}.config.key_file: ${next.path} (and remove key_kms) before keyswap starts again`;
+  if (source.kind === 'kms') return `rekeyed ${store}: ${entries} under a new key wrapped by ${source.uri}; the old wrapped key opens nothing written from now on`;
+  const where = source.kind === 'keyfile' ? `a new key in ${source.path}` : source.file !== undefined ? `the new passphrase, now in ${source.file}` : 'the new passphrase';
+  return `rekeyed ${store}: ${entries} under ${where}; the old ${source.kind === 'keyfile' ? 'key' : 'passphrase'} opens nothing written from now on`;
+}
+
 /** `keyswap secret …`: manages the embedded encrypted store named by the config's `file` backend. */
 export async function secretCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, backend: { type: 'string' }, 'new-passphrase-file': { type: 'string' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, backend: { type: 'string' }, 'new-passphrase-file': { type: 'string' }, 'to-kms': { type: 'string' }, 'to-key-file': { type: 'string' } }, allowPositionals: true, strict: true });
   const [verb, name, ...rest] = positionals;
   if (verb === undefined) throw new CliError(`expected a verb\n${SECRET_USAGE}`, EXIT.usage);
   if (verb === 'set' && rest.length > 0) {
@@ -84,11 +97,21 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
       }
       case 'rekey': {
         const newFile = values['new-passphrase-file'];
-        if (newFile !== undefined && source.kind === 'keyfile') throw new CliError(`${spec.path} is protected by a key file, not a passphrase; rekey it without --new-passphrase-file`, EXIT.usage);
-        const next = newFile === undefined ? null : await readPassphraseFile(path.resolve(io.cwd, newFile));
-        const done = await rekeyStore(spec.path, source, next, (done, total) => io.stderr.write(`re-encrypted ${done}/${total}\n`));
-        const where = source.kind === 'keyfile' ? `a new key in ${source.path}` : source.file !== undefined ? `the new passphrase, now in ${source.file}` : 'the new passphrase';
-        io.stdout.write(`rekeyed ${spec.path}: ${count(done, 'entry', 'entries')} under ${where}; the old ${source.kind === 'keyfile' ? 'key' : 'passphrase'} opens nothing written from now on\n`);
+        const toKms = values['to-kms'];
+        const toKeyFile = values['to-key-file'];
+        if ([newFile, toKms, toKeyFile].filter((v) => v !== undefined).length > 1) throw new CliError('--new-passphrase-file, --to-kms and --to-key-file are exclusive', EXIT.usage);
+        if (newFile !== undefined && source.kind !== 'passphrase') throw new CliError(`${spec.path} is protected by ${source.kind === 'kms' ? source.uri : 'a key file'}, not a passphrase; rekey it without --new-passphrase-file`, EXIT.usage);
+        if (toKms !== undefined && source.kind === 'kms' && source.uri === toKms) throw new CliError(`${spec.path} is already wrapped by ${toKms}; to replace its key, run keyswap secret rekey without --to-kms`, EXIT.usage);
+        const next = newFile !== undefined ? await readPassphraseFile(path.resolve(io.cwd, newFile))
+          : toKms !== undefined ? await openKmsKeySource(toKms, spec.kms, io.env)
+            : toKeyFile !== undefined ? { kind: 'keyfile' as const, path: path.resolve(io.cwd, toKeyFile) } : null;
+        try {
+          const done = await rekeyStore(spec.path, source, next, (done, total) => io.stderr.write(`re-encrypted ${done}/${total}\n`));
+          io.stdout.write(`${rekeyedMessage(spec.path, done, source, next, label)}\n`);
+        } finally {
+          if (next?.kind === 'kms') await next.close();
+          if (source.kind === 'kms') await source.close();
+        }
         return EXIT.ok;
       }
       default:

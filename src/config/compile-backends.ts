@@ -4,7 +4,7 @@ import { compileVaultConnection, httpsOrLoopback } from './compile-vault.js';
 import { namesToFetch } from './fetched-names.js';
 import { reportIssue, type Report } from './report.js';
 import { backendSchemas, type RawBackend, type RawConfig } from './schema.js';
-import type { BackendLocation, BackendSpec, SecretSpec } from './types.js';
+import type { BackendLocation, BackendSpec, KmsSettings, SecretSpec } from './types.js';
 import type { FieldPath } from './yaml-source.js';
 
 const BACKEND_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
@@ -92,13 +92,16 @@ function compileBackend(entry: Partial<RawBackend>, at: FieldPath, stateDir: str
     case 'static':
       return { type, path: abs(str('path') ?? '') };
     case 'file': {
-      if (str('key_file') && str('passphrase_file')) {
-        err([...p, 'passphrase_file'], 'key_file and passphrase_file are exclusive; keep one');
+      const sources = ['key_file', 'passphrase_file', 'key_kms'].filter((k) => str(k) !== null);
+      if (sources.length > 1) {
+        err([...p, sources[1] as string], `${sources.join(' and ')} are exclusive; keep one`);
         return null;
       }
       const keyFile = str('key_file');
       const passphraseFile = str('passphrase_file');
-      return { type, path: abs(str('path') ?? path.join(stateDir, 'secrets.enc')), keyFile: keyFile ? abs(keyFile) : null, passphraseFile: passphraseFile ? abs(passphraseFile) : null };
+      const kms = compileKms(c.kms as RawKms | undefined, str('key_kms'), [...p, 'kms'], abs, err);
+      if (kms === null) return null;
+      return { type, path: abs(str('path') ?? path.join(stateDir, 'secrets.enc')), keyFile: keyFile ? abs(keyFile) : null, passphraseFile: passphraseFile ? abs(passphraseFile) : null, keyKms: str('key_kms'), kms };
     }
     case 'credentials':
       return { type, directory: str('directory') ? abs(str('directory') as string) : null };
@@ -150,6 +153,40 @@ function compileBackend(entry: Partial<RawBackend>, at: FieldPath, stateDir: str
       };
     }
   }
+}
+
+type RawKms = { endpoint?: string; ca_file?: string; timeout_seconds?: number; address?: string; namespace?: string; mount?: string; auth?: Record<string, string> };
+
+/**
+ * `kms:`: AWS KMS's endpoint and CA, or the Vault holding a transit key (address and auth as the vault backend's).
+ * `key_kms` is checked against it: a transit key needs a Vault; gcp_kms is not built yet and says so.
+ */
+function compileKms(raw: RawKms | undefined, uri: string | null, p: FieldPath, abs: (f: string) => string, err: Report): KmsSettings | null {
+  const keyPath: FieldPath = [...p.slice(0, -1), 'key_kms'];
+  if (uri?.startsWith('gcp_kms://')) {
+    err(keyPath, 'gcp_kms is not supported by this keyswap yet; use aws_kms://ARN or vault_transit://KEYNAME');
+    return null;
+  }
+  let vault: KmsSettings['vault'] = null;
+  if (raw?.address !== undefined || raw?.auth !== undefined) {
+    if (raw.address === undefined || raw.auth === undefined) {
+      err([...p, raw.address === undefined ? 'address' : 'auth'], 'is required for a Vault transit key (kms.address and kms.auth, as the vault backend takes them)', true);
+      return null;
+    }
+    const method = raw.auth.method;
+    if (method !== 'token' && method !== 'approle' && method !== 'kubernetes') {
+      err([...p, 'auth', 'method'], 'must be one of: token, approle, kubernetes');
+      return null;
+    }
+    const conn = compileVaultConnection({ address: raw.address, namespace: raw.namespace, ca_file: raw.ca_file, timeout_seconds: raw.timeout_seconds, auth: { ...raw.auth, method } }, p, abs, err);
+    if (conn === null) return null;
+    vault = { ...conn, mount: (raw.mount ?? 'transit').replace(/^\/+|\/+$/g, '') };
+  }
+  if (uri?.startsWith('vault_transit://') && vault === null) {
+    err(keyPath, `${uri} needs the Vault that holds it: set kms: { address, auth } beside it`);
+    return null;
+  }
+  return { endpoint: raw?.endpoint ?? null, caFile: raw?.ca_file === undefined ? null : abs(raw.ca_file), timeoutMs: (raw?.timeout_seconds ?? 10) * 1000, vault };
 }
 
 /** The raw document shape reportIssue reads a zod path against: `{ backend: … }` or `{ backends: { NAME: … } }`. */

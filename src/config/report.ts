@@ -26,7 +26,8 @@ export function reportIssue(issue: z.core.$ZodIssue, err: Report, data: unknown)
       err(p, `must be at most ${String(issue.maximum)}`);
       return;
     case 'invalid_format':
-      err(p, `must be a valid ${issue.format}`);
+      // A pattern's own words (`regex(…, 'must be …')`) say more than its name.
+      err(p, issue.format === 'regex' && issue.message.startsWith('must ') ? issue.message : `must be a valid ${issue.format}`);
       return;
     case 'invalid_union': {
       // One site or a list of sites: report the branch the value's own shape chose; if none fits, name both.

@@ -114,7 +114,22 @@ export type RawInjectField = z.infer<typeof inject>;
 export const backendSchemas = {
   env: z.strictObject({ type: z.literal('env').optional(), prefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional() }),
   static: z.strictObject({ type: z.literal('static').optional(), path }),
-  file: z.strictObject({ type: z.literal('file').optional(), path: path.optional(), key_file: path.optional(), passphrase_file: path.optional() }),
+  file: z.strictObject({
+    type: z.literal('file').optional(),
+    path: path.optional(),
+    key_file: path.optional(),
+    passphrase_file: path.optional(),
+    key_kms: z.string().regex(/^(aws_kms|gcp_kms|vault_transit):\/\/.+$/, 'must be aws_kms://ARN, gcp_kms://projects/…/cryptoKeys/… or vault_transit://KEYNAME').optional(),
+    kms: z.strictObject({
+      endpoint: z.url().optional(),
+      ca_file: path.optional(),
+      timeout_seconds: positiveInt.optional(),
+      address: z.url().optional(),
+      namespace: z.string().min(1).optional(),
+      mount: z.string().min(1).optional(),
+      auth: z.record(z.string(), z.string()).optional(),
+    }).optional(),
+  }),
   credentials: z.strictObject({ type: z.literal('credentials').optional(), directory: path.optional() }),
   files: z.strictObject({ type: z.literal('files').optional(), directory: path }),
   vault: z.strictObject({

@@ -200,10 +200,27 @@ export interface VaultConnection {
   readonly auth: VaultAuth;
 }
 
+/** `backend.config.kms`: the endpoint and CA of AWS KMS, or the Vault that holds the transit key. */
+export interface KmsSettings {
+  readonly endpoint: string | null;
+  readonly caFile: string | null;
+  readonly timeoutMs: number;
+  readonly vault: (VaultConnection & { readonly mount: string }) | null;
+}
+
 export type BackendSpec =
   | { readonly type: 'env'; readonly prefix: string }
   | { readonly type: 'static'; readonly path: string }
-  | { readonly type: 'file'; readonly path: string; readonly keyFile: string | null; readonly passphraseFile: string | null }
+  | {
+      readonly type: 'file';
+      readonly path: string;
+      readonly keyFile: string | null;
+      readonly passphraseFile: string | null;
+      /** `aws_kms://ARN` or `vault_transit://KEY`: a KMS wraps the store key (envelope encryption). */
+      readonly keyKms: string | null;
+      /** How to reach a KMS (for key_kms, and for `secret rekey --to-kms`). */
+      readonly kms: KmsSettings;
+    }
   | { readonly type: 'credentials'; readonly directory: string | null }
   | { readonly type: 'files'; readonly directory: string }
   | {

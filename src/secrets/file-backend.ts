@@ -5,16 +5,18 @@ import type { FetchContext, SecretsBackend, StoreOptions } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
 import { BackendUnavailable, SecretNotFound } from './errors.js';
 import { readStore, refuseLoose, StoreError, updateStore, type KeySource, type StoredEntry } from './file-store.js';
+import { openKmsKeySource } from './open-key-wrapper.js';
 import { Secret } from './secret.js';
 
 type FileSpec = Extract<BackendSpec, { type: 'file' }>;
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
- * Where the store's key comes from, first match wins: backend.config.key_file, backend.config.passphrase_file,
+ * Where the store's key comes from, first match wins: backend.config.key_kms (a KMS unwraps it), key_file, backend.config.passphrase_file,
  * $KEYSWAP_PASSPHRASE_FILE, the systemd credential `keyswap-store-key`, then `store.key` beside the store.
  */
 export async function resolveKeySource(spec: FileSpec, env: Env): Promise<KeySource> {
+  if (spec.keyKms !== null) return openKmsKeySource(spec.keyKms, spec.kms, env);
   if (spec.keyFile) return { kind: 'keyfile', path: spec.keyFile };
   const passphraseFile = spec.passphraseFile ?? env.KEYSWAP_PASSPHRASE_FILE;
   if (passphraseFile) return readPassphraseFile(passphraseFile);
@@ -89,6 +91,10 @@ export class FileBackend implements SecretsBackend {
   async list(): Promise<readonly string[]> {
     await this.#refresh();
     return [...this.#entries.keys()];
+  }
+
+  async close(): Promise<void> {
+    if (this.#source.kind === 'kms') await this.#source.close();
   }
 
   async #refresh(): Promise<void> {

@@ -159,6 +159,7 @@ function cannotDecrypt(file: string, source: KeySource): string {
   if (source.kind === 'keyfile' && existsSync(`${source.path}.next`)) {
     return `cannot decrypt ${file} with ${source.path}; a rekey was cut short and the store is probably under the new key at ${source.path}.next: keep that file (deleting it loses every secret), and move it to ${source.path} once you have checked`;
   }
+  if (source.kind === 'kms') return `cannot decrypt ${file}: ${source.uri} unwrapped a key that does not open it (the wrapped key in the file was changed)`;
   const why = source.kind === 'keyfile' ? `wrong key file ${source.path}?` : 'wrong passphrase? (after a rekey cut short, the new one is in the file given to --new-passphrase-file)';
   return `cannot decrypt ${file} with this key (${why})`;
 }
@@ -180,7 +181,7 @@ export async function updateStore(given: string, source: KeySource, change: (ent
 
 /** Encrypts the entries under a fresh DEK (and, for a passphrase, a fresh salt) and replaces the store atomically. */
 async function writeStore(file: string, source: KeySource, entries: ReadonlyMap<string, StoredEntry>, revision: number): Promise<void> {
-  const header = newKekHeader(source);
+  const header = await newKekHeader(source);
   const dek = randomBytes(32);
   const names = [...entries.keys()].sort();
   const index = { revision, entries: Object.fromEntries(names.map((n) => [n, (entries.get(n) as StoredEntry).updatedAt])) };
@@ -245,7 +246,14 @@ export async function rekeyStore(given: string, source: KeySource, next: KeySour
     const current = await readStore(file, source);
     const entries = current.entries;
     try {
-      if (source.kind === 'keyfile') {
+      if (next !== null && next.kind !== 'passphrase') {
+        // A move onto a KMS, or back onto a key file (created if absent): the store is written under it alone.
+        await writeStore(file, next, entries, current.revision + 1);
+      } else if (source.kind === 'kms') {
+        // A new key, made and wrapped now: the old wrapped key opens nothing written afterwards.
+        source.fresh();
+        await writeStore(file, source, entries, current.revision + 1);
+      } else if (source.kind === 'keyfile') {
         // A symlinked key file (kept on another volume) is rekeyed where it really is.
         const keyPath = await resolveWriteTarget(source.path);
         const staged = `${keyPath}.next`;

@@ -11,3 +11,5 @@ export { CredentialsBackend } from './credentials-backend.js';
 export { FilesBackend } from './files-backend.js';
 export { PENDING_WRITES_FILE, PendingWrites, pendingSummary, type PendingSummary } from './pending-writes.js';
 export { VaultBackend } from './vault-backend.js';
+export { openKmsKeySource } from './open-key-wrapper.js';
+export { KmsKeySource } from './key-wrapper.js';

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:cryp
 import { readFile, stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { writeFileAtomic } from '../atomic-file.js';
+import type { KmsKeySource } from './key-wrapper.js';
 
 export class StoreError extends Error {
   override readonly name = 'StoreError';
@@ -11,7 +12,7 @@ export class StoreError extends Error {
  * Where the store's key-encryption key comes from. `file` names where a passphrase was read from, so a rekey can
  * put the new one there.
  */
-export type KeySource = { readonly kind: 'keyfile'; readonly path: string } | { readonly kind: 'passphrase'; readonly passphrase: string; readonly file?: string };
+export type KeySource = { readonly kind: 'keyfile'; readonly path: string } | { readonly kind: 'passphrase'; readonly passphrase: string; readonly file?: string } | KmsKeySource;
 
 export const sealed = z.strictObject({ iv: z.string(), tag: z.string(), ct: z.string() });
 export type Sealed = z.infer<typeof sealed>;
@@ -28,6 +29,8 @@ const SCRYPT_READ: readonly { N: number; r: number; p: number }[] = [SCRYPT_WRIT
 export const kekHeader = z.union([
   z.strictObject({ kind: z.literal('keyfile') }),
   z.strictObject({ kind: z.literal('passphrase'), salt: z.string(), scrypt: z.strictObject({ N: z.number(), r: z.number(), p: z.number() }) }),
+  // Envelope encryption: the key itself, wrapped by the KMS `uri` names; only this form is ever written.
+  z.strictObject({ kind: z.literal('kms'), uri: z.string(), wrapped: z.string() }),
 ]);
 export type KekHeader = z.infer<typeof kekHeader>;
 
@@ -84,6 +87,7 @@ async function readKeyFile(file: string, create: boolean): Promise<Buffer> {
 const derived = new WeakMap<KeySource, Map<string, Buffer>>();
 
 export async function deriveKek(source: KeySource, header: KekHeader, create: boolean): Promise<Buffer> {
+  if (header.kind === 'kms' || source.kind === 'kms') return unwrapKek(source, header);
   if (source.kind === 'keyfile') {
     if (header.kind !== 'keyfile') throw new StoreError('this store is protected by a passphrase; set KEYSWAP_PASSPHRASE_FILE or backend.config.passphrase_file');
     return readKeyFile(source.path, create);
@@ -106,6 +110,24 @@ export async function deriveKek(source: KeySource, header: KekHeader, create: bo
   return kek;
 }
 
-export function newKekHeader(source: KeySource): KekHeader {
+export async function newKekHeader(source: KeySource): Promise<KekHeader> {
+  if (source.kind === 'kms') {
+    try {
+      return { kind: 'kms', uri: source.uri, wrapped: (await source.current()).wrapped };
+    } catch (err) {
+      throw new StoreError(`cannot wrap a new store key with ${source.uri}: ${(err as Error).message}`);
+    }
+  }
   return source.kind === 'keyfile' ? { kind: 'keyfile' } : { kind: 'passphrase', salt: randomBytes(16).toString('base64'), scrypt: { ...SCRYPT_WRITTEN } };
+}
+
+async function unwrapKek(source: KeySource, header: KekHeader): Promise<Buffer> {
+  if (header.kind !== 'kms') throw new StoreError(`this store is protected by a ${header.kind === 'keyfile' ? 'key file' : 'passphrase'}, not ${source.kind === 'kms' ? source.uri : 'a KMS'}; move it onto the KMS with: keyswap secret rekey --to-kms URI (run with the config that still names the ${header.kind === 'keyfile' ? 'key file' : 'passphrase'})`);
+  if (source.kind !== 'kms') throw new StoreError(`this store's key is wrapped by ${header.uri}; set backend.config.key_kms: ${header.uri}`);
+  if (source.uri !== header.uri) throw new StoreError(`this store's key is wrapped by ${header.uri}, but the config names ${source.uri}; name the one that wraps it, or move the store with: keyswap secret rekey --to-kms ${source.uri}`);
+  try {
+    return await source.open(header.wrapped);
+  } catch (err) {
+    throw new StoreError(`cannot unwrap the store key with ${header.uri}: ${(err as Error).message}`);
+  }
 }
