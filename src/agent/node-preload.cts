@@ -15,7 +15,8 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
-import type tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
 
 // keyswap itself, started from a shell that ran `eval "$(keyswap env)"`, inherits this preload: its own upstream
 // connections must never be routed through whatever HTTPS_PROXY names.
@@ -23,7 +24,8 @@ if (!isKeyswapItself()) {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const undici = require('undici') as typeof import('undici');
-    undici.setGlobalDispatcher(new undici.EnvHttpProxyAgent());
+    const proxyTls = proxyClientTls();
+    undici.setGlobalDispatcher(new undici.EnvHttpProxyAgent(proxyTls === null ? {} : { proxyTls }));
   } catch (err) {
     process.stderr.write(`keyswap: fetch() in this process will not use the proxy: ${(err as Error).message}\n`);
   }
@@ -51,7 +53,7 @@ function routeNodeHttps(): void {
   const proxyText = process.env.https_proxy ?? process.env.HTTPS_PROXY ?? '';
   if (proxyText === '') return;
   const proxy = new URL(proxyText);
-  if (proxy.protocol !== 'http:') throw new Error(`HTTPS_PROXY ${proxy.protocol}// is not supported here (http:// only)`);
+  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') throw new Error(`HTTPS_PROXY ${proxy.protocol}// is not supported here (http:// or https:// only)`);
   const noProxy = parseNoProxy(process.env.no_proxy ?? process.env.NO_PROXY ?? '');
   const proxyAuth = proxy.username === '' ? null
     : `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}`;
@@ -82,7 +84,11 @@ function routeNodeHttps(): void {
  */
 function tunnel(proxy: URL, auth: string | null, host: string, port: number): { readonly stream: Duplex; readonly raw: net.Socket } {
   const authority = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-  const socket = net.connect({ host: stripBrackets(proxy.hostname), port: Number(proxy.port || 80) });
+  // An https:// proxy (keyswap's TLS listener): TLS to the proxy first, with the agent's certificate when
+  // `keyswap run --cert --key` gave one.
+  const socket = proxy.protocol === 'https:'
+    ? tls.connect({ host: stripBrackets(proxy.hostname), port: Number(proxy.port || 443), servername: net.isIP(stripBrackets(proxy.hostname)) ? undefined : proxy.hostname, ALPNProtocols: ['http/1.1'], ...proxyClientTls() })
+    : net.connect({ host: stripBrackets(proxy.hostname), port: Number(proxy.port || 80) });
   const waiting: [Buffer, (err?: Error | null) => void][] = [];
   let open = false;
   const stream = new Duplex({
@@ -104,7 +110,7 @@ function tunnel(proxy: URL, auth: string | null, host: string, port: number): { 
   socket.once('error', (err) => stream.destroy(err));
   // A proxy that closes before its answer (a restart mid-CONNECT) must fail the request, never leave it waiting.
   socket.once('close', () => { if (!open) stream.destroy(new Error(`the proxy closed the connection before answering CONNECT ${authority}`)); });
-  socket.once('connect', () => {
+  socket.once(proxy.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
     socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth === null ? '' : `Proxy-Authorization: ${auth}\r\n`}\r\n`);
   });
   let head = Buffer.alloc(0);
@@ -133,6 +139,17 @@ function tunnel(proxy: URL, auth: string | null, host: string, port: number): { 
   };
   socket.on('data', onHead);
   return { stream, raw: socket };
+}
+
+/** KEYSWAP_PROXY_CERT, _KEY and _CA (`keyswap run --cert --key`): the agent's certificate for keyswap's TLS listener. */
+function proxyClientTls(): { cert?: string; key?: string; ca?: string } | null {
+  const { KEYSWAP_PROXY_CERT: cert, KEYSWAP_PROXY_KEY: key, KEYSWAP_PROXY_CA: ca } = process.env;
+  if (!cert && !ca) return null;
+  return {
+    ...(cert ? { cert: readFileSync(cert, 'utf8') } : {}),
+    ...(key ? { key: readFileSync(key, 'utf8') } : {}),
+    ...(ca ? { ca: readFileSync(ca, 'utf8') } : {}),
+  };
 }
 
 interface NoProxyEntry { readonly host: string; readonly port: number | null }

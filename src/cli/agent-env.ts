@@ -82,7 +82,12 @@ export function agentEnvironmentNotes(input: AgentEnvInput): string[] {
   return [`WGETRC is set (${wgetrc}), so wget reads that file, not keyswap's: add to it the line: ca_certificate = ${input.bundlePath}`];
 }
 
-const AWS_CREDENTIALS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+/** What the AWS SDK's credential chain reads from the environment: keys, and what buys a role's credentials. */
+const AWS_CREDENTIALS = [
+  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+  'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+  'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_ROLE_ARN', 'AWS_PROFILE', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_CONFIG_FILE',
+];
 
 /** The env backend's default prefix, stripped whatever the configured backend (a shell may serve another keyswap). */
 const DEFAULT_SECRET_PREFIX = 'KEYSWAP_SECRET_';
@@ -99,7 +104,7 @@ export function backendMaterialNames(env: Readonly<Record<string, string | undef
   const specs: BackendSpec[] = [config.backend, ...config.backends.values()];
   const prefixes = [DEFAULT_SECRET_PREFIX, ...specs.flatMap((b) => (b.type === 'env' ? [b.prefix] : []))];
   // The credentials an AWS backend signs with are keyswap's, never the agent's.
-  const aws = specs.some((b) => b.type === 'aws_secrets_manager') ? AWS_CREDENTIALS : [];
+  const aws = specs.some((b) => b.type === 'aws_secrets_manager' || (b.type === 'file' && b.keyKms?.startsWith('aws_kms://'))) ? AWS_CREDENTIALS : [];
   return Object.keys(env).filter(
     (name) =>
       env[name] !== undefined &&

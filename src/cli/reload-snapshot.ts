@@ -16,6 +16,7 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
   const was = current.config;
   const needsRestart = [
     ['listen', `${was.listen.host}:${was.listen.port}` !== `${next.listen.host}:${next.listen.port}`],
+    ['listen_tls', JSON.stringify(was.listenTls) !== JSON.stringify(next.listenTls)],
     ['state_dir', was.stateDir !== next.stateDir],
     ['backend', JSON.stringify(was.backend) !== JSON.stringify(next.backend)],
     ['backends', JSON.stringify([...was.backends]) !== JSON.stringify([...next.backends])],

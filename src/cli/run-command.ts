@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientPolicy, describeClientPolicy, loadConfig, type Config } from '../config/index.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { createLogger } from '../log.js';
 import { agentEnvironment, agentEnvironmentNotes, backendMaterialNames, exportLines } from './agent-env.js';
 import { DotEnv } from './dotenv.js';
@@ -16,7 +18,7 @@ import { runningServe } from './pid-file.js';
 import { start, type Started } from './runtime.js';
 import { IDENTITY_PUBLIC_FILE, isIdentityPublicKey, verifyIdentity } from '../tls/index.js';
 
-export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]] [--allow-non-loopback] -- CMD [ARGS…]
+export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE | --cert FILE --key FILE]] [--allow-non-loopback] -- CMD [ARGS…]
        keyswap env [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]]
 
 run: starts CMD behind keyswap: every proxy variable, keyswap's CA for each runtime that reads one (Node,
@@ -27,11 +29,16 @@ run: starts CMD behind keyswap: every proxy variable, keyswap's CA for each runt
      exit code is keyswap's.
 env: prints the same environment as export lines for the keyswap serving this config: eval "$(keyswap env)".
 --client: with a clients: section, the agent's identity; its token (from --token-file, 0600, or
-     $KEYSWAP_CLIENT_TOKEN) goes into every proxy variable as http://NAME:TOKEN@host:port.`;
+     $KEYSWAP_CLIENT_TOKEN) goes into every proxy variable as http://NAME:TOKEN@host:port. A client with a
+     spiffe_id presents its certificate instead (--cert, --key): the proxy variables name the TLS listener
+     (https://), and Node and curl are set up to present the certificate to it.`;
 
-interface Endpoint { readonly proxyUrl: string; readonly caPath: string; readonly bundlePath: string }
+interface Endpoint { readonly proxyUrl: string; readonly caPath: string; readonly bundlePath: string; readonly tlsProxyUrl?: string | null }
 
-interface RunOptions { config: string; envFile: string | undefined; allowNonLoopback: boolean; client: string | undefined; tokenFile: string | undefined; command: string[] }
+interface RunOptions { config: string; envFile: string | undefined; allowNonLoopback: boolean; client: string | undefined; tokenFile: string | undefined; cert: string | undefined; key: string | undefined; command: string[] }
+
+/** How the agent proves who it is: a token in the proxy URL, or its certificate on the TLS listener. */
+type Credentials = { readonly kind: 'token'; readonly name: string; readonly token: string } | { readonly kind: 'cert'; readonly name: string; readonly cert: string; readonly key: string; readonly ca: string };
 
 function parse(args: string[]): RunOptions {
   const dash = args.indexOf('--');
@@ -44,6 +51,8 @@ function parse(args: string[]): RunOptions {
       'allow-non-loopback': { type: 'boolean', default: false },
       client: { type: 'string' },
       'token-file': { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
     },
     strict: true,
     allowPositionals: true,
@@ -54,6 +63,8 @@ function parse(args: string[]): RunOptions {
     allowNonLoopback: values['allow-non-loopback'],
     client: values.client,
     tokenFile: values['token-file'],
+    cert: values.cert,
+    key: values.key,
     command: dash < 0 ? positionals : [...positionals, ...args.slice(dash + 1)],
   };
 }
@@ -62,7 +73,7 @@ function parse(args: string[]): RunOptions {
  * The proxy URL the agent gets, with NAME:TOKEN in it when the config names clients (config/clientPolicy, the
  * rule the proxy applies): a URL without them would be answered 407 on every request.
  */
-async function clientCredentials(config: Config, opts: RunOptions, io: CliIo): Promise<{ readonly name: string; readonly token: string } | null> {
+async function clientCredentials(config: Config, opts: RunOptions, io: CliIo): Promise<Credentials | null> {
   const policy = clientPolicy(config.clients);
   if (policy.kind === 'open') {
     if (opts.client !== undefined) throw new CliError(`--client ${opts.client}: ${config.file} has no clients: section, so any local process may use keyswap; leave --client out`, EXIT.usage);
@@ -72,14 +83,45 @@ async function clientCredentials(config: Config, opts: RunOptions, io: CliIo): P
   if (opts.client === undefined) throw new CliError(`${config.file} names clients (${policy.names.join(', ')}): pass --client NAME, with its token in --token-file FILE or $KEYSWAP_CLIENT_TOKEN`, EXIT.usage);
   const client = config.clients?.get(opts.client);
   if (client === undefined) throw new CliError(`--client ${opts.client}: no such client in ${config.file} (${policy.names.join(', ')})`, EXIT.usage);
+  if (client.expiresAtMs !== null && Date.now() >= client.expiresAtMs) throw new CliError(`--client ${opts.client}: expired ${new Date(client.expiresAtMs).toISOString()}`, EXIT.usage);
+  if (client.spiffeId !== null) return certCredentials(config, client.name, client.spiffeId, opts, io);
+  if (opts.cert !== undefined || opts.key !== undefined) throw new CliError(`--client ${opts.client} is a token client; --cert and --key are for clients with a spiffe_id`, EXIT.usage);
   const token = await clientToken(opts, io);
   if (createHash('sha256').update(token).digest('hex') !== client.tokenSha256) throw new CliError(`--client ${opts.client}: that token is not this client's (keyswap client add printed it once)`, EXIT.usage);
-  if (client.expiresAtMs !== null && Date.now() >= client.expiresAtMs) throw new CliError(`--client ${opts.client}: expired ${new Date(client.expiresAtMs).toISOString()}`, EXIT.usage);
-  return { name: client.name, token };
+  return { kind: 'token', name: client.name, token };
 }
 
-function withCredentials(endpoint: Endpoint, creds: { readonly name: string; readonly token: string } | null): Endpoint {
+/**
+ * A SPIFFE client: its certificate and key, checked now (readable, the key private, the certificate carrying the
+ * client's ID and not expired) so a mistake is named here rather than as a 407 inside the agent.
+ */
+async function certCredentials(config: Config, name: string, spiffeId: string, opts: RunOptions, io: CliIo): Promise<Credentials> {
+  if (opts.cert === undefined || opts.key === undefined) throw new CliError(`--client ${name} is identified by its certificate (${spiffeId}): pass --cert FILE and --key FILE (its X.509-SVID and key)`, EXIT.usage);
+  if (config.listenTls === null) throw new CliError(`${config.file}: a certificate client needs listen_tls`, EXIT.usage);
+  const cert = path.resolve(io.cwd, opts.cert);
+  const key = path.resolve(io.cwd, opts.key);
+  const pem = await readFile(cert, 'utf8').catch(() => null);
+  if (pem === null) throw new CliError(`--cert ${opts.cert}: cannot read it`, EXIT.usage);
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(pem);
+  } catch {
+    throw new CliError(`--cert ${opts.cert}: not a PEM certificate`, EXIT.usage);
+  }
+  if (!(x509.subjectAltName ?? '').split(', ').includes(`URI:${spiffeId}`)) throw new CliError(`--cert ${opts.cert} does not carry ${spiffeId} (client ${name}'s spiffe_id); its SANs: ${x509.subjectAltName ?? 'none'}`, EXIT.usage);
+  if (Date.now() >= Date.parse(x509.validTo)) throw new CliError(`--cert ${opts.cert} expired ${x509.validTo}`, EXIT.usage);
+  const mode = await stat(key).then((s) => s.mode, () => null);
+  if (mode === null) throw new CliError(`--key ${opts.key}: cannot read it`, EXIT.usage);
+  if ((mode & 0o077) !== 0) throw new CliError(`--key ${opts.key} is readable by group or others; run: chmod 600 ${key}`, EXIT.usage);
+  return { kind: 'cert', name, cert, key, ca: config.listenTls.clientCaFile };
+}
+
+function withCredentials(endpoint: Endpoint, creds: Credentials | null): Endpoint {
   if (creds === null) return endpoint;
+  if (creds.kind === 'cert') {
+    if (!endpoint.tlsProxyUrl) throw new CliError('the keyswap serving this config has no TLS listener (listen_tls)', EXIT.runtime);
+    return { ...endpoint, proxyUrl: endpoint.tlsProxyUrl };
+  }
   const u = new URL(endpoint.proxyUrl);
   u.username = encodeURIComponent(creds.name);
   u.password = encodeURIComponent(creds.token);
@@ -154,7 +196,7 @@ async function runningEndpoint(config: Config, env: Readonly<Record<string, stri
   const verified = await verifyIdentityAt(config, host, Number(port));
   // The agent is handed the address that proved itself, not a name it might resolve to another (`localhost` to ::1
   // where a squatter listens, when keyswap is on 127.0.0.1).
-  return { proxyUrl: `http://${verified}`, ...(await agentTrust(config, env)) };
+  return { proxyUrl: `http://${verified}`, tlsProxyUrl: config.listenTls === null ? null : `https://${hostPort(config.listenTls.listen)}`, ...(await agentTrust(config, env)) };
 }
 
 /** keyswap's identity public key: in the state directory, or as install published it beside the config. */
@@ -212,8 +254,11 @@ function localGet(host: string, port: number, endpoint: string): Promise<{ statu
 }
 
 function listenUrl(config: Config): string {
-  const { host, port } = config.listen;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `http://${hostPort(config.listen)}`;
+}
+
+function hostPort({ host, port }: { readonly host: string; readonly port: number }): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 export async function runCommand(args: string[], io: CliIo): Promise<number> {
@@ -236,12 +281,14 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
       allowNonLoopback: opts.allowNonLoopback,
       writePid: false,
       listen: { host: config.listen.host, port: 0 },
+      ...(config.listenTls === null ? {} : { listenTls: { host: config.listenTls.listen.host, port: 0 } }),
       announce: () => {},
     });
     endpoint = own;
     io.stderr.write(`keyswap: serving ${cmd} on ${own.proxyUrl} (audit: ${config.audit.path})\n`);
   }
   const env = childEnvironment(io, config, withCredentials(endpoint, creds), fromFile);
+  if (creds?.kind === 'cert') Object.assign(env, await certEnvironment(creds, endpoint, io));
   warnAboutRealKeys(io, env);
 
   // Order matters: the handlers exist before the child does. The child can print (and be signalled about) its
@@ -270,6 +317,22 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
   return code;
 }
 
+/**
+ * What makes the agent's clients present its certificate to keyswap's TLS listener: the Node preload reads
+ * KEYSWAP_PROXY_CERT/_KEY/_CA (fetch and node:https); curl reads a .curlrc under CURL_HOME with its --proxy-cert,
+ * --proxy-key and --proxy-cacert (the user's own ~/.curlrc is read first, if any). Python's requests cannot present
+ * a certificate to a proxy.
+ */
+async function certEnvironment(creds: Extract<Credentials, { kind: 'cert' }>, endpoint: Endpoint, io: CliIo): Promise<Record<string, string>> {
+  const dir = path.join(path.dirname(endpoint.bundlePath), `curl-${creds.name}`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const own = io.env.HOME === undefined ? null : path.join(io.env.CURL_HOME ?? io.env.HOME, '.curlrc');
+  const quote = (f: string): string => `"${f.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+  const lines = [...(own !== null && existsSync(own) ? [`config = ${quote(own)}`] : []), `proxy-cert = ${quote(creds.cert)}`, `proxy-key = ${quote(creds.key)}`, `proxy-cacert = ${quote(creds.ca)}`];
+  await writeFileAtomic(path.join(dir, '.curlrc'), `${lines.join('\n')}\n`, 0o600);
+  return { KEYSWAP_PROXY_CERT: creds.cert, KEYSWAP_PROXY_KEY: creds.key, KEYSWAP_PROXY_CA: creds.ca, CURL_HOME: dir };
+}
+
 export async function envCommand(args: string[], io: CliIo): Promise<number> {
   const opts = parse(args);
   if (opts.command.length > 0) throw new CliError(`keyswap env takes no command (did you mean keyswap run?)\n${RUN_USAGE}`, EXIT.usage);
@@ -281,6 +344,7 @@ export async function envCommand(args: string[], io: CliIo): Promise<number> {
   const bare: Endpoint = running ?? (await isStateDirPrivate(config)
     ? { proxyUrl: listenUrl(config), ...(await agentTrust(config, io.env)) }
     : { proxyUrl: listenUrl(config), caPath: path.join(config.stateDir, 'ca.pem'), bundlePath: path.join(config.stateDir, 'ca-bundle.pem') });
+  if (creds?.kind === 'cert') throw new CliError('keyswap env prints no certificate settings; start the agent with keyswap run --client NAME --cert FILE --key FILE', EXIT.usage);
   const endpoint = withCredentials(bare, creds);
   const input = { ...endpoint, secrets: config.secrets, inherited: io.env };
   const env = agentEnvironment(input);

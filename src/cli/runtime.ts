@@ -28,6 +28,8 @@ import { VERSION } from './version.js';
  */
 export interface Started {
   readonly proxyUrl: string;
+  /** The TLS listener (`listen_tls`) as an https:// proxy URL; null without one. */
+  readonly tlsProxyUrl: string | null;
   /** keyswap's CA alone, and the system roots plus it (for clients whose CA variable replaces their trust store). */
   readonly caPath: string;
   readonly bundlePath: string;
@@ -42,6 +44,8 @@ export interface StartOptions {
   readonly writePid: boolean;
   /** Listen here instead of the config's address (`run` takes any free port on the config's host). */
   readonly listen?: HostPort;
+  /** The same for `listen_tls`, when the config has one. */
+  readonly listenTls?: HostPort;
   /** --allow-non-loopback: the operator restricts who connects by other means (checkListenAddress). */
   readonly allowNonLoopback: boolean;
   /** A listening socket systemd handed over (socket activation, `keyswap.socket`): listened on instead of an address. */
@@ -53,6 +57,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   const listenAt = opts.listen ?? config.listen;
   // First, before any file is created: every proxy (serve, run, quickstart, demo) and metrics listener passes here.
   checkListenAddress('proxy', `${config.file}: listen`, listenAt.host, opts.allowNonLoopback);
+  if (config.listenTls !== null) checkListenAddress('proxy', `${config.file}: listen_tls.listen`, config.listenTls.listen.host, opts.allowNonLoopback);
   if (metricsAt !== null) checkListenAddress('metrics', `--metrics ${metricsAt.host}:${metricsAt.port}`, metricsAt.host, opts.allowNonLoopback);
   // A new CA is constrained to the hosts this config decrypts; an existing one must cover them (K7).
   const ca = await openCa(config.stateDir, { create: true, scope: decryptedHosts(config) });
@@ -79,6 +84,9 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   // K1: the backend holds its own copy now; the block /proc/<pid>/environ shows any same-user process (an agent
   // this keyswap runs among them) keeps no value of it.
   const material = backendMaterialNames(io.env, config);
+  // A copy on the heap first: what reads process.env later (the AWS SDK's credential chain) still finds it, while
+  // the block /proc/<pid>/environ shows is blanked.
+  for (const name of material) if (io.env[name] !== undefined) process.env[name] = io.env[name];
   const cleared = clearInitialEnvironment(material);
   if (cleared.kind === 'failed') log.warn({ names: material, why: cleared.why }, 'backend material could not be cleared from keyswap\'s initial environment: same-user processes can read it at /proc/<pid>/environ');
   secrets = new SecretCache(backend, {
@@ -109,7 +117,12 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     throw new CliError(`keyswap's identity key (${IDENTITY_CREDENTIAL} credential, else ${config.stateDir}/${IDENTITY_KEY_FILE}): ${err.message}`, EXIT.runtime);
   });
   try {
-    proxy = await startProxy({ host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log, identity, ...(opts.inheritedFd === undefined ? {} : { fd: opts.inheritedFd }) });
+    const tlsAt = config.listenTls === null ? null : { ...config.listenTls, listen: opts.listenTls ?? config.listenTls.listen };
+    proxy = await startProxy({
+      host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log, identity,
+      ...(opts.inheritedFd === undefined ? {} : { fd: opts.inheritedFd }),
+      ...(tlsAt === null ? {} : { tls: { host: tlsAt.listen.host, port: tlsAt.listen.port, certFile: tlsAt.certFile, keyFile: tlsAt.keyFile, clientCaFile: tlsAt.clientCaFile } }),
+    });
   } catch (err) {
     await audit.close();
     throw new CliError(`cannot listen on ${listenAt.host}:${listenAt.port}: ${(err as Error).message}`, EXIT.runtime);
@@ -184,14 +197,17 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
 
   opts.announce(
     `keyswap ${VERSION} listening on ${proxyUrl}\n` +
+      (proxy.tlsAddress === null ? '' : `TLS listener: https://${proxy.tlsAddress.host.includes(':') ? `[${proxy.tlsAddress.host}]` : proxy.tlsAddress.host}:${proxy.tlsAddress.port} (agents identified by certificate or token)\n`) +
       `CA certificate: ${ca.certPath}\n` +
       (metricsServer ? `metrics: ${metricsServer.url}\n` : '') +
       `# Agents behind keyswap need this environment (or run them with \`keyswap run -- CMD\`):\n` +
       `${exportLines(agentEnvironment({ proxyUrl, caPath: ca.certPath, bundlePath, secrets: config.secrets }))}\n`,
   );
 
+  const tlsProxyUrl = proxy.tlsAddress === null ? null : `https://${proxy.tlsAddress.host.includes(':') ? `[${proxy.tlsAddress.host}]` : proxy.tlsAddress.host}:${proxy.tlsAddress.port}`;
   return {
     proxyUrl,
+    tlsProxyUrl,
     caPath: ca.certPath,
     bundlePath,
     async stop(reason: string): Promise<void> {

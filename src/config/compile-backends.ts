@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { DEFAULT_BACKEND } from './compile-secret.js';
-import { compileVaultConnection, httpsOrLoopback } from './compile-vault.js';
+import { compileVaultConnection, HTTPS_ONLY } from './compile-vault.js';
 import { namesToFetch } from './fetched-names.js';
 import { reportIssue, type Report } from './report.js';
 import { backendSchemas, type RawBackend, type RawConfig } from './schema.js';
@@ -55,6 +55,10 @@ export function compileBackends(raw: RawConfig, secrets: readonly SecretSpec[], 
     }
     const location = s.location;
     if (location === null) continue;
+    if (!namesToFetch(s).includes(s.name)) {
+      err(p, `path and field say where ${s.name}'s own value is, but ${s.name} fetches ${namesToFetch(s).join(', ')} instead (compose or a credential's inputs): give those their own secrets, or leave path and field out`);
+      continue;
+    }
     if (spec !== null && !LOCATING.has(spec.type)) {
       err(p, `the ${spec.type} backend reads a secret by its name; path and field are for ${[...LOCATING].join(', ') || 'backends with paths'}`);
       continue;
@@ -114,6 +118,10 @@ function compileBackend(entry: Partial<RawBackend>, at: FieldPath, stateDir: str
       return { type, mount, prefix: str('prefix') ?? '', field: str('field') ?? 'value', ...conn };
     }
     case 'aws_secrets_manager':
+      if (str('endpoint') !== null && !(str('endpoint') as string).startsWith('https://')) {
+        err([...p, 'endpoint'], `'${str('endpoint')}' ${HTTPS_ONLY}`);
+        return null;
+      }
       return {
         type,
         region: str('region'),
@@ -125,8 +133,8 @@ function compileBackend(entry: Partial<RawBackend>, at: FieldPath, stateDir: str
       };
     case 'onepassword': {
       const url = new URL(str('url') as string);
-      if (!httpsOrLoopback(url)) {
-        err([...p, 'url'], `'${str('url')}' must be https:// (plain http only to a loopback address, such as a Connect server beside keyswap)`);
+      if (url.protocol !== 'https:') {
+        err([...p, 'url'], `'${str('url')}' ${HTTPS_ONLY}`);
         return null;
       }
       return {
@@ -184,6 +192,10 @@ function compileKms(raw: RawKms | undefined, uri: string | null, p: FieldPath, a
   }
   if (uri?.startsWith('vault_transit://') && vault === null) {
     err(keyPath, `${uri} needs the Vault that holds it: set kms: { address, auth } beside it`);
+    return null;
+  }
+  if (raw?.endpoint !== undefined && !raw.endpoint.startsWith('https://')) {
+    err([...p, 'endpoint'], `'${raw.endpoint}' ${HTTPS_ONLY}`);
     return null;
   }
   return { endpoint: raw?.endpoint ?? null, caFile: raw?.ca_file === undefined ? null : abs(raw.ca_file), timeoutMs: (raw?.timeout_seconds ?? 10) * 1000, vault };

@@ -32,6 +32,14 @@ export function compileConfig(src: YamlSource): Config {
 
   const listen = parseHostPort(raw.listen ?? DEFAULT_LISTEN, true);
   if (listen === null) err(['listen'], `'${raw.listen}' is not host:port; e.g. 127.0.0.1:14322 or [::1]:14322`);
+  let listenTls: Config['listenTls'] = null;
+  if (raw.listen_tls !== undefined) {
+    const at = parseHostPort(raw.listen_tls.listen, true);
+    if (at === null) err(['listen_tls', 'listen'], `'${raw.listen_tls.listen}' is not host:port; e.g. 127.0.0.1:14323`);
+    // A certificate says who an agent is only when keyswap checks it against clients; without them it says nothing.
+    if (raw.clients === undefined) err(['listen_tls'], 'needs a clients: section: agents on the TLS listener are identified by their certificate (clients.NAME.spiffe_id) or a token');
+    if (at !== null) listenTls = { listen: at, certFile: abs(raw.listen_tls.cert_file), keyFile: abs(raw.listen_tls.key_file), clientCaFile: abs(raw.listen_tls.client_ca_file) };
+  }
   const stateDir = abs(raw.state_dir ?? './certs');
   if (raw.preflight !== undefined) {
     warn(['preflight'], raw.preflight.fail_on_warning === true
@@ -70,6 +78,7 @@ export function compileConfig(src: YamlSource): Config {
     file: src.file,
     version: 1,
     listen: listen as HostPort,
+    listenTls,
     stateDir,
     unmatchedDestinationPolicy: raw.unmatched_destination_policy ?? 'forward_unmodified',
     tlsTermination: raw.tls_termination ?? 'bound',
@@ -140,7 +149,12 @@ function compileClients(raw: RawConfig, secrets: readonly SecretSpec[], err: Rep
       expiresAtMs = c.expires instanceof Date ? c.expires.getTime() : Date.parse(c.expires);
       if (Number.isNaN(expiresAtMs)) err([...p, 'expires'], `'${String(c.expires)}' is not a date; use ISO 8601, e.g. 2027-01-31T00:00:00Z`);
     }
-    out.set(name, { name, tokenSha256: c.token_sha256, secrets: new Set(c.secrets), expiresAtMs });
+    if ((c.token_sha256 === undefined) === (c.spiffe_id === undefined)) {
+      err(p, c.token_sha256 === undefined ? 'needs token_sha256 (keyswap client add) or spiffe_id (an agent with an X.509-SVID)' : 'has both token_sha256 and spiffe_id; a client is one or the other', true);
+      continue;
+    }
+    if (c.spiffe_id !== undefined && raw.listen_tls === undefined) err([...p, 'spiffe_id'], 'an agent presents its certificate on the TLS listener: set listen_tls');
+    out.set(name, { name, tokenSha256: c.token_sha256 ?? null, spiffeId: c.spiffe_id ?? null, secrets: new Set(c.secrets), expiresAtMs });
   }
   return out;
 }

@@ -3,12 +3,11 @@ import type { VaultAuth, VaultConnection } from './types.js';
 import type { FieldPath } from './yaml-source.js';
 
 const KUBERNETES_JWT_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
-
-/** A backend's address may be plain http only on this host: a token sent in clear across a network is given away. */
-export function httpsOrLoopback(url: URL): boolean {
-  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.test(url.hostname));
-}
+/**
+ * A backend keyswap sends a credential to is reached over verified TLS, loopback included: plain http to a local
+ * port hands the token to whatever holds that port (another user's process, while the real listener restarts).
+ */
+export const HTTPS_ONLY = 'must be https:// (keyswap sends its credential there; over plain http, even on loopback, whatever holds the port gets it)';
 
 /** What each login method needs, and may have. */
 const AUTH_KEYS: Record<VaultAuth['method'], { readonly required: readonly string[]; readonly optional: readonly string[] }> = {
@@ -27,14 +26,13 @@ interface RawConnection {
 
 /**
  * `address`, `namespace`, `ca_file`, `timeout_seconds` and `auth`, shared by the vault backend and transit-wrapped
- * store keys. https only, except to a loopback address (a dev server, or Vault Agent's listener on the same host):
- * a token sent in clear across a network is a token given away.
+ * store keys. https only (HTTPS_ONLY).
  */
 export function compileVaultConnection(c: RawConnection, p: FieldPath, abs: (f: string) => string, err: Report): VaultConnection | null {
   const url = new URL(c.address);
   let ok = true;
-  if (!httpsOrLoopback(url)) {
-    err([...p, 'address'], `'${c.address}' must be https:// (plain http only to a loopback address, such as Vault Agent's listener)`);
+  if (url.protocol !== 'https:') {
+    err([...p, 'address'], `'${c.address}' ${HTTPS_ONLY}`);
     ok = false;
   }
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '' || (url.pathname !== '/' && url.pathname !== '')) {

@@ -52,6 +52,7 @@ const backendEntry = z.strictObject({ type: z.enum(BACKEND_TYPES), config: backe
 export const rawConfigSchema = z.strictObject({
   version: z.literal(1),
   listen: z.string().optional(),
+  listen_tls: z.strictObject({ listen: z.string(), cert_file: path, key_file: path, client_ca_file: path }).optional(),
   state_dir: path.optional(),
   unmatched_destination_policy: z.enum(['forward_unmodified', 'deny']).optional(),
   tls_termination: z.enum(['bound', 'all']).optional(),
@@ -96,7 +97,9 @@ export const rawConfigSchema = z.strictObject({
     .record(
       z.string(),
       z.strictObject({
-        token_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (keyswap client add writes it)'),
+        token_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (keyswap client add writes it)').optional(),
+        // SPIFFE ID spec: spiffe://TRUST-DOMAIN/PATH, lower-case trust domain, path segments of [A-Za-z0-9._-].
+        spiffe_id: z.string().regex(/^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._-]+)+$/, 'must be a SPIFFE ID such as spiffe://example.org/agent/ci (lower-case trust domain, path segments of letters, digits, ".", "-", "_")').optional(),
         secrets: z.array(z.string().min(1)).min(1),
         expires: z.union([z.string(), z.date()]).optional(),
       }),

@@ -257,8 +257,10 @@ export type BackendSpec =
 /** An agent identity: it authenticates with `Proxy-Authorization: Basic NAME:TOKEN`, and unlocks only its secrets. */
 export interface ClientSpec {
   readonly name: string;
-  /** SHA-256 of the token, hex: the token itself is shown once and never stored. */
-  readonly tokenSha256: string;
+  /** SHA-256 of the token, hex: the token itself is shown once and never stored. null: a SPIFFE client. */
+  readonly tokenSha256: string | null;
+  /** The URI SAN of the X.509-SVID it presents on `listen_tls` (chained to `client_ca_file`). null: a token client. */
+  readonly spiffeId: string | null;
   readonly secrets: ReadonlySet<string>;
   readonly expiresAtMs: number | null;
 }
@@ -268,6 +270,11 @@ export interface Config {
   readonly file: string;
   readonly version: 1;
   readonly listen: HostPort;
+  /**
+   * The TLS proxy listener (an `https://` proxy URL): keyswap's certificate and key, and the trust bundle agents'
+   * client certificates (X.509-SVIDs) chain to. The three files are re-read when they change on disk.
+   */
+  readonly listenTls: { readonly listen: HostPort; readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string } | null;
   readonly stateDir: string;
   readonly unmatchedDestinationPolicy: 'forward_unmodified' | 'deny';
   readonly tlsTermination: 'bound' | 'all';

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { ClientSpec } from '../config/index.js';
 import { authenticate } from './client-auth.js';
+import { peerIdentity } from './peer-identity.js';
 import { Exchange, type ExchangeDeps, type Reply, type Target } from './exchange.js';
 import type { LeafSource } from './mitm.js';
 import { Refusal } from './refusal.js';
@@ -41,7 +42,7 @@ export interface ProxyContext {
  */
 export function admit(ctx: ProxyContext, req: http.IncomingMessage, reply: Reply, place: Omit<Target, 'client'> | null, path: string): Exchange | null {
   const snap = ctx.deps.snapshot();
-  const auth = authenticate(req.headers['proxy-authorization'], snap.config.clients, Date.now());
+  const auth = authenticate(req.headers['proxy-authorization'], snap.config.clients, Date.now(), peerIdentity(req.socket));
   const target = place === null ? null : { ...place, client: auth.ok ? auth.client : null };
   const ex = new Exchange(ctx.deps, snap, req.method ?? '', target, path, reply);
   if (auth.ok) return ex;
@@ -67,12 +68,14 @@ export function admitConnection(ctx: ProxyContext, req: http.IncomingMessage | H
  * The client an agent authenticated as, as the configuration in force now knows it: stale when removed, expired,
  * or given a new token (a rotation revokes the old one on open connections too).
  */
-export function clientNow(snap: Snapshot, client: ClientSpec | null): { readonly current: ClientSpec | null; readonly isStale: boolean } {
+export function clientNow(snap: Snapshot, client: ClientSpec | null): { readonly current: ClientSpec | null; readonly isStale: boolean; readonly expiresAtMs: number | null } {
   const clients = snap.config.clients;
   const current = clients === null || client === null ? null : clients.get(client.name) ?? null;
-  const isStale = clients !== null && (current === null || current.tokenSha256 !== client?.tokenSha256
-    || (current.expiresAtMs !== null && Date.now() >= current.expiresAtMs));
-  return { current, isStale };
+  // A certificate's session ends at its notAfter (carried as the session's expiry) or the client's, the earlier.
+  const expiresAtMs = current === null ? null : Math.min(current.expiresAtMs ?? Number.POSITIVE_INFINITY, client?.expiresAtMs ?? Number.POSITIVE_INFINITY);
+  const isStale = clients !== null && (current === null || current.tokenSha256 !== client?.tokenSha256 || current.spiffeId !== client.spiffeId
+    || (expiresAtMs !== null && Date.now() >= expiresAtMs));
+  return { current, isStale, expiresAtMs: expiresAtMs === Number.POSITIVE_INFINITY ? null : expiresAtMs };
 }
 
 /** Refuses a request that no entry mode accepts, from the one table. */

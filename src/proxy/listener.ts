@@ -14,6 +14,7 @@ import { answerHealth, HEALTH_HOST, type IdentityProver } from './health-entry.j
 import { LiveClients } from './live-clients.js';
 import type { LeafSource } from './mitm.js';
 import { rawRefusal } from './refusal.js';
+import { startTlsListener, type TlsListener, type TlsListenFiles } from './tls-listener.js';
 import { handleRoute, ROUTE_PREFIX } from './route-entry.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -28,10 +29,14 @@ export interface ProxyDeps {
   readonly identity: IdentityProver;
   /** A listening socket handed over by systemd (socket activation): used instead of host and port. */
   readonly fd?: number;
+  /** `listen_tls`: the TLS proxy listener, whose agents may be identified by their certificates. */
+  readonly tls?: TlsListenFiles;
 }
 
 export interface RunningProxy {
   readonly address: { readonly host: string; readonly port: number };
+  /** The TLS listener's, when `listen_tls` is set. */
+  readonly tlsAddress: { readonly host: string; readonly port: number } | null;
   /** Agent connections open now: plain, tunnelled and decrypted alike (each is one outer socket). */
   readonly openConnections: number;
   /**
@@ -113,13 +118,14 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const inner2 = http2.createServer(h2Options());
   const outer = http.createServer(serverOptions(first));
   let self: AddressInfo | null = null;
+  let tlsListener: TlsListener | null = null;
   const live = new LiveClients(deps.snapshot);
   const ctx: ProxyContext = {
     deps: {
       snapshot: deps.snapshot,
       log: deps.log,
       now: deps.now ?? (() => performance.now()),
-      isSelf: (host, port) => self !== null && port === self.port && (isLocalHost(host) || host === self.address),
+      isSelf: (host, port) => self !== null && (port === self.port || port === tlsListener?.address.port) && (isLocalHost(host) || host === self.address || host === tlsListener?.address.host),
       pipelines: new WeakMap(),
       live,
     },
@@ -235,6 +241,15 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     else outer.listen({ fd: deps.fd }, onListening);
   });
   self = outer.address() as AddressInfo;
+  // The TLS listener's decrypted sockets are parsed by the same server as plain ones: one parser, one set of rules.
+  if (deps.tls !== undefined) {
+    try {
+      tlsListener = await startTlsListener(deps.tls, (socket) => outer.emit('connection', socket), deps.log);
+    } catch (err) {
+      outer.close();
+      throw err;
+    }
+  }
   // The inner server never listens: it is handed decrypted sockets. 'listening' is what starts Node's tracking
   // of its connections, without which its head and request timers never run and a connection that sends
   // nothing after its handshake lives forever (test: security/lifetimes).
@@ -244,12 +259,14 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   let closing: Promise<void> | null = null;
   return {
     address: { host: self.address, port: self.port },
+    tlsAddress: tlsListener?.address ?? null,
     get openConnections(): number { return open; },
     configChanged: () => live.sweep(),
     close(drainMs = 10_000): Promise<void> {
       closing ??= (async () => {
         live.stop();
         const stopped = new Promise<void>((resolve) => outer.close(() => resolve()));
+        const tlsStopped = tlsListener?.close();
         inner.close();
         inner2.close();
         // GOAWAY: agents open no new stream here, and finish the ones in flight.
@@ -267,6 +284,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         for (const s of ctx.h2Sessions) s.destroy();
         for (const t of ctx.tunnels) t.destroy();
         await stopped;
+        await tlsStopped;
       })();
       return closing;
     },

@@ -73,7 +73,7 @@ export class LiveClients {
       if (!isStale) continue;
       this.#live.delete(key);
       // What was opened with no client (no `clients:` then) goes once a reload requires one.
-      const expired = current !== null && current.tokenSha256 === live.client?.tokenSha256;
+      const expired = current !== null && current.tokenSha256 === live.client?.tokenSha256 && current.spiffeId === live.client.spiffeId;
       const name = live.client?.name ?? null;
       const entry = closed.get(name) ?? { reason: live.client === null ? 'clients_required' : expired ? 'client_expired' : 'client_revoked', connections: 0, websockets: 0 };
       if (live.kind === 'websocket') entry.websockets++;
@@ -85,7 +85,7 @@ export class LiveClients {
     this.#timerAtMs = Number.POSITIVE_INFINITY;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    for (const live of this.#live.values()) this.#arm(clientNow(snap, live.client).current?.expiresAtMs ?? null);
+    for (const live of this.#live.values()) this.#arm(clientNow(snap, live.client).expiresAtMs);
   }
 
   /** Stops the expiry timer (the listener is closing; its connections go with it). */

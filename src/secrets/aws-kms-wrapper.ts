@@ -16,6 +16,7 @@ export async function awsKmsWrapper(arn: string, opts: { endpoint: string | null
   const sdk = await import('@aws-sdk/client-kms');
   const ca = opts.caFile === null ? undefined : await readFile(opts.caFile, 'utf8');
   const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL_KMS ?? env.AWS_ENDPOINT_URL;
+  if (endpoint !== undefined && !endpoint.startsWith('https://')) throw new Error(`aws_kms://${arn}: the endpoint ${endpoint} (from the environment) must be https://`);
   const client = new sdk.KMSClient({
     region: m[1] as string,
     ...(endpoint ? { endpoint } : {}),

@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { BackendSpec } from '../config/index.js';
 import type { FetchContext, SecretsBackend } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
-import { BackendUnavailable, SecretNotFound } from './errors.js';
+import { BackendRefused, BackendUnavailable, SecretNotFound } from './errors.js';
 import { pickJsonField } from './json-field.js';
 import type { Env } from './open-backend.js';
 import { Secret } from './secret.js';
@@ -11,8 +11,9 @@ import { Secret } from './secret.js';
 type AwsSpec = Extract<BackendSpec, { type: 'aws_secrets_manager' }>;
 type Sdk = typeof import('@aws-sdk/client-secrets-manager');
 
-/** Errors whose meaning is "this name is not there": the rest mean the backend cannot answer now. */
+/** Errors whose meaning is "this name is not there"; "you may not have it"; the rest mean AWS cannot answer now. */
 const NOT_FOUND = new Set(['ResourceNotFoundException']);
+const REFUSALS = new Set(['AccessDeniedException', 'DecryptionFailure', 'InvalidRequestException']);
 
 /**
  * AWS Secrets Manager through the official SDK (loaded only when configured). Secret NAME is the secret id
@@ -39,6 +40,7 @@ export class AwsSecretsBackend implements SecretsBackend {
     const region = spec.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
     if (region === undefined || region === '') throw new BackendConfigError('aws_secrets_manager backend: no region; set config.region (or AWS_REGION in keyswap\'s environment)');
     const endpoint = spec.endpoint ?? env.AWS_ENDPOINT_URL_SECRETS_MANAGER ?? env.AWS_ENDPOINT_URL;
+    if (endpoint !== undefined && !endpoint.startsWith('https://')) throw new BackendConfigError(`aws_secrets_manager backend: the endpoint ${endpoint} (from the environment) must be https://; keyswap's credentials and the secrets would cross it in clear`);
     let ca: string | undefined;
     if (spec.caFile !== null) {
       try {
@@ -71,10 +73,13 @@ export class AwsSecretsBackend implements SecretsBackend {
       const code = e.name ?? 'Error';
       if (NOT_FOUND.has(code)) throw new SecretNotFound(name);
       const status = e.$metadata?.httpStatusCode;
-      throw new BackendUnavailable('aws_secrets_manager', `GetSecretValue ${id} failed: ${code}${status ? ` (HTTP ${status})` : ''}${HINTS[code] ?? ''}`);
+      // The SDK's network failures are plain Errors: their code says what happened (ECONNREFUSED, a TLS error).
+      const net = (err as { code?: string; cause?: { code?: string } }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+      const what = `GetSecretValue ${id} failed: ${code === 'Error' && net ? net : code}${status ? ` (HTTP ${status})` : ''}${HINTS[code] ?? ''}`;
+      throw REFUSALS.has(code) ? new BackendRefused('aws_secrets_manager', what) : new BackendUnavailable('aws_secrets_manager', what);
     }
     if (typeof out.SecretString !== 'string' || out.SecretString === '') {
-      throw new BackendUnavailable('aws_secrets_manager', `${id} holds no SecretString (a binary secret); keyswap reads text secrets`);
+      throw new BackendRefused('aws_secrets_manager', `${id} holds no SecretString (a binary secret); keyswap reads text secrets`);
     }
     return new Secret(field === null ? out.SecretString : pickJsonField('aws_secrets_manager', out.SecretString, field, id));
   }

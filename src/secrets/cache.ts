@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { SecretsBackend, StoreOptions } from './backend.js';
-import { BackendUnavailable, SecretNotFound } from './errors.js';
+import { BackendRefused, BackendUnavailable, SecretNotFound } from './errors.js';
 import { RoutedBackend } from './routed-backend.js';
 import type { Secret } from './secret.js';
 
@@ -75,8 +75,9 @@ export class SecretCache {
     try {
       return await this.#refresh(name, now);
     } catch (err) {
-      // K8 with max-stale: a value past its TTL may bridge a failing backend, never past its stale limit.
-      if (entry?.value && err instanceof BackendUnavailable && now < entry.staleUntilMs) {
+      // K8 with max-stale: a value past its TTL may bridge a failing backend, never past its stale limit, and never
+      // a backend that answered no (a revoked policy withdraws the value).
+      if (entry?.value && err instanceof BackendUnavailable && !(err instanceof BackendRefused) && now < entry.staleUntilMs) {
         this.stats.staleServed++;
         return entry.value;
       }
@@ -128,14 +129,14 @@ export class SecretCache {
       .catch((err: Error) => {
         this.stats.failures++;
         const t = this.#o.now();
-        if (err instanceof BackendUnavailable) {
+        if (err instanceof BackendUnavailable && !(err instanceof BackendRefused)) {
           const previousMs = this.#backoff.get(key)?.ms ?? 0;
           const ms = previousMs === 0 ? BACKOFF_START_MS : Math.min(previousMs * 2, BACKOFF_MAX_MS);
           // Full jitter within the window's upper half: clients of one outage do not retry in lockstep.
           this.#backoff.set(key, { ms, untilMs: t + ms * (0.5 + this.#o.random() / 2), lastError: err });
         }
         const previous = this.#entries.get(name);
-        if (generation === this.#generation && !(previous?.value && err instanceof BackendUnavailable)) {
+        if (generation === this.#generation && !(previous?.value && err instanceof BackendUnavailable && !(err instanceof BackendRefused))) {
           this.#entries.set(name, { value: null, error: err, expiresAtMs: t + this.#o.negativeTtlMs, staleUntilMs: 0 });
         }
         throw err;

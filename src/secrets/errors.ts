@@ -13,3 +13,13 @@ export class BackendUnavailable extends Error {
     super(`${backend} backend unavailable: ${detail}`, options);
   }
 }
+
+/**
+ * The backend answered, and the answer is no for this one name: a policy that does not allow it, a field that is
+ * not there, an ambiguous title, a file others may read. Refused like an outage (503), but never bridged with a
+ * stale value (the value is withdrawn, not unreachable) and never backing off the names the backend still serves.
+ */
+export class BackendRefused extends BackendUnavailable {
+  override readonly name = 'BackendUnavailable';
+  readonly refused = true;
+}

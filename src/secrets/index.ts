@@ -1,5 +1,5 @@
 export { Secret } from './secret.js';
-export { SecretNotFound, BackendUnavailable } from './errors.js';
+export { SecretNotFound, BackendUnavailable, BackendRefused } from './errors.js';
 export { BackendConfigError } from './backend-config-error.js';
 export type { SecretsBackend, FetchContext, StoreOptions } from './backend.js';
 export { SecretCache, type SecretCacheOptions } from './cache.js';

@@ -3,7 +3,7 @@ import type { BackendSpec } from '../config/index.js';
 import type { FetchContext, SecretsBackend } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
 import { readCredentialFile } from './credential-file.js';
-import { BackendUnavailable, SecretNotFound } from './errors.js';
+import { BackendRefused, BackendUnavailable, SecretNotFound } from './errors.js';
 import { backendDispatcher, jsonCall, type JsonAnswer } from './json-http.js';
 import { Secret } from './secret.js';
 
@@ -61,7 +61,7 @@ export class OnePasswordBackend implements SecretsBackend {
     if (list.status !== 200 || !Array.isArray(list.body)) throw this.#failed(list, `listing items titled ${title}`);
     const ids = (list.body as { id?: unknown; title?: unknown }[]).filter((i) => i.title === title && typeof i.id === 'string').map((i) => i.id as string);
     if (ids.length === 0) throw new SecretNotFound(name);
-    if (ids.length > 1) throw new BackendUnavailable('onepassword', `more than one item is titled ${title} (ids ${ids.join(', ')}); rename all but one`);
+    if (ids.length > 1) throw new BackendRefused('onepassword', `more than one item is titled ${title} (ids ${ids.join(', ')}); rename all but one`);
     const item = await this.#get(`v1/vaults/${vault}/items/${ids[0]}`, ctx.signal);
     if (item.status === 404) throw new SecretNotFound(name);
     if (item.status !== 200) throw this.#failed(item, `reading item ${title}`);
@@ -98,7 +98,7 @@ export class OnePasswordBackend implements SecretsBackend {
     const message = (r.body as { message?: unknown } | null)?.message;
     const reason = typeof message === 'string' ? message.replace(/[^\x20-\x7e]+/g, ' ').slice(0, 160) : 'no reason given';
     if (r.status === 401) return new BackendConfigError(`onepassword backend: the Connect token was refused (401 ${reason})`);
-    if (r.status === 403) return new BackendUnavailable('onepassword', `${what}: the Connect token may not read this vault (403 ${reason})`);
+    if (r.status === 403) return new BackendRefused('onepassword', `${what}: the Connect token may not read this vault (403 ${reason})`);
     return new BackendUnavailable('onepassword', `${what} answered ${r.status} (${reason})`);
   }
 }
@@ -108,10 +108,10 @@ function fieldValue(fields: readonly ItemField[], label: string | null, title: s
   const byLabel = (l: string): ItemField[] => fields.filter((f) => f.label === l);
   const found = label !== null ? byLabel(label) : fields.filter((f) => f.purpose === 'PASSWORD').length > 0 ? fields.filter((f) => f.purpose === 'PASSWORD') : byLabel('credential');
   const labels = [...new Set(fields.map((f) => f.label).filter((l): l is string => typeof l === 'string'))].sort().join(', ') || 'none';
-  if (found.length === 0) throw new BackendUnavailable('onepassword', `item ${title} has no ${label === null ? 'password or credential field' : `field labelled '${label}'`} (fields: ${labels}); set field: in the config`);
-  if (found.length > 1) throw new BackendUnavailable('onepassword', `item ${title} has more than one field labelled '${label ?? found[0]?.label}'`);
+  if (found.length === 0) throw new BackendRefused('onepassword', `item ${title} has no ${label === null ? 'password or credential field' : `field labelled '${label}'`} (fields: ${labels}); set field: in the config`);
+  if (found.length > 1) throw new BackendRefused('onepassword', `item ${title} has more than one field labelled '${label ?? found[0]?.label}'`);
   const value = found[0]?.value;
-  if (typeof value !== 'string' || value === '') throw new BackendUnavailable('onepassword', `item ${title}: the field is empty`);
+  if (typeof value !== 'string' || value === '') throw new BackendRefused('onepassword', `item ${title}: the field is empty`);
   return value;
 }
 

@@ -1,7 +1,7 @@
 import type { BackendSpec } from '../config/index.js';
 import type { FetchContext, SecretsBackend } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
-import { BackendUnavailable, SecretNotFound } from './errors.js';
+import { BackendRefused, BackendUnavailable, SecretNotFound } from './errors.js';
 import { pickField } from './json-field.js';
 import { Secret } from './secret.js';
 import { unavailable, VaultAuthRefused, VaultClient, vaultErrors } from './vault-client.js';
@@ -51,11 +51,11 @@ export class VaultBackend implements SecretsBackend {
       throw err;
     }
     if (r.status === 404) throw new SecretNotFound(name);
-    if (r.status === 403) throw new BackendUnavailable('vault', `permission denied reading ${where} (403 ${vaultErrors(r.body)}): the token's policies do not allow it`);
+    if (r.status === 403) throw new BackendRefused('vault', `permission denied reading ${where} (403 ${vaultErrors(r.body)}): the token's policies do not allow it`);
     if (r.status !== 200) throw unavailable(r, `reading ${where}`);
     const data = (r.body as { data?: { data?: unknown } } | null)?.data?.data;
     if (data === null || data === undefined) throw new SecretNotFound(name); // a deleted or destroyed version
-    if (typeof data !== 'object' || Array.isArray(data)) throw new BackendUnavailable('vault', `${where} is not a KV version 2 secret (is the mount KV v1?)`);
+    if (typeof data !== 'object' || Array.isArray(data)) throw new BackendRefused('vault', `${where} is not a KV version 2 secret (is the mount KV v1?)`);
     return new Secret(pickField('vault', data as Record<string, unknown>, field, where));
   }
 

@@ -5,7 +5,7 @@ import { authenticate } from '../../src/proxy/client-auth.js';
 import { encodeBasic } from '../../src/wire/index.js';
 
 const TOKEN = 'ks_token-of-agent-one';
-const agent: ClientSpec = { name: 'agent1', tokenSha256: createHash('sha256').update(TOKEN).digest('hex'), secrets: new Set(['A']), expiresAtMs: 10_000 };
+const agent: ClientSpec = { name: 'agent1', tokenSha256: createHash('sha256').update(TOKEN).digest('hex'), spiffeId: null, secrets: new Set(['A']), expiresAtMs: 10_000 };
 const clients = new Map([['agent1', agent]]);
 
 describe('authenticate (Proxy-Authorization against clients:)', () => {

@@ -188,6 +188,6 @@ describe('vault backend', () => {
       '/cfg/k.yaml:2: backend.config.auth.secret_id_file: is required with method: approle',
       '/cfg/k.yaml:2: backend.config.auth.token_file: does not apply to method: approle (it takes role_id_file, secret_id_file, mount)',
     ]);
-    expect(errs('{ type: vault, config: { address: "http://127.0.0.1:8200", auth: { method: kubernetes, role: r } } }')).toEqual([]);
+    expect(errs('{ type: vault, config: { address: "https://127.0.0.1:8200", auth: { method: kubernetes, role: r } } }')).toEqual([]);
   });
 });
