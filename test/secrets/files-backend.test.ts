@@ -1,9 +1,9 @@
-import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { symlinkSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BackendUnavailable, FilesBackend, SecretNotFound } from '../../src/secrets/index.js';
 import { curlVia } from '../helpers/clients.js';
 import { PLACEHOLDER, startHarness } from '../helpers/harness.js';
+import { kubeletWrite } from '../helpers/kubelet-writer.js';
 import { tempWorld } from '../helpers/temp-world.js';
 
 /*
@@ -12,26 +12,6 @@ import { tempWorld } from '../helpers/temp-world.js';
  */
 
 const ctx = { signal: new AbortController().signal };
-
-/** Writes a new set of files as the kubelet's atomic writer does: a new directory, then `..data` renamed over. */
-function kubeletWrite(dir: string, generation: number, files: Record<string, string>, mode = 0o400): void {
-  const data = path.join(dir, `..gen_${generation}`);
-  mkdirSync(data);
-  for (const [name, value] of Object.entries(files)) {
-    writeFileSync(path.join(data, name), value, { mode });
-    chmodSync(path.join(data, name), mode);
-  }
-  symlinkSync(`..gen_${generation}`, path.join(dir, '..data_tmp'));
-  renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
-  for (const name of Object.keys(files)) {
-    try {
-      symlinkSync(path.join('..data', name), path.join(dir, name));
-    } catch {
-      // already linked from an earlier generation
-    }
-  }
-  if (generation > 1) rmSync(path.join(dir, `..gen_${generation - 1}`), { recursive: true, force: true });
-}
 
 describe('files backend', () => {
   it('reads a Kubernetes-style mount, and the new value after an atomic swap, without reopening', async () => {
