@@ -89,6 +89,9 @@ const AWS_CREDENTIALS = [
   'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_ROLE_ARN', 'AWS_PROFILE', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_CONFIG_FILE',
 ];
 
+/** Where Google's Application Default Credentials find a key: keyswap's, never the agent's. */
+const GCP_CREDENTIALS = ['GOOGLE_APPLICATION_CREDENTIALS', 'CLOUDSDK_CONFIG'];
+
 /** The env backend's default prefix, stripped whatever the configured backend (a shell may serve another keyswap). */
 const DEFAULT_SECRET_PREFIX = 'KEYSWAP_SECRET_';
 
@@ -104,7 +107,10 @@ export function backendMaterialNames(env: Readonly<Record<string, string | undef
   const specs: BackendSpec[] = [config.backend, ...config.backends.values()];
   const prefixes = [DEFAULT_SECRET_PREFIX, ...specs.flatMap((b) => (b.type === 'env' ? [b.prefix] : []))];
   // The credentials an AWS backend signs with are keyswap's, never the agent's.
-  const aws = specs.some((b) => b.type === 'aws_secrets_manager' || (b.type === 'file' && b.keyKms?.startsWith('aws_kms://'))) ? AWS_CREDENTIALS : [];
+  const aws = [
+    ...(specs.some((b) => b.type === 'aws_secrets_manager' || (b.type === 'file' && b.keyKms?.startsWith('aws_kms://'))) ? AWS_CREDENTIALS : []),
+    ...(specs.some((b) => b.type === 'gcp_secret_manager' || (b.type === 'file' && b.keyKms?.startsWith('gcp_kms://'))) ? GCP_CREDENTIALS : []),
+  ];
   return Object.keys(env).filter(
     (name) =>
       env[name] !== undefined &&

@@ -9,7 +9,7 @@ import type { FieldPath } from './yaml-source.js';
 
 const BACKEND_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 /** Backends that read a secret at a path of their own and may hold JSON: `backend: { path, field }` means something to them. */
-const LOCATING: ReadonlySet<BackendSpec['type']> = new Set<BackendSpec['type']>(['vault', 'aws_secrets_manager', 'onepassword']);
+const LOCATING: ReadonlySet<BackendSpec['type']> = new Set<BackendSpec['type']>(['vault', 'aws_secrets_manager', 'onepassword', 'gcp_secret_manager']);
 
 export interface CompiledBackends {
   readonly backend: BackendSpec;
@@ -147,6 +147,26 @@ function compileBackend(entry: Partial<RawBackend>, at: FieldPath, stateDir: str
         timeoutMs: (typeof c.timeout_seconds === 'number' ? c.timeout_seconds : 10) * 1000,
       };
     }
+    case 'gcp_secret_manager': {
+      const endpoint = str('endpoint');
+      if (endpoint !== null && !endpoint.startsWith('https://')) {
+        err([...p, 'endpoint'], `'${endpoint}' ${HTTPS_ONLY}`);
+        return null;
+      }
+      if (str('project') === null) {
+        err([...p, 'project'], 'is required (the Google Cloud project that holds the secrets)', true);
+        return null;
+      }
+      return {
+        type,
+        project: str('project') as string,
+        prefix: str('prefix') ?? '',
+        version: str('version') ?? 'latest',
+        field: str('field'),
+        endpoint,
+        timeoutMs: (typeof c.timeout_seconds === 'number' ? c.timeout_seconds : 10) * 1000,
+      };
+    }
     case 'bws': {
       const token = str('access_token_file') ?? str('access_token_path');
       const state = str('state_file') ?? str('state_path');
@@ -171,10 +191,6 @@ type RawKms = { endpoint?: string; ca_file?: string; timeout_seconds?: number; a
  */
 function compileKms(raw: RawKms | undefined, uri: string | null, p: FieldPath, abs: (f: string) => string, err: Report): KmsSettings | null {
   const keyPath: FieldPath = [...p.slice(0, -1), 'key_kms'];
-  if (uri?.startsWith('gcp_kms://')) {
-    err(keyPath, 'gcp_kms is not supported by this keyswap yet; use aws_kms://ARN or vault_transit://KEYNAME');
-    return null;
-  }
   let vault: KmsSettings['vault'] = null;
   if (raw?.address !== undefined || raw?.auth !== undefined) {
     if (raw.address === undefined || raw.auth === undefined) {

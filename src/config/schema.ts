@@ -46,7 +46,7 @@ const secret = z.strictObject({
 });
 
 const backendConfig = z.record(z.string(), z.unknown());
-const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws', 'vault', 'aws_secrets_manager', 'onepassword'] as const;
+const BACKEND_TYPES = ['env', 'static', 'file', 'credentials', 'files', 'bws', 'vault', 'aws_secrets_manager', 'onepassword', 'gcp_secret_manager'] as const;
 const backendEntry = z.strictObject({ type: z.enum(BACKEND_TYPES), config: backendConfig.optional() });
 
 export const rawConfigSchema = z.strictObject({
@@ -170,6 +170,15 @@ export const backendSchemas = {
     vault: z.string().min(1),
     field: z.string().min(1).optional(),
     ca_file: path.optional(),
+    timeout_seconds: positiveInt.optional(),
+  }),
+  gcp_secret_manager: z.strictObject({
+    type: z.literal('gcp_secret_manager').optional(),
+    project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^\d+$/, 'must be a Google Cloud project id or number').optional(),
+    prefix: z.string().optional(),
+    version: z.string().regex(/^(latest|\d+)$/, 'must be latest or a version number').optional(),
+    field: z.string().min(1).optional(),
+    endpoint: z.url().optional(),
     timeout_seconds: positiveInt.optional(),
   }),
   bws: z.strictObject({

@@ -243,6 +243,17 @@ export type BackendSpec =
       readonly caFile: string | null;
       readonly timeoutMs: number;
     }
+  | {
+      readonly type: 'gcp_secret_manager';
+      readonly project: string;
+      readonly prefix: string;
+      readonly version: string;
+      /** null: the whole payload. */
+      readonly field: string | null;
+      /** An https origin instead of secretmanager.googleapis.com (a private endpoint, a test server). */
+      readonly endpoint: string | null;
+      readonly timeoutMs: number;
+    }
   | ({ readonly type: 'vault'; readonly mount: string; readonly prefix: string; readonly field: string } & VaultConnection)
   | {
       readonly type: 'bws';

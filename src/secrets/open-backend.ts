@@ -7,6 +7,7 @@ import { EnvBackend } from './env-backend.js';
 import { FileBackend } from './file-backend.js';
 import { FilesBackend } from './files-backend.js';
 import { RoutedBackend } from './routed-backend.js';
+import { GcpSecretsBackend } from './gcp-secrets-backend.js';
 import { OnePasswordBackend } from './onepassword-backend.js';
 import { StaticBackend } from './static-backend.js';
 import { VaultBackend } from './vault-backend.js';
@@ -57,5 +58,7 @@ export async function openBackend(spec: BackendSpec, env: Env, warn: (message: s
       return AwsSecretsBackend.open(spec, env);
     case 'onepassword':
       return OnePasswordBackend.open(spec, warn);
+    case 'gcp_secret_manager':
+      return GcpSecretsBackend.open(spec);
   }
 }

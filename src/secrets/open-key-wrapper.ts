@@ -1,5 +1,6 @@
 import type { KmsSettings } from '../config/index.js';
 import { awsKmsWrapper } from './aws-kms-wrapper.js';
+import { gcpKmsWrapper } from './gcp-kms-wrapper.js';
 import { KmsKeySource, type KeyWrapper } from './key-wrapper.js';
 import { StoreError } from './store-crypto.js';
 import { vaultTransitWrapper } from './vault-transit-wrapper.js';
@@ -24,5 +25,12 @@ async function openKeyWrapper(uri: string, kms: KmsSettings, env: Env): Promise<
     if (kms.vault === null) throw new StoreError(`${uri} needs the Vault that holds it: set backend.config.kms: { address, auth }`);
     return vaultTransitWrapper(m[2] as string, kms.vault);
   }
-  throw new StoreError(`${uri}: keyswap wraps store keys with aws_kms://ARN or vault_transit://KEYNAME`);
+  if (m?.[1] === 'gcp_kms') {
+    try {
+      return await gcpKmsWrapper(m[2] as string, kms);
+    } catch (err) {
+      throw new StoreError((err as Error).message);
+    }
+  }
+  throw new StoreError(`${uri}: keyswap wraps store keys with aws_kms://ARN, gcp_kms://projects/…/cryptoKeys/K or vault_transit://KEYNAME`);
 }
