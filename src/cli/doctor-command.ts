@@ -27,6 +27,7 @@ credential once (most providers rotate the refresh token when asked). Each probl
 fixes it. Exit 0: all good; 1: problems found; 2: the config is invalid, or others could
 write it or its extra_ca_file (then nothing else is checked).`;
 
+import { tlsListenerChecks } from './doctor-tls-listener.js';
 import { backendSource, parentProxyChecks, type Check } from './doctor-parent.js';
 
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
@@ -52,6 +53,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     clientCheck(config),
     ...(await caChecks(config)),
     ...(await backendChecks(config, io)),
+    ...(await tlsListenerChecks(config)),
     ...(await mintingChecks(config, io, values.exchange)),
     ...(await pendingWriteChecks(config)),
     ...(await parentProxyChecks(config, io)),

@@ -121,7 +121,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     proxy = await startProxy({
       host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log, identity,
       ...(opts.inheritedFd === undefined ? {} : { fd: opts.inheritedFd }),
-      ...(tlsAt === null ? {} : { tls: { host: tlsAt.listen.host, port: tlsAt.listen.port, certFile: tlsAt.certFile, keyFile: tlsAt.keyFile, clientCaFile: tlsAt.clientCaFile } }),
+      ...(tlsAt === null ? {} : { tls: { host: tlsAt.listen.host, port: tlsAt.listen.port, certFile: tlsAt.certFile, keyFile: tlsAt.keyFile, clientCaFile: tlsAt.clientCaFile, handshakeMs: config.timeouts.tlsHandshakeMs } }),
     });
   } catch (err) {
     await audit.close();

@@ -154,6 +154,8 @@ function compileClients(raw: RawConfig, secrets: readonly SecretSpec[], err: Rep
       continue;
     }
     if (c.spiffe_id !== undefined && raw.listen_tls === undefined) err([...p, 'spiffe_id'], 'an agent presents its certificate on the TLS listener: set listen_tls');
+    const twin = [...out.values()].find((o) => c.spiffe_id !== undefined && o.spiffeId === c.spiffe_id);
+    if (twin !== undefined) err([...p, 'spiffe_id'], `client ${twin.name} has the same spiffe_id: one certificate, one client`);
     out.set(name, { name, tokenSha256: c.token_sha256 ?? null, spiffeId: c.spiffe_id ?? null, secrets: new Set(c.secrets), expiresAtMs });
   }
   return out;

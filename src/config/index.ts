@@ -10,3 +10,4 @@ export { minterEndpoint, minterInputs, signerInputs } from './compile-minter.js'
 export { clientPolicy, describeClientPolicy, isOpenToAnyClient, type ClientPolicy } from './client-policy.js';
 export { namesToFetch } from './fetched-names.js';
 export { backendOfSecret } from './compile-backends.js';
+export { looseWriteAccess } from './write-access.js';

@@ -41,6 +41,12 @@ export async function loadConfig(file: string): Promise<Config> {
     const field = ['upstream', 'extra_ca_file'];
     errors.push(new LooseWriteAccessError(abs, src.lineOf(field), fieldName(field), `${caFile} is ${caLoose.finding}: whoever can change it chooses which upstream certificates keyswap trusts`, caLoose.fix));
   }
+  // The TLS listener's files decide who every certificate client is: nobody else may change them.
+  for (const [key, file] of config.listenTls === null ? [] : [['cert_file', config.listenTls.certFile], ['key_file', config.listenTls.keyFile], ['client_ca_file', config.listenTls.clientCaFile]] as const) {
+    const l = await looseWriteAccess(file);
+    const field = ['listen_tls', key];
+    if (l !== null) errors.push(new LooseWriteAccessError(abs, src.lineOf(field), fieldName(field), `${file} is ${l.finding}: whoever can change it decides which agents' certificates keyswap accepts`, l.fix));
+  }
   if (errors.length > 0) throw new ConfigErrors(errors);
   return config;
 }

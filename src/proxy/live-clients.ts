@@ -24,6 +24,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class LiveClients {
   readonly #live = new Map<object, Live>();
+  /** Per agent socket, the key it is held under for each client that used it. */
+  readonly #sockets = new WeakMap<object, Map<string | null, object>>();
   readonly #snapshot: () => Snapshot;
   #timer: NodeJS.Timeout | null = null;
   #timerAtMs = Number.POSITIVE_INFINITY;
@@ -45,12 +47,23 @@ export class LiveClients {
    * longer allows (every request and substitution on it is checked against the configuration in force meanwhile).
    */
   watch(socket: NodeJS.EventEmitter & { end(): void; destroy(): void }, client: ClientSpec | null): void {
-    if (this.#live.has(socket)) return;
-    this.hold(socket, 'connection', client, () => {
+    // A keep-alive connection may carry requests of several clients (each authenticated on its own): it is held
+    // under each of them, and goes when any of them is no longer admitted.
+    let keys = this.#sockets.get(socket);
+    if (keys === undefined) {
+      const held = new Map<string | null, object>();
+      keys = held;
+      this.#sockets.set(socket, held);
+      socket.once('close', () => { for (const key of held.values()) this.release(key); });
+    }
+    const name = client?.name ?? null;
+    if (keys.has(name)) return;
+    const key = {};
+    keys.set(name, key);
+    this.hold(key, 'connection', client, () => {
       socket.end();
       setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
     });
-    socket.once('close', () => this.release(socket));
   }
 
   release(key: object): void {

@@ -1,4 +1,5 @@
-import { TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 
 /** Who an agent on the TLS listener is, by its X.509-SVID, and until when that certificate says so. */
 export interface PeerIdentity {
@@ -6,22 +7,66 @@ export interface PeerIdentity {
   readonly notAfterMs: number;
 }
 
-const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._-]+)+$/;
+const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._-]+)+$/;
+const TRUST_DOMAIN = /^spiffe:\/\/([a-z0-9._-]+)\/?$/;
+
+/** Each TLS-listener socket's identity, read once when its handshake completed (renegotiation is off). */
+const identities = new WeakMap<object, PeerIdentity | null>();
+
+/** The identity the handshake on this socket established; null for a plain socket or a certificate that names nobody. */
+export function peerIdentity(socket: unknown): PeerIdentity | null {
+  return typeof socket === 'object' && socket !== null ? identities.get(socket) ?? null : null;
+}
 
 /**
- * The SPIFFE ID of the client certificate on this socket, when there is one that counts: the handshake verified
- * it against `client_ca_file` (chain, validity dates), it is a leaf (not a CA), and it carries exactly one URI SAN
- * that is a SPIFFE ID (the X.509-SVID rule). Anything else identifies nobody; a token may still.
+ * Reads, once, who the certificate on a socket whose handshake just completed says the agent is: the handshake
+ * verified it against the trust bundle (chain, dates); it must be a leaf (not a CA) with exactly one URI SAN that is a
+ * SPIFFE ID, and the anchor its chain ends at, when it names a trust domain (`spiffe://TD`, as SPIRE's CAs do), must
+ * name the ID's: a federated bundle's other domains cannot issue this domain's IDs. Anything else identifies nobody;
+ * a token may still.
  */
-export function peerIdentity(socket: unknown): PeerIdentity | null {
-  if (!(socket instanceof TLSSocket) || !socket.authorized) return null;
-  const cert = socket.getPeerCertificate();
+export function recordPeer(socket: TLSSocket): PeerIdentity | null {
+  const identity = socket.authorized ? svidOf(socket.getPeerCertificate(true)) : null;
+  identities.set(socket, identity);
+  return identity;
+}
+
+function svidOf(cert: DetailedPeerCertificate): PeerIdentity | null {
   if (cert === null || typeof cert !== 'object' || cert.ca === true || typeof cert.subjectaltname !== 'string') return null;
-  // Node writes SANs as `TYPE:value, …`, quoting (JSON) any value with a comma or quote: none of those is a SPIFFE ID.
+  // Node writes SANs as `TYPE:value, …`, escaping (JSON) any value with a comma or quote: none of those is a SPIFFE ID.
   const uris = cert.subjectaltname.split(', ').filter((e) => e.startsWith('URI:'));
   if (uris.length !== 1) return null;
   const id = (uris[0] as string).slice(4);
+  const m = SPIFFE_ID.exec(id);
   const notAfterMs = Date.parse(cert.valid_to);
-  if (!SPIFFE_ID.test(id) || Number.isNaN(notAfterMs)) return null;
+  if (m === null || Number.isNaN(notAfterMs)) return null;
+  const anchorDomain = trustDomainOf(anchorOf(cert));
+  if (anchorDomain !== null && anchorDomain !== m[1]) return null;
   return { spiffeId: id, notAfterMs };
+}
+
+/** The last certificate of the verified chain: the trust anchor from the bundle. */
+function anchorOf(cert: DetailedPeerCertificate): DetailedPeerCertificate {
+  let c = cert;
+  for (let i = 0; i < 10 && c.issuerCertificate !== undefined && c.issuerCertificate !== c && c.issuerCertificate.fingerprint256 !== c.fingerprint256; i++) c = c.issuerCertificate;
+  return c;
+}
+
+/** The trust domain a CA certificate names in its URI SAN (`spiffe://example.org`), or null when it names none. */
+export function trustDomainOf(cert: { readonly subjectaltname?: string } | X509Certificate): string | null {
+  const sans = cert instanceof X509Certificate ? cert.subjectAltName : cert.subjectaltname;
+  const uris = (sans ?? '').split(', ').filter((e) => e.startsWith('URI:')).map((e) => TRUST_DOMAIN.exec(e.slice(4))?.[1]).filter((d): d is string => d !== undefined);
+  return uris.length === 1 ? (uris[0] as string) : null;
+}
+
+/** Whether a chain the handshake verified still ends at one of these anchors (after the bundle changed on disk). */
+export function chainTrusted(socket: TLSSocket, anchors: readonly X509Certificate[]): boolean {
+  let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  for (let i = 0; i < 10 && c !== undefined && c.raw !== undefined; i++) {
+    const x = new X509Certificate(c.raw);
+    if (anchors.some((a) => a.fingerprint256 === x.fingerprint256 || (x.checkIssued(a) && x.verify(a.publicKey)))) return true;
+    if (c.issuerCertificate === undefined || c.issuerCertificate === c) return false;
+    c = c.issuerCertificate;
+  }
+  return false;
 }
