@@ -44,6 +44,7 @@ export type DenyReason =
   | 'plaintext_via_parent'
   | 'upstream_echoed_secret'
   | 'rate_limited'
+  | 'usage_limit_reached'
   | 'proxy_auth_required'
   | 'not_a_proxy_request'
   | 'unknown_route'

@@ -29,6 +29,7 @@ commands:
   install      as root: run keyswap as a service under its own user (--config FILE: the quick start's config)
   uninstall    as root: stop and remove the service; --purge also removes the store, its key and the user
   client       add NAME --secrets A,B [--expires 90d] | list | revoke NAME (agent identities)
+  usage        each usage: quota: used, limit, period end, state
   help         show this text
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.`;
@@ -46,6 +47,7 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
   audit: async () => { const m = await import('./audit-command.js'); return { run: m.auditCommand, usage: m.AUDIT_USAGE }; },
   ca: async () => { const m = await import('./ca-command.js'); return { run: m.caCommand, usage: m.CA_USAGE }; },
   client: async () => { const m = await import('./client-command.js'); return { run: m.clientCommand, usage: m.CLIENT_USAGE }; },
+  usage: async () => { const m = await import('./usage-command.js'); return { run: m.usageCommand, usage: m.USAGE_USAGE }; },
   reload: async () => ({ run: (await import('./reload-command.js')).reloadCommand }),
   init: async () => { const m = await import('./init-command.js'); return { run: m.initCommand, usage: m.INIT_USAGE }; },
   check: async () => { const m = await import('./check-command.js'); return { run: m.checkCommand, usage: m.CHECK_USAGE }; },

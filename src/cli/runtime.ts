@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
 import { mintServiceFor, RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { ScrubberCache } from '../scrub/index.js';
+import { readUsageFile, restoredCounts, UsageFileWriter, UsageMeter } from '../usage/index.js';
 import { openBackends, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
 import { createLeafKey, Identity, IDENTITY_CREDENTIAL, IDENTITY_KEY_FILE, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, backendMaterialNames, exportLines, writeAgentConfigFiles } from './agent-env.js';
@@ -74,10 +75,12 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   let proxy: RunningProxy | undefined;
   let audit: AuditWriter | undefined;
   let secrets: SecretCache | undefined;
+  let usageMeter: UsageMeter | undefined;
   const metrics = metricsAt === null ? null : new KeyswapMetrics({
     openConnections: () => proxy?.openConnections ?? 0,
     cache: () => secrets?.stats ?? { hits: 0, misses: 0, staleServed: 0 },
     auditHealthy: () => audit?.isHealthy ?? false,
+    usage: () => usageMeter?.states() ?? [],
   }, VERSION);
 
   const backend = await openBackends(config, { ...io.env }, (m) => log.warn(m));
@@ -109,8 +112,15 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   const source = { get: (name: string) => pending.get(name), store: (name: string, value: Secret) => pending.store(name, value) };
   const upstream = new UpstreamClient(config.upstream, extraCaPem, source);
   const limiter = new RateLimiter();
+  // Quota counts, kept in state_dir/usage.json across restarts (usage/usage-file.ts says why not the audit log).
+  let usageFile: UsageFileWriter | null = null;
+  const usage = new UsageMeter(config.usage, restoredCounts(await readUsageFile(config.stateDir).catch((err: Error) => {
+    throw new CliError(`${err.message}`, EXIT.runtime);
+  })), () => usageFile?.changed());
+  usageFile = new UsageFileWriter(config.stateDir, () => usage.states(), log);
+  usageMeter = usage;
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
-  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source), scrubbers: new ScrubberCache() };
+  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source), scrubbers: new ScrubberCache(), usage };
 
   const identity = await Identity.open(config.stateDir, io.env.CREDENTIALS_DIRECTORY).catch(async (err: Error) => {
     await audit.close();
@@ -174,6 +184,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
         (next) => {
           snapshot = next;
           backend.reroute(next.config);
+          usage.configure(next.config.usage);
           // A reload is also how an operator says "use the values I just stored": cached ones are dropped.
           secrets?.flush();
           return [];
@@ -224,6 +235,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       await anchor.mark();
       await audit.close();
       await pending.close();
+      await usageFile?.flush();
       await backend.close?.();
       log.info('stopped');
     },

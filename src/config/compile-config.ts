@@ -6,7 +6,7 @@ import { ConfigError, ConfigErrors } from './errors.js';
 import { reportIssue, type Report } from './report.js';
 import { rawConfigSchema, type RawConfig } from './schema.js';
 import { backendOfSecret, compileBackends, type CompiledBackends } from './compile-backends.js';
-import type { BaseUrlRoute, ClientSpec, Config, HostPort, SecretSpec } from './types.js';
+import type { BaseUrlRoute, ClientSpec, Config, HostPort, QuotaSpec, SecretSpec } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:14322';
@@ -72,6 +72,7 @@ export function compileConfig(src: YamlSource): Config {
   }
   const clients = compileClients(raw, secrets, err);
   const routes = compileRoutes(raw, err);
+  const usage = compileUsage(raw, secrets, clients, err);
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   return {
@@ -102,12 +103,27 @@ export function compileConfig(src: YamlSource): Config {
     },
     secrets,
     routes,
+    usage,
     clients,
     warnings,
   };
 }
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** `usage:`: quotas, each naming only secrets and clients this file has. */
+function compileUsage(raw: RawConfig, secrets: readonly SecretSpec[], clients: ReadonlyMap<string, ClientSpec> | null, err: Report): QuotaSpec[] {
+  const known = new Set(secrets.map((s) => s.name));
+  return Object.entries(raw.usage ?? {}).map(([name, q]) => {
+    const p: FieldPath = ['usage', name];
+    if (!ROUTE_NAME.test(name)) err(p, `quota name '${name}' must be lower-case letters, digits, '-' or '_' (it is a header value and a metric label)`, true);
+    q.secrets?.forEach((s, i) => { if (!known.has(s)) err([...p, 'secrets', i], `'${s}' is not a secret in this file (known: ${[...known].join(', ') || 'none'})`); });
+    q.clients?.forEach((c, i) => { if (!clients?.has(c)) err([...p, 'clients', i], `'${c}' is not a client in this file (clients: ${[...(clients?.keys() ?? [])].join(', ') || 'none'})`); });
+    const warnAt = q.warn_at === undefined ? 0.9 : typeof q.warn_at === 'number' ? q.warn_at : Number(q.warn_at.slice(0, -1)) / 100;
+    if (warnAt > 1) err([...p, 'warn_at'], 'must be at most 100%');
+    return { name, secrets: q.secrets ? new Set(q.secrets) : null, clients: q.clients ? new Set(q.clients) : null, limit: q.limit, period: q.period, warnAt };
+  });
+}
 
 /** `routes: { openai: https://api.openai.com }`: an https origin (no path, no credentials) per lower-case name. */
 function compileRoutes(raw: RawConfig, err: Report): Map<string, BaseUrlRoute> {

@@ -91,6 +91,18 @@ export const rawConfigSchema = z.strictObject({
     .optional(),
   secrets: z.record(z.string(), secret),
   routes: z.record(z.string(), z.string()).optional(),
+  usage: z
+    .record(
+      z.string(),
+      z.strictObject({
+        secrets: z.array(z.string().min(1)).min(1).optional(),
+        clients: z.array(z.string().min(1)).min(1).optional(),
+        limit: positiveInt,
+        period: z.enum(['hour', 'day', 'week', 'month']),
+        warn_at: z.union([z.string().regex(/^\d{1,3}(\.\d+)?%$/, 'must be a percentage such as 90%'), z.number().min(0).max(1)]).optional(),
+      }),
+    )
+    .optional(),
   /** agent-vault-proxy's start-up checks: accepted so its files load; keyswap's are `keyswap doctor`. */
   preflight: z.record(z.string(), z.unknown()).optional(),
   clients: z

@@ -276,6 +276,19 @@ export interface ClientSpec {
   readonly expiresAtMs: number | null;
 }
 
+/** `usage.NAME`: a quota on uses (requests, streams, WebSocket messages keyswap injected into) per calendar period, UTC. */
+export interface QuotaSpec {
+  readonly name: string;
+  /** null: every secret counts. */
+  readonly secrets: ReadonlySet<string> | null;
+  /** null: every client (and no client) counts. */
+  readonly clients: ReadonlySet<string> | null;
+  readonly limit: number;
+  readonly period: 'hour' | 'day' | 'week' | 'month';
+  /** The fraction of the limit from which responses carry keyswap-usage-warning (0.9 for 90%). */
+  readonly warnAt: number;
+}
+
 export interface Config {
   /** Absolute path of the file this came from. */
   readonly file: string;
@@ -339,6 +352,8 @@ export interface Config {
    * SDKs that take a base URL and need no CA (`routes: { openai: https://api.openai.com }`).
    */
   readonly routes: ReadonlyMap<string, BaseUrlRoute>;
+  /** `usage:`, in file order. */
+  readonly usage: readonly QuotaSpec[];
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */
   readonly clients: ReadonlyMap<string, ClientSpec> | null;
   /** Non-fatal findings at load (e.g. a compatibility key keyswap ignores), each naming file:line:field. */

@@ -7,6 +7,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export interface MetricSources {
   readonly openConnections: () => number;
   readonly cache: () => { readonly hits: number; readonly misses: number; readonly staleServed: number };
+  /** `usage:` quotas: uses this period and limits (the numbers `keyswap usage` prints). */
+  readonly usage?: () => readonly { readonly name: string; readonly used: number; readonly limit: number; readonly periodEndMs: number }[];
   readonly auditHealthy: () => boolean;
 }
 
@@ -34,6 +36,9 @@ export class KeyswapMetrics {
     const started = Date.now() / 1000;
     this.registry.add(new Sampled('keyswap_build_info', 'The running version.', 'gauge', () => [[{ version }, 1]]));
     this.registry.add(new Sampled('keyswap_open_connections', 'Agent connections open now (tunnels and decrypted connections).', 'gauge', () => [[{}, sources.openConnections()]]));
+    this.registry.add(new Sampled('keyswap_usage_used', 'Uses counted under each usage: quota this period.', 'gauge', () => (sources.usage?.() ?? []).map((q) => [{ quota: q.name }, q.used])));
+    this.registry.add(new Sampled('keyswap_usage_limit', 'Each usage: quota\'s limit per period.', 'gauge', () => (sources.usage?.() ?? []).map((q) => [{ quota: q.name }, q.limit])));
+    this.registry.add(new Sampled('keyswap_usage_period_end_seconds', 'When each usage: quota\'s period ends (Unix seconds).', 'gauge', () => (sources.usage?.() ?? []).map((q) => [{ quota: q.name }, Math.round(q.periodEndMs / 1000)])));
     this.registry.add(new Sampled('keyswap_audit_healthy', '1 while the audit log accepts writes; 0 once a write failed (injected requests are refused).', 'gauge', () => [[{}, sources.auditHealthy() ? 1 : 0]]));
     this.registry.add(new Sampled('keyswap_secret_cache_lookups_total', 'Secret cache lookups, per result (hit, miss, stale: a value past its TTL served while the backend fails).', 'counter', () => {
       const s = sources.cache();

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { Http2ServerRequest } from 'node:http2';
 import { Readable, type Duplex, type Transform } from 'node:stream';
-import { namesToFetch, minterInputs, type InjectSpec, type SecretSpec } from '../config/index.js';
+import { namesToFetch, minterInputs, type ClientSpec, type InjectSpec, type SecretSpec } from '../config/index.js';
+import type { Reservation } from '../usage/index.js';
 import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, isBoundDestination, namedResources, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
@@ -29,6 +30,8 @@ const ACCEPTED_ENCODINGS = 'gzip, deflate, br';
  * ends in a refusal and nothing is sent (K4); once the response head is out, a failure breaks the transfer.
  */
 export async function runPipeline(ex: Exchange, target: Target, req: IncomingMessage | Http2ServerRequest, to: Delivery, requestTarget: string): Promise<void> {
+  // A use admitted under `usage:` quotas: counted when the request goes out, released on every other way out.
+  let use: Reservation | null = null;
   try {
     const queryAt = requestTarget.indexOf('?');
     const path = queryAt < 0 ? requestTarget : requestTarget.slice(0, queryAt);
@@ -76,6 +79,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       throw new Refusal('plaintext_via_parent');
     }
     enforceRates(ex, verdict.injections, Date.now());
+    use = admitUse(ex, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret.name), target.client);
     // Every secret this request may carry, and every secret bound to this destination, fetched before anything
     // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
     // may come back in a response (an earlier request, or an earlier keyswap, stored it upstream) (K1). A
@@ -114,6 +118,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
     // The agent left while we waited: send nothing.
     if ((to.kind === 'response' ? isGone(to.res) : to.socket.destroyed) || req.socket.destroyed) return;
+    // The request goes out now: the use counts.
+    const warning = use?.commit() ?? null;
+    if (warning !== null && to.kind === 'response') to.res.setHeader('keyswap-usage-warning', warning);
 
     const bodyPlacements = placementsOf(verdict.bodyInjectors, values, nowMs);
     const scrubber = scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]);
@@ -129,6 +136,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
         ],
         beforeSubstituting: async (names) => {
           stillEntitled(ex, facts, target, names.filter((n) => verdict.bodyInjectors.some((i) => i.secret.name === n)));
+          // Each message a secret is written into is a use of its own.
+          admitUse(ex, names, target.client)?.commit();
           await auditBodyUse(ex, verdict.bodyInjectors, names, honeytokens);
         },
         idleMs: ex.snap.config.timeouts.tunnelIdleMs,
@@ -150,7 +159,17 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     else forward(ex, target, req, to.res, outbound);
   } catch (err) {
     ex.refuse(err);
+  } finally {
+    use?.release();
   }
+}
+
+/** The `usage:` quotas this request counts under: past a limit it is refused (429, Retry-After: the period's end). */
+function admitUse(ex: Exchange, secrets: readonly string[], client: ClientSpec | null): Reservation | null {
+  if (secrets.length === 0) return null;
+  const admission = ex.snap.usage.admit([...new Set(secrets)], client);
+  if (admission.kind === 'exhausted') throw new Refusal('usage_limit_reached', { retryAfterSeconds: admission.retryAfterSeconds });
+  return admission.reservation;
 }
 
 /**

@@ -5,6 +5,7 @@ import type { MintService } from '../mint/index.js';
 import type { ScrubberCache } from '../scrub/index.js';
 import type { Secret } from '../secrets/index.js';
 import type { RateLimiter } from './rate-limiter.js';
+import type { UsageMeter } from '../usage/index.js';
 import type { UpstreamClient } from './upstream.js';
 
 /** Where secrets come from, as the pipeline sees it (secrets/PendingWrites over the SecretCache). */
@@ -35,6 +36,8 @@ export interface Snapshot {
   readonly audit: AuditSink;
   readonly upstream: UpstreamClient;
   readonly limiter: RateLimiter;
+  /** `usage:` quotas and their counts: one meter for the process, reconfigured by a reload. */
+  readonly usage: UsageMeter;
   /** Minted credentials (OAuth2, GitHub App, JWT), cached per inputs; a reload starts a new one. */
   readonly mint: MintService;
   /** Compiled scrubbers per policy and destination: kept across reloads (each policy's go with it). */

@@ -1,0 +1,128 @@
+import type { ClientSpec, QuotaSpec } from '../config/index.js';
+import { periodOf } from './periods.js';
+
+/** Where a quota stands: uses that went out this period, the limit, and when the period ends. */
+export interface QuotaState {
+  readonly name: string;
+  readonly used: number;
+  readonly limit: number;
+  readonly period: QuotaSpec['period'];
+  readonly periodStartMs: number;
+  readonly periodEndMs: number;
+  readonly state: 'ok' | 'warning' | 'exhausted';
+}
+
+/** A use admitted and not yet gone out: commit it when the request leaves, release it when it does not. */
+export interface Reservation {
+  /** Counts the use; returns the `keyswap-usage-warning` value when a quota it counts under is at or past warn_at. */
+  commit(): string | null;
+  release(): void;
+}
+
+export type Admission = { readonly kind: 'admitted'; readonly reservation: Reservation } | { readonly kind: 'exhausted'; readonly quota: string; readonly retryAfterSeconds: number };
+
+interface Count { used: number; periodStartMs: number; periodEndMs: number }
+
+const NOTHING: Reservation = { commit: () => null, release: () => {} };
+
+/**
+ * The quotas of `usage:` and their counts. A use is admitted only while what went out plus what is on its way stays
+ * under every matching quota's limit (concurrent requests cannot overshoot), counted when it goes out, and released
+ * when it does not: a refused or abandoned request is never counted. Counts roll over at each calendar period (UTC).
+ * `onChange` is told after every count, for the durable copy.
+ */
+export class UsageMeter {
+  #quotas: readonly QuotaSpec[] = [];
+  readonly #counts = new Map<string, Count>();
+  /** Uses admitted and not yet gone out, by quota: they hold their place whatever the period. */
+  readonly #pending = new Map<string, number>();
+  readonly #onChange: () => void;
+  readonly #now: () => number;
+
+  constructor(quotas: readonly QuotaSpec[], restored: ReadonlyMap<string, { readonly period: string; readonly periodStartMs: number; readonly used: number }>, onChange: () => void, now: () => number = Date.now) {
+    this.#onChange = onChange;
+    this.#now = now;
+    this.configure(quotas);
+    for (const q of quotas) {
+      const saved = restored.get(q.name);
+      const c = this.#count(q);
+      if (saved !== undefined && saved.period === q.period && saved.periodStartMs === c.periodStartMs) c.used = saved.used;
+    }
+  }
+
+  /** A reload: quotas kept by name keep their counts (a changed period starts over); removed ones are forgotten. */
+  configure(quotas: readonly QuotaSpec[]): void {
+    const names = new Set(quotas.map((q) => q.name));
+    for (const name of this.#counts.keys()) if (!names.has(name)) this.#counts.delete(name);
+    for (const name of this.#pending.keys()) if (!names.has(name) && this.#pending.get(name) === 0) this.#pending.delete(name);
+    for (const q of quotas) {
+      const was = this.#quotas.find((o) => o.name === q.name);
+      if (was !== undefined && was.period !== q.period) this.#counts.delete(q.name);
+    }
+    this.#quotas = quotas;
+  }
+
+  /** The quotas a use of these secrets by this client counts under. */
+  matching(secrets: readonly string[], client: ClientSpec | null): QuotaSpec[] {
+    return this.#quotas.filter((q) => (q.secrets === null || secrets.some((s) => q.secrets?.has(s))) && (q.clients === null || (client !== null && q.clients.has(client.name))));
+  }
+
+  admit(secrets: readonly string[], client: ClientSpec | null): Admission {
+    const quotas = this.matching(secrets, client);
+    if (quotas.length === 0) return { kind: 'admitted', reservation: NOTHING };
+    const now = this.#now();
+    for (const q of quotas) {
+      const c = this.#count(q, now);
+      if (c.used + (this.#pending.get(q.name) ?? 0) >= q.limit) return { kind: 'exhausted', quota: q.name, retryAfterSeconds: Math.max(1, Math.ceil((c.periodEndMs - now) / 1000)) };
+    }
+    const bump = (by: number): void => { for (const q of quotas) this.#pending.set(q.name, (this.#pending.get(q.name) ?? 0) + by); };
+    bump(1);
+    let settled = false;
+    return {
+      kind: 'admitted',
+      reservation: {
+        commit: () => {
+          if (settled) return null;
+          settled = true;
+          bump(-1);
+          const warnings: string[] = [];
+          for (const q of quotas) {
+            // A period that ended while the request waited: the use counts in the period it went out in.
+            const current = this.#count(q);
+            current.used++;
+            if (current.used >= q.warnAt * q.limit) warnings.push(`${current.used}/${q.limit} per ${q.period} (${q.name})`);
+          }
+          this.#onChange();
+          return warnings.length === 0 ? null : warnings.join(', ');
+        },
+        release: () => {
+          if (settled) return;
+          settled = true;
+          bump(-1);
+        },
+      },
+    };
+  }
+
+  states(): QuotaState[] {
+    const now = this.#now();
+    return this.#quotas.map((q) => {
+      const c = this.#count(q, now);
+      return { name: q.name, used: c.used, limit: q.limit, period: q.period, periodStartMs: c.periodStartMs, periodEndMs: c.periodEndMs, state: stateOf(q, c.used) };
+    });
+  }
+
+  #count(q: QuotaSpec, now = this.#now()): Count {
+    let c = this.#counts.get(q.name);
+    if (c === undefined || now >= c.periodEndMs) {
+      const { startMs, endMs } = periodOf(q.period, now);
+      c = { used: 0, periodStartMs: startMs, periodEndMs: endMs };
+      this.#counts.set(q.name, c);
+    }
+    return c;
+  }
+}
+
+export function stateOf(q: Pick<QuotaSpec, 'limit' | 'warnAt'>, used: number): QuotaState['state'] {
+  return used >= q.limit ? 'exhausted' : used >= q.warnAt * q.limit ? 'warning' : 'ok';
+}

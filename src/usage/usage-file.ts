@@ -1,0 +1,81 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from '../atomic-file.js';
+import type { Logger } from '../log.js';
+import type { QuotaState } from './meter.js';
+
+export const USAGE_FILE = 'usage.json';
+
+const fileSchema = z.object({
+  version: z.literal(1),
+  quotas: z.record(z.string(), z.object({ period: z.string(), period_start: z.string(), period_end: z.string(), used: z.number().int().nonnegative(), limit: z.number().int().positive(), state: z.string() })),
+});
+export type UsageFile = z.infer<typeof fileSchema>;
+
+/** The counts a running keyswap last wrote, by quota (empty when there is no file yet). A damaged file is an error. */
+export async function readUsageFile(stateDir: string): Promise<UsageFile['quotas']> {
+  const file = path.join(stateDir, USAGE_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new Error(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const parsed = fileSchema.safeParse((() => { try { return JSON.parse(text) as unknown; } catch { return null; } })());
+  if (!parsed.success) throw new Error(`${file} is not keyswap's usage file (damaged?); remove it to start the counts over`);
+  return parsed.data.quotas;
+}
+
+export function restoredCounts(quotas: UsageFile['quotas']): Map<string, { period: string; periodStartMs: number; used: number }> {
+  return new Map(Object.entries(quotas).map(([name, q]) => [name, { period: q.period, periodStartMs: Date.parse(q.period_start), used: q.used }]));
+}
+
+/**
+ * Keeps `state_dir/usage.json` in step with the meter: each change schedules one atomic write (fsynced, renamed into
+ * place); changes that come while a write is under way are folded into the next one. A restart reads it back; a
+ * crash can lose the uses of the write that was under way.
+ */
+export class UsageFileWriter {
+  readonly #file: string;
+  readonly #states: () => readonly QuotaState[];
+  readonly #log: Logger;
+  #writing: Promise<void> | null = null;
+  #again = false;
+
+  constructor(stateDir: string, states: () => readonly QuotaState[], log: Logger) {
+    this.#file = path.join(stateDir, USAGE_FILE);
+    this.#states = states;
+    this.#log = log;
+  }
+
+  changed(): void {
+    if (this.#writing !== null) {
+      this.#again = true;
+      return;
+    }
+    this.#writing = this.#write().finally(() => {
+      this.#writing = null;
+      if (this.#again) {
+        this.#again = false;
+        this.changed();
+      }
+    });
+  }
+
+  /** Waits for the last write (shutdown). */
+  async flush(): Promise<void> {
+    while (this.#writing !== null) await this.#writing;
+  }
+
+  async #write(): Promise<void> {
+    const doc: UsageFile = {
+      version: 1,
+      quotas: Object.fromEntries(this.#states().map((s) => [s.name, { period: s.period, period_start: new Date(s.periodStartMs).toISOString(), period_end: new Date(s.periodEndMs).toISOString(), used: s.used, limit: s.limit, state: s.state }])),
+    };
+    await writeFileAtomic(this.#file, `${JSON.stringify(doc, null, 1)}\n`, 0o600).catch((err: Error) => {
+      this.#log.error({ err: err.message, file: this.#file }, 'usage counts could not be saved; a restart would start them from the last saved copy');
+    });
+  }
+}
