@@ -19,6 +19,7 @@ const PINNED: Record<string, readonly [number, string]> = {
   plaintext_via_parent: [403, 'keyswap: a secret is never sent over plain http through the parent proxy (upstream.proxy); use https, or list the host in upstream.no_proxy\n'],
   parent_proxy_failed: [502, 'keyswap: the parent proxy (upstream.proxy) refused or failed the connection\n'],
   rate_limited: [429, 'keyswap: rate limit for this credential reached; retry later\n'],
+  usage_limit_reached: [429, 'keyswap: usage quota for this credential reached; retry after the period ends\n'],
   proxy_auth_required: [407, 'keyswap: proxy authentication required (http://NAME:TOKEN@host:port)\n'],
   upstream_echoed_secret: [502, 'keyswap: upstream response echoed a credential; blocked\n'],
   plaintext_https_not_loopback: [403, 'keyswap: an https:// request line is accepted only from this host; send HTTPS through CONNECT\n'],
