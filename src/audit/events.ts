@@ -134,6 +134,11 @@ export type AuditEvent =
    * new token, by a reload or the control API ('client_revoked'), or past its `expires` ('client_expired').
    */
   | { readonly type: 'client_disconnected'; readonly client: string | null; readonly reason: 'client_revoked' | 'client_expired' | 'clients_required'; readonly connections: number; readonly websockets: number }
+  /**
+   * One attempt to deliver an alert to a webhook (`sink`: its host): delivered (2xx), retrying (with backoff, for up
+   * to an hour from the alert), or dropped. `alert_id` is the webhook-id receivers see.
+   */
+  | { readonly type: 'alert_delivery'; readonly alert_id: string; readonly event: string; readonly sink: string; readonly outcome: 'delivered' | 'retrying' | 'dropped'; readonly attempt: number; readonly status: number | null }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }
   /** SIGHUP: ok with the new file in force, or the errors (file:line: field, never a value) and the old config kept. */

@@ -6,7 +6,7 @@ import { ConfigError, ConfigErrors } from './errors.js';
 import { reportIssue, type Report } from './report.js';
 import { rawConfigSchema, type RawConfig } from './schema.js';
 import { backendOfSecret, compileBackends, type CompiledBackends } from './compile-backends.js';
-import type { BaseUrlRoute, ClientSpec, Config, HostPort, QuotaSpec, SecretSpec } from './types.js';
+import type { BaseUrlRoute, ClientSpec, Config, HostPort, QuotaSpec, SecretSpec, WebhookSpec } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:14322';
@@ -73,6 +73,7 @@ export function compileConfig(src: YamlSource): Config {
   const clients = compileClients(raw, secrets, err);
   const routes = compileRoutes(raw, err);
   const usage = compileUsage(raw, secrets, clients, err);
+  const alerts = { webhooks: (raw.alerts?.webhooks ?? []).map((w, i) => compileWebhook(w, ['alerts', 'webhooks', i], err)) };
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   return {
@@ -104,12 +105,23 @@ export function compileConfig(src: YamlSource): Config {
     secrets,
     routes,
     usage,
+    alerts,
     clients,
     warnings,
   };
 }
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** The alert events a webhook may name (alerts/events.ts holds the same list, with what raises each). */
+const ALERT_EVENTS = ['usage_warning', 'usage_exhausted', 'honeytoken', 'violation', 'token_exchange_failed', 'audit_failed', 'backend_failed', 'credential_expiring'];
+
+function compileWebhook(w: NonNullable<NonNullable<RawConfig['alerts']>['webhooks']>[number], p: FieldPath, err: Report): WebhookSpec {
+  if (!w.url.startsWith('https://')) err([...p, 'url'], `'${w.url}' must be https:// (alerts go through keyswap's upstream client with strict TLS)`);
+  if (!SECRET_NAME.test(w.signing_secret)) err([...p, 'signing_secret'], `'${w.signing_secret}' must be a secret name (letters, digits, '_' and '-'): the backend secret holding the signing key (whsec_…)`);
+  w.events?.forEach((e, i) => { if (!ALERT_EVENTS.includes(e)) err([...p, 'events', i], `'${e}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
+  return { url: w.url, signingSecret: w.signing_secret, events: new Set(w.events ?? ALERT_EVENTS) };
+}
 
 /** `usage:`: quotas, each naming only secrets and clients this file has. */
 function compileUsage(raw: RawConfig, secrets: readonly SecretSpec[], clients: ReadonlyMap<string, ClientSpec> | null, err: Report): QuotaSpec[] {

@@ -91,6 +91,11 @@ export const rawConfigSchema = z.strictObject({
     .optional(),
   secrets: z.record(z.string(), secret),
   routes: z.record(z.string(), z.string()).optional(),
+  alerts: z
+    .strictObject({
+      webhooks: z.array(z.strictObject({ url: z.url(), signing_secret: z.string().min(1), events: z.array(z.string()).min(1).optional() })).optional(),
+    })
+    .optional(),
   usage: z
     .record(
       z.string(),

@@ -276,6 +276,14 @@ export interface ClientSpec {
   readonly expiresAtMs: number | null;
 }
 
+/** `alerts.webhooks[]`: where alerts go, signed per Standard Webhooks with the backend secret `signingSecret`. */
+export interface WebhookSpec {
+  readonly url: string;
+  readonly signingSecret: string;
+  /** The alert events it receives (all when the config names none). */
+  readonly events: ReadonlySet<string>;
+}
+
 /** `usage.NAME`: a quota on uses (requests, streams, WebSocket messages keyswap injected into) per calendar period, UTC. */
 export interface QuotaSpec {
   readonly name: string;
@@ -352,6 +360,7 @@ export interface Config {
    * SDKs that take a base URL and need no CA (`routes: { openai: https://api.openai.com }`).
    */
   readonly routes: ReadonlyMap<string, BaseUrlRoute>;
+  readonly alerts: { readonly webhooks: readonly WebhookSpec[] };
   /** `usage:`, in file order. */
   readonly usage: readonly QuotaSpec[];
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */

@@ -40,6 +40,8 @@ export async function looseWriteAccess(file: string): Promise<LooseWriteAccess |
     const st = await lstat(next).catch(() => null);
     if (st === null) return null;
     if (st.isSymbolicLink()) {
+      // A link another user owns: in a sticky directory (as /tmp) that user may delete it and make it point anywhere.
+      if (uid !== undefined && st.uid !== uid && st.uid !== 0) return { finding: `reached through ${next}, a symlink owned by another user (uid ${st.uid}), who can point it elsewhere`, fix: `replace ${next} with a link of your own, or name the file it leads to` };
       if (++links > MAX_LINKS) return null;
       const target = await readlink(next);
       // The link's own directory was checked on the way here; its target is walked from where it starts.

@@ -25,13 +25,13 @@ export function peerIdentity(socket: unknown): PeerIdentity | null {
  * name the ID's: a federated bundle's other domains cannot issue this domain's IDs. Anything else identifies nobody;
  * a token may still.
  */
-export function recordPeer(socket: TLSSocket): PeerIdentity | null {
-  const identity = socket.authorized ? svidOf(socket.getPeerCertificate(true)) : null;
+export function recordPeer(socket: TLSSocket, anchors: readonly X509Certificate[]): PeerIdentity | null {
+  const identity = socket.authorized ? svidOf(socket.getPeerCertificate(true), anchors) : null;
   identities.set(socket, identity);
   return identity;
 }
 
-function svidOf(cert: DetailedPeerCertificate): PeerIdentity | null {
+function svidOf(cert: DetailedPeerCertificate, anchors: readonly X509Certificate[]): PeerIdentity | null {
   if (cert === null || typeof cert !== 'object' || cert.ca === true || typeof cert.subjectaltname !== 'string') return null;
   // Node writes SANs as `TYPE:value, …`, escaping (JSON) any value with a comma or quote: none of those is a SPIFFE ID.
   const uris = cert.subjectaltname.split(', ').filter((e) => e.startsWith('URI:'));
@@ -40,16 +40,34 @@ function svidOf(cert: DetailedPeerCertificate): PeerIdentity | null {
   const m = SPIFFE_ID.exec(id);
   const notAfterMs = Date.parse(cert.valid_to);
   if (m === null || Number.isNaN(notAfterMs)) return null;
-  const anchorDomain = trustDomainOf(anchorOf(cert));
+  const anchor = anchorOf(cert, anchors);
+  if (anchor === null) return null;
+  const anchorDomain = trustDomainOf(anchor);
   if (anchorDomain !== null && anchorDomain !== m[1]) return null;
   return { spiffeId: id, notAfterMs };
 }
 
-/** The last certificate of the verified chain: the trust anchor from the bundle. */
-function anchorOf(cert: DetailedPeerCertificate): DetailedPeerCertificate {
-  let c = cert;
-  for (let i = 0; i < 10 && c.issuerCertificate !== undefined && c.issuerCertificate !== c && c.issuerCertificate.fingerprint256 !== c.fingerprint256; i++) c = c.issuerCertificate;
-  return c;
+/**
+ * The bundle certificate this leaf chains to, walked by signatures: each step up must be a CA whose key signed the
+ * certificate below it, and the walk ends only at a certificate of the bundle. What the peer sent is only a pool of
+ * candidates (Node links it by names and key ids, not signatures: a decoy with a copied subject would otherwise
+ * decide which anchor "verified" it).
+ */
+function anchorOf(leaf: DetailedPeerCertificate, anchors: readonly X509Certificate[]): X509Certificate | null {
+  const sent: X509Certificate[] = [];
+  const seen = new Set<string>();
+  for (let c: DetailedPeerCertificate | undefined = leaf; c !== undefined && c.raw !== undefined && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+    seen.add(c.fingerprint256);
+    sent.push(new X509Certificate(c.raw));
+  }
+  let cur = sent[0];
+  for (let depth = 0; cur !== undefined && depth < 8; depth++) {
+    const here: X509Certificate = cur;
+    const anchor = anchors.find((a) => here.checkIssued(a) && here.verify(a.publicKey));
+    if (anchor !== undefined) return anchor;
+    cur = sent.find((c) => c.ca && c.fingerprint256 !== here.fingerprint256 && here.checkIssued(c) && here.verify(c.publicKey));
+  }
+  return null;
 }
 
 /** The trust domain a CA certificate names in its URI SAN (`spiffe://example.org`), or null when it names none. */
@@ -59,14 +77,7 @@ export function trustDomainOf(cert: { readonly subjectaltname?: string } | X509C
   return uris.length === 1 ? (uris[0] as string) : null;
 }
 
-/** Whether a chain the handshake verified still ends at one of these anchors (after the bundle changed on disk). */
+/** Whether a socket's certificate still chains, by signatures, to one of these anchors (after the bundle changed on disk). */
 export function chainTrusted(socket: TLSSocket, anchors: readonly X509Certificate[]): boolean {
-  let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-  for (let i = 0; i < 10 && c !== undefined && c.raw !== undefined; i++) {
-    const x = new X509Certificate(c.raw);
-    if (anchors.some((a) => a.fingerprint256 === x.fingerprint256 || (x.checkIssued(a) && x.verify(a.publicKey)))) return true;
-    if (c.issuerCertificate === undefined || c.issuerCertificate === c) return false;
-    c = c.issuerCertificate;
-  }
-  return false;
+  return anchorOf(socket.getPeerCertificate(true), anchors) !== null;
 }

@@ -50,7 +50,7 @@ export async function startTlsListener(files: TlsListenFiles, onSocket: (socket:
   const identified = new Set<tls.TLSSocket>();
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     socket.disableRenegotiation();
-    if (recordPeer(socket) !== null) {
+    if (recordPeer(socket, loaded.anchors) !== null) {
       identified.add(socket);
       socket.once('close', () => identified.delete(socket));
     }

@@ -13,7 +13,7 @@ type Sdk = typeof import('@aws-sdk/client-secrets-manager');
 
 /** Errors whose meaning is "this name is not there"; "you may not have it"; the rest mean AWS cannot answer now. */
 const NOT_FOUND = new Set(['ResourceNotFoundException']);
-const REFUSALS = new Set(['AccessDeniedException', 'DecryptionFailure', 'InvalidRequestException']);
+const REFUSALS = new Set(['AccessDeniedException', 'DecryptionFailure', 'InvalidRequestException', 'UnrecognizedClientException', 'InvalidSignatureException']);
 
 /**
  * AWS Secrets Manager through the official SDK (loaded only when configured). Secret NAME is the secret id

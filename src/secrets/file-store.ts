@@ -250,8 +250,7 @@ export async function rekeyStore(given: string, source: KeySource, next: KeySour
         // A move onto a KMS, or back onto a key file (created if absent): the store is written under it alone.
         await writeStore(file, next, entries, current.revision + 1);
       } else if (source.kind === 'kms') {
-        // A new key, made and wrapped now: the old wrapped key opens nothing written afterwards.
-        source.fresh();
+        // Every write wraps a new key: the old wrapped key opens nothing written afterwards.
         await writeStore(file, source, entries, current.revision + 1);
       } else if (source.kind === 'keyfile') {
         // A symlinked key file (kept on another volume) is rekeyed where it really is.

@@ -9,7 +9,7 @@ type GcpSpec = Extract<BackendSpec, { type: 'gcp_secret_manager' }>;
 type Client = InstanceType<typeof import('@google-cloud/secret-manager').SecretManagerServiceClient>;
 
 /** The answers that mean "no" for this name (a policy, a disabled version): never bridged, never backing off the rest. */
-const REFUSED = new Set(['PERMISSION_DENIED', 'FAILED_PRECONDITION']);
+const REFUSED = new Set(['PERMISSION_DENIED', 'FAILED_PRECONDITION', 'UNAUTHENTICATED']);
 
 /**
  * Google Cloud Secret Manager through the official client (loaded only when configured), over its HTTP/JSON

@@ -17,14 +17,15 @@ export interface KeyWrapper {
 }
 
 /**
- * The store's key source when a KMS wraps it. The key in force is remembered once unwrapped (or made), so writes
- * do not call the KMS; `fresh()` starts over with a new key (a rekey).
+ * The store's key source when a KMS wraps it. Every write makes and wraps a new key (one KMS call per write): a key
+ * read from the store is never written with again, so a store someone else wrapped (with only the right to encrypt)
+ * is never extended under their key, and a rekey is not undone by a keyswap that opened the store before it.
+ * Keys it unwrapped or made are remembered by their wrapped form.
  */
 export class KmsKeySource {
   readonly kind = 'kms';
   readonly #wrapper: KeyWrapper;
-  #current: { readonly wrapped: string; readonly key: Buffer } | null = null;
-  readonly #opened = new Map<string, Buffer>();
+  readonly #known = new Map<string, Buffer>();
 
   constructor(wrapper: KeyWrapper) {
     this.#wrapper = wrapper;
@@ -34,30 +35,23 @@ export class KmsKeySource {
     return this.#wrapper.uri;
   }
 
-  /** The key a new write uses: the one this store was opened with, else a new one wrapped now. */
-  async current(): Promise<{ readonly wrapped: string; readonly key: Buffer }> {
-    if (this.#current === null) {
-      const key = randomBytes(32);
-      this.#current = { wrapped: await this.#wrapper.wrap(key), key };
-    }
-    return this.#current;
+  /** A new key for a write, wrapped now. */
+  async fresh(): Promise<{ readonly wrapped: string; readonly key: Buffer }> {
+    const key = randomBytes(32);
+    const wrapped = await this.#wrapper.wrap(key);
+    this.#known.set(wrapped, key);
+    return { wrapped, key };
   }
 
   /** The key a store header names, unwrapped by the KMS (once per wrapped form). */
   async open(wrapped: string): Promise<Buffer> {
-    let key = this.#opened.get(wrapped);
+    let key = this.#known.get(wrapped);
     if (key === undefined) {
       key = await this.#wrapper.unwrap(wrapped);
       if (key.length !== 32) throw new Error(`${this.uri} unwrapped a ${key.length}-byte key, not 32`);
-      this.#opened.set(wrapped, key);
+      this.#known.set(wrapped, key);
     }
-    this.#current ??= { wrapped, key };
     return key;
-  }
-
-  /** Forget the key in force: the next write makes and wraps a new one. */
-  fresh(): void {
-    this.#current = null;
   }
 
   close(): Promise<void> {

@@ -113,7 +113,7 @@ export async function deriveKek(source: KeySource, header: KekHeader, create: bo
 export async function newKekHeader(source: KeySource): Promise<KekHeader> {
   if (source.kind === 'kms') {
     try {
-      return { kind: 'kms', uri: source.uri, wrapped: (await source.current()).wrapped };
+      return { kind: 'kms', uri: source.uri, wrapped: (await source.fresh()).wrapped };
     } catch (err) {
       throw new StoreError(`cannot wrap a new store key with ${source.uri}: ${(err as Error).message}`);
     }
