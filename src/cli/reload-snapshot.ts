@@ -22,6 +22,7 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
     ['backends', JSON.stringify([...was.backends]) !== JSON.stringify([...next.backends])],
     ['audit', JSON.stringify(was.audit) !== JSON.stringify(next.audit)],
     ['cache', JSON.stringify(was.cache) !== JSON.stringify(next.cache)],
+    ['alerts', JSON.stringify(was.alerts.webhooks.map((w) => [w.url, w.signingSecret, [...w.events]])) !== JSON.stringify(next.alerts.webhooks.map((w) => [w.url, w.signingSecret, [...w.events]]))],
     ['timeouts', JSON.stringify(was.timeouts) !== JSON.stringify(next.timeouts)],
   ].filter(([, changed]) => changed).map(([key]) => key);
   if (needsRestart.length > 0) throw new CliError(`${needsRestart.join(', ')} changed; restart keyswap to apply`, EXIT.usage);

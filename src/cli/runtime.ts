@@ -6,9 +6,10 @@ import type { Config, HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
-import { mintServiceFor, RateLimiter, startProxy, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
+import { mintServiceFor, RateLimiter, startProxy, tokenTransport, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { ScrubberCache } from '../scrub/index.js';
 import { readUsageFile, restoredCounts, UsageFileWriter, UsageMeter } from '../usage/index.js';
+import { Alerter, AlertQueue, expiringCredentials } from '../alerts/index.js';
 import { openBackends, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
 import { createLeafKey, Identity, IDENTITY_CREDENTIAL, IDENTITY_KEY_FILE, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, backendMaterialNames, exportLines, writeAgentConfigFiles } from './agent-env.js';
@@ -101,11 +102,13 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   });
   const keyAt = auditKeyLocation(config, io.env);
   const headMark = headMarkFile(config.stateDir);
+  // Alerts read the audit events as they are written (alerts/events.ts says which are alerts); set up below.
+  let alerter: Alerter | null = null;
   audit = await AuditWriter.open(config.audit.path, {
     key: await loadAuditKey(keyAt.file, { create: keyAt.create }),
     lastHead: await readHeadMark(headMark, config.audit.path),
     maxBytes: config.audit.maxBytes,
-    ...(metrics ? { observer: { event: (e) => metrics.onAuditEvent(e), write: (ms) => metrics.onAuditWrite(ms) } } : {}),
+    observer: { event: (e) => { metrics?.onAuditEvent(e); alerter?.onAudit(e); }, write: (ms) => metrics?.onAuditWrite(ms) },
   });
   // Values keyswap writes itself (rotated refresh tokens) are never dropped: one that cannot be saved waits here.
   const pending = await PendingWrites.open(secrets, path.join(config.stateDir, PENDING_WRITES_FILE), log);
@@ -120,6 +123,22 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   usageFile = new UsageFileWriter(config.stateDir, () => usage.states(), log);
   usageMeter = usage;
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
+  if (config.alerts.webhooks.length > 0) {
+    const queue = await AlertQueue.open(config.stateDir).catch(async (err: Error) => {
+      await audit?.close();
+      throw new CliError(err.message, EXIT.runtime);
+    });
+    alerter = new Alerter({
+      queue,
+      webhooks: config.alerts.webhooks,
+      secret: (name) => pending.get(name),
+      // keyswap's own upstream client: strict TLS, upstream.resolve and the parent proxy as for any upstream.
+      post: async (url, headers, body) => (await tokenTransport(snapshot.upstream).send(url, { method: 'POST', headers, body })).status,
+      audit: (e) => { void audit?.appendLazy(e).catch(() => {}); },
+      log,
+    });
+  }
+  usage.onCrossing = ({ quota, used, kind }) => alerter?.raise(kind === 'warning' ? 'usage_warning' : 'usage_exhausted', { quota: quota.name, used, limit: quota.limit, period: quota.period });
   let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source), scrubbers: new ScrubberCache(), usage };
 
   const identity = await Identity.open(config.stateDir, io.env.CREDENTIALS_DIRECTORY).catch(async (err: Error) => {
@@ -160,6 +179,29 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   }
   // proxy_start must be durable: a proxy that cannot audit must not serve (K4, K6).
   await audit.append({ type: 'proxy_start', pid: process.pid, version: VERSION, listen, config: config.file });
+  alerter?.start();
+  // What the audit log cannot say about itself (it is failing), and expiries nothing else watches, are looked at here.
+  let auditWasHealthy = true;
+  const told = new Set<string>();
+  const watchHealth = (): void => {
+    if (alerter === null) return;
+    const healthy = audit?.isHealthy ?? false;
+    if (auditWasHealthy && !healthy) alerter.raise('audit_failed', { reason: 'the audit log cannot be written: requests that would carry a secret are refused' });
+    auditWasHealthy = healthy;
+    const expiring = expiringCredentials([
+      { credential: 'keyswap CA', expiresAtMs: ca.notAfter.getTime() },
+      ...[...(snapshot.config.clients?.values() ?? [])].map((c) => ({ credential: `client ${c.name}`, expiresAtMs: c.expiresAtMs })),
+    ], Date.now());
+    for (const e of expiring) {
+      const key = `${e.credential}@${e.expires}`;
+      if (told.has(key)) continue;
+      told.add(key);
+      alerter.raise('credential_expiring', e);
+    }
+  };
+  const healthTimer = setInterval(watchHealth, 1_000);
+  healthTimer.unref();
+  watchHealth();
   const anchor = anchorAuditHead(audit, config.audit.path, headMark, log);
   await anchor.mark();
 
@@ -231,6 +273,9 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       await metricsServer?.close();
       upstream.close();
       anchor.stop();
+      clearInterval(healthTimer);
+      // The queue is saved before the log closes: what was not delivered goes out after the next start.
+      await alerter?.stop();
       await audit.append({ type: 'proxy_stop', pid: process.pid, reason }).catch(() => {});
       await anchor.mark();
       await audit.close();

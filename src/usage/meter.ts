@@ -39,6 +39,9 @@ export class UsageMeter {
   readonly #onChange: () => void;
   readonly #now: () => number;
 
+  /** Told once when a count reaches warn_at and once when it reaches the limit, each period (alerts). */
+  onCrossing: (crossing: { readonly quota: QuotaSpec; readonly used: number; readonly kind: 'warning' | 'exhausted' }) => void = () => {};
+
   constructor(quotas: readonly QuotaSpec[], restored: ReadonlyMap<string, { readonly period: string; readonly periodStartMs: number; readonly used: number }>, onChange: () => void, now: () => number = Date.now) {
     this.#onChange = onChange;
     this.#now = now;
@@ -91,6 +94,9 @@ export class UsageMeter {
             const current = this.#count(q);
             current.used++;
             if (current.used >= q.warnAt * q.limit) warnings.push(`${current.used}/${q.limit} per ${q.period} (${q.name})`);
+            // Crossings, each once: the count moves by one, so it meets each threshold exactly once per period.
+            if (current.used - 1 < q.warnAt * q.limit && current.used >= q.warnAt * q.limit && current.used < q.limit) this.onCrossing({ quota: q, used: current.used, kind: 'warning' });
+            if (current.used === q.limit) this.onCrossing({ quota: q, used: current.used, kind: 'exhausted' });
           }
           this.#onChange();
           return warnings.length === 0 ? null : warnings.join(', ');

@@ -7,9 +7,10 @@ import { describe, expect, it } from 'vitest';
 // metrics/ (issue #6) sits beside proxy: it reads audit events, and only cli/ wires it in. scrub/ (issue #32) is a
 // peer of inject/ and mint/: it matches and replaces; proxy/ gathers what to scrub and calls it per response.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['proxy', 'metrics', 'policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
+  cli: ['proxy', 'metrics', 'policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'alerts', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
   proxy: ['policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'config', 'wire', 'log.ts', 'secret.ts'],
   usage: ['config', 'log.ts', 'atomic-file.ts'],
+  alerts: ['audit', 'config', 'log.ts', 'atomic-file.ts', 'secret.ts'],
   scrub: ['wire', 'secret.ts'],
   mint: ['config', 'secret.ts'],
   policy: ['config', 'wire'],
