@@ -28,6 +28,7 @@ fixes it. Exit 0: all good; 1: problems found; 2: the config is invalid, or othe
 write it or its extra_ca_file (then nothing else is checked).`;
 
 import { tlsListenerChecks } from './doctor-tls-listener.js';
+import { sendSamples } from './alerts-command.js';
 import { backendSource, parentProxyChecks, type Check } from './doctor-parent.js';
 
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
@@ -54,6 +55,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     ...(await caChecks(config)),
     ...(await backendChecks(config, io)),
     ...(await tlsListenerChecks(config)),
+    ...(await sendSamples(config, io, null)),
     ...(await mintingChecks(config, io, values.exchange)),
     ...(await pendingWriteChecks(config)),
     ...(await parentProxyChecks(config, io)),

@@ -30,6 +30,7 @@ commands:
   uninstall    as root: stop and remove the service; --purge also removes the store, its key and the user
   client       add NAME --secrets A,B [--expires 90d] | list | revoke NAME (agent identities)
   usage        each usage: quota: used, limit, period end, state
+  alerts       test [--event E] (a signed sample to every webhook)
   help         show this text
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.`;
@@ -48,6 +49,7 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
   ca: async () => { const m = await import('./ca-command.js'); return { run: m.caCommand, usage: m.CA_USAGE }; },
   client: async () => { const m = await import('./client-command.js'); return { run: m.clientCommand, usage: m.CLIENT_USAGE }; },
   usage: async () => { const m = await import('./usage-command.js'); return { run: m.usageCommand, usage: m.USAGE_USAGE }; },
+  alerts: async () => { const m = await import('./alerts-command.js'); return { run: m.alertsCommand, usage: m.ALERTS_USAGE }; },
   reload: async () => ({ run: (await import('./reload-command.js')).reloadCommand }),
   init: async () => { const m = await import('./init-command.js'); return { run: m.initCommand, usage: m.INIT_USAGE }; },
   check: async () => { const m = await import('./check-command.js'); return { run: m.checkCommand, usage: m.CHECK_USAGE }; },

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
+import { cliCollect } from '../helpers/cli.js';
 import { curlVia } from '../helpers/clients.js';
 import { PLACEHOLDER, startHarness } from '../helpers/harness.js';
 import { createTestCa } from '../helpers/test-ca.js';
@@ -93,6 +94,15 @@ alerts:
       const verifier = new Webhook(secret);
       expect(() => verifier.verify(sample.raw.replace('"type"', '"typ\\u0065"'), sample.headers)).toThrow();
       expect(() => verifier.verify(sample.raw, { ...sample.headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 3600) })).toThrow();
+
+      // keyswap alerts test and doctor: a signed sample each, verified by the receiver; exit 0.
+      const before = receiver.received.length;
+      const test = await cliCollect(['alerts', 'test', '--event', 'honeytoken', '--config', `${h.dir}/keyswap.yaml`], { env: { KEYSWAP_SECRET_HOOK_SECRET: secret } });
+      expect(test.stdout, test.stderr).toMatch(/^ok webhook hooks\.example\.test accepted a signed honeytoken sample \(HTTP 204\)/);
+      expect(receiver.received.at(-1)?.data).toEqual({ sample: true, reason: 'keyswap alerts test' });
+      const doctor = await cliCollect(['doctor', '--config', `${h.dir}/keyswap.yaml`], { env: { KEYSWAP_SECRET_HOOK_SECRET: secret, KEYSWAP_SECRET_TEST_API_KEY: 'x', KEYSWAP_SECRET_HONEY: 'y', KEYSWAP_SECRET_MISSING: 'z' } });
+      expect(doctor.stdout).toMatch(/ok webhook hooks\.example\.test accepted a signed usage_warning sample/);
+      expect(receiver.received.length).toBe(before + 2);
     } finally {
       await h.close();
       await receiver.close();
