@@ -4,11 +4,14 @@ import type { Logger } from '../log.js';
 import type { Secret } from '../secret.js';
 import { alertOf, type AlertData, type AlertEvent } from './events.js';
 import type { AlertQueue, QueuedAlert } from './queue.js';
+import { mailOf, type EmailSink, type SendMail } from './email.js';
 import { signedHeaders, type Post, type WebhookSink } from './webhook.js';
 
 export interface AlerterDeps {
   readonly queue: AlertQueue;
   readonly webhooks: readonly WebhookSink[];
+  /** `alerts.email`, and how to send through it (nodemailer, in cli/). */
+  readonly email?: { readonly sink: EmailSink; readonly send: SendMail };
   /** The signing secret, from the backend (through the cache). */
   readonly secret: (name: string) => Promise<Secret>;
   readonly post: Post;
@@ -61,7 +64,7 @@ export class Alerter {
   }
 
   raise(type: AlertEvent, data: AlertData): void {
-    if (this.#stopped || !this.#d.webhooks.some((w) => w.events.has(type))) return;
+    if (this.#stopped || !(this.#d.webhooks.some((w) => w.events.has(type)) || this.#d.email?.sink.events.has(type))) return;
     if (UNCOALESCED.has(type)) {
       this.#enqueue(type, data);
       return;
@@ -94,9 +97,8 @@ export class Alerter {
     const now = this.#now();
     const id = `msg_${randomUUID()}`;
     const body = JSON.stringify({ type, timestamp: new Date(now).toISOString(), data });
-    for (const w of this.#d.webhooks) {
-      if (w.events.has(type)) this.#d.queue.add({ id, event: type, url: w.url, body, attempts: 0, first_at: now, next_at: now });
-    }
+    const sinks = [...this.#d.webhooks.filter((w) => w.events.has(type)).map((w) => w.url), ...(this.#d.email?.sink.events.has(type) ? [this.#d.email.sink.id] : [])];
+    for (const url of sinks) this.#d.queue.add({ id, event: type, url, body, attempts: 0, first_at: now, next_at: now });
     this.#deliverDue();
   }
 
@@ -112,21 +114,27 @@ export class Alerter {
   }
 
   async #attempt(item: QueuedAlert): Promise<void> {
-    const sink = this.#d.webhooks.find((w) => w.url === item.url);
+    const hook = this.#d.webhooks.find((w) => w.url === item.url);
+    const mail = this.#d.email?.sink.id === item.url ? this.#d.email : undefined;
+    const sink = hook ?? mail;
     const url = new URL(item.url);
     const attempt = item.attempts + 1;
     let status: number | null = null;
-    if (sink !== undefined) {
-      try {
-        const key = (await this.#d.secret(sink.signingSecret)).reveal();
+    try {
+      if (hook !== undefined) {
+        const key = (await this.#d.secret(hook.signingSecret)).reveal();
         status = await this.#d.post(url, signedHeaders(key, item.id, item.body, new Date(this.#now())), item.body);
-      } catch (err) {
-        this.#d.log.warn({ sink: url.host, event: item.event, err: (err as Error).message }, 'alert not delivered; will retry');
+      } else if (mail !== undefined) {
+        const { subject, text } = mailOf(item.body);
+        await mail.send(subject, text);
+        status = 250;
       }
+    } catch (err) {
+      this.#d.log.warn({ sink: url.host, event: item.event, err: (err as Error).message }, 'alert not delivered; will retry');
     }
     const now = this.#now();
     const record = (outcome: 'delivered' | 'retrying' | 'dropped'): void => this.#d.audit({ type: 'alert_delivery', alert_id: item.id, event: item.event, sink: url.host, outcome, attempt, status });
-    if (status !== null && status >= 200 && status < 300) {
+    if (status !== null && ((status >= 200 && status < 300) || (mail !== undefined && status === 250))) {
       this.#d.queue.update(item.id, item.url, null);
       record('delivered');
       return;

@@ -135,7 +135,7 @@ export type AuditEvent =
    */
   | { readonly type: 'client_disconnected'; readonly client: string | null; readonly reason: 'client_revoked' | 'client_expired' | 'clients_required'; readonly connections: number; readonly websockets: number }
   /**
-   * One attempt to deliver an alert to a webhook (`sink`: its host): delivered (2xx), retrying (with backoff, for up
+   * One attempt to deliver an alert to a webhook or the mail server (`sink`: its host): delivered (2xx), retrying (with backoff, for up
    * to an hour from the alert), or dropped. `alert_id` is the webhook-id receivers see.
    */
   | { readonly type: 'alert_delivery'; readonly alert_id: string; readonly event: string; readonly sink: string; readonly outcome: 'delivered' | 'retrying' | 'dropped'; readonly attempt: number; readonly status: number | null }

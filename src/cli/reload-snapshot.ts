@@ -22,7 +22,7 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
     ['backends', JSON.stringify([...was.backends]) !== JSON.stringify([...next.backends])],
     ['audit', JSON.stringify(was.audit) !== JSON.stringify(next.audit)],
     ['cache', JSON.stringify(was.cache) !== JSON.stringify(next.cache)],
-    ['alerts', JSON.stringify(was.alerts.webhooks.map((w) => [w.url, w.signingSecret, [...w.events]])) !== JSON.stringify(next.alerts.webhooks.map((w) => [w.url, w.signingSecret, [...w.events]]))],
+    ['alerts', JSON.stringify(alertsShape(was)) !== JSON.stringify(alertsShape(next))],
     ['timeouts', JSON.stringify(was.timeouts) !== JSON.stringify(next.timeouts)],
   ].filter(([, changed]) => changed).map(([key]) => key);
   if (needsRestart.length > 0) throw new CliError(`${needsRestart.join(', ')} changed; restart keyswap to apply`, EXIT.usage);
@@ -34,6 +34,12 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
   const upstream = new UpstreamClient(next.upstream, extraCaPem, current.secrets);
   // Minted credentials go with the config they were minted for: a reload is also how an operator drops them.
   return { ...current, config: next, policy: compilePolicy(next), upstream, mint: mintServiceFor(upstream, current.audit, current.secrets, current.mint) };
+}
+
+/** What the alerter was built from: webhooks and mail (sets as lists, so they compare). */
+function alertsShape(c: Config): unknown {
+  const e = c.alerts.email;
+  return [c.alerts.webhooks.map((w) => [w.url, w.signingSecret, [...w.events]]), e === null ? null : { ...e, events: [...e.events] }];
 }
 
 export function reloadErrors(err: unknown): string[] {

@@ -22,6 +22,7 @@ import type { CliIo } from './io.js';
 import { checkListenAddress } from './loopback.js';
 import { pidFile } from './pid-file.js';
 import { boundHosts, readExtraCa, reloadedSnapshot, reloadErrors } from './reload-snapshot.js';
+import { mailSender } from './mail-sender.js';
 import { VERSION } from './version.js';
 
 /**
@@ -123,7 +124,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   usageFile = new UsageFileWriter(config.stateDir, () => usage.states(), log);
   usageMeter = usage;
   // The one mutable reference: a reload swaps it between requests; each request reads it once, at entry.
-  if (config.alerts.webhooks.length > 0) {
+  if (config.alerts.webhooks.length > 0 || config.alerts.email !== null) {
     const queue = await AlertQueue.open(config.stateDir).catch(async (err: Error) => {
       await audit?.close();
       throw new CliError(err.message, EXIT.runtime);
@@ -136,6 +137,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       post: async (url, headers, body) => (await tokenTransport(snapshot.upstream).send(url, { method: 'POST', headers, body })).status,
       audit: (e) => { void audit?.appendLazy(e).catch(() => {}); },
       log,
+      ...(config.alerts.email === null ? {} : { email: { sink: { id: `smtp://${config.alerts.email.host}:${config.alerts.email.port}`, events: config.alerts.email.events }, send: mailSender(config.alerts.email, config.upstream, (n) => pending.get(n)) } }),
     });
   }
   usage.onCrossing = ({ quota, used, kind }) => alerter?.raise(kind === 'warning' ? 'usage_warning' : 'usage_exhausted', { quota: quota.name, used, limit: quota.limit, period: quota.period });

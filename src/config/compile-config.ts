@@ -6,7 +6,7 @@ import { ConfigError, ConfigErrors } from './errors.js';
 import { reportIssue, type Report } from './report.js';
 import { rawConfigSchema, type RawConfig } from './schema.js';
 import { backendOfSecret, compileBackends, type CompiledBackends } from './compile-backends.js';
-import type { BaseUrlRoute, ClientSpec, Config, HostPort, QuotaSpec, SecretSpec, WebhookSpec } from './types.js';
+import type { BaseUrlRoute, ClientSpec, Config, EmailSpec, HostPort, QuotaSpec, SecretSpec, WebhookSpec } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:14322';
@@ -73,7 +73,7 @@ export function compileConfig(src: YamlSource): Config {
   const clients = compileClients(raw, secrets, err);
   const routes = compileRoutes(raw, err);
   const usage = compileUsage(raw, secrets, clients, err);
-  const alerts = { webhooks: (raw.alerts?.webhooks ?? []).map((w, i) => compileWebhook(w, ['alerts', 'webhooks', i], err)) };
+  const alerts = { webhooks: (raw.alerts?.webhooks ?? []).map((w, i) => compileWebhook(w, ['alerts', 'webhooks', i], err)), email: compileEmail(raw, abs, err) };
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   return {
@@ -121,6 +121,25 @@ function compileWebhook(w: NonNullable<NonNullable<RawConfig['alerts']>['webhook
   if (!SECRET_NAME.test(w.signing_secret)) err([...p, 'signing_secret'], `'${w.signing_secret}' must be a secret name (letters, digits, '_' and '-'): the backend secret holding the signing key (whsec_…)`);
   w.events?.forEach((e, i) => { if (!ALERT_EVENTS.includes(e)) err([...p, 'events', i], `'${e}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
   return { url: w.url, signingSecret: w.signing_secret, events: new Set(w.events ?? ALERT_EVENTS) };
+}
+
+const ADDRESS = /^[^\s@<>,]+@[^\s@<>,]+$/;
+
+function compileEmail(raw: RawConfig, abs: (p: string) => string, err: Report): EmailSpec | null {
+  const e = raw.alerts?.email;
+  if (e === undefined) return null;
+  const p: FieldPath = ['alerts', 'email'];
+  const port = e.smtp.port ?? 587;
+  if (e.smtp.starttls === false && port !== 465) err([...p, 'smtp', 'starttls'], 'keyswap sends mail only over TLS: leave starttls on, or use port 465 (TLS from the first byte)');
+  if ((e.smtp.username_secret === undefined) !== (e.smtp.password_secret === undefined)) err([...p, 'smtp'], 'username_secret and password_secret go together', true);
+  for (const k of ['username_secret', 'password_secret'] as const) {
+    const v = e.smtp[k];
+    if (v !== undefined && !SECRET_NAME.test(v)) err([...p, 'smtp', k], `'${v}' must be a secret name: the backend secret holding it`);
+  }
+  if (!ADDRESS.test(e.from)) err([...p, 'from'], `'${e.from}' is not a mail address`);
+  e.to.forEach((t, i) => { if (!ADDRESS.test(t)) err([...p, 'to', i], `'${t}' is not a mail address`); });
+  e.events?.forEach((ev, i) => { if (!ALERT_EVENTS.includes(ev)) err([...p, 'events', i], `'${ev}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
+  return { host: e.smtp.host.toLowerCase(), port, usernameSecret: e.smtp.username_secret ?? null, passwordSecret: e.smtp.password_secret ?? null, caFile: e.smtp.ca_file === undefined ? null : abs(e.smtp.ca_file), from: e.from, to: e.to, events: new Set(e.events ?? ALERT_EVENTS) };
 }
 
 /** `usage:`: quotas, each naming only secrets and clients this file has. */

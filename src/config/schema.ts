@@ -94,6 +94,21 @@ export const rawConfigSchema = z.strictObject({
   alerts: z
     .strictObject({
       webhooks: z.array(z.strictObject({ url: z.url(), signing_secret: z.string().min(1), events: z.array(z.string()).min(1).optional() })).optional(),
+      email: z
+        .strictObject({
+          smtp: z.strictObject({
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535).optional(),
+            starttls: z.boolean().optional(),
+            username_secret: z.string().min(1).optional(),
+            password_secret: z.string().min(1).optional(),
+            ca_file: path.optional(),
+          }),
+          from: z.string().min(3),
+          to: z.array(z.string().min(3)).min(1),
+          events: z.array(z.string()).min(1).optional(),
+        })
+        .optional(),
     })
     .optional(),
   usage: z

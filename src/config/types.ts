@@ -284,6 +284,18 @@ export interface WebhookSpec {
   readonly events: ReadonlySet<string>;
 }
 
+/** `alerts.email`: mail through an SMTP server over TLS (STARTTLS, or port 465), verified. */
+export interface EmailSpec {
+  readonly host: string;
+  readonly port: number;
+  readonly usernameSecret: string | null;
+  readonly passwordSecret: string | null;
+  readonly caFile: string | null;
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly events: ReadonlySet<string>;
+}
+
 /** `usage.NAME`: a quota on uses (requests, streams, WebSocket messages keyswap injected into) per calendar period, UTC. */
 export interface QuotaSpec {
   readonly name: string;
@@ -360,7 +372,7 @@ export interface Config {
    * SDKs that take a base URL and need no CA (`routes: { openai: https://api.openai.com }`).
    */
   readonly routes: ReadonlyMap<string, BaseUrlRoute>;
-  readonly alerts: { readonly webhooks: readonly WebhookSpec[] };
+  readonly alerts: { readonly webhooks: readonly WebhookSpec[]; readonly email: EmailSpec | null };
   /** `usage:`, in file order. */
   readonly usage: readonly QuotaSpec[];
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */
