@@ -87,9 +87,14 @@ export class Alerter {
   }
 
   async stop(): Promise<void> {
+    // What a window held back is queued now (as its summary), so a restart delivers it rather than losing it.
+    for (const [type, w] of this.#windows) {
+      if (w.timer !== null) clearTimeout(w.timer);
+      if (w.suppressed > 0) this.#enqueue(type, { ...w.last, count: w.suppressed });
+    }
+    this.#windows.clear();
     this.#stopped = true;
     if (this.#timer !== null) clearInterval(this.#timer);
-    for (const w of this.#windows.values()) if (w.timer !== null) clearTimeout(w.timer);
     await this.#d.queue.flush();
   }
 
@@ -109,7 +114,9 @@ export class Alerter {
       const key = `${item.id} ${item.url}`;
       if (item.next_at > now || this.#sending.has(key)) continue;
       this.#sending.add(key);
-      void this.#attempt(item).finally(() => this.#sending.delete(key));
+      this.#attempt(item)
+        .catch((err: unknown) => this.#d.log.error({ sink: sinkLabel(item.url), err: (err as Error).message }, 'alert delivery failed unexpectedly; it stays queued'))
+        .finally(() => this.#sending.delete(key));
     }
   }
 
@@ -117,23 +124,23 @@ export class Alerter {
     const hook = this.#d.webhooks.find((w) => w.url === item.url);
     const mail = this.#d.email?.sink.id === item.url ? this.#d.email : undefined;
     const sink = hook ?? mail;
-    const url = new URL(item.url);
+    const label = sinkLabel(item.url);
     const attempt = item.attempts + 1;
     let status: number | null = null;
     try {
       if (hook !== undefined) {
         const key = (await this.#d.secret(hook.signingSecret)).reveal();
-        status = await this.#d.post(url, signedHeaders(key, item.id, item.body, new Date(this.#now())), item.body);
+        status = await this.#d.post(new URL(item.url), signedHeaders(key, item.id, item.body, new Date(this.#now())), item.body);
       } else if (mail !== undefined) {
         const { subject, text } = mailOf(item.body);
         await mail.send(subject, text);
         status = 250;
       }
     } catch (err) {
-      this.#d.log.warn({ sink: url.host, event: item.event, err: (err as Error).message }, 'alert not delivered; will retry');
+      this.#d.log.warn({ sink: label, event: item.event, err: (err as Error).message }, 'alert not delivered; will retry');
     }
     const now = this.#now();
-    const record = (outcome: 'delivered' | 'retrying' | 'dropped'): void => this.#d.audit({ type: 'alert_delivery', alert_id: item.id, event: item.event, sink: url.host, outcome, attempt, status });
+    const record = (outcome: 'delivered' | 'retrying' | 'dropped'): void => this.#d.audit({ type: 'alert_delivery', alert_id: item.id, event: item.event, sink: label, outcome, attempt, status });
     if (status !== null && ((status >= 200 && status < 300) || (mail !== undefined && status === 250))) {
       this.#d.queue.update(item.id, item.url, null);
       record('delivered');
@@ -143,11 +150,20 @@ export class Alerter {
     if (sink === undefined || now - item.first_at >= GIVE_UP_MS) {
       this.#d.queue.update(item.id, item.url, null);
       record('dropped');
-      this.#d.log.error({ sink: url.host, event: item.event, attempts: attempt }, 'alert dropped after an hour of failed deliveries');
+      this.#d.log.error({ sink: label, event: item.event, attempts: attempt }, 'alert dropped after an hour of failed deliveries');
       return;
     }
     const delay = Math.min(RETRY_FIRST_MS * 2 ** item.attempts, RETRY_MAX_MS);
     this.#d.queue.update(item.id, item.url, { attempts: attempt, next_at: now + delay });
     record('retrying');
+  }
+}
+
+/** A sink as logs and audit records name it: a webhook's or mail server's host and port, never its path. */
+function sinkLabel(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url.replace(/^[a-z]+:\/\//, '').split('/')[0] ?? 'sink';
   }
 }

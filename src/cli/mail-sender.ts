@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import type { Config, EmailSpec } from '../config/index.js';
 import type { Secret } from '../secret.js';
@@ -26,7 +27,7 @@ export function mailSender(email: EmailSpec, upstream: Config['upstream'], secre
       port: dial.port,
       secure: email.port === 465,
       requireTLS: email.port !== 465,
-      tls: { servername: email.host, rejectUnauthorized: true, minVersion: 'TLSv1.2', ...(ca === undefined ? {} : { ca }) },
+      tls: { ...(isIP(email.host) === 0 ? { servername: email.host } : {}), rejectUnauthorized: true, minVersion: 'TLSv1.2', ...(ca === undefined ? {} : { ca }) },
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,
       socketTimeout: 20_000,

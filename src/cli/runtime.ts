@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -137,7 +138,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       post: async (url, headers, body) => (await tokenTransport(snapshot.upstream).send(url, { method: 'POST', headers, body })).status,
       audit: (e) => { void audit?.appendLazy(e).catch(() => {}); },
       log,
-      ...(config.alerts.email === null ? {} : { email: { sink: { id: `smtp://${config.alerts.email.host}:${config.alerts.email.port}`, events: config.alerts.email.events }, send: mailSender(config.alerts.email, config.upstream, (n) => pending.get(n)) } }),
+      ...(config.alerts.email === null ? {} : { email: { sink: { id: `smtp://${isIP(config.alerts.email.host) === 6 ? `[${config.alerts.email.host}]` : config.alerts.email.host}:${config.alerts.email.port}`, events: config.alerts.email.events }, send: mailSender(config.alerts.email, config.upstream, (n) => pending.get(n)) } }),
     });
   }
   usage.onCrossing = ({ quota, used, kind }) => alerter?.raise(kind === 'warning' ? 'usage_warning' : 'usage_exhausted', { quota: quota.name, used, limit: quota.limit, period: quota.period });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { compileUpstream } from './compile-upstream.js';
 import { parseHostPort } from './host-port.js';
@@ -130,6 +131,8 @@ function compileEmail(raw: RawConfig, abs: (p: string) => string, err: Report): 
   if (e === undefined) return null;
   const p: FieldPath = ['alerts', 'email'];
   const port = e.smtp.port ?? 587;
+  const host = e.smtp.host.toLowerCase().replace(/^\[|\]$/g, '');
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(host) && isIP(host) === 0) err([...p, 'smtp', 'host'], `'${e.smtp.host}' is not a host name or IP address`);
   if (e.smtp.starttls === false && port !== 465) err([...p, 'smtp', 'starttls'], 'keyswap sends mail only over TLS: leave starttls on, or use port 465 (TLS from the first byte)');
   if ((e.smtp.username_secret === undefined) !== (e.smtp.password_secret === undefined)) err([...p, 'smtp'], 'username_secret and password_secret go together', true);
   for (const k of ['username_secret', 'password_secret'] as const) {
@@ -139,7 +142,7 @@ function compileEmail(raw: RawConfig, abs: (p: string) => string, err: Report): 
   if (!ADDRESS.test(e.from)) err([...p, 'from'], `'${e.from}' is not a mail address`);
   e.to.forEach((t, i) => { if (!ADDRESS.test(t)) err([...p, 'to', i], `'${t}' is not a mail address`); });
   e.events?.forEach((ev, i) => { if (!ALERT_EVENTS.includes(ev)) err([...p, 'events', i], `'${ev}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
-  return { host: e.smtp.host.toLowerCase(), port, usernameSecret: e.smtp.username_secret ?? null, passwordSecret: e.smtp.password_secret ?? null, caFile: e.smtp.ca_file === undefined ? null : abs(e.smtp.ca_file), from: e.from, to: e.to, events: new Set(e.events ?? ALERT_EVENTS) };
+  return { host, port, usernameSecret: e.smtp.username_secret ?? null, passwordSecret: e.smtp.password_secret ?? null, caFile: e.smtp.ca_file === undefined ? null : abs(e.smtp.ca_file), from: e.from, to: e.to, events: new Set(e.events ?? ALERT_EVENTS) };
 }
 
 /** `usage:`: quotas, each naming only secrets and clients this file has. */

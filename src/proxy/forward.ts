@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import http2 from 'node:http2';
 import type { Readable, Transform } from 'node:stream';
@@ -25,6 +26,8 @@ export interface Outbound {
   readonly scrubber: Scrubber | null;
   /** The agent asked for trailers (`te: trailers`, as gRPC does): an HTTP/2 upstream is told so. */
   readonly wantsTrailers: boolean;
+  /** A `usage:` use: counted once the request is on a connection to the upstream, released if it never gets there. */
+  readonly use: { commit(): void; release(): void } | null;
 }
 
 
@@ -42,6 +45,7 @@ export function forward(ex: Exchange, target: Target, req: IncomingMessage | htt
     { method: ex.method, path: out.path, headers },
   );
   const exchange = start(ex, req, res, out, () => upReq.destroy());
+  if (out.use !== null) countOnConnect(upReq, out.use);
   const gate = exchange.upload(upReq);
   // An upstream failure can also come after the body was sent (a hang-up before any response).
   upReq.on('error', exchange.fail);
@@ -70,9 +74,12 @@ export function forwardH2(ex: Exchange, target: Target, req: http2.Http2ServerRe
   try {
     stream = session.request(headers, { endStream: out.framing.kind === 'none' });
   } catch (err) {
+    out.use?.release();
     ex.refuse(upstreamRefusal(err as Error));
     return;
   }
+  // The session was open before the stream: the request is on its way now.
+  out.use?.commit();
   const exchange = start(ex, req, res, out, () => stream.close(http2.constants.NGHTTP2_CANCEL));
   const gate = exchange.upload(stream);
   stream.on('error', exchange.fail);
@@ -85,6 +92,21 @@ export function forwardH2(ex: Exchange, target: Target, req: http2.Http2ServerRe
   });
 }
 
+
+/**
+ * Counts a use when its request has a connection to the upstream (TCP, and TLS when it is https: its handshake
+ * done), never for one that could not connect; a request that closes before that releases it.
+ */
+function countOnConnect(upReq: ClientRequest, use: { commit(): void; release(): void }): void {
+  upReq.once('close', () => use.release());
+  upReq.once('socket', (socket: Socket & { encrypted?: boolean; _secureEstablished?: boolean }) => {
+    if (socket.encrypted === true) {
+      if (socket._secureEstablished === true) use.commit();
+      else socket.once('secureConnect', () => use.commit());
+    } else if (socket.connecting) socket.once('connect', () => use.commit());
+    else use.commit();
+  });
+}
 
 /** An HTTP/2 header object as a raw list, pseudo-headers left out. */
 function rawOf(headers: http2.IncomingHttpHeaders): string[] {

@@ -79,7 +79,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       throw new Refusal('plaintext_via_parent');
     }
     enforceRates(ex, verdict.injections, Date.now());
-    use = admitUse(ex, [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret.name), target.client);
+    // A honeytoken is a trap, not a use: never counted, and never refused by a quota before it is recorded.
+    use = admitUse(ex, [...verdict.injections, ...verdict.bodyInjectors].filter((i) => !i.secret.honeytoken).map((i) => i.secret.name), target.client);
     // Every secret this request may carry, and every secret bound to this destination, fetched before anything
     // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
     // may come back in a response (an earlier request, or an earlier keyswap, stored it upstream) (K1). A
@@ -118,13 +119,22 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
     // The agent left while we waited: send nothing.
     if ((to.kind === 'response' ? isGone(to.res) : to.socket.destroyed) || req.socket.destroyed) return;
-    // The request goes out now: the use counts.
-    const warning = use?.commit() ?? null;
-    if (warning !== null && to.kind === 'response') to.res.setHeader('keyswap-usage-warning', warning);
+    // The use counts once the request is on a connection to the upstream (forward.ts); a WebSocket's handshake
+    // counts as it goes to be opened. Past here the reservation is the forwarder's to commit or release.
+    const reservation = use;
+    const counted = reservation === null ? null : {
+      commit: (): void => {
+        const warning = reservation.commit();
+        if (warning !== null && to.kind === 'response' && !to.res.headersSent) to.res.setHeader('keyswap-usage-warning', warning);
+      },
+      release: (): void => reservation.release(),
+    };
 
     const bodyPlacements = placementsOf(verdict.bodyInjectors, values, nowMs);
     const scrubber = scrubberFor(ex.snap, target, scrubbed, values, nowMs, [...[...minted.values()].map((m) => ({ secretName: m.secret.name, value: m.value })), ...signed.signatures]);
     if (to.kind === 'websocket') {
+      use = null;
+      counted?.commit();
       const honeytokens = watchedHoneytokens(ex, verdict.bodyInjectors);
       openWebSocket(ex, target, to.req, to.socket, to.head, {
         path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
@@ -136,8 +146,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
         ],
         beforeSubstituting: async (names) => {
           stillEntitled(ex, facts, target, names.filter((n) => verdict.bodyInjectors.some((i) => i.secret.name === n)));
-          // Each message a secret is written into is a use of its own.
-          admitUse(ex, names, target.client)?.commit();
+          // Each message a secret is written into is a use of its own (a honeytoken's placeholder is not a use).
+          admitUse(ex, names.filter((n) => verdict.bodyInjectors.some((i) => i.secret.name === n && !i.secret.honeytoken)), target.client)?.commit();
           await auditBodyUse(ex, verdict.bodyInjectors, names, honeytokens);
         },
         idleMs: ex.snap.config.timeouts.tunnelIdleMs,
@@ -154,7 +164,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       body,
       scrubber,
       wantsTrailers: raw.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'te' && raw[i + 1]?.trim().toLowerCase() === 'trailers'),
+      use: counted,
     };
+    use = null;
     if (session !== null && req instanceof Http2ServerRequest) forwardH2(ex, target, req, to.res, outbound, session);
     else forward(ex, target, req, to.res, outbound);
   } catch (err) {

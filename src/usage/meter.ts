@@ -21,7 +21,14 @@ export interface Reservation {
 
 export type Admission = { readonly kind: 'admitted'; readonly reservation: Reservation } | { readonly kind: 'exhausted'; readonly quota: string; readonly retryAfterSeconds: number };
 
-interface Count { used: number; periodStartMs: number; periodEndMs: number }
+interface Count {
+  used: number;
+  readonly period: QuotaSpec['period'];
+  readonly periodStartMs: number;
+  readonly periodEndMs: number;
+  /** The crossing alerts already raised this period. */
+  readonly told: Set<'warning' | 'exhausted'>;
+}
 
 const NOTHING: Reservation = { commit: () => null, release: () => {} };
 
@@ -49,7 +56,12 @@ export class UsageMeter {
     for (const q of quotas) {
       const saved = restored.get(q.name);
       const c = this.#count(q);
-      if (saved !== undefined && saved.period === q.period && saved.periodStartMs === c.periodStartMs) c.used = saved.used;
+      if (saved !== undefined && saved.period === q.period && saved.periodStartMs === c.periodStartMs) {
+        c.used = saved.used;
+        // Crossings behind a restored count were told before the restart.
+        if (c.used >= q.warnAt * q.limit) c.told.add('warning');
+        if (c.used >= q.limit) c.told.add('exhausted');
+      }
     }
   }
 
@@ -58,11 +70,9 @@ export class UsageMeter {
     const names = new Set(quotas.map((q) => q.name));
     for (const name of this.#counts.keys()) if (!names.has(name)) this.#counts.delete(name);
     for (const name of this.#pending.keys()) if (!names.has(name) && this.#pending.get(name) === 0) this.#pending.delete(name);
-    for (const q of quotas) {
-      const was = this.#quotas.find((o) => o.name === q.name);
-      if (was !== undefined && was.period !== q.period) this.#counts.delete(q.name);
-    }
     this.#quotas = quotas;
+    // A limit or warn_at lowered below the count crosses now (the count will not move while refused).
+    for (const q of quotas) this.#tell(q, this.#count(q));
   }
 
   /** The quotas a use of these secrets by this client counts under. */
@@ -76,6 +86,7 @@ export class UsageMeter {
     const now = this.#now();
     for (const q of quotas) {
       const c = this.#count(q, now);
+      this.#tell(q, c);
       if (c.used + (this.#pending.get(q.name) ?? 0) >= q.limit) return { kind: 'exhausted', quota: q.name, retryAfterSeconds: Math.max(1, Math.ceil((c.periodEndMs - now) / 1000)) };
     }
     const bump = (by: number): void => { for (const q of quotas) this.#pending.set(q.name, (this.#pending.get(q.name) ?? 0) + by); };
@@ -89,14 +100,15 @@ export class UsageMeter {
           settled = true;
           bump(-1);
           const warnings: string[] = [];
-          for (const q of quotas) {
-            // A period that ended while the request waited: the use counts in the period it went out in.
+          for (const admitted of quotas) {
+            // The quota as configured now (a reload may have changed or removed it while the request waited), in
+            // the period the use went out in.
+            const q = this.#quotas.find((c) => c.name === admitted.name);
+            if (q === undefined) continue;
             const current = this.#count(q);
             current.used++;
             if (current.used >= q.warnAt * q.limit) warnings.push(`${current.used}/${q.limit} per ${q.period} (${q.name})`);
-            // Crossings, each once: the count moves by one, so it meets each threshold exactly once per period.
-            if (current.used - 1 < q.warnAt * q.limit && current.used >= q.warnAt * q.limit && current.used < q.limit) this.onCrossing({ quota: q, used: current.used, kind: 'warning' });
-            if (current.used === q.limit) this.onCrossing({ quota: q, used: current.used, kind: 'exhausted' });
+            this.#tell(q, current);
           }
           this.#onChange();
           return warnings.length === 0 ? null : warnings.join(', ');
@@ -120,12 +132,26 @@ export class UsageMeter {
 
   #count(q: QuotaSpec, now = this.#now()): Count {
     let c = this.#counts.get(q.name);
-    if (c === undefined || now >= c.periodEndMs) {
+    if (c === undefined || c.period !== q.period || now >= c.periodEndMs) {
       const { startMs, endMs } = periodOf(q.period, now);
-      c = { used: 0, periodStartMs: startMs, periodEndMs: endMs };
+      c = { used: 0, period: q.period, periodStartMs: startMs, periodEndMs: endMs, told: new Set() };
       this.#counts.set(q.name, c);
     }
     return c;
+  }
+
+  /** Raises each crossing alert once per period, when the count is at or past its threshold. */
+  #tell(q: QuotaSpec, c: Count): void {
+    if (c.used >= q.limit) {
+      if (!c.told.has('exhausted')) {
+        c.told.add('exhausted');
+        c.told.add('warning');
+        this.onCrossing({ quota: q, used: c.used, kind: 'exhausted' });
+      }
+    } else if (c.used >= q.warnAt * q.limit && !c.told.has('warning')) {
+      c.told.add('warning');
+      this.onCrossing({ quota: q, used: c.used, kind: 'warning' });
+    }
   }
 }
 
