@@ -28,6 +28,8 @@ const GIVE_UP_MS = 60 * 60_000;
 /** A storm is coalesced: the first of a kind goes at once, then at most one summary per window, with the count. */
 const COALESCE_MS = 60_000;
 /** Kinds that fire once per crossing by nature, never coalesced. */
+/** How long a stop waits for deliveries under way. */
+const STOP_WAIT_MS = 5_000;
 const UNCOALESCED: ReadonlySet<AlertEvent> = new Set(['usage_warning', 'usage_exhausted', 'credential_expiring']);
 
 interface Window { endsAt: number; suppressed: number; last: AlertData; timer: NodeJS.Timeout | null }
@@ -42,7 +44,7 @@ export class Alerter {
   readonly #d: AlerterDeps;
   readonly #now: () => number;
   readonly #windows = new Map<AlertEvent, Window>();
-  readonly #sending = new Set<string>();
+  readonly #sending = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
 
@@ -95,6 +97,9 @@ export class Alerter {
     this.#windows.clear();
     this.#stopped = true;
     if (this.#timer !== null) clearInterval(this.#timer);
+    // Attempts under way finish (or are abandoned after a few seconds, still queued): an alert delivered just before
+    // a stop must leave the queue, or the next start sends it twice (a second mail has no id to drop it by).
+    await Promise.race([Promise.allSettled(this.#sending.values()), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
     await this.#d.queue.flush();
   }
 
@@ -113,10 +118,9 @@ export class Alerter {
     for (const item of this.#d.queue.items) {
       const key = `${item.id} ${item.url}`;
       if (item.next_at > now || this.#sending.has(key)) continue;
-      this.#sending.add(key);
-      this.#attempt(item)
+      this.#sending.set(key, this.#attempt(item)
         .catch((err: unknown) => this.#d.log.error({ sink: sinkLabel(item.url), err: (err as Error).message }, 'alert delivery failed unexpectedly; it stays queued'))
-        .finally(() => this.#sending.delete(key));
+        .finally(() => this.#sending.delete(key)));
     }
   }
 

@@ -10,6 +10,14 @@ function pathPrefix(path: string): string {
   return `/${segs.join('/')}`.slice(0, 64);
 }
 
+/**
+ * The audit file's view of a method: a token an agent chose (an HTTP/2 `:method` may be any upper-case token) that
+ * holds the placeholder marker is masked, as path segments are, and a method is at most 32 characters.
+ */
+export function auditMethod(method: string): string {
+  return method.includes(PLACEHOLDER_MARKER) ? '*' : method.slice(0, 32);
+}
+
 export function destinationOf(host: string, port: number, path: string): Destination {
   return { host, port, path_prefix: pathPrefix(path) };
 }

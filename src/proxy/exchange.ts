@@ -6,7 +6,7 @@ import type { ClientSpec } from '../config/index.js';
 import { InvalidRendering } from '../inject/index.js';
 import type { Logger } from '../log.js';
 import { breakResponse, isGone, isHttp2, type AgentResponse } from './agent-response.js';
-import { destinationOf } from './audit-facts.js';
+import { destinationOf, auditMethod } from './audit-facts.js';
 import { OUTCOMES, Refusal, rawRefusal, refusalHeaders, type RefusalCode } from './refusal.js';
 import type { LiveKind, LiveClients } from './live-clients.js';
 import type { Snapshot } from './snapshot.js';
@@ -103,7 +103,7 @@ export class Exchange {
   }
 
   #scoped(e: ExchangeEvent): AuditEvent {
-    return { request_id: this.id, method: this.method, destination: this.destination, client: this.clientName, ...e } as AuditEvent;
+    return { request_id: this.id, method: auditMethod(this.method), destination: this.destination, client: this.clientName, ...e } as AuditEvent;
   }
 
   /** Makes these events durable before resolving (K5); a failure becomes `audit_unavailable` (K4). */
