@@ -86,7 +86,8 @@ describe('the TLS listener and SPIFFE clients', () => {
     const wd = world();
     const { h, tlsUrl } = await start(wd);
     try {
-      const shortLived = wd.td.issue('short', `URI:${ID}`, { from: new Date(Date.now() - 60_000), to: new Date(Date.now() + 4_000) });
+      // Long enough for the first request on a loaded machine, short enough to watch it end.
+      const shortLived = wd.td.issue('short', `URI:${ID}`, { from: new Date(Date.now() - 60_000), to: new Date(Date.now() + 7_000) });
       const agent = new ProxyAgent({
         uri: tlsUrl,
         proxyTls: { cert: readFileSync(shortLived.certFile), key: readFileSync(shortLived.keyFile), ca: wd.td.caPem },
@@ -96,7 +97,7 @@ describe('the TLS listener and SPIFFE clients', () => {
       await first.body.text();
       expect(first.statusCode).toBe(200);
       expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${h.canary}`);
-      await sleep(5_000);
+      await sleep(Math.max(0, Date.parse(new (await import('node:crypto')).X509Certificate(readFileSync(shortLived.certFile)).validTo) - Date.now()) + 1_500);
       // Past the certificate's notAfter: the open connection was closed (audited) and a new one cannot be made.
       const seen = h.upstream.requests.length;
       const after = await request('https://api.example.test/v1/echo', { dispatcher: agent, headers: { authorization: `Bearer ${PLACEHOLDER}` } }).then(async (r) => { await r.body.text(); return r.statusCode; }, (e: Error) => e.message);
