@@ -17,7 +17,7 @@ export const SECRET_USAGE = `usage: keyswap secret set NAME   (value from stdin,
            file. The old key or passphrase opens nothing written afterwards; copies made before still open with it.
        keyswap secret rekey --to-kms URI      move the store onto a KMS-wrapped key (aws_kms://ARN, vault_transit://KEY,
                                               reached as backend.config.kms says); then set key_kms: URI
-       keyswap secret rekey --to-key-file FILE move it back onto a key file (created 0600 if absent); then set key_file
+       keyswap secret rekey --to-key-file FILE move it back under a new key file (made 0600; must not exist); then set key_file
 options: --config FILE (default ./keyswap.yaml)
          --backend NAME  list or rekey the file store named NAME under backends: (set and rm go to the store
                          the config reads NAME from)`;
@@ -101,6 +101,8 @@ export async function secretCommand(args: string[], io: CliIo): Promise<number> 
         const toKeyFile = values['to-key-file'];
         if ([newFile, toKms, toKeyFile].filter((v) => v !== undefined).length > 1) throw new CliError('--new-passphrase-file, --to-kms and --to-key-file are exclusive', EXIT.usage);
         if (newFile !== undefined && source.kind !== 'passphrase') throw new CliError(`${spec.path} is protected by ${source.kind === 'kms' ? source.uri : 'a key file'}, not a passphrase; rekey it without --new-passphrase-file`, EXIT.usage);
+        // A key file that exists could be an old key a backup or a copy still holds: the store moves under a new one only.
+        if (toKeyFile !== undefined && existsSync(path.resolve(io.cwd, toKeyFile))) throw new CliError(`--to-key-file ${toKeyFile} exists; name a new file (keyswap makes a fresh key there, 0600), so no copy of an older key opens the store`, EXIT.usage);
         if (toKms !== undefined && source.kind === 'kms' && source.uri === toKms) throw new CliError(`${spec.path} is already wrapped by ${toKms}; to replace its key, run keyswap secret rekey without --to-kms`, EXIT.usage);
         const next = newFile !== undefined ? await readPassphraseFile(path.resolve(io.cwd, newFile))
           : toKms !== undefined ? await openKmsKeySource(toKms, spec.kms, io.env)

@@ -106,6 +106,10 @@ describe('a store key wrapped by a KMS', () => {
       expect(disabled.stderr).toContain('DisabledException');
       kms.disabled = false;
 
+      // An existing key file is refused: it could be an old key some copy still holds.
+      const existing = await cliCollect(['secret', 'rekey', '--to-key-file', w.path('store.key'), '--config', kmsConfig], { env });
+      expect(existing.code).toBe(2);
+      expect(existing.stderr).toContain('exists; name a new file');
       const back = await cliCollect(['secret', 'rekey', '--to-key-file', w.path('back.key'), '--config', kmsConfig], { env });
       expect(back.stdout).toContain(`now under the key file ${w.path('back.key')}. Now set backend.config.key_file`);
       const list = await cliCollect(['secret', 'list', '--config', configFile(w.dir, 'back.yaml', `backend: { type: file, config: { path: ${store}, key_file: ${w.path('back.key')} } }`)]);
