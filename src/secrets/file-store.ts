@@ -247,7 +247,7 @@ export async function rekeyStore(given: string, source: KeySource, next: KeySour
     const entries = current.entries;
     try {
       if (next !== null && next.kind !== 'passphrase') {
-        // A move onto a KMS, or back onto a key file (created if absent): the store is written under it alone.
+        // A move onto a KMS, or back onto a new key file (the CLI refuses one that exists): the store is written under it alone.
         await writeStore(file, next, entries, current.revision + 1);
       } else if (source.kind === 'kms') {
         // Every write wraps a new key: the old wrapped key opens nothing written afterwards.
