@@ -1,8 +1,8 @@
 import type { AuditEvent } from '../audit/index.js';
 
-/** The alert events a sink may subscribe to (a public contract, like audit event names). */
-export const ALERT_EVENTS = ['usage_warning', 'usage_exhausted', 'honeytoken', 'violation', 'token_exchange_failed', 'audit_failed', 'backend_failed', 'credential_expiring'] as const;
-export type AlertEvent = (typeof ALERT_EVENTS)[number];
+import { ALERT_EVENTS, type AlertEvent } from '../config/index.js';
+
+export { ALERT_EVENTS, type AlertEvent };
 
 /**
  * What an alert says: names, hosts, a path prefix (never its query), reasons and the request id that finds the audit

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { ALERT_EVENTS } from './alert-events.js';
 import { compileUpstream } from './compile-upstream.js';
 import { parseHostPort } from './host-port.js';
 import { checkPlaceholders, compileSecret, SECRET_NAME } from './compile-secret.js';
@@ -114,13 +115,11 @@ export function compileConfig(src: YamlSource): Config {
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
-/** The alert events a webhook may name (alerts/events.ts holds the same list, with what raises each). */
-const ALERT_EVENTS = ['usage_warning', 'usage_exhausted', 'honeytoken', 'violation', 'token_exchange_failed', 'audit_failed', 'backend_failed', 'credential_expiring'];
 
 function compileWebhook(w: NonNullable<NonNullable<RawConfig['alerts']>['webhooks']>[number], p: FieldPath, err: Report): WebhookSpec {
   if (!w.url.startsWith('https://')) err([...p, 'url'], `'${w.url}' must be https:// (alerts go through keyswap's upstream client with strict TLS)`);
   if (!SECRET_NAME.test(w.signing_secret)) err([...p, 'signing_secret'], `'${w.signing_secret}' must be a secret name (letters, digits, '_' and '-'): the backend secret holding the signing key (whsec_…)`);
-  w.events?.forEach((e, i) => { if (!ALERT_EVENTS.includes(e)) err([...p, 'events', i], `'${e}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
+  w.events?.forEach((e, i) => { if (!(ALERT_EVENTS as readonly string[]).includes(e)) err([...p, 'events', i], `'${e}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
   return { url: w.url, signingSecret: w.signing_secret, events: new Set(w.events ?? ALERT_EVENTS) };
 }
 
@@ -141,7 +140,7 @@ function compileEmail(raw: RawConfig, abs: (p: string) => string, err: Report): 
   }
   if (!ADDRESS.test(e.from)) err([...p, 'from'], `'${e.from}' is not a mail address`);
   e.to.forEach((t, i) => { if (!ADDRESS.test(t)) err([...p, 'to', i], `'${t}' is not a mail address`); });
-  e.events?.forEach((ev, i) => { if (!ALERT_EVENTS.includes(ev)) err([...p, 'events', i], `'${ev}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
+  e.events?.forEach((ev, i) => { if (!(ALERT_EVENTS as readonly string[]).includes(ev)) err([...p, 'events', i], `'${ev}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
   return { host, port, usernameSecret: e.smtp.username_secret ?? null, passwordSecret: e.smtp.password_secret ?? null, caFile: e.smtp.ca_file === undefined ? null : abs(e.smtp.ca_file), from: e.from, to: e.to, events: new Set(e.events ?? ALERT_EVENTS) };
 }
 

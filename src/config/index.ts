@@ -11,3 +11,4 @@ export { clientPolicy, describeClientPolicy, isOpenToAnyClient, type ClientPolic
 export { namesToFetch } from './fetched-names.js';
 export { backendOfSecret } from './compile-backends.js';
 export { looseWriteAccess } from './write-access.js';
+export { ALERT_EVENTS, type AlertEvent } from './alert-events.js';

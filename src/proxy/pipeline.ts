@@ -178,7 +178,8 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
 
 /** The `usage:` quotas this request counts under: past a limit it is refused (429, Retry-After: the period's end). */
 function admitUse(ex: Exchange, secrets: readonly string[], client: ClientSpec | null): Reservation | null {
-  if (secrets.length === 0) return null;
+  // No quota configured: nothing to count, nothing allocated on the request path.
+  if (secrets.length === 0 || ex.snap.config.usage.length === 0) return null;
   const admission = ex.snap.usage.admit([...new Set(secrets)], client);
   if (admission.kind === 'exhausted') throw new Refusal('usage_limit_reached', { retryAfterSeconds: admission.retryAfterSeconds });
   return admission.reservation;

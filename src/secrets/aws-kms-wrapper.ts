@@ -1,5 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import https from 'node:https';
+import { awsClientOptions, awsErrorName } from './aws-client-options.js';
 import type { KeyWrapper } from './key-wrapper.js';
 import { WRAP_CONTEXT } from './key-wrapper.js';
 
@@ -14,18 +13,9 @@ export async function awsKmsWrapper(arn: string, opts: { endpoint: string | null
   const m = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:(key|alias)\/.+$/.exec(arn);
   if (!m) throw new Error(`aws_kms://${arn}: not a KMS key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)`);
   const sdk = await import('@aws-sdk/client-kms');
-  const ca = opts.caFile === null ? undefined : await readFile(opts.caFile, 'utf8');
-  const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL_KMS ?? env.AWS_ENDPOINT_URL;
-  if (endpoint !== undefined && !endpoint.startsWith('https://')) throw new Error(`aws_kms://${arn}: the endpoint ${endpoint} (from the environment) must be https://`);
-  const client = new sdk.KMSClient({
-    region: m[1] as string,
-    ...(endpoint ? { endpoint } : {}),
-    ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) } } : {}),
-    maxAttempts: 2,
-    requestHandler: { requestTimeout: opts.timeoutMs, connectionTimeout: opts.timeoutMs, httpsAgent: new https.Agent({ keepAlive: true, ...(ca === undefined ? {} : { ca }) }) },
-  });
+  const client = new sdk.KMSClient(await awsClientOptions(`aws_kms://${arn}`, { region: m[1] as string, endpoint: opts.endpoint, endpointVariable: 'AWS_ENDPOINT_URL_KMS', caFile: opts.caFile, timeoutMs: opts.timeoutMs }, env));
   const context = { purpose: WRAP_CONTEXT };
-  const named = (err: unknown): Error => new Error(`aws_kms://${arn}: ${(err as { name?: string }).name ?? 'error'}${(err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ? ` (HTTP ${(err as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode})` : ''}`);
+  const named = (err: unknown): Error => new Error(`aws_kms://${arn}: ${awsErrorName(err)}`);
   return {
     uri: `aws_kms://${arn}`,
     async wrap(key) {

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import https from 'node:https';
 import type { BackendSpec } from '../config/index.js';
+import { awsClientOptions } from './aws-client-options.js';
 import type { FetchContext, SecretsBackend } from './backend.js';
 import { BackendConfigError } from './backend-config-error.js';
 import { BackendRefused, BackendUnavailable, SecretNotFound } from './errors.js';
@@ -39,26 +38,7 @@ export class AwsSecretsBackend implements SecretsBackend {
     const sdk = await import('@aws-sdk/client-secrets-manager');
     const region = spec.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
     if (region === undefined || region === '') throw new BackendConfigError('aws_secrets_manager backend: no region; set config.region (or AWS_REGION in keyswap\'s environment)');
-    const endpoint = spec.endpoint ?? env.AWS_ENDPOINT_URL_SECRETS_MANAGER ?? env.AWS_ENDPOINT_URL;
-    if (endpoint !== undefined && !endpoint.startsWith('https://')) throw new BackendConfigError(`aws_secrets_manager backend: the endpoint ${endpoint} (from the environment) must be https://; keyswap's credentials and the secrets would cross it in clear`);
-    let ca: string | undefined;
-    if (spec.caFile !== null) {
-      try {
-        ca = await readFile(spec.caFile, 'utf8');
-      } catch (err) {
-        throw new BackendConfigError(`aws_secrets_manager backend: cannot read ca_file ${spec.caFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
-    }
-    const fromEnv = env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-      ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
-      : undefined;
-    const client = new sdk.SecretsManagerClient({
-      region,
-      ...(endpoint ? { endpoint } : {}),
-      ...(fromEnv ? { credentials: fromEnv } : {}),
-      maxAttempts: 2,
-      requestHandler: { requestTimeout: spec.timeoutMs, connectionTimeout: spec.timeoutMs, httpsAgent: new https.Agent({ keepAlive: true, ...(ca === undefined ? {} : { ca }) }) },
-    });
+    const client = new sdk.SecretsManagerClient(await awsClientOptions('aws_secrets_manager backend', { region, endpoint: spec.endpoint, endpointVariable: 'AWS_ENDPOINT_URL_SECRETS_MANAGER', caFile: spec.caFile, timeoutMs: spec.timeoutMs }, env));
     return new AwsSecretsBackend(spec, sdk, client);
   }
 

@@ -26,6 +26,11 @@ export interface SecretsBackend {
    * write: the file store and BWS. Absent on read-only ones.
    */
   store?(name: string, value: Secret, opts?: StoreOptions): Promise<void>;
+  /**
+   * For a backend made of several (RoutedBackend): which one answers for `name`, and the key the cache keeps its
+   * backoff under. Absent: one backend, one backoff.
+   */
+  partition?(name: string): { readonly key: string; readonly backend: SecretsBackend };
   /** Names the backend holds, where it can tell without revealing values. */
   list?(ctx: FetchContext): Promise<readonly string[]>;
   close?(): Promise<void>;

@@ -2,7 +2,6 @@ import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { SecretsBackend, StoreOptions } from './backend.js';
 import { BackendRefused, BackendUnavailable, SecretNotFound } from './errors.js';
-import { RoutedBackend } from './routed-backend.js';
 import type { Secret } from './secret.js';
 
 export interface SecretCacheOptions {
@@ -147,7 +146,7 @@ export class SecretCache {
   }
 
   #partition(name: string): { readonly key: string; readonly backend: SecretsBackend } {
-    return this.#backend instanceof RoutedBackend ? this.#backend.partition(name) : { key: '', backend: this.#backend };
+    return this.#backend.partition?.(name) ?? { key: '', backend: this.#backend };
   }
 
   async #callBackend(name: string, backend: SecretsBackend): Promise<Secret> {

@@ -1,4 +1,4 @@
-import { googleStatus } from './google-error.js';
+import { googleClientOptions, googleStatus } from './google-error.js';
 import type { KeyWrapper } from './key-wrapper.js';
 import { WRAP_CONTEXT } from './key-wrapper.js';
 
@@ -11,11 +11,7 @@ const KEY_NAME = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKey
 export async function gcpKmsWrapper(keyName: string, opts: { endpoint: string | null; timeoutMs: number }): Promise<KeyWrapper> {
   if (!KEY_NAME.test(keyName)) throw new Error(`gcp_kms://${keyName}: not a crypto key name (projects/P/locations/L/keyRings/R/cryptoKeys/K)`);
   const { KeyManagementServiceClient } = await import('@google-cloud/kms');
-  const endpoint = opts.endpoint === null ? null : new URL(opts.endpoint);
-  const client = new KeyManagementServiceClient({
-    fallback: true,
-    ...(endpoint === null ? {} : { apiEndpoint: endpoint.hostname.replace(/^\[|\]$/g, ''), port: Number(endpoint.port || 443), protocol: 'https' }),
-  });
+  const client = new KeyManagementServiceClient(googleClientOptions(opts.endpoint));
   const aad = Buffer.from(WRAP_CONTEXT);
   const named = (err: unknown): Error => {
     const { status, message } = googleStatus(err);

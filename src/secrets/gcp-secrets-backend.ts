@@ -1,7 +1,7 @@
 import type { BackendSpec } from '../config/index.js';
 import type { FetchContext, SecretsBackend } from './backend.js';
 import { BackendRefused, BackendUnavailable, SecretNotFound } from './errors.js';
-import { googleStatus } from './google-error.js';
+import { googleClientOptions, googleStatus } from './google-error.js';
 import { pickJsonField } from './json-field.js';
 import { Secret } from './secret.js';
 
@@ -30,11 +30,7 @@ export class GcpSecretsBackend implements SecretsBackend {
 
   static async open(spec: GcpSpec): Promise<GcpSecretsBackend> {
     const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager');
-    const endpoint = spec.endpoint === null ? null : new URL(spec.endpoint);
-    const client = new SecretManagerServiceClient({
-      fallback: true,
-      ...(endpoint === null ? {} : { apiEndpoint: endpoint.hostname.replace(/^\[|\]$/g, ''), port: Number(endpoint.port || 443), protocol: 'https' }),
-    });
+    const client = new SecretManagerServiceClient(googleClientOptions(spec.endpoint));
     return new GcpSecretsBackend(spec, client);
   }
 

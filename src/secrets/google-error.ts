@@ -1,3 +1,12 @@
+/**
+ * Options every Google client keyswap makes is given: the HTTP/JSON transport (no gRPC stack), and an https
+ * endpoint in place of Google's when the config names one (a regional or private endpoint, a test server).
+ */
+export function googleClientOptions(endpoint: string | null): { fallback: true; apiEndpoint?: string; port?: number; protocol?: string } {
+  const url = endpoint === null ? null : new URL(endpoint);
+  return url === null ? { fallback: true } : { fallback: true, apiEndpoint: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443), protocol: 'https' };
+}
+
 /** gRPC status codes, and the HTTP statuses Google's JSON transport answers with, by the status name both mean. */
 const GRPC: Record<number, string> = { 3: 'INVALID_ARGUMENT', 4: 'DEADLINE_EXCEEDED', 5: 'NOT_FOUND', 7: 'PERMISSION_DENIED', 8: 'RESOURCE_EXHAUSTED', 9: 'FAILED_PRECONDITION', 13: 'INTERNAL', 14: 'UNAVAILABLE', 16: 'UNAUTHENTICATED' };
 const HTTP: Record<number, string> = { 400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED' };

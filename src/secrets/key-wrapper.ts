@@ -16,6 +16,9 @@ export interface KeyWrapper {
   close(): Promise<void>;
 }
 
+/** Keys remembered by their wrapped form (each write makes one). */
+const KEYS_KEPT = 8;
+
 /**
  * The store's key source when a KMS wraps it. Every write makes and wraps a new key (one KMS call per write): a key
  * read from the store is never written with again, so a store someone else wrapped (with only the right to encrypt)
@@ -39,7 +42,7 @@ export class KmsKeySource {
   async fresh(): Promise<{ readonly wrapped: string; readonly key: Buffer }> {
     const key = randomBytes(32);
     const wrapped = await this.#wrapper.wrap(key);
-    this.#known.set(wrapped, key);
+    this.#remember(wrapped, key);
     return { wrapped, key };
   }
 
@@ -49,9 +52,18 @@ export class KmsKeySource {
     if (key === undefined) {
       key = await this.#wrapper.unwrap(wrapped);
       if (key.length !== 32) throw new Error(`${this.uri} unwrapped a ${key.length}-byte key, not 32`);
-      this.#known.set(wrapped, key);
+      this.#remember(wrapped, key);
     }
     return key;
+  }
+
+  /** Every write makes a key: only the last few are kept (the store in force, and writes racing it). */
+  #remember(wrapped: string, key: Buffer): void {
+    this.#known.set(wrapped, key);
+    for (const old of this.#known.keys()) {
+      if (this.#known.size <= KEYS_KEPT) break;
+      this.#known.delete(old);
+    }
   }
 
   close(): Promise<void> {

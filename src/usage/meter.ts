@@ -19,7 +19,8 @@ export interface Reservation {
   release(): void;
 }
 
-export type Admission = { readonly kind: 'admitted'; readonly reservation: Reservation } | { readonly kind: 'exhausted'; readonly quota: string; readonly retryAfterSeconds: number };
+/** `reservation` null: no quota counts this use, so there is nothing to commit or release. */
+export type Admission = { readonly kind: 'admitted'; readonly reservation: Reservation | null } | { readonly kind: 'exhausted'; readonly quota: string; readonly retryAfterSeconds: number };
 
 interface Count {
   used: number;
@@ -29,8 +30,6 @@ interface Count {
   /** The crossing alerts already raised this period. */
   readonly told: Set<'warning' | 'exhausted'>;
 }
-
-const NOTHING: Reservation = { commit: () => null, release: () => {} };
 
 /**
  * The quotas of `usage:` and their counts. A use is admitted only while what went out plus what is on its way stays
@@ -82,7 +81,7 @@ export class UsageMeter {
 
   admit(secrets: readonly string[], client: ClientSpec | null): Admission {
     const quotas = this.matching(secrets, client);
-    if (quotas.length === 0) return { kind: 'admitted', reservation: NOTHING };
+    if (quotas.length === 0) return { kind: 'admitted', reservation: null };
     const now = this.#now();
     for (const q of quotas) {
       const c = this.#count(q, now);

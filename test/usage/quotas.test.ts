@@ -85,7 +85,7 @@ describe('the meter', () => {
     const held = [meter.admit(['A'], null), meter.admit(['A'], null), meter.admit(['A'], null)];
     expect(held.map((a) => a.kind)).toEqual(['admitted', 'admitted', 'admitted']);
     expect(meter.admit(['A'], null)).toEqual({ kind: 'exhausted', quota: 'q', retryAfterSeconds: 60 });
-    if (held[0]?.kind === 'admitted') held[0].reservation.release();
+    if (held[0]?.kind === 'admitted') held[0].reservation?.release();
     expect(meter.admit(['A'], null).kind).toBe('admitted');
     now = Date.UTC(2026, 11, 7, 11, 0, 1);
     expect(meter.states()[0]).toMatchObject({ used: 0, state: 'ok' });

@@ -20,7 +20,7 @@ describe('attack27: a reload that lowers a limit below the count', () => {
     meter.onCrossing = (c) => crossings.push(c.kind);
     for (let i = 0; i < 5; i++) {
       const a = meter.admit(['A'], null);
-      if (a.kind === 'admitted') a.reservation.commit();
+      if (a.kind === 'admitted') a.reservation?.commit();
     }
     meter.configure([quota({ limit: 4 })]);
     expect(meter.admit(['A'], null).kind).toBe('exhausted');

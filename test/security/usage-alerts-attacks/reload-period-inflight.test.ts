@@ -22,8 +22,8 @@ describe('attack27: a reload that changes a quota period while a request is on i
     if (a.kind !== 'admitted' || b.kind !== 'admitted') throw new Error('not admitted');
     // The operator reloads: same name, period day.
     meter.configure([quota({ period: 'day' })]);
-    a.reservation.commit();
-    b.reservation.commit();
+    a.reservation?.commit();
+    b.reservation?.commit();
     const state = meter.states()[0];
     expect(state?.periodEndMs).toBe(periodOf('day', now).endMs);
     // The next day: a day quota has started over.
@@ -38,10 +38,10 @@ describe('attack27: a reload that changes a quota period while a request is on i
     const a = meter.admit(['A'], null);
     if (a.kind !== 'admitted') throw new Error('not admitted');
     meter.configure([quota({ period: 'month' })]);
-    a.reservation.commit();
+    a.reservation?.commit();
     const b = meter.admit(['A'], null);
     if (b.kind !== 'admitted') throw new Error('not admitted');
-    b.reservation.commit();
+    b.reservation?.commit();
     now = Date.UTC(2026, 11, 8, 10, 0, 0);
     // Two uses this month against a limit of 2: exhausted until January.
     expect(meter.states()[0]).toMatchObject({ used: 2, state: 'exhausted' });
