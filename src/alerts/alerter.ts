@@ -27,10 +27,10 @@ const RETRY_MAX_MS = 5 * 60_000;
 const GIVE_UP_MS = 60 * 60_000;
 /** A storm is coalesced: the first of a kind goes at once, then at most one summary per window, with the count. */
 const COALESCE_MS = 60_000;
-/** Kinds that fire once per crossing by nature, never coalesced. */
 /** How long a stop waits for deliveries under way. */
 const STOP_WAIT_MS = 5_000;
-const UNCOALESCED: ReadonlySet<AlertEvent> = new Set(['usage_warning', 'usage_exhausted', 'credential_expiring']);
+/** Kinds that fire once per crossing by nature, or that someone must answer one by one (an approval), never coalesced. */
+const UNCOALESCED: ReadonlySet<AlertEvent> = new Set(['usage_warning', 'usage_exhausted', 'credential_expiring', 'approval_requested', 'lockdown']);
 
 interface Window { endsAt: number; suppressed: number; last: AlertData; timer: NodeJS.Timeout | null }
 

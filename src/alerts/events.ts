@@ -21,6 +21,10 @@ export interface AlertData {
   readonly request_id?: string;
   readonly credential?: string;
   readonly expires?: string;
+  /** approval_requested: answer it with keyswap approve ID (or deny ID). */
+  readonly approval_id?: string;
+  /** lockdown: who switched it on (cli, ui). */
+  readonly actor?: string;
   /** A coalesced summary: how many of this kind came since the last one sent. */
   readonly count?: number;
 }
@@ -42,6 +46,10 @@ export function alertOf(e: AuditEvent): { readonly type: AlertEvent; readonly da
       return e.decision === 'denied' && VIOLATIONS.has(e.reason) ? { type: 'violation', data: { ...scoped(e), secret_name: e.secret_name, reason: e.reason } } : null;
     case 'deny':
       return e.reason === 'secret_unavailable' ? { type: 'backend_failed', data: { ...scoped(e), reason: e.reason } } : null;
+    case 'approval':
+      return e.step === 'requested' ? { type: 'approval_requested', data: { ...scoped(e), secret_name: e.secret_names.join(','), approval_id: e.approval_id } } : null;
+    case 'operator':
+      return e.action === 'lockdown' ? { type: 'lockdown', data: { reason: e.reason ?? 'no reason given', actor: e.actor } } : null;
     case 'token_exchange':
       return e.outcome === 'failed' ? { type: 'token_exchange_failed', data: { secret_name: e.secret_name, reason: e.reason ?? 'failed', destination: { host: e.endpoint, port: 443, method: 'POST', path: '' } } } : null;
     default:

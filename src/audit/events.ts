@@ -61,6 +61,10 @@ export type DenyReason =
   | 'signing_unsupported'
   | 'signing_scope_violation'
   | 'body_too_large_to_sign'
+  | 'lockdown'
+  | 'approval_denied'
+  | 'approval_timeout'
+  | 'approval_body_too_large'
   | 'internal';
 
 export type AuditEvent =
@@ -94,6 +98,19 @@ export type AuditEvent =
       readonly type: 'honeytoken_triggered';
       readonly secret_name: string;
       readonly decision: 'allowed' | 'denied';
+    })
+  /**
+   * A request held for an operator's answer (a binding's `approve:`): requested (durable before it is held),
+   * then granted, denied or expired. `by`: cli or ui (the operator's console), `remembered` (an earlier approval
+   * with remember), `agent_left` (the agent closed the request while it was held); null while requested.
+   */
+  | (RequestScoped & {
+      readonly type: 'approval';
+      readonly approval_id: string;
+      readonly step: 'requested' | 'granted' | 'denied' | 'expired';
+      readonly by: 'cli' | 'ui' | 'remembered' | 'agent_left' | null;
+      readonly secret_names: readonly string[];
+      readonly remember_s: number | null;
     })
   | (RequestScoped & {
       readonly type: 'response_scrubbed';
@@ -139,6 +156,12 @@ export type AuditEvent =
    * to an hour from the alert), or dropped. `alert_id` is the webhook-id receivers see.
    */
   | { readonly type: 'alert_delivery'; readonly alert_id: string; readonly event: string; readonly sink: string; readonly outcome: 'delivered' | 'retrying' | 'dropped'; readonly attempt: number; readonly status: number | null }
+  /**
+   * An operator changed the running keyswap through the control API: `actor` says through what (the CLI on the
+   * control socket, or the console), `action` what, `target` on what (a client, a session, an approval id).
+   * Never a token, a value or a placeholder; `reason` is the operator's own text (lockdown --reason).
+   */
+  | { readonly type: 'operator'; readonly actor: 'cli' | 'ui'; readonly action: 'lockdown' | 'lockdown_off' | 'client_revoked' | 'session_started' | 'session_ended' | 'approval_granted' | 'approval_denied' | 'ui_login'; readonly target: string | null; readonly reason: string | null }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }
   /** SIGHUP: ok with the new file in force, or the errors (file:line: field, never a value) and the old config kept. */

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { clientPolicy, describeClientPolicy, loadConfig, minterEndpoint, type Config, type InjectSpec, type SecretSpec } from '../config/index.js';
+import { clientPolicy, describeClientPolicy, loadConfig, minterEndpoint, type ClientSpec, type Config, type InjectSpec, type SecretSpec } from '../config/index.js';
 import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
 import { Dialer, routeConnect, type ConnectRoute } from '../proxy/index.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -58,18 +58,27 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
   });
   const client = values.client === undefined ? null : config.clients?.get(values.client) ?? null;
   if (values.client !== undefined && client === null) throw new CliError(`--client ${values.client}: no such client in ${config.file}`, EXIT.usage);
+  io.stdout.write(`${explainRequest(config, methodText, url, headers, client).join('\n')}\n`);
+  return EXIT.ok;
+}
+
+/**
+ * The decision keyswap would take for this request, in lines for a person (the CLI, the console): no network, no
+ * secret fetched, and never a value or a placeholder in the answer.
+ */
+export function explainRequest(config: Config, methodText: string, url: URL, headers: readonly [string, string][], client: ClientSpec | null): string[] {
 
   const method = methodText.toUpperCase();
   const out: string[] = [`${method} ${url.href}`];
   // The proxy authenticates before anything else: without a client it may accept, nothing below applies.
   const policy = clientPolicy(config.clients);
   if (client === null && policy.kind !== 'open') {
-    return print(io, [...out, policy.kind === 'closed' ? `refused: ${describeClientPolicy(policy)} → 407` : `refused: a client is required: ${describeClientPolicy(policy)}; explain what one gets with --client NAME → 407`]);
+    return [...out, policy.kind === 'closed' ? `refused: ${describeClientPolicy(policy)} → 407` : `refused: a client is required: ${describeClientPolicy(policy)}; explain what one gets with --client NAME → 407`];
   }
   // wss:// is a WebSocket handshake over the same CONNECT and TLS as https:// (ws:// is not served).
   const isWebSocket = url.protocol === 'wss:' || url.protocol === 'ws:';
-  if (url.protocol === 'ws:') return print(io, [...out, 'refused: plain ws:// upgrades are not served (501); use wss://']);
-  if (isWebSocket && method !== 'GET') return print(io, [...out, 'refused: a WebSocket handshake is a GET (400)']);
+  if (url.protocol === 'ws:') return [...out, 'refused: plain ws:// upgrades are not served (501); use wss://'];
+  if (isWebSocket && method !== 'GET') return [...out, 'refused: a WebSocket handshake is a GET (400)'];
   let scheme: 'https' | 'http' = url.protocol === 'https:' || url.protocol === 'wss:' ? 'https' : 'http';
   let host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   let port = url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port);
@@ -77,7 +86,7 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
   const route = scheme === 'http' && ['127.0.0.1', 'localhost', '::1'].includes(host) ? /^\/p\/([^/]+)(\/.*)?$/.exec(url.pathname) : null;
   if (route) {
     const r = config.routes.get(route[1] as string);
-    if (r === undefined) return print(io, [...out, `refused: no route '${route[1]}' (routes: in ${config.file}) → 404`]);
+    if (r === undefined) return [...out, `refused: no route '${route[1]}' (routes: in ${config.file}) → 404`];
     out.push(`base-URL route ${r.name} → https://${r.host}${r.port === 443 ? '' : `:${r.port}`}`);
     scheme = 'https';
     host = r.host;
@@ -88,7 +97,7 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
     out.push(connection(config, scheme, host, port));
     const kind = scheme === 'https' ? connectRoute(config, host, port).kind : 'mitm';
     if (kind === 'mitm' || kind === 'tunnel') out.push(...parentLine(config, host));
-    if (kind !== 'mitm') return print(io, out);
+    if (kind !== 'mitm') return out;
   }
   const authority = port === (scheme === 'https' ? 443 : 80) ? host : `${host}:${port}`;
   const hostHeader = headers.find(([n]) => n === 'host')?.[1] ?? authority;
@@ -99,7 +108,7 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
     isWebSocket,
   };
   const verdict = decide(facts, compilePolicy(config));
-  if (verdict.kind === 'deny') return print(io, [...out, `refused: ${verdict.reason}; nothing is sent upstream`]);
+  if (verdict.kind === 'deny') return [...out, `refused: ${verdict.reason}; nothing is sent upstream`];
   for (const inj of verdict.injections) {
     const b = inj.secret.bindings[inj.bindingIndex];
     out.push(`${inj.secret.name}: injected at ${inj.sites.map(describeSite).join(' and ')}; binding ${b ? `${path.basename(b.source.file)}:${b.source.line}` : '?'} (${b?.host}, methods ${b?.methods?.join(' ') ?? 'any'}, paths ${b?.paths?.join(' ') ?? 'any'}); audited before it is sent`);
@@ -112,7 +121,7 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
   }
   if (isWebSocket) out.push('WebSocket: messages are relayed both ways; upstream messages are scrubbed of every secret bound here (response_scrub: block closes with 1008)');
   if (verdict.injections.length === 0 && verdict.declined.length === 0) out.push('no placeholder in the request: forwarded as sent');
-  return print(io, out);
+  return out;
 }
 
 /** How the upstream connection is made when `upstream.proxy` is set: through it, or directly (no_proxy). */
@@ -137,9 +146,4 @@ function connection(config: Config, scheme: 'https' | 'http', host: string, port
   if (route.kind === 'deny') return `connection: CONNECT ${host}:${port} refused (403): no binding names it and unmatched_destination_policy is deny`;
   if (route.kind === 'bad_target') return `connection: CONNECT ${host}:${port} refused (400): not a host name keyswap accepts`;
   return `connection: CONNECT ${host}:${port}, an opaque tunnel: never decrypted, no secret can be injected`;
-}
-
-function print(io: CliIo, lines: readonly string[]): number {
-  io.stdout.write(`${lines.join('\n')}\n`);
-  return EXIT.ok;
 }

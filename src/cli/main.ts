@@ -28,7 +28,10 @@ commands:
   reload       ask the running keyswap to re-read its config (SIGHUP), after validating it
   install      as root: run keyswap as a service under its own user (--config FILE: the quick start's config)
   uninstall    as root: stop and remove the service; --purge also removes the store, its key and the user
-  client       add NAME --secrets A,B [--expires 90d] | list | revoke NAME (agent identities)
+  client       add NAME --secrets A,B [--expires 90d] | list | revoke NAME (agent identities; revoke is live)
+  lockdown     [--reason TEXT] | --off: stop every use of a secret at once, on every connection
+  approvals    the requests waiting for an operator; approve ID [--remember 1h] | deny ID answers one
+  ui           print a one-time login URL for the console (ui: listen: in the config)
   usage        each usage: quota: used, limit, period end, state
   alerts       test [--event E] (a signed sample to every webhook)
   help         show this text
@@ -49,6 +52,11 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
   ca: async () => { const m = await import('./ca-command.js'); return { run: m.caCommand, usage: m.CA_USAGE }; },
   client: async () => { const m = await import('./client-command.js'); return { run: m.clientCommand, usage: m.CLIENT_USAGE }; },
   usage: async () => { const m = await import('./usage-command.js'); return { run: m.usageCommand, usage: m.USAGE_USAGE }; },
+  lockdown: async () => { const m = await import('./operator-command.js'); return { run: m.lockdownCommand, usage: m.LOCKDOWN_USAGE }; },
+  approvals: async () => { const m = await import('./operator-command.js'); return { run: m.approvalsCommand, usage: m.APPROVALS_USAGE }; },
+  approve: async () => { const m = await import('./operator-command.js'); return { run: m.approveCommand, usage: m.APPROVALS_USAGE }; },
+  deny: async () => { const m = await import('./operator-command.js'); return { run: m.denyCommand, usage: m.APPROVALS_USAGE }; },
+  ui: async () => { const m = await import('./operator-command.js'); return { run: m.uiCommand, usage: m.UI_USAGE }; },
   alerts: async () => { const m = await import('./alerts-command.js'); return { run: m.alertsCommand, usage: m.ALERTS_USAGE }; },
   reload: async () => ({ run: (await import('./reload-command.js')).reloadCommand }),
   init: async () => { const m = await import('./init-command.js'); return { run: m.initCommand, usage: m.INIT_USAGE }; },

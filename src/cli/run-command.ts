@@ -15,10 +15,12 @@ import type { CliIo } from './io.js';
 import { agentTrust, isStateDirPrivate } from './agent-files.js';
 import { looksLikeRealKey } from './presets.js';
 import { runningServe } from './pid-file.js';
+import { seconds } from './operator-command.js';
+import { ControlUnavailable, openControl } from '../control/index.js';
 import { start, type Started } from './runtime.js';
 import { IDENTITY_PUBLIC_FILE, isIdentityPublicKey, verifyIdentity } from '../tls/index.js';
 
-export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE | --cert FILE --key FILE]] [--allow-non-loopback] -- CMD [ARGS…]
+export const RUN_USAGE = `usage: keyswap run [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE | --cert FILE --key FILE] [--secrets A,B] [--ttl 1h]] [--allow-non-loopback] -- CMD [ARGS…]
        keyswap env [--config FILE] [--env-file FILE] [--client NAME [--token-file FILE]]
 
 run: starts CMD behind keyswap: every proxy variable, keyswap's CA for each runtime that reads one (Node,
@@ -31,11 +33,14 @@ env: prints the same environment as export lines for the keyswap serving this co
 --client: with a clients: section, the agent's identity; its token (from --token-file, 0600, or
      $KEYSWAP_CLIENT_TOKEN) goes into every proxy variable as http://NAME:TOKEN@host:port. A client with a
      spiffe_id presents its certificate instead (--cert, --key): the proxy variables name the TLS listener
-     (https://), and Node and curl are set up to present the certificate to it.`;
+     (https://), and Node and curl are set up to present the certificate to it.
+     A token client's command runs as a session of its own: a fresh token, the client's secrets (or only
+     --secrets A,B of them), ended when CMD exits or after --ttl; listed by keyswap client list and revocable
+     with keyswap client revoke run-…, without touching the client's own token.`;
 
 interface Endpoint { readonly proxyUrl: string; readonly caPath: string; readonly bundlePath: string; readonly tlsProxyUrl?: string | null }
 
-interface RunOptions { config: string; envFile: string | undefined; allowNonLoopback: boolean; client: string | undefined; tokenFile: string | undefined; cert: string | undefined; key: string | undefined; command: string[] }
+interface RunOptions { config: string; envFile: string | undefined; allowNonLoopback: boolean; client: string | undefined; tokenFile: string | undefined; cert: string | undefined; key: string | undefined; secrets: string | undefined; ttl: string | undefined; command: string[] }
 
 /** How the agent proves who it is: a token in the proxy URL, or its certificate on the TLS listener. */
 type Credentials = { readonly kind: 'token'; readonly name: string; readonly token: string } | { readonly kind: 'cert'; readonly name: string; readonly cert: string; readonly key: string; readonly ca: string };
@@ -53,6 +58,8 @@ function parse(args: string[]): RunOptions {
       'token-file': { type: 'string' },
       cert: { type: 'string' },
       key: { type: 'string' },
+      secrets: { type: 'string' },
+      ttl: { type: 'string' },
     },
     strict: true,
     allowPositionals: true,
@@ -65,6 +72,8 @@ function parse(args: string[]): RunOptions {
     tokenFile: values['token-file'],
     cert: values.cert,
     key: values.key,
+    secrets: values.secrets,
+    ttl: values.ttl,
     command: dash < 0 ? positionals : [...positionals, ...args.slice(dash + 1)],
   };
 }
@@ -287,7 +296,8 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
     endpoint = own;
     io.stderr.write(`keyswap: serving ${cmd} on ${own.proxyUrl} (audit: ${config.audit.path})\n`);
   }
-  const env = childEnvironment(io, config, withCredentials(endpoint, creds), fromFile);
+  const session = await openSession(config, own, creds, opts, [cmd, ...cmdArgs], io);
+  const env = childEnvironment(io, config, withCredentials(endpoint, session?.creds ?? creds), fromFile);
   if (creds?.kind === 'cert') Object.assign(env, await certEnvironment(creds, endpoint, io));
   warnAboutRealKeys(io, env);
 
@@ -313,8 +323,72 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
     child.once('exit', (status, signal) => resolve(status ?? 128 + (signal ? osSignalNumber(signal) : 0)));
   });
   for (const s of signals) process.off(s, forward);
+  await session?.end();
   await own?.stop('command exited');
   return code;
+}
+
+/**
+ * The command's own session (control/operator.ts): opened on the keyswap serving this config through its control
+ * socket, held open for as long as the command runs (a run that dies takes its session with it), or on the keyswap
+ * this run started. Null for a certificate client, an open config, or a keyswap whose control socket this user
+ * cannot reach (it runs under its own user): the command then uses the client's own token, as said on stderr.
+ */
+async function openSession(config: Config, own: Started | null, creds: Credentials | null, opts: RunOptions, command: readonly string[], io: CliIo): Promise<{ readonly creds: Credentials; end(): Promise<void> } | null> {
+  const wanted = { secrets: opts.secrets === undefined ? null : opts.secrets.split(',').map((x) => x.trim()).filter(Boolean), ttlSeconds: opts.ttl === undefined ? null : seconds(opts.ttl, '--ttl') };
+  if (creds?.kind !== 'token') {
+    if (opts.secrets !== undefined || opts.ttl !== undefined) throw new CliError('--secrets and --ttl scope a session of a token client (--client NAME with its token)', EXIT.usage);
+    return null;
+  }
+  const shown = command.join(' ').slice(0, 200);
+  if (own !== null) {
+    const s = await own.operator.startSession('cli', { parent: creds.name, secrets: wanted.secrets, ttlMs: wanted.ttlSeconds === null ? null : wanted.ttlSeconds * 1000, command: shown })
+      .catch((err: Error) => { throw new CliError(err.message, EXIT.usage); });
+    return { creds: { kind: 'token', name: s.name, token: s.token }, end: () => own.operator.endSession('cli', s.name) };
+  }
+  let res: Awaited<ReturnType<typeof openControl>>;
+  try {
+    res = await openControl(config.stateDir, 'POST', '/v1/sessions', { parent: creds.name, secrets: wanted.secrets, ttl_seconds: wanted.ttlSeconds, command: shown });
+  } catch (err) {
+    if (!(err instanceof ControlUnavailable)) throw err;
+    if (wanted.secrets !== null || wanted.ttlSeconds !== null) throw new CliError(`--secrets and --ttl need a session, and ${err.message}`, EXIT.runtime);
+    io.stderr.write(`keyswap: note: no session for this command (${err.message}); it uses client ${creds.name}'s own token\n`);
+    return null;
+  }
+  const first = await firstLine(res);
+  let answer: { name?: unknown; token?: unknown; error?: unknown } = {};
+  try {
+    answer = JSON.parse(first) as typeof answer;
+  } catch { /* named below */ }
+  if (res.statusCode !== 200 || typeof answer.name !== 'string' || typeof answer.token !== 'string') {
+    res.destroy();
+    throw new CliError(`the running keyswap refused a session: ${typeof answer.error === 'string' ? answer.error : `status ${res.statusCode ?? 0}`}`, EXIT.usage);
+  }
+  const name = answer.name;
+  io.stderr.write(`keyswap: session ${name} (client ${creds.name}); it ends when ${command[0] ?? 'the command'} exits\n`);
+  return {
+    creds: { kind: 'token', name, token: answer.token },
+    end: async () => { res.destroy(); },
+  };
+}
+
+/** The first line of a streamed answer (the session's token), leaving the stream open. */
+function firstLine(res: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8');
+      const nl = text.indexOf('\n');
+      if (nl < 0 && text.length < 65_536) return;
+      res.off('data', onData);
+      res.off('end', onEnd);
+      res.pause();
+      resolve(nl < 0 ? text : text.slice(0, nl));
+    };
+    const onEnd = (): void => resolve(text);
+    res.on('data', onData);
+    res.once('end', onEnd);
+  });
 }
 
 /**

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
-import { AuditWriter, loadAuditKey, readHeadMark } from '../audit/index.js';
+import { AuditWriter, describeFinding, loadAuditKey, readHeadMark, rotatedFiles, verifyAuditFiles } from '../audit/index.js';
 import type { Config, HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { Logger } from '../log.js';
@@ -11,6 +11,8 @@ import { mintServiceFor, RateLimiter, startProxy, tokenTransport, UpstreamClient
 import { ScrubberCache } from '../scrub/index.js';
 import { readUsageFile, restoredCounts, UsageFileWriter, UsageMeter } from '../usage/index.js';
 import { Alerter, AlertQueue, expiringCredentials } from '../alerts/index.js';
+import { DecisionFeed, Operator, readOperatorFile, startControlSocket, type AuditCheck, type ControlDeps, type ControlSocket, type ExplainQuery } from '../control/index.js';
+import { explainRequest } from './explain-command.js';
 import { openBackends, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
 import { createLeafKey, Identity, IDENTITY_CREDENTIAL, IDENTITY_KEY_FILE, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, backendMaterialNames, exportLines, writeAgentConfigFiles } from './agent-env.js';
@@ -37,6 +39,8 @@ export interface Started {
   /** keyswap's CA alone, and the system roots plus it (for clients whose CA variable replaces their trust store). */
   readonly caPath: string;
   readonly bundlePath: string;
+  /** Lockdown, revocations, sessions and approvals of this keyswap (`run` opens its command's session here). */
+  readonly operator: Operator;
   stop(reason: string): Promise<void>;
 }
 
@@ -44,7 +48,10 @@ export interface StartOptions {
   readonly metricsAt: HostPort | null;
   /** Where the banner goes: stdout for `serve`; stderr for `run`, whose stdout belongs to the child. */
   readonly announce: (text: string) => void;
-  /** `serve` records its pid for `keyswap reload`; a proxy inside `keyswap run` lives only as long as its child. */
+  /**
+   * `serve` records its pid for `keyswap reload` and answers the control API on state_dir/control.sock; a proxy
+   * inside `keyswap run` lives only as long as its child, and has neither.
+   */
   readonly writePid: boolean;
   /** Listen here instead of the config's address (`run` takes any free port on the config's host). */
   readonly listen?: HostPort;
@@ -104,13 +111,16 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   });
   const keyAt = auditKeyLocation(config, io.env);
   const headMark = headMarkFile(config.stateDir);
+  const auditKey = await loadAuditKey(keyAt.file, { create: keyAt.create });
   // Alerts read the audit events as they are written (alerts/events.ts says which are alerts); set up below.
   let alerter: Alerter | null = null;
+  // The console's live view reads the same records, as they are written.
+  const feed = new DecisionFeed();
   audit = await AuditWriter.open(config.audit.path, {
-    key: await loadAuditKey(keyAt.file, { create: keyAt.create }),
+    key: auditKey,
     lastHead: await readHeadMark(headMark, config.audit.path),
     maxBytes: config.audit.maxBytes,
-    observer: { event: (e) => { metrics?.onAuditEvent(e); alerter?.onAudit(e); }, write: (ms) => metrics?.onAuditWrite(ms) },
+    observer: { event: (e) => { metrics?.onAuditEvent(e); alerter?.onAudit(e); feed.onAudit(e); }, write: (ms) => metrics?.onAuditWrite(ms) },
   });
   // Values keyswap writes itself (rotated refresh tokens) are never dropped: one that cannot be saved waits here.
   const pending = await PendingWrites.open(secrets, path.join(config.stateDir, PENDING_WRITES_FILE), log);
@@ -142,7 +152,28 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     });
   }
   usage.onCrossing = ({ quota, used, kind }) => alerter?.raise(kind === 'warning' ? 'usage_warning' : 'usage_exhausted', { quota: quota.name, used, limit: quota.limit, period: quota.period });
-  let snapshot: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source), scrubbers: new ScrubberCache(), usage };
+  // What operators decide while keyswap runs (control/): read back from state_dir, so a lockdown survives a restart.
+  const operatorRecord = await readOperatorFile(config.stateDir).catch(async (err: Error) => {
+    await audit?.close();
+    throw new CliError(err.message, EXIT.runtime);
+  });
+  const operator: Operator = new Operator({
+    stateDir: config.stateDir,
+    record: operatorRecord,
+    audit: (e) => (audit as AuditWriter).append(e),
+    configuredClients: () => base.config.clients,
+    clientsChanged: () => {
+      snapshot = withOperator(base);
+      proxy?.configChanged();
+      feed.changed();
+    },
+  });
+  operator.approvals.onChange = () => feed.changed();
+  if (operatorRecord.lockdown !== null) log.warn({ since: operatorRecord.lockdown.since, reason: operatorRecord.lockdown.reason }, 'lockdown is on: every request that would carry a secret is refused (keyswap lockdown --off lifts it)');
+  // The config as read (base) and as in force: its clients less those revoked, plus the sessions (control/operator.ts).
+  const withOperator = (b: Snapshot): Snapshot => ({ ...b, config: { ...b.config, clients: operator.clients() } });
+  let base: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source), scrubbers: new ScrubberCache(), usage, operator };
+  let snapshot: Snapshot = withOperator(base);
 
   const identity = await Identity.open(config.stateDir, io.env.CREDENTIALS_DIRECTORY).catch(async (err: Error) => {
     await audit.close();
@@ -225,9 +256,10 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   let reloading = Promise.resolve();
   const onReload = (): void => {
     reloading = reloading.then(async () => {
-      const errors = await reloadedSnapshot(snapshot, ca, leaves).then(
+      const errors = await reloadedSnapshot(base, ca, leaves).then(
         (next) => {
-          snapshot = next;
+          base = next;
+          snapshot = withOperator(next);
           backend.reroute(next.config);
           usage.configure(next.config.usage);
           // A reload is also how an operator says "use the values I just stored": cached ones are dropped.
@@ -244,6 +276,36 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   };
   process.on('SIGHUP', onReload);
 
+
+  // The control API (control/): the operator's CLI on state_dir/control.sock.
+  let lastCheck: AuditCheck | null = null;
+  const controlDeps: ControlDeps = {
+    operator, feed, snapshot: () => snapshot, version: VERSION,
+    explain: (q) => explainForOperator(snapshot.config, q),
+    audit: {
+      path: config.audit.path,
+      head: () => audit.head,
+      healthy: () => audit.isHealthy,
+      anchor: () => readHeadMark(headMark, config.audit.path),
+      verify: async () => {
+        const files = [...rotatedFiles(config.audit.path), config.audit.path];
+        const v = await verifyAuditFiles(files, { key: auditKey });
+        lastCheck = { at: new Date().toISOString(), intact: v.intact, records: v.records, head: v.head === null ? null : `${v.head.seq}:${v.head.hash}`, findings: v.findings.slice(0, 20).map(describeFinding) };
+        return lastCheck;
+      },
+    },
+  };
+  let control: ControlSocket | null = null;
+  if (opts.writePid) {
+    try {
+      control = await startControlSocket(config.stateDir, controlDeps);
+    } catch (err) {
+      await proxy.close();
+      await metricsServer?.close();
+      await audit.close();
+      throw new CliError(`control socket: ${(err as Error).message}`, EXIT.runtime);
+    }
+  }
 
   // Last: the banner tells the world keyswap is ready, so every handler must exist before it.
   const proxyUrl = `http://${proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host}:${proxy.address.port}`;
@@ -266,8 +328,12 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     tlsProxyUrl,
     caPath: ca.certPath,
     bundlePath,
+    operator,
     async stop(reason: string): Promise<void> {
       process.off('SIGUSR1', onRotate);
+      await control?.close();
+      // Held requests are answered (403 approval_timeout) before the drain waits for them.
+      operator.approvals.stop();
       process.off('SIGHUP', onReload);
       if (opts.writePid) await unlink(pidFile(config.stateDir)).catch(() => {});
       await reloading;
@@ -290,3 +356,18 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   };
 }
 
+
+/** `keyswap explain` for the control API: the URL's query is shown masked (a placeholder may sit in it). */
+function explainForOperator(config: Config, q: ExplainQuery): readonly string[] {
+  let url: URL;
+  try {
+    url = new URL(q.url);
+  } catch {
+    return [`'${q.url.slice(0, 200)}' is not a URL; e.g. https://api.openai.com/v1/models`];
+  }
+  const client = q.client === null ? null : config.clients?.get(q.client) ?? null;
+  if (q.client !== null && client === null) return [`no client ${q.client} in the running configuration`];
+  const lines = explainRequest(config, q.method, url, q.headers.map(([n, v]) => [n.trim().toLowerCase(), v.trim()]), client);
+  const shown = url.search === '' ? url.href : `${url.origin}${url.pathname}?…`;
+  return lines.map((l, i) => (i === 0 ? `${q.method.toUpperCase()} ${shown}` : l));
+}

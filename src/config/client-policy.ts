@@ -29,3 +29,8 @@ export function describeClientPolicy(p: ClientPolicy): string {
     case 'named': return `only ${p.names.length === 1 ? 'client' : 'clients'} ${p.names.join(', ')}, each with NAME:TOKEN in its proxy URL (HTTPS_PROXY=http://NAME:TOKEN@host:port); a request without one gets 407`;
   }
 }
+
+/** Whom a use counts against (quotas, rate limits): a session is its parent client; anyone else, itself. */
+export function accountOf(client: ClientSpec | null): string | null {
+  return client === null ? null : client.session?.parent ?? client.name;
+}

@@ -75,6 +75,12 @@ export function compileConfig(src: YamlSource): Config {
   const clients = compileClients(raw, secrets, err);
   const routes = compileRoutes(raw, err);
   const usage = compileUsage(raw, secrets, clients, err);
+  let ui: Config['ui'] = null;
+  if (raw.ui !== undefined) {
+    const at = parseHostPort(raw.ui.listen, true);
+    if (at === null) err(['ui', 'listen'], `'${raw.ui.listen}' is not host:port; e.g. 127.0.0.1:14323`);
+    else ui = { listen: at };
+  }
   const alerts = { webhooks: (raw.alerts?.webhooks ?? []).map((w, i) => compileWebhook(w, ['alerts', 'webhooks', i], err)), email: compileEmail(raw, abs, err) };
   if (errors.length > 0) throw new ConfigErrors(errors);
 
@@ -108,6 +114,7 @@ export function compileConfig(src: YamlSource): Config {
     routes,
     usage,
     alerts,
+    ui,
     clients,
     warnings,
   };

@@ -267,8 +267,16 @@ function compileBinding(raw: RawBinding, p: FieldPath, ctx: SecretContext): Bind
     port: raw.port ?? null,
     allowPlaintext: raw.allow_plaintext ?? false,
     rate,
+    approve: approvalOf(raw.approve),
     source: sourceOf(ctx.src, p),
   };
+}
+
+/** `approve: true` takes the defaults: held up to 120 s for an answer, each approval for that request alone. */
+function approvalOf(raw: RawBinding['approve']): Binding['approve'] {
+  if (raw === undefined || raw === false) return null;
+  const set = raw === true ? {} : raw;
+  return { timeoutMs: (set.timeout_seconds ?? 120) * 1000, rememberMs: (set.remember_seconds ?? 0) * 1000 };
 }
 
 /** No two secrets share a placeholder, and none is part of another's (a substring would match both). */

@@ -7,7 +7,7 @@ export type * from './types.js';
 export type { TemplateExpr, TemplateFilter, TemplateFunction, TemplateSegment } from './template-ast.js';
 export { siteKey, type SiteKey } from './site-key.js';
 export { minterEndpoint, minterInputs, signerInputs } from './compile-minter.js';
-export { clientPolicy, describeClientPolicy, isOpenToAnyClient, type ClientPolicy } from './client-policy.js';
+export { accountOf, clientPolicy, describeClientPolicy, isOpenToAnyClient, type ClientPolicy } from './client-policy.js';
 export { namesToFetch } from './fetched-names.js';
 export { backendOfSecret } from './compile-backends.js';
 export { looseWriteAccess } from './write-access.js';

@@ -16,6 +16,7 @@ const binding = z.strictObject({
   allow_plaintext: z.boolean().optional(),
   subdomains: z.array(z.string().min(1)).optional(),
   rate: z.string().optional(),
+  approve: z.union([z.boolean(), z.strictObject({ timeout_seconds: positiveInt.max(86_400).optional(), remember_seconds: z.number().int().min(0).max(2_592_000).optional() })]).optional(),
 });
 
 // Loose: the keys an injector takes depend on its type, so compile-config.ts names the unknown ones after it has
@@ -91,6 +92,7 @@ export const rawConfigSchema = z.strictObject({
     .optional(),
   secrets: z.record(z.string(), secret),
   routes: z.record(z.string(), z.string()).optional(),
+  ui: z.strictObject({ listen: z.string().min(1) }).optional(),
   alerts: z
     .strictObject({
       webhooks: z.array(z.strictObject({ url: z.url(), signing_secret: z.string().min(1), events: z.array(z.string()).min(1).optional() })).optional(),

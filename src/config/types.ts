@@ -158,6 +158,11 @@ export interface Binding {
   readonly allowPlaintext: boolean;
   /** `rate: "60/minute"`: a token bucket per client and secret; null = unlimited. */
   readonly rate: { readonly count: number; readonly perMs: number } | null;
+  /**
+   * `approve:`: a request this binding would inject into is held until an operator approves it (or `timeoutMs`
+   * passes); an approval may be remembered for `rememberMs` per client, binding and method. null: not held.
+   */
+  readonly approve: { readonly timeoutMs: number; readonly rememberMs: number } | null;
   readonly source: SourceRef;
 }
 
@@ -274,6 +279,11 @@ export interface ClientSpec {
   readonly spiffeId: string | null;
   readonly secrets: ReadonlySet<string>;
   readonly expiresAtMs: number | null;
+  /**
+   * A session (`keyswap run`, control/sessions.ts): an ephemeral client acting for the client `parent`, within its
+   * secrets; quotas and rate limits count it as that client. Absent for the clients the config names.
+   */
+  readonly session?: { readonly parent: string; readonly command: string; readonly startedAtMs: number };
 }
 
 /** `alerts.webhooks[]`: where alerts go, signed per Standard Webhooks with the backend secret `signingSecret`. */
@@ -375,6 +385,8 @@ export interface Config {
   readonly alerts: { readonly webhooks: readonly WebhookSpec[]; readonly email: EmailSpec | null };
   /** `usage:`, in file order. */
   readonly usage: readonly QuotaSpec[];
+  /** `ui:`: the operator's console over HTTP (loopback unless --allow-non-loopback); null: the control socket only. */
+  readonly ui: { readonly listen: HostPort } | null;
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */
   readonly clients: ReadonlyMap<string, ClientSpec> | null;
   /** Non-fatal findings at load (e.g. a compatibility key keyswap ignores), each naming file:line:field. */

@@ -1,13 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { Http2ServerRequest } from 'node:http2';
 import { Readable, type Duplex, type Transform } from 'node:stream';
-import { namesToFetch, minterInputs, type ClientSpec, type InjectSpec, type SecretSpec } from '../config/index.js';
+import { accountOf, namesToFetch, minterInputs, type ClientSpec, type InjectSpec, type SecretSpec } from '../config/index.js';
 import type { Reservation } from '../usage/index.js';
 import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, isBoundDestination, namedResources, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
 import { SecretNotFound, type Secret } from '../secrets/index.js';
-import { endToEndPairs, formatAuthority, h2RequestHead, isMethodToken, isRequestTarget, mediaType, requestFraming, setHeader, type HeaderPair } from '../wire/index.js';
+import { endToEndPairs, formatAuthority, h2RequestHead, isMethodToken, isRequestTarget, mediaType, requestFraming, setHeader, type Framing, type HeaderPair } from '../wire/index.js';
 import type { Exchange, ExchangeEvent, Target } from './exchange.js';
 import { clientNow } from './entries.js';
 import { forward, forwardH2, type Outbound } from './forward.js';
@@ -78,15 +78,18 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     if (target.scheme === 'http' && (verdict.injections.length > 0 || verdict.bodyInjectors.length > 0) && ex.snap.upstream.dialer.parentFor(target.host) !== null) {
       throw new Refusal('plaintext_via_parent');
     }
+    const carrying = [...verdict.injections, ...verdict.bodyInjectors];
+    if (carrying.length > 0 && ex.snap.operator.lockdown !== null) throw new Refusal('lockdown');
+    await awaitApproval(ex, to, carrying, framing);
     enforceRates(ex, verdict.injections, Date.now());
     // A honeytoken is a trap, not a use: never counted, and never refused by a quota before it is recorded.
-    use = admitUse(ex, [...verdict.injections, ...verdict.bodyInjectors].filter((i) => !i.secret.honeytoken).map((i) => i.secret.name), target.client);
+    use = admitUse(ex, carrying.filter((i) => !i.secret.honeytoken).map((i) => i.secret.name), target.client);
     // Every secret this request may carry, and every secret bound to this destination, fetched before anything
     // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
     // may come back in a response (an earlier request, or an earlier keyswap, stored it upstream) (K1). A
     // failure here sends nothing.
     const scrubbed = verdict.scrubbed;
-    const carried = [...verdict.injections, ...verdict.bodyInjectors].map((i) => i.secret);
+    const carried = carrying.map((i) => i.secret);
     // A honeytoken only scrubbed here may be a pure decoy, with no value in the backend: nothing to find, no error.
     const values = await fetchValues(ex.snap, [...carried, ...scrubbed.filter((s) => !s.honeytoken)], scrubbed.filter((s) => s.honeytoken && !carried.includes(s)));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
@@ -302,6 +305,7 @@ function boundUpload(body: Transform, timeouts: { readonly uploadIdleMs: number;
  * admitted, the client still admitted, and every secret the request carries still allowed where it goes.
  */
 function decisionStands(ex: Exchange, facts: RequestFacts, target: Target, verdict: { readonly injections: readonly Injection[]; readonly bodyInjectors: readonly Injection[] }): void {
+  if (ex.snap.operator.lockdown !== null && (verdict.injections.length > 0 || verdict.bodyInjectors.length > 0)) throw new Refusal('lockdown');
   const now = ex.current();
   if (now === ex.snap) return;
   if (now.policy.unmatchedDestinationPolicy === 'deny' && !isBoundDestination(now.policy, target.host, target.port, target.scheme)) throw new Refusal('unbound_destination');
@@ -316,6 +320,7 @@ function decisionStands(ex: Exchange, facts: RequestFacts, target: Target, verdi
 }
 
 function stillEntitled(ex: Exchange, facts: RequestFacts, target: Target, names: readonly string[]): void {
+  if (names.length > 0 && ex.snap.operator.lockdown !== null) throw new Refusal('lockdown');
   const now = ex.current();
   if (now === ex.snap || names.length === 0) return;
   const { current, isStale } = clientNow(now, target.client);
@@ -340,12 +345,57 @@ async function auditBodyUse(ex: Exchange, injectors: readonly Injection[], names
   await ex.audit([...decisionEvents(injected, []), ...decoys]);
 }
 
+/** A request held for approval with a body says its length, and at most this: keyswap reads none of it while held. */
+const MAX_HELD_BODY = 1024 * 1024;
+
+/**
+ * A binding's `approve:`: the request waits here, nothing of it sent or read past its head, until an operator
+ * answers (each step audited, the request durable before it is shown), unless an approval with `remember` still
+ * covers this client, binding and method. A body it does not declare the length of waits in the socket's own
+ * buffers (flow control), so a held request costs keyswap no more than its head.
+ */
+async function awaitApproval(ex: Exchange, to: Delivery, carrying: readonly Injection[], framing: Framing): Promise<void> {
+  const gated = carrying.filter((i) => i.secret.bindings[i.bindingIndex]?.approve);
+  if (gated.length === 0) return;
+  const rules = gated.map((i) => i.secret.bindings[i.bindingIndex]?.approve as { readonly timeoutMs: number; readonly rememberMs: number });
+  const secretNames = [...new Set(gated.map((i) => i.secret.name))];
+  const rememberKey = JSON.stringify([ex.clientName, ex.method, [...new Set(gated.map((i) => `${i.secret.name}#${i.bindingIndex}`))].sort()]);
+  const id = ex.id.slice(0, 8);
+  const event = (step: 'requested' | 'granted' | 'denied' | 'expired', by: 'cli' | 'ui' | 'remembered' | 'agent_left' | null, rememberMs: number | null = null): ExchangeEvent =>
+    ({ type: 'approval', approval_id: id, step, by, secret_names: secretNames, remember_s: rememberMs === null ? null : Math.round(rememberMs / 1000) });
+  if (ex.snap.operator.remembered(rememberKey)) {
+    await ex.audit([event('granted', 'remembered')]);
+    return;
+  }
+  if (framing.kind === 'length' && framing.bytes > MAX_HELD_BODY) throw new Refusal('approval_body_too_large');
+  await ex.audit([event('requested', null)]);
+  const gone = new AbortController();
+  const watched = to.kind === 'response' ? to.res : to.socket;
+  const onGone = (): void => gone.abort();
+  watched.once('close', onGone);
+  try {
+    const answer = await ex.snap.operator.hold({
+      id, requestId: ex.id, client: ex.clientName, method: ex.method, host: ex.destination.host, port: ex.destination.port, path: ex.destination.path_prefix,
+      secretNames, rememberKey, timeoutMs: Math.min(...rules.map((r) => r.timeoutMs)), rememberMs: Math.min(...rules.map((r) => r.rememberMs)),
+    }, gone.signal);
+    if (answer.kind === 'granted') {
+      await ex.audit([event('granted', answer.by, answer.rememberMs)]);
+      return;
+    }
+    ex.note(event(answer.kind, answer.by));
+    // A lockdown answers every held request: the agent is told it is the lockdown, not one operator's no.
+    throw new Refusal(ex.snap.operator.lockdown !== null ? 'lockdown' : answer.kind === 'denied' ? 'approval_denied' : 'approval_timeout');
+  } finally {
+    watched.off('close', onGone);
+  }
+}
+
 /** Binding `rate:` limits, per client, secret and binding: over the limit, the request is refused with 429. */
 function enforceRates(ex: Exchange, injections: readonly Injection[], nowMs: number): void {
   for (const inj of injections) {
     const rate = inj.secret.bindings[inj.bindingIndex]?.rate;
     if (!rate) continue;
-    const taken = ex.snap.limiter.take(`${ex.clientName ?? ''}|${inj.secret.name}|${inj.bindingIndex}`, rate, nowMs);
+    const taken = ex.snap.limiter.take(`${accountOf(ex.target?.client ?? null) ?? ''}|${inj.secret.name}|${inj.bindingIndex}`, rate, nowMs);
     if (!taken.ok) throw new Refusal('rate_limited', { retryAfterSeconds: Math.max(1, Math.ceil(taken.retryAfterMs / 1000)) });
   }
 }

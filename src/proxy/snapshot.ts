@@ -26,6 +26,43 @@ export interface AuditSink {
 }
 
 /**
+ * What an operator decides while keyswap runs (control/ keeps it; the pipeline only asks). Read live, not per
+ * snapshot: a lockdown or an answer applies to requests already under way.
+ */
+export interface OperatorGate {
+  /** Non-null while lockdown is on: every request that would carry a secret is refused (503 lockdown). */
+  readonly lockdown: { readonly reason: string | null; readonly sinceMs: number } | null;
+  /** An approval an operator asked to remember for this key (client, binding, method), if still in force. */
+  remembered(key: string): boolean;
+  /**
+   * Holds a request until an operator answers, its time runs out, or `gone` aborts (the agent left). Never
+   * rejects: every way out is an answer.
+   */
+  hold(request: HeldRequest, gone: AbortSignal): Promise<HoldAnswer>;
+}
+
+/** What an operator is shown of a held request: names, the destination, a path without its query; never a value. */
+export interface HeldRequest {
+  readonly id: string;
+  readonly requestId: string;
+  readonly client: string | null;
+  readonly method: string;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly secretNames: readonly string[];
+  /** Client, bindings and method: what `remember` lets through again. */
+  readonly rememberKey: string;
+  readonly timeoutMs: number;
+  readonly rememberMs: number;
+}
+
+export type HoldAnswer =
+  | { readonly kind: 'granted'; readonly by: 'cli' | 'ui'; readonly rememberMs: number }
+  | { readonly kind: 'denied'; readonly by: 'cli' | 'ui' }
+  | { readonly kind: 'expired'; readonly by: 'agent_left' | null };
+
+/**
  * One consistent view of the configuration: a request reads the current snapshot once, at entry, and uses it to
  * the end, so a reload between two requests never mixes two configs inside one.
  */
@@ -42,4 +79,6 @@ export interface Snapshot {
   readonly mint: MintService;
   /** Compiled scrubbers per policy and destination: kept across reloads (each policy's go with it). */
   readonly scrubbers: ScrubberCache;
+  /** Lockdown and approvals: the one object for the process, the same in every snapshot. */
+  readonly operator: OperatorGate;
 }

@@ -1,4 +1,4 @@
-import type { ClientSpec, QuotaSpec } from '../config/index.js';
+import { accountOf, type ClientSpec, type QuotaSpec } from '../config/index.js';
 import { periodOf } from './periods.js';
 
 /** Where a quota stands: uses that went out this period, the limit, and when the period ends. */
@@ -76,7 +76,7 @@ export class UsageMeter {
 
   /** The quotas a use of these secrets by this client counts under. */
   matching(secrets: readonly string[], client: ClientSpec | null): QuotaSpec[] {
-    return this.#quotas.filter((q) => (q.secrets === null || secrets.some((s) => q.secrets?.has(s))) && (q.clients === null || (client !== null && q.clients.has(client.name))));
+    return this.#quotas.filter((q) => (q.secrets === null || secrets.some((s) => q.secrets?.has(s))) && (q.clients === null || (client !== null && q.clients.has(accountOf(client) ?? ''))));
   }
 
   admit(secrets: readonly string[], client: ClientSpec | null): Admission {

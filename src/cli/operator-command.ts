@@ -1,0 +1,109 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, type Config } from '../config/index.js';
+import { callControl, ControlUnavailable, type PendingApproval } from '../control/index.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+export const LOCKDOWN_USAGE = `usage: keyswap lockdown [--reason TEXT] [--config FILE]
+       keyswap lockdown --off [--config FILE]
+
+Stops every use of a secret on the running keyswap at once, on every connection: a request that would carry
+one gets 503 lockdown (traffic no binding touches is unaffected). It lasts until --off, across restarts.`;
+
+export const APPROVALS_USAGE = `usage: keyswap approvals [--json] [--config FILE]
+       keyswap approve ID [--remember DURATION] [--config FILE]
+       keyswap deny ID [--config FILE]
+
+The requests a binding's approve: holds until an operator answers. approve lets one through (--remember 1h:
+also this client's next requests to the same binding with the same method, for that long); deny answers 403.`;
+
+export const UI_USAGE = `usage: keyswap ui [--config FILE]
+
+Prints a one-time login URL for the console (ui: listen: in the config). Open it in a browser on this machine.`;
+
+/** The running keyswap's answer, or a clear error: not running, not allowed, or what it refused and why. */
+async function call(config: Config, method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
+  let answer: Awaited<ReturnType<typeof callControl>>;
+  try {
+    answer = await callControl(config.stateDir, method, route, body);
+  } catch (err) {
+    if (err instanceof ControlUnavailable) throw new CliError(err.message, EXIT.runtime);
+    throw err;
+  }
+  if (answer.status !== 200) throw new CliError(String(answer.body.error ?? `the control API answered ${answer.status}`), answer.status === 400 || answer.status === 404 || answer.status === 409 ? EXIT.usage : EXIT.runtime);
+  return answer.body;
+}
+
+async function configOf(file: string, io: CliIo): Promise<Config> {
+  return loadConfig(path.resolve(io.cwd, file));
+}
+
+export async function lockdownCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, reason: { type: 'string' }, off: { type: 'boolean', default: false } }, strict: true });
+  if (values.off && values.reason !== undefined) throw new CliError(`--reason goes with switching lockdown on\n${LOCKDOWN_USAGE}`, EXIT.usage);
+  const config = await configOf(values.config, io);
+  await call(config, 'POST', '/v1/lockdown', { on: !values.off, reason: values.reason ?? null });
+  io.stdout.write(values.off
+    ? 'lockdown lifted: requests carrying secrets are served again\n'
+    : `lockdown ON${values.reason === undefined ? '' : ` (${values.reason})`}: every request that would carry a secret is refused with 503 until: keyswap lockdown --off\n`);
+  return EXIT.ok;
+}
+
+export async function approvalsCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, json: { type: 'boolean', default: false } }, strict: true });
+  const config = await configOf(values.config, io);
+  const list = (await call(config, 'GET', '/v1/approvals')).approvals as PendingApproval[];
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify(list, null, 1)}\n`);
+    return EXIT.ok;
+  }
+  if (list.length === 0) {
+    io.stdout.write('no request waits for approval\n');
+    return EXIT.ok;
+  }
+  for (const a of list) {
+    io.stdout.write(`${a.id}  ${a.client ?? '(no client)'}  ${a.method} ${a.host}${a.port === 443 ? '' : `:${a.port}`}${a.path}  secrets ${a.secret_names.join(',')}  waits until ${a.expires_at}\n`);
+  }
+  io.stdout.write('answer with: keyswap approve ID [--remember 1h] | keyswap deny ID\n');
+  return EXIT.ok;
+}
+
+export async function approveCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, remember: { type: 'string' } }, strict: true, allowPositionals: true });
+  const [id, ...rest] = positionals;
+  if (id === undefined || rest.length > 0) throw new CliError(APPROVALS_USAGE, EXIT.usage);
+  const remember = values.remember === undefined ? null : seconds(values.remember);
+  const config = await configOf(values.config, io);
+  await call(config, 'POST', `/v1/approvals/${encodeURIComponent(id)}/approve`, remember === null ? {} : { remember_seconds: remember });
+  io.stdout.write(`approved ${id}${remember ? `; remembered for ${values.remember}` : ''}\n`);
+  return EXIT.ok;
+}
+
+export async function denyCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' } }, strict: true, allowPositionals: true });
+  const [id, ...rest] = positionals;
+  if (id === undefined || rest.length > 0) throw new CliError(APPROVALS_USAGE, EXIT.usage);
+  const config = await configOf(values.config, io);
+  await call(config, 'POST', `/v1/approvals/${encodeURIComponent(id)}/deny`, {});
+  io.stdout.write(`denied ${id}\n`);
+  return EXIT.ok;
+}
+
+export async function uiCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' } }, strict: true });
+  const config = await configOf(values.config, io);
+  if (config.ui === null) throw new CliError(`${config.file} has no ui: section; add  ui: { listen: 127.0.0.1:14323 }  and restart keyswap`, EXIT.usage);
+  const { token } = await call(config, 'POST', '/v1/ui/login');
+  const host = config.ui.listen.host.includes(':') ? `[${config.ui.listen.host}]` : config.ui.listen.host;
+  io.stdout.write(`open this on this machine within 5 minutes (it works once):\n  http://${host}:${config.ui.listen.port}/login#${String(token)}\n`);
+  return EXIT.ok;
+}
+
+/** A duration flag (--remember, --ttl): 90s, 30m, 1h, 2d, at most 30 days. */
+export function seconds(text: string, flag = '--remember'): number {
+  const m = /^([1-9][0-9]{0,6})(s|m|h|d)$/.exec(text);
+  const n = m === null ? NaN : Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  if (!Number.isFinite(n) || n > 30 * 86_400) throw new CliError(`${flag} ${text}: expected a duration such as 90s, 30m, 1h or 2d (at most 30d)`, EXIT.usage);
+  return n;
+}

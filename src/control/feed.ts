@@ -1,0 +1,71 @@
+import type { AuditEvent } from '../audit/index.js';
+
+/** One row of the live view: every field from an audit record (no value, placeholder, header or query). */
+export interface DecisionRow {
+  readonly id: number;
+  readonly ts: string;
+  readonly type: string;
+  readonly request_id: string;
+  readonly client: string | null;
+  readonly method: string;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly secret: string | null;
+  readonly decision: string;
+  readonly reason: string | null;
+}
+
+export type FeedMessage = { readonly kind: 'decision'; readonly row: DecisionRow } | { readonly kind: 'changed' };
+
+/** How many recent rows a new viewer is shown first. */
+const KEEP = 500;
+
+/**
+ * The request decisions as the audit writer records them, fanned out to live viewers (the console's stream), with
+ * the last few hundred kept for a viewer that just arrived; and a `changed` signal when the operator's state moves
+ * (an approval waits, a client goes, lockdown). A slow viewer is the transport's to drop, never this.
+ */
+export class DecisionFeed {
+  readonly #rows: DecisionRow[] = [];
+  readonly #viewers = new Set<(m: FeedMessage) => void>();
+  #next = 1;
+
+  /** Every audit event as it is written; those that are a request's decision become rows. */
+  onAudit(e: AuditEvent): void {
+    const row = this.#rowOf(e);
+    if (row === null) return;
+    this.#rows.push(row);
+    if (this.#rows.length > KEEP) this.#rows.shift();
+    this.#send({ kind: 'decision', row });
+  }
+
+  changed(): void {
+    this.#send({ kind: 'changed' });
+  }
+
+  recent(): readonly DecisionRow[] { return this.#rows; }
+
+  subscribe(viewer: (m: FeedMessage) => void): () => void {
+    this.#viewers.add(viewer);
+    return () => this.#viewers.delete(viewer);
+  }
+
+  #send(m: FeedMessage): void {
+    for (const v of this.#viewers) v(m);
+  }
+
+  #rowOf(e: AuditEvent): DecisionRow | null {
+    const base = (x: { request_id: string; method: string; client: string | null; destination: { host: string; port: number; path_prefix: string } }): Omit<DecisionRow, 'secret' | 'decision' | 'reason' | 'type'> => ({
+      id: this.#next++, ts: new Date().toISOString(), request_id: x.request_id, client: x.client, method: x.method, host: x.destination.host, port: x.destination.port, path: x.destination.path_prefix,
+    });
+    switch (e.type) {
+      case 'inject_decision': return { ...base(e), type: e.type, secret: e.secret_name, decision: e.decision, reason: e.reason };
+      case 'deny': return { ...base(e), type: e.type, secret: null, decision: 'denied', reason: e.reason };
+      case 'honeytoken_triggered': return { ...base(e), type: e.type, secret: e.secret_name, decision: 'honeytoken', reason: e.decision };
+      case 'response_scrubbed': return { ...base(e), type: e.type, secret: e.secret_name, decision: e.action, reason: `${e.count} in the response` };
+      case 'approval': return { ...base(e), type: e.type, secret: e.secret_names.join(','), decision: `approval ${e.step}`, reason: e.by };
+      default: return null;
+    }
+  }
+}

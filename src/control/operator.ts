@@ -1,0 +1,162 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { AuditEvent } from '../audit/index.js';
+import type { ClientSpec } from '../config/index.js';
+import type { HeldRequest, HoldAnswer, OperatorGate } from '../proxy/index.js';
+import { Approvals } from './approvals.js';
+import { writeOperatorFile, type OperatorRecord } from './operator-file.js';
+
+export type Actor = 'cli' | 'ui';
+
+/** A refusal of an operator's request, with the HTTP status the control API answers it with. */
+export class ControlError extends Error {
+  override readonly name = 'ControlError';
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** A session `keyswap run` opened: an ephemeral client acting for `parent` until it ends or expires. */
+interface Session { readonly spec: ClientSpec; readonly parentFingerprint: string }
+
+export interface OperatorDeps {
+  readonly stateDir: string;
+  readonly record: OperatorRecord;
+  /** Durable: resolves once the record is fsynced. */
+  readonly audit: (e: AuditEvent) => Promise<void>;
+  /** The clients the configuration names now (null: no `clients:` section). */
+  readonly configuredClients: () => ReadonlyMap<string, ClientSpec> | null;
+  /** Who may connect changed (a revocation, a session): the proxy re-reads its clients and closes what lost them. */
+  readonly clientsChanged: () => void;
+  readonly now?: () => number;
+}
+
+/**
+ * What operators decide while keyswap runs: the lockdown, revoked clients, sessions and held approvals. The
+ * pipeline sees it as an OperatorGate; the control API (api.ts) is the only way to change it. What restricts
+ * (lockdown, revoke, deny, a session's end) takes effect first and is recorded after; what permits (lifting a
+ * lockdown, an approval, a new session) is recorded durably first and refused if it cannot be.
+ */
+export class Operator implements OperatorGate {
+  readonly approvals: Approvals;
+  readonly #deps: OperatorDeps;
+  readonly #now: () => number;
+  #record: OperatorRecord;
+  readonly #sessions = new Map<string, Session>();
+  #saving: Promise<void> = Promise.resolve();
+
+  constructor(deps: OperatorDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#record = deps.record;
+    this.approvals = new Approvals(this.#now);
+  }
+
+  get lockdown(): OperatorGate['lockdown'] {
+    const l = this.#record.lockdown;
+    return l === null ? null : { reason: l.reason, sinceMs: Date.parse(l.since) };
+  }
+
+  get record(): OperatorRecord { return this.#record; }
+
+  remembered(key: string): boolean { return this.approvals.remembered(key); }
+
+  hold(request: HeldRequest, gone: AbortSignal): Promise<HoldAnswer> { return this.approvals.hold(request, gone); }
+
+  async setLockdown(actor: Actor, on: boolean, reason: string | null): Promise<void> {
+    if (on) {
+      this.#record = { ...this.#record, lockdown: { reason, since: new Date(this.#now()).toISOString(), by: actor } };
+      // Held requests would carry a secret: lockdown answers them too.
+      for (const p of this.approvals.list()) this.approvals.answer(p.id, { kind: 'denied', by: actor });
+      await this.#persist();
+      await this.#deps.audit({ type: 'operator', actor, action: 'lockdown', target: null, reason });
+      return;
+    }
+    if (this.#record.lockdown === null) return;
+    await this.#deps.audit({ type: 'operator', actor, action: 'lockdown_off', target: null, reason });
+    const lifted = { ...this.#record, lockdown: null };
+    await writeOperatorFile(this.#deps.stateDir, lifted);
+    this.#record = lifted;
+  }
+
+  /**
+   * Revokes a client the configuration names (its current credential: a new token issued later is not revoked)
+   * or ends a session. Its open connections close at once (the proxy's sweep).
+   */
+  async revoke(actor: Actor, name: string): Promise<'client' | 'session'> {
+    if (this.#sessions.has(name)) {
+      await this.endSession(actor, name);
+      return 'session';
+    }
+    const client = this.#deps.configuredClients()?.get(name);
+    if (client === undefined) throw new ControlError(404, `${name} is neither a client of the running configuration nor a session (see: keyswap client list)`);
+    const fingerprint = fingerprintOf(client);
+    if (!this.#record.revoked.some((r) => r.fingerprint === fingerprint)) {
+      this.#record = { ...this.#record, revoked: [...this.#record.revoked, { client: name, fingerprint, at: new Date(this.#now()).toISOString(), by: actor }] };
+    }
+    this.#deps.clientsChanged();
+    await this.#persist();
+    await this.#deps.audit({ type: 'operator', actor, action: 'client_revoked', target: name, reason: null });
+    return 'client';
+  }
+
+  /**
+   * A session for `keyswap run`: a fresh token of its own (returned once, kept only as its SHA-256), the parent's
+   * secrets or fewer, ending with the command, at `ttlMs`, or with its parent.
+   */
+  async startSession(actor: Actor, opts: { readonly parent: string; readonly secrets: readonly string[] | null; readonly ttlMs: number | null; readonly command: string }): Promise<{ readonly name: string; readonly token: string; readonly expiresAtMs: number | null }> {
+    const clients = this.clients();
+    if (clients === null) throw new ControlError(409, 'the running configuration has no clients: section: any local process may use keyswap, so a session would bound nothing');
+    const parent = clients.get(opts.parent);
+    if (parent === undefined || parent.session !== undefined) throw new ControlError(404, `${opts.parent} is not a client of the running configuration (see: keyswap client list)`);
+    const outside = (opts.secrets ?? []).filter((s) => !parent.secrets.has(s));
+    if (outside.length > 0) throw new ControlError(403, `client ${parent.name} may not unlock ${outside.join(', ')}; a session gets its client's secrets or fewer`);
+    let name: string;
+    do name = `run-${randomBytes(3).toString('hex')}`; while (clients.has(name));
+    const token = `ks_${randomBytes(32).toString('base64url')}`;
+    const startedAtMs = this.#now();
+    const ends = Math.min(opts.ttlMs === null ? Number.POSITIVE_INFINITY : startedAtMs + opts.ttlMs, parent.expiresAtMs ?? Number.POSITIVE_INFINITY);
+    const spec: ClientSpec = {
+      name, tokenSha256: createHash('sha256').update(token).digest('hex'), spiffeId: null,
+      secrets: new Set(opts.secrets ?? parent.secrets), expiresAtMs: ends === Number.POSITIVE_INFINITY ? null : ends,
+      session: { parent: parent.name, command: opts.command, startedAtMs },
+    };
+    await this.#deps.audit({ type: 'operator', actor, action: 'session_started', target: name, reason: `for ${parent.name}: ${opts.command}`.slice(0, 200) });
+    this.#sessions.set(name, { spec, parentFingerprint: fingerprintOf(parent) });
+    this.#deps.clientsChanged();
+    return { name, token, expiresAtMs: spec.expiresAtMs };
+  }
+
+  async endSession(actor: Actor, name: string): Promise<void> {
+    if (!this.#sessions.delete(name)) return;
+    this.#deps.clientsChanged();
+    await this.#deps.audit({ type: 'operator', actor, action: 'session_ended', target: name, reason: null });
+  }
+
+  /**
+   * The clients admitted now: the configuration's, less those revoked, plus the sessions whose parent is still
+   * admitted with the credential it had when the session began.
+   */
+  clients(): ReadonlyMap<string, ClientSpec> | null {
+    const configured = this.#deps.configuredClients();
+    if (configured === null) return null;
+    const revoked = new Set(this.#record.revoked.map((r) => r.fingerprint));
+    const out = new Map<string, ClientSpec>();
+    for (const [name, c] of configured) if (!revoked.has(fingerprintOf(c))) out.set(name, c);
+    for (const [name, s] of this.#sessions) {
+      const parent = s.spec.session === undefined ? undefined : out.get(s.spec.session.parent);
+      if (parent !== undefined && fingerprintOf(parent) === s.parentFingerprint && !out.has(name)) out.set(name, s.spec);
+    }
+    return out;
+  }
+
+  async #persist(): Promise<void> {
+    const record = this.#record;
+    this.#saving = this.#saving.catch(() => {}).then(() => writeOperatorFile(this.#deps.stateDir, record));
+    await this.#saving;
+  }
+}
+
+/** A client's credential, as revocation names it: its name with its token's hash or its SPIFFE ID. */
+function fingerprintOf(c: ClientSpec): string {
+  return createHash('sha256').update(`${c.name}\0${c.tokenSha256 ?? ''}\0${c.spiffeId ?? ''}`).digest('hex');
+}
