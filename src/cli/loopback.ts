@@ -11,6 +11,7 @@ export function isLoopback(host: string): boolean {
 const EXPOSURE = {
   proxy: 'could send requests through keyswap with your secrets',
   metrics: 'could read the names of your secrets and clients',
+  ui: 'could try to log in to the operator console (revoke, lockdown, approvals)',
 } as const;
 
 /**

@@ -94,9 +94,8 @@ export async function uiCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' } }, strict: true });
   const config = await configOf(values.config, io);
   if (config.ui === null) throw new CliError(`${config.file} has no ui: section; add  ui: { listen: 127.0.0.1:14323 }  and restart keyswap`, EXIT.usage);
-  const { token } = await call(config, 'POST', '/v1/ui/login');
-  const host = config.ui.listen.host.includes(':') ? `[${config.ui.listen.host}]` : config.ui.listen.host;
-  io.stdout.write(`open this on this machine within 5 minutes (it works once):\n  http://${host}:${config.ui.listen.port}/login#${String(token)}\n`);
+  const { url } = await call(config, 'POST', '/v1/ui/login');
+  io.stdout.write(`open this on this machine within 5 minutes (it works once):\n  ${String(url)}\n`);
   return EXIT.ok;
 }
 

@@ -11,7 +11,8 @@ import { mintServiceFor, RateLimiter, startProxy, tokenTransport, UpstreamClient
 import { ScrubberCache } from '../scrub/index.js';
 import { readUsageFile, restoredCounts, UsageFileWriter, UsageMeter } from '../usage/index.js';
 import { Alerter, AlertQueue, expiringCredentials } from '../alerts/index.js';
-import { DecisionFeed, Operator, readOperatorFile, startControlSocket, type AuditCheck, type ControlDeps, type ControlSocket, type ExplainQuery } from '../control/index.js';
+import { startConsole, type RunningConsole } from '../console/index.js';
+import { ControlError, DecisionFeed, Operator, readOperatorFile, startControlSocket, type AuditCheck, type ControlDeps, type ControlSocket, type ExplainQuery } from '../control/index.js';
 import { explainRequest } from './explain-command.js';
 import { openBackends, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
 import { createLeafKey, Identity, IDENTITY_CREDENTIAL, IDENTITY_KEY_FILE, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
@@ -69,6 +70,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   // First, before any file is created: every proxy (serve, run, quickstart, demo) and metrics listener passes here.
   checkListenAddress('proxy', `${config.file}: listen`, listenAt.host, opts.allowNonLoopback);
   if (config.listenTls !== null) checkListenAddress('proxy', `${config.file}: listen_tls.listen`, config.listenTls.listen.host, opts.allowNonLoopback);
+  if (config.ui !== null && opts.writePid) checkListenAddress('ui', `${config.file}: ui.listen`, config.ui.listen.host, opts.allowNonLoopback);
   if (metricsAt !== null) checkListenAddress('metrics', `--metrics ${metricsAt.host}:${metricsAt.port}`, metricsAt.host, opts.allowNonLoopback);
   // A new CA is constrained to the hosts this config decrypts; an existing one must cover them (K7).
   const ca = await openCa(config.stateDir, { create: true, scope: decryptedHosts(config) });
@@ -281,6 +283,10 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   let lastCheck: AuditCheck | null = null;
   const controlDeps: ControlDeps = {
     operator, feed, snapshot: () => snapshot, version: VERSION,
+    loginUrl: () => {
+      if (consoleServer === null) throw new ControlError(409, `${config.file} has no ui: section; add  ui: { listen: 127.0.0.1:14323 }  and restart keyswap`);
+      return `${consoleServer.url}/login#${consoleServer.issueLogin()}`;
+    },
     explain: (q) => explainForOperator(snapshot.config, q),
     audit: {
       path: config.audit.path,
@@ -296,14 +302,18 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     },
   };
   let control: ControlSocket | null = null;
+  // The operator's console (console/), over the same API, when `ui:` asks for it.
+  let consoleServer: RunningConsole | null = null;
   if (opts.writePid) {
     try {
       control = await startControlSocket(config.stateDir, controlDeps);
+      if (config.ui !== null) consoleServer = await startConsole(config.ui.listen, controlDeps, (e) => audit.append(e));
     } catch (err) {
+      await control?.close();
       await proxy.close();
       await metricsServer?.close();
       await audit.close();
-      throw new CliError(`control socket: ${(err as Error).message}`, EXIT.runtime);
+      throw new CliError(`${control === null ? 'control socket' : `console (ui.listen ${config.ui?.listen.host}:${config.ui?.listen.port})`}: ${(err as Error).message}`, EXIT.runtime);
     }
   }
 
@@ -318,6 +328,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       (proxy.tlsAddress === null ? '' : `TLS listener: https://${proxy.tlsAddress.host.includes(':') ? `[${proxy.tlsAddress.host}]` : proxy.tlsAddress.host}:${proxy.tlsAddress.port} (agents identified by certificate or token)\n`) +
       `CA certificate: ${ca.certPath}\n` +
       (metricsServer ? `metrics: ${metricsServer.url}\n` : '') +
+      (consoleServer ? `console: ${consoleServer.url} (log in with: keyswap ui)\n` : '') +
       `# Agents behind keyswap need this environment (or run them with \`keyswap run -- CMD\`):\n` +
       `${exportLines(agentEnvironment({ proxyUrl, caPath: ca.certPath, bundlePath, secrets: config.secrets }))}\n`,
   );
@@ -332,6 +343,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     async stop(reason: string): Promise<void> {
       process.off('SIGUSR1', onRotate);
       await control?.close();
+      await consoleServer?.close();
       // Held requests are answered (403 approval_timeout) before the drain waits for them.
       operator.approvals.stop();
       process.off('SIGHUP', onReload);
@@ -367,7 +379,18 @@ function explainForOperator(config: Config, q: ExplainQuery): readonly string[] 
   }
   const client = q.client === null ? null : config.clients?.get(q.client) ?? null;
   if (q.client !== null && client === null) return [`no client ${q.client} in the running configuration`];
-  const lines = explainRequest(config, q.method, url, q.headers.map(([n, v]) => [n.trim().toLowerCase(), v.trim()]), client);
-  const shown = url.search === '' ? url.href : `${url.origin}${url.pathname}?…`;
+  const headers: [string, string][] = q.headers.map(([n, v]) => [n.trim().toLowerCase(), v.trim()]);
+  // "As if it carried SECRET's placeholder": the console never holds a placeholder, so keyswap places it here.
+  if (q.secret !== null) {
+    const spec = config.secrets.find((s) => s.name === q.secret);
+    if (spec === undefined) return [`no secret ${q.secret} in the running configuration`];
+    const site = spec.sites[0];
+    if (site.type === 'header') headers.push([site.header, site.render.kind === 'format' ? site.render.format.replaceAll(`{${spec.name}}`, spec.placeholder).replaceAll('{secret}', spec.placeholder) : spec.placeholder]);
+    else if (site.type === 'query') url.searchParams.set(site.param, spec.placeholder);
+    else if (site.type === 'basic') headers.push(['authorization', `Basic ${Buffer.from(`${site.username ?? 'user'}:${spec.placeholder}`).toString('base64')}`]);
+    else if (site.type === 'path') url.pathname = `${url.pathname.replace(/\/$/, '')}/${spec.placeholder}`;
+  }
+  const lines = explainRequest(config, q.method, url, headers, client);
+  const shown = `${url.origin}${q.secret !== null ? new URL(q.url).pathname : url.pathname}${url.search === '' ? '' : '?…'}`;
   return lines.map((l, i) => (i === 0 ? `${q.method.toUpperCase()} ${shown}` : l));
 }

@@ -8,7 +8,8 @@ import { ControlError, type Actor, type Operator } from './operator.js';
 /** What `audit verify` found the last time the console or CLI asked, kept for the audit view. */
 export interface AuditCheck { readonly at: string; readonly intact: boolean; readonly records: number; readonly head: string | null; readonly findings: readonly string[] }
 
-export interface ExplainQuery { readonly method: string; readonly url: string; readonly headers: readonly [string, string][]; readonly client: string | null }
+/** `secret`: explain the request as if it carried this secret's placeholder at its site (the console holds none). */
+export interface ExplainQuery { readonly method: string; readonly url: string; readonly headers: readonly [string, string][]; readonly client: string | null; readonly secret: string | null }
 
 export interface ControlDeps {
   readonly operator: Operator;
@@ -26,8 +27,8 @@ export interface ControlDeps {
   /** `keyswap explain`'s answer, lines of text (no value, no placeholder). */
   readonly explain: (q: ExplainQuery) => readonly string[];
   readonly version: string;
-  /** Mints a one-time console login token; absent where the console is not configured. */
-  readonly loginToken?: () => string;
+  /** A one-time console login URL (its token in the fragment); a ControlError where no console is configured. */
+  readonly loginUrl?: () => string;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -37,7 +38,7 @@ const MAX_BACKLOG = 1024 * 1024;
 const lockdownBody = z.strictObject({ on: z.boolean(), reason: z.string().max(500).nullable().optional() });
 const sessionBody = z.strictObject({ parent: z.string().min(1), secrets: z.array(z.string().min(1)).min(1).nullable().optional(), ttl_seconds: z.number().int().positive().max(30 * 86_400).nullable().optional(), command: z.string().max(2000) });
 const approveBody = z.strictObject({ remember_seconds: z.number().int().min(0).max(30 * 86_400).nullable().optional() });
-const explainBody = z.strictObject({ method: z.string().min(1).max(20), url: z.string().min(1).max(4000), headers: z.array(z.tuple([z.string(), z.string()])).max(50).optional(), client: z.string().nullable().optional() });
+const explainBody = z.strictObject({ method: z.string().min(1).max(20), url: z.string().min(1).max(4000), headers: z.array(z.tuple([z.string(), z.string()])).max(50).optional(), client: z.string().nullable().optional(), secret: z.string().nullable().optional() });
 
 /**
  * The control API: one handler for the CLI (the unix socket; actor `cli`) and the console (actor `ui`, after its
@@ -72,10 +73,10 @@ export async function handleControl(req: IncomingMessage, res: ServerResponse, p
     }
     if (route === 'POST /v1/explain') {
       const q = parse(explainBody, await readJson(req));
-      return json(res, 200, { lines: deps.explain({ method: q.method, url: q.url, headers: q.headers ?? [], client: q.client ?? null }) });
+      return json(res, 200, { lines: deps.explain({ method: q.method, url: q.url, headers: q.headers ?? [], client: q.client ?? null, secret: q.secret ?? null }) });
     }
     if (route === 'POST /v1/audit/verify') return json(res, 200, { verification: await deps.audit.verify() });
-    if (route === 'POST /v1/ui/login' && deps.loginToken !== undefined) return json(res, 200, { token: deps.loginToken() });
+    if (route === 'POST /v1/ui/login' && deps.loginUrl !== undefined) return json(res, 200, { url: deps.loginUrl() });
     throw new ControlError(404, `no such control endpoint: ${route}`);
   } catch (err) {
     if (res.headersSent) {

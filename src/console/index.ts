@@ -1,0 +1,1 @@
+export { startConsole, type RunningConsole } from './server.js';
