@@ -65,6 +65,7 @@ export type DenyReason =
   | 'approval_denied'
   | 'approval_timeout'
   | 'approval_body_too_large'
+  | 'approval_queue_full'
   | 'internal';
 
 export type AuditEvent =

@@ -340,7 +340,9 @@ async function openSession(config: Config, own: Started | null, creds: Credentia
     if (opts.secrets !== undefined || opts.ttl !== undefined) throw new CliError('--secrets and --ttl scope a session of a token client (--client NAME with its token)', EXIT.usage);
     return null;
   }
-  const shown = command.join(' ').slice(0, 200);
+  // The command line as the operator's views show it: a placeholder in it becomes {NAME} (the console never shows
+  // one), and the audit record gets only the program's name (an argument may be anything, a pasted key included).
+  const shown = command.map((word) => shownWord(config, word)).join(' ').slice(0, 200);
   if (own !== null) {
     const s = await own.operator.startSession('cli', { parent: creds.name, secrets: wanted.secrets, ttlMs: wanted.ttlSeconds === null ? null : wanted.ttlSeconds * 1000, command: shown })
       .catch((err: Error) => { throw new CliError(err.message, EXIT.usage); });
@@ -370,6 +372,15 @@ async function openSession(config: Config, own: Started | null, creds: Credentia
     creds: { kind: 'token', name, token: answer.token },
     end: async () => { res.destroy(); },
   };
+}
+
+/** A word of the command line as operators see it: a placeholder as {NAME}, a value shaped like a provider's key as ***. */
+function shownWord(config: Config, word: string): string {
+  const masked = config.secrets.reduce((w, s) => w.replaceAll(s.placeholder, `{${s.name}}`), word);
+  const eq = masked.indexOf('=');
+  const value = eq < 0 ? masked : masked.slice(eq + 1);
+  const keyLike = value.split(/[\s:,'"]+/).some((part) => looksLikeRealKey('', part) !== null);
+  return keyLike ? `${eq < 0 ? '' : masked.slice(0, eq + 1)}***` : masked;
 }
 
 /** The first line of a streamed answer (the session's token), leaving the stream open. */

@@ -226,7 +226,8 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     auditWasHealthy = healthy;
     const expiring = expiringCredentials([
       { credential: 'keyswap CA', expiresAtMs: ca.notAfter.getTime() },
-      ...[...(snapshot.config.clients?.values() ?? [])].map((c) => ({ credential: `client ${c.name}`, expiresAtMs: c.expiresAtMs })),
+      // The file's clients: a session's end is its command's, not a credential to renew.
+      ...[...(base.config.clients?.values() ?? [])].map((c) => ({ credential: `client ${c.name}`, expiresAtMs: c.expiresAtMs })),
     ], Date.now());
     for (const e of expiring) {
       const key = `${e.credential}@${e.expires}`;
@@ -392,5 +393,7 @@ function explainForOperator(config: Config, q: ExplainQuery): readonly string[] 
   }
   const lines = explainRequest(config, q.method, url, headers, client);
   const shown = `${url.origin}${q.secret !== null ? new URL(q.url).pathname : url.pathname}${url.search === '' ? '' : '?…'}`;
-  return lines.map((l, i) => (i === 0 ? `${q.method.toUpperCase()} ${shown}` : l));
+  // Whatever a line quotes of the request (a route's name, a path) shows a placeholder by its secret's name.
+  const masked = (line: string): string => config.secrets.reduce((l, s) => l.replaceAll(s.placeholder, `{${s.name}}`), line);
+  return lines.map((l, i) => masked(i === 0 ? `${q.method.toUpperCase()} ${shown}` : l));
 }

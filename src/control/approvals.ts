@@ -18,6 +18,13 @@ export interface PendingApproval {
 interface Held { readonly request: HeldRequest; readonly atMs: number; readonly settle: (a: HoldAnswer) => void }
 
 /**
+ * The waiting room is bounded: a request past these is refused at once (429 approval_queue_full), so one agent
+ * cannot bury the requests an operator must answer, or hold keyswap's memory with thousands of open requests.
+ */
+export const MAX_HELD_PER_ACCOUNT = 16;
+export const MAX_HELD = 256;
+
+/**
  * Requests a binding's `approve:` holds, until an operator answers (`answer`), their time runs out, or the agent
  * leaves; and the approvals an operator asked to remember, per client, binding and method, until they lapse.
  */
@@ -40,7 +47,16 @@ export class Approvals {
     return false;
   }
 
+  hasRoom(account: string | null): boolean {
+    if (this.#held.size >= MAX_HELD) return false;
+    let mine = 0;
+    for (const h of this.#held.values()) if (h.request.account === account) mine++;
+    return mine < MAX_HELD_PER_ACCOUNT;
+  }
+
   hold(request: HeldRequest, gone: AbortSignal): Promise<HoldAnswer> {
+    // Checked again here: requests admitted together (hasRoom, then an fsync each) may arrive past the bound.
+    if (!this.hasRoom(request.account)) return Promise.resolve({ kind: 'full' });
     return new Promise((resolve) => {
       // Two requests could share the first 8 hex digits of their ids: the later one gets a longer id.
       const id = this.#held.has(request.id) ? request.requestId : request.id;

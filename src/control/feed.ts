@@ -20,6 +20,7 @@ export type FeedMessage = { readonly kind: 'decision'; readonly row: DecisionRow
 
 /** How many recent rows a new viewer is shown first. */
 const KEEP = 500;
+const CHANGE_COALESCE_MS = 250;
 
 /**
  * The request decisions as the audit writer records them, fanned out to live viewers (the console's stream), with
@@ -30,6 +31,7 @@ export class DecisionFeed {
   readonly #rows: DecisionRow[] = [];
   readonly #viewers = new Set<(m: FeedMessage) => void>();
   #next = 1;
+  #changePending = false;
 
   /** Every audit event as it is written; those that are a request's decision become rows. */
   onAudit(e: AuditEvent): void {
@@ -40,8 +42,17 @@ export class DecisionFeed {
     this.#send({ kind: 'decision', row });
   }
 
+  /**
+   * The operator's state moved. Coalesced: at most one signal per 250 ms, however many requests arrive to be held
+   * (each viewer re-reads the status on it).
+   */
   changed(): void {
-    this.#send({ kind: 'changed' });
+    if (this.#changePending) return;
+    this.#changePending = true;
+    setTimeout(() => {
+      this.#changePending = false;
+      this.#send({ kind: 'changed' });
+    }, CHANGE_COALESCE_MS).unref();
   }
 
   recent(): readonly DecisionRow[] { return this.#rows; }

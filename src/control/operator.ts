@@ -15,8 +15,21 @@ export class ControlError extends Error {
   }
 }
 
-/** A session `keyswap run` opened: an ephemeral client acting for `parent` until it ends or expires. */
-interface Session { readonly spec: ClientSpec; readonly parentFingerprint: string }
+/**
+ * A session `keyswap run` opened: an ephemeral client acting for `parent` until it ends or expires. What it may do
+ * is derived from its parent as the configuration has it now (clients()): a session never keeps what its parent lost.
+ */
+interface Session {
+  readonly name: string;
+  readonly tokenSha256: string;
+  readonly parent: string;
+  readonly parentFingerprint: string;
+  /** --secrets: at most these of the parent's; null: all of them. */
+  readonly secrets: ReadonlySet<string> | null;
+  readonly endsAtMs: number | null;
+  readonly command: string;
+  readonly startedAtMs: number;
+}
 
 export interface OperatorDeps {
   readonly stateDir: string;
@@ -60,6 +73,8 @@ export class Operator implements OperatorGate {
 
   remembered(key: string): boolean { return this.approvals.remembered(key); }
 
+  hasRoom(account: string | null): boolean { return this.approvals.hasRoom(account); }
+
   hold(request: HeldRequest, gone: AbortSignal): Promise<HoldAnswer> { return this.approvals.hold(request, gone); }
 
   async setLockdown(actor: Actor, on: boolean, reason: string | null): Promise<void> {
@@ -73,9 +88,9 @@ export class Operator implements OperatorGate {
     }
     if (this.#record.lockdown === null) return;
     await this.#deps.audit({ type: 'operator', actor, action: 'lockdown_off', target: null, reason });
-    const lifted = { ...this.#record, lockdown: null };
-    await writeOperatorFile(this.#deps.stateDir, lifted);
-    this.#record = lifted;
+    // Applied to the record as it is now, not as it was before the wait: a revocation made meanwhile stays.
+    this.#record = { ...this.#record, lockdown: null };
+    await this.#persist();
   }
 
   /**
@@ -114,15 +129,16 @@ export class Operator implements OperatorGate {
     do name = `run-${randomBytes(3).toString('hex')}`; while (clients.has(name));
     const token = `ks_${randomBytes(32).toString('base64url')}`;
     const startedAtMs = this.#now();
-    const ends = Math.min(opts.ttlMs === null ? Number.POSITIVE_INFINITY : startedAtMs + opts.ttlMs, parent.expiresAtMs ?? Number.POSITIVE_INFINITY);
-    const spec: ClientSpec = {
-      name, tokenSha256: createHash('sha256').update(token).digest('hex'), spiffeId: null,
-      secrets: new Set(opts.secrets ?? parent.secrets), expiresAtMs: ends === Number.POSITIVE_INFINITY ? null : ends,
-      session: { parent: parent.name, command: opts.command, startedAtMs },
+    const session: Session = {
+      name, tokenSha256: createHash('sha256').update(token).digest('hex'), parent: parent.name, parentFingerprint: fingerprintOf(parent),
+      secrets: opts.secrets === null ? null : new Set(opts.secrets), endsAtMs: opts.ttlMs === null ? null : startedAtMs + opts.ttlMs, command: opts.command, startedAtMs,
     };
-    await this.#deps.audit({ type: 'operator', actor, action: 'session_started', target: name, reason: `for ${parent.name}: ${opts.command}`.slice(0, 200) });
-    this.#sessions.set(name, { spec, parentFingerprint: fingerprintOf(parent) });
+    // The program's name only: its arguments may hold anything (a key pasted on a command line included).
+    const program = (opts.command.split(' ', 1)[0] ?? '').split('/').pop() ?? '';
+    await this.#deps.audit({ type: 'operator', actor, action: 'session_started', target: name, reason: `for ${parent.name}: ${program}`.slice(0, 200) });
+    this.#sessions.set(name, session);
     this.#deps.clientsChanged();
+    const spec = sessionSpec(session, parent);
     return { name, token, expiresAtMs: spec.expiresAtMs };
   }
 
@@ -143,17 +159,28 @@ export class Operator implements OperatorGate {
     const out = new Map<string, ClientSpec>();
     for (const [name, c] of configured) if (!revoked.has(fingerprintOf(c))) out.set(name, c);
     for (const [name, s] of this.#sessions) {
-      const parent = s.spec.session === undefined ? undefined : out.get(s.spec.session.parent);
-      if (parent !== undefined && fingerprintOf(parent) === s.parentFingerprint && !out.has(name)) out.set(name, s.spec);
+      const parent = out.get(s.parent);
+      if (parent !== undefined && parent.session === undefined && fingerprintOf(parent) === s.parentFingerprint && !out.has(name)) out.set(name, sessionSpec(s, parent));
     }
     return out;
   }
 
+  /** Writes the record as it is when the write starts (writes in turn, so the file ends as memory is). */
   async #persist(): Promise<void> {
-    const record = this.#record;
-    this.#saving = this.#saving.catch(() => {}).then(() => writeOperatorFile(this.#deps.stateDir, record));
+    this.#saving = this.#saving.catch(() => {}).then(() => writeOperatorFile(this.#deps.stateDir, this.#record));
     await this.#saving;
   }
+}
+
+/** A session as a client: its parent's secrets now (narrowed by --secrets), ending no later than its parent. */
+function sessionSpec(s: Session, parent: ClientSpec): ClientSpec {
+  const ends = Math.min(s.endsAtMs ?? Number.POSITIVE_INFINITY, parent.expiresAtMs ?? Number.POSITIVE_INFINITY);
+  return {
+    name: s.name, tokenSha256: s.tokenSha256, spiffeId: null,
+    secrets: s.secrets === null ? parent.secrets : new Set([...s.secrets].filter((n) => parent.secrets.has(n))),
+    expiresAtMs: ends === Number.POSITIVE_INFINITY ? null : ends,
+    session: { parent: parent.name, command: s.command, startedAtMs: s.startedAtMs },
+  };
 }
 
 /** A client's credential, as revocation names it: its name with its token's hash or its SPIFFE ID. */

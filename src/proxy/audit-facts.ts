@@ -18,6 +18,22 @@ export function auditMethod(method: string): string {
   return method.includes(PLACEHOLDER_MARKER) ? '*' : method.slice(0, 32);
 }
 
+/**
+ * A path as an operator is shown it before approving a request: whole (the audit file's two segments would hide
+ * where the request goes), never the query, a segment holding a placeholder (as sent, or percent-encoded) as `*`.
+ */
+export function operatorPath(path: string): string {
+  return path.split('/').map((s) => (holdsMarker(s) ? '*' : s)).join('/').slice(0, 512);
+}
+
+function holdsMarker(segment: string): boolean {
+  let decoded = segment;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch { /* not percent-encoding: as sent */ }
+  return segment.toUpperCase().includes(PLACEHOLDER_MARKER) || decoded.toUpperCase().includes(PLACEHOLDER_MARKER);
+}
+
 export function destinationOf(host: string, port: number, path: string): Destination {
   return { host, port, path_prefix: pathPrefix(path) };
 }

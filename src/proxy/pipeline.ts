@@ -16,6 +16,7 @@ import { Refusal, upstreamRefusal } from './refusal.js';
 import { signRequest } from './sign-request.js';
 import type { Snapshot } from './snapshot.js';
 import { scrubberFor, scrubsAt } from './scrub-targets.js';
+import { auditMethod, operatorPath } from './audit-facts.js';
 import { checkHandshake, openWebSocket } from './websocket.js';
 
 /** Where the answer goes: an HTTP response, or the agent's socket once a WebSocket handshake is upgraded. */
@@ -79,8 +80,14 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       throw new Refusal('plaintext_via_parent');
     }
     const carrying = [...verdict.injections, ...verdict.bodyInjectors];
-    if (carrying.length > 0 && ex.snap.operator.lockdown !== null) throw new Refusal('lockdown');
-    await awaitApproval(ex, to, carrying, framing);
+    if (carrying.length > 0 && ex.snap.operator.lockdown !== null) {
+      // A trap sprung during a lockdown is still a trap: recorded (and alerted) though nothing is sent.
+      for (const s of [...verdict.injections.map((i) => i.secret), ...verdict.declined.map((d) => d.secret)].filter((x) => x.honeytoken)) ex.note({ type: 'honeytoken_triggered', decision: 'denied', secret_name: s.name });
+      throw new Refusal('lockdown');
+    }
+    // The bindings an operator approved this request for (`approve:`), by secret and binding.
+    const approved = new Set<string>();
+    await awaitApproval(ex, to, carrying, framing, path, approved);
     enforceRates(ex, verdict.injections, Date.now());
     // A honeytoken is a trap, not a use: never counted, and never refused by a quota before it is recorded.
     use = admitUse(ex, carrying.filter((i) => !i.secret.honeytoken).map((i) => i.secret.name), target.client);
@@ -93,7 +100,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     // A honeytoken only scrubbed here may be a pure decoy, with no value in the backend: nothing to find, no error.
     const values = await fetchValues(ex.snap, [...carried, ...scrubbed.filter((s) => !s.honeytoken)], scrubbed.filter((s) => s.honeytoken && !carried.includes(s)));
     const nowMs = Date.now(); // wall-clock for rendering (totp); ex.now is monotonic, for durations only
-    const parts: RequestParts = { headers, path, query };
+    // Its own copy: placements write values into these, while `facts.headers` must keep what the agent sent (a
+    // decision made again after a wait reads them).
+    const parts: RequestParts = { headers: headers.map(([n, v]): HeaderPair => [n, v]), path, query };
     const minted = await mintedCredentials(ex.snap.mint, verdict.injections, values);
     const placements = placementsOf(verdict.injections, values, nowMs, minted);
     applyPlacements(parts, placements);
@@ -117,7 +126,13 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     if (!(await ex.mayForward())) return;
     // The waits above (a request queued behind a slow answer, minting, a session) may span a reload: what goes
     // upstream must still be allowed by the configuration in force now, not only by the one it was decided under.
-    decisionStands(ex, facts, target, verdict);
+    const again = decisionStands(ex, facts, target, verdict);
+    // A reload during the wait may have put `approve:` on a binding this request now goes by: it waits for that too.
+    if (again !== null && unapproved(again, approved).length > 0) {
+      await awaitApproval(ex, to, unapproved(again, approved), framing, path, approved);
+      const last = decisionStands(ex, facts, target, verdict);
+      if (last !== null && unapproved(last, approved).length > 0) throw new Refusal('approval_timeout');
+    }
     // K5: every decision of this request is durable before the upstream request object even exists.
     await ex.audit(decisionEvents(verdict.injections, verdict.declined));
     // The agent left while we waited: send nothing.
@@ -304,10 +319,12 @@ function boundUpload(body: Transform, timeouts: { readonly uploadIdleMs: number;
  * A decision made before a wait, checked against the configuration in force after it: the destination still
  * admitted, the client still admitted, and every secret the request carries still allowed where it goes.
  */
-function decisionStands(ex: Exchange, facts: RequestFacts, target: Target, verdict: { readonly injections: readonly Injection[]; readonly bodyInjectors: readonly Injection[] }): void {
+type Carried = { readonly injections: readonly Injection[]; readonly bodyInjectors: readonly Injection[] };
+
+function decisionStands(ex: Exchange, facts: RequestFacts, target: Target, verdict: Carried): Carried | null {
   if (ex.snap.operator.lockdown !== null && (verdict.injections.length > 0 || verdict.bodyInjectors.length > 0)) throw new Refusal('lockdown');
   const now = ex.current();
-  if (now === ex.snap) return;
+  if (now === ex.snap) return null;
   if (now.policy.unmatchedDestinationPolicy === 'deny' && !isBoundDestination(now.policy, target.host, target.port, target.scheme)) throw new Refusal('unbound_destination');
   const { current, isStale } = clientNow(now, target.client);
   if (isStale) throw new Refusal('proxy_auth_required');
@@ -317,7 +334,15 @@ function decisionStands(ex: Exchange, facts: RequestFacts, target: Target, verdi
   const header = allowed(again.injections);
   const body = allowed(again.bodyInjectors);
   if (verdict.injections.some((i) => !header.has(i.secret.name)) || verdict.bodyInjectors.some((i) => !body.has(i.secret.name))) throw new Refusal('unbound_destination');
+  return again;
 }
+
+/** What this request carries, under the configuration in force, that a binding holds for approval and no operator approved. */
+function unapproved(carried: Carried, approved: ReadonlySet<string>): Injection[] {
+  return [...carried.injections, ...carried.bodyInjectors].filter((i) => i.secret.bindings[i.bindingIndex]?.approve && !approved.has(approvalKey(i)));
+}
+
+const approvalKey = (i: Injection): string => `${i.secret.name}#${i.bindingIndex}`;
 
 function stillEntitled(ex: Exchange, facts: RequestFacts, target: Target, names: readonly string[]): void {
   if (names.length > 0 && ex.snap.operator.lockdown !== null) throw new Refusal('lockdown');
@@ -354,20 +379,26 @@ const MAX_HELD_BODY = 1024 * 1024;
  * covers this client, binding and method. A body it does not declare the length of waits in the socket's own
  * buffers (flow control), so a held request costs keyswap no more than its head.
  */
-async function awaitApproval(ex: Exchange, to: Delivery, carrying: readonly Injection[], framing: Framing): Promise<void> {
+async function awaitApproval(ex: Exchange, to: Delivery, carrying: readonly Injection[], framing: Framing, path: string, approved: Set<string>): Promise<void> {
   const gated = carrying.filter((i) => i.secret.bindings[i.bindingIndex]?.approve);
   if (gated.length === 0) return;
+  const grant = (): void => { for (const i of gated) approved.add(approvalKey(i)); };
   const rules = gated.map((i) => i.secret.bindings[i.bindingIndex]?.approve as { readonly timeoutMs: number; readonly rememberMs: number });
   const secretNames = [...new Set(gated.map((i) => i.secret.name))];
-  const rememberKey = JSON.stringify([ex.clientName, ex.method, [...new Set(gated.map((i) => `${i.secret.name}#${i.bindingIndex}`))].sort()]);
+  // The credential, not only the name: an approval remembered for a client is not one for a new token issued under its name.
+  const client = ex.target?.client ?? null;
+  const rememberKey = JSON.stringify([client?.name ?? null, client?.tokenSha256 ?? null, client?.spiffeId ?? null, ex.method, [...new Set(gated.map(approvalKey))].sort()]);
   const id = ex.id.slice(0, 8);
   const event = (step: 'requested' | 'granted' | 'denied' | 'expired', by: 'cli' | 'ui' | 'remembered' | 'agent_left' | null, rememberMs: number | null = null): ExchangeEvent =>
     ({ type: 'approval', approval_id: id, step, by, secret_names: secretNames, remember_s: rememberMs === null ? null : Math.round(rememberMs / 1000) });
   if (ex.snap.operator.remembered(rememberKey)) {
     await ex.audit([event('granted', 'remembered')]);
+    grant();
     return;
   }
   if (framing.kind === 'length' && framing.bytes > MAX_HELD_BODY) throw new Refusal('approval_body_too_large');
+  const account = accountOf(client);
+  if (!ex.snap.operator.hasRoom(account)) throw new Refusal('approval_queue_full');
   await ex.audit([event('requested', null)]);
   const gone = new AbortController();
   const watched = to.kind === 'response' ? to.res : to.socket;
@@ -375,13 +406,15 @@ async function awaitApproval(ex: Exchange, to: Delivery, carrying: readonly Inje
   watched.once('close', onGone);
   try {
     const answer = await ex.snap.operator.hold({
-      id, requestId: ex.id, client: ex.clientName, method: ex.method, host: ex.destination.host, port: ex.destination.port, path: ex.destination.path_prefix,
+      id, requestId: ex.id, client: ex.clientName, account, method: auditMethod(ex.method), host: ex.destination.host, port: ex.destination.port, path: operatorPath(path),
       secretNames, rememberKey, timeoutMs: Math.min(...rules.map((r) => r.timeoutMs)), rememberMs: Math.min(...rules.map((r) => r.rememberMs)),
     }, gone.signal);
     if (answer.kind === 'granted') {
       await ex.audit([event('granted', answer.by, answer.rememberMs)]);
+      grant();
       return;
     }
+    if (answer.kind === 'full') throw new Refusal('approval_queue_full');
     ex.note(event(answer.kind, answer.by));
     // A lockdown answers every held request: the agent is told it is the lockdown, not one operator's no.
     throw new Refusal(ex.snap.operator.lockdown !== null ? 'lockdown' : answer.kind === 'denied' ? 'approval_denied' : 'approval_timeout');

@@ -54,6 +54,7 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   lockdown: [503, 'keyswap: lockdown: an operator has stopped every use of secrets (keyswap lockdown --off lifts it)\n'],
   approval_denied: [403, 'keyswap: an operator denied this request\n'],
   approval_timeout: [403, 'keyswap: this request needs an operator\'s approval, and none came in time\n'],
+  approval_queue_full: [429, 'keyswap: too many requests are waiting for an operator\'s approval; retry later\n'],
   approval_body_too_large: [413, 'keyswap: a request held for approval may carry a body of at most 1 MiB\n'],
   internal: [500, 'keyswap: internal error\n'],
 };

@@ -34,6 +34,8 @@ export interface OperatorGate {
   readonly lockdown: { readonly reason: string | null; readonly sinceMs: number } | null;
   /** An approval an operator asked to remember for this key (client, binding, method), if still in force. */
   remembered(key: string): boolean;
+  /** Whether one more request of this account (a client, a session's parent) may wait: the waiting room is bounded. */
+  hasRoom(account: string | null): boolean;
   /**
    * Holds a request until an operator answers, its time runs out, or `gone` aborts (the agent left). Never
    * rejects: every way out is an answer.
@@ -46,9 +48,12 @@ export interface HeldRequest {
   readonly id: string;
   readonly requestId: string;
   readonly client: string | null;
+  /** Whom the held request counts against in the waiting room (a session: its parent). */
+  readonly account: string | null;
   readonly method: string;
   readonly host: string;
   readonly port: number;
+  /** The whole path (never the query), a segment holding a placeholder shown as `*`. */
   readonly path: string;
   readonly secretNames: readonly string[];
   /** Client, bindings and method: what `remember` lets through again. */
@@ -60,7 +65,9 @@ export interface HeldRequest {
 export type HoldAnswer =
   | { readonly kind: 'granted'; readonly by: 'cli' | 'ui'; readonly rememberMs: number }
   | { readonly kind: 'denied'; readonly by: 'cli' | 'ui' }
-  | { readonly kind: 'expired'; readonly by: 'agent_left' | null };
+  | { readonly kind: 'expired'; readonly by: 'agent_left' | null }
+  /** The waiting room was full when it came. */
+  | { readonly kind: 'full' };
 
 /**
  * One consistent view of the configuration: a request reads the current snapshot once, at entry, and uses it to

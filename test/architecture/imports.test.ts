@@ -7,7 +7,11 @@ import { describe, expect, it } from 'vitest';
 // metrics/ (issue #6) sits beside proxy: it reads audit events, and only cli/ wires it in. scrub/ (issue #32) is a
 // peer of inject/ and mint/: it matches and replaces; proxy/ gathers what to scrub and calls it per response.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['proxy', 'metrics', 'policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'alerts', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
+  cli: ['proxy', 'control', 'console', 'metrics', 'policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'alerts', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
+  // control/ (issue #28) implements the gate proxy/ asks (OperatorGate) and reads the snapshot it serves: types only
+  // (checked below); console/ serves the control API and nothing else.
+  control: ['proxy', 'audit', 'config', 'atomic-file.ts'],
+  console: ['control', 'audit'],
   proxy: ['policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'config', 'wire', 'log.ts', 'secret.ts'],
   usage: ['config', 'log.ts', 'atomic-file.ts'],
   alerts: ['audit', 'config', 'log.ts', 'atomic-file.ts', 'secret.ts'],
@@ -46,6 +50,14 @@ describe('module layout', () => {
       }
     }
     expect(violations).toEqual([]);
+  });
+
+  it('control/ imports only types from proxy/: the operator side never reaches into the request path', () => {
+    const reaching: string[] = [];
+    for (const file of files(path.join(src, 'control'))) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/^import (type )?[^;]*from '\.\.\/proxy\/[^']+';/gm)) if (m[1] === undefined) reaching.push(`${path.relative(src, file)}: ${m[0]}`);
+    }
+    expect(reaching).toEqual([]);
   });
 
   it('policy/ does no I/O', () => {

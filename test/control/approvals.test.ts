@@ -1,5 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
+import { createTestCa } from '../helpers/test-ca.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { cliCollect } from '../helpers/cli.js';
 import { rawTlsVia } from '../helpers/clients.js';
 import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
@@ -137,5 +140,33 @@ describe('approve: holds a request until an operator answers', () => {
     expect((await op('lockdown')).code).toBe(0);
     expect((await answer).slice(0, 12)).toBe('HTTP/1.1 503');
     expect(h.upstream.requests.filter((r) => r.url === '/v1/merge')).toEqual([]);
+  });
+
+  it('alerts: approval_requested (with its id) and lockdown reach a Standard Webhooks receiver; nothing secret in them', async () => {
+    const ca = createTestCa();
+    const hookSecret = `whsec_${randomBytes(24).toString('base64')}`;
+    const receiver = await startWebhookReceiver(ca, hookSecret);
+    try {
+      h = await startHarness({
+        testCa: ca,
+        secrets: SECRETS('true'),
+        resolve: { 'hooks.example.test:443': `127.0.0.1:${receiver.port}` },
+        secretValues: { HOOK_SECRET: hookSecret },
+        top: 'alerts:\n  webhooks:\n    - { url: "https://hooks.example.test/keyswap", signing_secret: HOOK_SECRET, events: [approval_requested, lockdown] }',
+      });
+      const { answer } = await send(merge());
+      expect(await waitFor(() => receiver.received.some((r) => r.type === 'approval_requested'), 10_000)).toBe(true);
+      const [id] = await pendingIds();
+      expect(receiver.received.find((r) => r.type === 'approval_requested')?.data).toMatchObject({ approval_id: id, secret_name: 'TEST_API_KEY', destination: { host: 'api.example.test', method: 'POST', path: '/v1/merge' } });
+      expect((await op('lockdown', '--reason', 'alert test')).code).toBe(0);
+      expect((await answer).slice(0, 12)).toBe('HTTP/1.1 503');
+      expect(await waitFor(() => receiver.received.some((r) => r.type === 'lockdown'), 10_000)).toBe(true);
+      expect(receiver.received.find((r) => r.type === 'lockdown')?.data).toEqual({ reason: 'alert test', actor: 'cli' });
+      const payloads = JSON.stringify(receiver.received);
+      expect(payloads).not.toContain(h.canary);
+      expect(payloads).not.toContain(PLACEHOLDER);
+    } finally {
+      await receiver.close();
+    }
   });
 });

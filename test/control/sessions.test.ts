@@ -44,7 +44,7 @@ async function startRun(...extra: string[]): Promise<{ name: string; token: stri
   const tokenFile = path.join(h.dir, 'token');
   writeFileSync(tokenFile, TOKEN, { mode: 0o600 });
   run = startCli(['run', '--config', path.join(h.dir, 'keyswap.yaml'), '--client', 'agent-a', '--token-file', tokenFile, ...extra, '--',
-    'sh', '-c', 'echo "$HTTPS_PROXY" > "$0/proxy-url"; i=0; while [ ! -f "$0/stop" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done', h.dir], { cwd: h.dir, env: { HOME: h.dir } });
+    'sh', '-c', 'echo "$HTTPS_PROXY" > "$0/proxy-url"; i=0; while [ ! -f "$0/stop" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done', h.dir, `--key=${PH}`], { cwd: h.dir, env: { HOME: h.dir } });
   expect(await waitFor(() => existsSync(path.join(h.dir, 'proxy-url')) && readFileSync(path.join(h.dir, 'proxy-url'), 'utf8').includes('\n'), 15_000), run.stderr()).toBe(true);
   const url = new URL(readFileSync(path.join(h.dir, 'proxy-url'), 'utf8').trim());
   return { name: decodeURIComponent(url.username), token: decodeURIComponent(url.password) };
@@ -67,6 +67,9 @@ describe('keyswap run: a session of its own', () => {
     expect(run?.stderr()).toContain(`session ${s.name} (client agent-a)`);
     const list = await cliCollect(['client', 'list', '--config', path.join(h.dir, 'keyswap.yaml')], { cwd: h.dir });
     expect(list.stdout).toMatch(new RegExp(`${s.name}\\tTEST_API_KEY\\tsession of agent-a since \\S+: sh -c`));
+    // The command line is shown with its placeholder masked, and the audit names only the program.
+    expect(list.stdout).toContain('--key={TEST_API_KEY}');
+    expect(list.stdout).not.toContain(PH);
     expect((await get(`${s.name}:${s.token}`, `Authorization: Bearer ${PH}\r\n`)).slice(0, 12)).toBe('HTTP/1.1 200');
     expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${h.canary}`);
     // OTHER_KEY is the parent's, not this session's: the placeholder stays.
@@ -75,7 +78,8 @@ describe('keyswap run: a session of its own', () => {
     const records = h.auditRecords();
     expect(records.some((r) => r.type === 'inject_decision' && r.client === s.name && r.secret_name === 'TEST_API_KEY' && r.decision === 'allowed')).toBe(true);
     expect(records.some((r) => r.type === 'inject_decision' && r.client === s.name && r.secret_name === 'OTHER_KEY' && r.reason === 'client_not_allowed')).toBe(true);
-    expect(records.some((r) => r.type === 'operator' && r.action === 'session_started' && r.target === s.name)).toBe(true);
+    expect(records.find((r) => r.type === 'operator' && r.action === 'session_started' && r.target === s.name)?.reason).toBe('for agent-a: sh');
+    expect(h.auditText()).not.toContain(PH);
     writeFileSync(path.join(h.dir, 'stop'), '');
     expect(await run?.closed).toBe(0);
     expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'operator' && r.action === 'session_ended' && r.target === s.name), 5000)).toBe(true);

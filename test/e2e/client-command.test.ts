@@ -26,7 +26,7 @@ describe('keyswap client', () => {
     expect(add.stdout).toContain('Apply it to a running keyswap with: keyswap reload');
     const revoke = run(['client', 'revoke', 'ci-agent', '--config', file]);
     expect(revoke.status).toBe(0);
-    expect(revoke.stdout).toContain('Apply it to a running keyswap with: keyswap reload');
+    expect(revoke.stdout).toContain('No keyswap is serving this config; it applies at the next start.');
     expect(readFileSync(file, 'utf8')).not.toContain('ci-agent');
   });
 

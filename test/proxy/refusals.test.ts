@@ -37,6 +37,11 @@ const PINNED: Record<string, readonly [number, string]> = {
   body_too_large_to_sign: [413, 'keyswap: a body signed by keyswap may be at most 16 MiB (S3: send x-amz-content-sha256: UNSIGNED-PAYLOAD)\n'],
   token_exchange_failed: [503, 'keyswap: could not obtain a credential from its token endpoint; nothing was sent\n'],
   upstream_encoding_unsupported: [502, 'keyswap: upstream response used an encoding keyswap cannot inspect; blocked\n'],
+  lockdown: [503, 'keyswap: lockdown: an operator has stopped every use of secrets (keyswap lockdown --off lifts it)\n'],
+  approval_denied: [403, 'keyswap: an operator denied this request\n'],
+  approval_timeout: [403, 'keyswap: this request needs an operator\'s approval, and none came in time\n'],
+  approval_queue_full: [429, 'keyswap: too many requests are waiting for an operator\'s approval; retry later\n'],
+  approval_body_too_large: [413, 'keyswap: a request held for approval may carry a body of at most 1 MiB\n'],
   internal: [500, 'keyswap: internal error\n'],
 };
 

@@ -3,7 +3,7 @@ import { UsageMeter, periodOf } from '../../src/usage/index.js';
 import type { QuotaSpec } from '../../src/config/index.js';
 import { cliCollect, startCli } from '../helpers/cli.js';
 import { curlVia } from '../helpers/clients.js';
-import { PLACEHOLDER, startHarness, type Harness } from '../helpers/harness.js';
+import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 /*
  * Issue #27, item 1: usage quotas. A real keyswap with `usage: { daily: { limit: 5, period: day, warn_at: 60% } }`:
@@ -49,7 +49,8 @@ describe('usage quotas through a real keyswap', () => {
       const toMidnight = Math.ceil((periodOf('day', Date.now()).endMs - Date.now()) / 1000);
       expect(Math.abs(retryAfter - toMidnight)).toBeLessThanOrEqual(5);
       expect(h.upstream.requests.length).toBe(before);
-      expect(h.auditRecords().filter((r) => r.type === 'deny' && r.reason === 'usage_limit_reached')).toHaveLength(1);
+      // The refusal's record is written as the answer goes (nothing waits on it): looked for until it lands.
+      expect(await waitFor(() => h.auditRecords().filter((r) => r.type === 'deny' && r.reason === 'usage_limit_reached').length === 1, 3000)).toBe(true);
 
       const metricsUrl = /metrics: (http:\/\/\S+)/.exec(h.stdout())?.[1] as string;
       const metrics = await (await fetch(metricsUrl)).text();
