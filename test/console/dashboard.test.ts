@@ -128,6 +128,11 @@ describe('the console in Chromium', () => {
     console.log(`console: a decision appeared ${shownAfterMs} ms after the agent's answer`);
     expect(shownAfterMs).toBeLessThan(1000);
     await shot(page, 'live');
+    // What agents choose (a path) is shown as text, never run: markup in a request path stays inert.
+    await agentRequest(`GET /v1/<img/src=x/onerror=window.__xss=1> HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer ${PH}\r\n\r\n`);
+    await page.waitForSelector('#decisions td:has-text("<img")', { timeout: 5000 });
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.$('#decisions img')).toBeNull();
 
     // Approvals: the held request finishes once approved in the page.
     const held = agentRequest(MERGE);
