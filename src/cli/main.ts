@@ -32,6 +32,7 @@ commands:
   lockdown     [--reason TEXT] | --off: stop every use of a secret at once, on every connection
   approvals    the requests waiting for an operator; approve ID [--remember 1h] | deny ID answers one
   ui           print a one-time login URL for the console (ui: listen: in the config)
+  egress       lock --uid UID | unlock --uid UID | status: as root, an agent's user may reach only keyswap
   usage        each usage: quota: used, limit, period end, state
   alerts       test [--event E] (a signed sample to every webhook)
   help         show this text
@@ -56,6 +57,7 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
   approvals: async () => { const m = await import('./operator-command.js'); return { run: m.approvalsCommand, usage: m.APPROVALS_USAGE }; },
   approve: async () => { const m = await import('./operator-command.js'); return { run: m.approveCommand, usage: m.APPROVALS_USAGE }; },
   deny: async () => { const m = await import('./operator-command.js'); return { run: m.denyCommand, usage: m.APPROVALS_USAGE }; },
+  egress: async () => { const m = await import('./egress-command.js'); return { run: m.egressCommand, usage: m.EGRESS_USAGE }; },
   ui: async () => { const m = await import('./operator-command.js'); return { run: m.uiCommand, usage: m.UI_USAGE }; },
   alerts: async () => { const m = await import('./alerts-command.js'); return { run: m.alertsCommand, usage: m.ALERTS_USAGE }; },
   reload: async () => ({ run: (await import('./reload-command.js')).reloadCommand }),

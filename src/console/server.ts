@@ -48,9 +48,10 @@ export interface RunningConsole {
 
 /**
  * The operator's console: static pages (assets/) and the control API under /api, for a browser on this machine.
- * As a web app: every request's Host must name this listener (DNS rebinding); the API needs the session cookie
- * (HttpOnly, SameSite=Strict) that a one-time login token buys; a change also needs the page's own Origin and the
- * session's CSRF token; a strict Content-Security-Policy forbids anything not served here.
+ * As a web app: every request's Host must name this listener (DNS rebinding); the API needs both the session
+ * cookie (HttpOnly, SameSite=Strict) that a one-time login token buys and the session's token in a header, which
+ * only the page that logged in holds; a change also needs the page's own Origin; a strict Content-Security-Policy
+ * forbids anything not served here.
  */
 export async function startConsole(at: { readonly host: string; readonly port: number }, deps: ControlDeps, audit: (e: AuditEvent) => Promise<void>): Promise<RunningConsole> {
   const sessions = new ConsoleSessions();
@@ -58,7 +59,7 @@ export async function startConsole(at: { readonly host: string; readonly port: n
   let hosts = new Set<string>();
   const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 0 }, (req, res) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
-    void serve(req, res).catch(() => {
+    serve(req, res).catch(() => {
       if (!res.headersSent) text(res, 500, 'internal error');
       else res.destroy();
     });
@@ -86,13 +87,14 @@ export async function startConsole(at: { readonly host: string; readonly port: n
       if (s === null) return json(res, 401, { error: 'this login link is unknown, used or expired: run keyswap ui for a new one' });
       await audit({ type: 'operator', actor: 'ui', action: 'ui_login', target: null, reason: null }).catch(() => {});
       res.setHeader('set-cookie', `${COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_TTL_MS / 1000}`);
-      return json(res, 200, { ok: true });
+      // The page's own secret, in the answer only: it keeps it in sessionStorage, which is per origin (port
+      // included). A cookie is not: the browser sends it to every port of 127.0.0.1, so a server an agent runs
+      // there gets it. The cookie alone therefore opens nothing, reads included.
+      return json(res, 200, { csrf: s.csrf });
     }
     const session = sessions.session(sid);
-    if (session === null) return json(res, 401, { error: 'not logged in: run keyswap ui for a login link' });
-    if (method === 'GET' && pathOnly === '/api/session') return json(res, 200, { csrf: session.csrf });
+    if (session === null || !sameToken(header(req, 'x-csrf-token'), session.csrf)) return json(res, 401, { error: 'not logged in on this page: run keyswap ui for a login link' });
     if (method === 'POST' && pathOnly === '/logout') {
-      if (!sameToken(header(req, 'x-csrf-token'), session.csrf)) return json(res, 403, { error: 'missing or wrong CSRF token' });
       sessions.logout(sid);
       res.setHeader('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
       return json(res, 200, { ok: true });
@@ -100,7 +102,6 @@ export async function startConsole(at: { readonly host: string; readonly port: n
     if (!pathOnly.startsWith('/api/')) return text(res, 404, 'keyswap console: not found');
     const route = pathOnly.slice('/api'.length);
     if (!UI_ROUTES.some((r) => r.test(`${method} ${route}`))) return json(res, 404, { error: `no such console endpoint: ${method} ${route}` });
-    if (changes && !sameToken(header(req, 'x-csrf-token'), session.csrf)) return json(res, 403, { error: 'missing or wrong CSRF token' });
     await handleControl(req, res, route, 'ui', deps);
   };
   await new Promise<void>((resolve, reject) => {

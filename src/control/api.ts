@@ -61,7 +61,7 @@ export async function handleControl(req: IncomingMessage, res: ServerResponse, p
       const kind = await deps.operator.revoke(actor, decodeURIComponent(m[1] as string));
       return json(res, 200, { revoked: decodeURIComponent(m[1] as string), kind });
     }
-    if (route === 'POST /v1/sessions') return session(req, res, actor, deps, parse(sessionBody, await readJson(req)));
+    if (route === 'POST /v1/sessions') return await session(req, res, actor, deps, parse(sessionBody, await readJson(req)));
     if ((m = /^POST \/v1\/approvals\/([0-9a-f-]{8,36})\/(approve|deny)$/.exec(route))) {
       const body = parse(approveBody, await readJson(req));
       const id = m[1] as string;

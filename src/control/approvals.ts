@@ -98,6 +98,11 @@ export class Approvals {
     }));
   }
 
+  /** Drops every remembered approval (lockdown). */
+  forget(): void {
+    this.#remembered.clear();
+  }
+
   /** keyswap is stopping: whatever waits is answered as expired (the agent gets 403 approval_timeout). */
   stop(): void {
     for (const held of [...this.#held.values()]) held.settle({ kind: 'expired', by: null });

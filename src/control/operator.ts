@@ -80,8 +80,10 @@ export class Operator implements OperatorGate {
   async setLockdown(actor: Actor, on: boolean, reason: string | null): Promise<void> {
     if (on) {
       this.#record = { ...this.#record, lockdown: { reason, since: new Date(this.#now()).toISOString(), by: actor } };
-      // Held requests would carry a secret: lockdown answers them too.
+      // Held requests would carry a secret: lockdown answers them too, and forgets what was remembered (after an
+      // incident, every request of the agent it was aimed at is asked about again).
       for (const p of this.approvals.list()) this.approvals.answer(p.id, { kind: 'denied', by: actor });
+      this.approvals.forget();
       await this.#persist();
       await this.#deps.audit({ type: 'operator', actor, action: 'lockdown', target: null, reason });
       return;
@@ -98,11 +100,13 @@ export class Operator implements OperatorGate {
    * or ends a session. Its open connections close at once (the proxy's sweep).
    */
   async revoke(actor: Actor, name: string): Promise<'client' | 'session'> {
-    if (this.#sessions.has(name)) {
+    const client = this.#deps.configuredClients()?.get(name);
+    // A client the file names is what the operator sees under this name (a session a reload shadowed goes too).
+    if (client !== undefined) await this.endSession(actor, name);
+    else if (this.#sessions.has(name)) {
       await this.endSession(actor, name);
       return 'session';
     }
-    const client = this.#deps.configuredClients()?.get(name);
     if (client === undefined) throw new ControlError(404, `${name} is neither a client of the running configuration nor a session (see: keyswap client list)`);
     const fingerprint = fingerprintOf(client);
     if (!this.#record.revoked.some((r) => r.fingerprint === fingerprint)) {

@@ -30,7 +30,8 @@ export async function startControlSocket(stateDir: string, deps: ControlDeps): P
     await unlink(file);
   }
   const server = http.createServer({ requestTimeout: 0, headersTimeout: 10_000 }, (req, res) => {
-    void handleControl(req, res, req.url ?? '/', 'cli', deps);
+    // handleControl answers every error itself; this is the net under it: keyswap never stops for a control call.
+    handleControl(req, res, req.url ?? '/', 'cli', deps).catch(() => { if (!res.headersSent) res.writeHead(500).end(); else res.destroy(); });
   });
   // A session's request stays open as long as its command runs.
   server.keepAliveTimeout = 5_000;

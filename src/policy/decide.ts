@@ -52,11 +52,16 @@ function bodyInjectorsFor(candidates: readonly CompiledBinding[], facts: Request
   const bodySite = facts.isWebSocket === true ? 'websocket_message' : 'body';
   for (const c of candidates) {
     const inject = c.secret.sites.find((s) => s.type === bodySite);
-    if (inject === undefined || out.some((i) => i.secret === c.secret)) continue;
+    if (inject === undefined) continue;
+    // One per secret: the first binding in scope, unless a later one holds for approval (as judge() chooses).
+    const at = out.findIndex((i) => i.secret === c.secret);
+    if (at >= 0 && (c.binding.approve === null || c.secret.bindings[(out[at] as Injection).bindingIndex]?.approve)) continue;
     if (facts.client !== null && !facts.client.secrets.has(c.secret.name)) continue;
     if (!isInScope(c, facts, methods) || (facts.scheme === 'http' && !c.binding.allowPlaintext)) continue;
     if (inject.type === 'body' && inject.contentType !== null && inject.contentType !== facts.contentType) continue;
-    out.push({ secret: c.secret, bindingIndex: c.index, sites: [inject] });
+    const injection = { secret: c.secret, bindingIndex: c.index, sites: [inject] };
+    if (at >= 0) out[at] = injection;
+    else out.push(injection);
   }
   return out;
 }
@@ -75,7 +80,9 @@ function judge(
   const inScope = own.filter((c) => isInScope(c, facts, methods));
   if (inScope.length === 0) return decline('binding_scope_violation');
   const allowed = facts.scheme === 'https' ? inScope : inScope.filter((c) => c.binding.allowPlaintext);
-  const first = allowed[0];
+  // Of several bindings that allow the request, one that holds it for approval governs: approval cannot be
+  // skipped by a broader binding listed first.
+  const first = allowed.find((c) => c.binding.approve !== null) ?? allowed[0];
   if (first === undefined) return decline('plaintext_not_allowed');
   // K4: a placeholder outside its sites travels verbatim; only a site named in config ever receives the secret.
   const found = secret.sites.filter((s) => sites.has(siteKey(s)));

@@ -23,8 +23,12 @@ export function auditMethod(method: string): string {
  * where the request goes), never the query, a segment holding a placeholder (as sent, or percent-encoded) as `*`.
  */
 export function operatorPath(path: string): string {
-  return path.split('/').map((s) => (holdsMarker(s) ? '*' : s)).join('/').slice(0, 512);
+  const shown = path.split('/').map((s) => (holdsMarker(s) ? '*' : s)).join('/');
+  // Cut visibly: an operator must see that there is more than the screen holds.
+  return shown.length <= MAX_SHOWN_PATH ? shown : `${shown.slice(0, MAX_SHOWN_PATH)}…(${shown.length - MAX_SHOWN_PATH} more characters)`;
 }
+
+const MAX_SHOWN_PATH = 1024;
 
 function holdsMarker(segment: string): boolean {
   let decoded = segment;
@@ -35,5 +39,6 @@ function holdsMarker(segment: string): boolean {
 }
 
 export function destinationOf(host: string, port: number, path: string): Destination {
-  return { host, port, path_prefix: pathPrefix(path) };
+  // A host an agent chose (a CONNECT target, a wildcard's label) holding the placeholder marker is masked too.
+  return { host: host.toUpperCase().includes(PLACEHOLDER_MARKER) ? '*' : host, port, path_prefix: pathPrefix(path) };
 }

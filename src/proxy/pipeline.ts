@@ -342,7 +342,14 @@ function unapproved(carried: Carried, approved: ReadonlySet<string>): Injection[
   return [...carried.injections, ...carried.bodyInjectors].filter((i) => i.secret.bindings[i.bindingIndex]?.approve && !approved.has(approvalKey(i)));
 }
 
-const approvalKey = (i: Injection): string => `${i.secret.name}#${i.bindingIndex}`;
+/**
+ * A binding as approvals name it: by what it allows, not its place in the file (a reload that inserts a binding
+ * before it must not carry an approval over to the one that now has its index).
+ */
+const approvalKey = (i: Injection): string => {
+  const b = i.secret.bindings[i.bindingIndex];
+  return JSON.stringify([i.secret.name, b?.host, b?.port, b?.subdomains, b?.methods, b?.paths, b?.allowPlaintext]);
+};
 
 function stillEntitled(ex: Exchange, facts: RequestFacts, target: Target, names: readonly string[]): void {
   if (names.length > 0 && ex.snap.operator.lockdown !== null) throw new Refusal('lockdown');

@@ -194,7 +194,7 @@ describe('the console in Chromium', () => {
     await context.close();
   }, 120_000);
 
-  it('web security: a wrong Host, no cookie, a foreign Origin or a missing CSRF token changes nothing', async () => {
+  it('web security: a wrong Host, no cookie, a foreign Origin or a missing page token changes nothing; the cookie alone reads nothing', async () => {
     const { consoleUrl, configPath } = await startKeyswap();
     const port = new URL(consoleUrl).port;
     const ui = await cliCollect(['ui', '--config', configPath], { cwd: h.dir });
@@ -204,7 +204,10 @@ describe('the console in Chromium', () => {
     expect(login.status).toBe(200);
     const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] as string;
     expect(login.headers.get('set-cookie')).toMatch(/HttpOnly; SameSite=Strict; Path=\//);
-    const csrf = ((await (await fetch(`${consoleUrl}/api/session`, { headers: { cookie } })).json()) as { csrf: string }).csrf;
+    // The page's token comes once, in the login answer; no endpoint hands it to a cookie.
+    const csrf = ((await login.json()) as { csrf: string }).csrf;
+    expect(csrf).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await fetch(`${consoleUrl}/api/session`, { headers: { cookie } })).status).toBe(401);
     const lockdown = (headers: Record<string, string>): Promise<Response> => fetch(`${consoleUrl}/api/v1/lockdown`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ on: true, reason: 'attack' }) });
 
     // The page itself is served with the strict policy.
@@ -223,9 +226,12 @@ describe('the console in Chromium', () => {
     expect((await lockdown({ origin, 'x-csrf-token': csrf })).status).toBe(401); // no cookie
     expect((await lockdown({ origin: 'http://evil.example', cookie, 'x-csrf-token': csrf })).status).toBe(403);
     expect((await lockdown({ cookie, 'x-csrf-token': csrf })).status).toBe(403); // no Origin
-    expect((await lockdown({ origin, cookie })).status).toBe(403); // no CSRF token
-    expect((await lockdown({ origin, cookie, 'x-csrf-token': `${csrf}x` })).status).toBe(403);
+    expect((await lockdown({ origin, cookie })).status).toBe(401); // no page token
+    expect((await lockdown({ origin, cookie, 'x-csrf-token': `${csrf}x` })).status).toBe(401);
     expect((await fetch(`${consoleUrl}/api/v1/status`)).status).toBe(401);
+    // The cookie alone reads nothing either (a server an agent runs on another loopback port gets the cookie).
+    expect((await fetch(`${consoleUrl}/api/v1/status`, { headers: { cookie } })).status).toBe(401);
+    expect((await fetch(`${consoleUrl}/api/v1/status`, { headers: { cookie, 'x-csrf-token': csrf } })).status).toBe(200);
     // The console cannot mint sessions or login links for itself.
     expect((await fetch(`${consoleUrl}/api/v1/sessions`, { method: 'POST', headers: { origin, cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' }, body: JSON.stringify({ parent: 'agent-a', command: 'x' }) })).status).toBe(404);
     expect((await fetch(`${consoleUrl}/api/v1/ui/login`, { method: 'POST', headers: { origin, cookie, 'x-csrf-token': csrf } })).status).toBe(404);

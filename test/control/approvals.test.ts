@@ -91,8 +91,8 @@ describe('approve: holds a request until an operator answers', () => {
     expect(text.slice(0, 12)).toBe('HTTP/1.1 403');
     expect(text).toContain('an operator denied this request');
     expect(h.upstream.requests.filter((r) => r.url === '/v1/merge')).toEqual([]);
-    expect(h.auditRecords().some((r) => r.type === 'approval' && r.step === 'denied' && r.by === 'cli')).toBe(true);
-    expect(h.auditRecords().some((r) => r.type === 'deny' && r.reason === 'approval_denied' && r.status === 403)).toBe(true);
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'approval' && r.step === 'denied' && r.by === 'cli'), 3000)).toBe(true);
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'deny' && r.reason === 'approval_denied' && r.status === 403), 3000)).toBe(true);
     // Answered once: a second answer names the problem.
     const again = await op('approve', id as string);
     expect(again.code).toBe(2);
@@ -106,7 +106,7 @@ describe('approve: holds a request until an operator answers', () => {
     expect(text.slice(0, 12)).toBe('HTTP/1.1 403');
     expect(text).toContain('none came in time');
     expect(h.upstream.requests.filter((r) => r.url === '/v1/merge')).toEqual([]);
-    expect(h.auditRecords().some((r) => r.type === 'approval' && r.step === 'expired' && r.by === null)).toBe(true);
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'approval' && r.step === 'expired' && r.by === null), 3000)).toBe(true);
   });
 
   it('remember: an approval with --remember lets the same client, binding and method through; another method is still held', async () => {

@@ -1,6 +1,6 @@
 'use strict';
 // The console page: plain DOM, text only (every value is set with textContent, never parsed as HTML: hosts and
-// paths come from agents), one EventSource for live decisions and changes, and the control API under /api.
+// paths come from agents), one event stream (read through fetch) for live decisions and changes, and the control API under /api.
 
 const $ = (id) => document.getElementById(id);
 let csrf = '';
@@ -40,7 +40,7 @@ async function api(method, route, body) {
   const res = await fetch(`/api${route}`, {
     method,
     credentials: 'same-origin',
-    headers: method === 'GET' ? {} : { 'content-type': 'application/json', 'x-csrf-token': csrf },
+    headers: method === 'GET' ? { 'x-csrf-token': csrf } : { 'content-type': 'application/json', 'x-csrf-token': csrf },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const json = await res.json().catch(() => ({}));
@@ -141,22 +141,59 @@ function showPage() {
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('current', a.dataset.page === page);
 }
 
-function listen() {
-  const events = new EventSource('/api/v1/events');
-  events.addEventListener('open', () => { $('conn').textContent = 'live'; });
-  events.addEventListener('error', () => { $('conn').textContent = 'reconnecting…'; });
-  events.addEventListener('decision', (e) => {
-    const r = JSON.parse(e.data);
-    if (rows.some((x) => x.id === r.id)) return;
-    rows.push(r);
-    if (rows.length > MAX_ROWS) rows.shift();
-    renderDecisions();
-  });
-  events.addEventListener('changed', () => { refresh().catch(() => {}); });
+function onEvent(event, data) {
+  if (event === 'changed') {
+    refresh().catch(() => {});
+    return;
+  }
+  if (event !== 'decision') return;
+  const r = JSON.parse(data);
+  if (rows.some((x) => x.id === r.id)) return;
+  rows.push(r);
+  if (rows.length > MAX_ROWS) rows.shift();
+  renderDecisions();
+}
+
+// The event stream (text/event-stream) read through fetch, not EventSource: the request must carry the page's token
+// header, which EventSource cannot send. Reconnects after a pause when the stream ends.
+async function listen() {
+  for (;;) {
+    try {
+      const res = await fetch('/api/v1/events', { credentials: 'same-origin', headers: { 'x-csrf-token': csrf } });
+      if (res.status === 401) return;
+      $('conn').textContent = 'live';
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (data !== '') onEvent(event, data);
+        }
+      }
+    } catch { /* reconnect below */ }
+    $('conn').textContent = 'reconnecting…';
+    await new Promise((r) => setTimeout(r, 2000));
+  }
 }
 
 async function main() {
-  csrf = (await api('GET', '/session')).csrf;
+  csrf = sessionStorage.getItem('keyswap-csrf') || '';
+  if (csrf === '') {
+    document.body.replaceChildren(el('main', 'Not logged in on this tab: run `keyswap ui` for a login link.', 'login'));
+    return;
+  }
   showPage();
   window.addEventListener('hashchange', showPage);
   for (const id of ['f-client', 'f-secret', 'f-decision']) $(id).addEventListener('input', renderDecisions);
@@ -180,7 +217,7 @@ async function main() {
     $('x-out').textContent = lines.join('\n');
   });
   await refresh();
-  listen();
+  void listen();
 }
 
 main().catch(() => {});

@@ -11,6 +11,8 @@
   }
   const res = await fetch('/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }), credentials: 'same-origin' });
   if (res.ok) {
+    // Per origin (this port only), per tab: the API answers only requests that carry it.
+    sessionStorage.setItem('keyswap-csrf', (await res.json()).csrf);
     location.replace('/');
     return;
   }

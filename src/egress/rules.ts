@@ -1,0 +1,76 @@
+import { isIP } from 'node:net';
+
+/** The nftables table keyswap owns: nothing else of the host's ruleset is touched. */
+export const TABLE = 'keyswap';
+
+/** Where a locked UID may still connect: keyswap's listeners, and a DNS resolver if named. */
+export interface LockSpec {
+  readonly uid: number;
+  /** keyswap's proxy listeners (`listen`, `listen_tls`): TCP only. */
+  readonly listeners: readonly { readonly host: string; readonly port: number }[];
+  /** A DNS resolver the UID may query (UDP and TCP 53 to this address); null: none. */
+  readonly dns: string | null;
+}
+
+/** One address match for a listener's host: a wildcard host means any address of this machine. */
+function daddr(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return 'fib daddr type local';
+  return isIP(host) === 6 ? `ip6 daddr ${host}` : `ip daddr ${host}`;
+}
+
+const chainOf = (uid: number): string => `uid_${uid}`;
+
+/**
+ * The nft script (one transaction: `nft -f` applies all of it or none) that locks `spec.uid`: its sockets may reach
+ * only keyswap's listeners (and the named resolver), over IPv4 and IPv6; everything else is rejected at once (a TCP
+ * reset, an ICMP "administratively prohibited"), so tools fail fast instead of hanging. Other UIDs are untouched:
+ * the table's output chain sends each locked UID to its own chain through a verdict map, so locking and unlocking one
+ * UID never rewrites another's rules, and re-locking a UID replaces its rules (idempotent).
+ */
+export function lockScript(spec: LockSpec): string {
+  if (!Number.isInteger(spec.uid) || spec.uid <= 0) throw new Error(`uid ${spec.uid}: lock a non-root user's UID`);
+  if (spec.listeners.length === 0) throw new Error('no listener to allow: the locked UID could reach nothing');
+  const chain = chainOf(spec.uid);
+  const allow = [
+    ...spec.listeners.map((l) => `add rule inet ${TABLE} ${chain} ${daddr(l.host)} tcp dport ${l.port} accept`),
+    ...(spec.dns === null ? [] : ['udp', 'tcp'].map((p) => `add rule inet ${TABLE} ${chain} ${daddr(spec.dns as string)} ${p} dport 53 accept`)),
+  ];
+  return [
+    ...tableScript(),
+    `add chain inet ${TABLE} ${chain}`,
+    `flush chain inet ${TABLE} ${chain}`,
+    ...allow,
+    `add rule inet ${TABLE} ${chain} meta l4proto tcp reject with tcp reset`,
+    `add rule inet ${TABLE} ${chain} reject with icmpx type admin-prohibited`,
+    // The map's element last: the UID is sent to its chain only once the chain is whole (same transaction anyway).
+    `add element inet ${TABLE} locked { ${spec.uid} : jump ${chain} }`,
+    '',
+  ].join('\n');
+}
+
+/** Removes one UID's lock; the table stays for the others (and goes with `nft delete table inet keyswap`). */
+export function unlockScript(uid: number): string {
+  return [
+    ...tableScript(),
+    // `add` of what exists is a no-op, so deleting an absent element or chain cannot fail the transaction.
+    `add chain inet ${TABLE} ${chainOf(uid)}`,
+    `add element inet ${TABLE} locked { ${uid} : jump ${chainOf(uid)} }`,
+    `delete element inet ${TABLE} locked { ${uid} }`,
+    `flush chain inet ${TABLE} ${chainOf(uid)}`,
+    `delete chain inet ${TABLE} ${chainOf(uid)}`,
+    '',
+  ].join('\n');
+}
+
+/** The table, its map of locked UIDs and the output hook that consults it (created if absent, never flushed). */
+function tableScript(): string[] {
+  return [
+    `add table inet ${TABLE}`,
+    `add map inet ${TABLE} locked { type uid : verdict; }`,
+    // Locally generated packets of a locked UID; priority 0 (filter). Established replies to keyswap's own
+    // sockets are not this UID's, so keyswap itself is never filtered.
+    `add chain inet ${TABLE} output { type filter hook output priority 0; policy accept; }`,
+    `flush chain inet ${TABLE} output`,
+    `add rule inet ${TABLE} output meta skuid vmap @locked`,
+  ];
+}
