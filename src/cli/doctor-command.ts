@@ -28,6 +28,7 @@ fixes it. Exit 0: all good; 1: problems found; 2: the config is invalid, or othe
 write it or its extra_ca_file (then nothing else is checked).`;
 
 import { tlsListenerChecks } from './doctor-tls-listener.js';
+import { lockedUids, TABLE } from '../egress/index.js';
 import { sendSamples } from './alerts-command.js';
 import { backendSource, parentProxyChecks, type Check } from './doctor-parent.js';
 
@@ -62,6 +63,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     ...(await auditChecks(config)),
     ...(await auditKeyChecks(config, io)),
     ...(await serviceChecks(config)),
+    ...(await egressChecks(config)),
     ...shellChecks(config, io),
   ];
   for (const c of checks) io.stdout.write(`${c.ok ? 'ok' : '!!'} ${c.what}${c.fix ? `\n   fix: ${c.fix}` : ''}\n`);
@@ -287,6 +289,21 @@ async function serviceChecks(config: Config): Promise<Check[]> {
   const [pid, url] = (await readFile(pidFile(config.stateDir), 'utf8').catch(() => '')).split('\n');
   const alive = pid !== undefined && /^\d+$/.test(pid) && (await readFile(`/proc/${pid}/cmdline`, 'utf8').then((c) => c.includes('keyswap') || c.includes('main.js'), () => false));
   return [alive ? { ok: true, what: `keyswap is serving (pid ${pid}, ${url})` } : { ok: true, what: `no keyswap serving ${config.file} now (keyswap run starts one per command; keyswap serve for a long-lived one)` }];
+}
+
+/** The egress lock, as the kernel has it (root only: nftables is not for others to list). */
+async function egressChecks(config: Config): Promise<Check[]> {
+  if (process.getuid?.() !== 0) return [{ ok: true, what: 'egress lock: not checked (run keyswap doctor as root to list the locked users)' }];
+  const locked = await lockedUids(TABLE).catch((err: Error) => err);
+  if (locked instanceof Error) return [{ ok: true, what: `egress lock: not checked (${locked.message})` }];
+  if (locked.length === 0) return [{ ok: true, what: `egress lock: no user is locked; an agent that ignores HTTPS_PROXY goes around keyswap (keyswap egress lock --user AGENT --config ${config.file})` }];
+  const listeners = [config.listen, ...(config.listenTls === null ? [] : [config.listenTls.listen])].map((l) => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}/tcp`);
+  return locked.map((l) => {
+    const stale = listeners.filter((x) => !l.allows.includes(x));
+    return stale.length === 0
+      ? { ok: true, what: `egress lock: UID ${l.uid} may connect only to ${l.allows.join(', ')}` }
+      : { ok: false, what: `egress lock: UID ${l.uid} may not reach ${stale.join(', ')} (the config's listener changed since it was locked)`, fix: `keyswap egress lock --uid ${l.uid} --config ${config.file}` };
+  });
 }
 
 function shellChecks(config: Config, io: CliIo): Check[] {

@@ -8,7 +8,7 @@ import { CliError, EXIT } from './exit-codes.js';
 import { lookupUser, requireRoot } from './install-layout.js';
 import type { CliIo } from './io.js';
 
-export const EGRESS_USAGE = `usage: keyswap egress lock (--uid UID | --user NAME) [--dns ADDRESS] [--config FILE]
+export const EGRESS_USAGE = `usage: keyswap egress lock (--uid UID | --user NAME) [--transparent] [--dns ADDRESS] [--config FILE]
        keyswap egress unlock (--uid UID | --user NAME)
        keyswap egress status
 
@@ -16,13 +16,15 @@ As root: an agent's user may reach only keyswap. nftables rules in a table of ke
 user's sockets connect to keyswap's listeners (the config's listen and listen_tls) and, with --dns, to that DNS
 resolver; everything else, IPv4 and IPv6, is rejected at once (a TCP reset or ICMP "prohibited"), so a tool that
 ignores HTTPS_PROXY (curl --noproxy '*', a Go binary, raw sockets) fails fast instead of going around keyswap.
-Other users, keyswap's own among them, are untouched. Locking again replaces the user's rules; the rules last until
+--transparent: the user's IPv4 connections to port 443 are also redirected to keyswap's transparent listener (the
+config's transparent: listen), which serves them by their TLS SNI as if they had come through the proxy, so an
+agent with no proxy settings at all still gets its secrets injected. Other users, keyswap's own among them, are untouched. Locking again replaces the user's rules; the rules last until
 unlock or a reboot (keyswap install --lock-egress-for USER reapplies them whenever the service starts).`;
 
 export async function egressCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { config: { type: 'string', default: 'keyswap.yaml' }, uid: { type: 'string' }, user: { type: 'string' }, dns: { type: 'string' } },
+    options: { config: { type: 'string', default: 'keyswap.yaml' }, uid: { type: 'string' }, user: { type: 'string' }, dns: { type: 'string' }, transparent: { type: 'boolean', default: false } },
     strict: true,
     allowPositionals: true,
   });
@@ -40,10 +42,11 @@ export async function egressCommand(args: string[], io: CliIo): Promise<number> 
     const config = await loadConfig(path.resolve(io.cwd, values.config));
     await refuseKeyswapsOwnUser(config, uid);
     if (values.dns !== undefined && isIP(values.dns) === 0) throw new CliError(`--dns ${values.dns}: expected the resolver's IP address`, EXIT.usage);
-    const listeners = [config.listen, ...(config.listenTls === null ? [] : [config.listenTls.listen])];
+    if (values.transparent && config.transparent === null) throw new CliError(`--transparent needs a transparent listener in ${config.file}: add  transparent: { listen: 127.0.0.1:14324 }  and restart keyswap`, EXIT.usage);
+    const listeners = [config.listen, ...(config.listenTls === null ? [] : [config.listenTls.listen]), ...(values.transparent && config.transparent !== null ? [config.transparent.listen] : [])];
     if (listeners.some((l) => l.port === 0)) throw new CliError(`${config.file}: listen port 0 is chosen at start; a lock needs the port keyswap listens on`, EXIT.usage);
-    await runNft(['-f', '-'], lockScript({ uid, listeners, dns: values.dns ?? null }));
-    io.stdout.write(`locked UID ${uid}: it may connect only to ${listeners.map((l) => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`).join(', ')}${values.dns === undefined ? '' : ` and DNS at ${values.dns}`}; everything else is rejected\n`);
+    await runNft(['-f', '-'], lockScript({ uid, listeners, dns: values.dns ?? null, transparentPort: values.transparent ? config.transparent?.listen.port ?? null : null }));
+    io.stdout.write(`locked UID ${uid}: it may connect only to ${listeners.map((l) => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`).join(', ')}${values.dns === undefined ? '' : ` and DNS at ${values.dns}`}; everything else is rejected${values.transparent ? `; its IPv4 HTTPS goes to the transparent listener` : ''}\n`);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof NftError) throw new CliError(err.message, EXIT.runtime);

@@ -13,15 +13,18 @@ import { hasTool, installLayout, lookupUser, requireRoot, runTool, type InstallL
 import { moveOwned, readOwnedFile } from './root-files.js';
 import { identityPublicOf, newIdentityKey } from '../tls/index.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import { lockedUids, lockScript, runNft, TABLE } from '../egress/index.js';
 
-export const INSTALL_USAGE = `usage: keyswap install [--config FILE]      (as root)
+export const INSTALL_USAGE = `usage: keyswap install [--config FILE] [--lock-egress-for USER]…      (as root)
 
 Installs keyswap as a service under its own user, so code running as the agent's user cannot read the store, its
 key, the CA key or the audit key. Creates the keyswap user, /etc/keyswap (config, the CA certificate for agents,
 credentials/keyswap-store-key 0600 root), /var/lib/keyswap (0700 keyswap) and /var/log/keyswap (0750 keyswap);
 writes /etc/keyswap/keyswap.yaml from FILE (default ./keyswap.yaml) with state_dir and audit.path moved there,
 unless one exists; moves FILE's store, store key, CA and audit key in; installs the systemd unit and starts it
-when systemd runs, else prints how to start it. A second run changes nothing.`;
+when systemd runs, else prints how to start it. A second run changes nothing.
+--lock-egress-for USER: USER's sockets may reach only keyswap (keyswap egress lock), now and at every start of
+the service (the unit's ExecStartPre); kept by later runs.`;
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN_JS = path.join(PACKAGE_ROOT, 'dist/cli/main.js');
@@ -48,7 +51,7 @@ class Changes {
 }
 
 export async function installCommand(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, 'lock-egress-for': { type: 'string', multiple: true } }, strict: true });
   requireRoot('keyswap install', 'it creates the keyswap user, writes /etc/keyswap and /var/lib/keyswap owned by root and by that user, and installs a systemd unit');
   const lay = installLayout(io.env);
   const changes = new Changes(io);
@@ -75,7 +78,9 @@ export async function installCommand(args: string[], io: CliIo): Promise<number>
   await ensureStoreKey(lay, config, svc, changes, io);
   await copyCa(lay, svc, changes, io);
   await ensureIdentity(lay, changes);
-  await writeUnit(lay, changes);
+  const lockUids = await egressUids(lay, values['lock-egress-for'] ?? [], svc);
+  await writeUnit(lay, changes, lockUids);
+  for (const uid of lockUids) await lockNow(uid, config, changes);
   await writeSocketUnit(lay, config, changes);
 
   if (lay.hasSystemd) {
@@ -281,12 +286,14 @@ async function ensureIdentity(lay: InstallLayout, changes: Changes): Promise<voi
  * agents can read ca.pem (ConfigurationDirectoryMode would otherwise narrow it at every start), and the log
  * directory 0750.
  */
-async function writeUnit(lay: InstallLayout, changes: Changes): Promise<void> {
+async function writeUnit(lay: InstallLayout, changes: Changes, lockUids: readonly number[]): Promise<void> {
   const shipped = await readFile(path.join(PACKAGE_ROOT, 'systemd/keyswap.service'), 'utf8');
+  // `+`: run as root whatever User= says (nftables is root's); before keyswap serves, so the lock is in place first.
+  const locks = lockUids.map((uid) => `\nExecStartPre=+${process.execPath} ${MAIN_JS} egress lock --uid ${uid} --config ${lay.config}`).join('');
   const unit = shipped
     .replace(/^User=.*$/m, `User=${lay.user}`)
     .replace(/^Group=.*$/m, `Group=${lay.user}`)
-    .replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} ${MAIN_JS} serve --config ${lay.config}`)
+    .replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} ${MAIN_JS} serve --config ${lay.config}${locks}`)
     .replace(/^LoadCredentialEncrypted=keyswap-store-key:.*$/m, `# Written by keyswap install: the key file is 0600 root; systemd reads it as root and hands the service a private copy.\nLoadCredential=keyswap-store-key:${lay.credential}`)
     .replace(/^LoadCredential=keyswap-identity-key:.*$/m, `LoadCredential=keyswap-identity-key:${lay.identityCredential}`)
     .replace(/^ConfigurationDirectoryMode=.*$/m, 'ConfigurationDirectoryMode=0755')
@@ -297,6 +304,35 @@ async function writeUnit(lay: InstallLayout, changes: Changes): Promise<void> {
   await writeFile(lay.unitFile, unit, { mode: 0o644 });
   await chmod(lay.unitFile, 0o644);
   changes.add(`${current === null ? 'installed' : 'updated'} ${lay.unitFile}`);
+}
+
+/**
+ * The UIDs whose egress the unit locks: those named now (--lock-egress-for) and those an earlier run wrote into the
+ * unit, so a later run without the flag keeps them. Never root, never keyswap's own user.
+ */
+async function egressUids(lay: InstallLayout, users: readonly string[], svc: Owner): Promise<number[]> {
+  const current = await readFile(lay.unitFile, 'utf8').catch(() => '');
+  const kept = [...current.matchAll(/^ExecStartPre=\+.* egress lock --uid (\d+) /gm)].map((m) => Number(m[1]));
+  const named = users.map((u) => {
+    const found = lookupUser(u);
+    if (found === null) throw new CliError(`--lock-egress-for ${u}: no such user`, EXIT.usage);
+    if (found.uid === 0) throw new CliError(`--lock-egress-for ${u}: root cannot be locked`, EXIT.usage);
+    if (found.uid === svc.uid) throw new CliError(`--lock-egress-for ${u}: that is keyswap's own user, which must reach upstreams`, EXIT.usage);
+    return found.uid;
+  });
+  return [...new Set([...kept, ...named])].sort((a, b) => a - b);
+}
+
+/** The lock applied now as well (the unit reapplies it at every start): what was locked is said once. */
+async function lockNow(uid: number, config: Config, changes: Changes): Promise<void> {
+  const before = await lockedUids(TABLE).catch(() => []);
+  const listeners = [config.listen, ...(config.listenTls === null ? [] : [config.listenTls.listen])];
+  try {
+    await runNft(['-f', '-'], lockScript({ uid, listeners, dns: null, transparentPort: null }));
+  } catch (err) {
+    throw new CliError(`--lock-egress-for: ${(err as Error).message}`, EXIT.runtime);
+  }
+  if (!before.some((l) => l.uid === uid)) changes.add(`egress locked for UID ${uid}: it may connect only to keyswap (${listeners.map((l) => `${l.host}:${l.port}`).join(', ')})`);
 }
 
 /** keyswap.socket with the config's listen address: systemd binds it, and holds it while keyswap is down. */

@@ -25,6 +25,7 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
     ['alerts', JSON.stringify(alertsShape(was)) !== JSON.stringify(alertsShape(next))],
     ['timeouts', JSON.stringify(was.timeouts) !== JSON.stringify(next.timeouts)],
     ['ui', JSON.stringify(was.ui) !== JSON.stringify(next.ui)],
+    ['transparent', JSON.stringify(was.transparent) !== JSON.stringify(next.transparent)],
   ].filter(([, changed]) => changed).map(([key]) => key);
   if (needsRestart.length > 0) throw new CliError(`${needsRestart.join(', ')} changed; restart keyswap to apply`, EXIT.usage);
   // Order matters: a host the CA cannot sign for is refused before any leaf is minted for it.

@@ -3,7 +3,7 @@ import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { AuditWriter, describeFinding, loadAuditKey, readHeadMark, rotatedFiles, verifyAuditFiles } from '../audit/index.js';
-import type { Config, HostPort } from '../config/index.js';
+import type { ClientSpec, Config, HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
@@ -187,6 +187,8 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       host: listenAt.host, port: listenAt.port, snapshot: () => snapshot, leaves, log, identity,
       ...(opts.inheritedFd === undefined ? {} : { fd: opts.inheritedFd }),
       ...(tlsAt === null ? {} : { tls: { host: tlsAt.listen.host, port: tlsAt.listen.port, certFile: tlsAt.certFile, keyFile: tlsAt.keyFile, clientCaFile: tlsAt.clientCaFile, handshakeMs: config.timeouts.tlsHandshakeMs } }),
+      // Only the serving keyswap: the egress lock redirects to the config's fixed port.
+      ...(config.transparent === null || !opts.writePid ? {} : { transparent: { host: config.transparent.listen.host, port: config.transparent.listen.port, client: () => transparentClient(snapshot, config.transparent?.client ?? null) } }),
     });
   } catch (err) {
     await audit.close();
@@ -326,6 +328,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
 
   opts.announce(
     `keyswap ${VERSION} listening on ${proxyUrl}\n` +
+      (proxy.transparentAddress === null ? '' : `transparent listener: ${proxy.transparentAddress.host}:${proxy.transparentAddress.port} (agents the egress lock redirects)\n`) +
       (proxy.tlsAddress === null ? '' : `TLS listener: https://${proxy.tlsAddress.host.includes(':') ? `[${proxy.tlsAddress.host}]` : proxy.tlsAddress.host}:${proxy.tlsAddress.port} (agents identified by certificate or token)\n`) +
       `CA certificate: ${ca.certPath}\n` +
       (metricsServer ? `metrics: ${metricsServer.url}\n` : '') +
@@ -396,4 +399,12 @@ function explainForOperator(config: Config, q: ExplainQuery): readonly string[] 
   // Whatever a line quotes of the request (a route's name, a path) shows a placeholder by its secret's name.
   const masked = (line: string): string => config.secrets.reduce((l, s) => l.replaceAll(s.placeholder, `{${s.name}}`), line);
   return lines.map((l, i) => masked(i === 0 ? `${q.method.toUpperCase()} ${shown}` : l));
+}
+
+/** Who a transparently redirected agent is: nobody in particular without `clients:`, else the configured client, if still admitted. */
+function transparentClient(snap: Snapshot, name: string | null): { readonly ok: boolean; readonly client: ClientSpec | null } {
+  const clients = snap.config.clients;
+  if (clients === null) return { ok: true, client: null };
+  const client = name === null ? undefined : clients.get(name);
+  return client === undefined || (client.expiresAtMs !== null && Date.now() >= client.expiresAtMs) ? { ok: false, client: null } : { ok: true, client };
 }

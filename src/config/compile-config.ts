@@ -75,6 +75,16 @@ export function compileConfig(src: YamlSource): Config {
   const clients = compileClients(raw, secrets, err);
   const routes = compileRoutes(raw, err);
   const usage = compileUsage(raw, secrets, clients, err);
+  let transparent: Config['transparent'] = null;
+  if (raw.transparent !== undefined) {
+    const at = parseHostPort(raw.transparent.listen, true);
+    if (at === null) err(['transparent', 'listen'], `'${raw.transparent.listen}' is not host:port; e.g. 127.0.0.1:14324`);
+    else if (at.host !== '127.0.0.1') err(['transparent', 'listen'], `'${raw.transparent.listen}': the egress lock redirects to 127.0.0.1, so the transparent listener must be there (e.g. 127.0.0.1:14324)`);
+    else if (at.port === 0) err(['transparent', 'listen'], 'needs a fixed port: the egress lock redirects to it');
+    if (raw.clients !== undefined && raw.transparent.client === undefined) err(['transparent'], 'needs client: NAME: the config names clients, and agents redirected here present no token');
+    if (raw.transparent.client !== undefined && !Object.hasOwn(raw.clients ?? {}, raw.transparent.client)) err(['transparent', 'client'], `'${raw.transparent.client}' is not a client in this file`);
+    if (at !== null) transparent = { listen: at, client: raw.transparent.client ?? null };
+  }
   let ui: Config['ui'] = null;
   if (raw.ui !== undefined) {
     const at = parseHostPort(raw.ui.listen, true);
@@ -115,6 +125,7 @@ export function compileConfig(src: YamlSource): Config {
     usage,
     alerts,
     ui,
+    transparent,
     clients,
     warnings,
   };

@@ -10,14 +10,18 @@ export class NftError extends Error {
  */
 export function runNft(args: readonly string[], input: string | null = null): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('nft', [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('nft', [...args], { stdio: [input === null ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { err += c.toString('utf8'); });
+    child.stdout?.on('data', (c: Buffer) => { out += c.toString('utf8'); });
+    child.stderr?.on('data', (c: Buffer) => { err += c.toString('utf8'); });
     child.once('error', (e: NodeJS.ErrnoException) => reject(new NftError(e.code === 'ENOENT' ? 'nft is not installed (Debian: apt-get install nftables)' : `cannot run nft: ${e.message}`)));
     child.once('close', (code) => (code === 0 ? resolve(out) : reject(new NftError(`nft refused: ${err.trim() || `exit ${code ?? 'signal'}`}`))));
-    child.stdin.end(input ?? '');
+    if (input !== null && child.stdin !== null) {
+      // nft may exit before reading it all (a refused script): its exit code says so, not an EPIPE here.
+      child.stdin.on('error', () => {});
+      child.stdin.end(input);
+    }
   });
 }
 

@@ -10,6 +10,8 @@ export interface LockSpec {
   readonly listeners: readonly { readonly host: string; readonly port: number }[];
   /** A DNS resolver the UID may query (UDP and TCP 53 to this address); null: none. */
   readonly dns: string | null;
+  /** `--transparent`: the UID's outbound IPv4 TCP to port 443 is redirected to this port of 127.0.0.1. */
+  readonly transparentPort: number | null;
 }
 
 /** One address match for a listener's host: a wildcard host means any address of this machine. */
@@ -19,9 +21,11 @@ function daddr(host: string): string {
 }
 
 const chainOf = (uid: number): string => `uid_${uid}`;
+const natChainOf = (uid: number): string => `nat_uid_${uid}`;
 
 /**
- * The nft script (one transaction: `nft -f` applies all of it or none) that locks `spec.uid`: its sockets may reach
+ * The nft script (one transaction: `nft -f` applies all of it or none) that locks `spec.uid`, and with
+ * `transparentPort` redirects its IPv4 HTTPS to keyswap's transparent listener (IPv6 HTTPS is rejected like the rest): its sockets may reach
  * only keyswap's listeners (and the named resolver), over IPv4 and IPv6; everything else is rejected at once (a TCP
  * reset, an ICMP "administratively prohibited"), so tools fail fast instead of hanging. Other UIDs are untouched:
  * the table's output chain sends each locked UID to its own chain through a verdict map, so locking and unlocking one
@@ -42,8 +46,13 @@ export function lockScript(spec: LockSpec): string {
     ...allow,
     `add rule inet ${TABLE} ${chain} meta l4proto tcp reject with tcp reset`,
     `add rule inet ${TABLE} ${chain} reject with icmpx type admin-prohibited`,
-    // The map's element last: the UID is sent to its chain only once the chain is whole (same transaction anyway).
+    // The redirect (or none: a lock without --transparent leaves the chain empty), before the filter sees the packet.
+    `add chain inet ${TABLE} ${natChainOf(spec.uid)}`,
+    `flush chain inet ${TABLE} ${natChainOf(spec.uid)}`,
+    ...(spec.transparentPort === null ? [] : [`add rule inet ${TABLE} ${natChainOf(spec.uid)} meta nfproto ipv4 tcp dport 443 redirect to :${spec.transparentPort}`]),
+    // The maps' elements last: the UID is sent to its chains only once they are whole (same transaction anyway).
     `add element inet ${TABLE} locked { ${spec.uid} : jump ${chain} }`,
+    `add element inet ${TABLE} redirected { ${spec.uid} : jump ${natChainOf(spec.uid)} }`,
     '',
   ].join('\n');
 }
@@ -54,10 +63,15 @@ export function unlockScript(uid: number): string {
     ...tableScript(),
     // `add` of what exists is a no-op, so deleting an absent element or chain cannot fail the transaction.
     `add chain inet ${TABLE} ${chainOf(uid)}`,
+    `add chain inet ${TABLE} ${natChainOf(uid)}`,
     `add element inet ${TABLE} locked { ${uid} : jump ${chainOf(uid)} }`,
+    `add element inet ${TABLE} redirected { ${uid} : jump ${natChainOf(uid)} }`,
     `delete element inet ${TABLE} locked { ${uid} }`,
+    `delete element inet ${TABLE} redirected { ${uid} }`,
     `flush chain inet ${TABLE} ${chainOf(uid)}`,
+    `flush chain inet ${TABLE} ${natChainOf(uid)}`,
     `delete chain inet ${TABLE} ${chainOf(uid)}`,
+    `delete chain inet ${TABLE} ${natChainOf(uid)}`,
     '',
   ].join('\n');
 }
@@ -72,5 +86,10 @@ function tableScript(): string[] {
     `add chain inet ${TABLE} output { type filter hook output priority 0; policy accept; }`,
     `flush chain inet ${TABLE} output`,
     `add rule inet ${TABLE} output meta skuid vmap @locked`,
+    `add map inet ${TABLE} redirected { type uid : verdict; }`,
+    // NAT runs before the filter (priority -100): a redirected connection is filtered as going to keyswap.
+    `add chain inet ${TABLE} nat_output { type nat hook output priority -100; policy accept; }`,
+    `flush chain inet ${TABLE} nat_output`,
+    `add rule inet ${TABLE} nat_output meta skuid vmap @redirected`,
   ];
 }

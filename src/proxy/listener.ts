@@ -1,6 +1,8 @@
 import http from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import type { ClientSpec } from '../config/index.js';
+import { handleTransparent } from './transparent-entry.js';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
@@ -31,12 +33,19 @@ export interface ProxyDeps {
   readonly fd?: number;
   /** `listen_tls`: the TLS proxy listener, whose agents may be identified by their certificates. */
   readonly tls?: TlsListenFiles;
+  /**
+   * `transparent`: where the egress lock redirects agents with no proxy settings, and who they are (the configured
+   * client, looked up in the configuration in force; not ok when it names one no longer admitted).
+   */
+  readonly transparent?: { readonly host: string; readonly port: number; readonly client: () => { readonly ok: boolean; readonly client: ClientSpec | null } };
 }
 
 export interface RunningProxy {
   readonly address: { readonly host: string; readonly port: number };
   /** The TLS listener's, when `listen_tls` is set. */
   readonly tlsAddress: { readonly host: string; readonly port: number } | null;
+  /** The transparent listener's, when `transparent` is set. */
+  readonly transparentAddress: { readonly host: string; readonly port: number } | null;
   /** Agent connections open now: plain, tunnelled and decrypted alike (each is one outer socket). */
   readonly openConnections: number;
   /**
@@ -119,13 +128,14 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const outer = http.createServer(serverOptions(first));
   let self: AddressInfo | null = null;
   let tlsListener: TlsListener | null = null;
+  let transparent: net.Server | null = null;
   const live = new LiveClients(deps.snapshot);
   const ctx: ProxyContext = {
     deps: {
       snapshot: deps.snapshot,
       log: deps.log,
       now: deps.now ?? (() => performance.now()),
-      isSelf: (host, port) => self !== null && (port === self.port || port === tlsListener?.address.port) && (isLocalHost(host) || host === self.address || host === tlsListener?.address.host),
+      isSelf: (host, port) => self !== null && (port === self.port || port === tlsListener?.address.port || port === (transparent?.address() as AddressInfo | null)?.port) && (isLocalHost(host) || host === self.address || host === tlsListener?.address.host),
       pipelines: new WeakMap(),
       live,
     },
@@ -250,6 +260,21 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       throw err;
     }
   }
+  if (deps.transparent !== undefined) {
+    const t = deps.transparent;
+    transparent = net.createServer((socket) => handleTransparent(ctx, socket, t.client));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        transparent?.once('error', reject);
+        transparent?.listen(t.port, t.host, () => resolve());
+      });
+    } catch (err) {
+      outer.close();
+      await tlsListener?.close();
+      throw err;
+    }
+  }
+  const transparentAt = transparent === null ? null : (transparent.address() as AddressInfo);
   // The inner server never listens: it is handed decrypted sockets. 'listening' is what starts Node's tracking
   // of its connections, without which its head and request timers never run and a connection that sends
   // nothing after its handshake lives forever (test: security/lifetimes).
@@ -260,6 +285,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   return {
     address: { host: self.address, port: self.port },
     tlsAddress: tlsListener?.address ?? null,
+    transparentAddress: transparentAt === null ? null : { host: transparentAt.address, port: transparentAt.port },
     get openConnections(): number { return open; },
     configChanged: () => live.sweep(),
     close(drainMs = 10_000): Promise<void> {
@@ -267,6 +293,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         live.stop();
         const stopped = new Promise<void>((resolve) => outer.close(() => resolve()));
         const tlsStopped = tlsListener?.close();
+        transparent?.close();
         inner.close();
         inner2.close();
         // GOAWAY: agents open no new stream here, and finish the ones in flight.

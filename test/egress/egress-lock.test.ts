@@ -26,6 +26,7 @@ const NET_IP6 = `fd00:ks:${(process.pid % 0xffff).toString(16)}::2`.replace('ks'
 const AGENT_IP6 = NET_IP6.replace(/::2$/, '::1');
 const AGENT_UID = 64_000 + (process.pid % 1000);
 const PORT = 14_322;
+const TRANSPARENT_PORT = 14_324;
 const PH = 'sk-PLACEHOLDER-EGRESS-0123456789abcdef';
 const CANARY = `real-secret-egress-${randomBytes(8).toString('hex')}`;
 const isRoot = process.getuid?.() === 0;
@@ -84,6 +85,7 @@ state_dir: ${dir}/state
 audit: { path: ${dir}/audit.jsonl }
 backend: { type: env, config: { prefix: KEYSWAP_SECRET_ } }
 unmatched_destination_policy: deny
+transparent: { listen: 127.0.0.1:${TRANSPARENT_PORT} }
 upstream:
   extra_ca_file: ${dir}/test-ca.pem
   resolve:
@@ -183,5 +185,34 @@ describe.skipIf(!isRoot)('keyswap egress lock, in network namespaces', () => {
     spawnSync('chown', ['0', path.join(dir, 'state')]);
     expect(own.status).toBe(2);
     expect(String(own.stderr)).toContain("it is keyswap's own user");
+  });
+
+  it('--transparent: an agent with no proxy settings at all gets the secret injected and audited; a host keyswap does not decrypt, or no SNI, is refused', () => {
+    const cfg = path.join(dir, 'keyswap.yaml');
+    const lock = keyswapCli(['egress', 'lock', '--uid', String(AGENT_UID), '--transparent', '--config', cfg]);
+    expect(lock.status, String(lock.stderr)).toBe(0);
+    expect(String(lock.stdout)).toContain('its IPv4 HTTPS goes to the transparent listener');
+    try {
+      // No HTTPS_PROXY, no --proxy: the agent dials the internet's address itself (--resolve: no DNS query).
+      const plain = asAgent(['curl', '-s', '--noproxy', '*', '--max-time', '10', '--resolve', `api.example.test:443:${NET_IP}`, '--cacert', path.join(dir, 'agent-ca.pem'),
+        '-H', `Authorization: Bearer ${PH}`, '-o', '/dev/null', '-w', '%{http_code}', 'https://api.example.test/v1/transparent']);
+      expect(plain.out, plain.out).toBe('200');
+      expect(seenUpstream().find((r) => r.url === '/v1/transparent')?.authorization).toBe(`Bearer ${CANARY}`);
+      const audit = readFileSync(path.join(dir, 'audit.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(audit.some((r) => r.type === 'inject_decision' && r.decision === 'allowed' && (r.destination as { host: string }).host === 'api.example.test' && (r.destination as { path_prefix: string }).path_prefix === '/v1/transparent')).toBe(true);
+      // A name keyswap does not decrypt: refused (and audited), never tunnelled blind.
+      const other = asAgent(['curl', '-s', '--noproxy', '*', '--max-time', '10', '--resolve', `elsewhere.example.test:443:${NET_IP}`, '-k', '-o', '/dev/null', '-w', '%{http_code}', 'https://elsewhere.example.test/']);
+      expect(other.out).toBe('000');
+      expect(seenUpstream().some((r) => r.url === '/' )).toBe(false);
+      // No SNI (an address, not a name): no certificate, no connection.
+      const bare = asAgent(['curl', '-s', '--noproxy', '*', '--max-time', '10', '-k', '-o', '/dev/null', '-w', '%{http_code}', `https://${NET_IP}/no-sni`]);
+      expect(bare.out).toBe('000');
+      expect(seenUpstream().some((r) => r.url === '/no-sni')).toBe(false);
+      const after = readFileSync(path.join(dir, 'audit.jsonl'), 'utf8');
+      expect(after).toContain('"host":"elsewhere.example.test"');
+      expect(after).not.toContain(CANARY);
+    } finally {
+      expect(keyswapCli(['egress', 'unlock', '--uid', String(AGENT_UID)]).status).toBe(0);
+    }
   });
 });

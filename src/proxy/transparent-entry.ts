@@ -1,0 +1,64 @@
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import type { ClientSpec } from '../config/index.js';
+import { routeConnect } from './connect-route.js';
+import type { ProxyContext } from './entries.js';
+import { Exchange } from './exchange.js';
+import { startH2Session } from './h2-entry.js';
+import { Refusal } from './refusal.js';
+
+/**
+ * An agent's connection the egress lock redirected here (`keyswap egress lock --transparent`): the agent has no
+ * proxy settings, so its TLS SNI names the destination, and the connection is served exactly as a CONNECT to that
+ * name on port 443 would be, by the same policy, audit and scrubbing. Node's own TLS parser reads the SNI (in the
+ * SNI callback, before any certificate is chosen); a hello with no SNI gets no certificate and fails. Only a
+ * destination keyswap decrypts is served: anything else is refused (audited), never tunnelled blind.
+ */
+export function handleTransparent(ctx: ProxyContext, socket: Socket, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
+  socket.on('error', () => socket.destroy());
+  const snap = ctx.deps.snapshot();
+  const { timeouts } = snap.config;
+  let target: { host: string; client: ClientSpec | null } | null = null;
+  const tlsSocket = new tls.TLSSocket(socket, {
+    isServer: true,
+    ALPNProtocols: ['h2', 'http/1.1'],
+    SNICallback: (servername, cb) => {
+      const name = servername.toLowerCase();
+      const route = routeConnect(`${name}:443`, ctx.deps.snapshot().policy);
+      const who = client();
+      const place = { scheme: 'https' as const, host: route.kind === 'bad_target' ? '-' : name, port: 443, sni: name, client: who.client, isRoute: false };
+      const refuse = (code: 'proxy_auth_required' | 'unbound_destination' | 'bad_request' | 'self_destination'): void => {
+        new Exchange(ctx.deps, ctx.deps.snapshot(), 'CONNECT', place, '/', { kind: 'socket', socket }).refuse(new Refusal(code));
+        cb(new Error(code));
+      };
+      if (!who.ok) return refuse('proxy_auth_required');
+      if (route.kind === 'bad_target') return refuse('bad_request');
+      if (route.kind !== 'mitm') return refuse('unbound_destination');
+      const dial = ctx.deps.snapshot().upstream.dialAddress(name, 443);
+      if (ctx.deps.isSelf(dial.host, dial.port)) return refuse('self_destination');
+      ctx.leaves.get(route.leafName).then(
+        (context) => {
+          target = { host: route.host, client: who.client };
+          cb(null, context);
+        },
+        (err: unknown) => cb(err as Error),
+      );
+    },
+  });
+  const timer = setTimeout(() => tlsSocket.destroy(), timeouts.tlsHandshakeMs).unref();
+  tlsSocket.once('error', () => tlsSocket.destroy());
+  tlsSocket.once('close', () => clearTimeout(timer));
+  tlsSocket.once('secure', () => {
+    clearTimeout(timer);
+    if (target === null) {
+      tlsSocket.destroy();
+      return;
+    }
+    // Everything on this connection acts as the transparent listener's client, and goes when it is revoked.
+    ctx.deps.live.watch(socket, target.client);
+    const state = { host: target.host, port: 443, client: target.client };
+    ctx.states.set(tlsSocket, state);
+    if (tlsSocket.alpnProtocol === 'h2') startH2Session(ctx, tlsSocket, state, ctx.deps.snapshot());
+    else ctx.inner.emit('connection', tlsSocket);
+  });
+}
