@@ -7,8 +7,9 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
-# tini as PID 1 forwards SIGTERM so keyswap drains and closes its audit log cleanly.
-RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
+# tini as PID 1 forwards SIGTERM so keyswap drains and closes its audit log cleanly; nftables for the egress lock
+# (the Kubernetes sidecar's egress-lock init container runs `keyswap egress lock`).
+RUN apt-get update && apt-get install -y --no-install-recommends tini nftables && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/keyswap
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
