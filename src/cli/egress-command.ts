@@ -41,8 +41,10 @@ export async function egressCommand(args: string[], io: CliIo): Promise<number> 
     }
     const config = await loadConfig(path.resolve(io.cwd, values.config));
     await refuseKeyswapsOwnUser(config, uid);
-    if (values.dns !== undefined && isIP(values.dns) === 0) throw new CliError(`--dns ${values.dns}: expected the resolver's IP address`, EXIT.usage);
-    if (values.transparent && config.transparent === null) throw new CliError(`--transparent needs a transparent listener in ${config.file}: add  transparent: { listen: 127.0.0.1:14324 }  and restart keyswap`, EXIT.usage);
+    refuseOpenForwarding(config);
+    if (values.dns !== undefined && (isIP(values.dns) === 0 || values.dns === '0.0.0.0' || values.dns === '::')) throw new CliError(`--dns ${values.dns}: expected the resolver's IP address`, EXIT.usage);
+    if (values.transparent && config.transparent === null) throw new CliError(`--transparent needs a transparent listener in ${config.file}: add  transparent: { listen: 127.0.0.1:14324, uid: ${uid} }  and restart keyswap`, EXIT.usage);
+    if (values.transparent && config.transparent !== null && config.transparent.uid !== uid) throw new CliError(`--transparent: ${config.file} serves transparent connections for UID ${config.transparent.uid} only (transparent.uid), not ${uid}; one transparent agent per keyswap`, EXIT.usage);
     const listeners = [config.listen, ...(config.listenTls === null ? [] : [config.listenTls.listen]), ...(values.transparent && config.transparent !== null ? [config.transparent.listen] : [])];
     if (listeners.some((l) => l.port === 0)) throw new CliError(`${config.file}: listen port 0 is chosen at start; a lock needs the port keyswap listens on`, EXIT.usage);
     await runNft(['-f', '-'], lockScript({ uid, listeners, dns: values.dns ?? null, transparentPort: values.transparent ? config.transparent?.listen.port ?? null : null }));
@@ -79,6 +81,15 @@ function checkedUid(uid: number, flag: string): number {
   if (uid === 0) throw new CliError(`${flag}: root cannot be locked (it could lift the lock anyway)`, EXIT.usage);
   if (uid > 4_294_967_294) throw new CliError(`${flag}: not a UID`, EXIT.usage);
   return uid;
+}
+
+/**
+ * A lock confines the user to keyswap; under `forward_unmodified` keyswap tunnels a CONNECT to any host and port
+ * (local services included), so the lock would confine nothing.
+ */
+export function refuseOpenForwarding(config: Config): void {
+  if (config.unmatchedDestinationPolicy === 'deny') return;
+  throw new CliError(`${config.file}: unmatched_destination_policy is forward_unmodified, so a locked user could still CONNECT through keyswap to any host and port (this machine's services included): set  unmatched_destination_policy: deny  first`, EXIT.usage);
 }
 
 /** keyswap itself must reach the internet: the user that owns its state directory is never locked. */

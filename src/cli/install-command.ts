@@ -14,6 +14,7 @@ import { moveOwned, readOwnedFile } from './root-files.js';
 import { identityPublicOf, newIdentityKey } from '../tls/index.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { lockedUids, lockScript, runNft, TABLE } from '../egress/index.js';
+import { refuseOpenForwarding } from './egress-command.js';
 
 export const INSTALL_USAGE = `usage: keyswap install [--config FILE] [--lock-egress-for USER]…      (as root)
 
@@ -325,6 +326,7 @@ async function egressUids(lay: InstallLayout, users: readonly string[], svc: Own
 
 /** The lock applied now as well (the unit reapplies it at every start): what was locked is said once. */
 async function lockNow(uid: number, config: Config, changes: Changes): Promise<void> {
+  refuseOpenForwarding(config);
   const before = await lockedUids(TABLE).catch(() => []);
   const listeners = [config.listen, ...(config.listenTls === null ? [] : [config.listenTls.listen])];
   try {

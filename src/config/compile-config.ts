@@ -82,8 +82,9 @@ export function compileConfig(src: YamlSource): Config {
     else if (at.host !== '127.0.0.1') err(['transparent', 'listen'], `'${raw.transparent.listen}': the egress lock redirects to 127.0.0.1, so the transparent listener must be there (e.g. 127.0.0.1:14324)`);
     else if (at.port === 0) err(['transparent', 'listen'], 'needs a fixed port: the egress lock redirects to it');
     if (raw.clients !== undefined && raw.transparent.client === undefined) err(['transparent'], 'needs client: NAME: the config names clients, and agents redirected here present no token');
-    if (raw.transparent.client !== undefined && !Object.hasOwn(raw.clients ?? {}, raw.transparent.client)) err(['transparent', 'client'], `'${raw.transparent.client}' is not a client in this file`);
-    if (at !== null) transparent = { listen: at, client: raw.transparent.client ?? null };
+    // A warning, not an error: `keyswap client revoke` of this client must leave a file that still loads.
+    if (raw.transparent.client !== undefined && !Object.hasOwn(raw.clients ?? {}, raw.transparent.client)) warn(['transparent', 'client'], `'${raw.transparent.client}' is not a client in this file: transparent connections are refused`);
+    if (at !== null) transparent = { listen: at, uid: raw.transparent.uid, client: raw.transparent.client ?? null };
   }
   let ui: Config['ui'] = null;
   if (raw.ui !== undefined) {

@@ -388,10 +388,11 @@ export interface Config {
   /** `ui:`: the operator's console over HTTP (loopback unless --allow-non-loopback); null: the control socket only. */
   readonly ui: { readonly listen: HostPort } | null;
   /**
-   * `transparent:`: the listener the egress lock (`--transparent`) redirects agents' port 443 to; their TLS SNI names
-   * the destination. `client`: who they are when the config names clients (required then). null: none.
+   * `transparent:`: the listener the egress lock (`--transparent`) redirects an agent's port 443 to; its TLS SNI names
+   * the destination. Only connections whose socket belongs to `uid` (the locked agent's user) are served, as
+   * `client` when the config names clients. null: none.
    */
-  readonly transparent: { readonly listen: HostPort; readonly client: string | null } | null;
+  readonly transparent: { readonly listen: HostPort; readonly uid: number; readonly client: string | null } | null;
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */
   readonly clients: ReadonlyMap<string, ClientSpec> | null;
   /** Non-fatal findings at load (e.g. a compatibility key keyswap ignores), each naming file:line:field. */

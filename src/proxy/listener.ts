@@ -37,7 +37,7 @@ export interface ProxyDeps {
    * `transparent`: where the egress lock redirects agents with no proxy settings, and who they are (the configured
    * client, looked up in the configuration in force; not ok when it names one no longer admitted).
    */
-  readonly transparent?: { readonly host: string; readonly port: number; readonly client: () => { readonly ok: boolean; readonly client: ClientSpec | null } };
+  readonly transparent?: { readonly host: string; readonly port: number; readonly uid: number; readonly client: () => { readonly ok: boolean; readonly client: ClientSpec | null } };
 }
 
 export interface RunningProxy {
@@ -262,7 +262,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   }
   if (deps.transparent !== undefined) {
     const t = deps.transparent;
-    transparent = net.createServer((socket) => handleTransparent(ctx, socket, t.client));
+    transparent = net.createServer((socket) => handleTransparent(ctx, socket, t.uid, t.client));
     try {
       await new Promise<void>((resolve, reject) => {
         transparent?.once('error', reject);

@@ -5,7 +5,8 @@ import { routeConnect } from './connect-route.js';
 import type { ProxyContext } from './entries.js';
 import { Exchange } from './exchange.js';
 import { startH2Session } from './h2-entry.js';
-import { Refusal } from './refusal.js';
+import { OUTCOMES } from './refusal.js';
+import { peerUid } from './peer-uid.js';
 
 /**
  * An agent's connection the egress lock redirected here (`keyswap egress lock --transparent`): the agent has no
@@ -14,8 +15,25 @@ import { Refusal } from './refusal.js';
  * SNI callback, before any certificate is chosen); a hello with no SNI gets no certificate and fails. Only a
  * destination keyswap decrypts is served: anything else is refused (audited), never tunnelled blind.
  */
-export function handleTransparent(ctx: ProxyContext, socket: Socket, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
+export function handleTransparent(ctx: ProxyContext, socket: Socket, uid: number, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
   socket.on('error', () => socket.destroy());
+  // Served only for the locked agent's user: any other local process dialling this port is not that agent. Nothing
+  // is read meanwhile (a paused socket keeps the hello in the kernel for the TLS socket that takes it over).
+  socket.pause();
+  peerUid(socket.remoteAddress ?? '', socket.remotePort ?? 0).then((owner) => {
+    if (socket.destroyed) return;
+    if (owner !== uid) {
+      ctx.deps.log.warn({ peer_uid: owner, expected_uid: uid }, 'transparent connection from another user refused');
+      new Exchange(ctx.deps, ctx.deps.snapshot(), 'CONNECT', null, '/', { kind: 'socket', socket }).note({ type: 'deny', decision: 'denied', reason: 'proxy_auth_required', status: 407 });
+      socket.destroy();
+      return;
+    }
+    // No resume(): the TLS socket takes the connection over from its handle, hello and all.
+    serveTls(ctx, socket, client);
+  }, () => socket.destroy());
+}
+
+function serveTls(ctx: ProxyContext, socket: Socket, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
   const snap = ctx.deps.snapshot();
   const { timeouts } = snap.config;
   let target: { host: string; client: ClientSpec | null } | null = null;
@@ -27,8 +45,9 @@ export function handleTransparent(ctx: ProxyContext, socket: Socket, client: () 
       const route = routeConnect(`${name}:443`, ctx.deps.snapshot().policy);
       const who = client();
       const place = { scheme: 'https' as const, host: route.kind === 'bad_target' ? '-' : name, port: 443, sni: name, client: who.client, isRoute: false };
+      // Refused in TLS (no certificate: the agent sees a handshake alert), recorded as any refusal is.
       const refuse = (code: 'proxy_auth_required' | 'unbound_destination' | 'bad_request' | 'self_destination'): void => {
-        new Exchange(ctx.deps, ctx.deps.snapshot(), 'CONNECT', place, '/', { kind: 'socket', socket }).refuse(new Refusal(code));
+        new Exchange(ctx.deps, ctx.deps.snapshot(), 'CONNECT', place, '/', { kind: 'socket', socket }).note({ type: 'deny', decision: 'denied', reason: code, status: OUTCOMES[code][0] });
         cb(new Error(code));
       };
       if (!who.ok) return refuse('proxy_auth_required');

@@ -85,7 +85,7 @@ state_dir: ${dir}/state
 audit: { path: ${dir}/audit.jsonl }
 backend: { type: env, config: { prefix: KEYSWAP_SECRET_ } }
 unmatched_destination_policy: deny
-transparent: { listen: 127.0.0.1:${TRANSPARENT_PORT} }
+transparent: { listen: 127.0.0.1:${TRANSPARENT_PORT}, uid: ${AGENT_UID} }
 upstream:
   extra_ca_file: ${dir}/test-ca.pem
   resolve:
@@ -185,6 +185,16 @@ describe.skipIf(!isRoot)('keyswap egress lock, in network namespaces', () => {
     spawnSync('chown', ['0', path.join(dir, 'state')]);
     expect(own.status).toBe(2);
     expect(String(own.stderr)).toContain("it is keyswap's own user");
+    // Under forward_unmodified, keyswap would tunnel the locked user anywhere: a lock would lock nothing.
+    const open = path.join(dir, 'open.yaml');
+    writeFileSync(open, readFileSync(cfg, 'utf8').replace('unmatched_destination_policy: deny', 'unmatched_destination_policy: forward_unmodified'));
+    const loose = keyswapCli(['egress', 'lock', '--uid', String(AGENT_UID), '--config', open]);
+    expect(loose.status).toBe(2);
+    expect(String(loose.stderr)).toContain('set  unmatched_destination_policy: deny  first');
+    // --transparent for a UID the listener does not serve.
+    const other = keyswapCli(['egress', 'lock', '--uid', String(AGENT_UID + 2), '--transparent', '--config', cfg]);
+    expect(other.status).toBe(2);
+    expect(String(other.stderr)).toContain(`serves transparent connections for UID ${AGENT_UID} only`);
   });
 
   it('--transparent: an agent with no proxy settings at all gets the secret injected and audited; a host keyswap does not decrypt, or no SNI, is refused', () => {
@@ -196,7 +206,7 @@ describe.skipIf(!isRoot)('keyswap egress lock, in network namespaces', () => {
       // No HTTPS_PROXY, no --proxy: the agent dials the internet's address itself (--resolve: no DNS query).
       const plain = asAgent(['curl', '-s', '--noproxy', '*', '--max-time', '10', '--resolve', `api.example.test:443:${NET_IP}`, '--cacert', path.join(dir, 'agent-ca.pem'),
         '-H', `Authorization: Bearer ${PH}`, '-o', '/dev/null', '-w', '%{http_code}', 'https://api.example.test/v1/transparent']);
-      expect(plain.out, plain.out).toBe('200');
+      expect(plain.out, keyswapOut.slice(-1500)).toBe('200');
       expect(seenUpstream().find((r) => r.url === '/v1/transparent')?.authorization).toBe(`Bearer ${CANARY}`);
       const audit = readFileSync(path.join(dir, 'audit.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(audit.some((r) => r.type === 'inject_decision' && r.decision === 'allowed' && (r.destination as { host: string }).host === 'api.example.test' && (r.destination as { path_prefix: string }).path_prefix === '/v1/transparent')).toBe(true);

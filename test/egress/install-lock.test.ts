@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEYSWAP } from '../helpers/cli.js';
@@ -33,6 +33,8 @@ beforeAll(() => {
   chmodSync(root, 0o755);
   project = path.join(root, 'home/dev/project');
   mkdirSync(project, { recursive: true, mode: 0o755 });
+  // A lock needs `deny`: under forward_unmodified keyswap would tunnel the locked user anywhere (refused below).
+  writeFileSync(path.join(project, 'keyswap.yaml'), 'version: 1\nlisten: 127.0.0.1:14322\nstate_dir: ./certs\nunmatched_destination_policy: deny\nbackend: { type: file }\nsecrets: {}\n', { mode: 0o644 });
   expect(spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', AGENT_USER]).status).toBe(0);
   expect(spawnSync('ip', ['netns', 'add', NS]).status).toBe(0);
 });

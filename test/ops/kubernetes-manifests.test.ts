@@ -78,6 +78,9 @@ describe('deploy/kubernetes: the sidecar overlay', () => {
     const configMap = objects.find((o) => o.kind === 'ConfigMap') as Obj & { data: Record<string, string> };
     const config = parseConfig(configMap.data['keyswap.yaml'] as string, '/etc/keyswap/keyswap.yaml');
     expect(config.transparent?.listen).toEqual({ host: '127.0.0.1', port: 14324 });
+    // The transparent listener serves the agent's UID only: the same one the lock redirects.
+    expect(config.transparent?.uid).toBe(Number(uid));
+    expect(config.unmatchedDestinationPolicy).toBe('deny');
     // The rules the init container writes (the namespace test runs the same code against a real kernel).
     const script = lockScript({ uid: Number(uid), listeners: [config.listen, config.transparent?.listen as { host: string; port: number }], dns: null, transparentPort: 14324 });
     expect(script).toContain(`ip daddr 127.0.0.1 tcp dport 14322 accept`);
