@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { clientPolicy, describeClientPolicy, loadConfig, minterEndpoint, type ClientSpec, type Config, type InjectSpec, type SecretSpec } from '../config/index.js';
 import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
 import { Dialer, routeConnect, type ConnectRoute } from '../proxy/index.js';
+import type { ExplainQuery } from '../control/index.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -146,4 +147,32 @@ function connection(config: Config, scheme: 'https' | 'http', host: string, port
   if (route.kind === 'deny') return `connection: CONNECT ${host}:${port} refused (403): no binding names it and unmatched_destination_policy is deny`;
   if (route.kind === 'bad_target') return `connection: CONNECT ${host}:${port} refused (400): not a host name keyswap accepts`;
   return `connection: CONNECT ${host}:${port}, an opaque tunnel: never decrypted, no secret can be injected`;
+}
+
+/** `keyswap explain` for the control API: the URL's query is shown masked (a placeholder may sit in it). */
+export function explainForOperator(config: Config, q: ExplainQuery): readonly string[] {
+  let url: URL;
+  try {
+    url = new URL(q.url);
+  } catch {
+    return [`'${q.url.slice(0, 200)}' is not a URL; e.g. https://api.openai.com/v1/models`];
+  }
+  const client = q.client === null ? null : config.clients?.get(q.client) ?? null;
+  if (q.client !== null && client === null) return [`no client ${q.client} in the running configuration`];
+  const headers: [string, string][] = q.headers.map(([n, v]) => [n.trim().toLowerCase(), v.trim()]);
+  // "As if it carried SECRET's placeholder": the console never holds a placeholder, so keyswap places it here.
+  if (q.secret !== null) {
+    const spec = config.secrets.find((s) => s.name === q.secret);
+    if (spec === undefined) return [`no secret ${q.secret} in the running configuration`];
+    const site = spec.sites[0];
+    if (site.type === 'header') headers.push([site.header, site.render.kind === 'format' ? site.render.format.replaceAll(`{${spec.name}}`, spec.placeholder).replaceAll('{secret}', spec.placeholder) : spec.placeholder]);
+    else if (site.type === 'query') url.searchParams.set(site.param, spec.placeholder);
+    else if (site.type === 'basic') headers.push(['authorization', `Basic ${Buffer.from(`${site.username ?? 'user'}:${spec.placeholder}`).toString('base64')}`]);
+    else if (site.type === 'path') url.pathname = `${url.pathname.replace(/\/$/, '')}/${spec.placeholder}`;
+  }
+  const lines = explainRequest(config, q.method, url, headers, client);
+  const shown = `${url.origin}${q.secret !== null ? new URL(q.url).pathname : url.pathname}${url.search === '' ? '' : '?…'}`;
+  // Whatever a line quotes of the request (a route's name, a path) shows a placeholder by its secret's name.
+  const masked = (line: string): string => config.secrets.reduce((l, s) => l.replaceAll(s.placeholder, `{${s.name}}`), line);
+  return lines.map((l, i) => masked(i === 0 ? `${q.method.toUpperCase()} ${shown}` : l));
 }

@@ -12,8 +12,8 @@ import { ScrubberCache } from '../scrub/index.js';
 import { readUsageFile, restoredCounts, UsageFileWriter, UsageMeter } from '../usage/index.js';
 import { Alerter, AlertQueue, expiringCredentials } from '../alerts/index.js';
 import { startConsole, type RunningConsole } from '../console/index.js';
-import { ControlError, DecisionFeed, Operator, readOperatorFile, startControlSocket, type AuditCheck, type ControlDeps, type ControlSocket, type ExplainQuery } from '../control/index.js';
-import { explainRequest } from './explain-command.js';
+import { ControlError, DecisionFeed, Operator, readOperatorFile, startControlSocket, type AuditCheck, type ControlDeps, type ControlSocket } from '../control/index.js';
+import { explainForOperator } from './explain-command.js';
 import { openBackends, PENDING_WRITES_FILE, PendingWrites, SecretCache, type Secret } from '../secrets/index.js';
 import { createLeafKey, Identity, IDENTITY_CREDENTIAL, IDENTITY_KEY_FILE, LeafCache, openCa, writeTrustBundle } from '../tls/index.js';
 import { agentEnvironment, backendMaterialNames, exportLines, writeAgentConfigFiles } from './agent-env.js';
@@ -373,33 +373,6 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
 }
 
 
-/** `keyswap explain` for the control API: the URL's query is shown masked (a placeholder may sit in it). */
-function explainForOperator(config: Config, q: ExplainQuery): readonly string[] {
-  let url: URL;
-  try {
-    url = new URL(q.url);
-  } catch {
-    return [`'${q.url.slice(0, 200)}' is not a URL; e.g. https://api.openai.com/v1/models`];
-  }
-  const client = q.client === null ? null : config.clients?.get(q.client) ?? null;
-  if (q.client !== null && client === null) return [`no client ${q.client} in the running configuration`];
-  const headers: [string, string][] = q.headers.map(([n, v]) => [n.trim().toLowerCase(), v.trim()]);
-  // "As if it carried SECRET's placeholder": the console never holds a placeholder, so keyswap places it here.
-  if (q.secret !== null) {
-    const spec = config.secrets.find((s) => s.name === q.secret);
-    if (spec === undefined) return [`no secret ${q.secret} in the running configuration`];
-    const site = spec.sites[0];
-    if (site.type === 'header') headers.push([site.header, site.render.kind === 'format' ? site.render.format.replaceAll(`{${spec.name}}`, spec.placeholder).replaceAll('{secret}', spec.placeholder) : spec.placeholder]);
-    else if (site.type === 'query') url.searchParams.set(site.param, spec.placeholder);
-    else if (site.type === 'basic') headers.push(['authorization', `Basic ${Buffer.from(`${site.username ?? 'user'}:${spec.placeholder}`).toString('base64')}`]);
-    else if (site.type === 'path') url.pathname = `${url.pathname.replace(/\/$/, '')}/${spec.placeholder}`;
-  }
-  const lines = explainRequest(config, q.method, url, headers, client);
-  const shown = `${url.origin}${q.secret !== null ? new URL(q.url).pathname : url.pathname}${url.search === '' ? '' : '?…'}`;
-  // Whatever a line quotes of the request (a route's name, a path) shows a placeholder by its secret's name.
-  const masked = (line: string): string => config.secrets.reduce((l, s) => l.replaceAll(s.placeholder, `{${s.name}}`), line);
-  return lines.map((l, i) => masked(i === 0 ? `${q.method.toUpperCase()} ${shown}` : l));
-}
 
 /** Who a transparently redirected agent is: nobody in particular without `clients:`, else the configured client, if still admitted. */
 function transparentClient(snap: Snapshot, name: string | null): { readonly ok: boolean; readonly client: ClientSpec | null } {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AuditEvent } from '../audit/index.js';
-import { handleControl, type ControlDeps } from '../control/index.js';
+import { handleControl, json, type ControlDeps } from '../control/index.js';
 import { ConsoleSessions, SESSION_TTL_MS, sameToken } from './sessions.js';
 
 const ASSETS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'assets');
@@ -149,12 +149,6 @@ async function readSmall(req: IncomingMessage): Promise<Record<string, unknown> 
   } catch {
     return null;
   }
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const t = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(t)) });
-  res.end(t);
 }
 
 function text(res: ServerResponse, status: number, body: string): void {

@@ -165,7 +165,8 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   return r.data;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+/** A JSON answer, for the control API and the console alike. */
+export function json(res: ServerResponse, status: number, body: unknown): void {
   const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store' });
   res.end(text);

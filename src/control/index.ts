@@ -1,4 +1,4 @@
-export { handleControl, type AuditCheck, type ControlDeps, type ExplainQuery } from './api.js';
+export { handleControl, json, type AuditCheck, type ControlDeps, type ExplainQuery } from './api.js';
 export { Approvals, type PendingApproval } from './approvals.js';
 export { DecisionFeed, type DecisionRow, type FeedMessage } from './feed.js';
 export { ControlError, Operator, type Actor } from './operator.js';

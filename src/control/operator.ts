@@ -3,7 +3,7 @@ import type { AuditEvent } from '../audit/index.js';
 import type { ClientSpec } from '../config/index.js';
 import type { HeldRequest, HoldAnswer, OperatorGate } from '../proxy/index.js';
 import { Approvals } from './approvals.js';
-import { writeOperatorFile, type OperatorRecord } from './operator-file.js';
+import { EMPTY_RECORD, writeOperatorFile, type OperatorRecord } from './operator-file.js';
 
 export type Actor = 'cli' | 'ui';
 
@@ -53,21 +53,20 @@ export class Operator implements OperatorGate {
   readonly approvals: Approvals;
   readonly #deps: OperatorDeps;
   readonly #now: () => number;
-  #record: OperatorRecord;
+  #record: OperatorRecord = EMPTY_RECORD;
+  #lockdown: OperatorGate['lockdown'] = null;
   readonly #sessions = new Map<string, Session>();
   #saving: Promise<void> = Promise.resolve();
 
   constructor(deps: OperatorDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
-    this.#record = deps.record;
+    this.#setRecord(deps.record);
     this.approvals = new Approvals(this.#now);
   }
 
-  get lockdown(): OperatorGate['lockdown'] {
-    const l = this.#record.lockdown;
-    return l === null ? null : { reason: l.reason, sinceMs: Date.parse(l.since) };
-  }
+  /** Asked on the request path (per request that would carry a secret): a field, kept with the record. */
+  get lockdown(): OperatorGate['lockdown'] { return this.#lockdown; }
 
   get record(): OperatorRecord { return this.#record; }
 
@@ -79,7 +78,7 @@ export class Operator implements OperatorGate {
 
   async setLockdown(actor: Actor, on: boolean, reason: string | null): Promise<void> {
     if (on) {
-      this.#record = { ...this.#record, lockdown: { reason, since: new Date(this.#now()).toISOString(), by: actor } };
+      this.#setRecord({ ...this.#record, lockdown: { reason, since: new Date(this.#now()).toISOString(), by: actor } });
       // Held requests would carry a secret: lockdown answers them too, and forgets what was remembered (after an
       // incident, every request of the agent it was aimed at is asked about again).
       for (const p of this.approvals.list()) this.approvals.answer(p.id, { kind: 'denied', by: actor });
@@ -91,7 +90,7 @@ export class Operator implements OperatorGate {
     if (this.#record.lockdown === null) return;
     await this.#deps.audit({ type: 'operator', actor, action: 'lockdown_off', target: null, reason });
     // Applied to the record as it is now, not as it was before the wait: a revocation made meanwhile stays.
-    this.#record = { ...this.#record, lockdown: null };
+    this.#setRecord({ ...this.#record, lockdown: null });
     await this.#persist();
   }
 
@@ -110,7 +109,7 @@ export class Operator implements OperatorGate {
     if (client === undefined) throw new ControlError(404, `${name} is neither a client of the running configuration nor a session (see: keyswap client list)`);
     const fingerprint = fingerprintOf(client);
     if (!this.#record.revoked.some((r) => r.fingerprint === fingerprint)) {
-      this.#record = { ...this.#record, revoked: [...this.#record.revoked, { client: name, fingerprint, at: new Date(this.#now()).toISOString(), by: actor }] };
+      this.#setRecord({ ...this.#record, revoked: [...this.#record.revoked, { client: name, fingerprint, at: new Date(this.#now()).toISOString(), by: actor }] });
     }
     this.#deps.clientsChanged();
     await this.#persist();
@@ -167,6 +166,12 @@ export class Operator implements OperatorGate {
       if (parent !== undefined && parent.session === undefined && fingerprintOf(parent) === s.parentFingerprint && !out.has(name)) out.set(name, sessionSpec(s, parent));
     }
     return out;
+  }
+
+  #setRecord(record: OperatorRecord): void {
+    this.#record = record;
+    const l = record.lockdown;
+    this.#lockdown = l === null ? null : { reason: l.reason, sinceMs: Date.parse(l.since) };
   }
 
   /** Writes the record as it is when the write starts (writes in turn, so the file ends as memory is). */

@@ -128,8 +128,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     // upstream must still be allowed by the configuration in force now, not only by the one it was decided under.
     const again = decisionStands(ex, facts, target, verdict);
     // A reload during the wait may have put `approve:` on a binding this request now goes by: it waits for that too.
-    if (again !== null && unapproved(again, approved).length > 0) {
-      await awaitApproval(ex, to, unapproved(again, approved), framing, path, approved);
+    const unanswered = again === null ? [] : unapproved(again, approved);
+    if (unanswered.length > 0) {
+      await awaitApproval(ex, to, unanswered, framing, path, approved);
       const last = decisionStands(ex, facts, target, verdict);
       if (last !== null && unapproved(last, approved).length > 0) throw new Refusal('approval_timeout');
     }

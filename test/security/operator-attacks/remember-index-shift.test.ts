@@ -3,7 +3,7 @@ import { startHarness, waitFor, type Harness } from '../../helpers/harness.js';
 import { agentGet, control, reloadWith, sha } from './util.js';
 
 /*
- * A remembered approval is keyed on `${secret}#${bindingIndex}` (pipeline.ts approvalKey) and survives reloads.
+ * A remembered approval was keyed on `${secret}#${bindingIndex}` and survives reloads (now: on what the binding allows).
  * An operator who inserts a new, stricter approve: binding at the top shifts the indices: what was remembered for
  * "GET /v1/public/**" now lets "GET /v1/admin/**" through with no operator asked.
  */
@@ -34,7 +34,10 @@ describe('operator attacks: a remembered approval after a reload reorders bindin
     await reloadWith(h, (y) => y.replace('    bindings:\n', '    bindings:\n      - { host: api.example.test, methods: [GET], paths: ["/v1/admin/**"], approve: { timeout_seconds: 3, remember_seconds: 0 } }\n'));
     const admin = await agentGet(h, auth, get('/v1/admin/dump'));
     const sent = h.upstream.requests.filter((r) => r.url === '/v1/admin/dump' && r.headers.authorization === `Bearer ${h.canary}`);
-    const steps = h.auditRecords().filter((r) => r.type === 'approval').map((r) => `${r.step}:${r.by}`);
+    // The expiry's record is written as the refusal goes (nothing waits on it): read once it has landed.
+    const stepsNow = (): string[] => h.auditRecords().filter((r) => r.type === 'approval').map((r) => `${r.step}:${r.by}`);
+    await waitFor(() => stepsNow().length >= 4, 3000);
+    const steps = stepsNow();
     expect({ status: admin.slice(0, 12), sent: sent.length, steps }).toEqual({ status: 'HTTP/1.1 403', sent: 0, steps: ['requested:null', 'granted:cli', 'requested:null', 'expired:null'] });
   }, 40_000);
 });
