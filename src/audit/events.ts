@@ -65,6 +65,7 @@ export type DenyReason =
   | 'approval_denied'
   | 'approval_timeout'
   | 'approval_body_too_large'
+  | 'shared_state_unavailable'
   | 'approval_queue_full'
   | 'internal';
 
@@ -163,6 +164,11 @@ export type AuditEvent =
    * Never a token, a value or a placeholder; `reason` is the operator's own text (lockdown --reason).
    */
   | { readonly type: 'operator'; readonly actor: 'cli' | 'ui'; readonly action: 'lockdown' | 'lockdown_off' | 'client_revoked' | 'session_started' | 'session_ended' | 'approval_granted' | 'approval_denied' | 'ui_login'; readonly target: string | null; readonly reason: string | null }
+  /**
+   * shared_state: Redis stopped or started answering. `fallback` says what requests that need it get meanwhile
+   * (refuse: 503; local: this replica's share of each limit). `reason`: the client library's error code, never a reply.
+   */
+  | { readonly type: 'shared_state'; readonly state: 'available' | 'unavailable'; readonly fallback: 'refuse' | 'local'; readonly reason: string | null }
   | { readonly type: 'proxy_start'; readonly pid: number; readonly version: string; readonly listen: string; readonly config: string }
   | { readonly type: 'proxy_stop'; readonly pid: number; readonly reason: string }
   /** SIGHUP: ok with the new file in force, or the errors (file:line: field, never a value) and the old config kept. */

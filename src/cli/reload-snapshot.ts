@@ -26,6 +26,7 @@ export async function reloadedSnapshot(current: Snapshot, ca: LocalCa, leaves: L
     ['timeouts', JSON.stringify(was.timeouts) !== JSON.stringify(next.timeouts)],
     ['ui', JSON.stringify(was.ui) !== JSON.stringify(next.ui)],
     ['transparent', JSON.stringify(was.transparent) !== JSON.stringify(next.transparent)],
+    ['shared_state', JSON.stringify(was.sharedState) !== JSON.stringify(next.sharedState)],
   ].filter(([, changed]) => changed).map(([key]) => key);
   if (needsRestart.length > 0) throw new CliError(`${needsRestart.join(', ')} changed; restart keyswap to apply`, EXIT.usage);
   // Order matters: a host the CA cannot sign for is refused before any leaf is minted for it.

@@ -7,9 +7,10 @@ import type { ClientSpec, Config, HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { Logger } from '../log.js';
 import { compilePolicy, decryptedHosts } from '../policy/index.js';
-import { mintServiceFor, RateLimiter, startProxy, tokenTransport, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
+import { mintServiceFor, startProxy, tokenTransport, UpstreamClient, type RunningProxy, type Snapshot } from '../proxy/index.js';
 import { ScrubberCache } from '../scrub/index.js';
-import { readUsageFile, restoredCounts, UsageFileWriter, UsageMeter } from '../usage/index.js';
+import { RateLimiter, readUsageFile, restoredCounts, UsageFileWriter, UsageMeter, type Quotas } from '../usage/index.js';
+import { openSharedState } from '../shared/index.js';
 import { Alerter, AlertQueue, expiringCredentials } from '../alerts/index.js';
 import { startConsole, type RunningConsole } from '../console/index.js';
 import { ControlError, DecisionFeed, Operator, readOperatorFile, startControlSocket, type AuditCheck, type ControlDeps, type ControlSocket } from '../control/index.js';
@@ -87,7 +88,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   let proxy: RunningProxy | undefined;
   let audit: AuditWriter | undefined;
   let secrets: SecretCache | undefined;
-  let usageMeter: UsageMeter | undefined;
+  let usageMeter: Quotas | undefined;
   const metrics = metricsAt === null ? null : new KeyswapMetrics({
     openConnections: () => proxy?.openConnections ?? 0,
     cache: () => secrets?.stats ?? { hits: 0, misses: 0, staleServed: 0 },
@@ -128,10 +129,21 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   const pending = await PendingWrites.open(secrets, path.join(config.stateDir, PENDING_WRITES_FILE), log);
   const source = { get: (name: string) => pending.get(name), store: (name: string, value: Secret) => pending.store(name, value) };
   const upstream = new UpstreamClient(config.upstream, extraCaPem, source);
-  const limiter = new RateLimiter();
   // Quota counts, kept in state_dir/usage.json across restarts (usage/usage-file.ts says why not the audit log).
   let usageFile: UsageFileWriter | null = null;
-  const usage = new UsageMeter(config.usage, restoredCounts(await readUsageFile(config.stateDir).catch((err: Error) => {
+  // shared_state: rate limits, quotas and minted credentials shared by the replicas through Redis (shared/).
+  const shared = config.sharedState === null ? null : await openSharedState(config.sharedState, {
+    quotas: config.usage,
+    secret: (name) => pending.get(name),
+    log,
+    onState: (available, reason) => { void audit?.appendLazy({ type: 'shared_state', state: available ? 'available' : 'unavailable', fallback: config.sharedState?.onUnavailable ?? 'refuse', reason }).catch(() => {}); },
+    quotasChanged: () => usageFile?.changed(),
+  }).catch(async (err: Error) => {
+    await audit?.close();
+    throw new CliError(`${config.file}: shared_state: ${err.message}`, EXIT.runtime);
+  });
+  const limiter = shared?.rates ?? new RateLimiter();
+  const usage = shared?.quotas ?? new UsageMeter(config.usage, restoredCounts(await readUsageFile(config.stateDir).catch((err: Error) => {
     throw new CliError(`${err.message}`, EXIT.runtime);
   })), () => usageFile?.changed());
   usageFile = new UsageFileWriter(config.stateDir, () => usage.states(), log);
@@ -174,7 +186,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   if (operatorRecord.lockdown !== null) log.warn({ since: operatorRecord.lockdown.since, reason: operatorRecord.lockdown.reason }, 'lockdown is on: every request that would carry a secret is refused (keyswap lockdown --off lifts it)');
   // The config as read (base) and as in force: its clients less those revoked, plus the sessions (control/operator.ts).
   const withOperator = (b: Snapshot): Snapshot => ({ ...b, config: { ...b.config, clients: operator.clients() } });
-  let base: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source), scrubbers: new ScrubberCache(), usage, operator };
+  let base: Snapshot = { config, policy: compilePolicy(config), secrets: source, audit, upstream, limiter, mint: mintServiceFor(upstream, audit, source, undefined, shared?.minting ?? undefined), scrubbers: new ScrubberCache(), usage, operator };
   let snapshot: Snapshot = withOperator(base);
 
   const identity = await Identity.open(config.stateDir, io.env.CREDENTIALS_DIRECTORY).catch(async (err: Error) => {
@@ -366,6 +378,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       await audit.close();
       await pending.close();
       await usageFile?.flush();
+      await shared?.close();
       await backend.close?.();
       log.info('stopped');
     },

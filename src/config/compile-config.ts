@@ -8,7 +8,7 @@ import { ConfigError, ConfigErrors } from './errors.js';
 import { reportIssue, type Report } from './report.js';
 import { rawConfigSchema, type RawConfig } from './schema.js';
 import { backendOfSecret, compileBackends, type CompiledBackends } from './compile-backends.js';
-import type { BaseUrlRoute, ClientSpec, Config, EmailSpec, HostPort, QuotaSpec, SecretSpec, WebhookSpec } from './types.js';
+import type { BaseUrlRoute, ClientSpec, Config, EmailSpec, HostPort, QuotaSpec, SecretSpec, SharedStateSpec, WebhookSpec } from './types.js';
 import { fieldName, type FieldPath, type YamlSource } from './yaml-source.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:14322';
@@ -92,6 +92,7 @@ export function compileConfig(src: YamlSource): Config {
     if (at === null) err(['ui', 'listen'], `'${raw.ui.listen}' is not host:port; e.g. 127.0.0.1:14323`);
     else ui = { listen: at };
   }
+  const sharedState = compileSharedState(raw, secrets, abs, err, warn);
   const alerts = { webhooks: (raw.alerts?.webhooks ?? []).map((w, i) => compileWebhook(w, ['alerts', 'webhooks', i], err)), email: compileEmail(raw, abs, err) };
   if (errors.length > 0) throw new ConfigErrors(errors);
 
@@ -127,6 +128,7 @@ export function compileConfig(src: YamlSource): Config {
     alerts,
     ui,
     transparent,
+    sharedState,
     clients,
     warnings,
   };
@@ -161,6 +163,51 @@ function compileEmail(raw: RawConfig, abs: (p: string) => string, err: Report): 
   e.to.forEach((t, i) => { if (!ADDRESS.test(t)) err([...p, 'to', i], `'${t}' is not a mail address`); });
   e.events?.forEach((ev, i) => { if (!(ALERT_EVENTS as readonly string[]).includes(ev)) err([...p, 'events', i], `'${ev}' is not an alert event (${ALERT_EVENTS.join(', ')})`); });
   return { host, port, usernameSecret: e.smtp.username_secret ?? null, passwordSecret: e.smtp.password_secret ?? null, caFile: e.smtp.ca_file === undefined ? null : abs(e.smtp.ca_file), from: e.from, to: e.to, events: new Set(e.events ?? ALERT_EVENTS) };
+}
+
+/**
+ * `shared_state:`. The password lives in the backend, never in the URL (a URL is logged, shown by `ps`, copied into
+ * tickets); minted credentials need `key_secret`, the key every replica shares them under.
+ */
+function compileSharedState(raw: RawConfig, secrets: readonly SecretSpec[], abs: (p: string) => string, err: Report, warn: (p: FieldPath, text: string) => void): SharedStateSpec | null {
+  const s = raw.shared_state;
+  if (s === undefined) return null;
+  const p: FieldPath = ['shared_state'];
+  let url: URL | null = null;
+  try {
+    url = new URL(s.redis.url);
+  } catch {
+    url = null;
+  }
+  const ok = url !== null && (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && url.search === '' && url.hash === '';
+  if (!ok) err([...p, 'redis', 'url'], `'${s.redis.url}' is not a Redis URL; e.g. redis://127.0.0.1:6379/0 or rediss://redis.internal:6380`);
+  if (url !== null && url.password !== '') err([...p, 'redis', 'url'], 'holds a password: put it in the backend and name it in password_secret (a URL ends up in logs and process lists)');
+  const db = url === null || url.pathname === '' || url.pathname === '/' ? 0 : Number(url.pathname.slice(1));
+  if (!Number.isInteger(db) || db < 0 || db > 15) err([...p, 'redis', 'url'], `'${url?.pathname ?? ''}' is not a database number (0-15)`);
+  for (const [k, v] of [['password_secret', s.redis.password_secret], ['key_secret', s.key_secret]] as const) {
+    if (v !== undefined && !SECRET_NAME.test(v)) err(k === 'key_secret' ? [...p, k] : [...p, 'redis', k], `'${v}' must be a secret name: the backend secret holding it`);
+  }
+  const tls = url?.protocol === 'rediss:' || s.redis.tls !== undefined;
+  if (url?.protocol === 'redis:' && s.redis.tls !== undefined) err([...p, 'redis', 'tls'], 'needs a rediss:// URL (TLS from the first byte)');
+  const host = (url?.hostname ?? '').replace(/^\[|\]$/g, '');
+  if (ok && !tls && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) warn([...p, 'redis', 'url'], `'${s.redis.url}' is plain TCP to another host: the Redis password and the shared counts cross the network readable (minted credentials are encrypted); use rediss://`);
+  const minted = secrets.filter((x) => x.sites.some((site) => site.render.kind === 'minted' && site.render.minter.kind !== 'jwt_bearer'));
+  if (minted.length > 0 && s.key_secret === undefined) err(p, `needs key_secret: NAME (a backend secret of 32 random bytes or more, the same on every replica): ${minted.map((x) => x.name).join(', ')} mint credentials that replicas share, encrypted under it`, true);
+  if (s.on_unavailable === 'local' && s.replicas === undefined) err([...p, 'on_unavailable'], 'local needs replicas: N (each replica then enforces limit ÷ N while Redis is unreachable)');
+  return {
+    redis: {
+      host,
+      port: url === null || url.port === '' ? 6379 : Number(url.port),
+      db: Number.isInteger(db) ? db : 0,
+      username: url === null || url.username === '' ? null : decodeURIComponent(url.username),
+      passwordSecret: s.redis.password_secret ?? null,
+      tls: tls ? { caFile: s.redis.tls?.ca_file === undefined ? null : abs(s.redis.tls.ca_file), serverName: s.redis.tls?.server_name ?? null } : null,
+      prefix: s.redis.prefix ?? 'keyswap:',
+    },
+    keySecret: s.key_secret ?? null,
+    onUnavailable: s.on_unavailable ?? 'refuse',
+    replicas: s.replicas ?? 1,
+  };
 }
 
 /** `usage:`: quotas, each naming only secrets and clients this file has. */

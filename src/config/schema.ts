@@ -94,6 +94,19 @@ export const rawConfigSchema = z.strictObject({
   routes: z.record(z.string(), z.string()).optional(),
   ui: z.strictObject({ listen: z.string().min(1) }).optional(),
   transparent: z.strictObject({ listen: z.string().min(1), uid: z.number().int().min(1).max(4_294_967_294), client: z.string().min(1).optional() }).optional(),
+  shared_state: z
+    .strictObject({
+      redis: z.strictObject({
+        url: z.string().min(1),
+        password_secret: z.string().min(1).optional(),
+        tls: z.strictObject({ ca_file: path.optional(), server_name: z.string().min(1).optional() }).optional(),
+        prefix: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'must be 1-64 letters, digits, ":", "_", "." or "-"').optional(),
+      }),
+      key_secret: z.string().min(1).optional(),
+      on_unavailable: z.enum(['refuse', 'local']).optional(),
+      replicas: z.number().int().min(1).max(1000).optional(),
+    })
+    .optional(),
   alerts: z
     .strictObject({
       webhooks: z.array(z.strictObject({ url: z.url(), signing_secret: z.string().min(1), events: z.array(z.string()).min(1).optional() })).optional(),

@@ -393,8 +393,33 @@ export interface Config {
    * `client` when the config names clients. null: none.
    */
   readonly transparent: { readonly listen: HostPort; readonly uid: number; readonly client: string | null } | null;
+  /** `shared_state:`: rate limits, quotas and minted credentials shared by several replicas through Redis. null: each keyswap alone. */
+  readonly sharedState: SharedStateSpec | null;
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */
   readonly clients: ReadonlyMap<string, ClientSpec> | null;
   /** Non-fatal findings at load (e.g. a compatibility key keyswap ignores), each naming file:line:field. */
   readonly warnings: readonly string[];
+}
+
+/**
+ * `shared_state:`. The Redis (or Valkey) endpoint, its password as a backend secret (never in the URL), and its
+ * TLS; `keySecret` names the backend secret every replica holds, under which minted credentials are shared.
+ * `onUnavailable`: with Redis unreachable, refuse what needs it (503 shared_state_unavailable), or enforce each
+ * limit ÷ `replicas` locally.
+ */
+export interface SharedStateSpec {
+  readonly redis: {
+    readonly host: string;
+    readonly port: number;
+    readonly db: number;
+    readonly username: string | null;
+    readonly passwordSecret: string | null;
+    /** null: plain TCP (`redis://`). */
+    readonly tls: { readonly caFile: string | null; readonly serverName: string | null } | null;
+    /** Prepended to every key keyswap writes, so two deployments can share one Redis. */
+    readonly prefix: string;
+  };
+  readonly keySecret: string | null;
+  readonly onUnavailable: 'refuse' | 'local';
+  readonly replicas: number;
 }

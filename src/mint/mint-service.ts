@@ -3,7 +3,8 @@ import { Secret } from '../secret.js';
 import { MintFailed } from './failure.js';
 import { signBearerJwt } from './jwt-bearer.js';
 import { installationToken } from './github-app.js';
-import { MintedCache, type Minted } from './minted-cache.js';
+import { MIN_LIFETIME_MS, MintedCache, REFRESH_AHEAD_MS, type Minted } from './minted-cache.js';
+import type { MintSharing } from './sharing.js';
 import { destinationOf, SentLedger, type SentValue } from './sent-ledger.js';
 import { clientCredentialsGrant, refreshTokenGrant, serviceAccountGrant } from './oauth2.js';
 import type { TokenTransport } from './transport.js';
@@ -32,6 +33,8 @@ export interface MintDeps {
   readonly now?: () => number;
   /** Credentials the previous snapshot's service issued that are still valid (a reload keeps scrubbing them). */
   readonly inherit?: MintService;
+  /** shared_state: one exchange among replicas, its result and rotated refresh tokens shared (else the inherited one's). */
+  readonly sharing?: MintSharing;
 }
 
 /** How long a credential whose issuer gave no expiry is still looked for in responses. */
@@ -54,11 +57,13 @@ export class MintService {
   readonly #now: () => number;
   readonly #issued = new Map<string, { readonly value: Secret; readonly untilMs: number }[]>();
   readonly #sent: SentLedger;
+  readonly #sharing: MintSharing | undefined;
 
   constructor(deps: MintDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
-    this.#cache = new MintedCache({ now: this.#now });
+    this.#sharing = deps.sharing ?? (deps.inherit === undefined ? undefined : deps.inherit.#sharing);
+    this.#cache = new MintedCache({ now: this.#now, ...(this.#sharing === undefined ? {} : { key: this.#sharing.cacheKey }) });
     this.#sent = new SentLedger(this.#now, deps.inherit === undefined ? undefined : deps.inherit.#sent);
     if (deps.inherit !== undefined) for (const [name, list] of deps.inherit.#issued) this.#issued.set(name, [...list]);
   }
@@ -77,7 +82,14 @@ export class MintService {
     // A refresh token is state, not identity: one the provider rotated (and keyswap stored back) keeps the key.
     const identity = [...inputs.keys()].filter((n) => spec.kind !== 'oauth2_refresh' || n !== spec.refreshTokenSecret).sort();
     const key = this.#cache.keyOf([secretName, JSON.stringify(spec), ...identity.map(input)]);
-    return this.#cache.get(key, (trigger) => this.#mint(secretName, spec, input, trigger));
+    return this.#cache.get(key, (trigger) => {
+      const mint = (): Promise<Minted & { readonly useByMs: number }> => this.#mint(secretName, spec, input, trigger);
+      // A JWT keyswap signs itself costs no exchange: every replica signs its own.
+      if (this.#sharing === undefined || spec.kind === 'jwt_bearer') return mint();
+      // A background renewal needs one fresher than the one it renews; a request, one that outlives it.
+      const needMs = trigger === 'refresh_ahead' ? REFRESH_AHEAD_MS + 1 : MIN_LIFETIME_MS;
+      return this.#sharing.once(key, needMs, spec.kind === 'oauth2_refresh', mint).then(({ minted, peer }) => (peer ? this.#issue(secretName, minted) : minted));
+    });
   }
 
   /** Every credential issued for this secret that may still be valid: scrubbed from its destinations' responses. */
@@ -113,21 +125,26 @@ export class MintService {
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
           return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
-      case 'oauth2_refresh':
+      case 'oauth2_refresh': {
+        // Read now, not with the request that triggered this: a write-back since then has the current one; with
+        // shared_state, a replica's rotation not yet written back is the current one (read under the mint lease).
+        const stored = (await this.#deps.secrets.get(spec.refreshTokenSecret).catch((err: unknown) => {
+          throw new MintFailed('input_unavailable', null, { cause: err });
+        })).reveal();
+        const current = this.#sharing === undefined ? stored : await this.#sharing.currentRefreshToken(spec.refreshTokenSecret, stored);
         return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (transport, writeBack) => {
-          // Read now, not with the request that triggered this: a write-back since then has the current one.
-          const current = (await this.#deps.secrets.get(spec.refreshTokenSecret).catch((err: unknown) => {
-            throw new MintFailed('input_unavailable', null, { cause: err });
-          })).reveal();
           const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), current, transport);
           if (grant.refreshToken !== null && grant.refreshToken !== current) {
             // The next exchange sends it: scrubbed from the endpoint's responses from now on, not only from then.
             this.#sent.record(destinationOf(new URL(spec.tokenUrl)), secretName, grant.refreshToken);
+            // Other replicas first (they exchange next), then the backend (a restart of all of them reads it there).
+            await this.#sharing?.rotated(spec.refreshTokenSecret, current, grant.refreshToken);
             writeBack.set(await this.#writeBack(spec, grant.refreshToken));
           }
           const lifetimeMs = grant.expiresInS === null ? spec.maxMs : Math.min(grant.expiresInS * 1000 - spec.safetyMs, spec.maxMs);
           return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
+      }
       case 'google_service_account':
         return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (transport) => {
           const grant = await serviceAccountGrant(spec, input(spec.keySecret), transport, startMs);

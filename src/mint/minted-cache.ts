@@ -13,7 +13,12 @@ export interface MintedCacheOptions {
   readonly minLifetimeMs?: number;
   /** Renew this long before a credential's use-by time, in the background, so requests rarely wait. */
   readonly refreshAheadMs?: number;
+  /** The HMAC key of cache keys: this process's own unless replicas share credentials (shared_state). */
+  readonly key?: Buffer;
 }
+
+export const MIN_LIFETIME_MS = 5_000;
+export const REFRESH_AHEAD_MS = 60_000;
 
 interface Entry {
   readonly minted: Minted;
@@ -31,7 +36,7 @@ type MintFn = (trigger: 'request' | 'refresh_ahead') => Promise<Minted & { reado
  * background mint replaces it.
  */
 export class MintedCache {
-  readonly #key = randomBytes(32);
+  readonly #key: Buffer;
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<Entry>>();
   /** A failed mint is not retried before its backoff (1 s, doubling to 30 s): an endpoint that refuses is never stormed. */
@@ -42,8 +47,9 @@ export class MintedCache {
 
   constructor(o: MintedCacheOptions = {}) {
     this.#now = o.now ?? Date.now;
-    this.#minLifetimeMs = o.minLifetimeMs ?? 5_000;
-    this.#refreshAheadMs = o.refreshAheadMs ?? 60_000;
+    this.#key = o.key ?? randomBytes(32);
+    this.#minLifetimeMs = o.minLifetimeMs ?? MIN_LIFETIME_MS;
+    this.#refreshAheadMs = o.refreshAheadMs ?? REFRESH_AHEAD_MS;
   }
 
   /** The cache key for these inputs: `parts` are the minter's settings and its inputs' values. */

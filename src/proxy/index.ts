@@ -4,6 +4,5 @@ export { UpstreamClient } from './upstream.js';
 export { OUTCOMES, type RefusalCode } from './refusal.js';
 export type { Snapshot, SecretSource, AuditSink, OperatorGate, HeldRequest, HoldAnswer } from './snapshot.js';
 export type { LeafSource } from './mitm.js';
-export { RateLimiter } from './rate-limiter.js';
 export { routeConnect, type ConnectRoute } from './connect-route.js';
 export { Dialer, ParentProxyError } from './dialer.js';

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { MintService, TransportError, type TokenRequest, type TokenResponse, type TokenTransport } from '../mint/index.js';
+import { MintService, TransportError, type MintSharing, type TokenRequest, type TokenResponse, type TokenTransport } from '../mint/index.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
 import type { AuditSink, SecretSource } from './snapshot.js';
 import type { UpstreamClient } from './upstream.js';
@@ -51,11 +51,12 @@ function failureOf(err: Error & { code?: string }): 'unreachable' | 'timeout' | 
 }
 
 /** The mint service of a snapshot: its token requests go out through that snapshot's upstream client. */
-export function mintServiceFor(upstream: UpstreamClient, audit: AuditSink, secrets: SecretSource, previous?: MintService): MintService {
+export function mintServiceFor(upstream: UpstreamClient, audit: AuditSink, secrets: SecretSource, previous?: MintService, sharing?: MintSharing): MintService {
   return new MintService({
     transport: tokenTransport(upstream),
     secrets,
     ...(previous === undefined ? {} : { inherit: previous }),
+    ...(sharing === undefined ? {} : { sharing }),
     audit: async (e) => {
       try {
         await audit.append({ type: 'token_exchange', ...e });

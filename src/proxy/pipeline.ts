@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { Http2ServerRequest } from 'node:http2';
 import { Readable, type Duplex, type Transform } from 'node:stream';
 import { accountOf, namesToFetch, minterInputs, type ClientSpec, type InjectSpec, type SecretSpec } from '../config/index.js';
-import type { Reservation } from '../usage/index.js';
+import { SharedStateUnavailable, type Reservation } from '../usage/index.js';
 import type { MintService } from '../mint/index.js';
 import { applyPlacements, createBodyRewriter, renderSecret, type BodySubstitution, type Placement, type RequestParts } from '../inject/index.js';
 import { decide, isBoundDestination, namedResources, type Declined, type Injection, type RequestFacts } from '../policy/index.js';
@@ -88,9 +88,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     // The bindings an operator approved this request for (`approve:`), by secret and binding.
     const approved = new Set<string>();
     await awaitApproval(ex, to, carrying, framing, path, approved);
-    enforceRates(ex, verdict.injections, Date.now());
+    await enforceRates(ex, verdict.injections, Date.now());
     // A honeytoken is a trap, not a use: never counted, and never refused by a quota before it is recorded.
-    use = admitUse(ex, carrying.filter((i) => !i.secret.honeytoken).map((i) => i.secret.name), target.client);
+    use = await admitUse(ex, carrying.filter((i) => !i.secret.honeytoken).map((i) => i.secret.name), target.client);
     // Every secret this request may carry, and every secret bound to this destination, fetched before anything
     // is sent: the scrubber must know a body secret before the upstream can answer early, and any bound secret
     // may come back in a response (an earlier request, or an earlier keyswap, stored it upstream) (K1). A
@@ -166,7 +166,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
         beforeSubstituting: async (names) => {
           stillEntitled(ex, facts, target, names.filter((n) => verdict.bodyInjectors.some((i) => i.secret.name === n)));
           // Each message a secret is written into is a use of its own (a honeytoken's placeholder is not a use).
-          admitUse(ex, names.filter((n) => verdict.bodyInjectors.some((i) => i.secret.name === n && !i.secret.honeytoken)), target.client)?.commit();
+          (await admitUse(ex, names.filter((n) => verdict.bodyInjectors.some((i) => i.secret.name === n && !i.secret.honeytoken)), target.client))?.commit();
           await auditBodyUse(ex, verdict.bodyInjectors, names, honeytokens);
         },
         idleMs: ex.snap.config.timeouts.tunnelIdleMs,
@@ -196,10 +196,10 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
 }
 
 /** The `usage:` quotas this request counts under: past a limit it is refused (429, Retry-After: the period's end). */
-function admitUse(ex: Exchange, secrets: readonly string[], client: ClientSpec | null): Reservation | null {
+async function admitUse(ex: Exchange, secrets: readonly string[], client: ClientSpec | null): Promise<Reservation | null> {
   // No quota configured: nothing to count, nothing allocated on the request path.
   if (secrets.length === 0 || ex.snap.config.usage.length === 0) return null;
-  const admission = ex.snap.usage.admit([...new Set(secrets)], client);
+  const admission = await shared(ex.snap.usage.admit([...new Set(secrets)], client));
   if (admission.kind === 'exhausted') throw new Refusal('usage_limit_reached', { retryAfterSeconds: admission.retryAfterSeconds });
   return admission.reservation;
 }
@@ -261,7 +261,7 @@ async function mintedCredentials(mint: MintService, injections: readonly Injecti
       try {
         out.set(site, { secret, value: await mint.credential(secret.name, site.render.minter, inputs) });
       } catch (err) {
-        throw err instanceof Refusal ? err : new Refusal('token_exchange_failed', { cause: err });
+        throw err instanceof Refusal ? err : new Refusal(err instanceof SharedStateUnavailable ? 'shared_state_unavailable' : 'token_exchange_failed', { cause: err });
       }
     }
   }
@@ -432,12 +432,21 @@ async function awaitApproval(ex: Exchange, to: Delivery, carrying: readonly Inje
 }
 
 /** Binding `rate:` limits, per client, secret and binding: over the limit, the request is refused with 429. */
-function enforceRates(ex: Exchange, injections: readonly Injection[], nowMs: number): void {
+async function enforceRates(ex: Exchange, injections: readonly Injection[], nowMs: number): Promise<void> {
   for (const inj of injections) {
     const rate = inj.secret.bindings[inj.bindingIndex]?.rate;
     if (!rate) continue;
-    const taken = ex.snap.limiter.take(`${accountOf(ex.target?.client ?? null) ?? ''}|${inj.secret.name}|${inj.bindingIndex}`, rate, nowMs);
+    const taken = await shared(ex.snap.limiter.take(`${accountOf(ex.target?.client ?? null) ?? ''}|${inj.secret.name}|${inj.bindingIndex}`, rate, nowMs));
     if (!taken.ok) throw new Refusal('rate_limited', { retryAfterSeconds: Math.max(1, Math.ceil(taken.retryAfterMs / 1000)) });
+  }
+}
+
+/** An answer of what replicas share (shared_state): Redis unreachable refuses with 503, nothing sent. */
+async function shared<T>(answer: T | Promise<T>): Promise<T> {
+  try {
+    return await answer;
+  } catch (err) {
+    throw err instanceof SharedStateUnavailable ? new Refusal('shared_state_unavailable', { cause: err }) : err;
   }
 }
 

@@ -4,8 +4,8 @@ import type { CompiledPolicy } from '../policy/index.js';
 import type { MintService } from '../mint/index.js';
 import type { ScrubberCache } from '../scrub/index.js';
 import type { Secret } from '../secrets/index.js';
-import type { RateLimiter } from './rate-limiter.js';
-import type { UsageMeter } from '../usage/index.js';
+import type { Quotas, RateGate } from '../usage/index.js';
+
 import type { UpstreamClient } from './upstream.js';
 
 /** Where secrets come from, as the pipeline sees it (secrets/PendingWrites over the SecretCache). */
@@ -79,9 +79,9 @@ export interface Snapshot {
   readonly secrets: SecretSource;
   readonly audit: AuditSink;
   readonly upstream: UpstreamClient;
-  readonly limiter: RateLimiter;
+  readonly limiter: RateGate;
   /** `usage:` quotas and their counts: one meter for the process, reconfigured by a reload. */
-  readonly usage: UsageMeter;
+  readonly usage: Quotas;
   /** Minted credentials (OAuth2, GitHub App, JWT), cached per inputs; a reload starts a new one. */
   readonly mint: MintService;
   /** Compiled scrubbers per policy and destination: kept across reloads (each policy's go with it). */

@@ -13,3 +13,4 @@ export { PENDING_WRITES_FILE, PendingWrites, pendingSummary, type PendingSummary
 export { VaultBackend } from './vault-backend.js';
 export { openKmsKeySource } from './open-key-wrapper.js';
 export { KmsKeySource } from './key-wrapper.js';
+export { seal, unseal, sealed, type Sealed } from './store-crypto.js';

@@ -19,6 +19,12 @@ export interface Reservation {
   release(): void;
 }
 
+/** `usage:` quotas as the request path asks them: this process's meter, or (shared_state) the replicas' counts. */
+export interface Quotas {
+  admit(secrets: readonly string[], client: ClientSpec | null): Admission | Promise<Admission>;
+  states(): QuotaState[];
+}
+
 /** `reservation` null: no quota counts this use, so there is nothing to commit or release. */
 export type Admission = { readonly kind: 'admitted'; readonly reservation: Reservation | null } | { readonly kind: 'exhausted'; readonly quota: string; readonly retryAfterSeconds: number };
 
@@ -37,7 +43,7 @@ interface Count {
  * when it does not: a refused or abandoned request is never counted. Counts roll over at each calendar period (UTC).
  * `onChange` is told after every count, for the durable copy.
  */
-export class UsageMeter {
+export class UsageMeter implements Quotas {
   #quotas: readonly QuotaSpec[] = [];
   readonly #counts = new Map<string, Count>();
   /** Uses admitted and not yet gone out, by quota: they hold their place whatever the period. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateLimiter } from '../../src/proxy/rate-limiter.js';
+import { RateLimiter } from '../../src/usage/index.js';
 
 const THREE_A_MINUTE = { count: 3, perMs: 60_000 };
 

@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { Logger } from '../log.js';
+import type { MintSharing, SharedMinted } from '../mint/index.js';
+import { Secret } from '../secret.js';
+import { seal, unseal, sealed } from '../secrets/index.js';
+import { SharedStateUnavailable } from '../usage/index.js';
+import { macOf, type SharedKeys } from './keys.js';
+import { script, type SharedStore } from './store.js';
+
+/** Longer than any exchange keyswap waits for (the token endpoint's connect and read timeouts). */
+const LEASE_MS = 30_000;
+const POLL_MS = 50;
+/** Rotated-from tokens remembered per refresh token: a backend write-back may lag this many rotations behind. */
+const SUPERSEDED_KEPT = 64;
+
+/** Deletes the lease only if it is still ours: one that expired and was taken by another replica is left alone. */
+const RELEASE = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`);
+
+/** The newest refresh token, and the ones it superseded (their MACs), in one step. */
+const ROTATE = script(`
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+return 0
+`);
+
+const payload = z.strictObject({ value: z.string(), expiresAtMs: z.number(), useByMs: z.number() });
+
+/**
+ * Minted credentials shared by replicas through Redis. The credential is stored sealed (AES-256-GCM, a key derived
+ * from `shared_state.key_secret`, its Redis key as associated data, so a sealed value moved to another key does
+ * not open) until its use-by time; a lease (SET NX PX) lets one replica exchange at a time while the others wait
+ * for its result. Redis unreachable: refused, except that under `local` a credential that spends no refresh token
+ * is minted here alone.
+ */
+export class SharedMinting implements MintSharing {
+  readonly cacheKey: Buffer;
+  readonly #store: SharedStore;
+  readonly #keys: SharedKeys;
+  readonly #fallback: 'refuse' | 'local';
+  readonly #log: Logger;
+  readonly #now: () => number;
+
+  constructor(store: SharedStore, keys: SharedKeys, o: { readonly fallback: 'refuse' | 'local'; readonly log: Logger; readonly now?: () => number }) {
+    this.cacheKey = keys.name;
+    this.#store = store;
+    this.#keys = keys;
+    this.#fallback = o.fallback;
+    this.#log = o.log;
+    this.#now = o.now ?? Date.now;
+  }
+
+  async once(key: string, needMs: number, rotates: boolean, mint: () => Promise<SharedMinted>): Promise<{ minted: SharedMinted; peer: boolean }> {
+    if (!this.#store.available) {
+      // A refresh token spent by two replicas at once can revoke the grant (OAuth 2.1 reuse detection): never alone.
+      if (this.#fallback === 'local' && !rotates) return { minted: await mint(), peer: false };
+      throw new SharedStateUnavailable('Redis is not connected');
+    }
+    const at = this.#store.key('mint', key);
+    const leaseAt = `${at}:lease`;
+    const deadline = this.#now() + LEASE_MS + 5_000;
+    for (;;) {
+      const held = await this.#read(at, needMs);
+      if (held !== null) return { minted: held, peer: true };
+      const lease = randomBytes(16).toString('base64url');
+      if (await this.#store.setIfAbsent(leaseAt, lease, LEASE_MS)) {
+        try {
+          // A replica may have stored one between the read and the lease.
+          const stored = await this.#read(at, needMs);
+          if (stored !== null) return { minted: stored, peer: true };
+          const minted = await mint();
+          await this.#write(at, minted).catch((err: Error) => this.#log.warn({ why: err.message }, 'shared state: a minted credential could not be shared; other replicas will mint their own'));
+          return { minted, peer: false };
+        } finally {
+          await this.#store.eval(RELEASE, [leaseAt], [lease]).catch(() => {});
+        }
+      }
+      if (this.#now() > deadline) throw new SharedStateUnavailable('another replica held the mint lease too long');
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+
+  async currentRefreshToken(secretName: string, stored: string): Promise<string> {
+    const [valueAt, supersededAt] = this.#refreshKeys(secretName);
+    const sealedValue = await this.#store.get(valueAt);
+    if (sealedValue === null) return stored;
+    const newest = this.#open(valueAt, sealedValue);
+    if (newest === null) return stored;
+    if (newest === stored) return stored;
+    // The backend's copy is one a replica rotated away from (its write-back has not landed, or is being retried):
+    // the newest is Redis's. A token no replica rotated from is one an operator stored since: it wins.
+    const superseded = await this.#store.list(supersededAt);
+    return superseded.includes(macOf(this.#keys.mac, stored)) ? newest : stored;
+  }
+
+  async rotated(secretName: string, from: string, to: string): Promise<void> {
+    const [valueAt, supersededAt] = this.#refreshKeys(secretName);
+    const sealedTo = JSON.stringify(seal(this.#keys.seal, Buffer.from(to, 'utf8'), valueAt));
+    // Not fatal: the backend write-back still stores it, and a replica reading the backend then finds it there.
+    await this.#store.eval(ROTATE, [valueAt, supersededAt], [sealedTo, macOf(this.#keys.mac, from), SUPERSEDED_KEPT]).catch((err: Error) => {
+      this.#log.error({ secret_name: secretName, why: err.message }, 'shared state: a rotated refresh token could not be handed to the other replicas; they read it from the backend once it is written back');
+    });
+  }
+
+  #refreshKeys(secretName: string): [string, string] {
+    const id = macOf(this.#keys.name, `refresh:${secretName}`);
+    return [this.#store.key('refresh', id), this.#store.key('refresh', id, 'superseded')];
+  }
+
+  async #read(at: string, needMs: number): Promise<SharedMinted | null> {
+    const text = await this.#store.get(at);
+    if (text === null) return null;
+    const plain = this.#open(at, text);
+    if (plain === null) return null;
+    const p = payload.safeParse((() => { try { return JSON.parse(plain) as unknown; } catch { return null; } })());
+    if (!p.success || p.data.useByMs - this.#now() < needMs) return null;
+    return { value: new Secret(p.data.value), expiresAtMs: p.data.expiresAtMs, useByMs: p.data.useByMs };
+  }
+
+  async #write(at: string, m: SharedMinted): Promise<void> {
+    if (m.useByMs <= this.#now()) return;
+    const plain = JSON.stringify({ value: m.value.reveal(), expiresAtMs: m.expiresAtMs, useByMs: m.useByMs });
+    await this.#store.setUntil(at, JSON.stringify(seal(this.#keys.seal, Buffer.from(plain, 'utf8'), at)), m.useByMs);
+  }
+
+  /** The plaintext of a sealed value, or null (logged) when it does not open: a replica with another key_secret. */
+  #open(at: string, text: string): string | null {
+    const s = sealed.safeParse((() => { try { return JSON.parse(text) as unknown; } catch { return null; } })());
+    const plain = s.success ? unseal(this.#keys.seal, s.data, at) : null;
+    if (plain === null) this.#log.error({ key: at }, 'shared state: a value in Redis does not open with this key_secret (do all replicas hold the same one?)');
+    return plain === null ? null : plain.toString('utf8');
+  }
+}
