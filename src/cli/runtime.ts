@@ -367,6 +367,8 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       await reloading;
       log.info({ reason }, 'stopping: draining in-flight requests');
       await proxy.close();
+      // Background renewals too: their exchange is recorded, and a rotated refresh token stored, before exit.
+      await Promise.race([snapshot.mint.settled(), new Promise((r) => setTimeout(r, 15_000).unref())]);
       await metricsServer?.close();
       upstream.close();
       anchor.stop();

@@ -63,7 +63,7 @@ export class MintService {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#sharing = deps.sharing ?? (deps.inherit === undefined ? undefined : deps.inherit.#sharing);
-    this.#cache = new MintedCache({ now: this.#now, ...(this.#sharing === undefined ? {} : { key: this.#sharing.cacheKey }) });
+    this.#cache = new MintedCache({ now: this.#now });
     this.#sent = new SentLedger(this.#now, deps.inherit === undefined ? undefined : deps.inherit.#sent);
     if (deps.inherit !== undefined) for (const [name, list] of deps.inherit.#issued) this.#issued.set(name, [...list]);
   }
@@ -81,15 +81,24 @@ export class MintService {
     const input = (name: string): string => inputs.get(name)?.reveal() ?? '';
     // A refresh token is state, not identity: one the provider rotated (and keyswap stored back) keeps the key.
     const identity = [...inputs.keys()].filter((n) => spec.kind !== 'oauth2_refresh' || n !== spec.refreshTokenSecret).sort();
-    const key = this.#cache.keyOf([secretName, JSON.stringify(spec), ...identity.map(input)]);
+    const parts = [secretName, JSON.stringify(spec), ...identity.map(input)];
+    const key = this.#cache.keyOf(parts);
     return this.#cache.get(key, (trigger) => {
       const mint = (): Promise<Minted & { readonly useByMs: number }> => this.#mint(secretName, spec, input, trigger);
       // A JWT keyswap signs itself costs no exchange: every replica signs its own.
       if (this.#sharing === undefined || spec.kind === 'jwt_bearer') return mint();
       // A background renewal needs one fresher than the one it renews; a request, one that outlives it.
       const needMs = trigger === 'refresh_ahead' ? REFRESH_AHEAD_MS + 1 : MIN_LIFETIME_MS;
-      return this.#sharing.once(key, needMs, spec.kind === 'oauth2_refresh', mint).then(({ minted, peer }) => (peer ? this.#issue(secretName, minted) : minted));
+      return this.#sharing.once(parts, needMs, spec.kind === 'oauth2_refresh', mint).then(({ minted, peer }) => (peer ? this.#issue(secretName, minted) : minted));
     });
+  }
+
+  /**
+   * Resolves once none of this service's exchanges is under way. An exchange cut off by exit may have spent a
+   * refresh token whose successor then never lands anywhere: stop waits for it.
+   */
+  settled(): Promise<void> {
+    return this.#cache.settled();
   }
 
   /** Every credential issued for this secret that may still be valid: scrubbed from its destinations' responses. */

@@ -13,8 +13,6 @@ export interface MintedCacheOptions {
   readonly minLifetimeMs?: number;
   /** Renew this long before a credential's use-by time, in the background, so requests rarely wait. */
   readonly refreshAheadMs?: number;
-  /** The HMAC key of cache keys: this process's own unless replicas share credentials (shared_state). */
-  readonly key?: Buffer;
 }
 
 export const MIN_LIFETIME_MS = 5_000;
@@ -36,7 +34,7 @@ type MintFn = (trigger: 'request' | 'refresh_ahead') => Promise<Minted & { reado
  * background mint replaces it.
  */
 export class MintedCache {
-  readonly #key: Buffer;
+  readonly #key = randomBytes(32);
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<Entry>>();
   /** A failed mint is not retried before its backoff (1 s, doubling to 30 s): an endpoint that refuses is never stormed. */
@@ -47,7 +45,6 @@ export class MintedCache {
 
   constructor(o: MintedCacheOptions = {}) {
     this.#now = o.now ?? Date.now;
-    this.#key = o.key ?? randomBytes(32);
     this.#minLifetimeMs = o.minLifetimeMs ?? MIN_LIFETIME_MS;
     this.#refreshAheadMs = o.refreshAheadMs ?? REFRESH_AHEAD_MS;
   }
@@ -57,6 +54,11 @@ export class MintedCache {
     const mac = createHmac('sha256', this.#key);
     for (const p of parts) mac.update(`${Buffer.byteLength(p)}:`).update(p);
     return mac.digest('base64url');
+  }
+
+  /** Resolves once no mint is under way (shutdown: a rotated refresh token in flight must land before exit). */
+  async settled(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight.values()]);
   }
 
   async get(key: string, mint: MintFn): Promise<Secret> {

@@ -35,7 +35,6 @@ export interface SharedStateDeps {
  */
 export async function openSharedState(spec: SharedStateSpec, deps: SharedStateDeps): Promise<SharedState> {
   const password = spec.redis.passwordSecret === null ? null : (await deps.secret(spec.redis.passwordSecret)).reveal();
-  const keys = spec.keySecret === null ? null : deriveSharedKeys(await deps.secret(spec.keySecret), spec.keySecret);
   const store = await SharedStore.open(spec.redis, password, deps.log);
   const quotas = new SharedQuotas(store, deps.quotas, { fallback: spec.onUnavailable, replicas: spec.replicas, log: deps.log, onChange: deps.quotasChanged });
   const where = `${spec.redis.tls === null ? 'redis' : 'rediss'}://${spec.redis.host.includes(':') ? `[${spec.redis.host}]` : spec.redis.host}:${spec.redis.port}/${spec.redis.db}`;
@@ -50,7 +49,7 @@ export async function openSharedState(spec: SharedStateSpec, deps: SharedStateDe
   return {
     rates: new SharedRates(store, spec.onUnavailable, spec.replicas),
     quotas,
-    minting: keys === null ? null : new SharedMinting(store, keys, { fallback: spec.onUnavailable, log: deps.log }),
+    minting: spec.keySecret === null ? null : new SharedMinting(store, async () => deriveSharedKeys(await deps.secret(spec.keySecret as string), spec.keySecret as string), { fallback: spec.onUnavailable, log: deps.log }),
     store,
     async close() {
       quotas.close();

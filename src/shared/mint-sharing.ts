@@ -38,42 +38,43 @@ const payload = z.strictObject({ value: z.string(), expiresAtMs: z.number(), use
  * is minted here alone.
  */
 export class SharedMinting implements MintSharing {
-  readonly cacheKey: Buffer;
   readonly #store: SharedStore;
-  readonly #keys: SharedKeys;
+  readonly #keySecret: () => Promise<SharedKeys>;
+  #keys: Promise<SharedKeys> | null = null;
   readonly #fallback: 'refuse' | 'local';
   readonly #log: Logger;
   readonly #now: () => number;
 
-  constructor(store: SharedStore, keys: SharedKeys, o: { readonly fallback: 'refuse' | 'local'; readonly log: Logger; readonly now?: () => number }) {
-    this.cacheKey = keys.name;
+  /** `keys`: read from the backend when first needed (a backend slow at start does not stop keyswap), then kept. */
+  constructor(store: SharedStore, keys: () => Promise<SharedKeys>, o: { readonly fallback: 'refuse' | 'local'; readonly log: Logger; readonly now?: () => number }) {
     this.#store = store;
-    this.#keys = keys;
+    this.#keySecret = keys;
     this.#fallback = o.fallback;
     this.#log = o.log;
     this.#now = o.now ?? Date.now;
   }
 
-  async once(key: string, needMs: number, rotates: boolean, mint: () => Promise<SharedMinted>): Promise<{ minted: SharedMinted; peer: boolean }> {
+  async once(identity: readonly string[], needMs: number, rotates: boolean, mint: () => Promise<SharedMinted>): Promise<{ minted: SharedMinted; peer: boolean }> {
     if (!this.#store.available) {
       // A refresh token spent by two replicas at once can revoke the grant (OAuth 2.1 reuse detection): never alone.
       if (this.#fallback === 'local' && !rotates) return { minted: await mint(), peer: false };
       throw new SharedStateUnavailable('Redis is not connected');
     }
-    const at = this.#store.key('mint', key);
+    const keys = await this.#derived();
+    const at = this.#store.key('mint', macOf(keys.name, identity.map((p) => `${Buffer.byteLength(p)}:${p}`).join('')));
     const leaseAt = `${at}:lease`;
     const deadline = this.#now() + LEASE_MS + 5_000;
     for (;;) {
-      const held = await this.#read(at, needMs);
+      const held = await this.#read(keys, at, needMs);
       if (held !== null) return { minted: held, peer: true };
       const lease = randomBytes(16).toString('base64url');
       if (await this.#store.setIfAbsent(leaseAt, lease, LEASE_MS)) {
         try {
           // A replica may have stored one between the read and the lease.
-          const stored = await this.#read(at, needMs);
+          const stored = await this.#read(keys, at, needMs);
           if (stored !== null) return { minted: stored, peer: true };
           const minted = await mint();
-          await this.#write(at, minted).catch((err: Error) => this.#log.warn({ why: err.message }, 'shared state: a minted credential could not be shared; other replicas will mint their own'));
+          await this.#write(keys, at, minted).catch((err: Error) => this.#log.warn({ why: err.message }, 'shared state: a minted credential could not be shared; other replicas will mint their own'));
           return { minted, peer: false };
         } finally {
           await this.#store.eval(RELEASE, [leaseAt], [lease]).catch(() => {});
@@ -85,52 +86,64 @@ export class SharedMinting implements MintSharing {
   }
 
   async currentRefreshToken(secretName: string, stored: string): Promise<string> {
-    const [valueAt, supersededAt] = this.#refreshKeys(secretName);
+    const keys = await this.#derived();
+    const [valueAt, supersededAt] = this.#refreshKeys(keys, secretName);
     const sealedValue = await this.#store.get(valueAt);
     if (sealedValue === null) return stored;
-    const newest = this.#open(valueAt, sealedValue);
+    const newest = this.#open(keys, valueAt, sealedValue);
     if (newest === null) return stored;
     if (newest === stored) return stored;
     // The backend's copy is one a replica rotated away from (its write-back has not landed, or is being retried):
     // the newest is Redis's. A token no replica rotated from is one an operator stored since: it wins.
     const superseded = await this.#store.list(supersededAt);
-    return superseded.includes(macOf(this.#keys.mac, stored)) ? newest : stored;
+    return superseded.includes(macOf(keys.mac, stored)) ? newest : stored;
   }
 
   async rotated(secretName: string, from: string, to: string): Promise<void> {
-    const [valueAt, supersededAt] = this.#refreshKeys(secretName);
-    const sealedTo = JSON.stringify(seal(this.#keys.seal, Buffer.from(to, 'utf8'), valueAt));
+    const keys = await this.#derived();
+    const [valueAt, supersededAt] = this.#refreshKeys(keys, secretName);
+    const sealedTo = JSON.stringify(seal(keys.seal, Buffer.from(to, 'utf8'), valueAt));
     // Not fatal: the backend write-back still stores it, and a replica reading the backend then finds it there.
-    await this.#store.eval(ROTATE, [valueAt, supersededAt], [sealedTo, macOf(this.#keys.mac, from), SUPERSEDED_KEPT]).catch((err: Error) => {
+    await this.#store.eval(ROTATE, [valueAt, supersededAt], [sealedTo, macOf(keys.mac, from), SUPERSEDED_KEPT]).catch((err: Error) => {
       this.#log.error({ secret_name: secretName, why: err.message }, 'shared state: a rotated refresh token could not be handed to the other replicas; they read it from the backend once it is written back');
     });
   }
 
-  #refreshKeys(secretName: string): [string, string] {
-    const id = macOf(this.#keys.name, `refresh:${secretName}`);
+  /** The derived keys; a failure (the secret missing, too short) is not kept, so the next use reads it again. */
+  #derived(): Promise<SharedKeys> {
+    this.#keys ??= this.#keySecret().catch((err: Error) => {
+      this.#keys = null;
+      this.#log.error({ why: err.message }, 'shared state: key_secret unavailable; minted credentials are refused');
+      throw new SharedStateUnavailable(`key_secret: ${err.message}`, { cause: err });
+    });
+    return this.#keys;
+  }
+
+  #refreshKeys(keys: SharedKeys, secretName: string): [string, string] {
+    const id = macOf(keys.name, `refresh:${secretName}`);
     return [this.#store.key('refresh', id), this.#store.key('refresh', id, 'superseded')];
   }
 
-  async #read(at: string, needMs: number): Promise<SharedMinted | null> {
+  async #read(keys: SharedKeys, at: string, needMs: number): Promise<SharedMinted | null> {
     const text = await this.#store.get(at);
     if (text === null) return null;
-    const plain = this.#open(at, text);
+    const plain = this.#open(keys, at, text);
     if (plain === null) return null;
     const p = payload.safeParse((() => { try { return JSON.parse(plain) as unknown; } catch { return null; } })());
     if (!p.success || p.data.useByMs - this.#now() < needMs) return null;
     return { value: new Secret(p.data.value), expiresAtMs: p.data.expiresAtMs, useByMs: p.data.useByMs };
   }
 
-  async #write(at: string, m: SharedMinted): Promise<void> {
+  async #write(keys: SharedKeys, at: string, m: SharedMinted): Promise<void> {
     if (m.useByMs <= this.#now()) return;
     const plain = JSON.stringify({ value: m.value.reveal(), expiresAtMs: m.expiresAtMs, useByMs: m.useByMs });
-    await this.#store.setUntil(at, JSON.stringify(seal(this.#keys.seal, Buffer.from(plain, 'utf8'), at)), m.useByMs);
+    await this.#store.setUntil(at, JSON.stringify(seal(keys.seal, Buffer.from(plain, 'utf8'), at)), m.useByMs);
   }
 
   /** The plaintext of a sealed value, or null (logged) when it does not open: a replica with another key_secret. */
-  #open(at: string, text: string): string | null {
+  #open(keys: SharedKeys, at: string, text: string): string | null {
     const s = sealed.safeParse((() => { try { return JSON.parse(text) as unknown; } catch { return null; } })());
-    const plain = s.success ? unseal(this.#keys.seal, s.data, at) : null;
+    const plain = s.success ? unseal(keys.seal, s.data, at) : null;
     if (plain === null) this.#log.error({ key: at }, 'shared state: a value in Redis does not open with this key_secret (do all replicas hold the same one?)');
     return plain === null ? null : plain.toString('utf8');
   }

@@ -46,6 +46,15 @@ export async function startReplica(h: Harness, n: number, env: Readonly<Record<s
   };
 }
 
+/** Stops a replica (the harness's own with h.stop()) and starts it again on the same config and state. */
+export async function restartReplica(h: Harness, r: Replica): Promise<Replica> {
+  if (r.process === null) await h.stop();
+  else await r.process.stop();
+  const p = startCli(['serve', '--config', r.config], { cwd: h.dir, env: { HOME: h.dir, KEYSWAP_SECRET_TEST_API_KEY: h.canary } });
+  const port = await p.listeningPort();
+  return { ...r, proxyUrl: `http://127.0.0.1:${port}`, process: p };
+}
+
 /** `count` requests at once, round-robin over the replicas (one undici ProxyAgent each); their statuses and bodies. */
 export async function fire(replicas: readonly Replica[], count: number, url: string, headers: Record<string, string>): Promise<{ status: number; body: string }[]> {
   const agents = replicas.map((r) => new ProxyAgent({ uri: r.proxyUrl, requestTls: { ca: r.caPem }, connections: 16 }));
