@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { periodOf } from '../../src/usage/index.js';
 import { PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
-import { REDIS_SERVER, startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { fire, replicaOf, startReplica, type Replica } from './replicas.js';
 
 /*
@@ -15,7 +15,7 @@ const SECRETS = `
     bindings: [ { host: api.example.test } ]
 `;
 
-describe.skipIf(REDIS_SERVER === null)('shared_state with on_unavailable: local', () => {
+describe('shared_state with on_unavailable: local', () => {
   let redis: RedisServer;
   let h: Harness;
   let replicas: Replica[];

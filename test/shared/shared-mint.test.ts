@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
 import { startFakeAuthorities, type FakeAuthorities } from '../helpers/fake-authorities.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
-import { REDIS_SERVER, startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { createTestCa } from '../helpers/test-ca.js';
 import { fire, replicaOf, restartReplica, startReplica, type Replica } from './replicas.js';
 
@@ -32,7 +32,7 @@ ${extra}
     bindings: [{ host: ${name === 'CC' ? 'api.example.test' : 'other.example.test'} }]
 `;
 
-describe.skipIf(REDIS_SERVER === null)('shared_state: minted credentials across three replicas', () => {
+describe('shared_state: minted credentials across three replicas', () => {
   let redis: RedisServer;
   let h: Harness;
   let auth: FakeAuthorities;
