@@ -205,4 +205,5 @@ export type AuditEvent =
  * record's `mac`) and, last, `mac`: HMAC-SHA256 under the audit key of the line up to it (chain.ts). Version 1
  * records had no `mac`, and `prev` was the plain SHA-256 of the previous line.
  */
-export type AuditRecord = AuditEvent & { readonly ts: string; readonly v: number; readonly seq: number; readonly prev: string; readonly mac?: string };
+/** `chain_id`: the writer that wrote it (its host or pod name and a nonce of its start); absent in older records. */
+export type AuditRecord = AuditEvent & { readonly ts: string; readonly v: number; readonly seq: number; readonly prev: string; readonly chain_id?: string; readonly mac?: string };

@@ -7,3 +7,6 @@ export { readHeadMark, writeHeadMark } from './head-mark.js';
 export { AuditKeyError, AuditLogBusy, AuditWriteFailed } from './errors.js';
 export { type AuditEvent, type AuditRecord, type DenyReason, type Destination } from './events.js';
 export { rotatedFiles } from './rotation.js';
+export { chainIdOf } from './lines.js';
+export { chainsOf, type ChainFiles } from './chains.js';
+export { OcsfCopy, ocsfPath, toOcsf, OCSF_VERSION } from './ocsf.js';

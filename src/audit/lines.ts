@@ -24,14 +24,26 @@ function isoNow(): string {
 
 export interface Chained { readonly text: string; readonly heads: readonly ChainHead[] }
 
+/**
+ * A writer's name in every record it writes (`chain_id`): a host or pod name and a nonce of this start, so the
+ * records of several replicas merged in one place (a SIEM) still say whose chain each belongs to. Only letters,
+ * digits, `.`, `_` and `-`, so it needs no escaping in the line.
+ */
+export function chainIdOf(name: string, nonce: string): string {
+  const clean = name.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63) || 'keyswap';
+  return `${clean}-${nonce}`;
+}
+
 /** The lines for `entries` following `from`, each sealed with its MAC, and the head after each. */
-export function chain(key: AuditKey, from: ChainHead, entries: readonly Entry[]): Chained {
+export function chain(key: AuditKey, from: ChainHead, entries: readonly Entry[], chainId: string | null = null): Chained {
   let head = from;
   let text = '';
   const heads: ChainHead[] = [];
+  const named = chainId === null ? '' : `"chain_id":"${chainId}",`;
   for (const e of entries) {
-    // The same bytes as JSON.stringify({ ts, v, seq, prev, ...event }): ts is ISO, prev hex, body an object.
-    const sealed = sealLine(key, head.seq + 1, `{"ts":"${e.ts}","v":${AUDIT_SCHEMA_VERSION},"seq":${head.seq + 1},"prev":"${head.hash}",${e.body.slice(1)}`);
+    // The same bytes as JSON.stringify({ ts, v, seq, prev, chain_id, ...event }): ts is ISO, prev hex, chain_id
+    // plain (chainIdOf), body an object.
+    const sealed = sealLine(key, head.seq + 1, `{"ts":"${e.ts}","v":${AUDIT_SCHEMA_VERSION},"seq":${head.seq + 1},"prev":"${head.hash}",${named}${e.body.slice(1)}`);
     head = sealed.head;
     heads.push(head);
     text += `${sealed.line}\n`;

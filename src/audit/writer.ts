@@ -24,6 +24,8 @@ const RETRY_MAX_MS = 30_000;
 export interface AuditObserver {
   event(event: AuditEvent): void;
   write(ms: number): void;
+  /** The lines a write put on disk, complete records only (the OCSF copy). */
+  lines?(text: string): void;
 }
 
 /** An entry and the append waiting on it. */
@@ -57,6 +59,8 @@ export interface AuditWriterOptions {
   observer?: AuditObserver;
   /** Retry delays after a failed write: the first, and the cap it doubles up to (default 1 s → 30 s). */
   retry?: { readonly firstMs: number; readonly maxMs: number };
+  /** Every record's `chain_id` (lines.ts chainIdOf); none when null. */
+  chainId?: string | null;
 }
 
 /**
@@ -93,11 +97,13 @@ export class AuditWriter {
   readonly #observer: AuditObserver | null;
   readonly #unlock: () => Promise<void>;
   readonly #key: AuditKey;
+  readonly #chainId: string | null;
 
   private constructor(fh: FileHandle, fileId: FileId, path: string, head: ChainHead, size: number, opts: AuditWriterOptions, unlock: () => Promise<void>) {
     this.#observer = opts.observer ?? null;
     this.#unlock = unlock;
     this.#key = opts.key;
+    this.#chainId = opts.chainId ?? null;
     this.#fh = fh;
     this.#fileId = fileId;
     this.#path = path;
@@ -283,11 +289,12 @@ export class AuditWriter {
         await this.#followPath();
         // Order matters: seq and prev are given here, in the order lines reach the file, from the last record
         // known to be there, so a failed write never leaves the chain pointing past what was written.
-        lines = chain(this.#key, this.#head, [...this.#notices, ...batch]);
+        lines = chain(this.#key, this.#head, [...this.#notices, ...batch], this.#chainId);
         const bytes = Buffer.from(lines.text);
         const started = performance.now();
         await writeAll(this.#fh, bytes); // O_DSYNC: the write returns once the data is on disk
         this.#observer?.write(performance.now() - started);
+        this.#observer?.lines?.(lines.text);
         this.#size += bytes.length;
       } catch (err) {
         this.#fail(err, batch, lines.heads);
@@ -358,9 +365,10 @@ export class AuditWriter {
         }
       }
       const gap = entry({ type: 'audit_recovered', refused: outage.refused, code: outage.code, down_ms: Date.now() - outage.sinceMs });
-      lines = chain(this.#key, from, [...this.#notices, ...torn, gap]);
+      lines = chain(this.#key, from, [...this.#notices, ...torn, gap], this.#chainId);
       const bytes = Buffer.from(prefix + lines.text);
       await writeAll(this.#fh, bytes);
+      this.#observer?.lines?.(lines.text);
       this.#size += bytes.length;
     } catch {
       // Still failing: the outage and the cause that began it stand; only the schedule moves.

@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
-import { AuditWriter, describeFinding, loadAuditKey, readHeadMark, rotatedFiles, verifyAuditFiles } from '../audit/index.js';
+import { AuditWriter, chainIdOf, describeFinding, OcsfCopy, loadAuditKey, readHeadMark, rotatedFiles, verifyAuditFiles } from '../audit/index.js';
 import type { ClientSpec, Config, HostPort } from '../config/index.js';
 import { KeyswapMetrics, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { Logger } from '../log.js';
@@ -119,11 +121,15 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   let alerter: Alerter | null = null;
   // The console's live view reads the same records, as they are written.
   const feed = new DecisionFeed();
+  // audit.format: ocsf: an OCSF-mapped copy beside the chain, fed the lines the chain has on disk.
+  const ocsf = config.audit.format === 'ocsf' ? new OcsfCopy(config.audit.path, VERSION, (err) => log.error({ err: err.message }, 'the OCSF copy of the audit log could not be written; the chain is unaffected (rebuild the copy with keyswap audit ocsf)')) : null;
   audit = await AuditWriter.open(config.audit.path, {
     key: auditKey,
+    // Replicas writing under one audit key each name their own chain: KEYSWAP_CHAIN_NAME (a pod's name), else the host's.
+    chainId: chainIdOf(io.env.KEYSWAP_CHAIN_NAME ?? hostname(), randomBytes(4).toString('hex')),
     lastHead: await readHeadMark(headMark, config.audit.path),
     maxBytes: config.audit.maxBytes,
-    observer: { event: (e) => { metrics?.onAuditEvent(e); alerter?.onAudit(e); feed.onAudit(e); }, write: (ms) => metrics?.onAuditWrite(ms) },
+    observer: { event: (e) => { metrics?.onAuditEvent(e); alerter?.onAudit(e); feed.onAudit(e); }, write: (ms) => metrics?.onAuditWrite(ms), ...(ocsf === null ? {} : { lines: (text: string) => ocsf.lines(text) }) },
   });
   // Values keyswap writes itself (rotated refresh tokens) are never dropped: one that cannot be saved waits here.
   const pending = await PendingWrites.open(secrets, path.join(config.stateDir, PENDING_WRITES_FILE), log);
@@ -259,6 +265,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   // Rotation: logrotate (or an operator) moves the file away and sends SIGUSR1; the new file's first record
   // links to the last hash of the old one.
   const onRotate = (): void => {
+    ocsf?.reopen();
     audit.reopen().then(
       () => {
         log.info({ path: config.audit.path }, 'audit log reopened');
@@ -378,6 +385,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       await audit.append({ type: 'proxy_stop', pid: process.pid, reason }).catch(() => {});
       await anchor.mark();
       await audit.close();
+      await ocsf?.close();
       await pending.close();
       await usageFile?.flush();
       await shared?.close();

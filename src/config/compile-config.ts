@@ -111,7 +111,7 @@ export function compileConfig(src: YamlSource): Config {
       maxEntries: raw.cache?.max_entries ?? 100,
       maxStaleSeconds: raw.cache?.max_stale_seconds ?? 0,
     },
-    audit: { path: abs(raw.audit?.path ?? './audit.jsonl'), keyFile: raw.audit?.key_file ? abs(raw.audit.key_file) : `${stateDir}/audit.key`, failOnUnwritable: raw.audit?.fail_on_unwritable ?? true, maxBytes: raw.audit?.max_bytes ?? null },
+    audit: { path: abs(raw.audit?.path ?? './audit.jsonl'), keyFile: raw.audit?.key_file ? abs(raw.audit.key_file) : `${stateDir}/audit.key`, failOnUnwritable: raw.audit?.fail_on_unwritable ?? true, maxBytes: raw.audit?.max_bytes ?? null, format: raw.audit?.format ?? 'keyswap' },
     ...(backends as CompiledBackends),
     upstream,
     timeouts: {

@@ -66,7 +66,7 @@ export const rawConfigSchema = z.strictObject({
       max_stale_seconds: nonNegInt.optional(),
     })
     .optional(),
-  audit: z.strictObject({ path: path.optional(), key_file: path.optional(), fail_on_unwritable: z.boolean().optional(), max_bytes: z.number().int().min(4096).optional() }).optional(),
+  audit: z.strictObject({ path: path.optional(), key_file: path.optional(), fail_on_unwritable: z.boolean().optional(), max_bytes: z.number().int().min(4096).optional(), format: z.enum(['keyswap', 'ocsf']).optional() }).optional(),
   backend: backendEntry.optional(),
   backends: z.record(z.string(), backendEntry).optional(),
   upstream: z

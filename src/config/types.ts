@@ -341,7 +341,8 @@ export interface Config {
   };
   /** maxBytes: rotate to `<path>.<timestamp>` past this size (null: rotate only on SIGUSR1). */
   /** keyFile: the chain's MAC key (default `<state_dir>/audit.key`; a systemd credential `keyswap-audit-key` wins). */
-  readonly audit: { readonly path: string; readonly keyFile: string; readonly failOnUnwritable: boolean; readonly maxBytes: number | null };
+  /** format: `ocsf` also writes an OCSF-mapped copy beside the chain (audit/ocsf.ts); the chain is written either way. */
+  readonly audit: { readonly path: string; readonly keyFile: string; readonly failOnUnwritable: boolean; readonly maxBytes: number | null; readonly format: 'keyswap' | 'ocsf' };
   /** The unnamed `backend:` (default: the file store in state_dir): every name no secret routes elsewhere. */
   readonly backend: BackendSpec;
   /** `backends: { NAME: … }`, opened beside the default one. */

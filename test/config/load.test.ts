@@ -25,7 +25,7 @@ describe('parseConfig(): defaults and shapes', () => {
     const c: Config = parseConfig(valid(), FILE);
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 14322 });
     expect(c.stateDir).toBe('/cfg/certs');
-    expect(c.audit).toEqual({ path: '/cfg/audit.jsonl', keyFile: '/cfg/certs/audit.key', failOnUnwritable: true, maxBytes: null });
+    expect(c.audit).toEqual({ path: '/cfg/audit.jsonl', keyFile: '/cfg/certs/audit.key', failOnUnwritable: true, maxBytes: null, format: 'keyswap' });
     expect(c.backend).toEqual({ type: 'file', path: '/cfg/certs/secrets.enc', keyFile: null, passphraseFile: null, keyKms: null, kms: { endpoint: null, caFile: null, timeoutMs: 10_000, vault: null } });
     expect(c.cache).toEqual({ ttlSeconds: 300, jitterSeconds: 30, maxEntries: 100, maxStaleSeconds: 0 });
     expect(c.unmatchedDestinationPolicy).toBe('forward_unmodified');

@@ -23,10 +23,10 @@ export function replicaOf(h: Harness): Replica {
  * behind a Service each have theirs unless given one): `n` names them apart. `secrets` are set in its file store
  * when the config's backend is the file store.
  */
-export async function startReplica(h: Harness, n: number, env: Readonly<Record<string, string>> = {}, secrets: Readonly<Record<string, string>> = {}): Promise<Replica> {
+export async function startReplica(h: Harness, n: number, env: Readonly<Record<string, string>> = {}, secrets: Readonly<Record<string, string>> = {}, audit = ''): Promise<Replica> {
   const text = readFileSync(path.join(h.dir, 'keyswap.yaml'), 'utf8')
     .replace(`state_dir: ${h.dir}/state`, `state_dir: ${h.dir}/state-${n}`)
-    .replace(`audit: { path: ${h.auditPath} }`, `audit: { path: ${h.dir}/audit-${n}.jsonl }`);
+    .replace(`audit: { path: ${h.auditPath} }`, `audit: { path: ${h.dir}/audit-${n}.jsonl${audit} }`);
   const config = path.join(h.dir, `keyswap-${n}.yaml`);
   writeFileSync(config, text);
   for (const [name, value] of Object.entries(secrets)) {
