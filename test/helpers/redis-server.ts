@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,12 +28,18 @@ async function freePort(): Promise<number> {
 }
 
 /** A real redis-server on a free loopback port, with nothing saved to disk unless asked (`appendonly`). */
-export async function startRedis(o: { readonly password?: string; readonly appendonly?: boolean } = {}): Promise<RedisServer> {
+export async function startRedis(o: { readonly password?: string; readonly appendonly?: boolean; readonly tls?: { readonly certPem: string; readonly keyPem: string } } = {}): Promise<RedisServer> {
   if (REDIS_SERVER === null) throw new Error('redis-server is not installed (apt-get install redis-server)');
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'keyswap-redis-'));
   let child: ChildProcess | null = null;
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', o.appendonly === true ? 'yes' : 'no', '--protected-mode', 'yes', ...(o.password === undefined ? [] : ['--requirepass', o.password])];
+  if (o.tls !== undefined) {
+    writeFileSync(path.join(dir, 'cert.pem'), o.tls.certPem);
+    writeFileSync(path.join(dir, 'key.pem'), o.tls.keyPem, { mode: 0o600 });
+  }
+  // With TLS: no plain port at all, as in deploy/kubernetes/overlays/gateway.
+  const listen = o.tls === undefined ? ['--port', String(port)] : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', path.join(dir, 'cert.pem'), '--tls-key-file', path.join(dir, 'key.pem'), '--tls-auth-clients', 'no'];
+  const args = [...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', o.appendonly === true ? 'yes' : 'no', '--protected-mode', 'yes', ...(o.password === undefined ? [] : ['--requirepass', o.password])];
   const start = async (): Promise<void> => {
     child = spawn(REDIS_SERVER as string, args, { stdio: ['ignore', 'ignore', 'inherit'] });
     const until = Date.now() + 10_000;
@@ -58,7 +64,7 @@ export async function startRedis(o: { readonly password?: string; readonly appen
   await start();
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${o.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     kill,
     start,
     cli: (...a: string[]) => spawnSync('redis-cli', ['-p', String(port), ...(o.password === undefined ? [] : ['--no-auth-warning', '-a', o.password]), ...a], { encoding: 'utf8' }).stdout,

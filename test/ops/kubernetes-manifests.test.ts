@@ -7,7 +7,7 @@ import { lockScript } from '../../src/egress/index.js';
 import { REPO } from '../helpers/cli.js';
 
 /*
- * Issue #29, item 2 (the sidecar): deploy/kubernetes checked offline, as no cluster runs here. Each overlay is
+ * Issue #29, item 2 (the sidecar and the gateway): deploy/kubernetes checked offline, as no cluster runs here. Each overlay is
  * rendered by following its kustomizations' `resources:` (the only kustomize feature the tree uses, which the test
  * enforces) and must equal the plain manifests; every object validates against the Kubernetes API schemas
  * (kubernetes-models); the pod's security contexts are what docs/kubernetes.md promises; keyswap's config in the
@@ -89,5 +89,67 @@ describe('deploy/kubernetes: the sidecar overlay', () => {
     const values = (agent.env ?? []).map((e) => e.value);
     for (const s of config.secrets) expect(values).toContain(s.placeholder);
     expect(values.filter((v) => /^(sk-|ghp_)/.test(v)).every((v) => v.includes('PLACEHOLDER'))).toBe(true);
+  });
+});
+
+type Pod = { serviceAccountName?: string; automountServiceAccountToken?: boolean; initContainers?: Container[]; containers: Container[]; volumes: { name: string; secret?: { secretName: string; defaultMode: number } }[] };
+type Workload = Obj & { spec: { replicas: number; template: { spec: Pod } } };
+type Policy = Obj & { spec: { podSelector: { matchLabels?: Record<string, string> }; policyTypes: string[]; egress?: { to?: unknown[]; ports?: { port: number }[] }[]; ingress?: { from?: unknown[]; ports?: { port: number }[] }[] } };
+
+describe('deploy/kubernetes: the gateway overlay', () => {
+  const objects = render(path.join(ROOT, 'overlays/gateway'));
+  const plain = parseAllDocuments(readFileSync(path.join(ROOT, 'plain/gateway.yaml'), 'utf8')).map((d) => d.toJSON() as Obj);
+  const named = <T extends Obj>(kind: string, name: string): T => objects.find((o) => o.kind === kind && o.metadata.name === name) as T;
+  const gateway = named<Workload>('Deployment', 'keyswap-gateway');
+  const pod = gateway.spec.template.spec;
+  const keyswap = pod.containers.find((c) => c.name === 'keyswap') as Container & { ports: { name: string; containerPort: number }[] };
+  const configMap = named<Obj & { data: Record<string, string> }>('ConfigMap', 'keyswap-gateway-config');
+  const config = parseConfig(configMap.data['keyswap.yaml'] as string, '/etc/keyswap/keyswap.yaml');
+
+  it('renders to the plain manifests, and every object validates against the Kubernetes API schemas', async () => {
+    expect(plain).toEqual(objects);
+    for (const o of objects) await validate(o);
+  });
+
+  it('several replicas share state through Redis over TLS, the CA and the audit key, and serve TLS with client identities', () => {
+    expect(gateway.spec.replicas).toBeGreaterThanOrEqual(2);
+    expect(config.sharedState).toMatchObject({ redis: { host: 'keyswap-redis', port: 6380, tls: { caFile: '/etc/keyswap-redis-tls/ca.crt' } }, onUnavailable: 'refuse', replicas: gateway.spec.replicas });
+    expect(config.listenTls?.listen.port).toBe(keyswap.ports.find((p) => p.name === 'proxy-tls')?.containerPort);
+    expect(config.clients?.size).toBeGreaterThan(0);
+    expect(keyswap.args).toContain('--allow-non-loopback');
+    // Every replica signs its chain with one key (a Secret) and names it by its pod.
+    expect(config.audit.keyFile.startsWith('/etc/keyswap-audit/')).toBe(true);
+    expect(pod.volumes.find((v) => v.name === 'keyswap-audit-key')?.secret?.secretName).toBe('keyswap-audit-key');
+    expect(JSON.stringify(keyswap.env)).toContain('KEYSWAP_CHAIN_NAME');
+    // Redis's password is the very secret keyswap reads (password_secret), from the same Secret.
+    const redis = named<Workload>('StatefulSet', 'keyswap-redis').spec.template.spec.containers[0] as Container & { env: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }[]; args: string[] };
+    expect(redis.env[0]?.valueFrom.secretKeyRef).toEqual({ name: 'keyswap-secrets', key: config.sharedState?.redis.passwordSecret });
+    expect(redis.args.slice(redis.args.indexOf('--port'), redis.args.indexOf('--port') + 2)).toEqual(['--port', '0']);
+    expect(redis.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    const service = named<Obj & { spec: { ports: { port: number; targetPort: string }[] } }>('Service', 'keyswap-gateway');
+    expect(service.spec.ports).toEqual([{ name: 'proxy-tls', port: config.listenTls?.listen.port, targetPort: 'proxy-tls', protocol: 'TCP' }]);
+  });
+
+  it('keyswap runs non-root, read-only, with no capability and no API token; probes on /healthz', () => {
+    for (const c of [keyswap, ...(pod.initContainers ?? [])]) expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsUser: 10001 });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.serviceAccountName).toBe('keyswap');
+    expect(named<Obj & { automountServiceAccountToken: boolean }>('ServiceAccount', 'keyswap').automountServiceAccountToken).toBe(false);
+    expect(JSON.stringify(keyswap.startupProbe)).toContain('http://keyswap.invalid/healthz');
+    for (const v of pod.volumes.filter((x) => x.secret !== undefined)) expect(v.secret?.defaultMode).toBe(0o400);
+  });
+
+  it('agent pods may reach only the gateway\'s TLS port and DNS; Redis takes the gateway alone', () => {
+    const agents = named<Policy>('NetworkPolicy', 'agents-egress-to-gateway-only');
+    expect(agents.spec.policyTypes).toEqual(['Egress']);
+    expect(agents.spec.egress).toHaveLength(2);
+    expect(agents.spec.egress?.[0]?.to).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'keyswap-gateway' } } }]);
+    expect(agents.spec.egress?.[0]?.ports?.map((p) => p.port)).toEqual([config.listenTls?.listen.port]);
+    expect(agents.spec.egress?.[1]?.ports?.map((p) => p.port)).toEqual([53, 53]);
+    const redis = named<Policy>('NetworkPolicy', 'keyswap-redis');
+    expect(redis.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'keyswap-gateway' } } }], ports: [{ port: 6380, protocol: 'TCP' }] }]);
+    expect(redis.spec.egress).toEqual([]);
+    const gw = named<Policy>('NetworkPolicy', 'keyswap-gateway');
+    expect(gw.spec.ingress?.[0]?.ports?.map((p) => p.port)).toEqual([config.listenTls?.listen.port]);
   });
 });
