@@ -23,8 +23,11 @@ function waitForUrl(child, what) {
 /** Extra node flags for both Node proxies, e.g. BENCH_NODE_FLAGS=--perf-basic-prof for `perf record`. */
 const nodeFlags = () => (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
-/** keyswap with the env backend and one header binding; `auditDir` decides what an fsync costs, `repo` which build runs. */
-export async function startKeyswap({ repo = REPO, dir, auditDir, upstreamPort, extraPorts = [], caPath, placeholder, secret }) {
+/**
+ * keyswap with the env backend and one header binding; `auditDir` decides what an fsync costs, `repo` which build
+ * runs; `top` adds top-level YAML (usage:, shared_state:), `binding` keys to the binding (rate:).
+ */
+export async function startKeyswap({ repo = REPO, dir, auditDir, upstreamPort, extraPorts = [], caPath, placeholder, secret, top = '', binding = '' }) {
   const id = randomBytes(3).toString('hex');
   const stateDir = path.join(dir, `state-${id}`);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -35,11 +38,12 @@ state_dir: ${stateDir}
 audit: { path: ${path.join(auditDir, `audit-${id}.jsonl`)} }
 backend: { type: env }
 upstream: { extra_ca_file: ${caPath} }
+${top}
 secrets:
   BENCH_KEY:
     placeholder: "${placeholder}"
     inject: { header: Authorization, format: "Bearer {BENCH_KEY}" }
-    bindings: [ ${[upstreamPort, ...extraPorts].map((port) => `{ host: localhost, port: ${port} }`).join(', ')} ]
+    bindings: [ ${[upstreamPort, ...extraPorts].map((port) => `{ host: localhost, port: ${port}${binding} }`).join(', ')} ]
 `);
   const prof = [...nodeFlags(), ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [])];
   const child = spawn(process.execPath, [...prof, path.join(repo, 'dist/cli/main.js'), 'serve', '--config', cfg, '--log-level', 'error'], {

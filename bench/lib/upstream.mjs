@@ -6,9 +6,11 @@ import { performance } from 'node:perf_hooks';
 export const CHUNK = Buffer.alloc(64 * 1024, 'keyswap bench payload ');
 
 export async function startUpstream({ certPem, keyPem, secret, placeholder }) {
+  let withSecret = 0; // requests that arrived carrying the real secret (a quota's exactness is counted here)
   const server = https.createServer({ cert: certPem, key: keyPem }, (req, res) => {
     const auth = req.headers.authorization ?? '';
     const sawSecret = auth === `Bearer ${secret}`;
+    if (sawSecret) withSecret++;
     const ok = sawSecret || auth === `Bearer ${placeholder}`;
     const url = new URL(req.url, 'https://x');
     if (url.pathname === '/v1/sse') return sse(res, Number(url.searchParams.get('gap') ?? 50), Number(url.searchParams.get('n') ?? 5));
@@ -26,7 +28,7 @@ export async function startUpstream({ certPem, keyPem, secret, placeholder }) {
   // handshakes that belong to no scenario.
   server.keepAliveTimeout = 600_000;
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: server.address().port };
+  return { server, port: server.address().port, count: () => withSecret };
 }
 
 /** Events stamped with the upstream's clock (the bench process's own: one clock for sender and receiver). */
