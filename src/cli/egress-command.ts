@@ -16,9 +16,10 @@ As root: an agent's user may reach only keyswap. nftables rules in a table of ke
 user's sockets connect to keyswap's listeners (the config's listen and listen_tls) and, with --dns, to that DNS
 resolver; everything else, IPv4 and IPv6, is rejected at once (a TCP reset or ICMP "prohibited"), so a tool that
 ignores HTTPS_PROXY (curl --noproxy '*', a Go binary, raw sockets) fails fast instead of going around keyswap.
---transparent: the user's IPv4 connections to port 443 are also redirected to keyswap's transparent listener (the
-config's transparent: listen), which serves them by their TLS SNI as if they had come through the proxy, so an
-agent with no proxy settings at all still gets its secrets injected. Other users, keyswap's own among them, are untouched. Locking again replaces the user's rules; the rules last until
+--transparent: the user's connections to port 443 (IPv4 and IPv6) are also redirected to keyswap's transparent
+listener (the config's transparent: listen), which serves them by their TLS SNI as if they had come through the
+proxy, so an agent with no proxy settings at all still gets its secrets injected; with transparent: listen_http,
+its port 80 goes there too, each request served by its Host header. Other users, keyswap's own among them, are untouched. Locking again replaces the user's rules; the rules last until
 unlock or a reboot (keyswap install --lock-egress-for USER reapplies them whenever the service starts).`;
 
 export async function egressCommand(args: string[], io: CliIo): Promise<number> {
@@ -47,8 +48,8 @@ export async function egressCommand(args: string[], io: CliIo): Promise<number> 
     if (values.transparent && config.transparent !== null && config.transparent.uid !== uid) throw new CliError(`--transparent: ${config.file} serves transparent connections for UID ${config.transparent.uid} only (transparent.uid), not ${uid}; one transparent agent per keyswap`, EXIT.usage);
     const listeners = [config.listen, ...(config.listenTls === null ? [] : [config.listenTls.listen]), ...(values.transparent && config.transparent !== null ? [config.transparent.listen] : [])];
     if (listeners.some((l) => l.port === 0)) throw new CliError(`${config.file}: listen port 0 is chosen at start; a lock needs the port keyswap listens on`, EXIT.usage);
-    await runNft(['-f', '-'], lockScript({ uid, listeners, dns: values.dns ?? null, transparentPort: values.transparent ? config.transparent?.listen.port ?? null : null }));
-    io.stdout.write(`locked UID ${uid}: it may connect only to ${listeners.map((l) => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`).join(', ')}${values.dns === undefined ? '' : ` and DNS at ${values.dns}`}; everything else is rejected${values.transparent ? `; its IPv4 HTTPS goes to the transparent listener` : ''}\n`);
+    await runNft(['-f', '-'], lockScript({ uid, listeners, dns: values.dns ?? null, transparentPort: values.transparent ? config.transparent?.listen.port ?? null : null, transparentHttpPort: values.transparent ? config.transparent?.listenHttp?.port ?? null : null }));
+    io.stdout.write(`locked UID ${uid}: it may connect only to ${listeners.map((l) => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`).join(', ')}${values.dns === undefined ? '' : ` and DNS at ${values.dns}`}; everything else is rejected${values.transparent ? `; its HTTPS (IPv4 and IPv6) goes to the transparent listener${config.transparent?.listenHttp == null ? '' : ', and its port 80 to transparent.listen_http'}` : ''}\n`);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof NftError) throw new CliError(err.message, EXIT.runtime);

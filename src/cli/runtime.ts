@@ -206,7 +206,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
       ...(opts.inheritedFd === undefined ? {} : { fd: opts.inheritedFd }),
       ...(tlsAt === null ? {} : { tls: { host: tlsAt.listen.host, port: tlsAt.listen.port, certFile: tlsAt.certFile, keyFile: tlsAt.keyFile, clientCaFile: tlsAt.clientCaFile, handshakeMs: config.timeouts.tlsHandshakeMs } }),
       // Only the serving keyswap: the egress lock redirects to the config's fixed port.
-      ...(config.transparent === null || !opts.writePid ? {} : { transparent: { host: config.transparent.listen.host, port: config.transparent.listen.port, uid: config.transparent.uid, client: () => transparentClient(snapshot, config.transparent?.client ?? null) } }),
+      ...(config.transparent === null || !opts.writePid ? {} : { transparent: { host: config.transparent.listen.host, port: config.transparent.listen.port, httpPort: config.transparent.listenHttp?.port ?? null, uid: config.transparent.uid, client: () => transparentClient(snapshot, config.transparent?.client ?? null) } }),
     });
   } catch (err) {
     await audit.close();

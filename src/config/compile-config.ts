@@ -84,7 +84,14 @@ export function compileConfig(src: YamlSource): Config {
     if (raw.clients !== undefined && raw.transparent.client === undefined) err(['transparent'], 'needs client: NAME: the config names clients, and agents redirected here present no token');
     // A warning, not an error: `keyswap client revoke` of this client must leave a file that still loads.
     if (raw.transparent.client !== undefined && !Object.hasOwn(raw.clients ?? {}, raw.transparent.client)) warn(['transparent', 'client'], `'${raw.transparent.client}' is not a client in this file: transparent connections are refused`);
-    if (at !== null) transparent = { listen: at, uid: raw.transparent.uid, client: raw.transparent.client ?? null };
+    let listenHttp: HostPort | null = null;
+    if (raw.transparent.listen_http !== undefined) {
+      listenHttp = parseHostPort(raw.transparent.listen_http, true);
+      if (listenHttp === null) err(['transparent', 'listen_http'], `'${raw.transparent.listen_http}' is not host:port; e.g. 127.0.0.1:14325`);
+      else if (listenHttp.host !== '127.0.0.1' || listenHttp.port === 0) err(['transparent', 'listen_http'], `'${raw.transparent.listen_http}': the egress lock redirects port 80 to a fixed port of 127.0.0.1 (e.g. 127.0.0.1:14325)`);
+      else if (at !== null && listenHttp.port === at.port) err(['transparent', 'listen_http'], 'must be another port than transparent.listen: one takes TLS, the other plain HTTP');
+    }
+    if (at !== null) transparent = { listen: at, listenHttp, uid: raw.transparent.uid, client: raw.transparent.client ?? null };
   }
   let ui: Config['ui'] = null;
   if (raw.ui !== undefined) {

@@ -93,7 +93,7 @@ export const rawConfigSchema = z.strictObject({
   secrets: z.record(z.string(), secret),
   routes: z.record(z.string(), z.string()).optional(),
   ui: z.strictObject({ listen: z.string().min(1) }).optional(),
-  transparent: z.strictObject({ listen: z.string().min(1), uid: z.number().int().min(1).max(4_294_967_294), client: z.string().min(1).optional() }).optional(),
+  transparent: z.strictObject({ listen: z.string().min(1), listen_http: z.string().min(1).optional(), uid: z.number().int().min(1).max(4_294_967_294), client: z.string().min(1).optional() }).optional(),
   shared_state: z
     .strictObject({
       redis: z.strictObject({

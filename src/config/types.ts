@@ -390,10 +390,10 @@ export interface Config {
   readonly ui: { readonly listen: HostPort } | null;
   /**
    * `transparent:`: the listener the egress lock (`--transparent`) redirects an agent's port 443 to; its TLS SNI names
-   * the destination. Only connections whose socket belongs to `uid` (the locked agent's user) are served, as
+   * the destination. `listenHttp`: the one port 80 goes to, where each request's Host header names it. Only connections whose socket belongs to `uid` (the locked agent's user) are served, as
    * `client` when the config names clients. null: none.
    */
-  readonly transparent: { readonly listen: HostPort; readonly uid: number; readonly client: string | null } | null;
+  readonly transparent: { readonly listen: HostPort; readonly listenHttp: HostPort | null; readonly uid: number; readonly client: string | null } | null;
   /** `shared_state:`: rate limits, quotas and minted credentials shared by several replicas through Redis. null: each keyswap alone. */
   readonly sharedState: SharedStateSpec | null;
   /** null: no `clients:` section, anyone who can reach the listener may use it (loopback only). */

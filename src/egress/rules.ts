@@ -10,8 +10,10 @@ export interface LockSpec {
   readonly listeners: readonly { readonly host: string; readonly port: number }[];
   /** A DNS resolver the UID may query (UDP and TCP 53 to this address); null: none. */
   readonly dns: string | null;
-  /** `--transparent`: the UID's outbound IPv4 TCP to port 443 is redirected to this port of 127.0.0.1. */
+  /** `--transparent`: the UID's outbound TCP to port 443 (IPv4 and IPv6) is redirected to this port of loopback. */
   readonly transparentPort: number | null;
+  /** With `transparentPort`: its TCP to port 80 goes to this port (transparent.listen_http); null: rejected. */
+  readonly transparentHttpPort?: number | null;
 }
 
 /** One address match for a listener's host: a wildcard host means any address of this machine. */
@@ -25,7 +27,8 @@ const natChainOf = (uid: number): string => `nat_uid_${uid}`;
 
 /**
  * The nft script (one transaction: `nft -f` applies all of it or none) that locks `spec.uid`, and with
- * `transparentPort` redirects its IPv4 HTTPS to keyswap's transparent listener (IPv6 HTTPS is rejected like the rest): its sockets may reach
+ * `transparentPort` redirects its HTTPS (IPv4 and IPv6; a redirect lands on 127.0.0.1 or ::1) to keyswap's
+ * transparent listener, and its port 80 to `transparentHttpPort` when there is one: its sockets may reach
  * only keyswap's listeners (and the named resolver), over IPv4 and IPv6; everything else is rejected at once (a TCP
  * reset, an ICMP "administratively prohibited"), so tools fail fast instead of hanging. Other UIDs are untouched:
  * the table's output chain sends each locked UID to its own chain through a verdict map, so locking and unlocking one
@@ -35,8 +38,12 @@ export function lockScript(spec: LockSpec): string {
   if (!Number.isInteger(spec.uid) || spec.uid <= 0) throw new Error(`uid ${spec.uid}: lock a non-root user's UID`);
   if (spec.listeners.length === 0) throw new Error('no listener to allow: the locked UID could reach nothing');
   const chain = chainOf(spec.uid);
+  // A redirected connection is filtered as going to loopback's transparent ports, in both families.
+  const redirects = spec.transparentPort === null ? [] : [[443, spec.transparentPort], ...(spec.transparentHttpPort == null ? [] : [[80, spec.transparentHttpPort]])];
+  const transparentTargets = redirects.flatMap(([, port]) => [{ host: '127.0.0.1', port: port as number }, { host: '::1', port: port as number }]);
+  const listeners = [...spec.listeners, ...transparentTargets.filter((t) => !spec.listeners.some((l) => l.host === t.host && l.port === t.port))];
   const allow = [
-    ...spec.listeners.map((l) => `add rule inet ${TABLE} ${chain} ${daddr(l.host)} tcp dport ${l.port} accept`),
+    ...listeners.map((l) => `add rule inet ${TABLE} ${chain} ${daddr(l.host)} tcp dport ${l.port} accept`),
     ...(spec.dns === null ? [] : ['udp', 'tcp'].map((p) => `add rule inet ${TABLE} ${chain} ${daddr(spec.dns as string)} ${p} dport 53 accept`)),
   ];
   return [
@@ -49,7 +56,7 @@ export function lockScript(spec: LockSpec): string {
     // The redirect (or none: a lock without --transparent leaves the chain empty), before the filter sees the packet.
     `add chain inet ${TABLE} ${natChainOf(spec.uid)}`,
     `flush chain inet ${TABLE} ${natChainOf(spec.uid)}`,
-    ...(spec.transparentPort === null ? [] : [`add rule inet ${TABLE} ${natChainOf(spec.uid)} meta nfproto ipv4 tcp dport 443 redirect to :${spec.transparentPort}`]),
+    ...redirects.map(([from, to]) => `add rule inet ${TABLE} ${natChainOf(spec.uid)} tcp dport ${from} redirect to :${to}`),
     // The maps' elements last: the UID is sent to its chains only once they are whole (same transaction anyway).
     `add element inet ${TABLE} locked { ${spec.uid} : jump ${chain} }`,
     `add element inet ${TABLE} redirected { ${spec.uid} : jump ${natChainOf(spec.uid)} }`,

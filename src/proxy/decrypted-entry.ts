@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
-import { admitConnection, type ProxyContext } from './entries.js';
+import { parseAuthority } from '../wire/index.js';
+import { admitConnection, refuseUnrouted, type ProxyContext } from './entries.js';
 import type { Target } from './exchange.js';
 import { runPipeline } from './pipeline.js';
 import { Refusal } from './refusal.js';
@@ -13,7 +14,9 @@ import { Refusal } from './refusal.js';
 export function handleDecrypted(ctx: ProxyContext, req: http.IncomingMessage, res: http.ServerResponse): void {
   const target = targetOf(ctx, req);
   if (target === null) {
-    res.destroy();
+    // A redirected port-80 request whose Host names no destination on port 80 is answered; anything else is a bug.
+    if (ctx.plain.has(req.socket)) refuseUnrouted(ctx, req, { kind: 'response', res }, 'bad_request');
+    else res.destroy();
     return;
   }
   const ex = admitConnection(ctx, req, { kind: 'response', res }, target);
@@ -49,6 +52,14 @@ export function handleDecryptedUpgrade(ctx: ProxyContext, req: http.IncomingMess
 
 function targetOf(ctx: ProxyContext, req: http.IncomingMessage): Target | null {
   const socket = req.socket;
+  const plain = ctx.plain.get(socket);
+  if (plain !== undefined) {
+    // Redirected from port 80: the Host header is the only name the request has (the pipeline holds the header to
+    // this target, so the two cannot disagree), and it must name port 80, where the connection was going.
+    const authority = parseAuthority(req.headers.host ?? '');
+    if (authority === null || (authority.port !== null && authority.port !== 80)) return null;
+    return { scheme: 'http', host: authority.host, port: 80, sni: null, client: plain.client, isRoute: false };
+  }
   const state = socket instanceof TLSSocket ? ctx.states.get(socket) : undefined;
   if (!(socket instanceof TLSSocket) || state === undefined) return null;
   const sni = typeof socket.servername === 'string' ? socket.servername : null;

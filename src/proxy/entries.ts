@@ -25,6 +25,11 @@ export interface ProxyContext {
   readonly inner: http.Server;
   /** Per decrypted socket: its CONNECT target, owned here and never patched onto Node's objects. */
   readonly states: WeakMap<TLSSocket, ConnState>;
+  /**
+   * Plain-HTTP sockets the egress lock redirected from port 80 (transparent.listen_http): who they are. Each
+   * request's destination is its Host header on port 80, as an absolute-form http:// request would name it.
+   */
+  readonly plain: WeakMap<Duplex, { readonly client: ClientSpec | null }>;
   /** The one HTTP/2 server, for decrypted connections whose agent chose h2 in ALPN. */
   readonly inner2: Http2Server;
   /** Per HTTP/2 session: its connection's CONNECT facts and SNI. */

@@ -2,7 +2,7 @@ import http from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import type { ClientSpec } from '../config/index.js';
-import { handleTransparent } from './transparent-entry.js';
+import { handleTransparent, handleTransparentHttp } from './transparent-entry.js';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
@@ -37,7 +37,7 @@ export interface ProxyDeps {
    * `transparent`: where the egress lock redirects agents with no proxy settings, and who they are (the configured
    * client, looked up in the configuration in force; not ok when it names one no longer admitted).
    */
-  readonly transparent?: { readonly host: string; readonly port: number; readonly uid: number; readonly client: () => { readonly ok: boolean; readonly client: ClientSpec | null } };
+  readonly transparent?: { readonly host: string; readonly port: number; readonly httpPort: number | null; readonly uid: number; readonly client: () => { readonly ok: boolean; readonly client: ClientSpec | null } };
 }
 
 export interface RunningProxy {
@@ -128,6 +128,9 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const outer = http.createServer(serverOptions(first));
   let self: AddressInfo | null = null;
   let tlsListener: TlsListener | null = null;
+  // The transparent listeners: TLS (redirected 443) and plain HTTP (redirected 80), each on 127.0.0.1 and, where
+  // the host has IPv6, on ::1, where the egress lock redirects IPv6.
+  const transparents: net.Server[] = [];
   let transparent: net.Server | null = null;
   const live = new LiveClients(deps.snapshot);
   const ctx: ProxyContext = {
@@ -135,7 +138,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       snapshot: deps.snapshot,
       log: deps.log,
       now: deps.now ?? (() => performance.now()),
-      isSelf: (host, port) => self !== null && (port === self.port || port === tlsListener?.address.port || port === (transparent?.address() as AddressInfo | null)?.port) && (isLocalHost(host) || host === self.address || host === tlsListener?.address.host),
+      isSelf: (host, port) => self !== null && (port === self.port || port === tlsListener?.address.port || transparents.some((t) => (t.address() as AddressInfo | null)?.port === port)) && (isLocalHost(host) || host === self.address || host === tlsListener?.address.host),
       pipelines: new WeakMap(),
       live,
     },
@@ -145,6 +148,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     h2States: new WeakMap(),
     h2Sessions: new Set(),
     states: new WeakMap<TLSSocket, ConnState>(),
+    plain: new WeakMap(),
     tunnels: new Set<Duplex>(),
   };
 
@@ -262,13 +266,35 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   }
   if (deps.transparent !== undefined) {
     const t = deps.transparent;
-    transparent = net.createServer((socket) => handleTransparent(ctx, socket, t.uid, t.client));
+    const listen = async (port: number, host: string, handle: (socket: net.Socket) => void, optional: boolean): Promise<net.Server | null> => {
+      const server = net.createServer(handle);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, host, () => resolve());
+        });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (optional && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) {
+          deps.log.info({ host, port }, 'no IPv6 loopback here: the egress lock rejects a locked user\'s IPv6 instead of redirecting it');
+          return null;
+        }
+        throw err;
+      }
+      transparents.push(server);
+      return server;
+    };
     try {
-      await new Promise<void>((resolve, reject) => {
-        transparent?.once('error', reject);
-        transparent?.listen(t.port, t.host, () => resolve());
-      });
+      const tls = (socket: net.Socket): void => handleTransparent(ctx, socket, t.uid, t.client);
+      transparent = await listen(t.port, t.host, tls, false);
+      await listen(t.port, '::1', tls, true);
+      if (t.httpPort !== null) {
+        const plain = (socket: net.Socket): void => handleTransparentHttp(ctx, socket, t.uid, t.client);
+        await listen(t.httpPort, t.host, plain, false);
+        await listen(t.httpPort, '::1', plain, true);
+      }
     } catch (err) {
+      for (const server of transparents) server.close();
       outer.close();
       await tlsListener?.close();
       throw err;
@@ -293,7 +319,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         live.stop();
         const stopped = new Promise<void>((resolve) => outer.close(() => resolve()));
         const tlsStopped = tlsListener?.close();
-        transparent?.close();
+        for (const server of transparents) server.close();
         inner.close();
         inner2.close();
         // GOAWAY: agents open no new stream here, and finish the ones in flight.

@@ -5,7 +5,7 @@ import { routeConnect } from './connect-route.js';
 import type { ProxyContext } from './entries.js';
 import { Exchange } from './exchange.js';
 import { startH2Session } from './h2-entry.js';
-import { OUTCOMES } from './refusal.js';
+import { OUTCOMES, Refusal } from './refusal.js';
 import { peerUid } from './peer-uid.js';
 
 /**
@@ -16,9 +16,35 @@ import { peerUid } from './peer-uid.js';
  * destination keyswap decrypts is served: anything else is refused (audited), never tunnelled blind.
  */
 export function handleTransparent(ctx: ProxyContext, socket: Socket, uid: number, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
+  // No resume(): the TLS socket takes the connection over from its handle, hello and all.
+  ownedBy(ctx, socket, uid, () => serveTls(ctx, socket, client));
+}
+
+/**
+ * A connection the egress lock redirected from port 80 (`transparent.listen_http`): plain HTTP, each request
+ * served as an absolute-form `http://HOST/…` request naming its Host header, by the inner server that parses
+ * decrypted connections (decrypted-entry.ts says how the Host header becomes the destination).
+ */
+export function handleTransparentHttp(ctx: ProxyContext, socket: Socket, uid: number, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
+  ownedBy(ctx, socket, uid, () => {
+    const who = client();
+    if (!who.ok) {
+      new Exchange(ctx.deps, ctx.deps.snapshot(), 'GET', null, '/', { kind: 'socket', socket }).refuse(new Refusal('proxy_auth_required'));
+      return;
+    }
+    ctx.plain.set(socket, { client: who.client });
+    ctx.deps.live.watch(socket, who.client);
+    socket.resume();
+    ctx.inner.emit('connection', socket);
+  });
+}
+
+/**
+ * Served only for the locked agent's user: any other local process dialling a transparent port is not that agent.
+ * Nothing is read meanwhile (a paused socket keeps what the agent sent in the kernel for whoever takes it over).
+ */
+function ownedBy(ctx: ProxyContext, socket: Socket, uid: number, serve: () => void): void {
   socket.on('error', () => socket.destroy());
-  // Served only for the locked agent's user: any other local process dialling this port is not that agent. Nothing
-  // is read meanwhile (a paused socket keeps the hello in the kernel for the TLS socket that takes it over).
   socket.pause();
   peerUid(socket.remoteAddress ?? '', socket.remotePort ?? 0).then((owner) => {
     if (socket.destroyed) return;
@@ -28,8 +54,7 @@ export function handleTransparent(ctx: ProxyContext, socket: Socket, uid: number
       socket.destroy();
       return;
     }
-    // No resume(): the TLS socket takes the connection over from its handle, hello and all.
-    serveTls(ctx, socket, client);
+    serve();
   }, () => socket.destroy());
 }
 

@@ -27,6 +27,7 @@ const AGENT_IP6 = NET_IP6.replace(/::2$/, '::1');
 const AGENT_UID = 64_000 + (process.pid % 1000);
 const PORT = 14_322;
 const TRANSPARENT_PORT = 14_324;
+const TRANSPARENT_HTTP_PORT = 14_325;
 const PH = 'sk-PLACEHOLDER-EGRESS-0123456789abcdef';
 const CANARY = `real-secret-egress-${randomBytes(8).toString('hex')}`;
 const isRoot = process.getuid?.() === 0;
@@ -74,7 +75,7 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'test-ca.pem'), ca.certPem);
   writeFileSync(path.join(dir, 'upstream.log'), '');
   // One server, both families ('::' takes IPv4 too unless the namespace says otherwise).
-  upstream = spawn('ip', inNs(NET_NS, [process.execPath, path.join(REPO, 'test/helpers/netns-upstream.mjs'), '::', '443', path.join(dir, 'up-cert.pem'), path.join(dir, 'up-key.pem'), path.join(dir, 'upstream.log')]), { stdio: ['ignore', 'pipe', 'pipe'] });
+  upstream = spawn('ip', inNs(NET_NS, [process.execPath, path.join(REPO, 'test/helpers/netns-upstream.mjs'), '::', '443', path.join(dir, 'up-cert.pem'), path.join(dir, 'up-key.pem'), path.join(dir, 'upstream.log'), '80']), { stdio: ['ignore', 'pipe', 'pipe'] });
   let upOut = '';
   upstream.stdout?.on('data', (c: Buffer) => { upOut += c.toString(); });
   expect(await waitFor(() => upOut.includes('listening'), 10_000)).toBe(true);
@@ -85,17 +86,19 @@ state_dir: ${dir}/state
 audit: { path: ${dir}/audit.jsonl }
 backend: { type: env, config: { prefix: KEYSWAP_SECRET_ } }
 unmatched_destination_policy: deny
-transparent: { listen: 127.0.0.1:${TRANSPARENT_PORT}, uid: ${AGENT_UID} }
+transparent: { listen: 127.0.0.1:${TRANSPARENT_PORT}, listen_http: 127.0.0.1:${TRANSPARENT_HTTP_PORT}, uid: ${AGENT_UID} }
 upstream:
   extra_ca_file: ${dir}/test-ca.pem
   resolve:
     "api.example.test:443": "${NET_IP}:443"
+    "api.example.test:80": "${NET_IP}:80"
 secrets:
   TEST_API_KEY:
     placeholder: "${PH}"
     inject: { header: Authorization, format: "Bearer {TEST_API_KEY}" }
     bindings:
       - { host: api.example.test }
+      - { host: api.example.test, port: 80, allow_plaintext: true }
 `);
   keyswap = spawn('ip', inNs(AGENT_NS, [process.execPath, KEYSWAP, 'serve', '--config', path.join(dir, 'keyswap.yaml')]), { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KEYSWAP_SECRET_TEST_API_KEY: CANARY }, stdio: ['ignore', 'pipe', 'pipe'] });
   keyswap.stdout?.on('data', (c: Buffer) => { keyswapOut += c.toString(); });
@@ -201,7 +204,7 @@ describe.skipIf(!isRoot)('keyswap egress lock, in network namespaces', () => {
     const cfg = path.join(dir, 'keyswap.yaml');
     const lock = keyswapCli(['egress', 'lock', '--uid', String(AGENT_UID), '--transparent', '--config', cfg]);
     expect(lock.status, String(lock.stderr)).toBe(0);
-    expect(String(lock.stdout)).toContain('its IPv4 HTTPS goes to the transparent listener');
+    expect(String(lock.stdout)).toContain('its HTTPS (IPv4 and IPv6) goes to the transparent listener, and its port 80 to transparent.listen_http');
     try {
       // No HTTPS_PROXY, no --proxy: the agent dials the internet's address itself (--resolve: no DNS query).
       const plain = asAgent(['curl', '-s', '--noproxy', '*', '--max-time', '10', '--resolve', `api.example.test:443:${NET_IP}`, '--cacert', path.join(dir, 'agent-ca.pem'),
@@ -210,6 +213,20 @@ describe.skipIf(!isRoot)('keyswap egress lock, in network namespaces', () => {
       expect(seenUpstream().find((r) => r.url === '/v1/transparent')?.authorization).toBe(`Bearer ${CANARY}`);
       const audit = readFileSync(path.join(dir, 'audit.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(audit.some((r) => r.type === 'inject_decision' && r.decision === 'allowed' && (r.destination as { host: string }).host === 'api.example.test' && (r.destination as { path_prefix: string }).path_prefix === '/v1/transparent')).toBe(true);
+      // The same over IPv6: the agent dials the internet's IPv6 address; the redirect lands on keyswap's ::1.
+      const six = asAgent(['curl', '-s', '-6', '--noproxy', '*', '--max-time', '10', '--resolve', `api.example.test:443:[${NET_IP6}]`, '--cacert', path.join(dir, 'agent-ca.pem'),
+        '-H', `Authorization: Bearer ${PH}`, '-o', '/dev/null', '-w', '%{http_code}', 'https://api.example.test/v1/transparent6']);
+      expect(six.out, keyswapOut.slice(-1500)).toBe('200');
+      expect(seenUpstream().find((r) => r.url === '/v1/transparent6')?.authorization).toBe(`Bearer ${CANARY}`);
+      // Port 80, plain HTTP: served by its Host header, injected where the binding allows plaintext.
+      const plain80 = asAgent(['curl', '-s', '--noproxy', '*', '--max-time', '10', '--resolve', `api.example.test:80:${NET_IP}`,
+        '-H', `Authorization: Bearer ${PH}`, '-o', '/dev/null', '-w', '%{http_code}', 'http://api.example.test/v1/plain80']);
+      expect(plain80.out, keyswapOut.slice(-1500)).toBe('200');
+      expect(seenUpstream().find((r) => r.url === '/v1/plain80')?.authorization).toBe(`Bearer ${CANARY}`);
+      // A Host keyswap does not bind on port 80: refused (deny), nothing reaches the internet.
+      const unbound80 = asAgent(['curl', '-s', '--noproxy', '*', '--max-time', '10', '--resolve', `elsewhere.example.test:80:${NET_IP}`, '-o', '/dev/null', '-w', '%{http_code}', 'http://elsewhere.example.test/unbound80']);
+      expect(unbound80.out).toBe('403');
+      expect(seenUpstream().some((r) => r.url === '/unbound80')).toBe(false);
       // A name keyswap does not decrypt: refused (and audited), never tunnelled blind.
       const other = asAgent(['curl', '-s', '--noproxy', '*', '--max-time', '10', '--resolve', `elsewhere.example.test:443:${NET_IP}`, '-k', '-o', '/dev/null', '-w', '%{http_code}', 'https://elsewhere.example.test/']);
       expect(other.out).toBe('000');
