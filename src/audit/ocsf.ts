@@ -40,7 +40,8 @@ export function toOcsf(r: AuditRecord, productVersion: string): Record<string, u
   const destination = rec.destination as { host: string; port: number; path_prefix: string } | undefined;
   if (destination !== undefined && typeof rec.request_id === 'string') {
     const method = typeof rec.method === 'string' ? rec.method : 'CONNECT';
-    const activity = HTTP_ACTIVITIES[method] ?? 99;
+    // Own keys only: a method spelled `constructor` or `__proto__` (HTTP/2 lets an agent send one) is Other.
+    const activity = Object.hasOwn(HTTP_ACTIVITIES, method) ? (HTTP_ACTIVITIES[method] as number) : 99;
     return {
       class_uid: HTTP_ACTIVITY, category_uid: 4, activity_id: activity, type_uid: HTTP_ACTIVITY * 100 + activity,
       time, ...status, metadata, actor,

@@ -206,6 +206,7 @@ async function exchangeOnce(config: Config, io: CliIo, minters: readonly { secre
       audit: async () => {}, // doctor serves nothing: there is no request for the record to vouch for
       secrets: {
         get: (name) => backend.fetch(name, { signal: AbortSignal.timeout(5000) }),
+        fresh: (name) => backend.fetch(name, { signal: AbortSignal.timeout(5000) }),
         store: async (name, value) => {
           if (backend.store === undefined) throw new Error('read-only backend');
           await backend.store(name, value);

@@ -35,10 +35,13 @@ export async function parentProxyChecks(config: Config, io: CliIo): Promise<Chec
 }
 
 /** The backend as a secret source, opened at the first fetch (the parent proxy's credentials). */
-export function backendSource(config: Config, io: CliIo): { get(name: string): Promise<Secret>; store(): Promise<'written' | 'pending'>; close(): Promise<void> } {
+export function backendSource(config: Config, io: CliIo): { get(name: string): Promise<Secret>; fresh(name: string): Promise<Secret>; store(): Promise<'written' | 'pending'>; close(): Promise<void> } {
   let opened: ReturnType<typeof openBackends> | null = null;
+  // Uncached: every read is the backend's value now.
+  const get = async (name: string): Promise<Secret> => (await (opened ??= openBackends(config, { ...io.env }, () => {}))).fetch(name, { signal: AbortSignal.timeout(5000) });
   return {
-    get: async (name) => (await (opened ??= openBackends(config, { ...io.env }, () => {}))).fetch(name, { signal: AbortSignal.timeout(5000) }),
+    get,
+    fresh: get,
     store: () => Promise.reject(new Error('doctor stores nothing')),
     close: async () => { await (await opened?.catch(() => null))?.close?.(); },
   };

@@ -133,7 +133,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   });
   // Values keyswap writes itself (rotated refresh tokens) are never dropped: one that cannot be saved waits here.
   const pending = await PendingWrites.open(secrets, path.join(config.stateDir, PENDING_WRITES_FILE), log);
-  const source = { get: (name: string) => pending.get(name), store: (name: string, value: Secret) => pending.store(name, value) };
+  const source = { get: (name: string) => pending.get(name), fresh: (name: string) => pending.fresh(name), store: (name: string, value: Secret) => pending.store(name, value) };
   const upstream = new UpstreamClient(config.upstream, extraCaPem, source);
   // Quota counts, kept in state_dir/usage.json across restarts (usage/usage-file.ts says why not the audit log).
   let usageFile: UsageFileWriter | null = null;

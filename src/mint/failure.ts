@@ -2,7 +2,7 @@
  * Why a credential could not be minted, as a token_exchange record states it: a category and the endpoint's
  * status, never its body (an endpoint's error text may quote what it was sent).
  */
-export type MintFailure = 'unreachable' | 'timeout' | 'untrusted' | 'too_large' | 'http_status' | 'oauth_error' | 'invalid_grant' | 'bad_response' | 'bad_key' | 'write_back_failed' | 'unsupported_payload' | 'ambiguous_request' | 'input_unavailable';
+export type MintFailure = 'unreachable' | 'timeout' | 'untrusted' | 'too_large' | 'http_status' | 'oauth_error' | 'invalid_grant' | 'bad_response' | 'bad_key' | 'write_back_failed' | 'unsupported_payload' | 'ambiguous_request' | 'input_unavailable' | 'refresh_token_spent';
 
 export class MintFailed extends Error {
   override readonly name = 'MintFailed';

@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import type { MinterSpec } from '../config/index.js';
 import { Secret } from '../secret.js';
 import { MintFailed } from './failure.js';
@@ -29,12 +30,31 @@ export interface MintDeps {
   /** Resolves once the record is durable: inputs leave, and a credential is used, only after their record. */
   readonly audit: (event: TokenExchangeEvent) => Promise<void>;
   /** The backend through the secret cache: the refresh token is read at exchange time; a rotated one is stored. */
-  readonly secrets: { get(name: string): Promise<Secret>; store(name: string, value: Secret): Promise<'written' | 'pending'> };
+  readonly secrets: { get(name: string): Promise<Secret>; fresh(name: string): Promise<Secret>; store(name: string, value: Secret): Promise<'written' | 'pending'> };
   readonly now?: () => number;
   /** Credentials the previous snapshot's service issued that are still valid (a reload keeps scrubbing them). */
   readonly inherit?: MintService;
   /** shared_state: one exchange among replicas, its result and rotated refresh tokens shared (else the inherited one's). */
   readonly sharing?: MintSharing;
+}
+
+/** Bounded: a refresh token is spent at most once per exchange, and the oldest are the least likely to come back. */
+class SpentTokens {
+  readonly #key = randomBytes(32);
+  readonly #macs = new Set<string>();
+
+  add(token: string): void {
+    this.#macs.add(this.#mac(token));
+    if (this.#macs.size > 1024) this.#macs.delete(this.#macs.values().next().value as string);
+  }
+
+  has(token: string): boolean {
+    return this.#macs.has(this.#mac(token));
+  }
+
+  #mac(token: string): string {
+    return createHmac('sha256', this.#key).update(token).digest('base64url');
+  }
 }
 
 /** How long a credential whose issuer gave no expiry is still looked for in responses. */
@@ -58,11 +78,14 @@ export class MintService {
   readonly #issued = new Map<string, { readonly value: Secret; readonly untilMs: number }[]>();
   readonly #sent: SentLedger;
   readonly #sharing: MintSharing | undefined;
+  /** Refresh tokens this process spent (the provider rotated them away), by an HMAC of this process's own. */
+  readonly #spent: SpentTokens;
 
   constructor(deps: MintDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#sharing = deps.sharing ?? (deps.inherit === undefined ? undefined : deps.inherit.#sharing);
+    this.#spent = deps.inherit === undefined ? new SpentTokens() : deps.inherit.#spent;
     this.#cache = new MintedCache({ now: this.#now });
     this.#sent = new SentLedger(this.#now, deps.inherit === undefined ? undefined : deps.inherit.#sent);
     if (deps.inherit !== undefined) for (const [name, list] of deps.inherit.#issued) this.#issued.set(name, [...list]);
@@ -135,15 +158,21 @@ export class MintService {
           return { value: new Secret(grant.accessToken), expiresAtMs: startMs + (grant.expiresInS ?? spec.maxMs / 1000) * 1000, useByMs: startMs + lifetimeMs, expiryKnown: grant.expiresInS !== null };
         });
       case 'oauth2_refresh': {
-        // Read now, not with the request that triggered this: a write-back since then has the current one; with
-        // shared_state, a replica's rotation not yet written back is the current one (read under the mint lease).
-        const stored = (await this.#deps.secrets.get(spec.refreshTokenSecret).catch((err: unknown) => {
+        // Read now, not with the request that triggered this: a write-back since then has the current one. With
+        // shared_state, read under the mint lease past the cache (another replica may have written one back since)
+        // and weighed against what the replicas handed on in Redis.
+        const read = this.#sharing === undefined ? this.#deps.secrets.get(spec.refreshTokenSecret) : this.#deps.secrets.fresh(spec.refreshTokenSecret);
+        const stored = (await read.catch((err: unknown) => {
           throw new MintFailed('input_unavailable', null, { cause: err });
         })).reveal();
         const current = this.#sharing === undefined ? stored : await this.#sharing.currentRefreshToken(spec.refreshTokenSecret, stored);
         return this.#exchange(secretName, spec, new URL(spec.tokenUrl).host, trigger, async (transport, writeBack) => {
+          // One this process already spent is never sent again, whatever the backend or Redis say: a provider with
+          // reuse detection would revoke the whole grant. Refused, audited, nothing sent.
+          if (this.#spent.has(current)) throw new MintFailed('refresh_token_spent', null);
           const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), current, transport);
           if (grant.refreshToken !== null && grant.refreshToken !== current) {
+            this.#spent.add(current);
             // The next exchange sends it: scrubbed from the endpoint's responses from now on, not only from then.
             this.#sent.record(destinationOf(new URL(spec.tokenUrl)), secretName, grant.refreshToken);
             // Other replicas first (they exchange next), then the backend (a restart of all of them reads it there).

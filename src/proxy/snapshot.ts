@@ -11,6 +11,8 @@ import type { UpstreamClient } from './upstream.js';
 /** Where secrets come from, as the pipeline sees it (secrets/PendingWrites over the SecretCache). */
 export interface SecretSource {
   get(name: string): Promise<Secret>;
+  /** Past the cache: a value other replicas may have rewritten since it was cached. */
+  fresh(name: string): Promise<Secret>;
   /** A value keyswap produced (a rotated refresh token): written, or kept and retried until it is (never dropped). */
   store(name: string, value: Secret): Promise<'written' | 'pending'>;
 }

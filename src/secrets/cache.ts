@@ -85,6 +85,15 @@ export class SecretCache {
   }
 
   /**
+   * The backend's value now, past any cached copy (and cached for the rest): what a value another process may have
+   * rewritten since (a refresh token several replicas rotate) is read with.
+   */
+  fresh(name: string): Promise<Secret> {
+    this.stats.misses++;
+    return this.#refresh(name, this.#o.now());
+  }
+
+  /**
    * Writes a value through to the backend, then serves it: a rotated refresh token must be stored before the
    * credential minted with it is used. Rejects with BackendUnavailable when the backend cannot be written.
    */

@@ -58,6 +58,12 @@ export class PendingWrites {
     return p === undefined ? this.#cache.get(name) : Promise.resolve(p.value);
   }
 
+  /** As get(), past the cache: a value waiting to be written is still newer than the backend's. */
+  fresh(name: string): Promise<Secret> {
+    const p = this.#pending.get(name);
+    return p === undefined ? this.#cache.fresh(name) : Promise.resolve(p.value);
+  }
+
   /**
    * Saves a value keyswap itself produced: 'written' once the backend has it, or 'pending' when it could not be
    * written now (kept, served and retried until it is). Never rejects for a failed write.

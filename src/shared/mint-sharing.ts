@@ -13,6 +13,8 @@ const LEASE_MS = 30_000;
 const POLL_MS = 50;
 /** Rotated-from tokens remembered per refresh token: a backend write-back may lag this many rotations behind. */
 const SUPERSEDED_KEPT = 64;
+/** How long a refresh record outlives its last rotation: long enough for any backend write-back to land. */
+const RECORD_KEPT_MS = 30 * 24 * 3600_000;
 
 /** Deletes the lease only if it is still ours: one that expired and was taken by another replica is left alone. */
 const RELEASE = script(`
@@ -20,15 +22,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `);
 
-/** The newest refresh token, and the ones it superseded (their MACs), in one step. */
-const ROTATE = script(`
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('LPUSH', KEYS[2], ARGV[2])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-return 0
-`);
-
 const payload = z.strictObject({ value: z.string(), expiresAtMs: z.number(), useByMs: z.number() });
+/**
+ * The newest refresh token the replicas handed on, the MACs of those it superseded, and a version that only grows:
+ * sealed as one value, so someone who can write Redis but not key_secret can neither edit the list nor pass an
+ * older record off as current to a replica that saw a newer one.
+ */
+const refreshRecord = z.strictObject({ v: z.number().int().positive(), token: z.string(), superseded: z.array(z.string()).max(SUPERSEDED_KEPT) });
+type RefreshRecord = z.infer<typeof refreshRecord>;
+/** A value in Redis past this is not keyswap's (a sealed credential is a few KiB at most): not read. */
+const MAX_VALUE_BYTES = 64 * 1024;
 
 /**
  * Minted credentials shared by replicas through Redis. The credential is stored sealed (AES-256-GCM, a key derived
@@ -44,6 +47,8 @@ export class SharedMinting implements MintSharing {
   readonly #fallback: 'refuse' | 'local';
   readonly #log: Logger;
   readonly #now: () => number;
+  /** The highest refresh-record version this replica has seen, per secret: an older one is a rollback, ignored. */
+  readonly #seen = new Map<string, number>();
 
   /** `keys`: read from the backend when first needed (a backend slow at start does not stop keyswap), then kept. */
   constructor(store: SharedStore, keys: () => Promise<SharedKeys>, o: { readonly fallback: 'refuse' | 'local'; readonly log: Logger; readonly now?: () => number }) {
@@ -85,28 +90,49 @@ export class SharedMinting implements MintSharing {
     }
   }
 
+  /**
+   * `stored` is the backend's value, read past any cache. Redis's record wins only when `stored` is a token some
+   * replica rotated away from (its write-back has not landed, or is being retried); a token no replica rotated from
+   * is one an operator stored since, and wins. With no record (a Redis restarted without persistence), or one older
+   * than this replica saw (rolled back), the backend's value is all there is; MintService never sends one it spent.
+   */
   async currentRefreshToken(secretName: string, stored: string): Promise<string> {
     const keys = await this.#derived();
-    const [valueAt, supersededAt] = this.#refreshKeys(keys, secretName);
-    const sealedValue = await this.#store.get(valueAt);
-    if (sealedValue === null) return stored;
-    const newest = this.#open(keys, valueAt, sealedValue);
-    if (newest === null) return stored;
-    if (newest === stored) return stored;
-    // The backend's copy is one a replica rotated away from (its write-back has not landed, or is being retried):
-    // the newest is Redis's. A token no replica rotated from is one an operator stored since: it wins.
-    const superseded = await this.#store.list(supersededAt);
-    return superseded.includes(macOf(keys.mac, stored)) ? newest : stored;
+    const at = this.#refreshKey(keys, secretName);
+    const record = await this.#record(keys, at, secretName);
+    if (record === null || record.token === stored) return stored;
+    return record.superseded.includes(macOf(keys.mac, stored)) ? record.token : stored;
   }
 
   async rotated(secretName: string, from: string, to: string): Promise<void> {
     const keys = await this.#derived();
-    const [valueAt, supersededAt] = this.#refreshKeys(keys, secretName);
-    const sealedTo = JSON.stringify(seal(keys.seal, Buffer.from(to, 'utf8'), valueAt));
-    // Not fatal: the backend write-back still stores it, and a replica reading the backend then finds it there.
-    await this.#store.eval(ROTATE, [valueAt, supersededAt], [sealedTo, macOf(keys.mac, from), SUPERSEDED_KEPT]).catch((err: Error) => {
-      this.#log.error({ secret_name: secretName, why: err.message }, 'shared state: a rotated refresh token could not be handed to the other replicas; they read it from the backend once it is written back');
-    });
+    const at = this.#refreshKey(keys, secretName);
+    try {
+      const record = await this.#record(keys, at, secretName);
+      const next: RefreshRecord = { v: Math.max(record?.v ?? 0, this.#seen.get(secretName) ?? 0) + 1, token: to, superseded: [macOf(keys.mac, from), ...(record?.superseded ?? [])].slice(0, SUPERSEDED_KEPT) };
+      // Written under the mint lease: one writer at a time.
+      await this.#store.setUntil(at, JSON.stringify(seal(keys.seal, Buffer.from(JSON.stringify(next), 'utf8'), at)), this.#now() + RECORD_KEPT_MS);
+      this.#seen.set(secretName, next.v);
+    } catch (err) {
+      // Not fatal: the backend write-back still stores it, and a replica reading the backend then finds it there.
+      this.#log.error({ secret_name: secretName, why: (err as Error).message }, 'shared state: a rotated refresh token could not be handed to the other replicas; they read it from the backend once it is written back');
+    }
+  }
+
+  /** The refresh record as this replica may trust it: null when absent, unreadable, or older than one it saw. */
+  async #record(keys: SharedKeys, at: string, secretName: string): Promise<RefreshRecord | null> {
+    const text = await this.#store.get(at);
+    const plain = text === null ? null : this.#open(keys, at, text);
+    if (plain === null) return null;
+    const parsed = refreshRecord.safeParse((() => { try { return JSON.parse(plain) as unknown; } catch { return null; } })());
+    if (!parsed.success) return null;
+    const seen = this.#seen.get(secretName) ?? 0;
+    if (parsed.data.v < seen) {
+      this.#log.error({ secret_name: secretName, version: parsed.data.v, seen }, 'shared state: the refresh-token record in Redis is older than one this replica saw (rolled back?); ignored, the backend\'s value is used');
+      return null;
+    }
+    this.#seen.set(secretName, parsed.data.v);
+    return parsed.data;
   }
 
   /** The derived keys; a failure (the secret missing, too short) is not kept, so the next use reads it again. */
@@ -119,9 +145,8 @@ export class SharedMinting implements MintSharing {
     return this.#keys;
   }
 
-  #refreshKeys(keys: SharedKeys, secretName: string): [string, string] {
-    const id = macOf(keys.name, `refresh:${secretName}`);
-    return [this.#store.key('refresh', id), this.#store.key('refresh', id, 'superseded')];
+  #refreshKey(keys: SharedKeys, secretName: string): string {
+    return this.#store.key('refresh', macOf(keys.name, `refresh:${secretName}`));
   }
 
   async #read(keys: SharedKeys, at: string, needMs: number): Promise<SharedMinted | null> {
@@ -142,6 +167,10 @@ export class SharedMinting implements MintSharing {
 
   /** The plaintext of a sealed value, or null (logged) when it does not open: a replica with another key_secret. */
   #open(keys: SharedKeys, at: string, text: string): string | null {
+    if (text.length > MAX_VALUE_BYTES) {
+      this.#log.error({ key: at, bytes: text.length }, 'shared state: a value in Redis is far larger than keyswap writes; not read');
+      return null;
+    }
     const s = sealed.safeParse((() => { try { return JSON.parse(text) as unknown; } catch { return null; } })());
     const plain = s.success ? unseal(keys.seal, s.data, at) : null;
     if (plain === null) this.#log.error({ key: at }, 'shared state: a value in Redis does not open with this key_secret (do all replicas hold the same one?)');

@@ -104,7 +104,12 @@ export class SharedQuotas implements Quotas {
     if (quotas.length === 0) return { kind: 'admitted', reservation: null };
     if (this.#store.available) {
       try {
-        return await this.#reserve(quotas);
+        const admitted = await this.#reserve(quotas);
+        // Redis answers again after counting alone (a command that timed out on a live connection is no outage
+        // the connection reports): what was counted alone joins the shared counts now, and the local meter goes, so
+        // a later outage starts from the count as it is then, not from this stale one.
+        if (this.#alone !== null) void this.rejoin();
+        return admitted;
       } catch (err) {
         if (!(err instanceof SharedStateUnavailable) || this.#fallback === 'refuse') throw err;
       }

@@ -95,10 +95,6 @@ export class SharedStore {
     return keys.length === 0 ? Promise.resolve([]) : this.#call(() => this.#redis.mget(...keys));
   }
 
-  list(key: string): Promise<string[]> {
-    return this.#call(() => this.#redis.lrange(key, 0, -1));
-  }
-
   /** SET key value NX PX ms: true when this call set it. */
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     return (await this.#call(() => this.#redis.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'))) === 'OK';

@@ -42,6 +42,7 @@ const PINNED: Record<string, readonly [number, string]> = {
   approval_timeout: [403, 'keyswap: this request needs an operator\'s approval, and none came in time\n'],
   approval_queue_full: [429, 'keyswap: too many requests are waiting for an operator\'s approval; retry later\n'],
   approval_body_too_large: [413, 'keyswap: a request held for approval may carry a body of at most 1 MiB\n'],
+  shared_state_unavailable: [503, 'keyswap: the state replicas share (rate limits, quotas, minted credentials) is unavailable; nothing was sent\n'],
   internal: [500, 'keyswap: internal error\n'],
 };
 
