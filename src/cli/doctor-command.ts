@@ -29,6 +29,8 @@ write it or its extra_ca_file (then nothing else is checked).`;
 
 import { tlsListenerChecks } from './doctor-tls-listener.js';
 import { lockedUids, TABLE } from '../egress/index.js';
+import { deriveSharedKeys, SharedStore } from '../shared/index.js';
+import { createLogger } from '../log.js';
 import { sendSamples } from './alerts-command.js';
 import { backendSource, parentProxyChecks, type Check } from './doctor-parent.js';
 
@@ -64,6 +66,7 @@ export async function doctorCommand(args: string[], io: CliIo): Promise<number> 
     ...(await auditKeyChecks(config, io)),
     ...(await serviceChecks(config)),
     ...(await egressChecks(config)),
+    ...(await sharedStateChecks(config, io)),
     ...shellChecks(config, io),
   ];
   for (const c of checks) io.stdout.write(`${c.ok ? 'ok' : '!!'} ${c.what}${c.fix ? `\n   fix: ${c.fix}` : ''}\n`);
@@ -290,6 +293,47 @@ async function serviceChecks(config: Config): Promise<Check[]> {
   const [pid, url] = (await readFile(pidFile(config.stateDir), 'utf8').catch(() => '')).split('\n');
   const alive = pid !== undefined && /^\d+$/.test(pid) && (await readFile(`/proc/${pid}/cmdline`, 'utf8').then((c) => c.includes('keyswap') || c.includes('main.js'), () => false));
   return [alive ? { ok: true, what: `keyswap is serving (pid ${pid}, ${url})` } : { ok: true, what: `no keyswap serving ${config.file} now (keyswap run starts one per command; keyswap serve for a long-lived one)` }];
+}
+
+/**
+ * shared_state: the key every replica must hold is there and long enough, and Redis answers (its TLS verified, the
+ * password accepted) within 3 s. Neither value is printed.
+ */
+async function sharedStateChecks(config: Config, io: CliIo): Promise<Check[]> {
+  const spec = config.sharedState;
+  if (spec === null) return [];
+  const source = backendSource(config, io);
+  const out: Check[] = [];
+  try {
+    if (spec.keySecret !== null) {
+      try {
+        deriveSharedKeys(await source.get(spec.keySecret), spec.keySecret);
+        out.push({ ok: true, what: `shared_state.key_secret ${spec.keySecret} is in the backend and long enough (every replica must hold the same)` });
+      } catch (err) {
+        out.push({ ok: false, what: (err as Error).message, fix: `keyswap secret set ${spec.keySecret} (openssl rand -base64 48), the same value on every replica` });
+      }
+    }
+    let password: string | null = null;
+    try {
+      password = spec.redis.passwordSecret === null ? null : (await source.get(spec.redis.passwordSecret)).reveal();
+    } catch (err) {
+      out.push({ ok: false, what: `shared_state.redis.password_secret: ${(err as Error).message}`, fix: `keyswap secret set ${spec.redis.passwordSecret}` });
+      return out;
+    }
+    const where = `${spec.redis.tls === null ? 'redis' : 'rediss'}://${spec.redis.host}:${spec.redis.port}/${spec.redis.db}`;
+    const store = await SharedStore.open(spec.redis, password, createLogger('silent'), 3_000).catch((err: Error) => err);
+    if (store instanceof Error) {
+      out.push({ ok: false, what: `shared_state: ${where}: ${store.message}`, fix: 'check shared_state.redis (url, tls.ca_file)' });
+      return out;
+    }
+    out.push(store.available
+      ? { ok: true, what: `shared_state: Redis at ${where} answers; limits, quotas and minted credentials are shared (on_unavailable: ${spec.onUnavailable})` }
+      : { ok: false, what: `shared_state: Redis at ${where} did not answer within 3 s (down, TLS not trusted, or the password refused); requests that need it are ${spec.onUnavailable === 'refuse' ? 'refused (503)' : 'served at each limit ÷ replicas'}`, fix: 'start Redis, or fix shared_state.redis (url, password_secret, tls)' });
+    await store.close();
+  } finally {
+    await source.close();
+  }
+  return out;
 }
 
 /** The egress lock, as the kernel has it (root only: nftables is not for others to list). */

@@ -7,7 +7,7 @@ import { SharedQuotas } from './quotas.js';
 import { SharedRates } from './rates.js';
 import { SharedStore } from './store.js';
 
-export { SharedMinting, SharedQuotas, SharedRates, SharedStore };
+export { deriveSharedKeys, SharedMinting, SharedQuotas, SharedRates, SharedStore };
 
 /** What replicas share, ready for the snapshot: the rate gate, the quota counts and minting, over one connection. */
 export interface SharedState {
