@@ -82,9 +82,11 @@ describe('deploy/kubernetes: the sidecar overlay', () => {
     expect(config.transparent?.uid).toBe(Number(uid));
     expect(config.unmatchedDestinationPolicy).toBe('deny');
     // The rules the init container writes (the namespace test runs the same code against a real kernel).
-    const script = lockScript({ uid: Number(uid), listeners: [config.listen, config.transparent?.listen as { host: string; port: number }], dns: null, transparentPort: 14324 });
+    const script = lockScript({ uid: Number(uid), listeners: [config.listen, config.transparent?.listen as { host: string; port: number }], dns: null, transparentPort: 14324, transparentHttpPort: config.transparent?.listenHttp?.port ?? null });
     expect(script).toContain(`ip daddr 127.0.0.1 tcp dport 14322 accept`);
-    expect(script).toContain('redirect to :14324');
+    expect(script).toContain('tcp dport 443 redirect to :14324');
+    expect(script).toContain('tcp dport 80 redirect to :14325');
+    expect(script).toContain('ip6 daddr ::1 tcp dport 14324 accept');
     // The agent's environment names only placeholders, each one the config's.
     const values = (agent.env ?? []).map((e) => e.value);
     for (const s of config.secrets) expect(values).toContain(s.placeholder);
