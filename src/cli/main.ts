@@ -23,7 +23,7 @@ commands:
   doctor       check CA, permissions, backend, audit log and this shell's variables, with fixes
   demo         a self-contained tour on loopback: what the agent sent, what the API got, the audit line
   placeholder  print a fresh placeholder (--prefix sk-)
-  audit        verify FILE… (hash chain) | tail FILE [N]
+  audit        verify FILE… (each replica's hash chain) | tail FILE [N] | ocsf FILE
   ca           show (where the CA is, its fingerprint) | rotate (a new CA key and certificate)
   reload       ask the running keyswap to re-read its config (SIGHUP), after validating it
   install      as root: run keyswap as a service under its own user (--config FILE: the quick start's config)
@@ -32,6 +32,7 @@ commands:
   lockdown     [--reason TEXT] | --off: stop every use of a secret at once, on every connection
   approvals    the requests waiting for an operator; approve ID [--remember 1h] | deny ID answers one
   ui           print a one-time login URL for the console (ui: listen: in the config)
+  oauth        login NAME: a refresh token for an oauth2_refresh secret (PKCE, loopback redirect), stored in the backend
   egress       lock --uid UID | unlock --uid UID | status: as root, an agent's user may reach only keyswap
   usage        each usage: quota: used, limit, period end, state
   alerts       test [--event E] (a signed sample to every webhook)
@@ -58,6 +59,7 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
   approve: async () => { const m = await import('./operator-command.js'); return { run: m.approveCommand, usage: m.APPROVALS_USAGE }; },
   deny: async () => { const m = await import('./operator-command.js'); return { run: m.denyCommand, usage: m.APPROVALS_USAGE }; },
   egress: async () => { const m = await import('./egress-command.js'); return { run: m.egressCommand, usage: m.EGRESS_USAGE }; },
+  oauth: async () => { const m = await import('./oauth-command.js'); return { run: m.oauthCommand, usage: m.OAUTH_USAGE }; },
   ui: async () => { const m = await import('./operator-command.js'); return { run: m.uiCommand, usage: m.UI_USAGE }; },
   alerts: async () => { const m = await import('./alerts-command.js'); return { run: m.alertsCommand, usage: m.ALERTS_USAGE }; },
   reload: async () => ({ run: (await import('./reload-command.js')).reloadCommand }),

@@ -37,8 +37,11 @@ const shapes = {
     type: z.string(),
     header: headerName.optional(),
     access_token_format: z.string().optional(),
-    provider: z.enum(['google', 'microsoft', 'slack', 'atlassian', 'auth0', 'okta']).optional(),
+    provider: z.enum(['google', 'microsoft', 'slack', 'atlassian', 'auth0', 'okta', 'github', 'notion', 'linear']).optional(),
     token_url: httpsUrl.optional(),
+    // Where `keyswap oauth login` sends the user: the authorization server by RFC 8414 discovery, or its endpoint.
+    issuer: httpsUrl.optional(),
+    authorization_url: httpsUrl.optional(),
     client_auth_method: z.enum(['body_post', 'basic']).optional(),
     client_id_secret: secretName,
     client_secret_secret: secretName,
@@ -148,13 +151,24 @@ const SLOTS: Record<MintedType, readonly [slot: string, defaultFormat: string]> 
  * Token endpoints and client authentication per provider (agent-vault-proxy's catalogue). auth0 and okta are
  * per tenant: their token_url is the operator's.
  */
-const PROVIDERS: Record<string, { readonly tokenUrl: string | null; readonly clientAuth: 'body_post' | 'basic' }> = {
-  google: { tokenUrl: 'https://oauth2.googleapis.com/token', clientAuth: 'body_post' },
-  microsoft: { tokenUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/token', clientAuth: 'body_post' },
-  slack: { tokenUrl: 'https://slack.com/api/oauth.v2.access', clientAuth: 'basic' },
-  atlassian: { tokenUrl: 'https://auth.atlassian.com/oauth/token', clientAuth: 'body_post' },
-  auth0: { tokenUrl: null, clientAuth: 'basic' },
-  okta: { tokenUrl: null, clientAuth: 'basic' },
+interface Provider {
+  readonly tokenUrl: string | null;
+  readonly clientAuth: 'body_post' | 'basic';
+  /** `keyswap oauth login`: where the user authorizes, and what the provider needs asked to hand out a refresh token. */
+  readonly authorizationUrl: string | null;
+  readonly authorizationParams: Readonly<Record<string, string>>;
+}
+const PROVIDERS: Record<string, Provider> = {
+  google: { tokenUrl: 'https://oauth2.googleapis.com/token', clientAuth: 'body_post', authorizationUrl: 'https://accounts.google.com/o/oauth2/v2/auth', authorizationParams: { access_type: 'offline', prompt: 'consent' } },
+  microsoft: { tokenUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/token', clientAuth: 'body_post', authorizationUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/authorize', authorizationParams: {} },
+  slack: { tokenUrl: 'https://slack.com/api/oauth.v2.access', clientAuth: 'basic', authorizationUrl: 'https://slack.com/oauth/v2/authorize', authorizationParams: {} },
+  atlassian: { tokenUrl: 'https://auth.atlassian.com/oauth/token', clientAuth: 'body_post', authorizationUrl: 'https://auth.atlassian.com/authorize', authorizationParams: { audience: 'api.atlassian.com', prompt: 'consent' } },
+  github: { tokenUrl: 'https://github.com/login/oauth/access_token', clientAuth: 'body_post', authorizationUrl: 'https://github.com/login/oauth/authorize', authorizationParams: {} },
+  notion: { tokenUrl: 'https://api.notion.com/v1/oauth/token', clientAuth: 'basic', authorizationUrl: 'https://api.notion.com/v1/oauth/authorize', authorizationParams: { owner: 'user' } },
+  linear: { tokenUrl: 'https://api.linear.app/oauth/token', clientAuth: 'body_post', authorizationUrl: 'https://linear.app/oauth/authorize', authorizationParams: { prompt: 'consent' } },
+  // A tenant's own endpoints: token_url, and issuer (discovered) or authorization_url, from the config.
+  auth0: { tokenUrl: null, clientAuth: 'basic', authorizationUrl: null, authorizationParams: {} },
+  okta: { tokenUrl: null, clientAuth: 'basic', authorizationUrl: null, authorizationParams: {} },
 };
 const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti'];
 
@@ -205,7 +219,7 @@ function minterOf(d: Record<string, unknown>, type: MintedType, p: FieldPath, er
       const preset = o.provider === undefined ? null : PROVIDERS[o.provider] ?? null;
       const tokenUrl = o.token_url ?? preset?.tokenUrl ?? null;
       if (tokenUrl === null) {
-        err([...p, 'token_url'], o.provider === undefined ? 'is required without provider: (google, microsoft, slack, atlassian, auth0, okta)' : `is required with provider: ${o.provider} (its token endpoint is your tenant's)`, true);
+        err([...p, 'token_url'], o.provider === undefined ? `is required without provider: (${Object.keys(PROVIDERS).join(', ')})` : `is required with provider: ${o.provider} (its token endpoint is your tenant's)`, true);
         return null;
       }
       return {
@@ -215,6 +229,9 @@ function minterOf(d: Record<string, unknown>, type: MintedType, p: FieldPath, er
         // write_back_min_interval_seconds is accepted and has no effect: keyswap never drops a rotated refresh
         // token (that revokes the credential for good); exchanges are single-flight, cached and backed off instead.
         writeBack: o.refresh_token_write_back ?? true,
+        issuer: o.issuer ?? null,
+        authorizationUrl: o.authorization_url ?? preset?.authorizationUrl ?? null,
+        authorizationParams: preset?.authorizationParams ?? {},
       };
     }
     case 'google_service_account': {

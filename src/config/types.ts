@@ -87,6 +87,11 @@ export type MinterSpec =
        * used. False: such an exchange fails (write_back_failed) rather than drop the token and lock the credential out.
        */
       readonly writeBack: boolean;
+      /** `keyswap oauth login`: the authorization server to discover (RFC 8414), else this authorization endpoint. */
+      readonly issuer: string | null;
+      readonly authorizationUrl: string | null;
+      /** What the provider preset adds to the authorization request (Google's access_type=offline). */
+      readonly authorizationParams: Readonly<Record<string, string>>;
     }
   | {
       /** RFC 7523: a JWT signed with a Google service account's key, exchanged for an access token. */

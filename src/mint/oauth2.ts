@@ -86,7 +86,7 @@ export async function serviceAccountGrant(spec: ServiceAccount, keyFile: string,
 }
 
 /** oauth4webapi's fetch, answered by keyswap's transport: the URL is the configured one, never one from a response. */
-function fetchVia(transport: TokenTransport, seen: { status: number | null }): typeof fetch {
+export function fetchVia(transport: TokenTransport, seen: { status: number | null }): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit) => {
     const url = new URL(input instanceof Request ? input.url : String(input));
     const headers = Object.fromEntries(new Headers(init?.headers).entries());
@@ -97,7 +97,7 @@ function fetchVia(transport: TokenTransport, seen: { status: number | null }): t
   }) as typeof fetch;
 }
 
-function asMintFailed(err: unknown, status: number | null, oauth: typeof Oauth): MintFailed {
+export function asMintFailed(err: unknown, status: number | null, oauth: typeof Oauth): MintFailed {
   if (err instanceof MintFailed) return err;
   if (err instanceof TransportError) return new MintFailed(err.reason, null, { cause: err });
   if (err instanceof oauth.ResponseBodyError) return new MintFailed(err.error === 'invalid_grant' ? 'invalid_grant' : 'oauth_error', err.status, { cause: err });

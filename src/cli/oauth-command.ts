@@ -1,0 +1,130 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { backendOfSecret, loadConfig, type Config, type MinterSpec, type SecretSpec } from '../config/index.js';
+import { beginLogin, finishLogin, LoginError, loginServer } from '../mint/index.js';
+import { tokenTransport, UpstreamClient } from '../proxy/index.js';
+import { openBackends, Secret } from '../secrets/index.js';
+import { backendSource } from './doctor-parent.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+export const OAUTH_USAGE = `usage: keyswap oauth login NAME [--config FILE] [--port N] [--no-browser] [--timeout SECONDS]
+Gets a refresh token for NAME, a secret whose inject type is oauth2_refresh, by the authorization-code flow with
+PKCE and a loopback redirect (http://127.0.0.1:PORT/callback; register it with the provider, or any port when it
+allows), and stores it in the backend as the secret's refresh_token_secret: the token never passes through the
+agent, the terminal or the shell. The authorization server is inject.issuer (RFC 8414 discovery), the provider
+preset's, inject.authorization_url, or discovered at the token URL's origin. Prints the URL to open (and opens a
+browser when one is there); a callback with a state keyswap did not send is never exchanged. Then keyswap reload.`;
+
+type Refresh = Extract<MinterSpec, { kind: 'oauth2_refresh' }>;
+
+export async function oauthCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, port: { type: 'string' }, 'no-browser': { type: 'boolean', default: false }, timeout: { type: 'string', default: '300' } }, allowPositionals: true, strict: true });
+  const [verb, name, ...rest] = positionals;
+  if (verb !== 'login' || name === undefined || rest.length > 0) throw new CliError(OAUTH_USAGE, EXIT.usage);
+  const port = values.port === undefined ? 0 : Number(values.port);
+  const timeoutS = Number(values.timeout);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port ${values.port}: a port number (0: any free one)`, EXIT.usage);
+  if (!Number.isInteger(timeoutS) || timeoutS < 1) throw new CliError(`--timeout ${values.timeout}: whole seconds`, EXIT.usage);
+  const config = await loadConfig(path.resolve(io.cwd, values.config));
+  const { secret, spec } = refreshSecret(config, name);
+  const holder = backendOfSecret(config, secret)?.type ?? config.backend.type;
+  // Checked before the user is sent anywhere: a refresh token obtained and then not storable would be lost.
+  if (holder !== 'file' && holder !== 'bws') throw new CliError(`${config.file}: ${name}'s secrets are in the ${holder} backend, which keyswap cannot write: move them to the file or bws backend to store the refresh token`, EXIT.usage);
+
+  const backend = await openBackends(config, { ...io.env }, () => {});
+  const proxySecrets = config.upstream.parent?.credentialsSecret ? backendSource(config, io) : null;
+  const upstream = new UpstreamClient(config.upstream, config.upstream.extraCaFile === null ? null : await readFile(config.upstream.extraCaFile, 'utf8'), proxySecrets);
+  const transport = tokenTransport(upstream);
+  try {
+    const client = await Promise.all([spec.clientIdSecret, spec.clientSecretSecret].map((n) => backend.fetch(n, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
+      throw new CliError(`${n} (${name}'s client credentials): ${err.message}; store it first: keyswap secret set ${n}`, EXIT.usage);
+    })));
+    const [clientId, clientSecret] = client.map((s) => s.reveal()) as [string, string];
+    const server = await loginServer(spec, transport).catch((err: Error) => { throw new CliError(err.message, EXIT.runtime); });
+    const refreshToken = await loopbackLogin(io, { port, timeoutMs: timeoutS * 1000, browser: !values['no-browser'] }, async (redirectUri) => beginLogin(server, spec, clientId, redirectUri), async (login, params) => (await finishLogin(server, spec, login, clientId, clientSecret, params, transport)).refreshToken, `${name} (${server.found === 'discovered' ? `authorization server ${server.issuer}, discovered` : new URL(server.authorizationEndpoint).host})`);
+    await backend.store?.(spec.refreshTokenSecret, new Secret(refreshToken));
+    io.stdout.write(`stored a refresh token for ${name} as ${spec.refreshTokenSecret} (${holder} backend); a running keyswap reads it after: keyswap reload\n`);
+    return EXIT.ok;
+  } finally {
+    upstream.close();
+    await proxySecrets?.close();
+    await backend.close?.();
+  }
+}
+
+function refreshSecret(config: Config, name: string): { secret: SecretSpec; spec: Refresh } {
+  const secret = config.secrets.find((s) => s.name === name);
+  if (secret === undefined) throw new CliError(`${config.file}: no secret named ${name} (secrets: ${config.secrets.map((s) => s.name).join(', ') || 'none'})`, EXIT.usage);
+  const site = secret.sites.find((s) => s.render.kind === 'minted' && s.render.minter.kind === 'oauth2_refresh');
+  if (site === undefined || site.render.kind !== 'minted' || site.render.minter.kind !== 'oauth2_refresh') throw new CliError(`${config.file}: ${name} is not an oauth2_refresh secret (inject: { type: oauth2_refresh, … }): only those take a refresh token`, EXIT.usage);
+  return { secret, spec: site.render.minter };
+}
+
+/**
+ * The loopback half of RFC 8252: a server on 127.0.0.1 for one callback. A callback whose state keyswap did not send
+ * is answered 400 and waited past (a page that guessed the port cannot end the login); the server's refusal ends it.
+ */
+async function loopbackLogin<L>(io: CliIo, o: { readonly port: number; readonly timeoutMs: number; readonly browser: boolean }, begin: (redirectUri: string) => Promise<L & { readonly url: URL }>, finish: (login: L, params: URLSearchParams) => Promise<string>, what: string): Promise<string> {
+  let login: (L & { readonly url: URL }) | null = null;
+  let busy = false;
+  let settle: { resolve: (token: string) => void; reject: (err: Error) => void } | null = null;
+  const done = new Promise<string>((resolve, reject) => { settle = { resolve, reject }; });
+  const answer = (res: http.ServerResponse, status: number, text: string): void => {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+    res.end(`${text}\n`);
+  };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (req.method !== 'GET' || url.pathname !== '/callback' || login === null) return answer(res, 404, 'keyswap: not found');
+    if (busy) return answer(res, 409, 'keyswap: a callback is being handled');
+    busy = true;
+    finish(login, url.searchParams).then(
+      (token) => {
+        answer(res, 200, 'keyswap has the refresh token; you can close this page.');
+        settle?.resolve(token);
+      },
+      (err: Error) => {
+        busy = false;
+        if (err instanceof LoginError && err.message === 'state') {
+          io.stderr.write('keyswap: a callback came with a state keyswap did not send; ignored (still waiting)\n');
+          return answer(res, 400, 'keyswap: this is not the login keyswap started (state does not match); ignored');
+        }
+        answer(res, 400, `keyswap: ${err.message}`);
+        settle?.reject(new CliError(err.message, EXIT.runtime));
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`cannot listen on 127.0.0.1:${o.port} for the callback (${err.code ?? 'error'})`, EXIT.runtime)));
+    server.listen(o.port, '127.0.0.1', () => resolve());
+  });
+  const timer = setTimeout(() => settle?.reject(new CliError(`no callback within ${o.timeoutMs / 1000} s; run keyswap oauth login again`, EXIT.runtime)), o.timeoutMs);
+  try {
+    login = await begin(`http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`);
+    io.stdout.write(`Open this URL to authorize keyswap for ${what}:\n\n  ${login.url.href}\n\nwaiting for the callback on http://127.0.0.1:${(server.address() as AddressInfo).port}/callback …\n`);
+    if (o.browser) openBrowser(io, login.url.href);
+    return await done;
+  } finally {
+    clearTimeout(timer);
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
+/** $BROWSER, else xdg-open, only where a desktop session is: a headless machine gets the printed URL alone. */
+function openBrowser(io: CliIo, url: string): void {
+  const cmd = io.env.BROWSER ?? (io.env.DISPLAY || io.env.WAYLAND_DISPLAY ? 'xdg-open' : null);
+  if (cmd === null || cmd === undefined) return;
+  try {
+    const child = spawn(cmd, [url], { detached: true, stdio: 'ignore' });
+    child.on('error', () => {});
+    child.unref();
+  } catch {
+    // No browser after all: the URL is printed.
+  }
+}

@@ -1,0 +1,100 @@
+import type * as Oauth from 'oauth4webapi';
+import type { MinterSpec } from '../config/index.js';
+import { checkCredentialText, MintFailed } from './failure.js';
+import { loadOauth } from './libraries.js';
+import { asMintFailed, fetchVia } from './oauth2.js';
+import type { TokenTransport } from './transport.js';
+
+type Refresh = Extract<MinterSpec, { kind: 'oauth2_refresh' }>;
+
+/** Where a login goes: the authorization server's endpoints, as configured or discovered. */
+export interface LoginServer {
+  readonly issuer: string;
+  readonly authorizationEndpoint: string;
+  readonly tokenEndpoint: string;
+  /** How the endpoints were found, for the operator. */
+  readonly found: 'discovered' | 'configured';
+}
+
+export class LoginError extends Error {
+  override readonly name = 'LoginError';
+}
+
+/**
+ * The authorization server of an `oauth2_refresh` secret: `inject.issuer` by RFC 8414 discovery (its metadata must
+ * name that issuer), else a configured or preset authorization endpoint, else discovery at the token URL's origin.
+ * The token endpoint used is always the configured one: discovery never moves where the client secret goes.
+ */
+export async function loginServer(spec: Refresh, transport: TokenTransport): Promise<LoginServer> {
+  const issuer = spec.issuer ?? (spec.authorizationUrl === null ? new URL(spec.tokenUrl).origin : null);
+  if (issuer === null) return { issuer: new URL(spec.tokenUrl).origin, authorizationEndpoint: spec.authorizationUrl as string, tokenEndpoint: spec.tokenUrl, found: 'configured' };
+  const oauth = await loadOauth();
+  const seen = { status: null as number | null };
+  let as: Oauth.AuthorizationServer;
+  try {
+    as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { algorithm: 'oauth2', [oauth.customFetch]: fetchVia(transport, seen) }));
+  } catch (err) {
+    const why = asMintFailed(err, seen.status, oauth);
+    throw new LoginError(`no authorization server metadata at ${issuer}/.well-known/oauth-authorization-server (${why.message}); set inject.issuer to the server's issuer, or inject.authorization_url`, { cause: err });
+  }
+  const authorizationEndpoint = spec.authorizationUrl ?? as.authorization_endpoint;
+  if (authorizationEndpoint === undefined || !authorizationEndpoint.startsWith('https://')) throw new LoginError(`${issuer}'s metadata names no https authorization_endpoint; set inject.authorization_url`);
+  return { issuer: as.issuer, authorizationEndpoint, tokenEndpoint: spec.tokenUrl, found: 'discovered' };
+}
+
+/** One login in progress: the URL the user opens, and what only keyswap knows (the PKCE verifier, the state). */
+export interface Login {
+  readonly url: URL;
+  readonly redirectUri: string;
+  readonly state: string;
+  readonly verifier: string;
+}
+
+/** The authorization request (RFC 6749 §4.1.1) with PKCE S256 (RFC 7636) and a loopback redirect (RFC 8252 §7.3). */
+export async function beginLogin(server: LoginServer, spec: Refresh, clientId: string, redirectUri: string): Promise<Login> {
+  const oauth = await loadOauth();
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(server.authorizationEndpoint);
+  for (const [k, v] of Object.entries(spec.authorizationParams)) url.searchParams.set(k, v);
+  url.searchParams.set('response_type', 'code');
+  url.searchParams.set('client_id', clientId);
+  url.searchParams.set('redirect_uri', redirectUri);
+  url.searchParams.set('state', state);
+  url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
+  url.searchParams.set('code_challenge_method', 'S256');
+  if (spec.scopes !== null) url.searchParams.set('scope', spec.scopes);
+  return { url, redirectUri, state, verifier };
+}
+
+/**
+ * The callback's parameters checked (oauth4webapi: the state keyswap sent, no error, one code) and the code
+ * exchanged with the verifier; the refresh token the server issued. A callback that fails the check is never
+ * exchanged: LoginError('state') for a state keyswap did not send, LoginError for an error the server reported.
+ */
+export async function finishLogin(server: LoginServer, spec: Refresh, login: Login, clientId: string, clientSecret: string, callback: URLSearchParams, transport: TokenTransport): Promise<{ readonly refreshToken: string }> {
+  const oauth = await loadOauth();
+  const as: Oauth.AuthorizationServer = { issuer: server.issuer, token_endpoint: server.tokenEndpoint, authorization_endpoint: server.authorizationEndpoint };
+  const client: Oauth.Client = { client_id: clientId };
+  // Checked here first, so a forged callback is told apart (and waited past) before anything else is looked at.
+  if (callback.getAll('state').length !== 1 || callback.get('state') !== login.state) throw new LoginError('state');
+  let params: URLSearchParams;
+  try {
+    params = oauth.validateAuthResponse(as, client, callback, login.state);
+  } catch (err) {
+    if (err instanceof oauth.AuthorizationResponseError) throw new LoginError(`the authorization server refused: ${String(err.error).replace(/[^\w.-]/g, '').slice(0, 64)}`);
+    throw new LoginError(`bad callback (${(err as Error).message.slice(0, 120)})`);
+  }
+  const auth = spec.clientAuth === 'basic' ? oauth.ClientSecretBasic(clientSecret) : oauth.ClientSecretPost(clientSecret);
+  const seen = { status: null as number | null };
+  try {
+    const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, login.redirectUri, login.verifier, { [oauth.customFetch]: fetchVia(transport, seen) });
+    const result = await oauth.processAuthorizationCodeResponse(as, client, response, { requireIdToken: false });
+    if (result.refresh_token === undefined) throw new LoginError('the authorization server issued no refresh token (a provider may need offline access asked for: see docs/mcp.md#oauth-login)');
+    return { refreshToken: checkCredentialText(result.refresh_token) };
+  } catch (err) {
+    if (err instanceof LoginError) throw err;
+    const failed = err instanceof MintFailed ? err : asMintFailed(err, seen.status, oauth);
+    throw new LoginError(`the code exchange failed: ${failed.message}`, { cause: err });
+  }
+}
