@@ -32,6 +32,7 @@ commands:
   lockdown     [--reason TEXT] | --off: stop every use of a secret at once, on every connection
   approvals    the requests waiting for an operator; approve ID [--remember 1h] | deny ID answers one
   ui           print a one-time login URL for the console (ui: listen: in the config)
+  mcp          serve: an MCP server for the agent (keyswap_status, keyswap_explain), read-only
   oauth        login NAME: a refresh token for an oauth2_refresh secret (PKCE, loopback redirect), stored in the backend
   egress       lock --uid UID | unlock --uid UID | status: as root, an agent's user may reach only keyswap
   usage        each usage: quota: used, limit, period end, state
@@ -59,6 +60,7 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
   approve: async () => { const m = await import('./operator-command.js'); return { run: m.approveCommand, usage: m.APPROVALS_USAGE }; },
   deny: async () => { const m = await import('./operator-command.js'); return { run: m.denyCommand, usage: m.APPROVALS_USAGE }; },
   egress: async () => { const m = await import('./egress-command.js'); return { run: m.egressCommand, usage: m.EGRESS_USAGE }; },
+  mcp: async () => { const m = await import('./mcp-command.js'); return { run: m.mcpCommand, usage: m.MCP_USAGE }; },
   oauth: async () => { const m = await import('./oauth-command.js'); return { run: m.oauthCommand, usage: m.OAUTH_USAGE }; },
   ui: async () => { const m = await import('./operator-command.js'); return { run: m.uiCommand, usage: m.UI_USAGE }; },
   alerts: async () => { const m = await import('./alerts-command.js'); return { run: m.alertsCommand, usage: m.ALERTS_USAGE }; },

@@ -7,13 +7,15 @@ import { describe, expect, it } from 'vitest';
 // metrics/ (issue #6) sits beside proxy: it reads audit events, and only cli/ wires it in. scrub/ (issue #32) is a
 // peer of inject/ and mint/: it matches and replaces; proxy/ gathers what to scrub and calls it per response.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['proxy', 'shared', 'control', 'console', 'egress', 'metrics', 'policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'alerts', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
+  cli: ['proxy', 'shared', 'mcp', 'control', 'console', 'egress', 'metrics', 'policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'alerts', 'config', 'wire', 'log.ts', 'atomic-file.ts', 'secret.ts'],
   // control/ (issue #28) implements the gate proxy/ asks (OperatorGate) and reads the snapshot it serves: types only
   // (checked below); console/ serves the control API and nothing else.
   control: ['proxy', 'audit', 'config', 'atomic-file.ts'],
   console: ['control', 'audit'],
   // egress/ (issue #29) writes nftables rules for the listeners it is given; it knows nothing else of keyswap.
   egress: [],
+  // mcp/ (issue #30) is the agent-facing MCP server over the configuration; it never reads a secret.
+  mcp: ['config'],
   // shared/ (issue #29) answers what proxy/ asks of limits and minting (usage/ and mint/ interfaces) over Redis.
   shared: ['usage', 'mint', 'secrets', 'config', 'log.ts', 'secret.ts'],
   proxy: ['policy', 'inject', 'mint', 'scrub', 'secrets', 'audit', 'tls', 'usage', 'config', 'wire', 'log.ts', 'secret.ts'],

@@ -1,0 +1,1 @@
+export { serveMcp, statusText, type McpDeps } from './server.js';
