@@ -3,13 +3,14 @@ import { spawnSync } from 'node:child_process';
 import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isMap, isSeq, parseDocument, type Document } from 'yaml';
+import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { loadConfig, type Config } from '../config/index.js';
 import { decryptedHosts } from '../policy/index.js';
 import { resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { openCa } from '../tls/index.js';
 import { ROTATE_FIX } from './ca-requirements.js';
+import { addSecret } from './config-edit.js';
 import { DotEnv } from './dotenv.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { prepareStateDir } from './state-dir.js';
@@ -157,7 +158,7 @@ async function fromEnv(envPath: string, envName: string, config: Config, io: Cli
     throw err;
   }
   const doc = parseDocument(await readFile(config.file, 'utf8'));
-  for (const m of moved) addSecret(doc, m);
+  for (const m of moved) addSecret(doc, { name: m.name, placeholder: m.placeholder, sites: m.preset.sites, bindings: m.preset.bindings, route: m.preset.route });
   await writeFileAtomic(config.file, doc.toString({ lineWidth: 0 }), ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
   await loadConfig(config.file); // what was written must load: a bug here must not leave a broken config silently
   // From the last line up: a multi-line value replaced by one line leaves the lines above where they were.
@@ -226,25 +227,3 @@ function warnAboutCopies(envPath: string, envName: string, io: CliIo): void {
   }
 }
 
-/** The secret, its preset binding and its route, added to the config document (comments and order kept). */
-function addSecret(doc: Document, m: Moved): void {
-  const p = m.preset;
-  const sites = p.sites.map((site) => ({ header: site.header, format: site.format.replace('{NAME}', `{${m.name}}`) }));
-  const inject = doc.createNode(sites.length === 1 ? sites[0] : sites);
-  // One site stays a flow map on one line; a list is a block list of flow maps, one site per line.
-  if (isMap(inject)) inject.flow = true;
-  if (isSeq(inject)) for (const item of inject.items) if (isMap(item)) item.flow = true;
-  const bindings = doc.createNode(p.bindings.map((b) => ({ host: b.host, methods: [...b.methods], paths: [...b.paths] })));
-  for (const item of bindings.items) if (isMap(item)) item.flow = true;
-  const secret = doc.createNode({ placeholder: m.placeholder });
-  secret.add(doc.createPair('inject', inject));
-  secret.add(doc.createPair('bindings', bindings));
-  if (!isMap(doc.get('secrets'))) doc.set('secrets', doc.createNode({}));
-  const secrets = doc.get('secrets');
-  if (isMap(secrets)) secrets.flow = false;
-  doc.setIn(['secrets', m.name], secret);
-  if (p.route !== null && !doc.hasIn(['routes', p.route.name])) {
-    if (!isMap(doc.get('routes'))) doc.set('routes', doc.createNode({}));
-    doc.setIn(['routes', p.route.name], p.route.origin);
-  }
-}

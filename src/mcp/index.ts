@@ -1,1 +1,2 @@
 export { serveMcp, statusText, type McpDeps } from './server.js';
+export { parseMcpConfig, planInstall, planUninstall, wrappedCommand, type Classified, type InstallOptions, type InstallPlan, type McpConfigShape, type Move } from './install.js';
