@@ -68,11 +68,13 @@ function clientFile(client: McpClient, io: CliIo): string {
   }
 }
 
-/** How a stdio server is run behind keyswap: this keyswap, by its installed name where that is on PATH. */
+/**
+ * How a stdio server is run behind keyswap: this node and this keyswap's main script, by absolute path, so the MCP
+ * client needs neither on its PATH (an install under npm -g resolves to the same script).
+ */
 function wrapperOf(config: Config, runClient: string | null): InstallOptions['wrapper'] {
-  const main = realpathSync(process.argv[1] ?? '');
   const run = ['run', '--config', config.file, ...(runClient === null ? [] : ['--client', runClient])];
-  return path.basename(main) === 'keyswap' ? { command: 'keyswap', args: run } : { command: process.execPath, args: [main, ...run] };
+  return { command: process.execPath, args: [realpathSync(process.argv[1] ?? ''), ...run] };
 }
 
 async function installCommand(verb: 'install' | 'uninstall', args: string[], io: CliIo): Promise<number> {
@@ -121,9 +123,10 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
     if (values.host === undefined) return 'unknown_host';
     return { label: values.host, placeholder: mintPlaceholder('sk-'), sites: [{ header: 'Authorization', format: 'Bearer {NAME}' }], bindings: [{ host: values.host.toLowerCase(), methods: null, paths: null }] };
   };
-  const secretName = (server: string, field: string): string => {
+  const secretName = (server: string, where: 'env' | 'header', field: string): string => {
     const clean = (t: string): string => t.toUpperCase().replace(/[^A-Z0-9_]/g, '_').replace(/^([^A-Z])/, 'K$1');
-    let name = clean(field);
+    // An env variable's name says what it is; a header's (Authorization) does not without its server's.
+    let name = clean(where === 'env' ? field : `${server}_${field}`);
     if (taken.has(name)) name = clean(`MCP_${server}_${field}`);
     for (let i = 2; taken.has(name); i++) name = `${clean(`MCP_${server}_${field}`)}_${i}`;
     taken.add(name);

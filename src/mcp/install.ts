@@ -34,7 +34,7 @@ export interface InstallOptions {
   /** A credential's preset by its variable or header name and value; null when it is not one. */
   readonly classify: (name: string, value: string, remoteHost: string | null) => Classified | 'unknown_host' | null;
   /** The secret name a credential is stored under (unique in the config). */
-  readonly secretName: (server: string, field: string, value: string) => string;
+  readonly secretName: (server: string, where: 'env' | 'header', field: string) => string;
   /** The command line that runs a stdio server behind keyswap: the wrapper's command and its args before the server's. */
   readonly wrapper: { readonly command: string; readonly args: readonly string[] };
 }
@@ -118,7 +118,7 @@ export function planInstall(text: string, file: string, shape: McpConfigShape, o
           notes.push(`${server}: ${where} ${field} looks like a credential, but no preset knows its API: left in place; pass --host HOST to bind it`);
           continue;
         }
-        const secretName = o.secretName(server, field, credential);
+        const secretName = o.secretName(server, where, field);
         moves.push({ server, where, field, value: credential, secretName, classified: c });
         set([...path, server, where === 'header' ? 'headers' : 'env', field], where === 'header' && credential !== value ? `Bearer ${c.placeholder}` : c.placeholder);
         moved++;

@@ -87,7 +87,7 @@ describe('keyswap mcp install: each client\'s config', () => {
       const store = await readStore(path.join(w.dir, 'certs/secrets.enc'), { kind: 'keyfile', path: path.join(w.dir, 'certs/store.key') });
       expect([...store.entries.values()].map((e) => e.value).sort()).toEqual([GH, LINEAR].sort());
       const config = parseConfig(readFileSync(w.config, 'utf8'), w.config);
-      expect(config.secrets.map((s) => [s.name, s.bindings.map((b) => b.host)])).toEqual([['GITHUB_PERSONAL_ACCESS_TOKEN', ['api.github.com']], ['AUTHORIZATION', ['mcp.linear.app']]]);
+      expect(config.secrets.map((s) => [s.name, s.bindings.map((b) => b.host)])).toEqual([['GITHUB_PERSONAL_ACCESS_TOKEN', ['api.github.com']], ['LINEAR_AUTHORIZATION', ['mcp.linear.app']]]);
       expect(readdirSync(path.dirname(file)).filter((n) => n !== path.basename(file) && n.startsWith(path.basename(file)))).toEqual([]);
 
       const again = cli(args, { cwd: w.dir, env });
