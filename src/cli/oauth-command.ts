@@ -41,10 +41,10 @@ export async function oauthCommand(args: string[], io: CliIo): Promise<number> {
   const upstream = new UpstreamClient(config.upstream, config.upstream.extraCaFile === null ? null : await readFile(config.upstream.extraCaFile, 'utf8'), proxySecrets);
   const transport = tokenTransport(upstream);
   try {
-    const client = await Promise.all([spec.clientIdSecret, spec.clientSecretSecret].map((n) => backend.fetch(n, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
+    const client = await Promise.all([spec.clientIdSecret, ...(spec.clientSecretSecret === null ? [] : [spec.clientSecretSecret])].map((n) => backend.fetch(n, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
       throw new CliError(`${n} (${name}'s client credentials): ${err.message}; store it first: keyswap secret set ${n}`, EXIT.usage);
     })));
-    const [clientId, clientSecret] = client.map((s) => s.reveal()) as [string, string];
+    const [clientId, clientSecret = ''] = client.map((s) => s.reveal()) as [string, string?];
     const server = await loginServer(spec, transport).catch((err: Error) => { throw new CliError(err.message, EXIT.runtime); });
     const refreshToken = await loopbackLogin(io, { port, timeoutMs: timeoutS * 1000, browser: !values['no-browser'] }, async (redirectUri) => beginLogin(server, spec, clientId, redirectUri), async (login, params) => (await finishLogin(server, spec, login, clientId, clientSecret, params, transport)).refreshToken, `${name} (${server.found === 'discovered' ? `authorization server ${server.issuer}, discovered` : new URL(server.authorizationEndpoint).host})`);
     await backend.store?.(spec.refreshTokenSecret, new Secret(refreshToken));

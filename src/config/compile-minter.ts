@@ -42,10 +42,13 @@ const shapes = {
     // Where `keyswap oauth login` sends the user: the authorization server by RFC 8414 discovery, or its endpoint.
     issuer: httpsUrl.optional(),
     authorization_url: httpsUrl.optional(),
-    client_auth_method: z.enum(['body_post', 'basic']).optional(),
+    client_auth_method: z.enum(['body_post', 'basic', 'none']).optional(),
     client_id_secret: secretName,
-    client_secret_secret: secretName,
+    // Not for a public client (client_auth_method: none: PKCE, as MCP servers' dynamic registration gives).
+    client_secret_secret: secretName.optional(),
     refresh_token_secret: secretName,
+    // RFC 8707: the resource the token is for (an MCP server's URL), sent with every token request.
+    resource: httpsUrl.optional(),
     scopes: z.union([z.string(), z.array(z.string().min(1))]).optional(),
     cache_ttl_safety_seconds: z.number().int().nonnegative().optional(),
     cache_ttl_max_seconds: seconds.optional(),
@@ -222,9 +225,15 @@ function minterOf(d: Record<string, unknown>, type: MintedType, p: FieldPath, er
         err([...p, 'token_url'], o.provider === undefined ? `is required without provider: (${Object.keys(PROVIDERS).join(', ')})` : `is required with provider: ${o.provider} (its token endpoint is your tenant's)`, true);
         return null;
       }
+      const clientAuth = o.client_auth_method ?? preset?.clientAuth ?? 'body_post';
+      if (clientAuth !== 'none' && o.client_secret_secret === undefined) {
+        err([...p, 'client_secret_secret'], 'is required unless client_auth_method: none (a public client, which proves itself with PKCE)', true);
+        return null;
+      }
       return {
-        kind: type, tokenUrl, clientAuth: o.client_auth_method ?? preset?.clientAuth ?? 'body_post', clientIdSecret: o.client_id_secret,
-        clientSecretSecret: o.client_secret_secret, refreshTokenSecret: o.refresh_token_secret, scopes: scopesOf(o.scopes),
+        kind: type, tokenUrl, clientAuth, clientIdSecret: o.client_id_secret,
+        clientSecretSecret: clientAuth === 'none' ? null : (o.client_secret_secret as string), refreshTokenSecret: o.refresh_token_secret, scopes: scopesOf(o.scopes),
+        resource: o.resource ?? null,
         safetyMs: (o.cache_ttl_safety_seconds ?? 60) * 1000, maxMs: (o.cache_ttl_max_seconds ?? 3600) * 1000,
         // write_back_min_interval_seconds is accepted and has no effect: keyswap never drops a rotated refresh
         // token (that revokes the credential for good); exchanges are single-flight, cached and backed off instead.
@@ -277,7 +286,7 @@ export function minterEndpoint(m: MinterSpec): URL | null {
 export function minterInputs(m: MinterSpec): readonly string[] {
   switch (m.kind) {
     case 'oauth2_client_credentials': return [m.clientIdSecret, m.clientSecretSecret];
-    case 'oauth2_refresh': return [m.clientIdSecret, m.clientSecretSecret, m.refreshTokenSecret];
+    case 'oauth2_refresh': return [m.clientIdSecret, ...(m.clientSecretSecret === null ? [] : [m.clientSecretSecret]), m.refreshTokenSecret];
     case 'google_service_account': return [m.keySecret];
     case 'github_app': return [m.privateKeySecret];
     case 'jwt_bearer': return [m.signingKeySecret];

@@ -75,9 +75,12 @@ export type MinterSpec =
   | {
       readonly kind: 'oauth2_refresh';
       readonly tokenUrl: string;
-      readonly clientAuth: 'body_post' | 'basic';
+      readonly clientAuth: 'body_post' | 'basic' | 'none';
       readonly clientIdSecret: string;
-      readonly clientSecretSecret: string;
+      /** null: a public client (clientAuth none). */
+      readonly clientSecretSecret: string | null;
+      /** RFC 8707 `resource` on every token request (an MCP server's URL); null: none. */
+      readonly resource: string | null;
       readonly refreshTokenSecret: string;
       readonly scopes: string | null;
       readonly safetyMs: number;

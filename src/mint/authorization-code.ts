@@ -2,7 +2,7 @@ import type * as Oauth from 'oauth4webapi';
 import type { MinterSpec } from '../config/index.js';
 import { checkCredentialText, MintFailed } from './failure.js';
 import { loadOauth } from './libraries.js';
-import { asMintFailed, fetchVia } from './oauth2.js';
+import { asMintFailed, clientAuthOf, fetchVia } from './oauth2.js';
 import type { TokenTransport } from './transport.js';
 
 type Refresh = Extract<MinterSpec, { kind: 'oauth2_refresh' }>;
@@ -64,6 +64,7 @@ export async function beginLogin(server: LoginServer, spec: Refresh, clientId: s
   url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
   url.searchParams.set('code_challenge_method', 'S256');
   if (spec.scopes !== null) url.searchParams.set('scope', spec.scopes);
+  if (spec.resource !== null) url.searchParams.set('resource', spec.resource);
   return { url, redirectUri, state, verifier };
 }
 
@@ -85,10 +86,10 @@ export async function finishLogin(server: LoginServer, spec: Refresh, login: Log
     if (err instanceof oauth.AuthorizationResponseError) throw new LoginError(`the authorization server refused: ${String(err.error).replace(/[^\w.-]/g, '').slice(0, 64)}`);
     throw new LoginError(`bad callback (${(err as Error).message.slice(0, 120)})`);
   }
-  const auth = spec.clientAuth === 'basic' ? oauth.ClientSecretBasic(clientSecret) : oauth.ClientSecretPost(clientSecret);
+  const auth = clientAuthOf(oauth, spec.clientAuth, clientSecret);
   const seen = { status: null as number | null };
   try {
-    const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, login.redirectUri, login.verifier, { [oauth.customFetch]: fetchVia(transport, seen) });
+    const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, login.redirectUri, login.verifier, { [oauth.customFetch]: fetchVia(transport, seen), ...(spec.resource === null ? {} : { additionalParameters: { resource: spec.resource } }) });
     const result = await oauth.processAuthorizationCodeResponse(as, client, response, { requireIdToken: false });
     if (result.refresh_token === undefined) throw new LoginError('the authorization server issued no refresh token (a provider may need offline access asked for: see docs/mcp.md#oauth-login)');
     return { refreshToken: checkCredentialText(result.refresh_token) };

@@ -170,7 +170,7 @@ export class MintService {
           // One this process already spent is never sent again, whatever the backend or Redis say: a provider with
           // reuse detection would revoke the whole grant. Refused, audited, nothing sent.
           if (this.#spent.has(current)) throw new MintFailed('refresh_token_spent', null);
-          const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), input(spec.clientSecretSecret), current, transport);
+          const grant = await refreshTokenGrant(spec, input(spec.clientIdSecret), spec.clientSecretSecret === null ? '' : input(spec.clientSecretSecret), current, transport);
           if (grant.refreshToken !== null && grant.refreshToken !== current) {
             this.#spent.add(current);
             // The next exchange sends it: scrubbed from the endpoint's responses from now on, not only from then.

@@ -15,12 +15,12 @@ export async function refreshTokenGrant(spec: Refresh, clientId: string, clientS
   const oauth = await loadOauth();
   const as: Oauth.AuthorizationServer = { issuer: new URL(spec.tokenUrl).origin, token_endpoint: spec.tokenUrl };
   const client: Oauth.Client = { client_id: clientId };
-  const auth = spec.clientAuth === 'basic' ? oauth.ClientSecretBasic(clientSecret) : oauth.ClientSecretPost(clientSecret);
+  const auth = clientAuthOf(oauth, spec.clientAuth, clientSecret);
   const seen = { status: null as number | null };
   try {
     const response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken, {
       [oauth.customFetch]: fetchVia(transport, seen),
-      ...(spec.scopes === null ? {} : { additionalParameters: { scope: spec.scopes } }),
+      ...(spec.scopes === null && spec.resource === null ? {} : { additionalParameters: { ...(spec.scopes === null ? {} : { scope: spec.scopes }), ...(spec.resource === null ? {} : { resource: spec.resource }) } }),
     });
     const result = await oauth.processRefreshTokenResponse(as, client, response);
     return {
@@ -83,6 +83,11 @@ export async function serviceAccountGrant(spec: ServiceAccount, keyFile: string,
   } catch (err) {
     throw asMintFailed(err, seen.status, oauth);
   }
+}
+
+/** How a client proves itself at the token endpoint: its secret (in the body or Basic), or nothing but PKCE (public). */
+export function clientAuthOf(oauth: typeof Oauth, method: 'body_post' | 'basic' | 'none', clientSecret: string): Oauth.ClientAuth {
+  return method === 'none' ? oauth.None() : method === 'basic' ? oauth.ClientSecretBasic(clientSecret) : oauth.ClientSecretPost(clientSecret);
 }
 
 /** oauth4webapi's fetch, answered by keyswap's transport: the URL is the configured one, never one from a response. */
