@@ -17,7 +17,7 @@ import { peerUid } from './peer-uid.js';
  */
 export function handleTransparent(ctx: ProxyContext, socket: Socket, uid: number, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
   // No resume(): the TLS socket takes the connection over from its handle, hello and all.
-  ownedBy(ctx, socket, uid, () => serveTls(ctx, socket, client));
+  ownedBy(ctx, socket, uid, 443, () => serveTls(ctx, socket, client));
 }
 
 /**
@@ -26,7 +26,7 @@ export function handleTransparent(ctx: ProxyContext, socket: Socket, uid: number
  * decrypted connections (decrypted-entry.ts says how the Host header becomes the destination).
  */
 export function handleTransparentHttp(ctx: ProxyContext, socket: Socket, uid: number, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
-  ownedBy(ctx, socket, uid, () => {
+  ownedBy(ctx, socket, uid, 80, () => {
     const who = client();
     if (!who.ok) {
       new Exchange(ctx.deps, ctx.deps.snapshot(), 'GET', null, '/', { kind: 'socket', socket }).refuse(new Refusal('proxy_auth_required'));
@@ -39,23 +39,41 @@ export function handleTransparentHttp(ctx: ProxyContext, socket: Socket, uid: nu
   });
 }
 
+/** Owner lookups waiting at once: past this a connection is closed unread (a flood is not queued without end). */
+const MAX_PENDING_LOOKUPS = 256;
+let pendingLookups = 0;
+/** Refusals of other users are recorded at most once a second; the rest are counted into the next record's log line. */
+let lastRefusalMs = 0;
+let refusalsSince = 0;
+
 /**
  * Served only for the locked agent's user: any other local process dialling a transparent port is not that agent.
  * Nothing is read meanwhile (a paused socket keeps what the agent sent in the kernel for whoever takes it over).
  */
-function ownedBy(ctx: ProxyContext, socket: Socket, uid: number, serve: () => void): void {
+function ownedBy(ctx: ProxyContext, socket: Socket, uid: number, redirectedFrom: number, serve: () => void): void {
   socket.on('error', () => socket.destroy());
   socket.pause();
-  peerUid(socket.remoteAddress ?? '', socket.remotePort ?? 0).then((owner) => {
+  if (pendingLookups >= MAX_PENDING_LOOKUPS) {
+    socket.destroy();
+    return;
+  }
+  pendingLookups++;
+  peerUid({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, listenAddress: socket.localAddress ?? '', listenPort: socket.localPort ?? 0, redirectedFrom }).then((owner) => {
     if (socket.destroyed) return;
     if (owner !== uid) {
-      ctx.deps.log.warn({ peer_uid: owner, expected_uid: uid }, 'transparent connection from another user refused');
-      new Exchange(ctx.deps, ctx.deps.snapshot(), 'CONNECT', null, '/', { kind: 'socket', socket }).note({ type: 'deny', decision: 'denied', reason: 'proxy_auth_required', status: 407 });
+      refusalsSince++;
+      const now = Date.now();
+      if (now - lastRefusalMs >= 1_000) {
+        ctx.deps.log.warn({ peer_uid: owner, expected_uid: uid, refused: refusalsSince }, 'transparent connection not from the agent\'s user refused');
+        new Exchange(ctx.deps, ctx.deps.snapshot(), 'CONNECT', null, '/', { kind: 'socket', socket }).note({ type: 'deny', decision: 'denied', reason: 'proxy_auth_required', status: 407 });
+        lastRefusalMs = now;
+        refusalsSince = 0;
+      }
       socket.destroy();
       return;
     }
     serve();
-  }, () => socket.destroy());
+  }, () => socket.destroy()).finally(() => { pendingLookups--; });
 }
 
 function serveTls(ctx: ProxyContext, socket: Socket, client: () => { readonly ok: boolean; readonly client: ClientSpec | null }): void {
