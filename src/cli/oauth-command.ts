@@ -1,11 +1,14 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { isMap, parseDocument } from 'yaml';
+import { writeFileAtomic } from '../atomic-file.js';
+import { mintPlaceholder } from './placeholder.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backendOfSecret, loadConfig, type Config, type MinterSpec, type SecretSpec } from '../config/index.js';
-import { beginLogin, finishLogin, LoginError, loginServer } from '../mint/index.js';
+import { beginLogin, finishLogin, LoginError, loginServer, mcpLoginServer, registerClient } from '../mint/index.js';
 import { tokenTransport, UpstreamClient } from '../proxy/index.js';
 import { openBackends, Secret } from '../secrets/index.js';
 import { backendSource } from './doctor-parent.js';
@@ -13,24 +16,32 @@ import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
 export const OAUTH_USAGE = `usage: keyswap oauth login NAME [--config FILE] [--port N] [--no-browser] [--timeout SECONDS]
+       keyswap oauth login --mcp URL [--name NAME] [--scopes 'a b'] [--config FILE] [--port N] [--no-browser]
 Gets a refresh token for NAME, a secret whose inject type is oauth2_refresh, by the authorization-code flow with
 PKCE and a loopback redirect (http://127.0.0.1:PORT/callback; register it with the provider, or any port when it
 allows), and stores it in the backend as the secret's refresh_token_secret: the token never passes through the
 agent, the terminal or the shell. The authorization server is inject.issuer (RFC 8414 discovery), the provider
 preset's, inject.authorization_url, or discovered at the token URL's origin. Prints the URL to open (and opens a
-browser when one is there); a callback with a state keyswap did not send is never exchanged. Then keyswap reload.`;
+browser when one is there); a callback with a state keyswap did not send is never exchanged. Then keyswap reload.
+--mcp URL: a remote MCP server that follows the MCP authorization spec: its protected resource metadata (RFC 9728)
+names the authorization server, keyswap registers itself there (RFC 7591, a public client with PKCE), logs in for
+that resource (RFC 8707), stores the client id and refresh token, and adds the secret NAME (bound to the server's
+host) to the config; the agent's MCP client then sends Authorization: Bearer <its placeholder>.`;
 
 type Refresh = Extract<MinterSpec, { kind: 'oauth2_refresh' }>;
 
 export async function oauthCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, port: { type: 'string' }, 'no-browser': { type: 'boolean', default: false }, timeout: { type: 'string', default: '300' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, port: { type: 'string' }, 'no-browser': { type: 'boolean', default: false }, timeout: { type: 'string', default: '300' }, mcp: { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' } }, allowPositionals: true, strict: true });
   const [verb, name, ...rest] = positionals;
-  if (verb !== 'login' || name === undefined || rest.length > 0) throw new CliError(OAUTH_USAGE, EXIT.usage);
+  if (verb !== 'login' || (values.mcp === undefined) === (name === undefined) || rest.length > 0) throw new CliError(OAUTH_USAGE, EXIT.usage);
   const port = values.port === undefined ? 0 : Number(values.port);
   const timeoutS = Number(values.timeout);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port ${values.port}: a port number (0: any free one)`, EXIT.usage);
   if (!Number.isInteger(timeoutS) || timeoutS < 1) throw new CliError(`--timeout ${values.timeout}: whole seconds`, EXIT.usage);
   const config = await loadConfig(path.resolve(io.cwd, values.config));
+  const loop = { port, timeoutMs: timeoutS * 1000, browser: !values['no-browser'] };
+  if (values.mcp !== undefined) return mcpLogin(config, io, values.mcp, values.name ?? null, values.scopes ?? null, loop);
+  if (name === undefined) throw new CliError(OAUTH_USAGE, EXIT.usage);
   const { secret, spec } = refreshSecret(config, name);
   const holder = backendOfSecret(config, secret)?.type ?? config.backend.type;
   // Checked before the user is sent anywhere: a refresh token obtained and then not storable would be lost.
@@ -46,9 +57,73 @@ export async function oauthCommand(args: string[], io: CliIo): Promise<number> {
     })));
     const [clientId, clientSecret = ''] = client.map((s) => s.reveal()) as [string, string?];
     const server = await loginServer(spec, transport).catch((err: Error) => { throw new CliError(err.message, EXIT.runtime); });
-    const refreshToken = await loopbackLogin(io, { port, timeoutMs: timeoutS * 1000, browser: !values['no-browser'] }, async (redirectUri) => beginLogin(server, spec, clientId, redirectUri), async (login, params) => (await finishLogin(server, spec, login, clientId, clientSecret, params, transport)).refreshToken, `${name} (${server.found === 'discovered' ? `authorization server ${server.issuer}, discovered` : new URL(server.authorizationEndpoint).host})`);
+    const refreshToken = await loopbackLogin(io, loop, async (redirectUri) => beginLogin(server, spec, clientId, redirectUri), async (login, params) => (await finishLogin(server, spec, login, clientId, clientSecret, params, transport)).refreshToken, `${name} (${server.found === 'discovered' ? `authorization server ${server.issuer}, discovered` : new URL(server.authorizationEndpoint).host})`);
     await backend.store?.(spec.refreshTokenSecret, new Secret(refreshToken));
     io.stdout.write(`stored a refresh token for ${name} as ${spec.refreshTokenSecret} (${holder} backend); a running keyswap reads it after: keyswap reload\n`);
+    return EXIT.ok;
+  } finally {
+    upstream.close();
+    await proxySecrets?.close();
+    await backend.close?.();
+  }
+}
+
+/** `--mcp URL`: discovery, registration and login for a remote MCP server; the secret it makes is added to the config. */
+async function mcpLogin(config: Config, io: CliIo, urlText: string, nameGiven: string | null, scopes: string | null, loop: { readonly port: number; readonly timeoutMs: number; readonly browser: boolean }): Promise<number> {
+  let url: URL;
+  try {
+    url = new URL(urlText);
+  } catch {
+    throw new CliError(`--mcp ${urlText}: not a URL; e.g. https://mcp.example.com/mcp`, EXIT.usage);
+  }
+  if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || url.hash !== '') throw new CliError(`--mcp ${urlText}: an https URL without credentials or fragment`, EXIT.usage);
+  const name = nameGiven ?? `MCP_${(url.hostname.split('.').find((l) => l !== 'mcp' && l !== 'api') ?? 'SERVER').toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+  if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(name)) throw new CliError(`--name ${name}: letters, digits, '_' or '-', starting with a letter`, EXIT.usage);
+  if (config.secrets.some((s) => s.name === name)) throw new CliError(`${config.file} already has a secret ${name}; pass --name for another, or log in to it with: keyswap oauth login ${name}`, EXIT.usage);
+  if (config.backend.type !== 'file' && config.backend.type !== 'bws') throw new CliError(`${config.file}: the default backend (${config.backend.type}) is one keyswap cannot write; the client id and refresh token go there`, EXIT.usage);
+  const backend = await openBackends(config, { ...io.env }, () => {});
+  const proxySecrets = config.upstream.parent?.credentialsSecret ? backendSource(config, io) : null;
+  const upstream = new UpstreamClient(config.upstream, config.upstream.extraCaFile === null ? null : await readFile(config.upstream.extraCaFile, 'utf8'), proxySecrets);
+  const transport = tokenTransport(upstream);
+  const names = { id: `${name}_CLIENT_ID`, secret: `${name}_CLIENT_SECRET`, refresh: `${name}_REFRESH_TOKEN` };
+  try {
+    const server = await mcpLoginServer(url, transport).catch((err: Error) => { throw new CliError(err.message, EXIT.runtime); });
+    // Registered once the redirect URI (its port) is known, inside the login; read again after it.
+    const reg: { client?: { readonly clientId: string; readonly clientSecret: string | null }; spec?: Refresh } = {};
+    const refreshToken = await loopbackLogin(io, loop, async (redirectUri) => {
+      const client = await registerClient(server, redirectUri, transport).catch((err: Error) => { throw new CliError(err.message, EXIT.runtime); });
+      const spec: Refresh = {
+        kind: 'oauth2_refresh', tokenUrl: server.tokenEndpoint, clientAuth: client.clientSecret === null ? 'none' : 'body_post', clientIdSecret: names.id,
+        clientSecretSecret: client.clientSecret === null ? null : names.secret, refreshTokenSecret: names.refresh, scopes, safetyMs: 60_000, maxMs: 3_600_000,
+        writeBack: true, issuer: server.issuer, authorizationUrl: server.authorizationEndpoint, authorizationParams: {}, resource: url.href,
+      };
+      reg.client = client;
+      reg.spec = spec;
+      return beginLogin(server, spec, client.clientId, redirectUri);
+    }, async (login, params) => (await finishLogin(server, reg.spec as Refresh, login, reg.client?.clientId ?? '', reg.client?.clientSecret ?? '', params, transport)).refreshToken,
+    `the MCP server ${url.href} (authorization server ${server.issuer})`);
+    const c = reg.client as { readonly clientId: string; readonly clientSecret: string | null };
+    // The store first: a refresh token stored and not yet configured is harmless; the reverse would be lost.
+    await backend.store?.(names.id, new Secret(c.clientId));
+    if (c.clientSecret !== null) await backend.store?.(names.secret, new Secret(c.clientSecret));
+    await backend.store?.(names.refresh, new Secret(refreshToken));
+    const placeholder = mintPlaceholder('mcp-');
+    const doc = parseDocument(await readFile(config.file, 'utf8'));
+    const inject = doc.createNode({ type: 'oauth2_refresh', token_url: server.tokenEndpoint, ...(c.clientSecret === null ? { client_auth_method: 'none' } : { client_secret_secret: names.secret }), client_id_secret: names.id, refresh_token_secret: names.refresh, resource: url.href, ...(scopes === null ? {} : { scopes }) });
+    if (isMap(inject)) inject.flow = true;
+    const bindings = doc.createNode([{ host: url.hostname.toLowerCase(), ...(url.port === '' ? {} : { port: Number(url.port) }) }]);
+    for (const item of bindings.items) if (isMap(item)) item.flow = true;
+    const secret = doc.createNode({ placeholder });
+    secret.add(doc.createPair('inject', inject));
+    secret.add(doc.createPair('bindings', bindings));
+    if (!isMap(doc.get('secrets'))) doc.set('secrets', doc.createNode({}));
+    const secrets = doc.get('secrets');
+    if (isMap(secrets)) secrets.flow = false;
+    doc.setIn(['secrets', name], secret);
+    await writeFileAtomic(config.file, doc.toString({ lineWidth: 0 }), ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
+    await loadConfig(config.file);
+    io.stdout.write(`registered keyswap at ${server.issuer} and stored its client id and a refresh token (${names.id}, ${names.refresh}); added the secret ${name}, bound to ${url.host}, to ${config.file}.\n` +
+      `In the agent's MCP client, give this server the header  Authorization: Bearer ${placeholder}  and run the client behind keyswap; then: keyswap reload\n`);
     return EXIT.ok;
   } finally {
     upstream.close();

@@ -99,3 +99,51 @@ export async function finishLogin(server: LoginServer, spec: Refresh, login: Log
     throw new LoginError(`the code exchange failed: ${failed.message}`, { cause: err });
   }
 }
+
+/**
+ * A remote MCP server's authorization server, as the MCP authorization spec finds it: the server's protected
+ * resource metadata (RFC 9728, at its well-known URL), the first authorization server it names, and that server's
+ * metadata (RFC 8414, else OpenID discovery). Every endpoint must be https.
+ */
+export async function mcpLoginServer(resource: URL, transport: TokenTransport): Promise<LoginServer & { readonly registrationEndpoint: string | null }> {
+  const oauth = await loadOauth();
+  const seen = { status: null as number | null };
+  const fetch = { [oauth.customFetch]: fetchVia(transport, seen) };
+  let issuer: string | undefined;
+  try {
+    const rs = await oauth.processResourceDiscoveryResponse(resource, await oauth.resourceDiscoveryRequest(resource, fetch));
+    issuer = rs.authorization_servers?.[0];
+  } catch (err) {
+    throw new LoginError(`${resource.href} publishes no protected resource metadata (RFC 9728: ${resource.origin}/.well-known/oauth-protected-resource${resource.pathname === '/' ? '' : resource.pathname}): ${asMintFailed(err, seen.status, oauth).message}`, { cause: err });
+  }
+  if (issuer === undefined || !issuer.startsWith('https://')) throw new LoginError(`${resource.href}'s metadata names no https authorization server`);
+  let as: Oauth.AuthorizationServer | null = null;
+  for (const algorithm of ['oauth2', 'oidc'] as const) {
+    try {
+      as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { algorithm, ...fetch }));
+      break;
+    } catch {
+      // the other well-known document, then give up
+    }
+  }
+  if (as === null) throw new LoginError(`no authorization server metadata at ${issuer} (RFC 8414 or OpenID discovery)`);
+  const https = (u: string | undefined): u is string => u !== undefined && u.startsWith('https://');
+  if (!https(as.authorization_endpoint) || !https(as.token_endpoint)) throw new LoginError(`${issuer}'s metadata lacks an https authorization or token endpoint`);
+  return { issuer: as.issuer, authorizationEndpoint: as.authorization_endpoint, tokenEndpoint: as.token_endpoint, found: 'discovered', registrationEndpoint: https(as.registration_endpoint) ? as.registration_endpoint : null };
+}
+
+/** Dynamic client registration (RFC 7591) of keyswap as a public client with this loopback redirect (PKCE proves it). */
+export async function registerClient(server: LoginServer & { readonly registrationEndpoint: string | null }, redirectUri: string, transport: TokenTransport): Promise<{ readonly clientId: string; readonly clientSecret: string | null }> {
+  if (server.registrationEndpoint === null) throw new LoginError(`${server.issuer} offers no dynamic client registration: register a client there by hand and configure it as an oauth2_refresh secret (docs/mcp.md)`);
+  const oauth = await loadOauth();
+  const seen = { status: null as number | null };
+  const as: Oauth.AuthorizationServer = { issuer: server.issuer, registration_endpoint: server.registrationEndpoint };
+  try {
+    const client = await oauth.processDynamicClientRegistrationResponse(await oauth.dynamicClientRegistrationRequest(as, {
+      client_name: 'keyswap', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none',
+    }, { [oauth.customFetch]: fetchVia(transport, seen) }));
+    return { clientId: checkCredentialText(client.client_id), clientSecret: typeof client.client_secret === 'string' ? checkCredentialText(client.client_secret) : null };
+  } catch (err) {
+    throw new LoginError(`client registration at ${server.registrationEndpoint} failed: ${asMintFailed(err, seen.status, oauth).message}`, { cause: err });
+  }
+}

@@ -6,4 +6,4 @@ export { signSigV4, sigv4NeedsBody, type AwsCredentials, type SignableRequest } 
 export { hmacNeedsBody, signHmac } from './hmac-signer.js';
 export type { MintSharing, SharedMinted } from './sharing.js';
 export type { Minted } from './minted-cache.js';
-export { beginLogin, finishLogin, LoginError, loginServer, type Login, type LoginServer } from './authorization-code.js';
+export { beginLogin, finishLogin, LoginError, loginServer, mcpLoginServer, registerClient, type Login, type LoginServer } from './authorization-code.js';
