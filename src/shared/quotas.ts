@@ -1,6 +1,6 @@
-import { accountOf, type ClientSpec, type QuotaSpec } from '../config/index.js';
+import type { ClientSpec, QuotaSpec } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { periodOf, SharedStateUnavailable, stateOf, UsageMeter, type Admission, type Quotas, type QuotaState } from '../usage/index.js';
+import { periodOf, quotasMatching, SharedStateUnavailable, stateOf, UsageMeter, type Admission, type Quotas, type QuotaState } from '../usage/index.js';
 import { script, type SharedStore } from './store.js';
 
 /**
@@ -100,7 +100,7 @@ export class SharedQuotas implements Quotas {
   }
 
   async admit(secrets: readonly string[], client: ClientSpec | null): Promise<Admission> {
-    const quotas = this.#matching(secrets, client);
+    const quotas = quotasMatching(this.#quotas, secrets, client);
     if (quotas.length === 0) return { kind: 'admitted', reservation: null };
     if (this.#store.available) {
       try {
@@ -129,10 +129,6 @@ export class SharedQuotas implements Quotas {
       const used = k !== undefined && k.periodStartMs === startMs ? k.used : 0;
       return { name: q.name, used, limit: q.limit, period: q.period, periodStartMs: startMs, periodEndMs: endMs, state: stateOf(q, used) };
     });
-  }
-
-  #matching(secrets: readonly string[], client: ClientSpec | null): QuotaSpec[] {
-    return this.#quotas.filter((q) => (q.secrets === null || secrets.some((s) => q.secrets?.has(s))) && (q.clients === null || (client !== null && q.clients.has(accountOf(client) ?? ''))));
   }
 
   async #reserve(quotas: readonly QuotaSpec[]): Promise<Admission> {

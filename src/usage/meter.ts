@@ -82,7 +82,7 @@ export class UsageMeter implements Quotas {
 
   /** The quotas a use of these secrets by this client counts under. */
   matching(secrets: readonly string[], client: ClientSpec | null): QuotaSpec[] {
-    return this.#quotas.filter((q) => (q.secrets === null || secrets.some((s) => q.secrets?.has(s))) && (q.clients === null || (client !== null && q.clients.has(accountOf(client) ?? ''))));
+    return quotasMatching(this.#quotas, secrets, client);
   }
 
   admit(secrets: readonly string[], client: ClientSpec | null): Admission {
@@ -158,6 +158,11 @@ export class UsageMeter implements Quotas {
       this.onCrossing({ quota: q, used: c.used, kind: 'warning' });
     }
   }
+}
+
+/** Of these quotas, those a use of these secrets by this client counts under (a session counts as its client). */
+export function quotasMatching(quotas: readonly QuotaSpec[], secrets: readonly string[], client: ClientSpec | null): QuotaSpec[] {
+  return quotas.filter((q) => (q.secrets === null || secrets.some((s) => q.secrets?.has(s))) && (q.clients === null || (client !== null && q.clients.has(accountOf(client) ?? ''))));
 }
 
 export function stateOf(q: Pick<QuotaSpec, 'limit' | 'warnAt'>, used: number): QuotaState['state'] {
