@@ -83,7 +83,7 @@ describe('keyswap oauth login --mcp', () => {
 
     expect(cli(['reload', '--config', config]).status).toBe(0);
     await new Promise((r) => setTimeout(r, 500));
-    const r = await curlVia(h, 'https://mcp.example.test/mcp', { method: 'POST', headers: [`Authorization: Bearer ${placeholder}`, 'Content-Type: application/json'], body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+    const r = await curlVia(h, 'https://mcp.example.test/mcp', { method: 'POST', headers: [`Authorization: Bearer ${placeholder}`, 'Content-Type: application/json'], data: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
     expect(r.status, r.body).toBe(200);
     // The MCP server saw an access token its authorization server issued (minted by keyswap from the refresh
     // token, as a public client naming the resource), never the placeholder.
