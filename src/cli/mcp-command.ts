@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { loadConfig, type Config } from '../config/index.js';
-import { planInstall, planUninstall, serveMcp, type Classified, type InstallOptions, type McpConfigShape } from '../mcp/index.js';
+import { planCodexInstall, planCodexUninstall, planInstall, planUninstall, serveMcp, type Classified, type InstallOptions, type McpConfigShape } from '../mcp/index.js';
 import { resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { decryptedHosts } from '../policy/index.js';
 import { openCa } from '../tls/index.js';
@@ -19,7 +19,7 @@ import { explainForOperator } from './explain-command.js';
 import type { CliIo } from './io.js';
 import { VERSION } from './version.js';
 
-export const MCP_USAGE = `usage: keyswap mcp install [--client claude-code|claude-desktop|cursor|vscode] [--file PATH] [--config FILE]
+export const MCP_USAGE = `usage: keyswap mcp install [--client claude-code|claude-desktop|cursor|vscode|codex] [--file PATH] [--config FILE]
                          [--host NAME] [--run-client NAME] [--dry-run]
        keyswap mcp uninstall [--client …] [--file PATH] [--config FILE]
        keyswap mcp serve [--config FILE] [--client NAME]
@@ -82,7 +82,7 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
   if (values.client !== undefined && !(CLIENTS as readonly string[]).includes(values.client)) throw new CliError(`--client ${values.client}: one of ${CLIENTS.join(', ')}`, EXIT.usage);
   if (values.client === undefined && values.file === undefined) throw new CliError(`which MCP config? --client (${CLIENTS.join(', ')}) or --file PATH\n${MCP_USAGE}`, EXIT.usage);
   const file = values.file === undefined ? clientFile(values.client as McpClient, io) : path.resolve(io.cwd, values.file);
-  if (values.client === 'codex' || file.endsWith('.toml')) throw new CliError(`${file}: Codex's config.toml is not supported yet (keyswap edits JSON configs in place); move the token by hand: keyswap secret set NAME, then a placeholder in [mcp_servers.NAME.env]`, EXIT.usage);
+  const codex = values.client === 'codex' || file.endsWith('.toml');
   let text: string;
   let mode: number;
   try {
@@ -99,7 +99,7 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
 
   if (verb === 'uninstall') {
     let plan: ReturnType<typeof planUninstall>;
-    try { plan = planUninstall(text, file, shape); } catch (err) { return fail(err); }
+    try { plan = codex ? planCodexUninstall(text, file) : planUninstall(text, file, shape); } catch (err) { return fail(err); }
     if (plan.servers.length === 0) {
       io.stdout.write(`${file}: no server runs behind keyswap; nothing to do\n`);
       return EXIT.ok;
@@ -133,7 +133,7 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
     return name;
   };
   let plan: ReturnType<typeof planInstall>;
-  try { plan = planInstall(text, file, shape, { classify, secretName, wrapper }); } catch (err) { return fail(err); }
+  try { plan = codex ? planCodexInstall(text, file, { classify, secretName, wrapper }) : planInstall(text, file, shape, { classify, secretName, wrapper }); } catch (err) { return fail(err); }
   const masked = (t: string): string => plan.moves.reduce((acc, m) => acc.split(m.value).join('***'), t);
   if (values['dry-run']) {
     const { createTwoFilesPatch } = await import('diff');

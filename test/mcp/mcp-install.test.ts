@@ -102,7 +102,31 @@ describe('keyswap mcp install: each client\'s config', () => {
     }, 60_000);
   }
 
-  it('a credential no preset knows is left in place and named, until --host binds it; Codex\'s TOML is refused by name', () => {
+  it('codex: config.toml edited line by line, comments kept, the result checked to parse as intended; idempotent; uninstall', async () => {
+    const w = world();
+    const file = path.join(w.home, '.codex/config.toml');
+    mkdirSync(path.dirname(file), { recursive: true });
+    const text = `# Codex settings\nmodel = "gpt-5"\n\n[mcp_servers.github]\ncommand = "npx" # from npm\nargs = ["-y", "@modelcontextprotocol/server-github"]\nenv = { "GITHUB_PERSONAL_ACCESS_TOKEN" = "${GH}", "LOG_LEVEL" = "debug" }\n\n[mcp_servers.linear]\nurl = "https://mcp.linear.app/mcp"\nhttp_headers = { "Authorization" = "Bearer ${LINEAR}" }\n`;
+    writeFileSync(file, text, { mode: 0o600 });
+    const env = { HOME: w.home };
+    const r = cli(['mcp', 'install', '--client', 'codex', '--config', w.config], { cwd: w.dir, env });
+    expect(r.status, r.stderr).toBe(0);
+    const after = readFileSync(file, 'utf8');
+    expect(after).not.toContain(GH);
+    expect(after).not.toContain(LINEAR);
+    expect(after).toContain('# Codex settings\nmodel = "gpt-5"\n');
+    expect(after).toMatch(/^command = ".+" # from npm$/m);
+    expect(after).toMatch(/"GITHUB_PERSONAL_ACCESS_TOKEN" = "ghp_PLACEHOLDER-[0-9A-Z]+", "LOG_LEVEL" = "debug"/);
+    expect(after).toMatch(/"Authorization" = "Bearer mcp-PLACEHOLDER-[0-9A-Z]+"/);
+    expect(after).toContain(`"run", "--config", ${JSON.stringify(w.config)}, "--", "npx", "-y", "@modelcontextprotocol/server-github"]`);
+    const store = await readStore(path.join(w.dir, 'certs/secrets.enc'), { kind: 'keyfile', path: path.join(w.dir, 'certs/store.key') });
+    expect([...store.entries.values()].map((e) => e.value).sort()).toEqual([GH, LINEAR].sort());
+    expect(cli(['mcp', 'install', '--client', 'codex', '--config', w.config], { cwd: w.dir, env }).stdout).toContain('nothing to do');
+    expect(cli(['mcp', 'uninstall', '--client', 'codex', '--config', w.config], { cwd: w.dir, env }).status).toBe(0);
+    expect(readFileSync(file, 'utf8')).toMatch(/^command = "npx" # from npm\nargs = \["-y", "@modelcontextprotocol\/server-github"\]$/m);
+  });
+
+  it('a credential no preset knows is left in place and named, until --host binds it; a TOML value written twice is left and said', () => {
     const w = world();
     const file = path.join(w.dir, 'mcp.json');
     writeFileSync(file, `{ "mcpServers": { "internal": { "command": "node", "args": ["s.js"], "env": { "INTERNAL_API_TOKEN": "it-${'q'.repeat(30)}" } } } }\n`);
@@ -110,10 +134,11 @@ describe('keyswap mcp install: each client\'s config', () => {
     expect(r.stdout).toContain('internal: env INTERNAL_API_TOKEN looks like a credential, but no preset knows its API: left in place; pass --host HOST to bind it');
     expect(readFileSync(file, 'utf8')).toContain(`it-${'q'.repeat(30)}`);
     const toml = path.join(w.dir, 'config.toml');
-    writeFileSync(toml, '[mcp_servers.x]\ncommand = "x"\n');
+    const twice = `[mcp_servers.x]\ncommand = "x"\nenv = { "OPENAI_API_KEY" = "sk-proj-${'a'.repeat(40)}" }\n# old: "sk-proj-${'a'.repeat(40)}"\n`;
+    writeFileSync(toml, twice);
     const c = cli(['mcp', 'install', '--file', toml, '--config', w.config], { cwd: w.dir, env: { HOME: w.dir } });
-    expect(c.status).toBe(2);
-    expect(c.stderr).toContain("Codex's config.toml is not supported yet");
+    expect(c.stdout).toContain('x: env OPENAI_API_KEY: its value is written more than once, or escaped');
+    expect(readFileSync(toml, 'utf8')).toContain(`"OPENAI_API_KEY" = "sk-proj-${'a'.repeat(40)}"`);
   });
 });
 
