@@ -5,9 +5,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
-import { loadConfig, type Config } from '../config/index.js';
-import { planCodexInstall, planCodexUninstall, planInstall, planUninstall, serveMcp, type Classified, type InstallOptions, type McpConfigShape } from '../mcp/index.js';
-import { resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
+import { ConfigErrors, loadConfig, namesToFetch, parseConfig, type Config } from '../config/index.js';
+import { maskedJson, maskedToml, planCodexInstall, planCodexUninstall, planInstall, planUninstall, serveMcp, type Classified, type InstallOptions, type McpConfigShape } from '../mcp/index.js';
+import { readStore, resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { decryptedHosts } from '../policy/index.js';
 import { openCa } from '../tls/index.js';
 import { ROTATE_FIX } from './ca-requirements.js';
@@ -110,7 +110,9 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
   }
 
   if (config.backend.type !== 'file') throw new CliError(`${config.file}: backend.type is ${config.backend.type}; mcp install moves keys into the embedded store (backend type file)`, EXIT.usage);
-  const taken = new Set(config.secrets.map((s) => s.name));
+  // A name may be no secret's, no name the config reads (a minter's input, an alert's key), and no stored value's:
+  // a credential moved in must never replace a value something else depends on.
+  const taken = new Set([...config.secrets.map((s) => s.name), ...referencedNames(config), ...(await storedNames(config, io))]);
   const classify = (name: string, value: string, remoteHost: string | null): Classified | 'unknown_host' | null => {
     if (value.length < 8 || /\s/.test(value)) return null;
     if (remoteHost !== null) {
@@ -137,7 +139,9 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
   const masked = (t: string): string => plan.moves.reduce((acc, m) => acc.split(m.value).join('***'), t);
   if (values['dry-run']) {
     const { createTwoFilesPatch } = await import('diff');
-    io.stdout.write(masked(createTwoFilesPatch(file, file, text, plan.text, 'now', 'after keyswap mcp install')));
+    // Masked where each string sits in the source (whatever escapes spell it), then by value as well.
+    const shown = codex ? maskedToml : maskedJson;
+    io.stdout.write(masked(createTwoFilesPatch(file, file, shown(text), shown(plan.text), 'now', 'after keyswap mcp install')));
     for (const m of plan.moves) io.stdout.write(`would move ${m.server}: ${m.where} ${m.field} (${m.classified.label}) to keyswap's store as ${m.secretName}, bound to ${m.classified.bindings.map((b) => b.host).join(', ')}\n`);
     for (const n of plan.notes) io.stdout.write(`${masked(n)}\n`);
     return EXIT.ok;
@@ -162,8 +166,14 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
     }
     const doc = parseDocument(await readFile(config.file, 'utf8'));
     for (const m of plan.moves) addSecret(doc, { name: m.secretName, placeholder: m.classified.placeholder, sites: m.classified.sites, bindings: m.classified.bindings, route: null });
-    await writeFileAtomic(config.file, doc.toString({ lineWidth: 0 }), ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
-    const updated = await loadConfig(config.file);
+    const configText = doc.toString({ lineWidth: 0 });
+    let updated: Config;
+    try {
+      updated = parseConfig(configText, config.file);
+    } catch (err) {
+      throw new CliError(`the secrets keyswap would add do not load (${err instanceof ConfigErrors ? err.errors.map((e) => e.message).join('; ') : 'invalid'}); ${config.file} and ${file} are unchanged (the values are in the store)`, EXIT.runtime);
+    }
+    await writeFileAtomic(config.file, configText, ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
     // A CA made before these bindings does not cover their hosts: keyswap would refuse to start on it.
     const ca = await openCa(updated.stateDir, { create: false }).catch(() => null);
     const missing = ca?.uncovered(decryptedHosts(updated)) ?? [];
@@ -174,4 +184,26 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
   for (const n of plan.notes) io.stdout.write(`${masked(n)}\n`);
   io.stdout.write(`\n${file} updated in place. Restart the MCP client; a running keyswap serves the new bindings after: keyswap reload\n`);
   return EXIT.ok;
+}
+
+/** Every backend name the config reads besides its secrets' own. */
+export function referencedNames(config: Config): string[] {
+  return [
+    ...config.secrets.flatMap((s) => namesToFetch(s)),
+    ...config.alerts.webhooks.map((w) => w.signingSecret),
+    ...(config.alerts.email === null ? [] : [config.alerts.email.usernameSecret, config.alerts.email.passwordSecret].filter((n): n is string => n !== null)),
+    ...(config.upstream.parent?.credentialsSecret ? [config.upstream.parent.credentialsSecret] : []),
+    ...(config.sharedState === null ? [] : [config.sharedState.redis.passwordSecret, config.sharedState.keySecret].filter((n): n is string => n !== null)),
+  ];
+}
+
+/** The names the embedded store holds now (none when it does not exist yet). */
+export async function storedNames(config: Config, io: CliIo): Promise<string[]> {
+  if (config.backend.type !== 'file') return [];
+  try {
+    return [...(await readStore(config.backend.path, await resolveKeySource(config.backend, io.env))).entries.keys()];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new CliError(`${config.backend.path}: ${(err as Error).message}`, EXIT.runtime);
+  }
 }

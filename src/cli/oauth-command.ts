@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { isMap, parseDocument } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { mintPlaceholder } from './placeholder.js';
@@ -7,11 +8,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backendOfSecret, loadConfig, type Config, type MinterSpec, type SecretSpec } from '../config/index.js';
+import { backendOfSecret, ConfigErrors, loadConfig, parseConfig, type Config, type MinterSpec, type SecretSpec } from '../config/index.js';
 import { beginLogin, finishLogin, LoginError, loginServer, mcpLoginServer, registerClient } from '../mint/index.js';
-import { tokenTransport, UpstreamClient } from '../proxy/index.js';
+import { peerUid, tokenTransport, UpstreamClient } from '../proxy/index.js';
 import { openBackends, Secret } from '../secrets/index.js';
 import { backendSource } from './doctor-parent.js';
+import { referencedNames, storedNames } from './mcp-command.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -56,7 +58,7 @@ export async function oauthCommand(args: string[], io: CliIo): Promise<number> {
       throw new CliError(`${n} (${name}'s client credentials): ${err.message}; store it first: keyswap secret set ${n}`, EXIT.usage);
     })));
     const [clientId, clientSecret = ''] = client.map((s) => s.reveal()) as [string, string?];
-    const server = await loginServer(spec, transport).catch((err: Error) => { throw new CliError(err.message, EXIT.runtime); });
+    const server = await loginServer(spec, transport).catch((err: Error) => { throw new CliError(printable(err.message), EXIT.runtime); });
     const refreshToken = await loopbackLogin(io, loop, async (redirectUri) => beginLogin(server, spec, clientId, redirectUri), async (login, params) => (await finishLogin(server, spec, login, clientId, clientSecret, params, transport)).refreshToken, `${name} (${server.found === 'discovered' ? `authorization server ${server.issuer}, discovered` : new URL(server.authorizationEndpoint).host})`);
     await backend.store?.(spec.refreshTokenSecret, new Secret(refreshToken));
     io.stdout.write(`stored a refresh token for ${name} as ${spec.refreshTokenSecret} (${holder} backend); a running keyswap reads it after: keyswap reload\n`);
@@ -80,6 +82,9 @@ async function mcpLogin(config: Config, io: CliIo, urlText: string, nameGiven: s
   const name = nameGiven ?? `MCP_${(url.hostname.split('.').find((l) => l !== 'mcp' && l !== 'api') ?? 'SERVER').toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
   if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(name)) throw new CliError(`--name ${name}: letters, digits, '_' or '-', starting with a letter`, EXIT.usage);
   if (config.secrets.some((s) => s.name === name)) throw new CliError(`${config.file} already has a secret ${name}; pass --name for another, or log in to it with: keyswap oauth login ${name}`, EXIT.usage);
+  const used = new Set([...referencedNames(config), ...(await storedNames(config, io))]);
+  const clash = [`${name}_CLIENT_ID`, `${name}_CLIENT_SECRET`, `${name}_REFRESH_TOKEN`].find((n) => used.has(n) || config.secrets.some((s) => s.name === n));
+  if (clash !== undefined) throw new CliError(`${config.file} already uses the name ${clash}; pass --name for another`, EXIT.usage);
   if (config.backend.type !== 'file' && config.backend.type !== 'bws') throw new CliError(`${config.file}: the default backend (${config.backend.type}) is one keyswap cannot write; the client id and refresh token go there`, EXIT.usage);
   const backend = await openBackends(config, { ...io.env }, () => {});
   const proxySecrets = config.upstream.parent?.credentialsSecret ? backendSource(config, io) : null;
@@ -87,11 +92,11 @@ async function mcpLogin(config: Config, io: CliIo, urlText: string, nameGiven: s
   const transport = tokenTransport(upstream);
   const names = { id: `${name}_CLIENT_ID`, secret: `${name}_CLIENT_SECRET`, refresh: `${name}_REFRESH_TOKEN` };
   try {
-    const server = await mcpLoginServer(url, transport).catch((err: Error) => { throw new CliError(err.message, EXIT.runtime); });
+    const server = await mcpLoginServer(url, transport).catch((err: Error) => { throw new CliError(printable(err.message), EXIT.runtime); });
     // Registered once the redirect URI (its port) is known, inside the login; read again after it.
     const reg: { client?: { readonly clientId: string; readonly clientSecret: string | null }; spec?: Refresh } = {};
     const refreshToken = await loopbackLogin(io, loop, async (redirectUri) => {
-      const client = await registerClient(server, redirectUri, transport).catch((err: Error) => { throw new CliError(err.message, EXIT.runtime); });
+      const client = await registerClient(server, redirectUri, transport).catch((err: Error) => { throw new CliError(printable(err.message), EXIT.runtime); });
       const spec: Refresh = {
         kind: 'oauth2_refresh', tokenUrl: server.tokenEndpoint, clientAuth: client.clientSecret === null ? 'none' : 'body_post', clientIdSecret: names.id,
         clientSecretSecret: client.clientSecret === null ? null : names.secret, refreshTokenSecret: names.refresh, scopes, safetyMs: 60_000, maxMs: 3_600_000,
@@ -120,9 +125,15 @@ async function mcpLogin(config: Config, io: CliIo, urlText: string, nameGiven: s
     const secrets = doc.get('secrets');
     if (isMap(secrets)) secrets.flow = false;
     doc.setIn(['secrets', name], secret);
-    await writeFileAtomic(config.file, doc.toString({ lineWidth: 0 }), ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
-    await loadConfig(config.file);
-    io.stdout.write(`registered keyswap at ${server.issuer} and stored its client id and a refresh token (${names.id}, ${names.refresh}); added the secret ${name}, bound to ${url.host}, to ${config.file}.\n` +
+    const text = doc.toString({ lineWidth: 0 });
+    // Checked before it replaces the file: what a server's metadata put in it must never leave keyswap unable to start.
+    try {
+      parseConfig(text, config.file);
+    } catch (err) {
+      throw new CliError(`the secret ${name} would not load (${err instanceof ConfigErrors ? err.errors.map((e) => printable(e.message)).join('; ') : 'invalid'}); ${config.file} is unchanged; its client id and refresh token are stored as ${names.id}, ${names.refresh}`, EXIT.runtime);
+    }
+    await writeFileAtomic(config.file, text, ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
+    io.stdout.write(`registered keyswap at ${printable(server.issuer)} and stored its client id and a refresh token (${names.id}, ${names.refresh}); added the secret ${name}, bound to ${url.host}, to ${config.file}.\n` +
       `In the agent's MCP client, give this server the header  Authorization: Bearer ${placeholder}  and run the client behind keyswap; then: keyswap reload\n`);
     return EXIT.ok;
   } finally {
@@ -149,16 +160,26 @@ async function loopbackLogin<L>(io: CliIo, o: { readonly port: number; readonly 
   let busy = false;
   let settle: { resolve: (token: string) => void; reject: (err: Error) => void } | null = null;
   const done = new Promise<string>((resolve, reject) => { settle = { resolve, reject }; });
+  // Settled (a timeout) before anyone awaits it, it must not crash the process as an unhandled rejection.
+  done.catch(() => {});
   const answer = (res: http.ServerResponse, status: number, text: string): void => {
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
     res.end(`${text}\n`);
   };
+  const uid = process.getuid?.() ?? null;
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (req.method !== 'GET' || url.pathname !== '/callback' || login === null) return answer(res, 404, 'keyswap: not found');
     if (busy) return answer(res, 409, 'keyswap: a callback is being handled');
     busy = true;
-    finish(login, url.searchParams).then(
+    const current = login;
+    // The browser that completes a login is this user's: a callback from another local user's socket (one who read
+    // the authorization URL somewhere) is not exchanged, whatever its state.
+    const owner = uid === null ? Promise.resolve(null) : peerUid({ address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0, listenAddress: req.socket.localAddress ?? '', listenPort: req.socket.localPort ?? 0, redirectedFrom: null });
+    owner.then((who) => {
+      if (uid !== null && who !== uid) throw new LoginError('another user');
+      return finish(current, url.searchParams);
+    }).then(
       (token) => {
         answer(res, 200, 'keyswap has the refresh token; you can close this page.');
         settle?.resolve(token);
@@ -169,8 +190,12 @@ async function loopbackLogin<L>(io: CliIo, o: { readonly port: number; readonly 
           io.stderr.write('keyswap: a callback came with a state keyswap did not send; ignored (still waiting)\n');
           return answer(res, 400, 'keyswap: this is not the login keyswap started (state does not match); ignored');
         }
-        answer(res, 400, `keyswap: ${err.message}`);
-        settle?.reject(new CliError(err.message, EXIT.runtime));
+        if (err instanceof LoginError && err.message === 'another user') {
+          io.stderr.write('keyswap: a callback came from another user\'s process; ignored (still waiting)\n');
+          return answer(res, 403, 'keyswap: this callback does not come from the user who started the login; ignored');
+        }
+        answer(res, 400, `keyswap: ${printable(err.message)}`);
+        settle?.reject(new CliError(printable(err.message), EXIT.runtime));
       },
     );
   });
@@ -180,9 +205,9 @@ async function loopbackLogin<L>(io: CliIo, o: { readonly port: number; readonly 
   });
   const timer = setTimeout(() => settle?.reject(new CliError(`no callback within ${o.timeoutMs / 1000} s; run keyswap oauth login again`, EXIT.runtime)), o.timeoutMs);
   try {
-    login = await begin(`http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`);
-    io.stdout.write(`Open this URL to authorize keyswap for ${what}:\n\n  ${login.url.href}\n\nwaiting for the callback on http://127.0.0.1:${(server.address() as AddressInfo).port}/callback …\n`);
-    if (o.browser) openBrowser(io, login.url.href);
+    login = await Promise.race([begin(`http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`), done.then(() => { throw new Error('unreachable'); })]);
+    io.stdout.write(`Open this URL to authorize keyswap for ${printable(what)}:\n\n  ${login.url.href}\n\nwaiting for the callback on http://127.0.0.1:${(server.address() as AddressInfo).port}/callback …\n`);
+    if (o.browser) await openBrowser(io, login.url.href);
     return await done;
   } finally {
     clearTimeout(timer);
@@ -191,15 +216,30 @@ async function loopbackLogin<L>(io: CliIo, o: { readonly port: number; readonly 
   }
 }
 
-/** $BROWSER, else xdg-open, only where a desktop session is: a headless machine gets the printed URL alone. */
-function openBrowser(io: CliIo, url: string): void {
+/**
+ * $BROWSER, else xdg-open, only where a desktop session is: a headless machine gets the printed URL alone. The
+ * browser is given a 0600 page in a 0700 directory that redirects to the URL, never the URL itself: a command line is
+ * readable by every local user (/proc/PID/cmdline), and the URL carries the state and the PKCE challenge.
+ */
+async function openBrowser(io: CliIo, url: string): Promise<void> {
   const cmd = io.env.BROWSER ?? (io.env.DISPLAY || io.env.WAYLAND_DISPLAY ? 'xdg-open' : null);
   if (cmd === null || cmd === undefined) return;
   try {
-    const child = spawn(cmd, [url], { detached: true, stdio: 'ignore' });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'keyswap-login-'));
+    const page = path.join(dir, 'login.html');
+    const href = url.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+    await writeFile(page, `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${href}"><title>keyswap login</title><a href="${href}">continue to the authorization server</a>\n`, { mode: 0o600 });
+    const child = spawn(cmd, [`file://${page}`], { detached: true, stdio: 'ignore' });
     child.on('error', () => {});
     child.unref();
+    // The browser has read it by then; the directory goes with the login either way.
+    setTimeout(() => { void rm(dir, { recursive: true, force: true }); }, 60_000).unref();
   } catch {
     // No browser after all: the URL is printed.
   }
+}
+
+/** Text a server chose, made safe for a terminal: no control characters (escape sequences, bells). */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }

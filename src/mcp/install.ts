@@ -1,4 +1,4 @@
-import { applyEdits, modify, parse, type FormattingOptions, type ParseError } from 'jsonc-parser';
+import { applyEdits, modify, parse, visit, type FormattingOptions, type ParseError } from 'jsonc-parser';
 
 /** Where an MCP client keeps its servers: `mcpServers` (Claude Code, Claude Desktop, Cursor) or `servers` (VS Code). */
 export type McpConfigShape = 'mcpServers' | 'servers';
@@ -56,15 +56,54 @@ function serverMaps(root: Record<string, unknown>, shape: McpConfigShape): { rea
 
 const isObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Parses an MCP client's JSON (comments and trailing commas allowed, as VS Code's is): a clear error otherwise. */
+/**
+ * Parses an MCP client's JSON (comments and trailing commas allowed, as VS Code's is): a clear error otherwise. A
+ * key written twice in one object is refused: readers take the last, an editor may change the first, and a
+ * placeholder written where nobody reads it would leave the real key in use. So is `__proto__`, which JavaScript
+ * parsers read differently from one another.
+ */
 export function parseMcpConfig(text: string, file: string): Record<string, unknown> {
   const errors: ParseError[] = [];
   const root = parse(text, errors, { allowTrailingComma: true, disallowComments: false }) as unknown;
+  const lineOf = (offset: number): number => text.slice(0, offset).split('\n').length;
   if (errors.length > 0 || !isObject(root)) {
-    const at = errors[0] === undefined ? 0 : text.slice(0, errors[0].offset).split('\n').length;
+    const at = errors[0] === undefined ? 0 : lineOf(errors[0].offset);
     throw new Error(`${file}${at > 0 ? `:${at}` : ''}: not a JSON object keyswap can read (an MCP client's config is one)`);
   }
+  const open: Set<string>[] = [];
+  let problem: string | null = null;
+  visit(text, {
+    onObjectBegin: () => { open.push(new Set()); },
+    onObjectEnd: () => { open.pop(); },
+    onObjectProperty: (key, offset) => {
+      const keys = open.at(-1);
+      if (problem !== null || keys === undefined) return;
+      if (key === '__proto__') problem = `${file}:${lineOf(offset)}: a key named __proto__: keyswap does not edit such a file; rename it`;
+      else if (keys.has(key)) problem = `${file}:${lineOf(offset)}: "${key.slice(0, 64)}" is written twice in one object: clients read the last one; remove the other and run again`;
+      keys.add(key);
+    },
+  }, { allowTrailingComma: true, disallowComments: false });
+  if (problem !== null) throw new Error(problem);
   return root as Record<string, unknown>;
+}
+
+/**
+ * The text with every string under a server's `env`, `headers` or `args` that is not a placeholder replaced by
+ * *** at its place in the source, whatever escapes spell it: what --dry-run shows of a file holding credentials.
+ */
+export function maskedJson(text: string): string {
+  const ranges: [number, number][] = [];
+  visit(text, {
+    onLiteralValue: (value, offset, length, _line, _col, path) => {
+      const p = path();
+      if (typeof value !== 'string' || value.includes('PLACEHOLDER')) return;
+      const inValues = p.some((k) => k === 'env' || k === 'headers');
+      if ((inValues && value.length >= 8) || (p.includes('args') && looksSecret(value))) ranges.push([offset, offset + length]);
+    },
+  }, { allowTrailingComma: true, disallowComments: false });
+  let out = text;
+  for (const [from, to] of ranges.reverse()) out = `${out.slice(0, from)}"***"${out.slice(to)}`;
+  return out;
 }
 
 /**
@@ -152,6 +191,20 @@ export function planUninstall(text: string, file: string, shape: McpConfigShape)
     }
   }
   return { text: out, servers };
+}
+
+/** A string of a command line that may be a credential: long, one word, not a path or a package name. */
+export function looksSecret(value: string): boolean {
+  return value.length >= 16 && !/[\s/]/.test(value) && /\d/.test(value) && /[A-Za-z]/.test(value);
+}
+
+/** Codex's TOML as --dry-run shows it: every quoted string that may be a credential (by its shape) is ***. */
+export function maskedToml(text: string): string {
+  return text.replace(/"(?:[^"\\\n]|\\.)*"|'[^'\n]*'/g, (literal) => {
+    let value = literal.slice(1, -1);
+    try { if (literal.startsWith('"')) value = JSON.parse(literal) as string; } catch { /* as written */ }
+    return !value.includes('PLACEHOLDER') && (looksSecret(value) || (value.length >= 16 && !/[\s/]/.test(value))) ? '"***"' : literal;
+  });
 }
 
 /** `Bearer TOKEN` → TOKEN; any other header value as it is. */

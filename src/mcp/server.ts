@@ -22,7 +22,8 @@ export function statusText(deps: McpDeps): string {
   }
   const lines = [`keyswap ${deps.version}: this agent holds ${deps.held.length} placeholder(s). keyswap swaps each for its real secret only on requests that match a binding; anything else goes out with the placeholder (or is refused).`];
   for (const s of deps.held) {
-    lines.push('', `${s.name}: placeholder ${s.placeholder}${s.honeytoken ? ' (a trap: any use is recorded and alerted; do not use it)' : ''}`);
+    // A honeytoken is listed like any other: telling the agent which are traps would let a hijacked one avoid them.
+    lines.push('', `${s.name}: placeholder ${s.placeholder}`);
     for (const b of s.bindings) {
       const extra = [b.rate === null ? null : `rate ${b.rate.count} per ${b.rate.perMs / 1000} s`, b.approve === null ? null : 'each request waits for an operator\'s approval', b.allowPlaintext ? 'plain http allowed' : null].filter((x) => x !== null);
       lines.push(`  - https://${b.host}${b.port === null || b.port === 443 ? '' : `:${b.port}`}  methods ${b.methods?.join(' ') ?? 'any'}  paths ${b.paths?.join(' ') ?? 'any'}${extra.length === 0 ? '' : `  (${extra.join('; ')})`}`);

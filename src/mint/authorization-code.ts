@@ -38,8 +38,19 @@ export async function loginServer(spec: Refresh, transport: TokenTransport): Pro
     throw new LoginError(`no authorization server metadata at ${issuer}/.well-known/oauth-authorization-server (${why.message}); set inject.issuer to the server's issuer, or inject.authorization_url`, { cause: err });
   }
   const authorizationEndpoint = spec.authorizationUrl ?? as.authorization_endpoint;
-  if (authorizationEndpoint === undefined || !authorizationEndpoint.startsWith('https://')) throw new LoginError(`${issuer}'s metadata names no https authorization_endpoint; set inject.authorization_url`);
+  if (!isHttpsEndpoint(authorizationEndpoint)) throw new LoginError(`${issuer}'s metadata names no https authorization_endpoint; set inject.authorization_url`);
   return { issuer: as.issuer, authorizationEndpoint, tokenEndpoint: spec.tokenUrl, found: 'discovered' };
+}
+
+/** An endpoint a server's metadata may name: an https URL without credentials or fragment, nothing else. */
+function isHttpsEndpoint(u: string | undefined): u is string {
+  if (u === undefined) return false;
+  try {
+    const url = new URL(u);
+    return url.protocol === 'https:' && url.username === '' && url.password === '' && url.hash === '' && !/[\u0000-\u001f\u007f-\u009f\s]/.test(u);
+  } catch {
+    return false;
+  }
 }
 
 /** One login in progress: the URL the user opens, and what only keyswap knows (the PKCE verifier, the state). */
@@ -116,7 +127,9 @@ export async function mcpLoginServer(resource: URL, transport: TokenTransport): 
   } catch (err) {
     throw new LoginError(`${resource.href} publishes no protected resource metadata (RFC 9728: ${resource.origin}/.well-known/oauth-protected-resource${resource.pathname === '/' ? '' : resource.pathname}): ${asMintFailed(err, seen.status, oauth).message}`, { cause: err });
   }
-  if (issuer === undefined || !issuer.startsWith('https://')) throw new LoginError(`${resource.href}'s metadata names no https authorization server`);
+  if (issuer === undefined) throw new LoginError(`${resource.href}'s metadata names no authorization server`);
+  const named = issuer;
+  if (!isHttpsEndpoint(issuer)) throw new LoginError(`${resource.href}'s metadata names ${JSON.stringify(String(named).slice(0, 200))}, not an https URL an authorization server can have`);
   let as: Oauth.AuthorizationServer | null = null;
   for (const algorithm of ['oauth2', 'oidc'] as const) {
     try {
@@ -127,9 +140,8 @@ export async function mcpLoginServer(resource: URL, transport: TokenTransport): 
     }
   }
   if (as === null) throw new LoginError(`no authorization server metadata at ${issuer} (RFC 8414 or OpenID discovery)`);
-  const https = (u: string | undefined): u is string => u !== undefined && u.startsWith('https://');
-  if (!https(as.authorization_endpoint) || !https(as.token_endpoint)) throw new LoginError(`${issuer}'s metadata lacks an https authorization or token endpoint`);
-  return { issuer: as.issuer, authorizationEndpoint: as.authorization_endpoint, tokenEndpoint: as.token_endpoint, found: 'discovered', registrationEndpoint: https(as.registration_endpoint) ? as.registration_endpoint : null };
+  if (!isHttpsEndpoint(as.authorization_endpoint) || !isHttpsEndpoint(as.token_endpoint)) throw new LoginError(`${new URL(issuer).href}'s metadata lacks an https authorization or token endpoint (no credentials, no fragment)`);
+  return { issuer: as.issuer, authorizationEndpoint: as.authorization_endpoint, tokenEndpoint: as.token_endpoint, found: 'discovered', registrationEndpoint: isHttpsEndpoint(as.registration_endpoint) ? as.registration_endpoint : null };
 }
 
 /** Dynamic client registration (RFC 7591) of keyswap as a public client with this loopback redirect (PKCE proves it). */

@@ -6,3 +6,4 @@ export type { Snapshot, SecretSource, AuditSink, OperatorGate, HeldRequest, Hold
 export type { LeafSource } from './mitm.js';
 export { routeConnect, type ConnectRoute } from './connect-route.js';
 export { Dialer, ParentProxyError } from './dialer.js';
+export { peerUid, type PeerQuery } from './peer-uid.js';

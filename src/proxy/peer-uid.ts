@@ -10,8 +10,8 @@ export interface PeerQuery {
   /** keyswap's listening end of it: where a direct connection was addressed. */
   readonly listenAddress: string;
   readonly listenPort: number;
-  /** The port a redirected connection was addressed to (443, or 80): its socket still says so. */
-  readonly redirectedFrom: number;
+  /** The port a redirected connection was addressed to (443, or 80): its socket still says so. null: none is. */
+  readonly redirectedFrom: number | null;
 }
 
 /**
@@ -33,7 +33,7 @@ export async function peerUid(q: PeerQuery, tables: () => Promise<readonly Table
   for (const row of await tables()) {
     if (row.state !== '01' || row.localPort !== port || !locals.includes(row.localAddress)) continue;
     const direct = row.remotePort === hexPort(q.listenPort) && listens.includes(row.remoteAddress);
-    if (direct || row.remotePort === hexPort(q.redirectedFrom)) owners.add(row.uid);
+    if (direct || (q.redirectedFrom !== null && row.remotePort === hexPort(q.redirectedFrom))) owners.add(row.uid);
   }
   return owners.size === 1 ? (owners.values().next().value as number) : null;
 }
