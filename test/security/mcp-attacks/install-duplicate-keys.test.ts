@@ -26,12 +26,6 @@ function world(): { dir: string; config: string } {
   return { dir, config: path.join(dir, 'keyswap.yaml') };
 }
 
-function install(w: { dir: string; config: string }, file: string): ReturnType<typeof cli> {
-  const r = cli(['mcp', 'install', '--file', file, '--config', w.config], { cwd: w.dir, env: { HOME: w.dir } });
-  expect(r.status, r.stderr).toBe(0);
-  return r;
-}
-
 describe('mcp install: duplicate JSON keys', () => {
   // keyswap refuses such a file, naming the key and its line, and changes nothing: it never reports a file safe
   // while the copy the MCP client reads still holds the real key.
