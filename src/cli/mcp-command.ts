@@ -154,6 +154,16 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
   // Order matters for a crash at any point: the store first, then the bindings, then the client's file; until the
   // last write the keys are still in the client's file.
   if (plan.moves.length > 0) {
+    // The config that will hold them is built and checked first: a refusal leaves every file and the store as it was.
+    const doc = parseDocument(await readFile(config.file, 'utf8'));
+    for (const m of plan.moves) addSecret(doc, { name: m.secretName, placeholder: m.classified.placeholder, sites: m.classified.sites, bindings: m.classified.bindings, route: null });
+    const configText = doc.toString({ lineWidth: 0 });
+    let updated: Config;
+    try {
+      updated = parseConfig(configText, config.file);
+    } catch (err) {
+      throw new CliError(`the secrets keyswap would add do not load (${err instanceof ConfigErrors ? err.errors.map((e) => e.message).join('; ') : 'invalid'}); nothing was changed`, EXIT.runtime);
+    }
     try {
       const source = await resolveKeySource(config.backend, io.env);
       await updateStore(config.backend.path, source, (store) => {
@@ -163,15 +173,6 @@ async function installCommand(verb: 'install' | 'uninstall', args: string[], io:
     } catch (err) {
       if (err instanceof StoreError) throw new CliError(err.message, EXIT.runtime);
       throw err;
-    }
-    const doc = parseDocument(await readFile(config.file, 'utf8'));
-    for (const m of plan.moves) addSecret(doc, { name: m.secretName, placeholder: m.classified.placeholder, sites: m.classified.sites, bindings: m.classified.bindings, route: null });
-    const configText = doc.toString({ lineWidth: 0 });
-    let updated: Config;
-    try {
-      updated = parseConfig(configText, config.file);
-    } catch (err) {
-      throw new CliError(`the secrets keyswap would add do not load (${err instanceof ConfigErrors ? err.errors.map((e) => e.message).join('; ') : 'invalid'}); ${config.file} and ${file} are unchanged (the values are in the store)`, EXIT.runtime);
     }
     await writeFileAtomic(config.file, configText, ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
     // A CA made before these bindings does not cover their hosts: keyswap would refuse to start on it.
