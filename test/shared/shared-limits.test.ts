@@ -36,7 +36,7 @@ describe('shared_state: limits across three replicas', () => {
     replicas = [replicaOf(h), await startReplica(h, 1, env), await startReplica(h, 2, env)];
   }, 60_000);
   afterAll(async () => {
-    await Promise.all(replicas.slice(1).map((r) => r.process?.stop()));
+    await Promise.all(replicas.map((r) => r.process?.stop()));
     await h?.close();
     await redis?.close();
   });

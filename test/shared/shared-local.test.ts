@@ -28,7 +28,7 @@ describe('shared_state with on_unavailable: local', () => {
     replicas = [replicaOf(h), await startReplica(h, 1), await startReplica(h, 2)];
   }, 60_000);
   afterAll(async () => {
-    await Promise.all(replicas.slice(1).map((r) => r.process?.stop()));
+    await Promise.all(replicas.map((r) => r.process?.stop()));
     await h?.close();
     await redis?.close();
   });

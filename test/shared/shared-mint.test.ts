@@ -60,7 +60,8 @@ describe('shared_state: minted credentials across three replicas', () => {
     replicas = [replicaOf(h), await startReplica(h, 1, {}, values), await startReplica(h, 2, {}, values)];
   }, 90_000);
   afterAll(async () => {
-    await Promise.all(replicas.slice(1).map((r) => r.process?.stop()));
+    // Every replica a test started or restarted (the harness's own, once restarted, has a process of its own).
+    await Promise.all(replicas.map((r) => r.process?.stop()));
     await h?.close();
     await auth?.close();
     await redis?.close();
