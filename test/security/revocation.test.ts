@@ -104,7 +104,8 @@ describe('a revoked client loses what it holds open within a second', () => {
     const reloadedAt = h.auditRecords().find((r) => r.type === 'config_reload' && r.ok === true)?.ts as string;
     const late = h.auditRecords().filter((r) => r.type === 'inject_decision' && r.decision === 'allowed' && (r.ts as string) > reloadedAt);
     expect(late).toEqual([]);
-    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'client_disconnected' && r.client === 'agent-a' && r.reason === 'client_revoked' && r.connections === 1), 3000)).toBe(true);
+    // Recorded as it is written (the cut is the deadline, checked above); under CI's load that took over 3 s once.
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'client_disconnected' && r.client === 'agent-a' && r.reason === 'client_revoked' && r.connections === 1), 10_000)).toBe(true);
   });
 
   it('HTTP/2: the session of a client given a new token is closed within 1 s', async () => {
