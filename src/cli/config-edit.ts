@@ -1,23 +1,25 @@
 import { isMap, isSeq, type Document } from 'yaml';
 
-/** A secret as `init --from-env` and `mcp install` add it to keyswap.yaml. */
+interface HeaderSite { readonly header: string; readonly format: string }
+
+/** A secret as `init --from-env`, `mcp install` and `oauth login --mcp` add it to keyswap.yaml. */
 export interface NewSecret {
   readonly name: string;
   readonly placeholder: string;
-  /** Header sites; `{NAME}` in a format is the secret. */
-  readonly sites: readonly { readonly header: string; readonly format: string }[];
-  readonly bindings: readonly { readonly host: string; readonly methods: readonly string[] | null; readonly paths: readonly string[] | null }[];
+  /** Header sites (`{NAME}` in a format is the secret), or an `inject:` mapping as written (a minted credential). */
+  readonly sites: readonly HeaderSite[] | Readonly<Record<string, unknown>>;
+  readonly bindings: readonly { readonly host: string; readonly port?: number; readonly methods: readonly string[] | null; readonly paths: readonly string[] | null }[];
   readonly route: { readonly name: string; readonly origin: string } | null;
 }
 
 /** The secret, its bindings and its route, added to the config document (comments and order kept). */
 export function addSecret(doc: Document, s: NewSecret): void {
-  const sites = s.sites.map((site) => ({ header: site.header, format: site.format.replace('{NAME}', `{${s.name}}`) }));
-  const inject = doc.createNode(sites.length === 1 ? sites[0] : sites);
+  const sites = Array.isArray(s.sites) ? (s.sites as readonly HeaderSite[]).map((site) => ({ header: site.header, format: site.format.replace('{NAME}', `{${s.name}}`) })) : s.sites;
+  const inject = doc.createNode(Array.isArray(sites) && sites.length === 1 ? sites[0] : sites);
   // One site stays a flow map on one line; a list is a block list of flow maps, one site per line.
   if (isMap(inject)) inject.flow = true;
   if (isSeq(inject)) for (const item of inject.items) if (isMap(item)) item.flow = true;
-  const bindings = doc.createNode(s.bindings.map((b) => ({ host: b.host, ...(b.methods === null ? {} : { methods: [...b.methods] }), ...(b.paths === null ? {} : { paths: [...b.paths] }) })));
+  const bindings = doc.createNode(s.bindings.map((b) => ({ host: b.host, ...(b.port === undefined ? {} : { port: b.port }), ...(b.methods === null ? {} : { methods: [...b.methods] }), ...(b.paths === null ? {} : { paths: [...b.paths] }) })));
   for (const item of bindings.items) if (isMap(item)) item.flow = true;
   const secret = doc.createNode({ placeholder: s.placeholder });
   secret.add(doc.createPair('inject', inject));

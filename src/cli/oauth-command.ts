@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { isMap, parseDocument } from 'yaml';
+import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { mintPlaceholder } from './placeholder.js';
 import http from 'node:http';
@@ -12,6 +12,7 @@ import { backendOfSecret, ConfigErrors, loadConfig, parseConfig, type Config, ty
 import { beginLogin, finishLogin, LoginError, loginServer, mcpLoginServer, registerClient } from '../mint/index.js';
 import { peerUid, tokenTransport, UpstreamClient } from '../proxy/index.js';
 import { openBackends, Secret } from '../secrets/index.js';
+import { addSecret } from './config-edit.js';
 import { backendSource } from './doctor-parent.js';
 import { referencedNames, storedNames } from './mcp-command.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -114,17 +115,13 @@ async function mcpLogin(config: Config, io: CliIo, urlText: string, nameGiven: s
     await backend.store?.(names.refresh, new Secret(refreshToken));
     const placeholder = mintPlaceholder('mcp-');
     const doc = parseDocument(await readFile(config.file, 'utf8'));
-    const inject = doc.createNode({ type: 'oauth2_refresh', token_url: server.tokenEndpoint, ...(c.clientSecret === null ? { client_auth_method: 'none' } : { client_secret_secret: names.secret }), client_id_secret: names.id, refresh_token_secret: names.refresh, resource: url.href, ...(scopes === null ? {} : { scopes }) });
-    if (isMap(inject)) inject.flow = true;
-    const bindings = doc.createNode([{ host: url.hostname.toLowerCase(), ...(url.port === '' ? {} : { port: Number(url.port) }) }]);
-    for (const item of bindings.items) if (isMap(item)) item.flow = true;
-    const secret = doc.createNode({ placeholder });
-    secret.add(doc.createPair('inject', inject));
-    secret.add(doc.createPair('bindings', bindings));
-    if (!isMap(doc.get('secrets'))) doc.set('secrets', doc.createNode({}));
-    const secrets = doc.get('secrets');
-    if (isMap(secrets)) secrets.flow = false;
-    doc.setIn(['secrets', name], secret);
+    addSecret(doc, {
+      name,
+      placeholder,
+      sites: { type: 'oauth2_refresh', token_url: server.tokenEndpoint, ...(c.clientSecret === null ? { client_auth_method: 'none' } : { client_secret_secret: names.secret }), client_id_secret: names.id, refresh_token_secret: names.refresh, resource: url.href, ...(scopes === null ? {} : { scopes }) },
+      bindings: [{ host: url.hostname.toLowerCase(), ...(url.port === '' ? {} : { port: Number(url.port) }), methods: null, paths: null }],
+      route: null,
+    });
     const text = doc.toString({ lineWidth: 0 });
     // Checked before it replaces the file: what a server's metadata put in it must never leave keyswap unable to start.
     try {

@@ -15,7 +15,6 @@ export interface SharedState {
   readonly quotas: SharedQuotas;
   /** null: no minted secret needs key_secret. */
   readonly minting: SharedMinting | null;
-  readonly store: SharedStore;
   close(): Promise<void>;
 }
 
@@ -50,7 +49,6 @@ export async function openSharedState(spec: SharedStateSpec, deps: SharedStateDe
     rates: new SharedRates(store, spec.onUnavailable, spec.replicas),
     quotas,
     minting: spec.keySecret === null ? null : new SharedMinting(store, async () => deriveSharedKeys(await deps.secret(spec.keySecret as string), spec.keySecret as string), { fallback: spec.onUnavailable, log: deps.log }),
-    store,
     async close() {
       quotas.close();
       await store.close();
