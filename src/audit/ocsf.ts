@@ -99,7 +99,14 @@ export class OcsfCopy {
 
   /** Lines the chain just wrote (complete, newline-terminated records). */
   lines(text: string): void {
-    const out = text.split('\n').filter((l) => l.startsWith('{')).map((l) => `${JSON.stringify(toOcsf(JSON.parse(l) as AuditRecord, this.#version))}\n`).join('');
+    let out: string;
+    try {
+      out = text.split('\n').filter((l) => l.startsWith('{')).map((l) => `${JSON.stringify(toOcsf(JSON.parse(l) as AuditRecord, this.#version))}\n`).join('');
+    } catch (err) {
+      // Called by the writer after its lines are on disk: a copy that cannot be made must never read as the chain failing.
+      this.#onError(err as Error);
+      return;
+    }
     this.#tail = this.#tail.then(async () => { await (await this.#fh).appendFile(out); }).catch((err: Error) => this.#onError(err));
   }
 
