@@ -44,6 +44,9 @@ export function alertOf(e: AuditEvent): { readonly type: AlertEvent; readonly da
       return { type: 'honeytoken', data: { ...scoped(e), secret_name: e.secret_name } };
     case 'inject_decision':
       return e.decision === 'denied' && VIOLATIONS.has(e.reason) ? { type: 'violation', data: { ...scoped(e), secret_name: e.secret_name, reason: e.reason } } : null;
+    case 'mcp_tool_call':
+      // A tool the operator did not allow is what a hijacked agent reaches for.
+      return e.decision === 'denied' ? { type: 'violation', data: { ...scoped(e), reason: `mcp_tool_denied: ${e.tool}` } } : null;
     case 'deny':
       return e.reason === 'secret_unavailable' ? { type: 'backend_failed', data: { ...scoped(e), reason: e.reason } } : null;
     case 'approval':

@@ -67,6 +67,9 @@ export type DenyReason =
   | 'approval_body_too_large'
   | 'shared_state_unavailable'
   | 'approval_queue_full'
+  | 'mcp_tool_denied'
+  | 'mcp_body_unreadable'
+  | 'mcp_body_too_large'
   | 'internal';
 
 export type AuditEvent =
@@ -113,6 +116,16 @@ export type AuditEvent =
       readonly by: 'cli' | 'ui' | 'remembered' | 'agent_left' | null;
       readonly secret_names: readonly string[];
       readonly remember_s: number | null;
+    })
+  /**
+   * A `tools/call` to a remote MCP server whose binding has a tool policy (`mcp: { tools }`): allowed (durable
+   * before the request goes), or denied (nothing of the request sent). `tool`: the name it called, or
+   * `(not a tool name)` for one no server would give (control characters, over 128 characters, none at all).
+   */
+  | (RequestScoped & {
+      readonly type: 'mcp_tool_call';
+      readonly tool: string;
+      readonly decision: 'allowed' | 'denied';
     })
   | (RequestScoped & {
       readonly type: 'response_scrubbed';

@@ -41,6 +41,10 @@ export function compileSecret(name: string, raw: RawSecret, ctx: SecretContext):
   const sites = compileSites(name, raw.inject, raw.compose, [...base, 'inject'], err);
   if (raw.bindings.length === 0) err([...base, 'bindings'], 'is empty; a secret with no binding can never be used — list at least one {host: …}');
   const bindings = raw.bindings.map((b, i) => compileBinding(b, [...base, 'bindings', i], sub)).filter((b): b is Binding => b !== null);
+  // A tool policy reads the body before it goes; a signature is computed over the body as it goes: one or the other.
+  raw.bindings.forEach((b, i) => {
+    if (b.mcp !== undefined && sites?.some((s) => s.render.kind === 'signed')) err([...base, 'bindings', i, 'mcp'], 'a tool policy cannot guard a signed inject (sigv4, hmac); bind the MCP server with a header credential');
+  });
   if (failed || sites === null) return null;
   return { name, placeholder: ph, sites, bindings, honeytoken: raw.honeytoken ?? false, responseScrub: raw.response_scrub ?? 'redact', backend: backendName(raw.backend), location: backendLocation(raw.backend), source: sourceOf(src, base) };
 }
@@ -252,6 +256,9 @@ function compileBinding(raw: RawBinding, p: FieldPath, ctx: SecretContext): Bind
       else if (g.split('/').some((s) => s.includes('*') && s !== '*' && s !== '**')) bad([...p, 'paths', i], `'${g}': '*' and '**' must be whole segments (e.g. /v1/*/files or /v1/**)`);
     });
   }
+  raw.mcp?.tools.forEach((t, i) => {
+    if (!TOOL_GLOB.test(t)) bad([...p, 'mcp', 'tools', i], `'${t}' is not a tool name or glob: 1 to 128 of A-Z a-z 0-9 _ - . / : and * (any run of characters)`);
+  });
   let rate: Binding['rate'] = null;
   if (raw.rate !== undefined) {
     const m = /^([1-9][0-9]{0,6})\/(second|minute|hour)$/.exec(raw.rate);
@@ -268,9 +275,13 @@ function compileBinding(raw: RawBinding, p: FieldPath, ctx: SecretContext): Bind
     allowPlaintext: raw.allow_plaintext ?? false,
     rate,
     approve: approvalOf(raw.approve),
+    mcp: raw.mcp === undefined ? null : { tools: raw.mcp.tools },
     source: sourceOf(ctx.src, p),
   };
 }
+
+/** Tool names as MCP servers spell them (the spec's recommended set, and ':' some namespacing servers use), with `*`. */
+const TOOL_GLOB = /^[A-Za-z0-9_\-./:*]{1,128}$/;
 
 /** `approve: true` takes the defaults: held up to 120 s for an answer, each approval for that request alone. */
 function approvalOf(raw: RawBinding['approve']): Binding['approve'] {

@@ -17,6 +17,7 @@ const binding = z.strictObject({
   subdomains: z.array(z.string().min(1)).optional(),
   rate: z.string().optional(),
   approve: z.union([z.boolean(), z.strictObject({ timeout_seconds: positiveInt.max(86_400).optional(), remember_seconds: z.number().int().min(0).max(2_592_000).optional() })]).optional(),
+  mcp: z.strictObject({ tools: z.array(z.string()) }).optional(),
 });
 
 // Loose: the keys an injector takes depend on its type, so compile-config.ts names the unknown ones after it has

@@ -171,6 +171,12 @@ export interface Binding {
    * passes); an approval may be remembered for `rememberMs` per client, binding and method. null: not held.
    */
   readonly approve: { readonly timeoutMs: number; readonly rememberMs: number } | null;
+  /**
+   * `mcp: { tools: [...] }`: the destination is a remote MCP server, and of its tools only these (names, `*` globs)
+   * may be called. It holds for every request to the binding's host and port, whatever its path, method, client or
+   * placeholder: a path the server routes but this binding does not name must not be a way around it.
+   */
+  readonly mcp: { readonly tools: readonly string[] } | null;
   readonly source: SourceRef;
 }
 

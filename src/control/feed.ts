@@ -75,6 +75,7 @@ export class DecisionFeed {
       case 'deny': return { ...base(e), type: e.type, secret: null, decision: 'denied', reason: e.reason };
       case 'honeytoken_triggered': return { ...base(e), type: e.type, secret: e.secret_name, decision: 'honeytoken', reason: e.decision };
       case 'response_scrubbed': return { ...base(e), type: e.type, secret: e.secret_name, decision: e.action, reason: `${e.count} in the response` };
+      case 'mcp_tool_call': return { ...base(e), type: e.type, secret: null, decision: e.decision, reason: `tool ${e.tool}` };
       case 'approval': return { ...base(e), type: e.type, secret: e.secret_names.join(','), decision: `approval ${e.step}`, reason: e.by };
       default: return null;
     }

@@ -30,6 +30,8 @@ export interface CompiledPolicy {
   /** Headers that policy reads, so a request may carry each at most once (wire/firstDuplicate). */
   readonly singletonHeaders: ReadonlySet<string>;
   readonly hasHoneytokens: boolean;
+  /** Some binding has `mcp: { tools }`: requests to its destination have their JSON-RPC read (mcp-tools.ts). */
+  readonly hasMcpTools: boolean;
   /**
    * Per `host:port`, the secrets whose minter exchanges there (a token endpoint, GitHub's API): what keyswap sends
    * there is scrubbed from its responses whether or not a binding names it, and after a restart as before.
@@ -93,6 +95,7 @@ export function compilePolicy(config: Pick<Config, 'secrets' | 'unmatchedDestina
     tlsTermination: config.tlsTermination,
     singletonHeaders,
     hasHoneytokens: config.secrets.some((s) => s.honeytoken),
+    hasMcpTools: config.secrets.some((s) => s.bindings.some((b) => b.mcp !== null)),
     mintedAt,
   };
 }

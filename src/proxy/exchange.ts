@@ -171,8 +171,9 @@ export class Exchange {
     if (this.#pipeline !== null) this.#pipeline.of.closedAt = Math.min(this.#pipeline.of.closedAt, this.#pipeline.at);
     // An HTTP/1.1 refusal closes its connection; an HTTP/2 one ends its stream only (h2 has no Connection header).
     const close: Record<string, string> = isHttp2(res) ? {} : { connection: 'close' };
-    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)), ...close, ...refusalHeaders(code, extra) });
-    res.end(body);
+    const answer = err instanceof Refusal && err.answer !== null ? err.answer : { status, contentType: 'text/plain', body };
+    res.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': String(Buffer.byteLength(answer.body)), ...close, ...refusalHeaders(code, extra) });
+    res.end(answer.body);
   }
 }
 

@@ -28,6 +28,8 @@ export interface Outbound {
   readonly wantsTrailers: boolean;
   /** A `usage:` use: counted once the request is on a connection to the upstream, released if it never gets there. */
   readonly use: { commit(): void; release(): void } | null;
+  /** An MCP server's tool policy: its answers' tools lists filtered (mcp-gate.ts); null elsewhere. */
+  readonly toolFilter: ((contentType: string | undefined) => Transform | null) | null;
 }
 
 
@@ -49,7 +51,7 @@ export function forward(ex: Exchange, target: Target, req: IncomingMessage | htt
   const gate = exchange.upload(upReq);
   // An upstream failure can also come after the body was sent (a hang-up before any response).
   upReq.on('error', exchange.fail);
-  upReq.once('response', (upRes: IncomingMessage) => respond(ex, req, res, answerOf(upReq, upRes), out.scrubber, gate()));
+  upReq.once('response', (upRes: IncomingMessage) => respond(ex, req, res, answerOf(upReq, upRes), out.scrubber, gate(), out.toolFilter));
 }
 
 /**
@@ -88,7 +90,7 @@ export function forwardH2(ex: Exchange, target: Target, req: http2.Http2ServerRe
     stream.once('close', () => resolve([]));
   });
   stream.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
-    respond(ex, req, res, { status: h[':status'] ?? 502, raw: rawOf(h), body: stream, trailers: () => trailers, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) }, out.scrubber, gate());
+    respond(ex, req, res, { status: h[':status'] ?? 502, raw: rawOf(h), body: stream, trailers: () => trailers, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) }, out.scrubber, gate(), out.toolFilter);
   });
 }
 

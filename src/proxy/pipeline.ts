@@ -18,6 +18,7 @@ import type { Snapshot } from './snapshot.js';
 import { scrubberFor, scrubsAt } from './scrub-targets.js';
 import { auditMethod, operatorPath } from './audit-facts.js';
 import { checkHandshake, openWebSocket } from './websocket.js';
+import { guardStillHolds, guardToolCalls, toolListFilter } from './mcp-gate.js';
 
 /** Where the answer goes: an HTTP response, or the agent's socket once a WebSocket handshake is upgraded. */
 export type Delivery = { readonly kind: 'response'; readonly res: AgentResponse } | { readonly kind: 'websocket'; readonly req: IncomingMessage; readonly socket: Duplex; readonly head: Buffer };
@@ -85,6 +86,11 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       for (const s of [...verdict.injections.map((i) => i.secret), ...verdict.declined.map((d) => d.secret)].filter((x) => x.honeytoken)) ex.note({ type: 'honeytoken_triggered', decision: 'denied', secret_name: s.name });
       throw new Refusal('lockdown');
     }
+    // An MCP server's tool policy (`mcp: { tools }`): its body read and judged before anything else is asked of
+    // anyone (an operator, a quota, the backend); a call it does not allow is answered here.
+    const guarded = await guardToolCalls(ex, target, req, framing, facts.headers, to.kind === 'websocket');
+    // The body was read to judge it; a signature would need to read it again, and as it goes.
+    if (guarded !== null && verdict.injections.some((i) => i.sites.some((s) => s.render.kind === 'signed'))) throw new Refusal('signing_unsupported');
     // The bindings an operator approved this request for (`approve:`), by secret and binding.
     const approved = new Set<string>();
     await awaitApproval(ex, to, carrying, framing, path, approved);
@@ -106,11 +112,12 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const minted = await mintedCredentials(ex.snap.mint, verdict.injections, values);
     const placements = placementsOf(verdict.injections, values, nowMs, minted);
     applyPlacements(parts, placements);
+    const toolFilter = toolListFilter(ex.snap, target);
     if (scrubsAt(ex.snap, target, scrubbed)) {
       setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
       // gRPC compresses each message on its own (grpc-encoding), out of the scrubber's sight: keyswap asks for none.
       if (/^application\/grpc/i.test(facts.contentType ?? '')) setHeader(parts.headers, 'grpc-accept-encoding', 'identity');
-    }
+    } else if (toolFilter !== null) setHeader(parts.headers, 'accept-encoding', 'identity');
     // A WebSocket's handshake headers are written by the bridge's client, after any signature would be computed.
     if (to.kind === 'websocket' && verdict.injections.some((i) => i.sites.some((s) => s.render.kind === 'signed'))) throw new Refusal('signing_unsupported');
     // A signature authorises every header it signs: one naming another object to read must be allowed as that GET.
@@ -134,8 +141,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       const last = decisionStands(ex, facts, target, verdict);
       if (last !== null && unapproved(last, approved).length > 0) throw new Refusal('approval_timeout');
     }
+    guardStillHolds(ex, target, guarded);
     // K5: every decision of this request is durable before the upstream request object even exists.
-    await ex.audit(decisionEvents(verdict.injections, verdict.declined));
+    await ex.audit([...decisionEvents(verdict.injections, verdict.declined), ...(guarded?.events ?? [])]);
     // The agent left while we waited: send nothing.
     if ((to.kind === 'response' ? isGone(to.res) : to.socket.destroyed) || req.socket.destroyed) return;
     // The use counts once the request is on a connection to the upstream (forward.ts); a WebSocket's handshake
@@ -177,13 +185,14 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const outbound: Outbound = {
       path: queryAt < 0 ? parts.path : `${parts.path}?${parts.query}`,
       headers: parts.headers,
-      source: signed.body === null ? null : Readable.from([signed.body]),
+      source: signed.body !== null ? Readable.from([signed.body]) : guarded !== null ? Readable.from([guarded.bytes]) : null,
       // A substituted body changes length, so it goes out chunked; one only watched (honeytokens) keeps its framing.
-      framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : signed.body === null ? framing : { kind: 'length', bytes: signed.body.length },
+      framing: verdict.bodyInjectors.length > 0 && body !== null ? { kind: 'chunked' } : signed.body !== null ? { kind: 'length', bytes: signed.body.length } : guarded !== null ? { kind: 'length', bytes: guarded.bytes.length } : framing,
       body,
       scrubber,
       wantsTrailers: raw.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'te' && raw[i + 1]?.trim().toLowerCase() === 'trailers'),
       use: counted,
+      toolFilter,
     };
     use = null;
     if (session !== null && req instanceof Http2ServerRequest) forwardH2(ex, target, req, to.res, outbound, session);

@@ -6,12 +6,22 @@ export type RefusalCode = DenyReason;
 
 export class Refusal extends Error {
   override readonly name = 'Refusal';
-  constructor(readonly code: RefusalCode, options?: ErrorOptions & { retryAfterSeconds?: number }) {
+  constructor(readonly code: RefusalCode, options?: ErrorOptions & { retryAfterSeconds?: number; answer?: ProtocolAnswer }) {
     super(code, options);
     this.retryAfterSeconds = options?.retryAfterSeconds ?? null;
+    this.answer = options?.answer ?? null;
   }
   /** For rate_limited: sent as Retry-After. */
   readonly retryAfterSeconds: number | null;
+  /** The refusal in the protocol the agent speaks, in place of the table's text (an MCP client's JSON-RPC errors). */
+  readonly answer: ProtocolAnswer | null;
+}
+
+/** A refusal's answer in the agent's own protocol: built by keyswap from what the agent sent, never from a value. */
+export interface ProtocolAnswer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
 }
 
 /**
@@ -57,6 +67,9 @@ export const OUTCOMES: Record<RefusalCode, readonly [status: number, body: strin
   approval_queue_full: [429, 'keyswap: too many requests are waiting for an operator\'s approval; retry later\n'],
   approval_body_too_large: [413, 'keyswap: a request held for approval may carry a body of at most 1 MiB\n'],
   shared_state_unavailable: [503, 'keyswap: the state replicas share (rate limits, quotas, minted credentials) is unavailable; nothing was sent\n'],
+  mcp_tool_denied: [403, 'keyswap: this MCP server\'s tool policy (mcp.tools) does not allow a tool this request calls\n'],
+  mcp_body_unreadable: [400, 'keyswap: this MCP server has a tool policy, so a request body must be JSON-RPC keyswap can read: UTF-8 JSON, uncompressed, no key twice\n'],
+  mcp_body_too_large: [413, 'keyswap: a request to an MCP server with a tool policy may carry at most 4 MiB\n'],
   internal: [500, 'keyswap: internal error\n'],
 };
 

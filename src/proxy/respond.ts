@@ -7,6 +7,7 @@ import { agentSink, breakResponse, isGone, isHttp2, type AgentResponse } from '.
 import type { Exchange } from './exchange.js';
 import { Refusal, upstreamRefusal } from './refusal.js';
 import { relay } from './relay.js';
+import type { Outbound } from './forward.js';
 
 /*
  * The response side of forwarding: an upstream's answer, from either protocol, to the agent that asked — head
@@ -43,19 +44,23 @@ export function answerOf(upReq: ClientRequest, upRes: IncomingMessage): Upstream
 }
 
 /** The response, to the agent that sent the request: head scrubbed, body decoded and scrubbed when secrets are bound. */
-export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, answer: UpstreamAnswer, anyScrubber: Scrubber | null, gate: Transform | null): void {
+export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRequest, res: AgentResponse, answer: UpstreamAnswer, anyScrubber: Scrubber | null, gate: Transform | null, toolFilter: Outbound['toolFilter'] = null): void {
   const status = answer.status;
   let head: ScrubbedResponse | null = null;
+  let filter: Transform | null = null;
   try {
     if (anyScrubber !== null) head = scrubResponse(anyScrubber, { method: ex.method, requestContentType: req.headers['content-type'], status, raw: answer.raw });
-    const length = head !== null && gate === null && !isHttp2(res) ? head.wholeLength : null;
+    filter = toolFilter === null ? null : toolsFilterFor(toolFilter, ex.method, status, answer.raw, head);
+    const length = head !== null && gate === null && filter === null && !isHttp2(res) ? head.wholeLength : null;
     if (head !== null && length !== null) {
       respondWhole(ex, res, answer, head.scrubber, head.headers, length);
       return;
     }
+    // A filtered body changes length: it goes without the upstream's (head.headers never carry it).
+    const unscrubbed = endToEndPairs(answer.raw).filter(([n]) => filter === null || n !== 'content-length');
     // No reason phrase is passed: Node writes the standard one for the code, so the upstream's text (which may
     // echo a credential) never reaches the agent.
-    res.writeHead(status, (head?.headers ?? flatten(endToEndPairs(answer.raw))) as unknown as Record<string, string>); // a raw list: both servers take one
+    res.writeHead(status, (head?.headers ?? flatten(unscrubbed)) as unknown as Record<string, string>); // a raw list: both servers take one
   } catch (err) {
     abandon(ex, answer, err);
     return;
@@ -85,13 +90,15 @@ export function respond(ex: Exchange, req: IncomingMessage | http2.Http2ServerRe
     for (const [secretName, count] of scrubber?.counts ?? []) ex.note({ type: 'response_scrubbed', secret_name: secretName, count, action: 'redacted' });
     ex.note({ type: 'upstream_response', status, bytes, ms: Math.round(ex.now() - ex.startedMs), complete: !err }, true);
   };
-  if (head === null || (head.decoder === null && gate === null && !head.isGrpc && !isHttp2(res))) {
+  if (filter === null && (head === null || (head.decoder === null && gate === null && !head.isGrpc && !isHttp2(res)))) {
     relayInline(answer.body, res as ServerResponse, head === null || head.isBodiless ? null : head.scrubber.inline(), done);
     return;
   }
   const middle: (Transform | Duplex)[] = [];
-  if (head.decoder !== null) middle.push(head.decoder);
-  middle.push(head.bodyTransform());
+  if (head?.decoder) middle.push(head.decoder);
+  // The tools list is rewritten before the scrubber reads it: what is written anew is scrubbed like the rest.
+  if (filter !== null) middle.push(filter);
+  if (head !== null) middle.push(head.bodyTransform());
   if (gate !== null) middle.push(gate);
   relay([answer.body, ...middle, agentSink(res)], done, () => breakResponse(res));
 }
@@ -156,6 +163,23 @@ function relayInline(body: Readable, res: ServerResponse, replacer: BodyScrub | 
   body.once('close', () => { if (!body.readableEnded) settle(new Error('upstream body ended early')); });
   res.once('finish', () => settle(null));
   res.once('close', () => { if (!res.writableFinished) settle(new Error('agent went away mid-response')); });
+}
+
+/**
+ * The tools-list filter for this answer, or null: none for an answer without a body, and none for one still
+ * compressed (keyswap asked for none; the scrubber's decoder, when there is one, undoes what came anyway).
+ */
+function toolsFilterFor(make: NonNullable<Outbound['toolFilter']>, method: string, status: number, raw: readonly string[], head: ScrubbedResponse | null): Transform | null {
+  if (method === 'HEAD' || status === 204 || status === 304) return null;
+  let contentType: string | undefined;
+  let coded = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] ?? '').toLowerCase();
+    if (name === 'content-type') contentType = raw[i + 1];
+    if (name === 'content-encoding' && (raw[i + 1] ?? '').trim().toLowerCase() !== 'identity') coded = true;
+  }
+  if (coded && head?.decoder == null) return null;
+  return make(contentType);
 }
 
 /** The exchange is abandoned both ways before any of the response left: an upload still streaming must not keep the upstream waiting. */

@@ -4,3 +4,5 @@ export { decodeBasic, encodeBasic, type BasicCredentials } from './basic.js';
 export { isAmbiguousPath, isMethodToken, isRequestTarget, queryPairs, decodeQueryComponent } from './path.js';
 export { NeedleSet, Replacer, replacingStream, type Needle, type ReplacingStreamHooks } from './replacer.js';
 export { h2RequestHead } from './h2.js';
+export { readJsonRpcBody, strictJson, UnreadableJson, isObject, field, type JsonRpcBody, type JsonRpcMessage } from './jsonrpc.js';
+export { sseEvents, eventData, withData } from './sse.js';

@@ -4,7 +4,7 @@ import { compilePolicy, type CompiledPolicy, type RequestFacts } from '../../src
 const source = { file: 'keyswap.yaml', line: 1, field: 'secrets' };
 
 export function binding(host: string, extra: Partial<Binding> = {}): Binding {
-  return { host, subdomains: null, methods: null, paths: null, port: null, allowPlaintext: false, rate: null, approve: null, source, ...extra };
+  return { host, subdomains: null, methods: null, paths: null, port: null, allowPlaintext: false, rate: null, approve: null, mcp: null, source, ...extra };
 }
 
 export function secret(name: string, placeholder: string, inject: InjectSpec | [InjectSpec, ...InjectSpec[]], bindings: Binding[]): SecretSpec {

@@ -1,0 +1,88 @@
+import { visit } from 'jsonc-parser';
+
+/*
+ * JSON-RPC bodies, as keyswap reads them to apply an MCP tool policy: one reading of the bytes, and a refusal
+ * wherever two readers could disagree about them (the upstream's JSON parser is not keyswap's). Duplicate keys
+ * (first wins in some parsers, last in others), a byte-order mark, bytes that are not UTF-8, another charset, a
+ * content coding, JSON with comments or trailing commas: each makes the body unreadable, never read one way here
+ * and another there.
+ */
+
+/** A message, or a batch of them (JSON-RPC 2.0 §6; MCP 2025-03-26 allows batches, later revisions do not). */
+export interface JsonRpcBody {
+  readonly batch: boolean;
+  readonly messages: readonly JsonRpcMessage[];
+}
+
+export type JsonRpcMessage = Readonly<Record<string, unknown>>;
+
+export class UnreadableJson extends Error {
+  override readonly name = 'UnreadableJson';
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * The request body's JSON-RPC messages. An empty body has none. Throws UnreadableJson for anything that is not
+ * one JSON object or a non-empty array of them, in strict UTF-8 JSON with no repeated key.
+ */
+export function readJsonRpcBody(bytes: Buffer, contentType: string | undefined, contentEncoding: string | undefined): JsonRpcBody {
+  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') throw new UnreadableJson(`content-encoding ${contentEncoding.slice(0, 40)}`);
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw new UnreadableJson(`charset ${charset.slice(0, 40)}`);
+  if (bytes.length === 0) return { batch: false, messages: [] };
+  const value = strictJson(bytes);
+  if (isObject(value)) return { batch: false, messages: [value] };
+  if (Array.isArray(value) && value.length > 0 && value.every(isObject)) return { batch: true, messages: value };
+  throw new UnreadableJson('not a JSON-RPC message or a non-empty batch of them');
+}
+
+/** JSON as every conforming parser reads it alike: UTF-8 without a BOM, no key twice in one object. */
+export function strictJson(bytes: Buffer): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new UnreadableJson('not UTF-8');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new UnreadableJson('not JSON');
+  }
+  const repeated = repeatedKey(text);
+  if (repeated) throw new UnreadableJson('a key repeated in one object');
+  return value;
+}
+
+/** Whether any object in the text holds a key twice, compared after escapes are decoded (`"n\u0061me"` is `name`). */
+function repeatedKey(text: string): boolean {
+  const open: Set<string>[] = [];
+  let repeated = false;
+  try {
+    visit(text, {
+      onObjectBegin: () => { open.push(new Set()); },
+      onObjectEnd: () => { open.pop(); },
+      onObjectProperty: (key) => {
+        const keys = open[open.length - 1];
+        if (keys === undefined) return;
+        if (keys.has(key)) repeated = true;
+        keys.add(key);
+      },
+    }, { disallowComments: true, allowTrailingComma: false });
+  } catch {
+    // Nesting deep enough to exhaust the stack: JSON.parse took it, but nothing here can vouch for it.
+    return true;
+  }
+  return repeated;
+}
+
+export function isObject(v: unknown): v is JsonRpcMessage {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** An own property only: a message's `__proto__` or inherited names are never read as its fields. */
+export function field(m: JsonRpcMessage, name: string): unknown {
+  return Object.hasOwn(m, name) ? m[name] : undefined;
+}
