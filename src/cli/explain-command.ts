@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientPolicy, describeClientPolicy, loadConfig, minterEndpoint, type ClientSpec, type Config, type InjectSpec, type SecretSpec } from '../config/index.js';
-import { compilePolicy, decide, isBoundDestination, type DeclineReason, type RequestFacts } from '../policy/index.js';
+import { compilePolicy, decide, isBoundDestination, mcpToolRules, type DeclineReason, type RequestFacts } from '../policy/index.js';
 import { Dialer, routeConnect, type ConnectRoute } from '../proxy/index.js';
 import type { ExplainQuery } from '../control/index.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -108,8 +108,15 @@ export function explainRequest(config: Config, methodText: string, url: URL, hea
     contentType: headers.find(([n]) => n === 'content-type')?.[1]?.split(';')[0]?.trim().toLowerCase() ?? null, client,
     isWebSocket,
   };
-  const verdict = decide(facts, compilePolicy(config));
+  const compiled = compilePolicy(config);
+  const verdict = decide(facts, compiled);
   if (verdict.kind === 'deny') return [...out, `refused: ${verdict.reason}; nothing is sent upstream`];
+  const tools = mcpToolRules(compiled, host, port, scheme).map((r) => r.tools);
+  if (tools.length > 0) {
+    out.push(isWebSocket
+      ? 'MCP tool policy here: a WebSocket is refused (mcp_body_unreadable), its messages are not read as JSON-RPC'
+      : `MCP tool policy here (every path and method): the body must be readable JSON-RPC, and tools/call may name only ${tools.map((t) => `[${t.join(', ')}]`).join(' and ')}; any other call is answered with a JSON-RPC error and nothing sent; tools/list answers hide the others`);
+  }
   for (const inj of verdict.injections) {
     const b = inj.secret.bindings[inj.bindingIndex];
     out.push(`${inj.secret.name}: injected at ${inj.sites.map(describeSite).join(' and ')}; binding ${b ? `${path.basename(b.source.file)}:${b.source.line}` : '?'} (${b?.host}, methods ${b?.methods?.join(' ') ?? 'any'}, paths ${b?.paths?.join(' ') ?? 'any'}); audited before it is sent`);

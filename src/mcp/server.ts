@@ -25,7 +25,7 @@ export function statusText(deps: McpDeps): string {
     // A honeytoken is listed like any other: telling the agent which are traps would let a hijacked one avoid them.
     lines.push('', `${s.name}: placeholder ${s.placeholder}`);
     for (const b of s.bindings) {
-      const extra = [b.rate === null ? null : `rate ${b.rate.count} per ${b.rate.perMs / 1000} s`, b.approve === null ? null : 'each request waits for an operator\'s approval', b.allowPlaintext ? 'plain http allowed' : null].filter((x) => x !== null);
+      const extra = [b.rate === null ? null : `rate ${b.rate.count} per ${b.rate.perMs / 1000} s`, b.approve === null ? null : 'each request waits for an operator\'s approval', b.allowPlaintext ? 'plain http allowed' : null, b.mcp === null ? null : `MCP tools allowed: ${b.mcp.tools.join(' ') || 'none'}`].filter((x) => x !== null);
       lines.push(`  - https://${b.host}${b.port === null || b.port === 443 ? '' : `:${b.port}`}  methods ${b.methods?.join(' ') ?? 'any'}  paths ${b.paths?.join(' ') ?? 'any'}${extra.length === 0 ? '' : `  (${extra.join('; ')})`}`);
     }
   }

@@ -9,6 +9,8 @@ import { bindingsFor, type CompiledPolicy } from './compile.js';
 /** One binding's list: its secret, and the tool names and globs it allows. */
 export interface ToolRule {
   readonly secretName: string;
+  /** As written in the config. */
+  readonly tools: readonly string[];
   readonly allow: readonly RegExp[];
 }
 
@@ -38,7 +40,7 @@ export function mcpToolRules(policy: CompiledPolicy, host: string, port: number,
       allow = tools.map(globToRegExp);
       compiled.set(tools, allow);
     }
-    out.push({ secretName: c.secret.name, allow });
+    out.push({ secretName: c.secret.name, tools, allow });
   }
   return out;
 }
