@@ -178,6 +178,13 @@ export type AuditEvent =
    */
   | { readonly type: 'operator'; readonly actor: 'cli' | 'ui'; readonly action: 'lockdown' | 'lockdown_off' | 'client_revoked' | 'session_started' | 'session_ended' | 'approval_granted' | 'approval_denied' | 'ui_login'; readonly target: string | null; readonly reason: string | null }
   /**
+   * An agent asked for a binding it lacks (`keyswap_request_access`, through the proxy as its client): `requested`
+   * (durable before an operator is shown it), then `accepted` (the operator's CLI wrote the binding and reloaded),
+   * `declined`, or `expired` (unanswered for a day; a restart forgets pending ones unrecorded). The agent's reason is shown to operators,
+   * never written here.
+   */
+  | { readonly type: 'access_request'; readonly access_id: string; readonly step: 'requested' | 'accepted' | 'declined' | 'expired'; readonly by: 'agent' | 'cli' | 'ui' | null; readonly client: string | null; readonly secret_name: string; readonly host: string; readonly port: number | null; readonly methods: readonly string[] | null; readonly paths: readonly string[] | null }
+  /**
    * shared_state: Redis stopped or started answering. `fallback` says what requests that need it get meanwhile
    * (refuse: 503; local: this replica's share of each limit). `reason`: the client library's error code, never a reply.
    */

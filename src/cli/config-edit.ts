@@ -33,3 +33,13 @@ export function addSecret(doc: Document, s: NewSecret): void {
     doc.setIn(['routes', s.route.name], s.route.origin);
   }
 }
+
+/** One more binding for a secret the document already has (an agent's access request, accepted): a flow map, last. */
+export function addBinding(doc: Document, secret: string, b: { readonly host: string; readonly port: number | null; readonly methods: readonly string[] | null; readonly paths: readonly string[] | null }): boolean {
+  const bindings = doc.getIn(['secrets', secret, 'bindings']);
+  if (!isSeq(bindings)) return false;
+  const node = doc.createNode({ host: b.host, ...(b.port === null ? {} : { port: b.port }), ...(b.methods === null ? {} : { methods: [...b.methods] }), ...(b.paths === null ? {} : { paths: [...b.paths] }) });
+  if (isMap(node)) node.flow = true;
+  bindings.add(node);
+  return true;
+}

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { ConfigErrors, loadConfig, namesToFetch, parseConfig, type Config } from '../config/index.js';
-import { maskedJson, maskedToml, planCodexInstall, planCodexUninstall, planInstall, planUninstall, serveMcp, type Classified, type InstallOptions, type McpConfigShape } from '../mcp/index.js';
+import { askAccess, maskedJson, maskedToml, planCodexInstall, planCodexUninstall, planInstall, planUninstall, serveMcp, type Classified, type InstallOptions, type McpConfigShape } from '../mcp/index.js';
 import { readStore, resolveKeySource, StoreError, updateStore } from '../secrets/index.js';
 import { decryptedHosts } from '../policy/index.js';
 import { openCa } from '../tls/index.js';
@@ -31,9 +31,10 @@ backup written; running it again changes nothing. --dry-run prints the diff with
 uninstall: the servers run as before (placeholders stay: the keys are keyswap's now).
 serve:
 An MCP server on stdio for the agent's MCP client (add it as a stdio server: command keyswap, args mcp serve
---config FILE), with read-only tools: keyswap_status (the placeholders this agent holds and where each may go) and
-keyswap_explain (what keyswap would do with a request, and why). It reads the config, never the backend: no tool
-returns a value. The placeholders held are those in its environment, or --client NAME's secrets.`;
+--config FILE), with tools: keyswap_status (the placeholders this agent holds and where each may go),
+keyswap_explain (what keyswap would do with a request, and why), and keyswap_request_access (asks an operator for
+a binding, through the agent's proxy URL as its client). It reads the config, never the backend: no tool returns a
+value. The placeholders held are those in its environment, or --client NAME's secrets.`;
 
 export async function mcpCommand(args: string[], io: CliIo): Promise<number> {
   if (args[0] === 'install' || args[0] === 'uninstall') return installCommand(args[0], args.slice(1), io);
@@ -49,6 +50,8 @@ export async function mcpCommand(args: string[], io: CliIo): Promise<number> {
     held,
     version: VERSION,
     explain: (q) => explainForOperator(config, { method: q.method, url: q.url, headers: q.headers, client: client?.name ?? null, secret: q.secret }),
+    // Through the proxy the agent uses (keyswap run sets it, with the client's credentials), else the config's listener.
+    askAccess: (ask) => askAccess(io.env.HTTP_PROXY ?? io.env.http_proxy ?? io.env.HTTPS_PROXY ?? io.env.https_proxy ?? `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${config.listen.port}`, ask),
   });
   return EXIT.ok;
 }

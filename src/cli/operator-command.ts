@@ -1,7 +1,12 @@
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../config/index.js';
-import { callControl, ControlUnavailable, type PendingApproval } from '../control/index.js';
+import { parseDocument } from 'yaml';
+import { writeFileAtomic } from '../atomic-file.js';
+import { ConfigErrors, loadConfig, parseConfig, type Config } from '../config/index.js';
+import { callControl, ControlUnavailable, type PendingAccess, type PendingApproval } from '../control/index.js';
+import { addBinding } from './config-edit.js';
+import { reloadCommand } from './reload-command.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -16,7 +21,11 @@ export const APPROVALS_USAGE = `usage: keyswap approvals [--json] [--config FILE
        keyswap deny ID [--config FILE]
 
 The requests a binding's approve: holds until an operator answers. approve lets one through (--remember 1h:
-also this client's next requests to the same binding with the same method, for that long); deny answers 403.`;
+also this client's next requests to the same binding with the same method, for that long); deny answers 403.
+
+Agents' access requests (ids ar-…, from keyswap_request_access): approve adds the binding the agent asked for to
+the secret in the config file (checked before the file changes), reloads keyswap and records the request as
+accepted; deny declines it.`;
 
 export const UI_USAGE = `usage: keyswap ui [--config FILE]
 
@@ -53,19 +62,56 @@ export async function lockdownCommand(args: string[], io: CliIo): Promise<number
 export async function approvalsCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'keyswap.yaml' }, json: { type: 'boolean', default: false } }, strict: true });
   const config = await configOf(values.config, io);
-  const list = (await call(config, 'GET', '/v1/approvals')).approvals as PendingApproval[];
+  const answer = await call(config, 'GET', '/v1/approvals');
+  const list = answer.approvals as PendingApproval[];
+  const access = (answer.access_requests ?? []) as PendingAccess[];
   if (values.json) {
+    // The held requests as before (scripts approve what they find here); agents' access requests are in the text
+    // and in the control API's GET /v1/approvals, never where a script would approve them blind.
     io.stdout.write(`${JSON.stringify(list, null, 1)}\n`);
     return EXIT.ok;
   }
-  if (list.length === 0) {
+  if (list.length === 0 && access.length === 0) {
     io.stdout.write('no request waits for approval\n');
     return EXIT.ok;
   }
   for (const a of list) {
     io.stdout.write(`${a.id}  ${a.client ?? '(no client)'}  ${a.method} ${a.host}${a.port === 443 ? '' : `:${a.port}`}${a.path}  secrets ${a.secret_names.join(',')}  waits until ${a.expires_at}\n`);
   }
-  io.stdout.write('answer with: keyswap approve ID [--remember 1h] | keyswap deny ID\n');
+  if (list.length > 0) io.stdout.write('answer with: keyswap approve ID [--remember 1h] | keyswap deny ID\n');
+  if (access.length > 0) io.stdout.write(`${list.length > 0 ? '\n' : ''}access requests (an agent asks for a binding):\n`);
+  for (const r of access) {
+    io.stdout.write(`${r.id}  ${r.client ?? '(no client)'}  ${r.secret} → ${describeBinding(r)}  until ${r.expires_at}\n    reason (the agent's words): ${r.reason}\n`);
+  }
+  if (access.length > 0) io.stdout.write('accept with: keyswap approve ar-… (adds the binding and reloads) | keyswap deny ar-…\n');
+  return EXIT.ok;
+}
+
+function describeBinding(r: { readonly host: string; readonly port: number | null; readonly methods: readonly string[] | null; readonly paths: readonly string[] | null }): string {
+  return `${r.host}${r.port === null ? '' : `:${r.port}`}  methods ${r.methods?.join(' ') ?? 'any'}  paths ${r.paths?.join(' ') ?? 'any'}`;
+}
+
+/**
+ * An agent's access request accepted: the binding it asked for is added to its secret in the config file, checked
+ * as keyswap would load it before the file changes, keyswap reloads it, and only then is the request recorded as
+ * accepted.
+ */
+async function acceptAccess(config: Config, id: string, io: CliIo): Promise<number> {
+  const r = (await call(config, 'GET', `/v1/access-requests/${encodeURIComponent(id)}`)).access_request as PendingAccess;
+  const doc = parseDocument(await readFile(config.file, 'utf8'));
+  if (!addBinding(doc, r.secret, r)) throw new CliError(`${config.file} has no bindings: list under secrets.${r.secret} to add to (is the secret defined in another file?); nothing changed`, EXIT.usage);
+  const text = doc.toString({ lineWidth: 0 });
+  try {
+    parseConfig(text, config.file);
+  } catch (err) {
+    throw new CliError(`the binding ${id} asks for would not load (${err instanceof ConfigErrors ? err.errors.map((e) => e.message).join('; ') : 'invalid'}); ${config.file} is unchanged; decline it with: keyswap deny ${id}`, EXIT.usage);
+  }
+  await writeFileAtomic(config.file, text, ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
+  io.stdout.write(`added to ${r.secret} in ${config.file}: ${describeBinding(r)}\n`);
+  const reloaded = await reloadCommand(['--config', config.file], io);
+  if (reloaded !== EXIT.ok) throw new CliError(`the binding is in ${config.file} but the running keyswap did not load it; ${id} stays pending`, EXIT.runtime);
+  await call(config, 'POST', `/v1/access-requests/${encodeURIComponent(id)}/accepted`, {});
+  io.stdout.write(`accepted ${id}\n`);
   return EXIT.ok;
 }
 
@@ -75,6 +121,10 @@ export async function approveCommand(args: string[], io: CliIo): Promise<number>
   if (id === undefined || rest.length > 0) throw new CliError(APPROVALS_USAGE, EXIT.usage);
   const remember = values.remember === undefined ? null : seconds(values.remember);
   const config = await configOf(values.config, io);
+  if (id.startsWith('ar-')) {
+    if (remember !== null) throw new CliError(`--remember is for held requests; an access request becomes a binding\n${APPROVALS_USAGE}`, EXIT.usage);
+    return acceptAccess(config, id, io);
+  }
   await call(config, 'POST', `/v1/approvals/${encodeURIComponent(id)}/approve`, remember === null ? {} : { remember_seconds: remember });
   io.stdout.write(`approved ${id}${remember ? `; remembered for ${values.remember}` : ''}\n`);
   return EXIT.ok;
@@ -85,6 +135,11 @@ export async function denyCommand(args: string[], io: CliIo): Promise<number> {
   const [id, ...rest] = positionals;
   if (id === undefined || rest.length > 0) throw new CliError(APPROVALS_USAGE, EXIT.usage);
   const config = await configOf(values.config, io);
+  if (id.startsWith('ar-')) {
+    await call(config, 'POST', `/v1/access-requests/${encodeURIComponent(id)}/decline`, {});
+    io.stdout.write(`declined ${id}\n`);
+    return EXIT.ok;
+  }
   await call(config, 'POST', `/v1/approvals/${encodeURIComponent(id)}/deny`, {});
   io.stdout.write(`denied ${id}\n`);
   return EXIT.ok;

@@ -189,6 +189,7 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
     },
   });
   operator.approvals.onChange = () => feed.changed();
+  operator.access.onChange = () => feed.changed();
   if (operatorRecord.lockdown !== null) log.warn({ since: operatorRecord.lockdown.since, reason: operatorRecord.lockdown.reason }, 'lockdown is on: every request that would carry a secret is refused (keyswap lockdown --off lifts it)');
   // The config as read (base) and as in force: its clients less those revoked, plus the sessions (control/operator.ts).
   const withOperator = (b: Snapshot): Snapshot => ({ ...b, config: { ...b.config, clients: operator.clients() } });

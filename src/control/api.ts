@@ -51,7 +51,16 @@ export async function handleControl(req: IncomingMessage, res: ServerResponse, p
     let m: RegExpExecArray | null;
     if (route === 'GET /v1/status') return json(res, 200, await status(deps));
     if (route === 'GET /v1/events') return events(req, res, deps.feed);
-    if (route === 'GET /v1/approvals') return json(res, 200, { approvals: deps.operator.approvals.list() });
+    if (route === 'GET /v1/approvals') return json(res, 200, { approvals: deps.operator.approvals.list(), access_requests: deps.operator.access.list() });
+    if ((m = /^GET \/v1\/access-requests\/(ar-[0-9a-f]{8})$/.exec(route))) {
+      const found = deps.operator.access.get(m[1] as string);
+      if (found === null) throw new ControlError(404, `no access request is pending under ${m[1] as string} (answered, lapsed, or keyswap restarted; see: keyswap approvals)`);
+      return json(res, 200, { access_request: found });
+    }
+    if ((m = /^POST \/v1\/access-requests\/(ar-[0-9a-f]{8})\/(accepted|decline)$/.exec(route))) {
+      await deps.operator.answerAccess(actor, m[1] as string, m[2] === 'accepted' ? 'accepted' : 'declined');
+      return json(res, 200, { id: m[1], answer: m[2] === 'accepted' ? 'accepted' : 'declined' });
+    }
     if (route === 'POST /v1/lockdown') {
       const body = parse(lockdownBody, await readJson(req));
       await deps.operator.setLockdown(actor, body.on, body.reason ?? null);
@@ -104,6 +113,7 @@ async function status(deps: ControlDeps): Promise<unknown> {
     })),
     revoked: deps.operator.record.revoked.map((r) => ({ client: r.client, at: r.at, by: r.by })),
     approvals: deps.operator.approvals.list(),
+    access_requests: deps.operator.access.list(),
     usage: snap.usage.states().map((q) => ({ name: q.name, used: q.used, limit: q.limit, period: q.period, state: q.state, period_end: new Date(q.periodEndMs).toISOString() })),
     bindings: config.secrets.filter((s) => !s.honeytoken).flatMap((s) => s.bindings.map((b) => ({
       secret: s.name, host: b.host, port: b.port, methods: b.methods, paths: b.paths,

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { AuditEvent } from '../audit/index.js';
 import type { ClientSpec } from '../config/index.js';
-import type { HeldRequest, HoldAnswer, OperatorGate } from '../proxy/index.js';
+import type { AccessProposal, HeldRequest, HoldAnswer, OperatorGate } from '../proxy/index.js';
+import { AccessRequests } from './access-requests.js';
 import { Approvals } from './approvals.js';
 import { EMPTY_RECORD, writeOperatorFile, type OperatorRecord } from './operator-file.js';
 
@@ -51,6 +52,7 @@ export interface OperatorDeps {
  */
 export class Operator implements OperatorGate {
   readonly approvals: Approvals;
+  readonly access: AccessRequests;
   readonly #deps: OperatorDeps;
   readonly #now: () => number;
   #record: OperatorRecord = EMPTY_RECORD;
@@ -63,6 +65,8 @@ export class Operator implements OperatorGate {
     this.#now = deps.now ?? Date.now;
     this.#setRecord(deps.record);
     this.approvals = new Approvals(this.#now);
+    this.access = new AccessRequests(this.#now);
+    this.access.lapsed = (id, p) => { void deps.audit(accessEvent(id, 'expired', null, p)).catch(() => {}); };
   }
 
   /** Asked on the request path (per request that would carry a secret): a field, kept with the record. */
@@ -75,6 +79,31 @@ export class Operator implements OperatorGate {
   hasRoom(account: string | null): boolean { return this.approvals.hasRoom(account); }
 
   hold(request: HeldRequest, gone: AbortSignal): Promise<HoldAnswer> { return this.approvals.hold(request, gone); }
+
+  async proposeAccess(p: AccessProposal): Promise<{ readonly kind: 'proposed'; readonly id: string } | { readonly kind: 'full' }> {
+    const same = this.access.same(p);
+    if (same !== null) return { kind: 'proposed', id: same };
+    if (!this.access.hasRoom(p.account)) return { kind: 'full' };
+    // Durable before any operator is shown it: what an operator answers is always in the log first.
+    const id = this.access.add(p);
+    try {
+      await this.#deps.audit(accessEvent(id, 'requested', 'agent', p));
+    } catch (err) {
+      this.access.take(id);
+      throw err;
+    }
+    return { kind: 'proposed', id };
+  }
+
+  /**
+   * An operator's answer to an agent's access request. `accepted` is said by the CLI once it has written the
+   * binding and keyswap has reloaded it; the request leaves the list either way.
+   */
+  async answerAccess(actor: Actor, id: string, step: 'accepted' | 'declined'): Promise<void> {
+    const held = this.access.take(id);
+    if (held === null) throw new ControlError(404, `no access request is pending under ${id} (answered, lapsed, or keyswap restarted; see: keyswap approvals)`);
+    await this.#deps.audit(accessEvent(id, step, actor, held.proposal));
+  }
 
   async setLockdown(actor: Actor, on: boolean, reason: string | null): Promise<void> {
     if (on) {
@@ -179,6 +208,10 @@ export class Operator implements OperatorGate {
     this.#saving = this.#saving.catch(() => {}).then(() => writeOperatorFile(this.#deps.stateDir, this.#record));
     await this.#saving;
   }
+}
+
+function accessEvent(id: string, step: 'requested' | 'accepted' | 'declined' | 'expired', by: 'agent' | Actor | null, p: AccessProposal): AuditEvent {
+  return { type: 'access_request', access_id: id, step, by, client: p.client, secret_name: p.secretName, host: p.host, port: p.port, methods: p.methods, paths: p.paths };
 }
 
 /** A session as a client: its parent's secrets now (narrowed by --secrets), ending no later than its parent. */

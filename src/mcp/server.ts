@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import type { Config, SecretSpec } from '../config/index.js';
+import type { AccessAsk } from './access-request.js';
 
 /**
  * `keyswap mcp serve`: an MCP server (stdio, the official TypeScript SDK, loaded only by this command) that an
- * agent's MCP client adds, with read-only tools. It reads the configuration, never the backend: no tool can
- * return a secret's value, because this process never holds one.
+ * agent's MCP client adds: two read-only tools, and one that asks an operator for access. It reads the
+ * configuration, never the backend: no tool can return a secret's value, because this process never holds one.
  */
 export interface McpDeps {
   readonly config: Config;
@@ -13,6 +14,8 @@ export interface McpDeps {
   /** `keyswap explain` for one request, placeholders shown by their secret's name. */
   readonly explain: (q: { readonly method: string; readonly url: string; readonly headers: readonly [string, string][]; readonly secret: string | null }) => readonly string[];
   readonly version: string;
+  /** Sends an access request through the proxy as this agent (access-request.ts). */
+  readonly askAccess: (ask: AccessAsk) => Promise<{ readonly ok: boolean; readonly text: string }>;
 }
 
 /** What the agent may do with each placeholder it holds: where it may go, and what holds it back. */
@@ -55,6 +58,23 @@ export async function serveMcp(deps: McpDeps): Promise<void> {
     },
     annotations: readOnly,
   }, (args) => ({ content: [{ type: 'text', text: deps.explain({ method: args.method, url: args.url, headers: Object.entries(args.headers ?? {}), secret: args.secret ?? null }).join('\n') }] }));
+  server.registerTool('keyswap_request_access', {
+    title: 'keyswap request access',
+    description: 'Ask an operator for a binding this agent lacks: one of its placeholders allowed to another host (or methods, paths), with your reason. The operator sees it in keyswap approvals and the console and decides; nothing changes until then. Returns the request id, never a secret.',
+    inputSchema: {
+      secret: z.string().min(1).max(128).describe('the secret\'s name or its placeholder (one this agent holds; see keyswap_status)'),
+      host: z.string().min(1).max(253).describe('the host to allow, e.g. api.github.com'),
+      port: z.number().int().min(1).max(65_535).optional(),
+      methods: z.array(z.string().min(1).max(16)).min(1).max(16).optional().describe('e.g. ["GET"]; omit for any method'),
+      paths: z.array(z.string().min(1).max(512)).min(1).max(16).optional().describe('path globs, e.g. ["/repos/*/*/issues"]; omit for any path'),
+      reason: z.string().min(1).max(500).describe('why the task needs it, for the operator'),
+    },
+    annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  }, async (args) => {
+    const ask: AccessAsk = { secret: args.secret, host: args.host.toLowerCase(), reason: args.reason, ...(args.port === undefined ? {} : { port: args.port }), ...(args.methods === undefined ? {} : { methods: args.methods.map((m) => m.toUpperCase()) }), ...(args.paths === undefined ? {} : { paths: args.paths }) };
+    const answer = await deps.askAccess(ask).catch((err: Error) => ({ ok: false, text: `keyswap could not be reached: ${err.message}` }));
+    return { content: [{ type: 'text', text: answer.text }], isError: !answer.ok };
+  });
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => { transport.onclose = () => resolve(); });
   await server.connect(transport);

@@ -27,7 +27,7 @@ export function answerHealth(req: http.IncomingMessage, res: http.ServerResponse
   }
   if (path !== '/healthz' || (req.method !== 'GET' && req.method !== 'HEAD')) {
     res.writeHead(404, { 'content-type': 'text/plain', connection: 'close' });
-    res.end('keyswap: the local endpoints are GET http://keyswap.invalid/healthz and /identity?nonce=<64 hex>\n');
+    res.end('keyswap: the local endpoints are GET http://keyswap.invalid/healthz, GET /identity?nonce=<64 hex> and POST /v1/access-requests\n');
     return;
   }
   const healthy = snap.audit.isHealthy;

@@ -13,6 +13,7 @@ import { handleDecrypted, handleDecryptedUpgrade } from './decrypted-entry.js';
 import { refuseUnrouted, type ConnState, type ProxyContext } from './entries.js';
 import { handleH2, h2Options } from './h2-entry.js';
 import { answerHealth, HEALTH_HOST, type IdentityProver } from './health-entry.js';
+import { ACCESS_PATH, handleAccessRequest } from './access-entry.js';
 import { LiveClients } from './live-clients.js';
 import type { LeafSource } from './mitm.js';
 import { rawRefusal } from './refusal.js';
@@ -196,7 +197,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     if (url.startsWith(ROUTE_PREFIX)) return handleRoute(ctx, req, res);
     const absolute = parseAbsoluteUrl(url);
     if (absolute === null) return refuseUnrouted(ctx, req, { kind: 'response', res }, 'not_a_proxy_request');
-    if (absolute.host === HEALTH_HOST) return answerHealth(req, res, deps.snapshot(), absolute.path, deps.identity);
+    if (absolute.host === HEALTH_HOST) {
+      if (absolute.path.startsWith(ACCESS_PATH)) return handleAccessRequest(ctx, req, res, absolute.path);
+      return answerHealth(req, res, deps.snapshot(), absolute.path, deps.identity);
+    }
     return handleAbsolute(ctx, req, res, absolute);
   });
   // Answers leave a connection in the order its requests came. Whatever ends or takes over the connection (a

@@ -43,6 +43,24 @@ export interface OperatorGate {
    * rejects: every way out is an answer.
    */
   hold(request: HeldRequest, gone: AbortSignal): Promise<HoldAnswer>;
+  /**
+   * An agent asks for a binding it does not have (`keyswap_request_access`): recorded durably and kept for an
+   * operator (`keyswap approvals`, the console). Bounded: `full` past it. The same pending request again gets its id.
+   */
+  proposeAccess(p: AccessProposal): Promise<{ readonly kind: 'proposed'; readonly id: string } | { readonly kind: 'full' }>;
+}
+
+/** A binding an agent asks for, checked against the configuration in force; `reason` is the agent's own text. */
+export interface AccessProposal {
+  readonly client: string | null;
+  /** Whom it counts against (a session: its parent). */
+  readonly account: string | null;
+  readonly secretName: string;
+  readonly host: string;
+  readonly port: number | null;
+  readonly methods: readonly string[] | null;
+  readonly paths: readonly string[] | null;
+  readonly reason: string;
 }
 
 /** What an operator is shown of a held request: names, the destination, a path without its query; never a value. */
