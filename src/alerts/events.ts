@@ -21,7 +21,7 @@ export interface AlertData {
   readonly request_id?: string;
   readonly credential?: string;
   readonly expires?: string;
-  /** approval_requested: answer it with keyswap approve ID (or deny ID). */
+  /** approval_requested, access_requested: answer it with keyswap approve ID (or deny ID). */
   readonly approval_id?: string;
   /** lockdown: who switched it on (cli, ui). */
   readonly actor?: string;
@@ -51,6 +51,8 @@ export function alertOf(e: AuditEvent): { readonly type: AlertEvent; readonly da
       return e.reason === 'secret_unavailable' ? { type: 'backend_failed', data: { ...scoped(e), reason: e.reason } } : null;
     case 'approval':
       return e.step === 'requested' ? { type: 'approval_requested', data: { ...scoped(e), secret_name: e.secret_names.join(','), approval_id: e.approval_id } } : null;
+    case 'access_request':
+      return e.step === 'requested' ? { type: 'access_requested', data: { client: e.client, secret_name: e.secret_name, approval_id: e.access_id, destination: { host: e.host, port: e.port ?? 443, method: e.methods?.join(',') ?? '*', path: e.paths?.join(',') ?? '/**' } } } : null;
     case 'operator':
       return e.action === 'lockdown' ? { type: 'lockdown', data: { reason: e.reason ?? 'no reason given', actor: e.actor } } : null;
     case 'token_exchange':

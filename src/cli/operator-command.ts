@@ -5,6 +5,9 @@ import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../atomic-file.js';
 import { ConfigErrors, loadConfig, parseConfig, type Config } from '../config/index.js';
 import { callControl, ControlUnavailable, type PendingAccess, type PendingApproval } from '../control/index.js';
+import { decryptedHosts } from '../policy/index.js';
+import { openCa } from '../tls/index.js';
+import { ROTATE_FIX } from './ca-requirements.js';
 import { addBinding } from './config-edit.js';
 import { reloadCommand } from './reload-command.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -101,15 +104,28 @@ async function acceptAccess(config: Config, id: string, io: CliIo): Promise<numb
   const doc = parseDocument(await readFile(config.file, 'utf8'));
   if (!addBinding(doc, r.secret, r)) throw new CliError(`${config.file} has no bindings: list under secrets.${r.secret} to add to (is the secret defined in another file?); nothing changed`, EXIT.usage);
   const text = doc.toString({ lineWidth: 0 });
+  let updated: Config;
   try {
-    parseConfig(text, config.file);
+    updated = parseConfig(text, config.file);
   } catch (err) {
     throw new CliError(`the binding ${id} asks for would not load (${err instanceof ConfigErrors ? err.errors.map((e) => e.message).join('; ') : 'invalid'}); ${config.file} is unchanged; decline it with: keyswap deny ${id}`, EXIT.usage);
   }
-  await writeFileAtomic(config.file, text, ((await stat(config.file)).mode & 0o777) | 0o600, { followOperatorLink: true });
+  // keyswap's CA is constrained to the hosts it decrypts: a new host needs a new CA, or nothing would load it.
+  const ca = await openCa(updated.stateDir, { create: false }).catch(() => null);
+  const missing = ca?.uncovered(decryptedHosts(updated)) ?? [];
+  if (missing.length > 0) {
+    throw new CliError(`${id} asks for ${missing.join(', ')}, which keyswap's CA does not cover (its name constraints list the hosts it decrypts); ${config.file} is unchanged and ${id} stays pending. To accept it: ${ROTATE_FIX}; then keyswap approve ${id} again`, EXIT.usage);
+  }
+  const before = await readFile(config.file, 'utf8');
+  const mode = ((await stat(config.file)).mode & 0o777) | 0o600;
+  await writeFileAtomic(config.file, text, mode, { followOperatorLink: true });
   io.stdout.write(`added to ${r.secret} in ${config.file}: ${describeBinding(r)}\n`);
   const reloaded = await reloadCommand(['--config', config.file], io);
-  if (reloaded !== EXIT.ok) throw new CliError(`the binding is in ${config.file} but the running keyswap did not load it; ${id} stays pending`, EXIT.runtime);
+  if (reloaded !== EXIT.ok) {
+    // A file the running keyswap refused would also stop its next start: it goes back as it was.
+    await writeFileAtomic(config.file, before, mode, { followOperatorLink: true });
+    throw new CliError(`the running keyswap did not load the binding; ${config.file} is restored as it was and ${id} stays pending`, EXIT.runtime);
+  }
   await call(config, 'POST', `/v1/access-requests/${encodeURIComponent(id)}/accepted`, {});
   io.stdout.write(`accepted ${id}\n`);
   return EXIT.ok;

@@ -55,10 +55,10 @@ afterAll(async () => {
 const text = (r: Awaited<ReturnType<Client['callTool']>>): string => (r.content as { type: string; text: string }[]).map((c) => c.text).join('\n');
 
 describe('keyswap mcp serve, through the MCP SDK client', () => {
-  it('lists two read-only tools', async () => {
+  it('lists two read-only tools and one that asks an operator (nothing destructive)', async () => {
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['keyswap_explain', 'keyswap_status']);
-    for (const t of tools) expect(t.annotations).toMatchObject({ readOnlyHint: true, destructiveHint: false });
+    expect(tools.map((t) => t.name).sort()).toEqual(['keyswap_explain', 'keyswap_request_access', 'keyswap_status']);
+    for (const t of tools) expect(t.annotations).toMatchObject({ readOnlyHint: t.name !== 'keyswap_request_access', destructiveHint: false });
   });
 
   it('keyswap_status: the placeholders this agent holds (its environment) and where each may go, never a value', async () => {

@@ -89,6 +89,17 @@ function render() {
     );
     return row([el('span', a.id, 'mono'), a.client ?? '(any)', `${a.method} ${a.host}${a.port === 443 ? '' : `:${a.port}`}${a.path}`, a.secret_names.join(', '), a.expires_at, answer]);
   }), 'No request is waiting.');
+  const access = status.access_requests ?? [];
+  $('approvals-count').textContent = approvals.length + access.length > 0 ? String(approvals.length + access.length) : '';
+  fill($('access-requests'), access.map((r) => {
+    const answer = el('span');
+    answer.append(
+      el('code', `keyswap approve ${r.id}`, 'mono'),
+      button('Decline', 'deny', () => api('POST', `/v1/access-requests/${r.id}/decline`, {}).then(refresh)),
+    );
+    const binding = `${r.host}${r.port === null ? '' : `:${r.port}`} · ${r.methods ? r.methods.join(' ') : 'any method'} · ${r.paths ? r.paths.join(' ') : 'any path'}`;
+    return row([el('span', r.id, 'mono'), r.client ?? '(any)', r.secret, binding, r.reason, answer]);
+  }), 'No agent has asked for access.');
 
   $('client-policy').textContent = status.clients === null ? 'No clients: section: any local process may use keyswap.' : `${status.clients.length} admitted now.`;
   fill($('clients'), (status.clients ?? []).map((c) => row([
