@@ -35,6 +35,8 @@ const UI_ROUTES: readonly RegExp[] = [
   /^POST \/v1\/lockdown$/,
   /^POST \/v1\/clients\/[^/]+\/revoke$/,
   /^POST \/v1\/approvals\/[0-9a-f-]{8,36}\/(approve|deny)$/,
+  // An access request is declined here; accepting one writes the config file, which only the operator's CLI does.
+  /^POST \/v1\/access-requests\/ar-[0-9a-f]{8}\/decline$/,
   /^POST \/v1\/explain$/,
   /^POST \/v1\/audit\/verify$/,
 ];

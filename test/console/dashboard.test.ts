@@ -5,6 +5,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cliCollect, REPO, startCli, type CliProcess } from '../helpers/cli.js';
 import { rawTlsVia } from '../helpers/clients.js';
+import { askAccess } from '../../src/mcp/index.js';
 import { findCanary, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 /*
@@ -143,6 +144,16 @@ describe('the console in Chromium', () => {
     await page.click('#approvals button.approve');
     expect(await held).toBe('HTTP/1.1 200 OK');
     expect(h.auditRecords().some((r) => r.type === 'approval' && r.step === 'granted' && r.by === 'ui')).toBe(true);
+
+    // An agent's access request: listed with its reason as text (markup inert), the command that accepts it, and Decline.
+    const asked = await askAccess(`http://agent-a:${TOKEN}@127.0.0.1:${h.proxyPort}`, { secret: 'TEST_API_KEY', host: 'api.example.test', methods: ['DELETE'], reason: 'cleanup <img src=x onerror=window.__xss=2>' });
+    expect(asked.ok, asked.text).toBe(true);
+    const accessId = /ar-[0-9a-f]{8}/.exec(asked.text)?.[0] as string;
+    await page.waitForSelector(`#access-requests >> text=keyswap approve ${accessId}`, { timeout: 5000 });
+    expect(await page.$('#access-requests img')).toBeNull();
+    await shot(page, 'access-requests');
+    await page.click('#access-requests button.deny');
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'access_request' && r.access_id === accessId && r.step === 'declined' && r.by === 'ui'), 5000)).toBe(true);
 
     // Clients and sessions: end the session from the page.
     await page.goto(new URL('/#clients', page.url()).href);
