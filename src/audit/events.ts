@@ -70,6 +70,7 @@ export type DenyReason =
   | 'mcp_tool_denied'
   | 'mcp_body_unreadable'
   | 'mcp_body_too_large'
+  | 'mcp_bodies_busy'
   | 'internal';
 
 export type AuditEvent =

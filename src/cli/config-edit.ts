@@ -35,11 +35,14 @@ export function addSecret(doc: Document, s: NewSecret): void {
 }
 
 /** One more binding for a secret the document already has (an agent's access request, accepted): a flow map, last. */
-export function addBinding(doc: Document, secret: string, b: { readonly host: string; readonly port: number | null; readonly methods: readonly string[] | null; readonly paths: readonly string[] | null }): boolean {
-  const bindings = doc.getIn(['secrets', secret, 'bindings']);
-  if (!isSeq(bindings)) return false;
+export function addBinding(doc: Document, secret: string, b: { readonly host: string; readonly port: number | null; readonly methods: readonly string[] | null; readonly paths: readonly string[] | null }): 'added' | 'no_list' | 'shared' {
+  const entry = doc.getIn(['secrets', secret], true);
+  const bindings = doc.getIn(['secrets', secret, 'bindings'], true);
+  if (!isSeq(bindings)) return 'no_list';
+  // An anchored list (or secret) may be an alias's too: appending to it would bind other secrets than the one shown.
+  if (bindings.anchor !== undefined || (isMap(entry) && entry.anchor !== undefined)) return 'shared';
   const node = doc.createNode({ host: b.host, ...(b.port === null ? {} : { port: b.port }), ...(b.methods === null ? {} : { methods: [...b.methods] }), ...(b.paths === null ? {} : { paths: [...b.paths] }) });
   if (isMap(node)) node.flow = true;
   bindings.add(node);
-  return true;
+  return 'added';
 }

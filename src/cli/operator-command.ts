@@ -102,7 +102,9 @@ function describeBinding(r: { readonly host: string; readonly port: number | nul
 async function acceptAccess(config: Config, id: string, io: CliIo): Promise<number> {
   const r = (await call(config, 'GET', `/v1/access-requests/${encodeURIComponent(id)}`)).access_request as PendingAccess;
   const doc = parseDocument(await readFile(config.file, 'utf8'));
-  if (!addBinding(doc, r.secret, r)) throw new CliError(`${config.file} has no bindings: list under secrets.${r.secret} to add to (is the secret defined in another file?); nothing changed`, EXIT.usage);
+  const added = addBinding(doc, r.secret, r);
+  if (added === 'no_list') throw new CliError(`${config.file} has no bindings: list under secrets.${r.secret} to add to (is the secret defined in another file?); nothing changed`, EXIT.usage);
+  if (added === 'shared') throw new CliError(`secrets.${r.secret} in ${config.file} carries a YAML anchor (&…): its bindings may be shared with other secrets through an alias, so adding ${id}'s binding there could bind more than ${r.secret}; nothing changed. Add it by hand, or remove the anchor and approve ${id} again`, EXIT.usage);
   const text = doc.toString({ lineWidth: 0 });
   let updated: Config;
   try {

@@ -84,6 +84,14 @@ export class AccessRequests {
     return held;
   }
 
+  /** Takes every request of this client off the list (it was revoked): none of them may be accepted later. */
+  takeClient(client: string): { readonly id: string; readonly proposal: AccessProposal }[] {
+    const out = [...this.#pending].filter(([, h]) => h.proposal.client === client || h.proposal.account === client).map(([id, h]) => ({ id, proposal: h.proposal }));
+    for (const { id } of out) this.#pending.delete(id);
+    if (out.length > 0) this.onChange();
+    return out;
+  }
+
   list(): PendingAccess[] {
     this.#lapse();
     return [...this.#pending.values()].map((h) => h.view);
@@ -108,5 +116,5 @@ function keyOf(p: AccessProposal): string {
 
 /** An agent's text for an operator's terminal and browser: no control characters (an escape sequence, a fake line). */
 function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, ' ').slice(0, 500);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, ' ').slice(0, 500);
 }

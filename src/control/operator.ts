@@ -143,6 +143,8 @@ export class Operator implements OperatorGate {
     this.#deps.clientsChanged();
     await this.#persist();
     await this.#deps.audit({ type: 'operator', actor, action: 'client_revoked', target: name, reason: null });
+    // What a revoked client asked for goes with it: an operator must not accept it later as if it still stood.
+    for (const { id, proposal } of this.access.takeClient(name)) await this.#deps.audit(accessEvent(id, 'declined', actor, proposal));
     return 'client';
   }
 

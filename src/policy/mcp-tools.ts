@@ -1,4 +1,4 @@
-import { field, isObject, type JsonRpcBody, type JsonRpcMessage } from '../wire/jsonrpc.js';
+import { field, hasLookalikeKey, isObject, type JsonRpcBody, type JsonRpcMessage } from '../wire/jsonrpc.js';
 import { bindingsFor, type CompiledPolicy } from './compile.js';
 
 /*
@@ -21,6 +21,9 @@ export interface ToolCall {
   readonly tool: string | null;
   readonly allowed: boolean;
 }
+
+/** The fields of a JSON-RPC message: a key that only folds to one of them is read by some servers as that field. */
+const MESSAGE_FIELDS = ['jsonrpc', 'id', 'method', 'params', 'result', 'error'];
 
 const compiled = new WeakMap<readonly string[], readonly RegExp[]>();
 
@@ -57,11 +60,15 @@ export function isToolAllowed(name: string, rules: readonly ToolRule[]): boolean
 export function toolCalls(body: JsonRpcBody, rules: readonly ToolRule[]): ToolCall[] | 'unreadable' {
   const out: ToolCall[] = [];
   for (const m of body.messages) {
+    // `Method`, `METHOD`, `paramſ`: a Go server reads them as `method` and `params` (the last one winning).
+    if (hasLookalikeKey(m, MESSAGE_FIELDS)) return 'unreadable';
     if (!Object.hasOwn(m, 'method')) continue;
     const method = field(m, 'method');
     if (typeof method !== 'string') return 'unreadable';
     if (method.trim().toLowerCase() !== 'tools/call') continue;
     const params = field(m, 'params');
+    // `Name` or `name\u0000` beside (or instead of) `name`: a call whose tool two servers could read apart.
+    if (isObject(params) && hasLookalikeKey(params, ['name'])) return 'unreadable';
     const name = method === 'tools/call' && isObject(params) ? field(params, 'name') : undefined;
     const tool = typeof name === 'string' ? name : null;
     out.push({ id: field(m, 'id'), hasId: Object.hasOwn(m, 'id'), tool, allowed: tool !== null && isToolAllowed(tool, rules) });

@@ -22,7 +22,9 @@ const askBody = z.strictObject({
   host: z.string().regex(DNS_NAME, 'a lower-case DNS name (no scheme, port, path or wildcard)'),
   port: z.number().int().min(1).max(65_535).optional(),
   methods: z.array(z.string().regex(/^[A-Z]{1,16}$/, 'an upper-case HTTP method')).min(1).max(16).optional(),
-  paths: z.array(z.string().max(512).regex(/^\/[^?#\s]*$/, 'a path glob starting with /, without query or fragment')
+  // Printable ASCII URL path characters only: a glob is shown to operators as it is (keyswap approvals, the
+  // console, alerts), so a backspace, an escape sequence or a bidi override in it would show one glob and write another.
+  paths: z.array(z.string().max(512).regex(/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/, 'a path glob starting with /: URL path characters (A-Z a-z 0-9 - . _ ~ ! $ & \' ( ) * + , ; = : @ % /), without query or fragment')
     .refine((g) => g.split('/').every((s) => !s.includes('*') || s === '*' || s === '**'), "'*' and '**' must be whole segments")).min(1).max(16).optional(),
   reason: z.string().min(1).max(500),
 });

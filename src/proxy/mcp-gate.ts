@@ -18,12 +18,22 @@ import type { Snapshot } from './snapshot.js';
 export const MAX_MCP_BODY = 4 * 1024 * 1024;
 /** An answer listing tools is read whole too: an event or a JSON body past this breaks the response. */
 const MAX_MCP_ANSWER = 16 * 1024 * 1024;
+/**
+ * Every body under a tool policy held at once, in all, from its first byte until its request has gone upstream or
+ * been refused (a wait for approval included): past it a request is refused (503), never buffered. Without it an
+ * agent held 4 MiB per request for upload_max_seconds, 100 requests per HTTP/2 connection, on as many connections
+ * as it liked.
+ */
+const MAX_MCP_HELD = 64 * 1024 * 1024;
+let held = 0;
 /** JSON-RPC's range for a server's own errors (-32000 to -32099). */
 const TOOL_REFUSED = -32001;
 
 /** The request under a tool policy: its body as read (sent on in place of the agent's stream), and its calls. */
 export interface GuardedBody {
   readonly bytes: Buffer;
+  /** Gives its bytes back to the budget: once the request has gone upstream or been refused. Idempotent. */
+  release(): void;
   readonly body: JsonRpcBody;
   /** The allowed calls' records, made durable with the request's decisions before it goes. */
   readonly events: readonly ExchangeEvent[];
@@ -39,7 +49,7 @@ export async function guardToolCalls(ex: Exchange, target: Target, req: Incoming
   // A WebSocket's messages are not read as JSON-RPC: under a tool policy there is no such way in.
   if (isWebSocket) throw new Refusal('mcp_body_unreadable');
   if (framing.kind === 'none') return null;
-  const bytes = await readBody(req, framing, ex.snap.config.timeouts);
+  const { bytes, release } = await readBody(req, framing, ex.snap.config.timeouts);
   let body: JsonRpcBody;
   try {
     const one = (name: string): string | undefined => {
@@ -49,11 +59,19 @@ export async function guardToolCalls(ex: Exchange, target: Target, req: Incoming
     };
     body = readJsonRpcBody(bytes, one('content-type'), one('content-encoding'));
   } catch (err) {
+    release();
     if (err instanceof UnreadableJson) throw new Refusal('mcp_body_unreadable', { cause: err });
     throw err;
   }
-  const calls = judge(ex, body, rules);
-  return { bytes, body, events: calls.map((c): ExchangeEvent => ({ type: 'mcp_tool_call', tool: printableTool(c.tool), decision: 'allowed' })) };
+  let calls: ToolCall[];
+  try {
+    calls = judge(ex, body, rules);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  // One record per tool, not per call: a batch of thousands of calls is not thousands of durable records.
+  return { bytes, release, body, events: [...new Set(calls.map((c) => printableTool(c.tool)))].map((tool): ExchangeEvent => ({ type: 'mcp_tool_call', tool, decision: 'allowed' })) };
 }
 
 /**
@@ -72,7 +90,7 @@ function judge(ex: Exchange, body: JsonRpcBody, rules: readonly ToolRule[]): Too
   if (calls === 'unreadable') throw new Refusal('mcp_body_unreadable');
   const denied = calls.filter((c) => !c.allowed);
   if (denied.length === 0) return calls;
-  for (const c of denied) ex.note({ type: 'mcp_tool_call', tool: printableTool(c.tool), decision: 'denied' });
+  for (const tool of new Set(denied.map((c) => printableTool(c.tool)))) ex.note({ type: 'mcp_tool_call', tool, decision: 'denied' });
   throw new Refusal('mcp_tool_denied', { answer: jsonRpcRefusal(body, calls) });
 }
 
@@ -82,10 +100,13 @@ function judge(ex: Exchange, body: JsonRpcBody, rules: readonly ToolRule[]): Too
  * alone has nothing to answer: 403 with an error for no id.
  */
 function jsonRpcRefusal(body: JsonRpcBody, calls: readonly ToolCall[]): { status: number; contentType: string; body: string } {
-  const refused = calls.filter((c) => !c.allowed).map((c) => printableTool(c.tool));
+  // Each distinct tool once, and a few at most: every answer carries the list (N answers x N names was quadratic).
+  const refused = [...new Set(calls.filter((c) => !c.allowed).map((c) => printableTool(c.tool)))].slice(0, 16);
   const errorFor = (id: unknown, message: string): unknown => ({ jsonrpc: '2.0', id, error: { code: TOOL_REFUSED, message, data: { keyswap: 'mcp_tool_denied', refused_tools: refused } } });
+  const deniedById = new Map<unknown, ToolCall>();
+  for (const c of calls) if (c.hasId && !c.allowed && !deniedById.has(c.id)) deniedById.set(c.id, c);
   const answers = body.messages.filter((m) => Object.hasOwn(m, 'method') && Object.hasOwn(m, 'id')).map((m) => {
-    const call = calls.find((c) => c.hasId && c.id === m.id && !c.allowed);
+    const call = deniedById.get(m.id);
     return errorFor(m.id, call !== undefined
       ? `keyswap refused this call: tool '${printableTool(call.tool)}' is not allowed for this MCP server (mcp.tools in keyswap's configuration)`
       : `keyswap did not send this request: its batch calls a tool keyswap refuses (${refused.join(', ')})`);
@@ -94,12 +115,23 @@ function jsonRpcRefusal(body: JsonRpcBody, calls: readonly ToolCall[]): { status
   return { status: 200, contentType: 'application/json', body: `${JSON.stringify(body.batch ? answers : answers[0])}\n` };
 }
 
-/** The whole body, within MAX_MCP_BODY and the upload timeouts (idle, and in all). */
-async function readBody(req: IncomingMessage | Http2ServerRequest, framing: Framing, timeouts: { readonly uploadIdleMs: number; readonly uploadMaxMs: number }): Promise<Buffer> {
+/**
+ * The whole body, within MAX_MCP_BODY, the budget of all bodies held, and the upload timeouts (idle, and in all).
+ * Its bytes stay counted until `release`.
+ */
+async function readBody(req: IncomingMessage | Http2ServerRequest, framing: Framing, timeouts: { readonly uploadIdleMs: number; readonly uploadMaxMs: number }): Promise<{ bytes: Buffer; release: () => void }> {
   if (framing.kind === 'length' && framing.bytes > MAX_MCP_BODY) throw new Refusal('mcp_body_too_large');
+  // A declared length is reserved whole before a byte is read; a chunked body counts as it arrives.
+  let counted = framing.kind === 'length' ? framing.bytes : 0;
+  if (held + counted > MAX_MCP_HELD) throw new Refusal('mcp_bodies_busy');
+  held += counted;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const release = (): void => {
+      held -= counted;
+      counted = 0;
+    };
     const stop = (err: Error | null): void => {
       clearTimeout(idle);
       clearTimeout(max);
@@ -108,17 +140,28 @@ async function readBody(req: IncomingMessage | Http2ServerRequest, framing: Fram
       req.off('error', stop);
       req.off('close', onClose);
       if (err !== null) {
+        release();
         req.pause();
         reject(err);
-      } else resolve(Buffer.concat(chunks, size));
+      } else {
+        // A declared length the body fell short of is not a body that ended: Node reports that as an abort, not 'end'.
+        held -= counted - size;
+        counted = size;
+        resolve({ bytes: Buffer.concat(chunks, size), release });
+      }
     };
     const idle = setTimeout(() => stop(new Refusal('upload_timeout')), timeouts.uploadIdleMs);
     const max = setTimeout(() => stop(new Refusal('upload_timeout')), timeouts.uploadMaxMs);
     const onData = (chunk: Buffer): void => {
       idle.refresh();
       size += chunk.length;
-      if (size > MAX_MCP_BODY) stop(new Refusal('mcp_body_too_large'));
-      else chunks.push(chunk);
+      if (size > MAX_MCP_BODY) return stop(new Refusal('mcp_body_too_large'));
+      if (size > counted) {
+        if (held + (size - counted) > MAX_MCP_HELD) return stop(new Refusal('mcp_bodies_busy'));
+        held += size - counted;
+        counted = size;
+      }
+      chunks.push(chunk);
     };
     const onEnd = (): void => stop(null);
     const onClose = (): void => { if (!req.complete) stop(new Refusal('bad_request')); };

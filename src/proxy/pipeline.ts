@@ -18,7 +18,7 @@ import type { Snapshot } from './snapshot.js';
 import { scrubberFor, scrubsAt } from './scrub-targets.js';
 import { auditMethod, operatorPath } from './audit-facts.js';
 import { checkHandshake, openWebSocket } from './websocket.js';
-import { guardStillHolds, guardToolCalls, toolListFilter } from './mcp-gate.js';
+import { guardStillHolds, guardToolCalls, toolListFilter, type GuardedBody } from './mcp-gate.js';
 
 /** Where the answer goes: an HTTP response, or the agent's socket once a WebSocket handshake is upgraded. */
 export type Delivery = { readonly kind: 'response'; readonly res: AgentResponse } | { readonly kind: 'websocket'; readonly req: IncomingMessage; readonly socket: Duplex; readonly head: Buffer };
@@ -34,6 +34,8 @@ const ACCEPTED_ENCODINGS = 'gzip, deflate, br';
 export async function runPipeline(ex: Exchange, target: Target, req: IncomingMessage | Http2ServerRequest, to: Delivery, requestTarget: string): Promise<void> {
   // A use admitted under `usage:` quotas: counted when the request goes out, released on every other way out.
   let use: Reservation | null = null;
+  // A body read whole under an MCP tool policy: counted in that policy's memory budget until this request is sent or refused.
+  let guarded: GuardedBody | null = null;
   try {
     const queryAt = requestTarget.indexOf('?');
     const path = queryAt < 0 ? requestTarget : requestTarget.slice(0, queryAt);
@@ -88,7 +90,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     }
     // An MCP server's tool policy (`mcp: { tools }`): its body read and judged before anything else is asked of
     // anyone (an operator, a quota, the backend); a call it does not allow is answered here.
-    const guarded = await guardToolCalls(ex, target, req, framing, facts.headers, to.kind === 'websocket');
+    guarded = await guardToolCalls(ex, target, req, framing, facts.headers, to.kind === 'websocket');
     // The body was read to judge it; a signature would need to read it again, and as it goes.
     if (guarded !== null && verdict.injections.some((i) => i.sites.some((s) => s.render.kind === 'signed'))) throw new Refusal('signing_unsupported');
     // The bindings an operator approved this request for (`approve:`), by secret and binding.
@@ -201,6 +203,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     ex.refuse(err);
   } finally {
     use?.release();
+    guarded?.release();
   }
 }
 

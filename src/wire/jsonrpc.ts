@@ -28,7 +28,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 export function readJsonRpcBody(bytes: Buffer, contentType: string | undefined, contentEncoding: string | undefined): JsonRpcBody {
   if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') throw new UnreadableJson(`content-encoding ${contentEncoding.slice(0, 40)}`);
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1]?.toLowerCase();
+  // Every `charset` the header could be read to name (a parser may take the first, the last, or one inside a
+  // quoted value): all must be UTF-8, and only one may be written. The official SDK's HTTP+SSE transport takes the
+  // last (content-type, then iconv-lite): `charset=utf-8; charset=utf-7` was judged as UTF-8 and run as UTF-7.
+  const charsets = [...(contentType ?? '').matchAll(/;\s*charset\s*=\s*"?([^";\s]*)/gi)].map((m) => (m[1] ?? '').toLowerCase());
+  if (charsets.length > 1) throw new UnreadableJson('charset twice');
+  const charset = charsets[0];
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw new UnreadableJson(`charset ${charset.slice(0, 40)}`);
   if (bytes.length === 0) return { batch: false, messages: [] };
   const value = strictJson(bytes);
@@ -80,6 +85,20 @@ function repeatedKey(text: string): boolean {
 
 export function isObject(v: unknown): v is JsonRpcMessage {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A key as a lenient parser may match it to a field: Go's encoding/json ignores case (and folds ſ to s, K to k,
+ * the last match winning: mcp-go, go-sdk < 1.3.1), .NET's case-insensitive option upper-cases (ı to I), segmentio's
+ * parser (go-sdk 1.3.1-1.4.0) ignored a NUL. Two keys that fold alike may be one field to the server.
+ */
+export function foldKey(key: string): string {
+  return key.replace(/\u0000/g, '').toUpperCase().toLowerCase();
+}
+
+/** Whether the object holds a key that is not one of `names` but folds to one of them (`Method`, `paramſ`, `name\u0000`). */
+export function hasLookalikeKey(m: JsonRpcMessage, names: readonly string[]): boolean {
+  return Object.keys(m).some((k) => !names.includes(k) && names.includes(foldKey(k)));
 }
 
 /** An own property only: a message's `__proto__` or inherited names are never read as its fields. */

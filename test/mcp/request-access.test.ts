@@ -138,6 +138,17 @@ describe('keyswap_request_access', () => {
     expect((await askAccess(proxyAs(), { secret: 'TEST_API_KEY', host: 'h9.example.test', reason: 'room again' })).ok).toBe(true);
   });
 
+  it('a revoked client\'s pending requests are declined with it: none can be accepted afterwards', async () => {
+    const asked = await askAccess(proxyAs(), { secret: 'TEST_API_KEY', host: 'api.example.test', methods: ['PUT'], reason: 'before revocation' });
+    const id = idOf(asked.text);
+    expect((await op('approvals')).stdout).toContain(id);
+    const revoked = await op('client', 'revoke', 'agent-a');
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((await op('approvals')).stdout).not.toContain(id);
+    expect((await op('approve', id)).code).not.toBe(0);
+    expect(h.auditRecords().some((r) => r.type === 'access_request' && r.access_id === id && r.step === 'declined')).toBe(true);
+  });
+
   it('never shows a secret', () => {
     expect(findCanary(h)).toEqual([]);
   });

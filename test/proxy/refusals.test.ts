@@ -44,6 +44,7 @@ const PINNED: Record<string, readonly [number, string]> = {
   mcp_tool_denied: [403, 'keyswap: this MCP server\'s tool policy (mcp.tools) does not allow a tool this request calls\n'],
   mcp_body_unreadable: [400, 'keyswap: this MCP server has a tool policy, so a request body must be JSON-RPC keyswap can read: UTF-8 JSON, uncompressed, no key twice\n'],
   mcp_body_too_large: [413, 'keyswap: a request to an MCP server with a tool policy may carry at most 4 MiB\n'],
+  mcp_bodies_busy: [503, 'keyswap: too many request bodies to MCP servers with a tool policy are being read at once; retry later\n'],
   approval_body_too_large: [413, 'keyswap: a request held for approval may carry a body of at most 1 MiB\n'],
   shared_state_unavailable: [503, 'keyswap: the state replicas share (rate limits, quotas, minted credentials) is unavailable; nothing was sent\n'],
   internal: [500, 'keyswap: internal error\n'],
