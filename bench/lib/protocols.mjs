@@ -38,7 +38,7 @@ export async function startProtocolUpstreams({ certPem, keyPem, secret, placehol
 }
 
 /** One TLS connection offering h2: straight to the upstream, or through the proxy's CONNECT. */
-async function h2Session(p, port) {
+export async function h2Session(p, port) {
   const target = `localhost:${port}`;
   if (p.kind === 'direct') return http2.connect(`https://${target}`, { ca: p.caPem });
   const proxy = new URL(p.url);

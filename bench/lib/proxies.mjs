@@ -27,7 +27,7 @@ const nodeFlags = () => (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(B
  * keyswap with the env backend and one header binding; `auditDir` decides what an fsync costs, `repo` which build
  * runs; `top` adds top-level YAML (usage:, shared_state:), `binding` keys to the binding (rate:).
  */
-export async function startKeyswap({ repo = REPO, dir, auditDir, upstreamPort, extraPorts = [], caPath, placeholder, secret, top = '', binding = '' }) {
+export async function startKeyswap({ repo = REPO, dir, auditDir, upstreamPort, extraPorts = [], caPath, placeholder, secret, top = '', binding = '', secrets = '', env = {} }) {
   const id = randomBytes(3).toString('hex');
   const stateDir = path.join(dir, `state-${id}`);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -44,10 +44,10 @@ secrets:
     placeholder: "${placeholder}"
     inject: { header: Authorization, format: "Bearer {BENCH_KEY}" }
     bindings: [ ${[upstreamPort, ...extraPorts].map((port) => `{ host: localhost, port: ${port}${binding} }`).join(', ')} ]
-`);
+${secrets}`);
   const prof = [...nodeFlags(), ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [])];
   const child = spawn(process.execPath, [...prof, path.join(repo, 'dist/cli/main.js'), 'serve', '--config', cfg, '--log-level', 'error'], {
-    env: { PATH: process.env.PATH, KEYSWAP_SECRET_BENCH_KEY: secret }, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { PATH: process.env.PATH, KEYSWAP_SECRET_BENCH_KEY: secret, ...env }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await waitForUrl(child, 'keyswap');
   return { url, child, caPem: readFileSync(path.join(stateDir, 'ca.pem'), 'utf8') };

@@ -84,6 +84,7 @@ export class Dialer {
           return;
         }
         if (head.length > 0) socket.unshift(head);
+        socket.setNoDelay(true);
         resolve(socket);
       });
       // A parent that answers CONNECT with a plain response (no tunnel) ends up here too.
@@ -104,7 +105,9 @@ export class Dialer {
 
 function direct(address: HostPort, timeoutMs: number): Promise<net.Socket> {
   return new Promise<net.Socket>((resolve, reject) => {
-    const socket = net.connect({ host: address.host, port: address.port, allowHalfOpen: true });
+    // Nagle off: a request's head and body (or a body's chunks) go as separate small writes, and with Nagle the
+    // second waited for the upstream's delayed ACK, 40 ms, on every request with a body (bench/stall.mjs).
+    const socket = net.connect({ host: address.host, port: address.port, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);

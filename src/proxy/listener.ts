@@ -271,7 +271,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   if (deps.transparent !== undefined) {
     const t = deps.transparent;
     const listen = async (port: number, host: string, handle: (socket: net.Socket) => void, optional: boolean): Promise<net.Server | null> => {
-      const server = net.createServer(handle);
+      // Nagle off, as Node's HTTP server sets it on the plain listener: a response's head and body are separate writes.
+      const server = net.createServer({ noDelay: true }, handle);
       try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);

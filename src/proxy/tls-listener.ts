@@ -40,6 +40,8 @@ export async function startTlsListener(files: TlsListenFiles, onSocket: (socket:
   let loaded = await load(files);
   const server = tls.createServer({
     ...loaded.context,
+    // Nagle off, as Node's HTTP server sets it on the plain listener: a response's head and body are separate writes.
+    noDelay: true,
     requestCert: true,
     rejectUnauthorized: false,
     ALPNProtocols: ['http/1.1'],

@@ -61,8 +61,8 @@ export class UpstreamClient {
     if (pools === undefined) {
       const agentOptions = { keepAlive: true, maxFreeSockets: 64, timeout: this.#idleTimeoutMs, scheduling: 'lifo' as const };
       pools = this.dialer.hasParent
-        ? { https: parentAwareAgent(new https.Agent(agentOptions), this.dialer, this.#connectTimeoutMs, true), http: parentAwareAgent(new http.Agent(agentOptions), this.dialer, this.#connectTimeoutMs, false) }
-        : { https: new https.Agent(agentOptions), http: new http.Agent(agentOptions) };
+        ? { https: noDelay(parentAwareAgent(new https.Agent(agentOptions), this.dialer, this.#connectTimeoutMs, true)), http: noDelay(parentAwareAgent(new http.Agent(agentOptions), this.dialer, this.#connectTimeoutMs, false)) }
+        : { https: noDelay(new https.Agent(agentOptions)), http: noDelay(new http.Agent(agentOptions)) };
       this.#pools.set(identity, pools);
     }
     return pools;
@@ -213,6 +213,25 @@ function parentAwareAgent<A extends http.Agent>(agent: A, dialer: Dialer, timeou
       (err: Error) => cb(err),
     );
     return undefined;
+  };
+  return agent;
+}
+
+/**
+ * Nagle off on every pooled connection, once, as it is made: a chunked body (gRPC, streaming clients, a body keyswap
+ * substitutes into) leaves in several small writes, and with Nagle each waited for the upstream's delayed ACK,
+ * 40 ms a request (bench/stall.mjs). An agent's `noDelay` option reaches no socket in Node 20: set it on the socket.
+ */
+function noDelay<A extends http.Agent>(agent: A): A {
+  const own = agent as unknown as { createConnection: CreateConnection };
+  const create = own.createConnection.bind(agent);
+  own.createConnection = (options, cb) => {
+    const socket = create(options, (err, made) => {
+      made?.setNoDelay(true);
+      cb(err, made);
+    });
+    socket?.setNoDelay(true);
+    return socket;
   };
   return agent;
 }
