@@ -26,6 +26,28 @@ const MAX_MCP_ANSWER = 16 * 1024 * 1024;
  */
 const MAX_MCP_HELD = 64 * 1024 * 1024;
 let held = 0;
+/**
+ * Every answer under a tool policy held at once, in all (a JSON body read whole, an SSE event being assembled,
+ * and what either has handed on that the agent has not read yet): past it an answer is broken, never buffered.
+ * Without it an agent that read none of its answers made keyswap hold every one whole (60 answers of 12 MiB on
+ * two HTTP/2 connections: 1.5 GiB), while without a tool policy they wait upstream in flow control.
+ */
+const MAX_MCP_ANSWERS_HELD = 64 * 1024 * 1024;
+let answersHeld = 0;
+
+/** One answer's share of the answers' budget, and the transform it is held by: given back once it ends or closes. */
+function answerHold(t: Transform): (bytes: number) => boolean {
+  let counted = 0;
+  const set = (bytes: number): boolean => {
+    if (bytes > counted && answersHeld + (bytes - counted) > MAX_MCP_ANSWERS_HELD) return false;
+    answersHeld += bytes - counted;
+    counted = bytes;
+    return true;
+  };
+  t.once('end', () => set(0));
+  t.once('close', () => set(0));
+  return set;
+}
 /** JSON-RPC's range for a server's own errors (-32000 to -32099). */
 const TOOL_REFUSED = -32001;
 
@@ -43,13 +65,13 @@ export interface GuardedBody {
  * The tool policy at this request's destination, applied: null when there is none (or no body to read). Throws a
  * Refusal: the body cannot be read (400), is too long (413), or calls a tool no rule allows (a JSON-RPC error).
  */
-export async function guardToolCalls(ex: Exchange, target: Target, req: IncomingMessage | Http2ServerRequest, framing: Framing, headers: readonly (readonly [string, string])[], isWebSocket: boolean): Promise<GuardedBody | null> {
-  const rules = mcpToolRules(ex.snap.policy, target.host, target.port, target.scheme);
+export async function guardToolCalls(ex: Exchange, target: Target, req: IncomingMessage | Http2ServerRequest, framing: Framing, headers: readonly (readonly [string, string])[], isWebSocket: boolean, snap: Snapshot = ex.snap): Promise<GuardedBody | null> {
+  const rules = mcpToolRules(snap.policy, target.host, target.port, target.scheme);
   if (rules.length === 0) return null;
   // A WebSocket's messages are not read as JSON-RPC: under a tool policy there is no such way in.
   if (isWebSocket) throw new Refusal('mcp_body_unreadable');
   if (framing.kind === 'none') return null;
-  const { bytes, release } = await readBody(req, framing, ex.snap.config.timeouts);
+  const { bytes, release } = await readBody(req, framing, snap.config.timeouts);
   let body: JsonRpcBody;
   try {
     const one = (name: string): string | undefined => {
@@ -176,20 +198,24 @@ async function readBody(req: IncomingMessage | Http2ServerRequest, framing: Fram
  * The answer's filter, by its content type: an SSE stream event by event, a JSON body whole; null for anything
  * else (no MCP client reads tools from it). Under no tool policy, null.
  */
-export function toolListFilter(snap: Snapshot, target: Target): ((contentType: string | undefined) => Transform | null) | null {
-  const rules = mcpToolRules(snap.policy, target.host, target.port, target.scheme);
-  if (rules.length === 0) return null;
+export function toolListFilter(snap: Snapshot, target: Target, current: () => Snapshot = () => snap): ((contentType: string | undefined) => Transform | null) | null {
+  if (mcpToolRules(snap.policy, target.host, target.port, target.scheme).length === 0) return null;
+  // Read again for each answer and each event: an SSE stream outlives reloads, and a narrowed list holds on it too.
+  const rulesNow = (): ToolRule[] => mcpToolRules(current().policy, target.host, target.port, target.scheme);
   return (contentType) => {
     const type = mediaType(contentType);
     if (type === 'text/event-stream') {
-      return sseEvents((event) => {
+      let hold: ((bytes: number) => boolean) | null = null;
+      const t = sseEvents((event) => {
         const data = eventData(event);
         if (data === null) return event;
-        const rewritten = rewriteMessages(Buffer.from(data), rules);
+        const rewritten = rewriteMessages(Buffer.from(data), rulesNow());
         return rewritten === null ? event : withData(event, rewritten);
-      }, MAX_MCP_ANSWER);
+      }, MAX_MCP_ANSWER, (bytes) => hold?.(bytes) ?? true);
+      hold = answerHold(t);
+      return t;
     }
-    if (type === 'application/json' || (type?.endsWith('+json') ?? false)) return wholeJson(rules);
+    if (type === 'application/json' || (type?.endsWith('+json') ?? false)) return wholeJson(rulesNow);
     return null;
   };
 }
@@ -216,20 +242,23 @@ function rewriteMessages(bytes: Buffer, rules: readonly ToolRule[]): string | nu
   return JSON.stringify(Array.isArray(value) ? out : out[0]);
 }
 
-function wholeJson(rules: readonly ToolRule[]): Transform {
+function wholeJson(rules: () => readonly ToolRule[]): Transform {
   const chunks: Buffer[] = [];
   let size = 0;
-  return new Transform({
+  const t = new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
       size += chunk.length;
       if (size > MAX_MCP_ANSWER) return done(new Error(`an answer of over ${MAX_MCP_ANSWER} bytes`));
+      if (!hold(size)) return done(new Error('too many answers under a tool policy held at once'));
       chunks.push(chunk);
       done();
     },
     flush(done: TransformCallback) {
       const bytes = Buffer.concat(chunks, size);
-      const rewritten = rewriteMessages(bytes, rules);
+      const rewritten = rewriteMessages(bytes, rules());
       done(null, rewritten === null ? bytes : Buffer.from(rewritten));
     },
   });
+  const hold = answerHold(t);
+  return t;
 }

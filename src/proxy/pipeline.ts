@@ -114,7 +114,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     const minted = await mintedCredentials(ex.snap.mint, verdict.injections, values);
     const placements = placementsOf(verdict.injections, values, nowMs, minted);
     applyPlacements(parts, placements);
-    const toolFilter = toolListFilter(ex.snap, target);
+    const toolFilter = toolListFilter(ex.snap, target, ex.current);
     if (scrubsAt(ex.snap, target, scrubbed)) {
       setHeader(parts.headers, 'accept-encoding', ACCEPTED_ENCODINGS);
       // gRPC compresses each message on its own (grpc-encoding), out of the scrubber's sight: keyswap asks for none.
@@ -144,6 +144,13 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       if (last !== null && unapproved(last, approved).length > 0) throw new Refusal('approval_timeout');
     }
     guardStillHolds(ex, target, guarded);
+    // A destination that had no tool policy when this request came, and has one now (a reload during the wait):
+    // its body, not read yet, is read and judged under the policy in force (a signer has already read it).
+    const lateRules = guarded === null && ex.current() !== ex.snap;
+    if (lateRules) {
+      if (signed.body !== null && toolListFilter(ex.current(), target) !== null) throw new Refusal('signing_unsupported');
+      guarded = await guardToolCalls(ex, target, req, framing, facts.headers, to.kind === 'websocket', ex.current());
+    }
     // K5: every decision of this request is durable before the upstream request object even exists.
     await ex.audit([...decisionEvents(verdict.injections, verdict.declined), ...(guarded?.events ?? [])]);
     // The agent left while we waited: send nothing.
@@ -194,7 +201,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       scrubber,
       wantsTrailers: raw.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'te' && raw[i + 1]?.trim().toLowerCase() === 'trailers'),
       use: counted,
-      toolFilter,
+      toolFilter: toolFilter ?? (lateRules ? toolListFilter(ex.current(), target, ex.current) : null),
     };
     use = null;
     if (session !== null && req instanceof Http2ServerRequest) forwardH2(ex, target, req, to.res, outbound, session);

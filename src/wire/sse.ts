@@ -12,10 +12,28 @@ const CR = 0x0d;
 /**
  * A transform that hands each complete event (its bytes, up to and including the blank line) to `rewrite` and
  * passes what it returns. An event longer than `maxEventBytes` fails the stream: it cannot be read, and must not
- * be passed unread.
+ * be passed unread. `holding` is told what the stream holds after each chunk; false fails the stream too.
  */
-export function sseEvents(rewrite: (event: Buffer) => Buffer, maxEventBytes: number): Transform {
+export function sseEvents(rewrite: (event: Buffer) => Buffer, maxEventBytes: number, holding: (bytes: number) => boolean = () => true): Transform {
   let pending: Buffer = Buffer.alloc(0);
+  /**
+   * Where `pending` lives: a buffer grown by doubling, written only past `pending`'s end (an event handed out is a
+   * view into it, never written over). Buffer.concat([pending, chunk]) copied the whole event so far for every
+   * chunk: a 15 MiB event cost seconds of CPU.
+   */
+  let store: Buffer = Buffer.alloc(0);
+  let storeStart = 0;
+  const append = (chunk: Buffer): void => {
+    const end = storeStart + pending.length;
+    if (end + chunk.length > store.length) {
+      const next = Buffer.allocUnsafe(Math.max(2 * (pending.length + chunk.length), 4096));
+      pending.copy(next, 0);
+      store = next;
+      storeStart = 0;
+    }
+    chunk.copy(store, storeStart + pending.length);
+    pending = store.subarray(storeStart, storeStart + pending.length + chunk.length);
+  };
   /** Where scanning resumes, and where the current line began (both offsets into `pending`). */
   let scanned = 0;
   let lineStart = 0;
@@ -40,16 +58,19 @@ export function sseEvents(rewrite: (event: Buffer) => Buffer, maxEventBytes: num
       i = end;
     }
     pending = pending.subarray(eventStart);
+    storeStart += eventStart;
     scanned = i - eventStart;
     lineStart -= eventStart;
     return out;
   };
   return new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      append(chunk);
       const out = drain(false);
       if (pending.length > maxEventBytes) return done(new Error(`an event of over ${maxEventBytes} bytes`));
       for (const b of out) this.push(b);
+      // What this stream holds now (the event being assembled, and what waits for the reader), for a caller's budget.
+      if (!holding(pending.length + this.readableLength)) return done(new Error('too many events held at once'));
       done();
     },
     flush(done: TransformCallback) {
