@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { load } from './lib/load.mjs';
+import { h2Load, startProtocolUpstreams } from './lib/protocols.mjs';
 import { startBare, startKeyswap } from './lib/proxies.mjs';
 import { benchWorld } from './lib/world.mjs';
 
@@ -14,18 +15,38 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const BASELINE = argv.includes('--baseline') ? path.resolve(argv[argv.indexOf('--baseline') + 1]) : null;
 const REPS = Number(argv[argv.indexOf('--reps') + 1]) || (QUICK ? 3 : 5);
-const { env, dir, tls, up, common } = await benchWorld('paired');
+const { env, dir, tls, up, common: world } = await benchWorld('paired');
 const bound = `https://localhost:${up.port}`;
+const protocols = await startProtocolUpstreams({ ...tls, ...env });
+const common = { ...world, extraPorts: [protocols.h2Port] };
 
 const ks = await startKeyswap({ ...common, auditDir: dir });
 const bare = await startBare({ ...common, tls });
+const bareH2 = await startBare({ ...common, tls, h2: true });
 const tmpfs = existsSync('/dev/shm') ? await startKeyswap({ ...common, auditDir: mkdtempSync('/dev/shm/keyswap-paired-') }) : null;
 const base = BASELINE === null ? null : await startKeyswap({ ...common, auditDir: dir, repo: BASELINE });
+// This round's features configured where the request goes, none triggered: a quota it counts under (never reached),
+// a binding on the same host holding other paths for approval, and an MCP tool policy on another host.
+const featured = await startKeyswap({
+  ...common, auditDir: dir,
+  top: 'usage:\n  monthly: { secrets: [BENCH_KEY], limit: 1000000000, period: month }',
+  secrets: `  HELD_KEY:\n    placeholder: "held-PLACEHOLDER-0123456789abcdef"\n    inject: { header: X-Held, format: "{HELD_KEY}" }\n    bindings: [ { host: localhost, port: ${up.port}, paths: ["/v1/admin/**"], approve: true } ]\n`
+    + '  MCP_KEY:\n    placeholder: "mcp-PLACEHOLDER-0123456789abcdef"\n    inject: { header: Authorization, format: "Bearer {MCP_KEY}" }\n    bindings: [ { host: mcp.bench.invalid, mcp: { tools: [search] } } ]\n',
+  env: { KEYSWAP_SECRET_HELD_KEY: 'held-secret-0123456789', KEYSWAP_SECRET_MCP_KEY: 'mcp-secret-0123456789' },
+});
 const paths = [
   { kind: 'bare MITM', url: bare.url, target: bound, caPem: bare.caPem, injects: true, pid: bare.child.pid },
   { kind: 'keyswap', url: ks.url, target: bound, caPem: ks.caPem, injects: true, pid: ks.child.pid },
   ...(base ? [{ kind: 'keyswap, baseline', url: base.url, target: bound, caPem: base.caPem, injects: true, pid: base.child.pid }] : []),
   ...(tmpfs ? [{ kind: 'keyswap, audit on tmpfs', url: tmpfs.url, target: bound, caPem: tmpfs.caPem, injects: true, pid: tmpfs.child.pid }] : []),
+  { kind: 'keyswap, features configured', url: featured.url, target: bound, caPem: featured.caPem, injects: true, pid: featured.child.pid },
+];
+// HTTP/2 agents: the same CONNECT and TLS, h2 inside, to an h2 upstream (keyswap forwards over h2 to it).
+const h2Paths = [
+  { kind: 'direct', caPem: tls.caPem, injects: false, pid: null },
+  { kind: 'bare h2 MITM', url: bareH2.url, caPem: bareH2.caPem, injects: true, pid: bareH2.child.pid },
+  { kind: 'keyswap', url: ks.url, caPem: ks.caPem, injects: true, pid: ks.child.pid },
+  ...(base ? [{ kind: 'keyswap, baseline', url: base.url, caPem: base.caPem, injects: true, pid: base.child.pid }] : []),
 ];
 
 /** utime + stime in clock ticks (100 Hz), and context switches, of one process. */
@@ -37,6 +58,7 @@ function sched(pid) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const NO_SCHED = { ticks: 0, switches: 0 };
 const scenarios = [['keep-alive, concurrency 32', { total: QUICK ? 3000 : 12000, concurrency: 32 }], ['keep-alive, concurrency 1', { total: QUICK ? 500 : 2000, concurrency: 1 }]];
 for (const p of paths) await load(p, env, { total: 500, concurrency: 8, timeLimitMs: 30_000 });
 const results = {};
@@ -52,6 +74,24 @@ for (const [name, opts] of scenarios) {
   }
 }
 
+const h2Scenarios = [
+  ['HTTP/2, one connection, concurrency 32', { total: QUICK ? 2000 : 10000, concurrency: 32, connections: 1 }],
+  ['HTTP/2, one connection, concurrency 1', { total: QUICK ? 300 : 1500, concurrency: 1, connections: 1 }],
+  ['HTTP/2, 4 connections, concurrency 32', { total: QUICK ? 2000 : 10000, concurrency: 32, connections: 4 }],
+];
+for (const p of h2Paths) await h2Load(p, env, { port: protocols.h2Port, total: 300, concurrency: 8, timeLimitMs: 30_000 });
+for (const [name, opts] of h2Scenarios) {
+  results[name] = Object.fromEntries(h2Paths.map((p) => [p.kind, []]));
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const p of rep % 2 === 0 ? h2Paths : [...h2Paths].reverse()) {
+      const before = p.pid === null ? NO_SCHED : sched(p.pid);
+      const r = await h2Load(p, env, { port: protocols.h2Port, ...opts, timeLimitMs: 60_000 });
+      const after = p.pid === null ? NO_SCHED : sched(p.pid);
+      results[name][p.kind].push({ ...r, cpuUsPerReq: ((after.ticks - before.ticks) * 10_000) / r.requests, switchesPerReq: (after.switches - before.switches) / r.requests });
+    }
+  }
+}
+
 let md = `Paired run ${new Date().toISOString()} on ${os.cpus().length} cores, Node ${process.version}: ${REPS} alternating repetitions, medians. Command: \`node bench/paired.mjs${QUICK ? ' --quick' : ''}${BASELINE ? ' --baseline <checkout>' : ''}\`.\n\n`;
 md += '| scenario | path | req/s | p50 ms | p99 ms | proxy CPU µs/request | context switches/request | bad |\n|---|---|---|---|---|---|---|---|\n';
 for (const [name, byPath] of Object.entries(results)) {
@@ -60,13 +100,16 @@ for (const [name, byPath] of Object.entries(results)) {
     m[kind] = { rps: median(runs.map((x) => x.rps)), p50: median(runs.map((x) => x.p50)), p99: median(runs.map((x) => x.p99)), cpu: median(runs.map((x) => x.cpuUsPerReq)), sw: median(runs.map((x) => x.switchesPerReq)), bad: runs.reduce((a, x) => a + x.bad, 0) };
     md += `| ${name} | ${kind} | ${m[kind].rps.toFixed(0)} | ${m[kind].p50.toFixed(2)} | ${m[kind].p99.toFixed(2)} | ${m[kind].cpu.toFixed(0)} | ${m[kind].sw.toFixed(2)} | ${m[kind].bad} |\n`;
   }
-  const k = m.keyswap; const b = m['bare MITM'];
-  md += `| ${name} | keyswap ÷ bare MITM | ${(k.rps / b.rps).toFixed(2)}× | +${(k.p50 - b.p50).toFixed(2)} ms | | +${(k.cpu - b.cpu).toFixed(0)} µs | ${(k.sw / b.sw).toFixed(1)}× | |\n`;
+  const k = m.keyswap; const b = m['bare MITM'] ?? m['bare h2 MITM'];
+  md += `| ${name} | keyswap ÷ ${m['bare MITM'] ? 'bare MITM' : 'bare h2 MITM'} | ${(k.rps / b.rps).toFixed(2)}× | +${(k.p50 - b.p50).toFixed(2)} ms | | +${(k.cpu - b.cpu).toFixed(0)} µs | ${(k.sw / b.sw).toFixed(1)}× | |\n`;
+  const f = m['keyswap, features configured'];
+  if (f) md += `| ${name} | features configured ÷ keyswap | ${(f.rps / k.rps).toFixed(2)}× | ${(f.p50 - k.p50 >= 0 ? '+' : '')}${(f.p50 - k.p50).toFixed(2)} ms | | ${(f.cpu - k.cpu >= 0 ? '+' : '')}${(f.cpu - k.cpu).toFixed(0)} µs | | |\n`;
   if (m['keyswap, baseline']) md += `| ${name} | keyswap ÷ keyswap, baseline | ${(k.rps / m['keyswap, baseline'].rps).toFixed(2)}× | ${(k.p50 - m['keyswap, baseline'].p50).toFixed(2)} ms | | ${(k.cpu - m['keyswap, baseline'].cpu).toFixed(0)} µs | ${(k.sw / m['keyswap, baseline'].sw).toFixed(2)}× | |\n`;
   if (m['keyswap, audit on tmpfs']) md += `| ${name} | keyswap, audit on tmpfs ÷ bare MITM | ${(m['keyswap, audit on tmpfs'].rps / b.rps).toFixed(2)}× | | | +${(m['keyswap, audit on tmpfs'].cpu - b.cpu).toFixed(0)} µs | | |\n`;
 }
 console.log(md);
-for (const c of [ks.child, bare.child, tmpfs?.child, base?.child]) c?.kill('SIGTERM');
+for (const c of [ks.child, bare.child, bareH2.child, featured.child, tmpfs?.child, base?.child]) c?.kill('SIGTERM');
+protocols.close();
 up.server.closeAllConnections();
 up.server.close();
 const bad = Object.values(results).flatMap((x) => Object.values(x).flat()).reduce((a, x) => a + x.bad, 0);

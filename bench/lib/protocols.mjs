@@ -60,14 +60,15 @@ export async function h2Session(p, port) {
   return http2.connect(`https://${target}`, { createConnection: () => socket });
 }
 
-/** `concurrency` streams at a time over ONE HTTP/2 connection, up to `total` requests. */
-export async function h2Load(p, env, { port, total, concurrency, timeLimitMs }) {
-  const session = await h2Session(p, port);
-  session.on('error', () => {});
+/** `concurrency` streams at a time over `connections` HTTP/2 connections (one by default), up to `total` requests. */
+export async function h2Load(p, env, { port, total, concurrency, timeLimitMs, connections = 1 }) {
+  const sessions = await Promise.all(Array.from({ length: connections }, () => h2Session(p, port)));
+  for (const s of sessions) s.on('error', () => {});
   let started = 0; let bad = 0; const lat = [];
   const deadline = performance.now() + timeLimitMs;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
+  await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
+    const session = sessions[worker % sessions.length];
     while (started < total && performance.now() < deadline) {
       started++;
       const t = performance.now();
@@ -87,7 +88,7 @@ export async function h2Load(p, env, { port, total, concurrency, timeLimitMs }) 
     }
   }));
   const secs = (performance.now() - t0) / 1000;
-  session.close();
+  for (const s of sessions) s.close();
   lat.sort((a, b) => a - b);
   return { requests: lat.length, bad, rps: lat.length / secs, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
 }

@@ -53,11 +53,11 @@ ${secrets}`);
   return { url, child, caPem: readFileSync(path.join(stateDir, 'ca.pem'), 'utf8') };
 }
 
-export async function startBare({ dir, tls, caPath, placeholder, secret }) {
+export async function startBare({ dir, tls, caPath, placeholder, secret, h2 = false }) {
   writeFileSync(path.join(dir, 'bare-cert.pem'), tls.certPem);
   writeFileSync(path.join(dir, 'bare-key.pem'), tls.keyPem);
   const prof = [...nodeFlags(), ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.join(process.env.BENCH_PROF, 'bare')] : [])];
-  const child = spawn(process.execPath, [...prof, path.join(REPO, 'bench/peers/bare-mitm.mjs')], {
+  const child = spawn(process.execPath, [...prof, path.join(REPO, h2 ? 'bench/peers/bare-h2-mitm.mjs' : 'bench/peers/bare-mitm.mjs')], {
     env: { PATH: process.env.PATH, BARE_CERT: path.join(dir, 'bare-cert.pem'), BARE_KEY: path.join(dir, 'bare-key.pem'), BARE_UPSTREAM_CA: caPath, PLACEHOLDER: placeholder, SECRET: secret },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -33,9 +33,15 @@ export function restoredCounts(quotas: UsageFile['quotas']): Map<string, { perio
 }
 
 /**
- * Keeps `state_dir/usage.json` in step with the meter: each change schedules one atomic write (fsynced, renamed into
- * place); changes that come while a write is under way are folded into the next one. A restart reads it back; a
- * crash can lose the uses of the write that was under way.
+ * Writes of usage.json start at most this often: each is an fsynced atomic replace, and one per counted request
+ * cost a request at concurrency 1 more than its own audit record did (bench/paired.mjs, features configured).
+ */
+const MIN_WRITE_INTERVAL_MS = 1_000;
+
+/**
+ * Keeps `state_dir/usage.json` in step with the meter: a change schedules one atomic write (fsynced, renamed into
+ * place), at most one a second; changes that come meanwhile are folded into the next one. A restart reads it back
+ * (a stop writes what is pending first); a crash can lose the last second's uses. The audit log still has each.
  */
 export class UsageFileWriter {
   readonly #file: string;
@@ -43,6 +49,8 @@ export class UsageFileWriter {
   readonly #log: Logger;
   #writing: Promise<void> | null = null;
   #again = false;
+  #timer: NodeJS.Timeout | null = null;
+  #lastStartMs = Number.NEGATIVE_INFINITY;
 
   constructor(stateDir: string, states: () => readonly QuotaState[], log: Logger) {
     this.#file = path.join(stateDir, USAGE_FILE);
@@ -51,10 +59,23 @@ export class UsageFileWriter {
   }
 
   changed(): void {
+    // A scheduled write reads the counts when it starts: this change is in it.
+    if (this.#timer !== null) return;
     if (this.#writing !== null) {
       this.#again = true;
       return;
     }
+    const wait = this.#lastStartMs + MIN_WRITE_INTERVAL_MS - Date.now();
+    if (wait <= 0) return this.#start();
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#start();
+    }, wait);
+    this.#timer.unref();
+  }
+
+  #start(): void {
+    this.#lastStartMs = Date.now();
     this.#writing = this.#write().finally(() => {
       this.#writing = null;
       if (this.#again) {
@@ -64,9 +85,18 @@ export class UsageFileWriter {
     });
   }
 
-  /** Waits for the last write (shutdown). */
+  /** Writes what is pending now and waits for it (shutdown). */
   async flush(): Promise<void> {
-    while (this.#writing !== null) await this.#writing;
+    for (;;) {
+      if (this.#timer !== null) {
+        clearTimeout(this.#timer);
+        this.#timer = null;
+        if (this.#writing === null) this.#start();
+        else this.#again = true;
+      }
+      if (this.#writing === null) return;
+      await this.#writing;
+    }
   }
 
   async #write(): Promise<void> {
