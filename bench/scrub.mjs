@@ -3,7 +3,7 @@
 // costs per byte of response. Three secrets (a bearer key, a JSON-hostile one, one with a space), bodies streamed in
 // 16 KiB chunks through Scrubber.inline(). Reports MB/s for a plain JSON body, an escape-heavy one (\u00XX, &#NN;,
 // %XX on every third character), one with echoes to redact, and µs per small (1 KiB) body.
-// Usage: npm run build && node bench/scrub.mjs [--mb N]
+// Also an SSE token stream and random binary bytes (1 MiB each). Usage: npm run build && node bench/scrub.mjs [--mb N]
 import { compileTargets, Scrubber } from '../dist/scrub/index.js';
 
 const argv = process.argv.slice(2);
@@ -40,6 +40,15 @@ const results = {};
 for (const [name, spell] of [['plain JSON', plain], ['escape-heavy JSON', escaped], ['JSON with echoes to redact', echoing]]) {
   const buf = body(1 << 20, spell);
   run(buf, 2); // warm-up
+  const { ms } = run(buf, MB);
+  results[name] = `${((buf.length * MB) / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
+}
+// An SSE stream of small JSON events (a model's token stream), and binary bytes (an image, a protobuf): 1 MiB each.
+const sse = Buffer.from(Array.from({ length: 8000 }, (_, i) => `data: {"id":${i},"delta":{"content":"token ${i} of the answer"}}\n\n`).join('').slice(0, 1 << 20));
+const binary = Buffer.alloc(1 << 20);
+for (let i = 0, x = 7; i < binary.length; i++) binary[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+for (const [name, buf] of [['SSE token stream', sse], ['binary', binary]]) {
+  run(buf, 2);
   const { ms } = run(buf, MB);
   results[name] = `${((buf.length * MB) / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
 }

@@ -28,18 +28,26 @@ const CHANGE_COALESCE_MS = 250;
  * (an approval waits, a client goes, lockdown). A slow viewer is the transport's to drop, never this.
  */
 export class DecisionFeed {
-  readonly #rows: DecisionRow[] = [];
+  /**
+   * The last KEEP decisions as they came (a ring): made into rows only when someone looks. Every request's records
+   * pass through here, and a row (a date string, a copy of each field) per record cost the request path with no
+   * console open.
+   */
+  readonly #ring: (Entry | undefined)[] = new Array<Entry | undefined>(KEEP);
+  #head = 0;
   readonly #viewers = new Set<(m: FeedMessage) => void>();
   #next = 1;
   #changePending = false;
 
   /** Every audit event as it is written; those that are a request's decision become rows. */
   onAudit(e: AuditEvent): void {
-    const row = this.#rowOf(e);
-    if (row === null) return;
-    this.#rows.push(row);
-    if (this.#rows.length > KEEP) this.#rows.shift();
-    this.#send({ kind: 'decision', row });
+    if (!ROW_TYPES.has(e.type)) return;
+    const entry: Entry = { e, atMs: Date.now(), id: this.#next++ };
+    this.#ring[this.#head] = entry;
+    this.#head = (this.#head + 1) % KEEP;
+    if (this.#viewers.size === 0) return;
+    const row = rowOf(entry);
+    if (row !== null) this.#send({ kind: 'decision', row });
   }
 
   /**
@@ -55,7 +63,15 @@ export class DecisionFeed {
     }, CHANGE_COALESCE_MS).unref();
   }
 
-  recent(): readonly DecisionRow[] { return this.#rows; }
+  recent(): readonly DecisionRow[] {
+    const out: DecisionRow[] = [];
+    for (let i = 0; i < KEEP; i++) {
+      const entry = this.#ring[(this.#head + i) % KEEP];
+      const row = entry === undefined ? null : rowOf(entry);
+      if (row !== null) out.push(row);
+    }
+    return out;
+  }
 
   subscribe(viewer: (m: FeedMessage) => void): () => void {
     this.#viewers.add(viewer);
@@ -66,18 +82,24 @@ export class DecisionFeed {
     for (const v of this.#viewers) v(m);
   }
 
-  #rowOf(e: AuditEvent): DecisionRow | null {
-    const base = (x: { request_id: string; method: string; client: string | null; destination: { host: string; port: number; path_prefix: string } }): Omit<DecisionRow, 'secret' | 'decision' | 'reason' | 'type'> => ({
-      id: this.#next++, ts: new Date().toISOString(), request_id: x.request_id, client: x.client, method: x.method, host: x.destination.host, port: x.destination.port, path: x.destination.path_prefix,
-    });
-    switch (e.type) {
-      case 'inject_decision': return { ...base(e), type: e.type, secret: e.secret_name, decision: e.decision, reason: e.reason };
-      case 'deny': return { ...base(e), type: e.type, secret: null, decision: 'denied', reason: e.reason };
-      case 'honeytoken_triggered': return { ...base(e), type: e.type, secret: e.secret_name, decision: 'honeytoken', reason: e.decision };
-      case 'response_scrubbed': return { ...base(e), type: e.type, secret: e.secret_name, decision: e.action, reason: `${e.count} in the response` };
-      case 'mcp_tool_call': return { ...base(e), type: e.type, secret: null, decision: e.decision, reason: `tool ${e.tool}` };
-      case 'approval': return { ...base(e), type: e.type, secret: e.secret_names.join(','), decision: `approval ${e.step}`, reason: e.by };
-      default: return null;
-    }
+}
+
+interface Entry { readonly e: AuditEvent; readonly atMs: number; readonly id: number }
+
+const ROW_TYPES: ReadonlySet<string> = new Set(['inject_decision', 'deny', 'honeytoken_triggered', 'response_scrubbed', 'mcp_tool_call', 'approval']);
+
+/** A decision as the console's live view shows it; null for records that are none. */
+function rowOf({ e, atMs, id }: Entry): DecisionRow | null {
+  const base = (x: { request_id: string; method: string; client: string | null; destination: { host: string; port: number; path_prefix: string } }): Omit<DecisionRow, 'secret' | 'decision' | 'reason' | 'type'> => ({
+    id, ts: new Date(atMs).toISOString(), request_id: x.request_id, client: x.client, method: x.method, host: x.destination.host, port: x.destination.port, path: x.destination.path_prefix,
+  });
+  switch (e.type) {
+    case 'inject_decision': return { ...base(e), type: e.type, secret: e.secret_name, decision: e.decision, reason: e.reason };
+    case 'deny': return { ...base(e), type: e.type, secret: null, decision: 'denied', reason: e.reason };
+    case 'honeytoken_triggered': return { ...base(e), type: e.type, secret: e.secret_name, decision: 'honeytoken', reason: e.decision };
+    case 'response_scrubbed': return { ...base(e), type: e.type, secret: e.secret_name, decision: e.action, reason: `${e.count} in the response` };
+    case 'mcp_tool_call': return { ...base(e), type: e.type, secret: null, decision: e.decision, reason: `tool ${e.tool}` };
+    case 'approval': return { ...base(e), type: e.type, secret: e.secret_names.join(','), decision: `approval ${e.step}`, reason: e.by };
+    default: return null;
   }
 }

@@ -98,9 +98,22 @@ export class EchoMatcher<T> {
     return new EchoScan(this, onEcho);
   }
 
+  /**
+   * The scan whole texts reuse: one runs from start to end within a call, so its scratch arrays (seven typed arrays,
+   * allocated per scan before) serve every header name and value of every response. What a scan cut short by a
+   * throw left is cleared when the next one starts.
+   */
+  #whole: EchoScan<T> | null = null;
+
+  #wholeScan(onEcho: OnEcho<T> | undefined): EchoScan<T> {
+    const scan = (this.#whole ??= new EchoScan(this));
+    scan.restart(onEcho);
+    return scan;
+  }
+
   /** A whole text with every echo replaced. */
   replaceAll(text: Buffer, onEcho?: OnEcho<T>): Buffer {
-    return this.scan(onEcho).finish(text);
+    return this.#wholeScan(onEcho).finish(text);
   }
 
   /** The tag of the first echo in a whole text, or null. */
@@ -108,7 +121,7 @@ export class EchoMatcher<T> {
     let found: T | null = null;
     const stop = new Error('found');
     try {
-      this.scan((tag) => { found = tag; throw stop; }).finish(text);
+      this.#wholeScan((tag) => { found = tag; throw stop; }).finish(text);
     } catch (err) {
       if (err !== stop) throw err;
     }
@@ -124,7 +137,7 @@ interface Match { start: number; end: number; replace: Buffer }
  */
 export class EchoScan<T> {
   readonly #m: EchoMatcher<T>;
-  readonly #onEcho: OnEcho<T> | undefined;
+  #onEcho: OnEcho<T> | undefined;
   #carry: Buffer = EMPTY;
   /** Position in `carry` up to which the scan has run. */
   #scanned = 0;
@@ -166,6 +179,16 @@ export class EchoScan<T> {
       if (best === null || matched > best.matched) best = { tag: (this.#m.forms[t[i * STRIDE + FORM] as number] as EchoForm<T>).tag, matched };
     }
     return best;
+  }
+
+  /** Back to a fresh scan, reporting to `onEcho`; the scratch arrays are kept. */
+  restart(onEcho: OnEcho<T> | undefined): void {
+    this.#onEcho = onEcho;
+    this.#carry = EMPTY;
+    this.#scanned = 0;
+    this.#count = 0;
+    this.#matches.length = 0;
+    this.#sp.count = 0;
   }
 
   /** A whole text in one call (only on a fresh scan). */

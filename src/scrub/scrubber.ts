@@ -88,7 +88,7 @@ export class Scrubber {
 
   /** Scrubs complete bytes (a whole body, a message). Throws EchoBlocked. */
   scrubBytes(bytes: Buffer): Buffer {
-    return guarded(() => this.#scan().finish(bytes));
+    return guarded(() => this.#matcher.replaceAll(bytes, this.#onEcho));
   }
 
   /** The body scrubber for forward's inline relay. */
