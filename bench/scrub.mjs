@@ -4,12 +4,21 @@
 // 16 KiB chunks through Scrubber.inline(). Reports MB/s for a plain JSON body, an escape-heavy one (\u00XX, &#NN;,
 // %XX on every third character), one with echoes to redact, and µs per small (1 KiB) body.
 // Also an SSE token stream and random binary bytes (1 MiB each). Usage: npm run build && node bench/scrub.mjs [--mb N]
-import { compileTargets, Scrubber } from '../dist/scrub/index.js';
-
+// --before CHECKOUT: the same bodies through a built checkout from before scrubbing by characters (e.g. bdc0ff3),
+// whose scrubber matched whole-value spellings (src/proxy/scrubber.ts then).
 const argv = process.argv.slice(2);
 const MB = Number(argv[argv.indexOf('--mb') + 1]) || 32;
+const BEFORE = argv.includes('--before') ? argv[argv.indexOf('--before') + 1] : null;
 const secrets = ['sk-live-4f9a1c2e7b3d5a6f8e0c1b2a3d4e5f60', 'p@ss+w0rd/"quoted"\\x', 'two words and more 1234'];
-const scrubber = new Scrubber(compileTargets(secrets.map((v, i) => ({ secretName: `S${i}`, placeholder: `PH-${i}-PLACEHOLDER`, values: [v], mode: 'redact' }))));
+const targets = secrets.map((v, i) => ({ secretName: `S${i}`, placeholder: `PH-${i}-PLACEHOLDER`, values: [v], mode: 'redact' }));
+let scrubber;
+if (BEFORE === null) {
+  const { compileTargets, Scrubber } = await import('../dist/scrub/index.js');
+  scrubber = new Scrubber(compileTargets(targets));
+} else {
+  const old = await import(new URL(`file://${BEFORE.replace(/\/$/, '')}/dist/proxy/scrubber.js`).href);
+  scrubber = new old.Scrubber(old.scrubNeedles(targets.map((t) => ({ ...t, forms: old.echoForms(t.values[0]) }))));
+}
 
 function body(bytes, spell) {
   const unit = [];
