@@ -4,6 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { ProxyAgent } from 'undici';
+import { startHarness, type Harness, type HarnessOptions } from './harness.js';
+import { createTestCa } from './test-ca.js';
 
 /**
  * A remote MCP server as vendors run one: streamable HTTP (the official SDK's transport) over HTTPS, each request
@@ -82,6 +85,38 @@ export async function startMcpRemote(tls: { readonly cert: string; readonly key:
       for (const t of sessions.values()) await t.close().catch(() => {});
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** keyswap (a harness) in front of an MCP server stand-in answering as `host`, and an agent's dispatcher through keyswap. */
+export interface BehindKeyswap<S> {
+  readonly h: Harness;
+  readonly server: S;
+  readonly agent: ProxyAgent;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the server with a certificate for `host` from a test CA keyswap trusts, and keyswap with `host:443` resolved
+ * to it and the given secrets: the set-up every MCP policy test shares.
+ */
+export async function behindKeyswap<S extends { readonly port: number; close(): Promise<void> }>(
+  host: string,
+  start: (tls: { readonly cert: string; readonly key: string }) => Promise<S>,
+  opts: Pick<HarnessOptions, 'secrets' | 'secretValues'>,
+): Promise<BehindKeyswap<S>> {
+  const testCa = createTestCa();
+  const cert = testCa.issue([host]);
+  const server = await start({ cert: cert.certPem, key: cert.keyPem });
+  const h = await startHarness({ testCa, resolve: { [`${host}:443`]: `127.0.0.1:${server.port}` }, ...opts });
+  const agent = new ProxyAgent({ uri: h.proxyUrl, requestTls: { ca: h.caPem } });
+  return {
+    h, server, agent,
+    close: async () => {
+      await agent.close();
+      await h.close();
+      await server.close();
     },
   };
 }

@@ -5,9 +5,8 @@ import { fetch as undiciFetch, ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTCOMES } from '../../src/proxy/refusal.js';
 import { curlVia } from '../helpers/clients.js';
-import { findCanary, startHarness, waitFor, type Harness } from '../helpers/harness.js';
-import { startMcpRemote, type McpRemote } from '../helpers/mcp-remote-server.js';
-import { createTestCa } from '../helpers/test-ca.js';
+import { findCanary, waitFor, type Harness } from '../helpers/harness.js';
+import { behindKeyswap, startMcpRemote, type McpRemote } from '../helpers/mcp-remote-server.js';
 
 /*
  * Issue #30, item 4: a binding's `mcp: { tools }` for a remote MCP server (streamable HTTP, the official SDK on
@@ -22,14 +21,10 @@ const TOKEN = `remote-mcp-token-${'c4n4ry'.repeat(4)}`;
 let h: Harness;
 let remote: McpRemote;
 let agent: ProxyAgent;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const testCa = createTestCa();
-  const cert = testCa.issue(['mcp.example.test']);
-  remote = await startMcpRemote({ cert: cert.certPem, key: cert.keyPem }, TOKEN);
-  h = await startHarness({
-    testCa,
-    resolve: { 'mcp.example.test:443': `127.0.0.1:${remote.port}` },
+  ({ h, server: remote, agent, close } = await behindKeyswap('mcp.example.test', (tls) => startMcpRemote(tls, TOKEN), {
     secretValues: { REMOTE_MCP: TOKEN },
     secrets: `
   REMOTE_MCP:
@@ -38,15 +33,10 @@ beforeAll(async () => {
     bindings:
       - { host: mcp.example.test, paths: ["/mcp", "/mcp-json"], mcp: { tools: [search_issues, "read_*"] } }
 `,
-  });
-  agent = new ProxyAgent({ uri: h.proxyUrl, requestTls: { ca: h.caPem } });
+  }));
 }, 60_000);
 
-afterAll(async () => {
-  await agent?.close();
-  await h?.close();
-  await remote?.close();
-});
+afterAll(async () => { await close?.(); });
 
 /** The agent's MCP client, through keyswap, holding the placeholder. */
 async function connect(path: '/mcp' | '/mcp-json'): Promise<Client> {

@@ -1,10 +1,10 @@
 import type http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h2Request, h2Via } from '../../helpers/h2-client.js';
-import { startHarness, waitFor, type Harness } from '../../helpers/harness.js';
+import { waitFor, type Harness } from '../../helpers/harness.js';
 import { rssBytes } from '../../helpers/process-memory.js';
-import { createTestCa } from '../../helpers/test-ca.js';
 import { startRecorder, type Recorded } from '../mcp-policy-attacks/servers.js';
+import { behindKeyswap } from '../../helpers/mcp-remote-server.js';
 
 /*
  * Attack (goal 4): the first review's fix bounds request bodies held under a tool policy (64 MiB in all), but
@@ -21,16 +21,12 @@ const BIG = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 
 
 let h: Harness;
 let remote: Recorded;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const testCa = createTestCa();
-  const cert = testCa.issue(['ansm.example.test']);
-  remote = await startRecorder({ cert: cert.certPem, key: cert.keyPem }, (path) => path === '/small'
+  ({ h, server: remote, close } = await behindKeyswap('ansm.example.test', (tls) => startRecorder(tls, (path) => path === '/small'
     ? { status: 200, headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"result":{}}' }
-    : { status: 200, headers: { 'content-type': 'application/json' }, body: BIG });
-  h = await startHarness({
-    testCa,
-    resolve: { 'ansm.example.test:443': `127.0.0.1:${remote.port}` },
+    : { status: 200, headers: { 'content-type': 'application/json' }, body: BIG }), {
     secretValues: { ANSM_MCP: TOKEN },
     secrets: `
   ANSM_MCP:
@@ -39,13 +35,10 @@ beforeAll(async () => {
     bindings:
       - { host: ansm.example.test, mcp: { tools: [read_file] } }
 `,
-  });
+  }));
 }, 60_000);
 
-afterAll(async () => {
-  await h?.close();
-  await remote?.close();
-});
+afterAll(async () => { await close?.(); });
 
 const rss = (): number => rssBytes(h.child.pid as number);
 

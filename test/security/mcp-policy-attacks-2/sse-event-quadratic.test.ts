@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../../helpers/harness.js';
-import { createTestCa } from '../../helpers/test-ca.js';
+import { type Harness } from '../../helpers/harness.js';
 import { startRecorder, type Recorded } from '../mcp-policy-attacks/servers.js';
+import { behindKeyswap } from '../../helpers/mcp-remote-server.js';
 
 /*
  * Attack (goal 4): under a tool policy every SSE answer from the MCP server goes through sseEvents(), which
@@ -20,16 +20,12 @@ const RESULT = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ typ
 let h: Harness;
 let remote: Recorded;
 let agent: ProxyAgent;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const testCa = createTestCa();
-  const cert = testCa.issue(['sseq.example.test']);
-  remote = await startRecorder({ cert: cert.certPem, key: cert.keyPem }, (path) => path === '/sse'
+  ({ h, server: remote, agent, close } = await behindKeyswap('sseq.example.test', (tls) => startRecorder(tls, (path) => path === '/sse'
     ? { status: 200, headers: { 'content-type': 'text/event-stream' }, body: `event: message\ndata: ${RESULT}\n\n` }
-    : { status: 200, headers: { 'content-type': 'application/json' }, body: RESULT });
-  h = await startHarness({
-    testCa,
-    resolve: { 'sseq.example.test:443': `127.0.0.1:${remote.port}` },
+    : { status: 200, headers: { 'content-type': 'application/json' }, body: RESULT }), {
     secretValues: { SSEQ_MCP: TOKEN },
     secrets: `
   SSEQ_MCP:
@@ -38,15 +34,10 @@ beforeAll(async () => {
     bindings:
       - { host: sseq.example.test, mcp: { tools: [read_file] } }
 `,
-  });
-  agent = new ProxyAgent({ uri: h.proxyUrl, requestTls: { ca: h.caPem } });
+  }));
 }, 60_000);
 
-afterAll(async () => {
-  await agent?.close();
-  await h?.close();
-  await remote?.close();
-});
+afterAll(async () => { await close?.(); });
 
 /** keyswap's CPU time so far (user + system), in seconds. */
 function cpuSeconds(): number {

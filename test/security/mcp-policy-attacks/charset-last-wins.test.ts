@@ -1,8 +1,8 @@
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, waitFor, type Harness } from '../../helpers/harness.js';
-import { createTestCa } from '../../helpers/test-ca.js';
+import { waitFor, type Harness } from '../../helpers/harness.js';
 import { startLegacySse, type Recorded } from './servers.js';
+import { behindKeyswap } from '../../helpers/mcp-remote-server.js';
 
 /*
  * Attack: a Content-Type with the charset parameter twice. keyswap's reading (wire/jsonrpc.ts) takes the FIRST
@@ -17,14 +17,10 @@ const TOKEN = `legacy-mcp-token-${'c4n4ry'.repeat(4)}`;
 let h: Harness;
 let remote: Recorded;
 let agent: ProxyAgent;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const testCa = createTestCa();
-  const cert = testCa.issue(['mcp.example.test']);
-  remote = await startLegacySse({ cert: cert.certPem, key: cert.keyPem }, TOKEN);
-  h = await startHarness({
-    testCa,
-    resolve: { 'mcp.example.test:443': `127.0.0.1:${remote.port}` },
+  ({ h, server: remote, agent, close } = await behindKeyswap('mcp.example.test', (tls) => startLegacySse(tls, TOKEN), {
     secretValues: { LEGACY_MCP: TOKEN },
     secrets: `
   LEGACY_MCP:
@@ -33,15 +29,10 @@ beforeAll(async () => {
     bindings:
       - { host: mcp.example.test, mcp: { tools: [search_issues] } }
 `,
-  });
-  agent = new ProxyAgent({ uri: h.proxyUrl, requestTls: { ca: h.caPem } });
+  }));
 }, 60_000);
 
-afterAll(async () => {
-  await agent?.close();
-  await h?.close();
-  await remote?.close();
-});
+afterAll(async () => { await close?.(); });
 
 /** Opens the legacy SSE stream through keyswap and returns the endpoint it names (and the stream, to close). */
 async function openSession(): Promise<{ endpoint: string; close: () => void }> {

@@ -1,8 +1,8 @@
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../../helpers/harness.js';
-import { createTestCa } from '../../helpers/test-ca.js';
+import { type Harness } from '../../helpers/harness.js';
 import { startRecorder, type Recorded } from './servers.js';
+import { behindKeyswap } from '../../helpers/mcp-remote-server.js';
 
 /*
  * Attack: object keys that keyswap (exact, case-sensitive keys) reads as other fields, while a Go MCP server reads
@@ -21,14 +21,10 @@ const TOKEN = `go-mcp-token-${'c4n4ry'.repeat(4)}`;
 let h: Harness;
 let remote: Recorded;
 let agent: ProxyAgent;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const testCa = createTestCa();
-  const cert = testCa.issue(['gomcp.example.test']);
-  remote = await startRecorder({ cert: cert.certPem, key: cert.keyPem });
-  h = await startHarness({
-    testCa,
-    resolve: { 'gomcp.example.test:443': `127.0.0.1:${remote.port}` },
+  ({ h, server: remote, agent, close } = await behindKeyswap('gomcp.example.test', (tls) => startRecorder(tls), {
     secretValues: { GO_MCP: TOKEN },
     secrets: `
   GO_MCP:
@@ -37,15 +33,10 @@ beforeAll(async () => {
     bindings:
       - { host: gomcp.example.test, mcp: { tools: [search_issues] } }
 `,
-  });
-  agent = new ProxyAgent({ uri: h.proxyUrl, requestTls: { ca: h.caPem } });
+  }));
 }, 60_000);
 
-afterAll(async () => {
-  await agent?.close();
-  await h?.close();
-  await remote?.close();
-});
+afterAll(async () => { await close?.(); });
 
 /** Go's key matching: ASCII case, ſ→s, K→k (and segmentio's trailing-NUL blindness). */
 const goFold = (k: string): string => k.replace(/\u0000+$/, '').replace(/ſ/g, 's').replace(/K/g, 'k').toLowerCase();

@@ -1,10 +1,10 @@
 import type http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h2Request, h2Via } from '../../helpers/h2-client.js';
-import { startHarness, type Harness } from '../../helpers/harness.js';
+import { type Harness } from '../../helpers/harness.js';
 import { rssBytes } from '../../helpers/process-memory.js';
-import { createTestCa } from '../../helpers/test-ca.js';
 import { startRecorder, type Recorded } from './servers.js';
+import { behindKeyswap } from '../../helpers/mcp-remote-server.js';
 
 /*
  * Attack: under a tool policy every request body to the MCP server is held whole in keyswap's memory until it ends
@@ -19,14 +19,10 @@ const TOKEN = `mem-mcp-token-${'c4n4ry'.repeat(4)}`;
 
 let h: Harness;
 let remote: Recorded;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const testCa = createTestCa();
-  const cert = testCa.issue(['memmcp.example.test']);
-  remote = await startRecorder({ cert: cert.certPem, key: cert.keyPem });
-  h = await startHarness({
-    testCa,
-    resolve: { 'memmcp.example.test:443': `127.0.0.1:${remote.port}` },
+  ({ h, server: remote, close } = await behindKeyswap('memmcp.example.test', (tls) => startRecorder(tls), {
     secretValues: { MEM_MCP: TOKEN },
     secrets: `
   MEM_MCP:
@@ -35,13 +31,10 @@ beforeAll(async () => {
     bindings:
       - { host: memmcp.example.test, mcp: { tools: [search_issues] } }
 `,
-  });
+  }));
 }, 60_000);
 
-afterAll(async () => {
-  await h?.close();
-  await remote?.close();
-});
+afterAll(async () => { await close?.(); });
 
 const rss = (): number => rssBytes(h.child.pid as number);
 

@@ -1,8 +1,8 @@
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PLACEHOLDER, startHarness, type Harness } from '../../helpers/harness.js';
-import { createTestCa } from '../../helpers/test-ca.js';
+import { PLACEHOLDER, type Harness } from '../../helpers/harness.js';
 import { startRecorder, type Recorded } from './servers.js';
+import { behindKeyswap } from '../../helpers/mcp-remote-server.js';
 
 /*
  * Attack: one batch of many refused calls (each with an id) in a body well under the 4 MiB limit. keyswap's
@@ -17,14 +17,10 @@ const TOKEN = `amp-mcp-token-${'c4n4ry'.repeat(4)}`;
 let h: Harness;
 let remote: Recorded;
 let agent: ProxyAgent;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const testCa = createTestCa();
-  const cert = testCa.issue(['ampmcp.example.test']);
-  remote = await startRecorder({ cert: cert.certPem, key: cert.keyPem });
-  h = await startHarness({
-    testCa,
-    resolve: { 'ampmcp.example.test:443': `127.0.0.1:${remote.port}` },
+  ({ h, server: remote, agent, close } = await behindKeyswap('ampmcp.example.test', (tls) => startRecorder(tls), {
     secretValues: { AMP_MCP: TOKEN },
     secrets: `
   AMP_MCP:
@@ -38,15 +34,10 @@ beforeAll(async () => {
     bindings:
       - { host: api.example.test, methods: [GET, POST], paths: ["/v1/**"] }
 `,
-  });
-  agent = new ProxyAgent({ uri: h.proxyUrl, requestTls: { ca: h.caPem } });
+  }));
 }, 60_000);
 
-afterAll(async () => {
-  await agent?.close();
-  await h?.close();
-  await remote?.close();
-});
+afterAll(async () => { await close?.(); });
 
 describe('MCP tool policy: the refusal of a large batch', () => {
   it('20,000 refused calls in one 1.4 MB batch: a refusal, keyswap answering others meanwhile, a bounded audit', async () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange, rawTlsVia } from '../../helpers/clients.js';
-import { startHarness, waitFor, type Harness } from '../../helpers/harness.js';
-import { createTestCa } from '../../helpers/test-ca.js';
+import { waitFor, type Harness } from '../../helpers/harness.js';
 import { startRecorder, type Recorded } from './servers.js';
+import { behindKeyswap } from '../../helpers/mcp-remote-server.js';
 
 /*
  * Attacks on the wire that the tool policy held (these pass): raw HTTP/1.1 bytes an agent writes on its own
@@ -15,14 +15,10 @@ const HOST = 'wiremcp.example.test';
 
 let h: Harness;
 let remote: Recorded;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const testCa = createTestCa();
-  const cert = testCa.issue([HOST]);
-  remote = await startRecorder({ cert: cert.certPem, key: cert.keyPem });
-  h = await startHarness({
-    testCa,
-    resolve: { [`${HOST}:443`]: `127.0.0.1:${remote.port}` },
+  ({ h, server: remote, close } = await behindKeyswap(HOST, (tls) => startRecorder(tls), {
     secretValues: { WIRE_MCP: TOKEN },
     secrets: `
   WIRE_MCP:
@@ -31,13 +27,10 @@ beforeAll(async () => {
     bindings:
       - { host: ${HOST}, mcp: { tools: [search_issues] } }
 `,
-  });
+  }));
 }, 60_000);
 
-afterAll(async () => {
-  await h?.close();
-  await remote?.close();
-});
+afterAll(async () => { await close?.(); });
 
 const call = (name: string, id = 1): string => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name } });
 const post = (body: string, extra = ''): string => `POST /mcp HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: Bearer ${PH}\r\nContent-Type: application/json\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
