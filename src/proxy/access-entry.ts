@@ -51,7 +51,7 @@ export function handleAccessRequest(ctx: ProxyContext, req: http.IncomingMessage
     const body = JSON.stringify({ id: proposed.id, status: 'pending', secret: secret.name, host: a.host, message: `asked; an operator sees it in keyswap approvals (and the console) and accepts it with keyswap approve ${proposed.id}, or declines it` });
     res.writeHead(202, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' });
     res.end(body);
-  })().catch((err: unknown) => ex.refuse(err instanceof Refusal ? err : new Refusal('audit_unavailable', { cause: err })));
+  })().catch((err: unknown) => ex.refuse(err));
 }
 
 function answer(status: number, body: unknown): { status: number; contentType: string; body: string } {

@@ -152,7 +152,10 @@ export class Exchange {
    */
   refuse(err: unknown, record: 'deny' | 'tunnel_failed' = 'deny'): void {
     const code: RefusalCode = err instanceof Refusal ? err.code : err instanceof InvalidRendering ? 'secret_unavailable' : 'internal';
-    const [status, body] = OUTCOMES[code];
+    const [tableStatus, body] = OUTCOMES[code];
+    // A refusal in the agent's own protocol (an MCP client's JSON-RPC errors) is recorded with the status it gets.
+    const answer = err instanceof Refusal && err.answer !== null && this.reply.kind === 'response' ? err.answer : { status: tableStatus, contentType: 'text/plain', body };
+    const status = answer.status;
     const cause = err instanceof Refusal ? err.cause : err;
     this.log.warn({ request_id: this.id, code, cause: errorSummary(cause) }, record === 'deny' ? 'request refused' : 'tunnel failed');
     this.note(record === 'deny' ? { type: 'deny', decision: 'denied', reason: code, status } : { type: 'tunnel_failed', cause: code, status });
@@ -171,7 +174,6 @@ export class Exchange {
     if (this.#pipeline !== null) this.#pipeline.of.closedAt = Math.min(this.#pipeline.of.closedAt, this.#pipeline.at);
     // An HTTP/1.1 refusal closes its connection; an HTTP/2 one ends its stream only (h2 has no Connection header).
     const close: Record<string, string> = isHttp2(res) ? {} : { connection: 'close' };
-    const answer = err instanceof Refusal && err.answer !== null ? err.answer : { status, contentType: 'text/plain', body };
     res.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': String(Buffer.byteLength(answer.body)), ...close, ...refusalHeaders(code, extra) });
     res.end(answer.body);
   }

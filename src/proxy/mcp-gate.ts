@@ -19,34 +19,45 @@ export const MAX_MCP_BODY = 4 * 1024 * 1024;
 /** An answer listing tools is read whole too: an event or a JSON body past this breaks the response. */
 const MAX_MCP_ANSWER = 16 * 1024 * 1024;
 /**
- * Every body under a tool policy held at once, in all, from its first byte until its request has gone upstream or
- * been refused (a wait for approval included): past it a request is refused (503), never buffered. Without it an
- * agent held 4 MiB per request for upload_max_seconds, 100 requests per HTTP/2 connection, on as many connections
- * as it liked.
+ * Bytes held at once, in all, against a cap: each holder sets what it holds now (its share), and gives it back
+ * when done. Past the cap a holder's growth is refused, never buffered.
  */
-const MAX_MCP_HELD = 64 * 1024 * 1024;
-let held = 0;
-/**
- * Every answer under a tool policy held at once, in all (a JSON body read whole, an SSE event being assembled,
- * and what either has handed on that the agent has not read yet): past it an answer is broken, never buffered.
- * Without it an agent that read none of its answers made keyswap hold every one whole (60 answers of 12 MiB on
- * two HTTP/2 connections: 1.5 GiB), while without a tool policy they wait upstream in flow control.
- */
-const MAX_MCP_ANSWERS_HELD = 64 * 1024 * 1024;
-let answersHeld = 0;
+class MemoryBudget {
+  #held = 0;
+  constructor(readonly max: number) {}
 
-/** One answer's share of the answers' budget, and the transform it is held by: given back once it ends or closes. */
+  share(): { set(bytes: number): boolean; release(): void } {
+    let counted = 0;
+    const set = (bytes: number): boolean => {
+      if (bytes > counted && this.#held + (bytes - counted) > this.max) return false;
+      this.#held += bytes - counted;
+      counted = bytes;
+      return true;
+    };
+    return { set, release: () => { set(0); } };
+  }
+}
+
+/**
+ * Every body under a tool policy held at once, from its first byte until its request has gone upstream or been
+ * refused (a wait for approval included): past it a request is refused (503). Without it an agent held 4 MiB per
+ * request for upload_max_seconds, 100 requests per HTTP/2 connection, on as many connections as it liked.
+ */
+const bodies = new MemoryBudget(64 * 1024 * 1024);
+/**
+ * Every answer under a tool policy held at once (a JSON body read whole, an SSE event being assembled, and what
+ * either has handed on that the agent has not read yet): past it an answer is broken. Without it an agent that read
+ * none of its answers made keyswap hold every one whole (60 answers of 12 MiB on two HTTP/2 connections: 1.5 GiB),
+ * while without a tool policy they wait upstream in flow control.
+ */
+const answers = new MemoryBudget(64 * 1024 * 1024);
+
+/** One answer's share of the answers' budget, held by its transform: given back once it ends or closes. */
 function answerHold(t: Transform): (bytes: number) => boolean {
-  let counted = 0;
-  const set = (bytes: number): boolean => {
-    if (bytes > counted && answersHeld + (bytes - counted) > MAX_MCP_ANSWERS_HELD) return false;
-    answersHeld += bytes - counted;
-    counted = bytes;
-    return true;
-  };
-  t.once('end', () => set(0));
-  t.once('close', () => set(0));
-  return set;
+  const share = answers.share();
+  t.once('end', share.release);
+  t.once('close', share.release);
+  return share.set;
 }
 /** JSON-RPC's range for a server's own errors (-32000 to -32099). */
 const TOOL_REFUSED = -32001;
@@ -144,16 +155,12 @@ function jsonRpcRefusal(body: JsonRpcBody, calls: readonly ToolCall[]): { status
 async function readBody(req: IncomingMessage | Http2ServerRequest, framing: Framing, timeouts: { readonly uploadIdleMs: number; readonly uploadMaxMs: number }): Promise<{ bytes: Buffer; release: () => void }> {
   if (framing.kind === 'length' && framing.bytes > MAX_MCP_BODY) throw new Refusal('mcp_body_too_large');
   // A declared length is reserved whole before a byte is read; a chunked body counts as it arrives.
-  let counted = framing.kind === 'length' ? framing.bytes : 0;
-  if (held + counted > MAX_MCP_HELD) throw new Refusal('mcp_bodies_busy');
-  held += counted;
+  const declared = framing.kind === 'length' ? framing.bytes : 0;
+  const share = bodies.share();
+  if (!share.set(declared)) throw new Refusal('mcp_bodies_busy');
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const release = (): void => {
-      held -= counted;
-      counted = 0;
-    };
     const stop = (err: Error | null): void => {
       clearTimeout(idle);
       clearTimeout(max);
@@ -162,14 +169,12 @@ async function readBody(req: IncomingMessage | Http2ServerRequest, framing: Fram
       req.off('error', stop);
       req.off('close', onClose);
       if (err !== null) {
-        release();
+        share.release();
         req.pause();
         reject(err);
       } else {
-        // A declared length the body fell short of is not a body that ended: Node reports that as an abort, not 'end'.
-        held -= counted - size;
-        counted = size;
-        resolve({ bytes: Buffer.concat(chunks, size), release });
+        share.set(size);
+        resolve({ bytes: Buffer.concat(chunks, size), release: share.release });
       }
     };
     const idle = setTimeout(() => stop(new Refusal('upload_timeout')), timeouts.uploadIdleMs);
@@ -178,11 +183,7 @@ async function readBody(req: IncomingMessage | Http2ServerRequest, framing: Fram
       idle.refresh();
       size += chunk.length;
       if (size > MAX_MCP_BODY) return stop(new Refusal('mcp_body_too_large'));
-      if (size > counted) {
-        if (held + (size - counted) > MAX_MCP_HELD) return stop(new Refusal('mcp_bodies_busy'));
-        held += size - counted;
-        counted = size;
-      }
+      if (!share.set(Math.max(declared, size))) return stop(new Refusal('mcp_bodies_busy'));
       chunks.push(chunk);
     };
     const onEnd = (): void => stop(null);

@@ -60,9 +60,8 @@ export class UpstreamClient {
     let pools = this.#pools.get(identity);
     if (pools === undefined) {
       const agentOptions = { keepAlive: true, maxFreeSockets: 64, timeout: this.#idleTimeoutMs, scheduling: 'lifo' as const };
-      pools = this.dialer.hasParent
-        ? { https: noDelay(parentAwareAgent(new https.Agent(agentOptions), this.dialer, this.#connectTimeoutMs, true)), http: noDelay(parentAwareAgent(new http.Agent(agentOptions), this.dialer, this.#connectTimeoutMs, false)) }
-        : { https: noDelay(new https.Agent(agentOptions)), http: noDelay(new http.Agent(agentOptions)) };
+      const pool = <A extends http.Agent>(agent: A, secure: boolean): A => noDelay(this.dialer.hasParent ? parentAwareAgent(agent, this.dialer, this.#connectTimeoutMs, secure) : agent);
+      pools = { https: pool(new https.Agent(agentOptions), true), http: pool(new http.Agent(agentOptions), false) };
       this.#pools.set(identity, pools);
     }
     return pools;

@@ -95,7 +95,8 @@ describe('MCP tool policy (mcp: { tools })', () => {
     expect(remote.ran).not.toContain('delete_repo');
     expect(remote.received.slice(before).some((r) => r.body.includes('delete_repo'))).toBe(false);
     expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'mcp_tool_call' && r.tool === 'delete_repo' && r.decision === 'denied'))).toBe(true);
-    expect(h.auditRecords().some((r) => r.type === 'deny' && r.reason === 'mcp_tool_denied')).toBe(true);
+    // Recorded with the status the agent got: its JSON-RPC error came with 200.
+    expect(h.auditRecords().some((r) => r.type === 'deny' && r.reason === 'mcp_tool_denied' && r.status === 200)).toBe(true);
   });
 
   it('a batch that smuggles a refused call among allowed ones is refused whole: an error for each request, nothing sent', async () => {
