@@ -1,5 +1,5 @@
 import { field, hasLookalikeKey, isObject, type JsonRpcBody, type JsonRpcMessage } from '../wire/jsonrpc.js';
-import { bindingsFor, type CompiledPolicy } from './compile.js';
+import { bindingsFor, PLACEHOLDER_MARKER, type CompiledPolicy } from './compile.js';
 
 /*
  * Bindings' `mcp: { tools }`: which tools of a remote MCP server may be called through keyswap. Pure functions of
@@ -90,9 +90,10 @@ export function filterToolList(m: JsonRpcMessage, rules: readonly ToolRule[]): J
   return { ...m, result: { ...result, tools: kept } };
 }
 
-/** What the audit and the agent's error may say of a tool name the agent chose: the name, or a marker for one no server would give. */
+/** What the audit and the agent's error may say of a tool name the agent chose: the name, or a marker for one no server would give (or one holding a placeholder). */
 export function printableTool(tool: string | null): string {
-  return tool !== null && /^[A-Za-z0-9_\-./:]{1,128}$/.test(tool) ? tool : '(not a tool name)';
+  // A name holding a placeholder is the agent's text, not a tool: the audit never carries a placeholder.
+  return tool !== null && /^[A-Za-z0-9_\-./:]{1,128}$/.test(tool) && !tool.includes(PLACEHOLDER_MARKER) ? tool : '(not a tool name)';
 }
 
 function globToRegExp(glob: string): RegExp {

@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { z } from 'zod';
 import { accountOf } from '../config/index.js';
+import { PLACEHOLDER_MARKER } from '../policy/index.js';
 import { admit, type ProxyContext } from './entries.js';
 import { HEALTH_HOST } from './health-entry.js';
 import { Refusal } from './refusal.js';
@@ -25,7 +26,9 @@ const askBody = z.strictObject({
   // Printable ASCII URL path characters only: a glob is shown to operators as it is (keyswap approvals, the
   // console, alerts), so a backspace, an escape sequence or a bidi override in it would show one glob and write another.
   paths: z.array(z.string().max(512).regex(/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/, 'a path glob starting with /: URL path characters (A-Z a-z 0-9 - . _ ~ ! $ & \' ( ) * + , ; = : @ % /), without query or fragment')
-    .refine((g) => g.split('/').every((s) => !s.includes('*') || s === '*' || s === '**'), "'*' and '**' must be whole segments")).min(1).max(16).optional(),
+    .refine((g) => g.split('/').every((s) => !s.includes('*') || s === '*' || s === '**'), "'*' and '**' must be whole segments")
+    // Paths are audited and shown: a placeholder never is.
+    .refine((g) => !g.includes(PLACEHOLDER_MARKER), 'a path glob holding a placeholder')).min(1).max(16).optional(),
   reason: z.string().min(1).max(500),
 });
 

@@ -16,6 +16,7 @@ export interface JsonRpcBody {
 
 export type JsonRpcMessage = Readonly<Record<string, unknown>>;
 
+/** Its message names the rule broken, never the agent's text (a header value may hold a placeholder). */
 export class UnreadableJson extends Error {
   override readonly name = 'UnreadableJson';
 }
@@ -27,14 +28,14 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * one JSON object or a non-empty array of them, in strict UTF-8 JSON with no repeated key.
  */
 export function readJsonRpcBody(bytes: Buffer, contentType: string | undefined, contentEncoding: string | undefined): JsonRpcBody {
-  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') throw new UnreadableJson(`content-encoding ${contentEncoding.slice(0, 40)}`);
+  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') throw new UnreadableJson('a content-encoding');
   // Every `charset` the header could be read to name (a parser may take the first, the last, or one inside a
   // quoted value): all must be UTF-8, and only one may be written. The official SDK's HTTP+SSE transport takes the
   // last (content-type, then iconv-lite): `charset=utf-8; charset=utf-7` was judged as UTF-8 and run as UTF-7.
   const charsets = [...(contentType ?? '').matchAll(/;\s*charset\s*=\s*"?([^";\s]*)/gi)].map((m) => (m[1] ?? '').toLowerCase());
   if (charsets.length > 1) throw new UnreadableJson('charset twice');
   const charset = charsets[0];
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw new UnreadableJson(`charset ${charset.slice(0, 40)}`);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw new UnreadableJson('a charset other than UTF-8');
   if (bytes.length === 0) return { batch: false, messages: [] };
   const value = strictJson(bytes);
   if (isObject(value)) return { batch: false, messages: [value] };

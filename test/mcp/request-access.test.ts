@@ -123,6 +123,9 @@ describe('keyswap_request_access', () => {
     const anonymous = await askAccess(`http://127.0.0.1:${h.proxyPort}`, { secret: 'TEST_API_KEY', host: 'x.example.test', reason: 'r' });
     expect(anonymous).toMatchObject({ ok: false });
     expect(anonymous.text).toContain('407');
+    const placeholderPath = await ask({ secret: 'TEST_API_KEY', host: 'x.example.test', paths: [`/v1/${PLACEHOLDER}`], reason: 'r' });
+    expect(placeholderPath.isError).toBe(true);
+    expect(placeholderPath.text).toContain('a path glob holding a placeholder');
     const bad = await ask({ secret: 'TEST_API_KEY', host: 'https://x.example.test/', reason: 'r' });
     expect(bad.isError).toBe(true);
     expect(bad.text).toContain('host: a lower-case DNS name');

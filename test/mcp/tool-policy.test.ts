@@ -160,6 +160,15 @@ describe('MCP tool policy (mcp: { tools })', () => {
     expect(sentUpstream('delete_repo')).toBe(false);
   });
 
+  it('a tool named with a placeholder, or a charset holding one, never puts the placeholder in the audit or the log', async () => {
+    expect((await post(JSON.stringify(call(PH)))).refusal).toBe('mcp_tool_denied');
+    expect((await post(JSON.stringify(call('search_issues')), { 'content-type': `application/json; charset=${PH}` })).refusal).toBe('mcp_body_unreadable');
+    expect(await waitFor(() => h.auditRecords().some((r) => r.type === 'mcp_tool_call' && r.tool === '(not a tool name)'))).toBe(true);
+    expect(h.auditText()).not.toContain(PH);
+    // The log's lines (the startup banner's `export` lines give agents their placeholders on purpose).
+    expect((h.stderr() + h.stdout()).split('\n').filter((l) => l.startsWith('{"level"') && l.includes(PH))).toEqual([]);
+  });
+
   it('never shows the real token: not to the agent, in no log, audit record or answer', () => {
     expect(findCanary(h, remote.received.filter((r) => r.authorization !== `Bearer ${TOKEN}`).map((r) => r.authorization ?? ''))).toEqual([]);
     expect(h.auditText()).not.toContain(TOKEN);
