@@ -134,9 +134,9 @@ export class Exchange {
   }
 
   /** Records an event nothing waits on; `lazy` lets it ride with the next durable batch. Failures are logged. */
-  note(e: ExchangeEvent, lazy = false): void {
+  note(e: ExchangeEvent, lazy = false): Promise<void> {
     const event = this.#scoped(e);
-    (lazy ? this.snap.audit.appendLazy(event) : this.snap.audit.append(event)).catch(logFailedAppend(this.log, this.id));
+    return (lazy ? this.snap.audit.appendLazy(event) : this.snap.audit.append(event)).catch(logFailedAppend(this.log, this.id));
   }
 
   /** Records a connection-level event (a tunnel) with this exchange's id and destination. */
@@ -158,11 +158,14 @@ export class Exchange {
     const status = answer.status;
     const cause = err instanceof Refusal ? err.cause : err;
     this.log.warn({ request_id: this.id, code, cause: errorSummary(cause) }, record === 'deny' ? 'request refused' : 'tunnel failed');
-    this.note(record === 'deny' ? { type: 'deny', decision: 'denied', reason: code, status } : { type: 'tunnel_failed', cause: code, status });
+    const recorded = this.note(record === 'deny' ? { type: 'deny', decision: 'denied', reason: code, status } : { type: 'tunnel_failed', cause: code, status });
     const extra: Record<string, string> = err instanceof Refusal && err.retryAfterSeconds !== null ? { 'retry-after': String(err.retryAfterSeconds) } : {};
+    // The answer waits for its record (and every record noted before it), written or failed: an agent that has
+    // its refusal can find it in the audit log. A transfer already under way is cut at once, never later.
     if (this.reply.kind === 'socket') {
-      if (this.reply.socket.writable) this.reply.socket.end(rawRefusal(code, extra));
-      else this.reply.socket.destroy();
+      const socket = this.reply.socket;
+      if (!socket.writable) socket.destroy();
+      else void recorded.then(() => { if (socket.writable) socket.end(rawRefusal(code, extra)); else socket.destroy(); });
       return;
     }
     const res = this.reply.res;
@@ -174,8 +177,12 @@ export class Exchange {
     if (this.#pipeline !== null) this.#pipeline.of.closedAt = Math.min(this.#pipeline.of.closedAt, this.#pipeline.at);
     // An HTTP/1.1 refusal closes its connection; an HTTP/2 one ends its stream only (h2 has no Connection header).
     const close: Record<string, string> = isHttp2(res) ? {} : { connection: 'close' };
-    res.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': String(Buffer.byteLength(answer.body)), ...close, ...refusalHeaders(code, extra) });
-    res.end(answer.body);
+    const headers = { 'content-type': answer.contentType, 'content-length': String(Buffer.byteLength(answer.body)), ...close, ...refusalHeaders(code, extra) };
+    void recorded.then(() => {
+      if (res.headersSent || isGone(res)) return;
+      res.writeHead(answer.status, headers);
+      res.end(answer.body);
+    });
   }
 }
 

@@ -36,9 +36,6 @@ describe('fail closed (K4, K5)', () => {
     expect(res.status).toBe(503);
     expect(res.body).toBe('keyswap: secret unavailable\n');
     expect(h.upstream.requests).toHaveLength(0);
-    // Refusals are audited as they are answered, not before: wait for the record.
-    const running = h;
-    await waitFor(() => running.auditRecords().some((r) => r.type === 'deny' && r.reason === 'secret_unavailable'));
     expect(h.auditRecords()).toContainEqual(expect.objectContaining({ type: 'deny', reason: 'secret_unavailable', status: 503 }));
   });
 
@@ -62,9 +59,6 @@ describe('fail closed (K4, K5)', () => {
     expect(res.exitCode).not.toBe(0);
     expect(res.stderr).toMatch(/403/);
     expect(h.upstream.requests).toHaveLength(0);
-    // Refusals are audited as they are answered, not before: wait for the record.
-    const running = h;
-    await waitFor(() => running.auditRecords().some((r) => r.type === 'deny' && r.reason === 'unbound_destination'));
     expect(h.auditRecords()).toContainEqual(expect.objectContaining({ type: 'deny', reason: 'unbound_destination', method: 'CONNECT' }));
     const plain = await curlVia(h, 'http://unbound.example.test/v1/echo');
     expect(plain.status).toBe(403);
