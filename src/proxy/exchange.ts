@@ -178,12 +178,23 @@ export class Exchange {
     // An HTTP/1.1 refusal closes its connection; an HTTP/2 one ends its stream only (h2 has no Connection header).
     const close: Record<string, string> = isHttp2(res) ? {} : { connection: 'close' };
     const headers = { 'content-type': answer.contentType, 'content-length': String(Buffer.byteLength(answer.body)), ...close, ...refusalHeaders(code, extra) };
+    // Owed from here: the listener must not answer this request itself meanwhile (a broken body's 400).
+    refusalsOwed.add(res);
     void recorded.then(() => {
+      refusalsOwed.delete(res);
       if (res.headersSent || isGone(res)) return;
       res.writeHead(answer.status, headers);
       res.end(answer.body);
     });
   }
+}
+
+/** Responses whose refusal is decided and waits only for its record: their answer is owed, though not begun. */
+const refusalsOwed = new WeakSet<AgentResponse>();
+
+/** Whether this response's refusal is decided and will be written once its record settles. */
+export function isRefusalOwed(res: AgentResponse): boolean {
+  return refusalsOwed.has(res);
 }
 
 /**

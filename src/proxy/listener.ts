@@ -11,6 +11,7 @@ import { handleAbsolute, parseAbsoluteUrl } from './absolute-entry.js';
 import { handleConnect } from './connect-entry.js';
 import { handleDecrypted, handleDecryptedUpgrade } from './decrypted-entry.js';
 import { refuseUnrouted, type ConnState, type ProxyContext } from './entries.js';
+import { isRefusalOwed } from './exchange.js';
 import { handleH2, h2Options } from './h2-entry.js';
 import { answerHealth, HEALTH_HOST, type IdentityProver } from './health-entry.js';
 import { ACCESS_PATH, handleAccessRequest } from './access-entry.js';
@@ -231,6 +232,9 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     // refusal itself, or a cut connection once its own answer has begun.
     const pending = answering.get(socket);
     if (!socket.writable || pending?.headersSent === true && !pending.req.complete) socket.destroy();
+    // Its refusal is decided and waits for its record: that is its answer (the one the audit log names), and it
+    // closes the connection. The listener's own 400 here would go out unrecorded, in its place.
+    else if (pending !== undefined && !pending.req.complete && isRefusalOwed(pending)) afterAnswers(socket, () => socket.end());
     else if (pending !== undefined && !pending.req.complete) socket.end(refusal);
     else afterAnswers(socket, () => socket.end(refusal));
   };
