@@ -3,7 +3,7 @@
 // process used per request read from its own scheduler statistics: steadier than req/s on a shared machine.
 // Usage: node bench/paired.mjs [--reps N] [--quick] [--baseline CHECKOUT]   (npm run bench:paired)
 // --baseline adds another built checkout of keyswap (audit on disk) to the same run: how a change is judged.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { load } from './lib/load.mjs';
@@ -23,7 +23,8 @@ const common = { ...world, extraPorts: [protocols.h2Port] };
 const ks = await startKeyswap({ ...common, auditDir: dir });
 const bare = await startBare({ ...common, tls });
 const bareH2 = await startBare({ ...common, tls, h2: true });
-const tmpfs = existsSync('/dev/shm') ? await startKeyswap({ ...common, auditDir: mkdtempSync('/dev/shm/keyswap-paired-') }) : null;
+const tmpfsDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/keyswap-paired-') : null;
+const tmpfs = tmpfsDir === null ? null : await startKeyswap({ ...common, auditDir: tmpfsDir });
 const base = BASELINE === null ? null : await startKeyswap({ ...common, auditDir: dir, repo: BASELINE });
 // This round's features configured where the request goes, none triggered: a quota it counts under (never reached),
 // a binding on the same host holding other paths for approval, and an MCP tool policy on another host.
@@ -108,9 +109,13 @@ for (const [name, byPath] of Object.entries(results)) {
   if (m['keyswap, audit on tmpfs']) md += `| ${name} | keyswap, audit on tmpfs ÷ bare MITM | ${(m['keyswap, audit on tmpfs'].rps / b.rps).toFixed(2)}× | | | +${(m['keyswap, audit on tmpfs'].cpu - b.cpu).toFixed(0)} µs | | |\n`;
 }
 console.log(md);
-for (const c of [ks.child, bare.child, bareH2.child, featured.child, tmpfs?.child, base?.child]) c?.kill('SIGTERM');
+const children = [ks.child, bare.child, bareH2.child, featured.child, tmpfs?.child, base?.child].filter((c) => c !== undefined);
+for (const c of children) c.kill('SIGTERM');
+await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((resolve) => c.once('exit', resolve)))));
 protocols.close();
 up.server.closeAllConnections();
 up.server.close();
+// The tmpfs audit is memory: gone with the run.
+if (tmpfsDir !== null) rmSync(tmpfsDir, { recursive: true, force: true });
 const bad = Object.values(results).flatMap((x) => Object.values(x).flat()).reduce((a, x) => a + x.bad, 0);
 process.exit(bad > 0 ? 1 : 0);

@@ -2,7 +2,7 @@
 // keyswap benchmark: direct vs a plain CONNECT tunnel vs a bare Node MITM (the ceiling) vs keyswap vs mitmproxy,
 // in one run on one machine. Every response is verified; every load is bounded by a count and a time limit.
 // Usage: node bench/run.mjs [--quick] [--no-mitmproxy]    (BENCH_PROF=DIR: CPU profiles of keyswap into DIR)
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { firstRequest, holdIdle, load, sse, transfer } from './lib/load.mjs';
@@ -106,9 +106,12 @@ if (!QUICK) {
   writeFileSync(path.join(REPO, `bench/results/${results.date.slice(0, 10)}.md`), markdown);
 }
 for (const c of children) c.kill('SIGTERM');
+await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((resolve) => c.once('exit', resolve)))));
 up.server.closeAllConnections();
 up.server.close();
 protocols.close();
+// The tmpfs audit is memory: gone with the run (Linux lets keyswap's open descriptor outlive the name).
+if (TMPFS) rmSync(TMPFS, { recursive: true, force: true });
 if (failures > 0) {
   console.error(`bench: ${failures} responses failed verification`);
   process.exit(1);
