@@ -101,7 +101,9 @@ function describeBinding(r: { readonly host: string; readonly port: number | nul
  */
 async function acceptAccess(config: Config, id: string, io: CliIo): Promise<number> {
   const r = (await call(config, 'GET', `/v1/access-requests/${encodeURIComponent(id)}`)).access_request as PendingAccess;
-  const doc = parseDocument(await readFile(config.file, 'utf8'));
+  // Read once: what is edited is what is put back if the running keyswap refuses it.
+  const before = await readFile(config.file, 'utf8');
+  const doc = parseDocument(before);
   const added = addBinding(doc, r.secret, r);
   if (added === 'no_list') throw new CliError(`${config.file} has no bindings: list under secrets.${r.secret} to add to (is the secret defined in another file?); nothing changed`, EXIT.usage);
   if (added === 'shared') throw new CliError(`secrets.${r.secret} in ${config.file} carries a YAML anchor (&…): its bindings may be shared with other secrets through an alias, so adding ${id}'s binding there could bind more than ${r.secret}; nothing changed. Add it by hand, or remove the anchor and approve ${id} again`, EXIT.usage);
@@ -118,7 +120,6 @@ async function acceptAccess(config: Config, id: string, io: CliIo): Promise<numb
   if (missing.length > 0) {
     throw new CliError(`${id} asks for ${missing.join(', ')}, which keyswap's CA does not cover (its name constraints list the hosts it decrypts); ${config.file} is unchanged and ${id} stays pending. To accept it: ${ROTATE_FIX}; then keyswap approve ${id} again`, EXIT.usage);
   }
-  const before = await readFile(config.file, 'utf8');
   const mode = ((await stat(config.file)).mode & 0o777) | 0o600;
   await writeFileAtomic(config.file, text, mode, { followOperatorLink: true });
   io.stdout.write(`added to ${r.secret} in ${config.file}: ${describeBinding(r)}\n`);

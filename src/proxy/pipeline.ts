@@ -146,9 +146,9 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
     guardStillHolds(ex, target, guarded);
     // A destination that had no tool policy when this request came, and has one now (a reload during the wait):
     // its body, not read yet, is read and judged under the policy in force (a signer has already read it).
-    const lateRules = guarded === null && ex.current() !== ex.snap;
-    if (lateRules) {
-      if (signed.body !== null && toolListFilter(ex.current(), target) !== null) throw new Refusal('signing_unsupported');
+    const lateFilter = guarded === null && ex.current() !== ex.snap ? toolListFilter(ex.current(), target, ex.current) : null;
+    if (lateFilter !== null) {
+      if (signed.body !== null) throw new Refusal('signing_unsupported');
       guarded = await guardToolCalls(ex, target, req, framing, facts.headers, to.kind === 'websocket', ex.current());
     }
     // K5: every decision of this request is durable before the upstream request object even exists.
@@ -201,7 +201,7 @@ export async function runPipeline(ex: Exchange, target: Target, req: IncomingMes
       scrubber,
       wantsTrailers: raw.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'te' && raw[i + 1]?.trim().toLowerCase() === 'trailers'),
       use: counted,
-      toolFilter: toolFilter ?? (lateRules ? toolListFilter(ex.current(), target, ex.current) : null),
+      toolFilter: toolFilter ?? lateFilter,
     };
     use = null;
     if (session !== null && req instanceof Http2ServerRequest) forwardH2(ex, target, req, to.res, outbound, session);

@@ -1,12 +1,11 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askAccess } from '../../src/mcp/index.js';
-import { cliCollect, KEYSWAP } from '../helpers/cli.js';
+import { KEYSWAP } from '../helpers/cli.js';
 import { curlVia } from '../helpers/clients.js';
+import { idOf, operatorCli, sha } from '../helpers/operator-cli.js';
 import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 /*
@@ -17,13 +16,11 @@ import { findCanary, PLACEHOLDER, startHarness, waitFor, type Harness } from '..
  */
 const TOKEN_A = 'ks_agent-a-token-0123456789abcdef';
 const PH_OTHER = 'sk-PLACEHOLDER-access-other-0123456789';
-const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
 
 let h: Harness;
 let client: Client;
-const configPath = (): string => path.join(h.dir, 'keyswap.yaml');
-const op = (...args: string[]): ReturnType<typeof cliCollect> => cliCollect([...args, '--config', configPath()], { cwd: h.dir });
-const proxyAs = (): string => `http://agent-a:${TOKEN_A}@127.0.0.1:${h.proxyPort}`;
+const { configPath, op, proxyAs: proxyAsClient } = operatorCli(() => h);
+const proxyAs = (): string => proxyAsClient('agent-a', TOKEN_A);
 const text = (r: Awaited<ReturnType<Client['callTool']>>): string => (r.content as { text: string }[]).map((c) => c.text).join('\n');
 
 beforeAll(async () => {
@@ -60,7 +57,6 @@ const ask = async (args: Record<string, unknown>): Promise<{ isError: boolean; t
   const r = await client.callTool({ name: 'keyswap_request_access', arguments: args });
   return { isError: r.isError === true, text: text(r) };
 };
-const idOf = (t: string): string => /ar-[0-9a-f]{8}/.exec(t)?.[0] ?? '';
 
 describe('keyswap_request_access', () => {
   it('the agent asks for a binding; the operator sees who asked and why, accepts it, and the agent\'s next such request carries the secret', async () => {

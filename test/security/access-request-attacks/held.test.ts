@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { openControl } from '../../../src/control/index.js';
 import { askAccess } from '../../../src/mcp/index.js';
-import { cliCollect } from '../../helpers/cli.js';
+import { idOf, operatorCli, sha } from '../../helpers/operator-cli.js';
 import { findCanary, PLACEHOLDER, startHarness, type Harness } from '../../helpers/harness.js';
 
 /*
@@ -17,13 +16,9 @@ import { findCanary, PLACEHOLDER, startHarness, type Harness } from '../../helpe
 const TOKEN_A = 'ks_agent-a-token-0123456789abcdef';
 const TOKEN_B = 'ks_agent-b-token-0123456789abcdef';
 const PH_OTHER = 'sk-PLACEHOLDER-held-other-0123456789';
-const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
 
 let h: Harness;
-const configPath = (): string => path.join(h.dir, 'keyswap.yaml');
-const op = (...args: string[]): ReturnType<typeof cliCollect> => cliCollect([...args, '--config', configPath()], { cwd: h.dir });
-const proxyAs = (name: string, token: string): string => `http://${name}:${token}@127.0.0.1:${h.proxyPort}`;
-const idOf = (t: string): string => /ar-[0-9a-f]{8}/.exec(t)?.[0] ?? '';
+const { configPath, op, proxyAs } = operatorCli(() => h);
 
 /** A raw request to http://keyswap.invalid/… through the proxy, as agent-a. */
 function raw(method: string, urlPath: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {

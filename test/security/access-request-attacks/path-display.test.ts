@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askAccess } from '../../../src/mcp/index.js';
-import { cliCollect } from '../../helpers/cli.js';
 import { curlVia } from '../../helpers/clients.js';
+import { idOf, operatorCli, sha } from '../../helpers/operator-cli.js';
 import { findCanary, PLACEHOLDER, startHarness, type Harness } from '../../helpers/harness.js';
 
 /*
@@ -13,13 +12,10 @@ import { findCanary, PLACEHOLDER, startHarness, type Harness } from '../../helpe
  * (a terminal) or the console (a browser applies bidi) shows is not what `keyswap approve` writes.
  */
 const TOKEN_A = 'ks_agent-a-token-0123456789abcdef';
-const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
 
 let h: Harness;
-const configPath = (): string => path.join(h.dir, 'keyswap.yaml');
-const op = (...args: string[]): ReturnType<typeof cliCollect> => cliCollect([...args, '--config', configPath()], { cwd: h.dir });
-const proxyAs = (): string => `http://agent-a:${TOKEN_A}@127.0.0.1:${h.proxyPort}`;
-const idOf = (t: string): string => /ar-[0-9a-f]{8}/.exec(t)?.[0] ?? '';
+const { configPath, op, proxyAs: proxyAsClient } = operatorCli(() => h);
+const proxyAs = (): string => proxyAsClient('agent-a', TOKEN_A);
 
 /** What a terminal shows for one line: printable characters overwrite, BS steps back, CR returns, ESC[..K erases. */
 function render(line: string): string {

@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askAccess } from '../../../src/mcp/index.js';
-import { cliCollect } from '../../helpers/cli.js';
 import { curlVia } from '../../helpers/clients.js';
+import { idOf, operatorCli, sha } from '../../helpers/operator-cli.js';
 import { findCanary, PLACEHOLDER, startHarness, type Harness } from '../../helpers/harness.js';
 
 /*
@@ -17,13 +15,9 @@ const TOKEN_A = 'ks_agent-a-token-0123456789abcdef';
 const TOKEN_B = 'ks_agent-b-token-0123456789abcdef';
 const PH_OTHER = 'sk-PLACEHOLDER-anchor-other-0123456789';
 const OTHER_VALUE = 'other-real-value-anchor-0123456789';
-const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
 
 let h: Harness;
-const configPath = (): string => path.join(h.dir, 'keyswap.yaml');
-const op = (...args: string[]): ReturnType<typeof cliCollect> => cliCollect([...args, '--config', configPath()], { cwd: h.dir });
-const proxyAs = (name: string, token: string): string => `http://${name}:${token}@127.0.0.1:${h.proxyPort}`;
-const idOf = (t: string): string => /ar-[0-9a-f]{8}/.exec(t)?.[0] ?? '';
+const { configPath, op, proxyAs } = operatorCli(() => h);
 
 beforeAll(async () => {
   h = await startHarness({

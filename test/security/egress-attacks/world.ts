@@ -1,6 +1,6 @@
 // Shared namespace world for the attack29 tests: copied from test/egress/egress-lock.test.ts's approach.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { createTestCa } from '../../helpers/test-ca.js';
 import { waitFor } from '../../helpers/harness.js';
 
 export const isRoot = process.getuid?.() === 0;
-export const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+export { sha } from '../../helpers/operator-cli.js';
 
 export const sh = (cmd: string, args: readonly string[], opts: { cwd?: string; timeout?: number } = {}): ReturnType<typeof spawnSync> =>
   spawnSync(cmd, [...args], { encoding: 'utf8', timeout: opts.timeout ?? 20_000, cwd: opts.cwd ?? '/' });

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import { expect } from 'vitest';
 import { rawTlsVia } from '../../helpers/clients.js';
 import { waitFor, type Harness } from '../../helpers/harness.js';
 
-export const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
+export { sha } from '../../helpers/operator-cli.js';
 
 export const controlSock = (h: Harness): string => path.join(h.dir, 'state', 'control.sock');
 
