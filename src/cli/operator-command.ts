@@ -123,13 +123,23 @@ async function acceptAccess(config: Config, id: string, io: CliIo): Promise<numb
   const mode = ((await stat(config.file)).mode & 0o777) | 0o600;
   await writeFileAtomic(config.file, text, mode, { followOperatorLink: true });
   io.stdout.write(`added to ${r.secret} in ${config.file}: ${describeBinding(r)}\n`);
-  const reloaded = await reloadCommand(['--config', config.file], io);
-  if (reloaded !== EXIT.ok) {
-    // A file the running keyswap refused would also stop its next start: it goes back as it was.
+  // Past this point a failure puts the file back and has keyswap re-read it. No config_reload record within the
+  // wait does not mean the reload will not apply (a slow one is recorded, and applied, late), and a reload that did
+  // apply leaves the binding in force without an `accepted` record when that record cannot be made (the request
+  // was declined or lapsed meanwhile, the audit log failed).
+  const undo = async (why: string): Promise<never> => {
     await writeFileAtomic(config.file, before, mode, { followOperatorLink: true });
-    throw new CliError(`the running keyswap did not load the binding; ${config.file} is restored as it was and ${id} stays pending`, EXIT.runtime);
+    const again = await reloadCommand(['--config', config.file], io).catch(() => EXIT.runtime);
+    throw new CliError(`${why}; ${config.file} is restored as it was${again === EXIT.ok ? ' and keyswap reloaded it' : ', but keyswap did not confirm reloading it: run keyswap reload (it may hold the binding until it reloads or restarts)'}`, EXIT.runtime);
+  };
+  const reloaded = await reloadCommand(['--config', config.file], io).catch(() => EXIT.runtime);
+  // A file the running keyswap refused would also stop its next start: it goes back as it was.
+  if (reloaded !== EXIT.ok) await undo(`the running keyswap did not confirm loading the binding; ${id} stays pending`);
+  try {
+    await call(config, 'POST', `/v1/access-requests/${encodeURIComponent(id)}/accepted`, {});
+  } catch (err) {
+    await undo(`${id} could not be recorded as accepted (${(err as Error).message}), so its binding is taken out again`);
   }
-  await call(config, 'POST', `/v1/access-requests/${encodeURIComponent(id)}/accepted`, {});
   io.stdout.write(`accepted ${id}\n`);
   return EXIT.ok;
 }
